@@ -19,6 +19,12 @@ void split_pow2(int e, float& a, float& b) {
   b = pow2f(e - e / 2);
 }
 
+// Whether a * b is a normal float32, so one multiply by it is exact where two were.
+bool single_factor(float a, float b) {
+  const float product = a * b;
+  return product >= 0x1p-126f && product <= 0x1p127f;
+}
+
 bool rounds_toward_zero(RoundMode mode, bool negative) {
   return mode == RoundMode::TowardZero || (mode == RoundMode::Down && !negative) ||
          (mode == RoundMode::Up && negative);
@@ -80,6 +86,26 @@ void plan_float(const Format& f, ConvertPlan& p) {
     (negative ? p.overflow_neg : p.overflow_pos) = over_code;
   }
 
+  // Fake-quant: the values the codes above stand for.
+  const auto value_of = [&](uint32_t code) {
+    const float v = ref::decode(f, code);
+    uint32_t b;
+    std::memcpy(&b, &v, sizeof b);
+    return b;
+  };
+  p.round_mask = ~p.inc_away;
+  split_pow2(quantum_exp, p.quantum_scale1, p.quantum_scale2);
+  p.low_nmin_value = float(p.low_nmin);
+  p.max_value = value_of(uint32_t(p.max_mag));
+  p.overflow_pos_value = value_of(p.overflow_pos);
+  p.overflow_neg_value = value_of(p.overflow_neg);
+  p.inf_pos_value = value_of(p.inf_pos);
+  p.inf_neg_value = value_of(p.inf_neg);
+  p.nan_pos_value = value_of(p.nan_pos);
+  p.nan_neg_value = value_of(p.nan_neg);
+  p.zero_value = value_of(p.zero_code);
+  p.negative_value = value_of(p.negative_code);
+
   p.mag_mask = magnitude_mask(f);
   p.decode_normal_add = uint32_t(127 - f.bias) << 23;
   switch (f.low) {
@@ -103,6 +129,11 @@ void plan_float(const Format& f, ConvertPlan& p) {
     p.decode_nan_mag = int32_t(p.mag_mask);
   }
   p.decode_fnuz_nan = f.specials == Specials::FNUZ;
+
+  p.common_float = m > 0 && f.low == LowBinade::Subnormal && f.is_signed && f.specials != Specials::FNUZ &&
+                   !p.low_needs_floor && single_factor(p.low_scale1, p.low_scale2) &&
+                   single_factor(p.quantum_scale1, p.quantum_scale2) &&
+                   single_factor(p.decode_low_scale1, p.decode_low_scale2);
 }
 
 // The smallest float32 that is >= the exact double `v`.

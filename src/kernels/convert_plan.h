@@ -56,6 +56,15 @@ struct ConvertPlan {
   uint32_t inf_pos = 0, inf_neg = 0;
   uint32_t nan_pos = 0, nan_neg = 0;
 
+  // ---- Float, fake-quant: the same rounding, producing float32 values instead of codes. Each
+  // *_value is the float32 bit pattern of what the matching code decodes to.
+  uint32_t round_mask = 0;          // ~(2^s - 1): clears the dropped bits on the normal route
+  float quantum_scale1 = 1, quantum_scale2 = 1;  // the low grid's step, as two factors
+  float low_nmin_value = 0;         // smallest n on the low grid (2^m when there is no zero)
+  uint32_t max_value = 0;           // largest finite magnitude
+  uint32_t overflow_pos_value = 0, overflow_neg_value = 0, inf_pos_value = 0, inf_neg_value = 0;
+  uint32_t nan_pos_value = 0, nan_neg_value = 0, zero_value = 0, negative_value = 0;
+
   // ---- Float, decode
   uint32_t mag_mask = 0;
   uint32_t decode_normal_add = 0;  // (127 - bias) << 23
@@ -81,6 +90,11 @@ struct ConvertPlan {
   std::array<float, 256> lut_decode{};  // 2^bits entries, NaN past the last value
 
   uint32_t code_mask = 0;  // 2^bits - 1
+
+  // Float formats whose conversions need none of the rare switches above (mantissa bits > 0,
+  // subnormals, signed, no FNUZ, every scale a single float32 factor): the kernels compile a
+  // variant for them with those switches removed. True for the OCP formats, fp16, e3m4.
+  bool common_float = false;
 };
 
 // Builds the plan. The format must be valid (validate_format) — callers check first.

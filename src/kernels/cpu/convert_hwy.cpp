@@ -77,6 +77,35 @@ HWY_INLINE void StoreCodes(VU code, uint16_t* p) {
 }
 HWY_INLINE void StoreCodes(VU code, uint32_t* p) { hn::StoreU(code, DU(), p); }
 
+// Four vectors of codes at once: on AVX2 / AVX-512 one narrowing chain for all of them is far
+// cheaper than four separate ones (codes are in [0, 255] / [0, 65535], so saturation never bites).
+template <class Code>
+HWY_INLINE void StoreCodes4(VU c0, VU c1, VU c2, VU c3, Code* p) {
+  const size_t lanes = hn::Lanes(DU());
+#if HWY_ARCH_X86 && (HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3)
+  if constexpr (sizeof(Code) == 1) {
+#if HWY_TARGET == HWY_AVX2
+    const __m256i lo = _mm256_packs_epi32(c0.raw, c1.raw);  // i16, interleaved by 128-bit block
+    const __m256i hi = _mm256_packs_epi32(c2.raw, c3.raw);
+    const __m256i bytes = _mm256_packus_epi16(lo, hi);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_permutevar8x32_epi32(bytes, order));
+#else
+    const __m512i lo = _mm512_packs_epi32(c0.raw, c1.raw);
+    const __m512i hi = _mm512_packs_epi32(c2.raw, c3.raw);
+    const __m512i bytes = _mm512_packus_epi16(lo, hi);
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    _mm512_storeu_si512(p, _mm512_permutexvar_epi32(order, bytes));
+#endif
+    return;
+  }
+#endif
+  StoreCodes(c0, p);
+  StoreCodes(c1, p + lanes);
+  StoreCodes(c2, p + 2 * lanes);
+  StoreCodes(c3, p + 3 * lanes);
+}
+
 HWY_INLINE VU LoadCodes(const uint8_t* p) {
   return hn::PromoteTo(DU(), hn::LoadU(hn::Rebind<uint8_t, DU>(), p));
 }
@@ -107,14 +136,24 @@ HWY_INLINE VU RandomU24(const ConvertPlan& p, uint32_t index_lo, uint32_t hi_key
 
 // ---- rounding on a uniform grid: t >= 0 in units of the grid step -> integer n -------------------
 
+// An integral float in [0, 2^23) to int32 in two cheap ops: adding 2^23 puts the integer in the
+// mantissa bits. (Highway's ConvertTo also repairs out-of-range lanes, which we never read.)
+HWY_INLINE VI SmallIntegralToInt(VF integral) {
+  const DF df;
+  const DI di;
+  return hn::Sub(hn::BitCast(di, hn::Add(integral, hn::Set(df, 0x1p23f))), hn::Set(di, 0x4B000000));
+}
+
+// Rounds t >= 0 (in units of the grid step) to an integral float by the mode. Exact for t < 2^23;
+// lanes beyond produce garbage the callers discard.
 template <RoundMode M>
-HWY_INLINE VI RoundOnGrid(VF t, MF negative, VU u24) {
+HWY_INLINE VF RoundOnGridF(VF t, MF negative, VU u24) {
   const DF df;
   const DI di;
   if constexpr (M == RoundMode::NearestEven) {
-    return hn::ConvertTo(di, hn::Round(t));  // Round is ties-to-even
+    return hn::Round(t);  // ties to even, whatever MXCSR says
   } else if constexpr (M == RoundMode::TowardZero) {
-    return hn::ConvertTo(di, hn::Floor(t));
+    return hn::Floor(t);
   } else {
     const VF floor = hn::Floor(t);
     const VF frac = hn::Sub(t, floor);  // exact: t < 2^24
@@ -129,65 +168,143 @@ HWY_INLINE VI RoundOnGrid(VF t, MF negative, VU u24) {
       const VF u = hn::Mul(hn::ConvertTo(df, hn::BitCast(di, u24)), hn::Set(df, 0x1p-24f));
       up = hn::Gt(frac, u);
     }
-    return hn::ConvertTo(di, hn::IfThenElse(up, hn::Add(floor, hn::Set(df, 1.0f)), floor));
+    return hn::IfThenElse(up, hn::Add(floor, hn::Set(df, 1.0f)), floor);
   }
 }
 
-// ---- per-kind encoders: float32 bit patterns -> codes --------------------------------------------
-
 template <RoundMode M>
+HWY_INLINE VI RoundOnGrid(VF t, MF negative, VU u24) {
+  return SmallIntegralToInt(RoundOnGridF<M>(t, negative, u24));
+}
+
+// The increment that rounds a float32 bit pattern at bit `shift` (the normal route of
+// convert_plan.h): adding it and clearing the low `shift` bits rounds by the mode.
+template <RoundMode M, bool kCommon>
+struct NormalIncrement {
+  const VU base, one = hn::Set(DU(), 1u), away, sr_mask = hn::Set(DU(), 0xFFFFFFu);
+  const int shift, sr_shift;
+  const bool uses_lsb;
+  explicit NormalIncrement(const ConvertPlan& p)
+      : base(hn::Set(DU(), p.rne_uses_lsb || M != RoundMode::NearestEven ? p.inc_half_minus_one : p.inc_half)),
+        away(hn::Set(DU(), p.inc_away)),
+        shift(p.shift),
+        sr_shift(24 - p.shift),
+        uses_lsb(p.rne_uses_lsb) {}
+  HWY_INLINE VU operator()(VU abits, hn::Mask<DU> negative, VU u24) const {
+    if constexpr (M == RoundMode::NearestEven) {
+      return (kCommon || uses_lsb) ? hn::Add(base, hn::And(hn::ShiftRightSame(abits, shift), one)) : base;
+    } else if constexpr (M == RoundMode::NearestAway) {
+      return hn::Add(base, one);
+    } else if constexpr (M == RoundMode::TowardZero) {
+      return hn::Zero(DU());
+    } else if constexpr (M == RoundMode::Up) {
+      return hn::IfThenZeroElse(negative, away);
+    } else if constexpr (M == RoundMode::Down) {
+      return hn::IfThenElseZero(negative, away);
+    } else {
+      // Up iff the dropped bits exceed u24's top `shift` bits (the reference's frac > u / 2^24).
+      return hn::ShiftRightSame(hn::Xor(u24, sr_mask), sr_shift);
+    }
+  }
+};
+
+// ---- per-kind encoders: float32 bit patterns -> codes --------------------------------------------
+// Each codec copies the plan's constants into vectors once, in its constructor, so the loops keep
+// them in registers (the plan is in memory that the byte-sized code stores could alias).
+
+// 2^e as one or two float factors (two when 2^e is outside float32's normal range).
+struct Pow2Scale {
+  VF a, b;
+  bool two;
+  Pow2Scale(float s1, float s2) : a(hn::Set(DF(), s1 * s2)), b(hn::Set(DF(), s2)), two(false) {
+    const float single = s1 * s2;
+    if (!(single >= 0x1p-126f && single <= 0x1p127f)) {
+      a = hn::Set(DF(), s1);
+      two = true;
+    }
+  }
+  // kSingle: the caller knows one factor suffices (ConvertPlan::common_float).
+  template <bool kSingle = false>
+  HWY_INLINE VF Apply(VF x) const {
+    return (!kSingle && two) ? hn::Mul(hn::Mul(x, a), b) : hn::Mul(x, a);
+  }
+};
+
+// kCommon: compiled for ConvertPlan::common_float plans, with the rare switches removed.
+template <RoundMode M, bool kCommon = false>
 struct FloatEncoder {
   static constexpr bool kRandom = M == RoundMode::Stochastic;
-  HWY_INLINE VU operator()(const ConvertPlan& p, VU bits, VU u24) const {
+  const ConvertPlan& p;
+  const NormalIncrement<M, kCommon> increment;
+  const VU abs_mask = hn::Set(DU(), 0x7FFFFFFFu);
+  const VI normal_offset, low_threshold, max_mag, low_nmin, low_nsub;
+  const VU sign_bit;
+  const Pow2Scale low_scale;
+  const int shift, sign_shift, low_shift;
+  // Copies of the plan's switches: reading them through `p` inside the loop would be a load per
+  // vector, since byte stores may alias the plan.
+  const bool low_needs_floor, low_is_normal, low_is_flush, always_fix;
+
+  explicit FloatEncoder(const ConvertPlan& plan)
+      : p(plan),
+        increment(plan),
+        normal_offset(hn::Set(DI(), plan.normal_offset)),
+        low_threshold(hn::Set(DI(), plan.low_threshold_bits)),
+        max_mag(hn::Set(DI(), plan.max_mag)),
+        low_nmin(hn::Set(DI(), plan.low_nmin)),
+        low_nsub(hn::Set(DI(), plan.low_nsub)),
+        sign_bit(hn::Set(DU(), plan.sign_bit)),
+        low_scale(plan.low_scale1, plan.low_scale2),
+        shift(plan.shift),
+        sign_shift(31 - (plan.format.exp_bits + plan.format.man_bits)),
+        low_shift(plan.low_shift),
+        low_needs_floor(plan.low_needs_floor),
+        low_is_normal(plan.format.low == LowBinade::Normal),
+        low_is_flush(plan.format.low == LowBinade::Flush),
+        always_fix(plan.fix_negative_zero || plan.is_unsigned || plan.zero_is_special) {}
+
+  HWY_INLINE VU operator()(VU bits, VU u24) const {
     const DF df;
     const DU du;
     const DI di;
-    const VU abits = hn::And(bits, hn::Set(du, 0x7FFFFFFFu));
+    const VU abits = hn::And(bits, abs_mask);
     const VI ai = hn::BitCast(di, abits);
     const auto neg_i = hn::Lt(hn::BitCast(di, bits), hn::Zero(di));
-    const MF neg_f = hn::RebindMask(df, neg_i);
-    const auto neg_u = hn::RebindMask(du, neg_i);
 
     // Normal route: round inside the float32 bit pattern; a carry is the step to the next binade.
-    VU inc;
-    if constexpr (M == RoundMode::NearestEven) {
-      inc = p.rne_uses_lsb ? hn::Add(hn::Set(du, p.inc_half_minus_one),
-                                     hn::And(hn::ShiftRightSame(abits, p.shift), hn::Set(du, 1u)))
-                           : hn::Set(du, p.inc_half);
-    } else if constexpr (M == RoundMode::NearestAway) {
-      inc = hn::Set(du, p.inc_half);
-    } else if constexpr (M == RoundMode::TowardZero) {
-      inc = hn::Zero(du);
-    } else if constexpr (M == RoundMode::Up) {
-      inc = hn::IfThenZeroElse(neg_u, hn::Set(du, p.inc_away));
-    } else if constexpr (M == RoundMode::Down) {
-      inc = hn::IfThenElseZero(neg_u, hn::Set(du, p.inc_away));
-    } else {
-      // Up iff the dropped bits exceed u24's top `shift` bits (the reference's frac > u / 2^24).
-      inc = hn::ShiftRightSame(hn::Xor(u24, hn::Set(du, 0xFFFFFFu)), 24 - p.shift);
-    }
-    const VI normal = hn::Sub(hn::BitCast(di, hn::ShiftRightSame(hn::Add(abits, inc), p.shift)),
-                              hn::Set(di, p.normal_offset));
+    const VU inc = increment(abits, hn::RebindMask(du, neg_i), u24);
+    const VI normal = hn::Sub(hn::BitCast(di, hn::ShiftRightSame(hn::Add(abits, inc), shift)), normal_offset);
 
     // Low route: a uniform grid below 2^(1 - bias).
-    VF t = hn::Mul(hn::Mul(hn::BitCast(df, abits), hn::Set(df, p.low_scale1)), hn::Set(df, p.low_scale2));
-    if (p.low_needs_floor) {
+    VF t = low_scale.Apply<kCommon>(hn::BitCast(df, abits));
+    if (!kCommon && low_needs_floor) {
       t = hn::IfThenZeroElse(hn::RebindMask(df, hn::Eq(ai, hn::Zero(di))),
                              hn::Max(t, hn::Set(df, std::numeric_limits<float>::denorm_min())));
     }
-    const VI n = RoundOnGrid<M>(t, neg_f, u24);
-    const VI low = hn::ShiftLeftSame(hn::Sub(hn::Max(n, hn::Set(di, p.low_nmin)), hn::Set(di, p.low_nsub)),
-                                     p.low_shift);
-    const VI mag = hn::IfThenElse(hn::Lt(ai, hn::Set(di, p.low_threshold_bits)), low, normal);
+    VI low = RoundOnGrid<M>(t, hn::RebindMask(df, neg_i), u24);
+    if (!kCommon && low_is_normal) low = hn::Sub(hn::Max(low, low_nmin), low_nsub);
+    if (!kCommon && low_is_flush) low = hn::ShiftLeftSame(low, low_shift);
+    const VI mag = hn::IfThenElse(hn::Lt(ai, low_threshold), low, normal);
 
-    // Sign, then the special cases, each overriding what came before.
-    VU code = hn::Or(hn::BitCast(du, mag), hn::IfThenElseZero(neg_u, hn::Set(du, p.sign_bit)));
-    if (p.fix_negative_zero) code = hn::IfThenZeroElse(hn::Eq(code, hn::Set(du, p.sign_bit)), code);
+    VU code = hn::Or(hn::BitCast(du, mag), hn::And(hn::ShiftRightSame(bits, sign_shift), sign_bit));
+    // Rare lanes take the slow path: overflow, inf and NaN all have mag > max_mag; zero and
+    // negatives only matter for FNUZ, unsigned and zero-less formats.
+    const auto special = hn::Gt(mag, max_mag);
+    if (HWY_UNLIKELY(!hn::AllFalse(di, special)) || (!kCommon && always_fix)) {
+      code = FixSpecials(code, ai, mag, neg_i);
+    }
+    return code;
+  }
+
+  HWY_NOINLINE VU FixSpecials(VU code, VI ai, VI mag, hn::Mask<DI> neg_i) const {
+    const DU du;
+    const DI di;
+    const auto neg_u = hn::RebindMask(du, neg_i);
     const auto pick = [&](uint32_t if_neg, uint32_t if_pos) {
       return hn::IfThenElse(neg_u, hn::Set(du, if_neg), hn::Set(du, if_pos));
     };
-    code = hn::IfThenElse(hn::RebindMask(du, hn::Gt(mag, hn::Set(di, p.max_mag))),
-                          pick(p.overflow_neg, p.overflow_pos), code);
+    if (p.fix_negative_zero) code = hn::IfThenZeroElse(hn::Eq(code, sign_bit), code);
+    code = hn::IfThenElse(hn::RebindMask(du, hn::Gt(mag, max_mag)), pick(p.overflow_neg, p.overflow_pos), code);
     code = hn::IfThenElse(hn::RebindMask(du, hn::Eq(ai, hn::Set(di, 0x7F800000))), pick(p.inf_neg, p.inf_pos),
                           code);
     const auto is_zero = hn::RebindMask(du, hn::Eq(ai, hn::Zero(di)));
@@ -198,29 +315,130 @@ struct FloatEncoder {
   }
 };
 
-template <RoundMode M>
-struct IntEncoder {
+// Fake-quant for Float formats without going through codes: the normal route clears the dropped
+// bits of the rounded pattern, the low route multiplies n back by the grid step.
+template <RoundMode M, bool kCommon = false>
+struct FloatRounder {
   static constexpr bool kRandom = M == RoundMode::Stochastic;
-  HWY_INLINE VU operator()(const ConvertPlan& p, VU bits, VU u24) const {
+  const ConvertPlan& p;
+  const NormalIncrement<M, kCommon> increment;
+  const VU abs_mask = hn::Set(DU(), 0x7FFFFFFFu), sign_mask = hn::Set(DU(), 0x80000000u);
+  const VU round_mask, max_half;
+  const VI low_threshold;
+  const VF low_nmin;
+  const Pow2Scale low_scale, quantum;
+  const bool low_needs_floor, low_is_normal, always_fix;
+
+  explicit FloatRounder(const ConvertPlan& plan)
+      : p(plan),
+        increment(plan),
+        round_mask(hn::Set(DU(), plan.round_mask)),
+        max_half(hn::Set(DU(), plan.max_value >> 1)),
+        low_threshold(hn::Set(DI(), plan.low_threshold_bits)),
+        low_nmin(hn::Set(DF(), plan.low_nmin_value)),
+        low_scale(plan.low_scale1, plan.low_scale2),
+        quantum(plan.quantum_scale1, plan.quantum_scale2),
+        low_needs_floor(plan.low_needs_floor),
+        low_is_normal(plan.format.low == LowBinade::Normal),
+        always_fix(plan.fix_negative_zero || plan.is_unsigned || plan.zero_is_special) {}
+
+  HWY_INLINE VF operator()(VU bits, VU u24) const {
     const DF df;
     const DU du;
     const DI di;
-    const VI ai = hn::BitCast(di, hn::And(bits, hn::Set(du, 0x7FFFFFFFu)));
+    const VU abits = hn::And(bits, abs_mask);
+    const VI ai = hn::BitCast(di, abits);
+    const auto neg_i = hn::Lt(hn::BitCast(di, bits), hn::Zero(di));
+
+    const VU normal = hn::And(hn::Add(abits, increment(abits, hn::RebindMask(du, neg_i), u24)), round_mask);
+    VF t = low_scale.Apply<kCommon>(hn::BitCast(df, abits));
+    if (!kCommon && low_needs_floor) {
+      t = hn::IfThenZeroElse(hn::RebindMask(df, hn::Eq(ai, hn::Zero(di))),
+                             hn::Max(t, hn::Set(df, std::numeric_limits<float>::denorm_min())));
+    }
+    VF n = RoundOnGridF<M>(t, hn::RebindMask(df, neg_i), u24);
+    if (!kCommon && low_is_normal) n = hn::Max(n, low_nmin);
+    const VU low = hn::BitCast(du, quantum.Apply<kCommon>(n));
+    const VU mag = hn::IfThenElse(hn::RebindMask(du, hn::Lt(ai, low_threshold)), low, normal);
+    VU v = hn::Or(mag, hn::And(bits, sign_mask));
+    if (HWY_UNLIKELY(!hn::AllFalse(di, AboveMax(mag))) || (!kCommon && always_fix)) {
+      v = FixSpecials(v, ai, mag, neg_i);
+    }
+    return hn::BitCast(df, v);
+  }
+
+  // Overflow, inf and NaN all land above the largest value. (The rounded pattern of a NaN can
+  // carry into bit 31, so compare halves: distinct values differ by far more than one bit.)
+  HWY_INLINE hn::Mask<DI> AboveMax(VU mag) const {
+    const DI di;
+    return hn::Gt(hn::BitCast(di, hn::ShiftRight<1>(mag)), hn::BitCast(di, max_half));
+  }
+
+  HWY_NOINLINE VU FixSpecials(VU v, VI ai, VU mag, hn::Mask<DI> neg_i) const {
+    const DU du;
+    const DI di;
+    const auto neg_u = hn::RebindMask(du, neg_i);
+    const auto pick = [&](uint32_t if_neg, uint32_t if_pos) {
+      return hn::IfThenElse(neg_u, hn::Set(du, if_neg), hn::Set(du, if_pos));
+    };
+    if (p.fix_negative_zero || p.is_unsigned) v = hn::IfThenZeroElse(hn::Eq(v, sign_mask), v);  // -0 -> +0
+    v = hn::IfThenElse(hn::RebindMask(du, AboveMax(mag)), pick(p.overflow_neg_value, p.overflow_pos_value), v);
+    v = hn::IfThenElse(hn::RebindMask(du, hn::Eq(ai, hn::Set(di, 0x7F800000))),
+                       pick(p.inf_neg_value, p.inf_pos_value), v);
+    const auto is_zero = hn::RebindMask(du, hn::Eq(ai, hn::Zero(di)));
+    if (p.is_unsigned) v = hn::IfThenElse(hn::AndNot(is_zero, neg_u), hn::Set(du, p.negative_value), v);
+    if (p.zero_is_special) v = hn::IfThenElse(is_zero, hn::Set(du, p.zero_value), v);
+    return hn::IfThenElse(hn::RebindMask(du, hn::Gt(ai, hn::Set(di, 0x7F800000))),
+                          pick(p.nan_neg_value, p.nan_pos_value), v);
+  }
+};
+
+// Fake-quant for the other kinds: encode, then decode in registers.
+template <class Encoder, class Decoder>
+struct EncodeThenDecode {
+  static constexpr bool kRandom = Encoder::kRandom;
+  const Encoder encode;
+  const Decoder decode;
+  explicit EncodeThenDecode(const ConvertPlan& p) : encode(p), decode(p) {}
+  HWY_INLINE VF operator()(VU bits, VU u24) const { return decode(encode(bits, u24)); }
+};
+
+template <RoundMode M>
+struct IntEncoder {
+  static constexpr bool kRandom = M == RoundMode::Stochastic;
+  const VU abs_mask = hn::Set(DU(), 0x7FFFFFFFu);
+  const VF clamp;
+  const VI lo, hi, inf_bits = hn::Set(DI(), 0x7F800000);
+  const VU code_mask;
+
+  explicit IntEncoder(const ConvertPlan& p)
+      : clamp(hn::Set(DF(), p.int_clamp)),
+        lo(hn::Set(DI(), p.int_lo)),
+        hi(hn::Set(DI(), p.int_hi)),
+        code_mask(hn::Set(DU(), p.code_mask)) {}
+
+  HWY_INLINE VU operator()(VU bits, VU u24) const {
+    const DF df;
+    const DI di;
+    const VI ai = hn::BitCast(di, hn::And(bits, abs_mask));
     const auto neg_i = hn::Lt(hn::BitCast(di, bits), hn::Zero(di));
     // Beyond int_clamp everything saturates, so clamping first keeps t small and exact.
-    const VF a = hn::Min(hn::BitCast(df, ai), hn::Set(df, p.int_clamp));
+    const VF a = hn::Min(hn::BitCast(df, ai), clamp);
     const VI n = RoundOnGrid<M>(a, hn::RebindMask(df, neg_i), u24);
     VI v = hn::IfThenElse(neg_i, hn::Neg(n), n);
-    v = hn::Min(hn::Max(v, hn::Set(di, p.int_lo)), hn::Set(di, p.int_hi));
-    v = hn::IfThenElse(hn::Gt(ai, hn::Set(di, 0x7F800000)), hn::Set(di, p.int_hi), v);  // NaN
-    return hn::And(hn::BitCast(du, v), hn::Set(du, p.code_mask));
+    v = hn::Min(hn::Max(v, lo), hi);
+    v = hn::IfThenElse(hn::Gt(ai, inf_bits), hi, v);  // NaN
+    return hn::And(hn::BitCast(DU(), v), code_mask);
   }
 };
 
 template <bool kStochastic>
 struct LutEncoder {
   static constexpr bool kRandom = kStochastic;
-  HWY_INLINE VU operator()(const ConvertPlan& p, VU bits, VU u24) const {
+  const ConvertPlan& p;
+  explicit LutEncoder(const ConvertPlan& plan) : p(plan) {}
+
+  HWY_INLINE VU operator()(VU bits, VU u24) const {
     const DF df;
     const DI di;
     const VF x = hn::BitCast(df, bits);
@@ -252,44 +470,77 @@ struct LutEncoder {
 
 // ---- per-kind decoders: codes (already masked to the format's width) -> float32 ----------------
 
+template <bool kCommon = false>
 struct FloatDecoder {
-  HWY_INLINE VF operator()(const ConvertPlan& p, VU code) const {
+  const ConvertPlan& p;
+  const VU code_mask, mag_mask, normal_add, sign_bit;
+  const VI low_add, low_limit, special_min;
+  const Pow2Scale low_scale;
+  const int shift, sign_shift;
+  const bool fnuz;
+
+  explicit FloatDecoder(const ConvertPlan& plan)
+      : p(plan),
+        code_mask(hn::Set(DU(), plan.code_mask)),
+        mag_mask(hn::Set(DU(), plan.mag_mask)),
+        normal_add(hn::Set(DU(), plan.decode_normal_add)),
+        sign_bit(hn::Set(DU(), plan.sign_bit)),
+        low_add(hn::Set(DI(), plan.decode_low_add)),
+        low_limit(hn::Set(DI(), plan.decode_low_limit)),
+        special_min(hn::Set(DI(), std::min(plan.decode_inf_mag, plan.decode_nan_mag) - 1)),
+        low_scale(plan.decode_low_scale1, plan.decode_low_scale2),
+        shift(plan.shift),
+        sign_shift(plan.decode_sign_shift),
+        fnuz(plan.decode_fnuz_nan) {}
+
+  // `code` may carry junk above the format's width: only masked fields are read.
+  HWY_INLINE VF operator()(VU code) const {
     const DF df;
     const DU du;
     const DI di;
-    const VU mag = hn::And(code, hn::Set(du, p.mag_mask));
+    const VU mag = hn::And(code, mag_mask);
     const VI mag_i = hn::BitCast(di, mag);
-    const VU normal = hn::Add(hn::ShiftLeftSame(mag, p.shift), hn::Set(du, p.decode_normal_add));
-    const VF low = hn::Mul(hn::Mul(hn::ConvertTo(df, hn::Add(mag_i, hn::Set(di, p.decode_low_add))),
-                                   hn::Set(df, p.decode_low_scale1)),
-                           hn::Set(df, p.decode_low_scale2));
-    VU v = hn::IfThenElse(hn::RebindMask(du, hn::Lt(mag_i, hn::Set(di, p.decode_low_limit))),
-                          hn::BitCast(du, low), normal);
-    v = hn::IfThenElse(hn::RebindMask(du, hn::Eq(mag_i, hn::Set(di, p.decode_inf_mag))),
-                       hn::Set(du, 0x7F800000u), v);
-    v = hn::IfThenElse(hn::RebindMask(du, hn::Gt(mag_i, hn::Set(di, p.decode_nan_mag - 1))),
-                       hn::Set(du, 0x7FC00000u), v);
-    v = hn::Or(v, hn::ShiftLeftSame(hn::And(code, hn::Set(du, p.sign_bit)), p.decode_sign_shift));
-    if (p.decode_fnuz_nan) v = hn::IfThenElse(hn::Eq(code, hn::Set(du, p.sign_bit)), hn::Set(du, 0x7FC00000u), v);
+    const VU normal = hn::Add(hn::ShiftLeftSame(mag, shift), normal_add);
+    const VF low = low_scale.Apply<kCommon>(hn::ConvertTo(df, kCommon ? mag_i : hn::Add(mag_i, low_add)));
+    VU v = hn::IfThenElse(hn::RebindMask(du, hn::Lt(mag_i, low_limit)), hn::BitCast(du, low), normal);
+    v = hn::Or(v, hn::ShiftLeftSame(hn::And(code, sign_bit), sign_shift));
+    // inf and NaN codes are the largest magnitudes; FNUZ's NaN is the sign bit alone.
+    if (HWY_UNLIKELY(!hn::AllFalse(di, hn::Gt(mag_i, special_min))) || (!kCommon && fnuz)) {
+      v = FixSpecials(v, hn::And(code, code_mask), mag_i);
+    }
     return hn::BitCast(df, v);
+  }
+
+  HWY_NOINLINE VU FixSpecials(VU v, VU code, VI mag_i) const {
+    const DU du;
+    const DI di;
+    const VU sign = hn::ShiftLeftSame(hn::And(code, sign_bit), sign_shift);
+    v = hn::IfThenElse(hn::RebindMask(du, hn::Eq(mag_i, hn::Set(di, p.decode_inf_mag))),
+                       hn::Or(sign, hn::Set(du, 0x7F800000u)), v);
+    v = hn::IfThenElse(hn::RebindMask(du, hn::Gt(mag_i, hn::Set(di, p.decode_nan_mag - 1))),
+                       hn::Or(sign, hn::Set(du, 0x7FC00000u)), v);
+    if (fnuz) v = hn::IfThenElse(hn::Eq(code, sign_bit), hn::Set(du, 0x7FC00000u), v);
+    return v;
   }
 };
 
 struct IntDecoder {
-  HWY_INLINE VF operator()(const ConvertPlan& p, VU code) const {
-    const DI di;
-    VI v = hn::BitCast(di, code);
-    if (p.int_lo < 0) {
-      const int pad = 32 - p.format.int_bits;  // sign-extend from int_bits
-      v = hn::ShiftRightSame(hn::ShiftLeftSame(v, pad), pad);
-    }
-    return hn::ConvertTo(DF(), v);
+  const int pad;  // sign-extend from int_bits (0: unsigned)
+  const VU code_mask;
+  explicit IntDecoder(const ConvertPlan& p)
+      : pad(p.int_lo < 0 ? 32 - p.format.int_bits : 0), code_mask(hn::Set(DU(), p.code_mask)) {}
+  HWY_INLINE VF operator()(VU code) const {
+    const VI v = hn::BitCast(DI(), hn::And(code, code_mask));
+    return hn::ConvertTo(DF(), hn::ShiftRightSame(hn::ShiftLeftSame(v, pad), pad));
   }
 };
 
 struct LutDecoder {
-  HWY_INLINE VF operator()(const ConvertPlan& p, VU code) const {
-    return hn::GatherIndex(DF(), p.lut_decode.data(), hn::BitCast(DI(), code));
+  const float* table;
+  const VU code_mask;
+  explicit LutDecoder(const ConvertPlan& p) : table(p.lut_decode.data()), code_mask(hn::Set(DU(), p.code_mask)) {}
+  HWY_INLINE VF operator()(VU code) const {
+    return hn::GatherIndex(DF(), table, hn::BitCast(DI(), hn::And(code, code_mask)));
   }
 };
 
@@ -301,44 +552,46 @@ template <class Src, class Code, class Encoder>
 void EncodeLoop(const ConvertPlan& p, const typename Src::T* in, size_t n, uint64_t first, Code* out) {
   const DU du;
   const size_t lanes = hn::Lanes(du);
-  const Encoder encode;
+  const Encoder encode(p);
   const auto lo = uint32_t(first);
   const uint32_t hi_key = p.key.k1 ^ uint32_t(first >> 32);
+  const auto code_at = [&](size_t k) {
+    const VU u24 = Encoder::kRandom ? RandomU24(p, lo + uint32_t(k), hi_key) : hn::Zero(du);
+    return encode(LoadBits(Src(), in + k), u24);
+  };
   size_t i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    const VU u24 = Encoder::kRandom ? RandomU24(p, lo + uint32_t(i), hi_key) : hn::Zero(du);
-    StoreCodes(encode(p, LoadBits(Src(), in + i), u24), out + i);
-  }
+  for (; i + 4 * lanes <= n; i += 4 * lanes)
+    StoreCodes4(code_at(i), code_at(i + lanes), code_at(i + 2 * lanes), code_at(i + 3 * lanes), out + i);
+  for (; i + lanes <= n; i += lanes) StoreCodes(code_at(i), out + i);
   if (i < n) {
     typename Src::T in_tail[kMaxLanes] = {};
     Code out_tail[kMaxLanes];
     std::memcpy(in_tail, in + i, (n - i) * sizeof(in[0]));
     const VU u24 = Encoder::kRandom ? RandomU24(p, lo + uint32_t(i), hi_key) : hn::Zero(du);
-    StoreCodes(encode(p, LoadBits(Src(), in_tail), u24), out_tail);
+    StoreCodes(encode(LoadBits(Src(), in_tail), u24), out_tail);
     std::memcpy(out + i, out_tail, (n - i) * sizeof(out[0]));
   }
 }
 
-template <class Src, class Encoder, class Decoder>
+template <class Src, class Quantizer>
 void FakeQuantLoop(const ConvertPlan& p, const typename Src::T* in, size_t n, uint64_t first, float* out) {
   const DU du;
   const DF df;
   const size_t lanes = hn::Lanes(du);
-  const Encoder encode;
-  const Decoder decode;
+  const Quantizer quantize(p);
   const auto lo = uint32_t(first);
   const uint32_t hi_key = p.key.k1 ^ uint32_t(first >> 32);
+  const auto value_at = [&](const typename Src::T* src, size_t k) {
+    const VU u24 = Quantizer::kRandom ? RandomU24(p, lo + uint32_t(k), hi_key) : hn::Zero(du);
+    return quantize(LoadBits(Src(), src), u24);
+  };
   size_t i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    const VU u24 = Encoder::kRandom ? RandomU24(p, lo + uint32_t(i), hi_key) : hn::Zero(du);
-    hn::StoreU(decode(p, encode(p, LoadBits(Src(), in + i), u24)), df, out + i);
-  }
+  for (; i + lanes <= n; i += lanes) hn::StoreU(value_at(in + i, i), df, out + i);
   if (i < n) {
     typename Src::T in_tail[kMaxLanes] = {};
     float out_tail[kMaxLanes];
     std::memcpy(in_tail, in + i, (n - i) * sizeof(in[0]));
-    const VU u24 = Encoder::kRandom ? RandomU24(p, lo + uint32_t(i), hi_key) : hn::Zero(du);
-    hn::StoreU(decode(p, encode(p, LoadBits(Src(), in_tail), u24)), df, out_tail);
+    hn::StoreU(value_at(in_tail, i), df, out_tail);
     std::memcpy(out + i, out_tail, (n - i) * sizeof(float));
   }
 }
@@ -348,15 +601,20 @@ void DecodeLoop(const ConvertPlan& p, const Code* in, size_t n, float* out) {
   const DU du;
   const DF df;
   const size_t lanes = hn::Lanes(du);
-  const Decoder decode;
-  const VU mask = hn::Set(du, p.code_mask);
+  const Decoder decode(p);
   size_t i = 0;
-  for (; i + lanes <= n; i += lanes) hn::StoreU(decode(p, hn::And(LoadCodes(in + i), mask)), df, out + i);
+  for (; i + 2 * lanes <= n; i += 2 * lanes) {  // two at a time: more independent work in flight
+    const VF a = decode(LoadCodes(in + i));
+    const VF b = decode(LoadCodes(in + i + lanes));
+    hn::StoreU(a, df, out + i);
+    hn::StoreU(b, df, out + i + lanes);
+  }
+  for (; i + lanes <= n; i += lanes) hn::StoreU(decode(LoadCodes(in + i)), df, out + i);
   if (i < n) {
     Code in_tail[kMaxLanes] = {};
     float out_tail[kMaxLanes];
     std::memcpy(in_tail, in + i, (n - i) * sizeof(Code));
-    hn::StoreU(decode(p, hn::And(LoadCodes(in_tail), mask)), df, out_tail);
+    hn::StoreU(decode(LoadCodes(in_tail)), df, out_tail);
     std::memcpy(out + i, out_tail, (n - i) * sizeof(float));
   }
 }
@@ -378,54 +636,67 @@ void EncodeTyped(const ConvertPlan& p, const void* in, SourceType type, size_t n
   else run(SrcFP16());
 }
 
-template <class Encoder, class Decoder>
+template <class Quantizer>
 void FakeQuantTyped(const ConvertPlan& p, const void* in, SourceType type, size_t n, uint64_t first, float* out) {
-  if (type == SourceType::F32) FakeQuantLoop<SrcF32, Encoder, Decoder>(p, static_cast<const float*>(in), n, first, out);
-  else if (type == SourceType::BF16) FakeQuantLoop<SrcBF16, Encoder, Decoder>(p, static_cast<const uint16_t*>(in), n, first, out);
-  else FakeQuantLoop<SrcFP16, Encoder, Decoder>(p, static_cast<const uint16_t*>(in), n, first, out);
+  if (type == SourceType::F32) FakeQuantLoop<SrcF32, Quantizer>(p, static_cast<const float*>(in), n, first, out);
+  else if (type == SourceType::BF16) FakeQuantLoop<SrcBF16, Quantizer>(p, static_cast<const uint16_t*>(in), n, first, out);
+  else FakeQuantLoop<SrcFP16, Quantizer>(p, static_cast<const uint16_t*>(in), n, first, out);
 }
 
-// Calls fn.template operator()<Encoder, Decoder>() for the plan's kind and mode.
+// A type tag naming an encoder and the decoder of the same kind.
+template <class E, class D, class Q = EncodeThenDecode<E, D>>
+struct Codec {
+  using Encoder = E;
+  using Decoder = D;
+  using Quantizer = Q;  // fake-quant
+};
+
+// Calls fn(Codec<Encoder, Decoder>()) for the plan's kind and mode.
 template <class Fn>
 void WithCodec(const ConvertPlan& p, Fn&& fn) {
   const RoundMode mode = p.options.mode;
   switch (p.format.kind) {
     case FormatKind::Float:
       switch (mode) {
-        case RoundMode::NearestEven: return fn(FloatEncoder<RoundMode::NearestEven>(), FloatDecoder());
-        case RoundMode::NearestAway: return fn(FloatEncoder<RoundMode::NearestAway>(), FloatDecoder());
-        case RoundMode::TowardZero: return fn(FloatEncoder<RoundMode::TowardZero>(), FloatDecoder());
-        case RoundMode::Up: return fn(FloatEncoder<RoundMode::Up>(), FloatDecoder());
-        case RoundMode::Down: return fn(FloatEncoder<RoundMode::Down>(), FloatDecoder());
-        case RoundMode::Stochastic: return fn(FloatEncoder<RoundMode::Stochastic>(), FloatDecoder());
+        case RoundMode::NearestEven:
+          if (p.common_float) {
+            return fn(Codec<FloatEncoder<RoundMode::NearestEven, true>, FloatDecoder<true>,
+                            FloatRounder<RoundMode::NearestEven, true>>());
+          }
+          return fn(Codec<FloatEncoder<RoundMode::NearestEven>, FloatDecoder<>, FloatRounder<RoundMode::NearestEven>>());
+        case RoundMode::NearestAway: return fn(Codec<FloatEncoder<RoundMode::NearestAway>, FloatDecoder<>, FloatRounder<RoundMode::NearestAway>>());
+        case RoundMode::TowardZero: return fn(Codec<FloatEncoder<RoundMode::TowardZero>, FloatDecoder<>, FloatRounder<RoundMode::TowardZero>>());
+        case RoundMode::Up: return fn(Codec<FloatEncoder<RoundMode::Up>, FloatDecoder<>, FloatRounder<RoundMode::Up>>());
+        case RoundMode::Down: return fn(Codec<FloatEncoder<RoundMode::Down>, FloatDecoder<>, FloatRounder<RoundMode::Down>>());
+        case RoundMode::Stochastic: return fn(Codec<FloatEncoder<RoundMode::Stochastic>, FloatDecoder<>, FloatRounder<RoundMode::Stochastic>>());
       }
       break;
     case FormatKind::Int:
       switch (mode) {
-        case RoundMode::NearestEven: return fn(IntEncoder<RoundMode::NearestEven>(), IntDecoder());
-        case RoundMode::NearestAway: return fn(IntEncoder<RoundMode::NearestAway>(), IntDecoder());
-        case RoundMode::TowardZero: return fn(IntEncoder<RoundMode::TowardZero>(), IntDecoder());
-        case RoundMode::Up: return fn(IntEncoder<RoundMode::Up>(), IntDecoder());
-        case RoundMode::Down: return fn(IntEncoder<RoundMode::Down>(), IntDecoder());
-        case RoundMode::Stochastic: return fn(IntEncoder<RoundMode::Stochastic>(), IntDecoder());
+        case RoundMode::NearestEven: return fn(Codec<IntEncoder<RoundMode::NearestEven>, IntDecoder>());
+        case RoundMode::NearestAway: return fn(Codec<IntEncoder<RoundMode::NearestAway>, IntDecoder>());
+        case RoundMode::TowardZero: return fn(Codec<IntEncoder<RoundMode::TowardZero>, IntDecoder>());
+        case RoundMode::Up: return fn(Codec<IntEncoder<RoundMode::Up>, IntDecoder>());
+        case RoundMode::Down: return fn(Codec<IntEncoder<RoundMode::Down>, IntDecoder>());
+        case RoundMode::Stochastic: return fn(Codec<IntEncoder<RoundMode::Stochastic>, IntDecoder>());
       }
       break;
     case FormatKind::Lut:
-      if (mode == RoundMode::Stochastic) return fn(LutEncoder<true>(), LutDecoder());
-      return fn(LutEncoder<false>(), LutDecoder());
+      if (mode == RoundMode::Stochastic) return fn(Codec<LutEncoder<true>, LutDecoder>());
+      return fn(Codec<LutEncoder<false>, LutDecoder>());
   }
 }
 
 void Encode(const ConvertPlan& p, const void* in, SourceType type, size_t n, uint64_t first, void* codes,
             int code_bytes) {
-  WithCodec(p, [&](auto encoder, auto) {
-    EncodeTyped<decltype(encoder)>(p, in, type, n, first, codes, code_bytes);
+  WithCodec(p, [&](auto codec) {
+    EncodeTyped<typename decltype(codec)::Encoder>(p, in, type, n, first, codes, code_bytes);
   });
 }
 
 void FakeQuant(const ConvertPlan& p, const void* in, SourceType type, size_t n, uint64_t first, float* out) {
-  WithCodec(p, [&](auto encoder, auto decoder) {
-    FakeQuantTyped<decltype(encoder), decltype(decoder)>(p, in, type, n, first, out);
+  WithCodec(p, [&](auto codec) {
+    FakeQuantTyped<typename decltype(codec)::Quantizer>(p, in, type, n, first, out);
   });
 }
 
@@ -439,7 +710,8 @@ void DecodeTyped(const ConvertPlan& p, const void* codes, int code_bytes, size_t
 void Decode(const ConvertPlan& p, const void* codes, int code_bytes, size_t n, float* out) {
   switch (p.format.kind) {
     case FormatKind::Float:
-      return DecodeTyped<FloatDecoder>(p, codes, code_bytes, n, out);
+      if (p.common_float) return DecodeTyped<FloatDecoder<true>>(p, codes, code_bytes, n, out);
+      return DecodeTyped<FloatDecoder<>>(p, codes, code_bytes, n, out);
     case FormatKind::Int:
       return DecodeTyped<IntDecoder>(p, codes, code_bytes, n, out);
     case FormatKind::Lut:
