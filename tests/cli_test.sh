@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# End-to-end checks of the lowbit CLI: output of formats/convert, .npy round trips, and clear
+# errors (non-zero exit, a message naming the problem) for bad input.
+set -u
+LOWBIT="$1"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+# expect_ok DESCRIPTION PATTERN COMMAND...: exit 0 and stdout+stderr matches PATTERN (grep -E)
+expect_ok() {
+  local what="$1" pattern="$2"; shift 2
+  local out
+  if ! out=$("$@" 2>&1); then fail "$what: exited non-zero: $out"; return; fi
+  grep -Eq -- "$pattern" <<<"$out" || fail "$what: output lacks /$pattern/: $out"
+}
+# expect_error DESCRIPTION PATTERN COMMAND...: exit non-zero and the message matches PATTERN
+expect_error() {
+  local what="$1" pattern="$2"; shift 2
+  local out
+  if out=$("$@" 2>&1); then fail "$what: succeeded but should fail: $out"; return; fi
+  grep -Eq -- "$pattern" <<<"$out" || fail "$what: message lacks /$pattern/: $out"
+}
+
+expect_ok "formats table" "e4m3fn +8 +4 +3 +7 +448 " "$LOWBIT" formats
+expect_ok "formats table fp4" "e2m1fn +4 +2 +1 +1 +6 " "$LOWBIT" formats
+expect_ok "formats json" '"max_finite": 57344' "$LOWBIT" formats --json
+expect_ok "convert values" "500 +nan +0x7F +0\|1111\|111 +overflow to NaN" "$LOWBIT" convert --format e4m3fn 1.3 448 500
+expect_ok "convert rounds 1.3" "1.29999995 +1.25 +0x3A +0\|0111\|010 +rounded" "$LOWBIT" convert --format e4m3fn 1.3
+expect_ok "saturate" "500 +448 +0x7E" "$LOWBIT" convert --format e4m3fn --saturate 500
+expect_ok "decode values" "0x7E +0\|1111\|110 +448" "$LOWBIT" convert --format e4m3fn --decode 0x7e
+expect_ok "negative after --" "-inf +-inf +0xFC" "$LOWBIT" convert --format e5m2 -- -inf
+expect_ok "generic format" "0x1F +0\|11\|111 +saturated" "$LOWBIT" convert --format e2m3:specials=none:bias=1 100
+expect_error "unknown format" "Named formats: .*e4m3fn" "$LOWBIT" convert --format fp9 1
+expect_error "unknown format syntax" "Generic floats: eXmY" "$LOWBIT" convert --format fp9 1
+expect_error "bad round mode" "unknown rounding mode" "$LOWBIT" convert --format e4m3fn --round banker 1
+expect_error "not a number" "'abc' is not a number" "$LOWBIT" convert --format e4m3fn abc
+expect_error "code too wide" "does not fit" "$LOWBIT" convert --format e2m1fn --decode 0x10
+expect_error "nothing to do" "nothing to convert" "$LOWBIT" convert --format e4m3fn
+expect_error "in without out" "go together" "$LOWBIT" convert --format e4m3fn --in "$work/x.npy"
+
+if command -v python3 >/dev/null && python3 -c "import numpy" 2>/dev/null; then
+  python3 - "$work" <<'PY'
+import sys, numpy as np
+w = sys.argv[1]
+np.save(f"{w}/x.npy", np.array([[1.3, 448.0, 500.0], [-0.0, 1e-9, 2.0]], np.float32))
+np.save(f"{w}/h.npy", np.array([1.3, 500.0], np.float16))
+np.save(f"{w}/i.npy", np.array([1, 2], np.int32))
+np.save(f"{w}/f.npy", np.asfortranarray(np.ones((2, 3), np.float32)))
+PY
+  expect_ok "encode npy" "encoded 6 values" "$LOWBIT" convert -f e4m3fn --in "$work/x.npy" --out "$work/c.npy"
+  expect_ok "decode npy" "decoded 6" "$LOWBIT" convert -f e4m3fn --decode --in "$work/c.npy" --out "$work/d.npy"
+  expect_ok "fake-quant npy" "fake-quantized 6" "$LOWBIT" convert -f e4m3fn --fake-quant --in "$work/x.npy" --out "$work/q.npy"
+  expect_ok "fp16 input" "encoded 2" "$LOWBIT" convert -f e5m2 --in "$work/h.npy" --out "$work/hc.npy"
+  expect_ok "bf16 codes" "<u2" "$LOWBIT" convert -f bf16 --in "$work/x.npy" --out "$work/b.npy"
+  python3 - "$work" <<'PY' || { echo "FAIL: npy contents"; exit 1; }
+import sys, numpy as np
+w = sys.argv[1]
+c, d, q = np.load(f"{w}/c.npy"), np.load(f"{w}/d.npy"), np.load(f"{w}/q.npy")
+assert c.dtype == np.uint8 and c.shape == (2, 3), (c.dtype, c.shape)
+assert list(c.ravel()) == [0x3A, 0x7E, 0x7F, 0x80, 0x00, 0x40], list(c.ravel())
+assert d.dtype == np.float32 and q.dtype == np.float32
+assert np.array_equal(d, q, equal_nan=True), (d, q)
+assert d[0, 0] == 1.25 and d[0, 1] == 448 and np.isnan(d[0, 2]) and np.signbit(d[1, 0])
+assert list(np.load(f"{w}/hc.npy")) == [0x3D, 0x60]
+assert np.load(f"{w}/b.npy").dtype == np.uint16
+PY
+  expect_error "wrong dtype" "i.npy: expected float32" "$LOWBIT" convert -f e4m3fn --in "$work/i.npy" --out "$work/o.npy"
+  expect_error "fortran order" "Fortran" "$LOWBIT" convert -f e4m3fn --in "$work/f.npy" --out "$work/o.npy"
+  expect_error "codes too narrow" "cannot hold" "$LOWBIT" convert -f bf16 --decode --in "$work/c.npy" --out "$work/o.npy"
+  head -c 100 "$work/x.npy" > "$work/t.npy"
+  expect_error "truncated npy" "t.npy: not a usable .npy file" "$LOWBIT" convert -f e4m3fn --in "$work/t.npy" --out "$work/o.npy"
+  [ -e "$work/o.npy" ] && fail "a failed conversion left an output file"
+else
+  echo "SKIP part: numpy not installed, .npy round trips not checked"
+fi
+
+if [ "$failures" -ne 0 ]; then echo "$failures CLI check(s) failed"; exit 1; fi
+echo "all CLI checks passed"

@@ -1,0 +1,11 @@
+// The lowbit command-line tool: one file per sub-command, each registering itself here.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace lowbit::cli {
+
+void add_formats_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
+
+}  // namespace lowbit::cli

@@ -1,0 +1,22 @@
+// lowbit: low-precision number formats and neural-network quantization, from the command line.
+#include <cstdio>
+
+#include "commands.h"
+#include "lowbit/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"lowbit: emulate low-precision number formats bit-exactly and fast"};
+  app.set_version_flag("--version", "lowbit 0.1.0");
+  app.require_subcommand(1);
+  lowbit::cli::add_formats_command(app);
+  lowbit::cli::add_convert_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const lowbit::Error& e) {
+    std::fprintf(stderr, "lowbit: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
