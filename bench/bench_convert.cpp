@@ -15,6 +15,8 @@
 
 #include "kernels/convert_backend.h"
 #include "lowbit/convert.h"
+#include "lowbit/error.h"
+#include "lowbit/npy.h"
 #include "lowbit/reference.h"
 
 namespace lowbit {
@@ -28,8 +30,17 @@ using kernels::SourceType;
 const char* const kFormats[] = {"e4m3fn", "e5m2", "e2m3fn", "e2m1fn", "e3m3:bias=5:specials=none",
                                 "e5m2:subnormals=off"};
 
-// Activations-like data: normal with outliers, scaled so the format's range is used.
+// Activations-like data: normal, scaled so the format's range is used. With LOWBIT_BENCH_INPUT
+// set to a float32 .npy file, that array is used instead (bench/compare_ml_dtypes.py times
+// ml_dtypes on the very same array).
 std::vector<float> make_input(const Format& f, size_t n) {
+  if (const char* path = std::getenv("LOWBIT_BENCH_INPUT")) {
+    const NpyArray a = read_npy(path);
+    if (a.descr != "<f4") throw Error(std::string(path) + ": LOWBIT_BENCH_INPUT must be float32");
+    std::vector<float> x(a.count());
+    std::memcpy(x.data(), a.data.data(), a.data.size());
+    return x;
+  }
   std::mt19937 rng(123);
   std::normal_distribution<float> normal(0.0f, float(max_finite(f)) / 8);
   std::vector<float> x(n);
@@ -74,9 +85,9 @@ void set_counters(benchmark::State& state, size_t n, size_t bytes_per_element) {
 // args: format index, element count, backend (-1 = best SIMD, 0 = reference)
 void BM_Encode(benchmark::State& state) {
   const Format f = parse_format(kFormats[state.range(0)]);
-  const size_t n = size_t(state.range(1));
   const ConvertBackend& b = backend(int(state.range(2)));
-  const auto x = make_input(f, n);
+  const auto x = make_input(f, size_t(state.range(1)));
+  const size_t n = x.size();
   const kernels::ConvertPlan plan = kernels::make_convert_plan(f, {});
   validate(b, plan, x);
   std::vector<uint8_t> codes(n);
@@ -91,9 +102,9 @@ void BM_Encode(benchmark::State& state) {
 
 void BM_Decode(benchmark::State& state) {
   const Format f = parse_format(kFormats[state.range(0)]);
-  const size_t n = size_t(state.range(1));
   const ConvertBackend& b = backend(int(state.range(2)));
-  const auto x = make_input(f, n);
+  const auto x = make_input(f, size_t(state.range(1)));
+  const size_t n = x.size();
   const kernels::ConvertPlan plan = kernels::make_convert_plan(f, {});
   validate(b, plan, x);
   std::vector<uint8_t> codes(n);
@@ -110,9 +121,9 @@ void BM_Decode(benchmark::State& state) {
 
 void BM_FakeQuant(benchmark::State& state) {
   const Format f = parse_format(kFormats[state.range(0)]);
-  const size_t n = size_t(state.range(1));
   const ConvertBackend& b = backend(int(state.range(2)));
-  const auto x = make_input(f, n);
+  const auto x = make_input(f, size_t(state.range(1)));
+  const size_t n = x.size();
   const kernels::ConvertPlan plan = kernels::make_convert_plan(f, {});
   validate(b, plan, x);
   std::vector<float> out(n);
@@ -128,9 +139,9 @@ void BM_FakeQuant(benchmark::State& state) {
 // Stochastic rounding pays for its random stream; shown for one format.
 void BM_FakeQuantStochastic(benchmark::State& state) {
   const Format f = formats::e4m3fn;
-  const size_t n = size_t(state.range(1));
   const ConvertBackend& b = backend(-1);
-  const auto x = make_input(f, n);
+  const auto x = make_input(f, size_t(state.range(1)));
+  const size_t n = x.size();
   const kernels::ConvertPlan plan = kernels::make_convert_plan(f, {RoundMode::Stochastic, Overflow::Default, 1});
   validate(b, plan, x);
   std::vector<float> out(n);
