@@ -83,75 +83,72 @@ void set_counters(benchmark::State& state, size_t n, size_t bytes_per_element) {
   state.SetBytesProcessed(int64_t(state.iterations() * n * bytes_per_element));
 }
 
+// One benchmark's inputs: format, backend, data and plan, validated against the reference.
+struct Case {
+  Format format;
+  const ConvertBackend& backend;
+  std::vector<float> x;
+  kernels::ConvertPlan plan;
+  size_t n() const { return x.size(); }
+};
+
 // args: format index, element count, backend (-1 = best SIMD, 0 = reference)
-void BM_Encode(benchmark::State& state) {
+Case setup(const benchmark::State& state, const RoundOptions& options = {}) {
   const Format f = parse_format(kFormats[state.range(0)]);
-  const ConvertBackend& b = backend(int(state.range(2)));
-  const auto x = make_input(f, size_t(state.range(1)));
-  const size_t n = x.size();
-  const kernels::ConvertPlan plan = kernels::make_convert_plan(f, {});
-  validate(b, plan, x);
-  std::vector<uint8_t> codes(n);
+  Case c{f, backend(int(state.range(2))), make_input(f, size_t(state.range(1))),
+         kernels::make_convert_plan(f, options)};
+  validate(c.backend, c.plan, c.x);
+  return c;
+}
+
+void BM_Encode(benchmark::State& state) {
+  const Case c = setup(state);
+  std::vector<uint8_t> codes(c.n());
   for (auto _ : state) {
-    b.encode(plan, x.data(), SourceType::F32, n, 0, codes.data(), 1);
+    c.backend.encode(c.plan, c.x.data(), SourceType::F32, c.n(), 0, codes.data(), 1);
     benchmark::DoNotOptimize(codes.data());
     benchmark::ClobberMemory();
   }
-  set_counters(state, n, 5);
-  state.SetLabel(format_name(f) + " " + b.name);
+  set_counters(state, c.n(), 5);
+  state.SetLabel(format_name(c.format) + " " + c.backend.name);
 }
 
 void BM_Decode(benchmark::State& state) {
-  const Format f = parse_format(kFormats[state.range(0)]);
-  const ConvertBackend& b = backend(int(state.range(2)));
-  const auto x = make_input(f, size_t(state.range(1)));
-  const size_t n = x.size();
-  const kernels::ConvertPlan plan = kernels::make_convert_plan(f, {});
-  validate(b, plan, x);
-  std::vector<uint8_t> codes(n);
-  std::vector<float> out(n);
-  b.encode(plan, x.data(), SourceType::F32, n, 0, codes.data(), 1);
+  const Case c = setup(state);
+  std::vector<uint8_t> codes(c.n());
+  std::vector<float> out(c.n());
+  c.backend.encode(c.plan, c.x.data(), SourceType::F32, c.n(), 0, codes.data(), 1);
   for (auto _ : state) {
-    b.decode(plan, codes.data(), 1, n, out.data());
+    c.backend.decode(c.plan, codes.data(), 1, c.n(), out.data());
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
-  set_counters(state, n, 5);
-  state.SetLabel(format_name(f) + " " + b.name);
+  set_counters(state, c.n(), 5);
+  state.SetLabel(format_name(c.format) + " " + c.backend.name);
 }
 
 void BM_FakeQuant(benchmark::State& state) {
-  const Format f = parse_format(kFormats[state.range(0)]);
-  const ConvertBackend& b = backend(int(state.range(2)));
-  const auto x = make_input(f, size_t(state.range(1)));
-  const size_t n = x.size();
-  const kernels::ConvertPlan plan = kernels::make_convert_plan(f, {});
-  validate(b, plan, x);
-  std::vector<float> out(n);
+  const Case c = setup(state);
+  std::vector<float> out(c.n());
   for (auto _ : state) {
-    b.fake_quant(plan, x.data(), SourceType::F32, n, 0, out.data());
+    c.backend.fake_quant(c.plan, c.x.data(), SourceType::F32, c.n(), 0, out.data());
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
-  set_counters(state, n, 8);
-  state.SetLabel(format_name(f) + " " + b.name);
+  set_counters(state, c.n(), 8);
+  state.SetLabel(format_name(c.format) + " " + c.backend.name);
 }
 
-// Stochastic rounding pays for its random stream; shown for one format.
+// Stochastic rounding pays for its random stream; shown for e4m3fn.
 void BM_FakeQuantStochastic(benchmark::State& state) {
-  const Format f = formats::e4m3fn;
-  const ConvertBackend& b = backend(-1);
-  const auto x = make_input(f, size_t(state.range(1)));
-  const size_t n = x.size();
-  const kernels::ConvertPlan plan = kernels::make_convert_plan(f, {RoundMode::Stochastic, Overflow::Default, 1});
-  validate(b, plan, x);
-  std::vector<float> out(n);
+  const Case c = setup(state, {RoundMode::Stochastic, Overflow::Default, 1});
+  std::vector<float> out(c.n());
   for (auto _ : state) {
-    b.fake_quant(plan, x.data(), SourceType::F32, n, 0, out.data());
+    c.backend.fake_quant(c.plan, c.x.data(), SourceType::F32, c.n(), 0, out.data());
     benchmark::DoNotOptimize(out.data());
   }
-  set_counters(state, n, 8);
-  state.SetLabel("e4m3fn stochastic " + b.name);
+  set_counters(state, c.n(), 8);
+  state.SetLabel(format_name(c.format) + " stochastic " + c.backend.name);
 }
 
 // The baselines: copying the float32 array an encode reads (or a decode writes), with std::memcpy
@@ -194,7 +191,7 @@ void args(benchmark::internal::Benchmark* b, bool with_reference) {
 BENCHMARK(BM_Encode)->Apply([](auto* b) { args(b, true); })->ArgNames({"fmt", "n", "backend"});
 BENCHMARK(BM_Decode)->Apply([](auto* b) { args(b, false); })->ArgNames({"fmt", "n", "backend"});
 BENCHMARK(BM_FakeQuant)->Apply([](auto* b) { args(b, false); })->ArgNames({"fmt", "n", "backend"});
-BENCHMARK(BM_FakeQuantStochastic)->Args({0, 1 << 16})->ArgNames({"fmt", "n"});
+BENCHMARK(BM_FakeQuantStochastic)->Args({0, 1 << 16, -1})->ArgNames({"fmt", "n", "backend"});
 BENCHMARK(BM_Memcpy)->Args({0, 1 << 16})->Args({0, 1 << 24})->ArgNames({"fmt", "n"});
 BENCHMARK(BM_CopyLoop)->Args({0, 1 << 16})->Args({0, 1 << 24})->ArgNames({"fmt", "n"});
 

@@ -18,9 +18,7 @@ namespace {
 using testing::formats_under_test;
 using testing::sorted_finite_values;
 
-constexpr RoundMode kAllModes[] = {RoundMode::NearestEven, RoundMode::NearestAway,
-                                   RoundMode::TowardZero,  RoundMode::Up,
-                                   RoundMode::Down,        RoundMode::Stochastic};
+using testing::kAllRoundModes;
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 const float kInf = std::numeric_limits<float>::infinity();
 
@@ -61,7 +59,7 @@ TEST(Reference, EveryCodeRoundTrips) {
         EXPECT_EQ(canonical, code) << "value " << v;
       }
       // A representable value is left where it is by every mode and policy.
-      for (RoundMode mode : kAllModes) {
+      for (RoundMode mode : kAllRoundModes) {
         EXPECT_EQ(round_with(f, v, mode), canonical) << "mode " << round_mode_name(mode) << " v " << v;
         // ... except that saturation makes ±inf finite.
         const uint32_t saturated =

@@ -13,6 +13,10 @@
 
 namespace lowbit::testing {
 
+inline constexpr RoundMode kAllRoundModes[] = {RoundMode::NearestEven, RoundMode::NearestAway,
+                                               RoundMode::TowardZero,  RoundMode::Up,
+                                               RoundMode::Down,        RoundMode::Stochastic};
+
 inline std::vector<Format> formats_under_test() {
   std::vector<Format> out;
   for (const NamedFormat& nf : named_formats()) out.push_back(nf.format);

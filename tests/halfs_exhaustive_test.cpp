@@ -78,26 +78,33 @@ uint64_t count_mismatches(const Format& f, const RoundOptions& opt, uint64_t str
   return mismatches;
 }
 
+struct OracleCase {
+  RoundMode mode;
+  Oracle oracle;
+  const char* name;
+};
+
+void run_cases(const Format& f, const std::vector<OracleCase>& cases, uint64_t stride) {
+  for (const OracleCase& c : cases) {
+    std::string problem;
+    const uint64_t bad = count_mismatches(f, {c.mode}, stride, c.oracle, problem);
+    EXPECT_EQ(bad, 0u) << c.name << ": " << problem;
+    std::printf("%s vs %s: every float32 bit pattern on a stride of %llu agrees: %s\n", format_name(f).c_str(),
+                c.name, static_cast<unsigned long long>(stride), bad == 0 ? "yes" : "NO");
+  }
+}
+
 void run_fp16(uint64_t stride) {
   if (!__builtin_cpu_supports("f16c")) {
     GTEST_SKIP() << "this CPU lacks F16C: hardware fp16 conversions not checked";
   }
-  const struct {
-    RoundMode mode;
-    uint16_t (*oracle)(float);
-    const char* name;
-  } cases[] = {{RoundMode::NearestEven, f16c_rne, "F16C nearest-even"},
-               {RoundMode::TowardZero, f16c_rtz, "F16C toward-zero"},
-               {RoundMode::Down, f16c_down, "F16C down"},
-               {RoundMode::Up, f16c_up, "F16C up"},
-               {RoundMode::NearestEven, compiler_fp16, "_Float16 cast"}};
-  for (const auto& c : cases) {
-    std::string problem;
-    const uint64_t bad = count_mismatches(formats::fp16, {c.mode}, stride, c.oracle, problem);
-    EXPECT_EQ(bad, 0u) << c.name << ": " << problem;
-    std::printf("fp16 vs %s: every float32 bit pattern on a stride of %llu agrees: %s\n", c.name,
-                static_cast<unsigned long long>(stride), bad == 0 ? "yes" : "NO");
-  }
+  run_cases(formats::fp16,
+            {{RoundMode::NearestEven, f16c_rne, "F16C nearest-even"},
+             {RoundMode::TowardZero, f16c_rtz, "F16C toward-zero"},
+             {RoundMode::Down, f16c_down, "F16C down"},
+             {RoundMode::Up, f16c_up, "F16C up"},
+             {RoundMode::NearestEven, compiler_fp16, "_Float16 cast"}},
+            stride);
 }
 
 void run_bf16(uint64_t stride) {
@@ -107,19 +114,10 @@ void run_bf16(uint64_t stride) {
     std::memcpy(&b, &h, 2);
     return b;
   };
-  const struct {
-    RoundMode mode;
-    Oracle oracle;
-    const char* name;
-  } cases[] = {{RoundMode::NearestEven, [&](float x) { return to_bits(__float2bfloat16_rn(x)); }, "CUDA rn"},
-               {RoundMode::TowardZero, [&](float x) { return to_bits(__float2bfloat16_rz(x)); }, "CUDA rz"}};
-  for (const auto& c : cases) {
-    std::string problem;
-    const uint64_t bad = count_mismatches(formats::bf16, {c.mode}, stride, c.oracle, problem);
-    EXPECT_EQ(bad, 0u) << c.name << ": " << problem;
-    std::printf("bf16 vs %s: every float32 bit pattern on a stride of %llu agrees: %s\n", c.name,
-                static_cast<unsigned long long>(stride), bad == 0 ? "yes" : "NO");
-  }
+  run_cases(formats::bf16,
+            {{RoundMode::NearestEven, [&](float x) { return to_bits(__float2bfloat16_rn(x)); }, "CUDA rn"},
+             {RoundMode::TowardZero, [&](float x) { return to_bits(__float2bfloat16_rz(x)); }, "CUDA rz"}},
+            stride);
 #else
   (void)stride;
   GTEST_SKIP() << "CUDA toolkit headers not found: no bf16 oracle on this machine";

@@ -19,9 +19,7 @@ namespace {
 using kernels::ConvertBackend;
 using kernels::SourceType;
 
-constexpr RoundMode kAllModes[] = {RoundMode::NearestEven, RoundMode::NearestAway,
-                                   RoundMode::TowardZero,  RoundMode::Up,
-                                   RoundMode::Down,        RoundMode::Stochastic};
+using testing::kAllRoundModes;
 
 std::vector<const ConvertBackend*> simd_backends() {
   std::vector<const ConvertBackend*> out;
@@ -96,7 +94,7 @@ TEST(KernelConvert, EveryFormatModeAndPolicyMatchesTheReference) {
     SCOPED_TRACE(format_name(f));
     const std::vector<float> xs = testing::interesting_inputs(f);
     const int width = code_bytes(f);
-    for (RoundMode mode : kAllModes) {
+    for (RoundMode mode : kAllRoundModes) {
       for (Overflow ov : {Overflow::Default, Overflow::Saturate}) {
         SCOPED_TRACE(std::string(round_mode_name(mode)) + (ov == Overflow::Saturate ? " saturate" : ""));
         const kernels::ConvertPlan plan = kernels::make_convert_plan(f, {mode, ov, 42});

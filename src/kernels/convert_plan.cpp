@@ -68,10 +68,11 @@ void plan_float(const Format& f, ConvertPlan& p) {
 
   const bool nan = has_nan(f);
   const auto with_sign = [&](uint32_t mag, bool negative) { return negative ? mag | p.sign_bit : mag; };
-  p.zero_code = nan ? ref::nan_code(f, false) : 0;
-  p.negative_code = nan ? ref::nan_code(f, false) : 0;
-  p.nan_pos = nan ? ref::nan_code(f, false) : uint32_t(p.max_mag);
-  p.nan_neg = nan ? ref::nan_code(f, true) : uint32_t(p.max_mag);
+  SpecialResults& codes = p.special_codes;
+  codes.zero = nan ? ref::nan_code(f, false) : 0;
+  codes.negative = nan ? ref::nan_code(f, false) : 0;
+  codes.nan_pos = nan ? ref::nan_code(f, false) : uint32_t(p.max_mag);
+  codes.nan_neg = nan ? ref::nan_code(f, true) : uint32_t(p.max_mag);
   const bool saturate = p.options.overflow == Overflow::Saturate;
   for (bool negative : {false, true}) {
     uint32_t inf_code, over_code;
@@ -82,8 +83,8 @@ void plan_float(const Format& f, ConvertPlan& p) {
       over_code = rounds_toward_zero(p.options.mode, negative) ? with_sign(uint32_t(p.max_mag), negative)
                                                                : inf_code;
     }
-    (negative ? p.inf_neg : p.inf_pos) = inf_code;
-    (negative ? p.overflow_neg : p.overflow_pos) = over_code;
+    (negative ? codes.inf_neg : codes.inf_pos) = inf_code;
+    (negative ? codes.overflow_neg : codes.overflow_pos) = over_code;
   }
 
   // Fake-quant: the values the codes above stand for.
@@ -97,14 +98,9 @@ void plan_float(const Format& f, ConvertPlan& p) {
   split_pow2(quantum_exp, p.quantum_scale1, p.quantum_scale2);
   p.low_nmin_value = float(p.low_nmin);
   p.max_value = value_of(uint32_t(p.max_mag));
-  p.overflow_pos_value = value_of(p.overflow_pos);
-  p.overflow_neg_value = value_of(p.overflow_neg);
-  p.inf_pos_value = value_of(p.inf_pos);
-  p.inf_neg_value = value_of(p.inf_neg);
-  p.nan_pos_value = value_of(p.nan_pos);
-  p.nan_neg_value = value_of(p.nan_neg);
-  p.zero_value = value_of(p.zero_code);
-  p.negative_value = value_of(p.negative_code);
+  p.special_values = {value_of(codes.overflow_pos), value_of(codes.overflow_neg), value_of(codes.inf_pos),
+                      value_of(codes.inf_neg),      value_of(codes.nan_pos),      value_of(codes.nan_neg),
+                      value_of(codes.zero),         value_of(codes.negative)};
 
   p.mag_mask = magnitude_mask(f);
   p.decode_normal_add = uint32_t(127 - f.bias) << 23;

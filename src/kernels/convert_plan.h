@@ -24,6 +24,15 @@
 
 namespace lowbit::kernels {
 
+// What a special input or an overflow becomes, for positive and negative inputs.
+struct SpecialResults {
+  uint32_t overflow_pos = 0, overflow_neg = 0;  // finite inputs that round past the largest value
+  uint32_t inf_pos = 0, inf_neg = 0;
+  uint32_t nan_pos = 0, nan_neg = 0;
+  uint32_t zero = 0;      // what 0 becomes in a format without zero
+  uint32_t negative = 0;  // what a negative becomes in an unsigned format
+};
+
 struct ConvertPlan {
   Format format;
   RoundOptions options;
@@ -50,20 +59,15 @@ struct ConvertPlan {
   bool fix_negative_zero = false;  // FNUZ: -0 becomes +0
   bool is_unsigned = false;
   bool zero_is_special = false;  // no zero in the format (E8M0)
-  uint32_t zero_code = 0;        // what 0 becomes when zero_is_special
-  uint32_t negative_code = 0;    // what a negative becomes in an unsigned format
-  uint32_t overflow_pos = 0, overflow_neg = 0;  // finite inputs that round past max
-  uint32_t inf_pos = 0, inf_neg = 0;
-  uint32_t nan_pos = 0, nan_neg = 0;
-
-  // ---- Float, fake-quant: the same rounding, producing float32 values instead of codes. Each
-  // *_value is the float32 bit pattern of what the matching code decodes to.
+  // What the special cases become (docs/formats.md), as codes for encode ...
+  SpecialResults special_codes;
+  // ---- Float, fake-quant: the same rounding, producing float32 values instead of codes.
   uint32_t round_mask = 0;          // ~(2^s - 1): clears the dropped bits on the normal route
   float quantum_scale1 = 1, quantum_scale2 = 1;  // the low grid's step, as two factors
   float low_nmin_value = 0;         // smallest n on the low grid (2^m when there is no zero)
-  uint32_t max_value = 0;           // largest finite magnitude
-  uint32_t overflow_pos_value = 0, overflow_neg_value = 0, inf_pos_value = 0, inf_neg_value = 0;
-  uint32_t nan_pos_value = 0, nan_neg_value = 0, zero_value = 0, negative_value = 0;
+  uint32_t max_value = 0;           // largest finite magnitude (float32 bits)
+  // ... and as the float32 bit patterns those codes decode to, for fake-quant.
+  SpecialResults special_values;
 
   // ---- Float, decode
   uint32_t mag_mask = 0;

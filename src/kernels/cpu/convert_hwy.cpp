@@ -230,166 +230,158 @@ struct Pow2Scale {
   }
 };
 
+// The rounding both Float codecs share (convert_plan.h): the normal route's rounded bit pattern
+// and the low route's rounded count of grid steps, for every lane; the caller picks per lane.
+template <RoundMode M, bool kCommon>
+struct FloatRounding {
+  const NormalIncrement<M, kCommon> increment;
+  const VU abs_mask = hn::Set(DU(), 0x7FFFFFFFu);
+  const VI low_threshold;
+  const Pow2Scale low_scale;
+  const bool low_needs_floor;
+
+  explicit FloatRounding(const ConvertPlan& plan)
+      : increment(plan),
+        low_threshold(hn::Set(DI(), plan.low_threshold_bits)),
+        low_scale(plan.low_scale1, plan.low_scale2),
+        low_needs_floor(plan.low_needs_floor) {}
+
+  struct Lanes {
+    VI abs_bits;               // |x| as an int32 bit pattern
+    hn::Mask<DI> negative;     // sign bit set (also -0 and -NaN)
+    VU pattern;                // |x| plus the mode's increment: drop the low `shift` bits
+    VF low_count;              // |x| rounded to an integral count of low-grid steps
+    hn::Mask<DI> is_low;       // the lane is below 2^(1 - bias): take low_count
+  };
+
+  HWY_INLINE Lanes operator()(VU bits, VU u24) const {
+    const DF df;
+    const DU du;
+    const DI di;
+    Lanes r;
+    const VU abits = hn::And(bits, abs_mask);
+    r.abs_bits = hn::BitCast(di, abits);
+    r.negative = hn::Lt(hn::BitCast(di, bits), hn::Zero(di));
+    r.pattern = hn::Add(abits, increment(abits, hn::RebindMask(du, r.negative), u24));
+    VF t = low_scale.Apply<kCommon>(hn::BitCast(df, abits));
+    if (!kCommon && low_needs_floor) {
+      t = hn::IfThenZeroElse(hn::RebindMask(df, hn::Eq(r.abs_bits, hn::Zero(di))),
+                             hn::Max(t, hn::Set(df, std::numeric_limits<float>::denorm_min())));
+    }
+    r.low_count = RoundOnGridF<M>(t, hn::RebindMask(df, r.negative), u24);
+    r.is_low = hn::Lt(r.abs_bits, low_threshold);
+    return r;
+  }
+};
+
+// Overrides the lanes that hold a special input or overflowed (docs/formats.md's table) with the
+// plan's results — codes or float32 values. `negative_zero` is the pattern of -0 (the code's sign
+// bit, or float32's) for formats without -0.
+// (It rederives |x| and the sign from `bits` so the fast path need not keep them alive.)
+HWY_NOINLINE VU ApplySpecials(const ConvertPlan& p, const SpecialResults& s, VU v, VU bits,
+                              hn::Mask<DI> overflow, bool fix_negative_zero, uint32_t negative_zero) {
+  const DU du;
+  const DI di;
+  const VI abs_bits = hn::BitCast(di, hn::And(bits, hn::Set(du, 0x7FFFFFFFu)));
+  const auto neg = hn::RebindMask(du, hn::Lt(hn::BitCast(di, bits), hn::Zero(di)));
+  const auto pick = [&](uint32_t if_neg, uint32_t if_pos) {
+    return hn::IfThenElse(neg, hn::Set(du, if_neg), hn::Set(du, if_pos));
+  };
+  if (fix_negative_zero) v = hn::IfThenZeroElse(hn::Eq(v, hn::Set(du, negative_zero)), v);
+  v = hn::IfThenElse(hn::RebindMask(du, overflow), pick(s.overflow_neg, s.overflow_pos), v);
+  const VI inf_bits = hn::Set(di, 0x7F800000);
+  v = hn::IfThenElse(hn::RebindMask(du, hn::Eq(abs_bits, inf_bits)), pick(s.inf_neg, s.inf_pos), v);
+  const auto is_zero = hn::RebindMask(du, hn::Eq(abs_bits, hn::Zero(di)));
+  if (p.is_unsigned) v = hn::IfThenElse(hn::AndNot(is_zero, neg), hn::Set(du, s.negative), v);
+  if (p.zero_is_special) v = hn::IfThenElse(is_zero, hn::Set(du, s.zero), v);
+  return hn::IfThenElse(hn::RebindMask(du, hn::Gt(abs_bits, inf_bits)), pick(s.nan_neg, s.nan_pos), v);
+}
+
 // kCommon: compiled for ConvertPlan::common_float plans, with the rare switches removed.
 template <RoundMode M, bool kCommon = false>
 struct FloatEncoder {
   static constexpr bool kRandom = M == RoundMode::Stochastic;
   const ConvertPlan& p;
-  const NormalIncrement<M, kCommon> increment;
-  const VU abs_mask = hn::Set(DU(), 0x7FFFFFFFu);
-  const VI normal_offset, low_threshold, max_mag, low_nmin, low_nsub;
+  const FloatRounding<M, kCommon> rounding;
+  const VI normal_offset, max_mag, low_nmin, low_nsub;
   const VU sign_bit;
-  const Pow2Scale low_scale;
   const int shift, sign_shift, low_shift;
   // Copies of the plan's switches: reading them through `p` inside the loop would be a load per
   // vector, since byte stores may alias the plan.
-  const bool low_needs_floor, low_is_normal, low_is_flush, always_fix;
+  const bool low_is_normal, low_is_flush, always_fix;
 
   explicit FloatEncoder(const ConvertPlan& plan)
       : p(plan),
-        increment(plan),
+        rounding(plan),
         normal_offset(hn::Set(DI(), plan.normal_offset)),
-        low_threshold(hn::Set(DI(), plan.low_threshold_bits)),
         max_mag(hn::Set(DI(), plan.max_mag)),
         low_nmin(hn::Set(DI(), plan.low_nmin)),
         low_nsub(hn::Set(DI(), plan.low_nsub)),
         sign_bit(hn::Set(DU(), plan.sign_bit)),
-        low_scale(plan.low_scale1, plan.low_scale2),
         shift(plan.shift),
         sign_shift(31 - (plan.format.exp_bits + plan.format.man_bits)),
         low_shift(plan.low_shift),
-        low_needs_floor(plan.low_needs_floor),
         low_is_normal(plan.format.low == LowBinade::Normal),
         low_is_flush(plan.format.low == LowBinade::Flush),
         always_fix(plan.fix_negative_zero || plan.is_unsigned || plan.zero_is_special) {}
 
   HWY_INLINE VU operator()(VU bits, VU u24) const {
-    const DF df;
     const DU du;
     const DI di;
-    const VU abits = hn::And(bits, abs_mask);
-    const VI ai = hn::BitCast(di, abits);
-    const auto neg_i = hn::Lt(hn::BitCast(di, bits), hn::Zero(di));
-
-    // Normal route: round inside the float32 bit pattern; a carry is the step to the next binade.
-    const VU inc = increment(abits, hn::RebindMask(du, neg_i), u24);
-    const VI normal = hn::Sub(hn::BitCast(di, hn::ShiftRightSame(hn::Add(abits, inc), shift)), normal_offset);
-
-    // Low route: a uniform grid below 2^(1 - bias).
-    VF t = low_scale.Apply<kCommon>(hn::BitCast(df, abits));
-    if (!kCommon && low_needs_floor) {
-      t = hn::IfThenZeroElse(hn::RebindMask(df, hn::Eq(ai, hn::Zero(di))),
-                             hn::Max(t, hn::Set(df, std::numeric_limits<float>::denorm_min())));
-    }
-    VI low = RoundOnGrid<M>(t, hn::RebindMask(df, neg_i), u24);
+    const auto r = rounding(bits, u24);
+    // Normal route: the dropped bits shifted out; a carry was the step to the next binade.
+    const VI normal = hn::Sub(hn::BitCast(di, hn::ShiftRightSame(r.pattern, shift)), normal_offset);
+    VI low = SmallIntegralToInt(r.low_count);
     if (!kCommon && low_is_normal) low = hn::Sub(hn::Max(low, low_nmin), low_nsub);
     if (!kCommon && low_is_flush) low = hn::ShiftLeftSame(low, low_shift);
-    const VI mag = hn::IfThenElse(hn::Lt(ai, low_threshold), low, normal);
-
-    VU code = hn::Or(hn::BitCast(du, mag), hn::And(hn::ShiftRightSame(bits, sign_shift), sign_bit));
-    // Rare lanes take the slow path: overflow, inf and NaN all have mag > max_mag; zero and
-    // negatives only matter for FNUZ, unsigned and zero-less formats.
-    const auto special = hn::Gt(mag, max_mag);
-    if (HWY_UNLIKELY(!hn::AllFalse(di, special)) || (!kCommon && always_fix)) {
-      code = FixSpecials(code, ai, mag, neg_i);
-    }
-    return code;
-  }
-
-  HWY_NOINLINE VU FixSpecials(VU code, VI ai, VI mag, hn::Mask<DI> neg_i) const {
-    const DU du;
-    const DI di;
-    const auto neg_u = hn::RebindMask(du, neg_i);
-    const auto pick = [&](uint32_t if_neg, uint32_t if_pos) {
-      return hn::IfThenElse(neg_u, hn::Set(du, if_neg), hn::Set(du, if_pos));
-    };
-    if (p.fix_negative_zero) code = hn::IfThenZeroElse(hn::Eq(code, sign_bit), code);
-    code = hn::IfThenElse(hn::RebindMask(du, hn::Gt(mag, max_mag)), pick(p.overflow_neg, p.overflow_pos), code);
-    code = hn::IfThenElse(hn::RebindMask(du, hn::Eq(ai, hn::Set(di, 0x7F800000))), pick(p.inf_neg, p.inf_pos),
-                          code);
-    const auto is_zero = hn::RebindMask(du, hn::Eq(ai, hn::Zero(di)));
-    if (p.is_unsigned) code = hn::IfThenElse(hn::AndNot(is_zero, neg_u), hn::Set(du, p.negative_code), code);
-    if (p.zero_is_special) code = hn::IfThenElse(is_zero, hn::Set(du, p.zero_code), code);
-    return hn::IfThenElse(hn::RebindMask(du, hn::Gt(ai, hn::Set(di, 0x7F800000))), pick(p.nan_neg, p.nan_pos),
-                          code);
+    const VI mag = hn::IfThenElse(r.is_low, low, normal);
+    const VU code = hn::Or(hn::BitCast(du, mag), hn::And(hn::ShiftRightSame(bits, sign_shift), sign_bit));
+    // Overflow, inf and NaN all have mag > max_mag; zero and negatives only matter for FNUZ,
+    // unsigned and zero-less formats. Vectors with none of these skip the overrides.
+    const auto overflow = hn::Gt(mag, max_mag);
+    if (HWY_LIKELY(hn::AllFalse(di, overflow)) && (kCommon || !always_fix)) return code;
+    return ApplySpecials(p, p.special_codes, code, bits, overflow, p.fix_negative_zero, p.sign_bit);
   }
 };
 
 // Fake-quant for Float formats without going through codes: the normal route clears the dropped
-// bits of the rounded pattern, the low route multiplies n back by the grid step.
+// bits of the rounded pattern, the low route multiplies the count back by the grid step.
 template <RoundMode M, bool kCommon = false>
 struct FloatRounder {
   static constexpr bool kRandom = M == RoundMode::Stochastic;
   const ConvertPlan& p;
-  const NormalIncrement<M, kCommon> increment;
-  const VU abs_mask = hn::Set(DU(), 0x7FFFFFFFu), sign_mask = hn::Set(DU(), 0x80000000u);
-  const VU round_mask, max_half;
-  const VI low_threshold;
+  const FloatRounding<M, kCommon> rounding;
+  const VU sign_mask = hn::Set(DU(), 0x80000000u), round_mask, max_half;
   const VF low_nmin;
-  const Pow2Scale low_scale, quantum;
-  const bool low_needs_floor, low_is_normal, always_fix;
+  const Pow2Scale quantum;
+  const bool low_is_normal, always_fix;
 
   explicit FloatRounder(const ConvertPlan& plan)
       : p(plan),
-        increment(plan),
+        rounding(plan),
         round_mask(hn::Set(DU(), plan.round_mask)),
         max_half(hn::Set(DU(), plan.max_value >> 1)),
-        low_threshold(hn::Set(DI(), plan.low_threshold_bits)),
         low_nmin(hn::Set(DF(), plan.low_nmin_value)),
-        low_scale(plan.low_scale1, plan.low_scale2),
         quantum(plan.quantum_scale1, plan.quantum_scale2),
-        low_needs_floor(plan.low_needs_floor),
         low_is_normal(plan.format.low == LowBinade::Normal),
         always_fix(plan.fix_negative_zero || plan.is_unsigned || plan.zero_is_special) {}
 
   HWY_INLINE VF operator()(VU bits, VU u24) const {
-    const DF df;
     const DU du;
     const DI di;
-    const VU abits = hn::And(bits, abs_mask);
-    const VI ai = hn::BitCast(di, abits);
-    const auto neg_i = hn::Lt(hn::BitCast(di, bits), hn::Zero(di));
-
-    const VU normal = hn::And(hn::Add(abits, increment(abits, hn::RebindMask(du, neg_i), u24)), round_mask);
-    VF t = low_scale.Apply<kCommon>(hn::BitCast(df, abits));
-    if (!kCommon && low_needs_floor) {
-      t = hn::IfThenZeroElse(hn::RebindMask(df, hn::Eq(ai, hn::Zero(di))),
-                             hn::Max(t, hn::Set(df, std::numeric_limits<float>::denorm_min())));
-    }
-    VF n = RoundOnGridF<M>(t, hn::RebindMask(df, neg_i), u24);
-    if (!kCommon && low_is_normal) n = hn::Max(n, low_nmin);
-    const VU low = hn::BitCast(du, quantum.Apply<kCommon>(n));
-    const VU mag = hn::IfThenElse(hn::RebindMask(du, hn::Lt(ai, low_threshold)), low, normal);
-    VU v = hn::Or(mag, hn::And(bits, sign_mask));
-    if (HWY_UNLIKELY(!hn::AllFalse(di, AboveMax(mag))) || (!kCommon && always_fix)) {
-      v = FixSpecials(v, ai, mag, neg_i);
-    }
-    return hn::BitCast(df, v);
-  }
-
-  // Overflow, inf and NaN all land above the largest value. (The rounded pattern of a NaN can
-  // carry into bit 31, so compare halves: distinct values differ by far more than one bit.)
-  HWY_INLINE hn::Mask<DI> AboveMax(VU mag) const {
-    const DI di;
-    return hn::Gt(hn::BitCast(di, hn::ShiftRight<1>(mag)), hn::BitCast(di, max_half));
-  }
-
-  HWY_NOINLINE VU FixSpecials(VU v, VI ai, VU mag, hn::Mask<DI> neg_i) const {
-    const DU du;
-    const DI di;
-    const auto neg_u = hn::RebindMask(du, neg_i);
-    const auto pick = [&](uint32_t if_neg, uint32_t if_pos) {
-      return hn::IfThenElse(neg_u, hn::Set(du, if_neg), hn::Set(du, if_pos));
-    };
-    if (p.fix_negative_zero || p.is_unsigned) v = hn::IfThenZeroElse(hn::Eq(v, sign_mask), v);  // -0 -> +0
-    v = hn::IfThenElse(hn::RebindMask(du, AboveMax(mag)), pick(p.overflow_neg_value, p.overflow_pos_value), v);
-    v = hn::IfThenElse(hn::RebindMask(du, hn::Eq(ai, hn::Set(di, 0x7F800000))),
-                       pick(p.inf_neg_value, p.inf_pos_value), v);
-    const auto is_zero = hn::RebindMask(du, hn::Eq(ai, hn::Zero(di)));
-    if (p.is_unsigned) v = hn::IfThenElse(hn::AndNot(is_zero, neg_u), hn::Set(du, p.negative_value), v);
-    if (p.zero_is_special) v = hn::IfThenElse(is_zero, hn::Set(du, p.zero_value), v);
-    return hn::IfThenElse(hn::RebindMask(du, hn::Gt(ai, hn::Set(di, 0x7F800000))),
-                          pick(p.nan_neg_value, p.nan_pos_value), v);
+    const auto r = rounding(bits, u24);
+    const VU normal = hn::And(r.pattern, round_mask);
+    const VF count = (!kCommon && low_is_normal) ? hn::Max(r.low_count, low_nmin) : r.low_count;
+    const VU low = hn::BitCast(du, quantum.Apply<kCommon>(count));
+    const VU mag = hn::IfThenElse(hn::RebindMask(du, r.is_low), low, normal);
+    const VU v = hn::Or(mag, hn::And(bits, sign_mask));
+    // Overflow, inf and NaN all land above the largest value. (The rounded pattern of a NaN can
+    // carry into bit 31, so compare halves: distinct values differ by far more than one bit.)
+    const auto overflow = hn::Gt(hn::BitCast(di, hn::ShiftRight<1>(mag)), hn::BitCast(di, max_half));
+    if (HWY_LIKELY(hn::AllFalse(di, overflow)) && (kCommon || !always_fix)) return hn::BitCast(DF(), v);
+    // Unsigned formats: the input's sign was copied above, so -0 needs the fix too.
+    return hn::BitCast(DF(), ApplySpecials(p, p.special_values, v, bits, overflow,
+                                           p.fix_negative_zero || p.is_unsigned, 0x80000000u));
   }
 };
 
