@@ -1,5 +1,5 @@
-// Throughput of bulk encode, decode and fake-quant, single-threaded on the best SIMD backend, beside
-// memcpy of the same bytes and the scalar reference. Every benchmark first checks its output
+// Throughput of bulk encode, decode and fake-quant, single-threaded on the best SIMD backend,
+// beside memcpy of the same bytes and the scalar reference. Every benchmark first checks its output
 // against the reference on the same data and aborts if they differ.
 //
 //   build/bench/bench_convert --benchmark_counters_tabular=true
@@ -28,8 +28,8 @@ using kernels::SourceType;
 
 // Formats timed: the OCP ones, a generic ExMy no named table knows, and one that takes the
 // kernels' general (not common_float) path.
-const char* const kFormats[] = {"e4m3fn", "e5m2", "e2m3fn", "e2m1fn", "e3m3:bias=5:specials=none",
-                                "e5m2:subnormals=off"};
+const char* const kFormats[] = {
+    "e4m3fn", "e5m2", "e2m3fn", "e2m1fn", "e3m3:bias=5:specials=none", "e5m2:subnormals=off"};
 
 // Activations-like data: normal, scaled so the format's range is used. With LOWBIT_BENCH_INPUT
 // set to a float32 .npy file, that array is used instead (bench/compare_ml_dtypes.py times
@@ -67,7 +67,8 @@ void validate(const ConvertBackend& b, const kernels::ConvertPlan& p, const std:
   std::vector<float> out(n);
   b.encode(p, x.data(), SourceType::F32, n, 0, codes.data(), 1);
   for (size_t i = 0; i < n; ++i)
-    if (codes[i] != ref::round_to_code(p.format, x[i], p.options, i)) mismatch("encode", p.format, i);
+    if (codes[i] != ref::round_to_code(p.format, x[i], p.options, i))
+      mismatch("encode", p.format, i);
   b.decode(p, codes.data(), 1, n, out.data());
   for (size_t i = 0; i < n; ++i) {
     const float want = ref::decode(p.format, codes[i]);
@@ -75,7 +76,8 @@ void validate(const ConvertBackend& b, const kernels::ConvertPlan& p, const std:
   }
   b.fake_quant(p, x.data(), SourceType::F32, n, 0, out.data());
   for (size_t i = 0; i < n; ++i)
-    if (out[i] != ref::round_to_value(p.format, x[i], p.options, i)) mismatch("fake-quant", p.format, i);
+    if (out[i] != ref::round_to_value(p.format, x[i], p.options, i))
+      mismatch("fake-quant", p.format, i);
 }
 
 void set_counters(benchmark::State& state, size_t n, size_t bytes_per_element) {
@@ -188,9 +190,10 @@ void args(benchmark::internal::Benchmark* b, bool with_reference) {
     }
 }
 
-BENCHMARK(BM_Encode)->Apply([](auto* b) { args(b, true); })->ArgNames({"fmt", "n", "backend"});
-BENCHMARK(BM_Decode)->Apply([](auto* b) { args(b, false); })->ArgNames({"fmt", "n", "backend"});
-BENCHMARK(BM_FakeQuant)->Apply([](auto* b) { args(b, false); })->ArgNames({"fmt", "n", "backend"});
+BENCHMARK(BM_Encode)->Apply([](auto* b) { args(b, true); }) -> ArgNames({"fmt", "n", "backend"});
+BENCHMARK(BM_Decode)->Apply([](auto* b) { args(b, false); }) -> ArgNames({"fmt", "n", "backend"});
+BENCHMARK(BM_FakeQuant)
+    ->Apply([](auto* b) { args(b, false); }) -> ArgNames({"fmt", "n", "backend"});
 BENCHMARK(BM_FakeQuantStochastic)->Args({0, 1 << 16, -1})->ArgNames({"fmt", "n", "backend"});
 BENCHMARK(BM_Memcpy)->Args({0, 1 << 16})->Args({0, 1 << 24})->ArgNames({"fmt", "n"});
 BENCHMARK(BM_CopyLoop)->Args({0, 1 << 16})->Args({0, 1 << 24})->ArgNames({"fmt", "n"});

@@ -21,12 +21,25 @@ inline float from_bits(uint32_t b) {
 
 inline std::vector<float> interesting_inputs(const Format& f, uint32_t stride = 65521) {
   const float inf = std::numeric_limits<float>::infinity();
-  std::vector<float> xs = {0.0f, -0.0f, inf, -inf, std::numeric_limits<float>::quiet_NaN(),
-                           -std::numeric_limits<float>::quiet_NaN(), from_bits(0x7F800001u),
-                           from_bits(0xFFBFFFFFu), std::numeric_limits<float>::denorm_min(),
-                           -std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::min(),
-                           std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(), 1e30f,
-                           -1e30f, 0.5f, -0.5f, 1.0f, -1.0f};
+  std::vector<float> xs = {0.0f,
+                           -0.0f,
+                           inf,
+                           -inf,
+                           std::numeric_limits<float>::quiet_NaN(),
+                           -std::numeric_limits<float>::quiet_NaN(),
+                           from_bits(0x7F800001u),
+                           from_bits(0xFFBFFFFFu),
+                           std::numeric_limits<float>::denorm_min(),
+                           -std::numeric_limits<float>::denorm_min(),
+                           std::numeric_limits<float>::min(),
+                           std::numeric_limits<float>::max(),
+                           -std::numeric_limits<float>::max(),
+                           1e30f,
+                           -1e30f,
+                           0.5f,
+                           -0.5f,
+                           1.0f,
+                           -1.0f};
   const auto add_with_neighbours = [&](float v) {
     xs.push_back(v);
     xs.push_back(std::nextafter(v, inf));

@@ -17,7 +17,7 @@ TEST(FormatNames, NamedFormatsAndAliasesParse) {
     for (const std::string& alias : nf.aliases) EXPECT_EQ(parse_format(alias), nf.format) << alias;
   }
   EXPECT_EQ(parse_format("FLOAT8_E4M3FN"), formats::e4m3fn);  // case-insensitive
-  EXPECT_EQ(parse_format("e8m7"), formats::bf16);              // generic spelling of a named one
+  EXPECT_EQ(parse_format("e8m7"), formats::bf16);             // generic spelling of a named one
   EXPECT_EQ(parse_format("e5m2:bias=16:specials=fnuz"), formats::e5m2fnuz);
   EXPECT_EQ(parse_format("e4m3:specials=fn"), formats::e4m3fn);
   EXPECT_EQ(parse_format("e8m0:unsigned:specials=fn:zero=off"), formats::e8m0fnu);
@@ -39,7 +39,8 @@ TEST(FormatNames, GenericOptions) {
 }
 
 TEST(FormatNames, CanonicalNameRoundTrips) {
-  for (const Format& f : testing::formats_under_test()) EXPECT_EQ(parse_format(format_name(f)), f) << format_name(f);
+  for (const Format& f : testing::formats_under_test())
+    EXPECT_EQ(parse_format(format_name(f)), f) << format_name(f);
 }
 
 TEST(FormatNames, Codebooks) {
@@ -50,10 +51,10 @@ TEST(FormatNames, Codebooks) {
   EXPECT_TRUE(a.is_signed);
   EXPECT_EQ(format_name(a), "lut:-1,0,0.5,2");
   EXPECT_EQ(make_codebook(std::vector<float>(kNF4Values, kNF4Values + 16)), formats::nf4);
-  EXPECT_THROW(parse_format("lut:1,0"), Error);          // not increasing
-  EXPECT_THROW(parse_format("lut:1"), Error);            // too few
-  EXPECT_THROW(parse_format("lut:1,x"), Error);          // not a number
-  EXPECT_THROW(parse_format("lut:1e-20,1"), Error);      // midpoint not exact
+  EXPECT_THROW(parse_format("lut:1,0"), Error);      // not increasing
+  EXPECT_THROW(parse_format("lut:1"), Error);        // too few
+  EXPECT_THROW(parse_format("lut:1,x"), Error);      // not a number
+  EXPECT_THROW(parse_format("lut:1e-20,1"), Error);  // midpoint not exact
   EXPECT_THROW(make_codebook(std::vector<float>(300, 1.0f)), Error);
 }
 

@@ -22,7 +22,9 @@ using testing::kAllRoundModes;
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 const float kInf = std::numeric_limits<float>::infinity();
 
-uint32_t rne(const Format& f, float x) { return ref::round_to_code(f, x, {}); }
+uint32_t rne(const Format& f, float x) {
+  return ref::round_to_code(f, x, {});
+}
 uint32_t round_with(const Format& f, float x, RoundMode mode, Overflow ov = Overflow::Default) {
   RoundOptions opt;
   opt.mode = mode;
@@ -60,7 +62,8 @@ TEST(Reference, EveryCodeRoundTrips) {
       }
       // A representable value is left where it is by every mode and policy.
       for (RoundMode mode : kAllRoundModes) {
-        EXPECT_EQ(round_with(f, v, mode), canonical) << "mode " << round_mode_name(mode) << " v " << v;
+        EXPECT_EQ(round_with(f, v, mode), canonical)
+            << "mode " << round_mode_name(mode) << " v " << v;
         // ... except that saturation makes ±inf finite.
         const uint32_t saturated =
             std::isinf(v) ? (max_magnitude_code(f) | (v < 0 ? sign_bit(f) : 0)) : canonical;
@@ -98,8 +101,10 @@ TEST(Reference, MidpointsAndTheirNeighbours) {
         if (f.kind == FormatKind::Int) {
           even = expected_code(f, std::fmod(lo, 2.0) == 0 ? lo : hi, neg);
         } else if (f.kind == FormatKind::Float) {
-          if (lo == 0.0 || hi == 0.0) even = expected_code(f, 0.0, neg);
-          else if (f.man_bits == 0) even = expected_code(f, large, neg);
+          if (lo == 0.0 || hi == 0.0)
+            even = expected_code(f, 0.0, neg);
+          else if (f.man_bits == 0)
+            even = expected_code(f, large, neg);
         }
         if (f.kind != FormatKind::Lut || std::fabs(lo) != std::fabs(hi)) {
           EXPECT_EQ(rne(f, x), even);
@@ -115,11 +120,13 @@ TEST(Reference, MidpointsAndTheirNeighbours) {
       if (double(below) >= mid) below = std::nextafter(below, -kInf);
       if (above < hi) {
         EXPECT_EQ(rne(f, above), expected_code(f, hi, std::signbit(above))) << "above " << mid;
-        EXPECT_EQ(round_with(f, above, RoundMode::NearestAway), expected_code(f, hi, std::signbit(above)));
+        EXPECT_EQ(round_with(f, above, RoundMode::NearestAway),
+                  expected_code(f, hi, std::signbit(above)));
       }
       if (below > lo) {
         EXPECT_EQ(rne(f, below), expected_code(f, lo, std::signbit(below))) << "below " << mid;
-        EXPECT_EQ(round_with(f, below, RoundMode::NearestAway), expected_code(f, lo, std::signbit(below)));
+        EXPECT_EQ(round_with(f, below, RoundMode::NearestAway),
+                  expected_code(f, lo, std::signbit(below)));
       }
     }
   }
@@ -139,7 +146,8 @@ TEST(Reference, NearestMatchesBruteForce) {
       for (double v : values)
         if (std::fabs(v - x) < std::fabs(best - x)) best = v;
       const double got = ref::round_to_value(f, x, {});
-      if (std::fabs(got - x) != std::fabs(best - x)) FAIL() << "x=" << x << " got " << got << " best " << best;
+      if (std::fabs(got - x) != std::fabs(best - x))
+        FAIL() << "x=" << x << " got " << got << " best " << best;
     }
   }
 }
@@ -195,8 +203,8 @@ TEST(Reference, SpecValues) {
 TEST(Reference, OverflowFollowsTheTable) {
   using namespace formats;
   // RNE overflow thresholds: max + half an ulp ties to the even neighbour.
-  EXPECT_EQ(rne(e4m3fn, 464.0f), 0x7Eu);                         // tie: 448 (M=110) is even
-  EXPECT_EQ(rne(e4m3fn, std::nextafter(464.0f, kInf)), 0x7Fu);   // beyond: NaN
+  EXPECT_EQ(rne(e4m3fn, 464.0f), 0x7Eu);                        // tie: 448 (M=110) is even
+  EXPECT_EQ(rne(e4m3fn, std::nextafter(464.0f, kInf)), 0x7Fu);  // beyond: NaN
   EXPECT_EQ(rne(e4m3fn, -1e9f), 0xFFu);
   EXPECT_EQ(round_with(e4m3fn, 1e9f, RoundMode::NearestEven, Overflow::Saturate), 0x7Eu);
   EXPECT_EQ(round_with(e4m3fn, kInf, RoundMode::NearestEven, Overflow::Saturate), 0x7Eu);
@@ -266,10 +274,10 @@ TEST(Reference, SpecialInputsFollowTheTable) {
   EXPECT_EQ(rne(u, -5.0f), 0x00u);
   EXPECT_EQ(rne(u, -kInf), 0x00u);
   // Subnormal float32 inputs round like any other value.
-  EXPECT_EQ(rne(bf16, 0x1p-133f), 0x0001u);            // bf16's smallest subnormal
-  EXPECT_EQ(rne(bf16, 0x1p-134f), 0x0000u);            // exactly half of it: to even (0)
-  EXPECT_EQ(rne(bf16, 0x1.0002p-134f), 0x0001u);     // one float32 subnormal ulp above half
-  EXPECT_EQ(rne(bf16, 0x1.8p-133f), 0x0002u);          // 1.5 ulp: to even (2)
+  EXPECT_EQ(rne(bf16, 0x1p-133f), 0x0001u);       // bf16's smallest subnormal
+  EXPECT_EQ(rne(bf16, 0x1p-134f), 0x0000u);       // exactly half of it: to even (0)
+  EXPECT_EQ(rne(bf16, 0x1.0002p-134f), 0x0001u);  // one float32 subnormal ulp above half
+  EXPECT_EQ(rne(bf16, 0x1.8p-133f), 0x0002u);     // 1.5 ulp: to even (2)
   EXPECT_EQ(rne(bf16, 0x1p-149f), 0x0000u);
   EXPECT_EQ(round_with(bf16, 0x1p-149f, RoundMode::Up), 0x0001u);
   EXPECT_EQ(ref::decode(bf16, 0x0001), 0x1p-133f);
@@ -301,7 +309,8 @@ TEST(Reference, DirectedModesBracketTheInput) {
       const float up = ref::round_to_value(f, x, {RoundMode::Up});
       const float down = ref::round_to_value(f, x, {RoundMode::Down});
       const float rtz = ref::round_to_value(f, x, {RoundMode::TowardZero});
-      const float sr = ref::round_to_value(f, x, {RoundMode::Stochastic, Overflow::Default, 5}, trial);
+      const float sr =
+          ref::round_to_value(f, x, {RoundMode::Stochastic, Overflow::Default, 5}, trial);
       if (f.kind == FormatKind::Float && f.low == LowBinade::Normal && std::fabs(x) < min_normal(f))
         continue;  // no zero: everything below the smallest value lands on it
       ASSERT_GE(up, x);

@@ -26,10 +26,18 @@ namespace {
 using Oracle = std::function<uint16_t(float)>;
 
 // F16C: the rounding mode is an immediate, so one function per mode.
-__attribute__((target("f16c"))) uint16_t f16c_rne(float x) { return uint16_t(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT)); }
-__attribute__((target("f16c"))) uint16_t f16c_rtz(float x) { return uint16_t(_cvtss_sh(x, _MM_FROUND_TO_ZERO)); }
-__attribute__((target("f16c"))) uint16_t f16c_down(float x) { return uint16_t(_cvtss_sh(x, _MM_FROUND_TO_NEG_INF)); }
-__attribute__((target("f16c"))) uint16_t f16c_up(float x) { return uint16_t(_cvtss_sh(x, _MM_FROUND_TO_POS_INF)); }
+__attribute__((target("f16c"))) uint16_t f16c_rne(float x) {
+  return uint16_t(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT));
+}
+__attribute__((target("f16c"))) uint16_t f16c_rtz(float x) {
+  return uint16_t(_cvtss_sh(x, _MM_FROUND_TO_ZERO));
+}
+__attribute__((target("f16c"))) uint16_t f16c_down(float x) {
+  return uint16_t(_cvtss_sh(x, _MM_FROUND_TO_NEG_INF));
+}
+__attribute__((target("f16c"))) uint16_t f16c_up(float x) {
+  return uint16_t(_cvtss_sh(x, _MM_FROUND_TO_POS_INF));
+}
 
 uint16_t compiler_fp16(float x) {
   const _Float16 h = static_cast<_Float16>(x);  // GCC's own conversion (libgcc, no F16C)
@@ -40,8 +48,8 @@ uint16_t compiler_fp16(float x) {
 
 // Runs the fast path and `oracle` over every `stride`-th float32 bit pattern; returns the number of
 // disagreements (NaN inputs agree when both results are NaN: NaN payloads are not compared).
-uint64_t count_mismatches(const Format& f, const RoundOptions& opt, uint64_t stride, const Oracle& oracle,
-                          std::string& first_problem) {
+uint64_t count_mismatches(const Format& f, const RoundOptions& opt, uint64_t stride,
+                          const Oracle& oracle, std::string& first_problem) {
   const kernels::ConvertBackend& fast = kernels::default_convert_backend();
   const kernels::ConvertPlan plan = kernels::make_convert_plan(f, opt);
   const uint64_t chunk = uint64_t(1) << 20;
@@ -66,11 +74,13 @@ uint64_t count_mismatches(const Format& f, const RoundOptions& opt, uint64_t str
       for (size_t i = 0; i < xs.size(); ++i) {
         const uint16_t want = oracle(xs[i]);
         if (codes[i] == want) continue;
-        if (std::isnan(xs[i]) && std::isnan(ref::decode(f, codes[i])) && std::isnan(ref::decode(f, want))) continue;
+        if (std::isnan(xs[i]) && std::isnan(ref::decode(f, codes[i])) &&
+            std::isnan(ref::decode(f, want)))
+          continue;
         if (mismatches++ == 0) {
 #pragma omp critical
-          first_problem = "input " + std::to_string(xs[i]) + ": lowbit " + std::to_string(codes[i]) +
-                          ", oracle " + std::to_string(want);
+          first_problem = "input " + std::to_string(xs[i]) + ": lowbit " +
+                          std::to_string(codes[i]) + ", oracle " + std::to_string(want);
         }
       }
     }
@@ -89,8 +99,9 @@ void run_cases(const Format& f, const std::vector<OracleCase>& cases, uint64_t s
     std::string problem;
     const uint64_t bad = count_mismatches(f, {c.mode}, stride, c.oracle, problem);
     EXPECT_EQ(bad, 0u) << c.name << ": " << problem;
-    std::printf("%s vs %s: every float32 bit pattern on a stride of %llu agrees: %s\n", format_name(f).c_str(),
-                c.name, static_cast<unsigned long long>(stride), bad == 0 ? "yes" : "NO");
+    std::printf("%s vs %s: every float32 bit pattern on a stride of %llu agrees: %s\n",
+                format_name(f).c_str(), c.name, static_cast<unsigned long long>(stride),
+                bad == 0 ? "yes" : "NO");
   }
 }
 
@@ -115,8 +126,10 @@ void run_bf16(uint64_t stride) {
     return b;
   };
   run_cases(formats::bf16,
-            {{RoundMode::NearestEven, [&](float x) { return to_bits(__float2bfloat16_rn(x)); }, "CUDA rn"},
-             {RoundMode::TowardZero, [&](float x) { return to_bits(__float2bfloat16_rz(x)); }, "CUDA rz"}},
+            {{RoundMode::NearestEven, [&](float x) { return to_bits(__float2bfloat16_rn(x)); },
+              "CUDA rn"},
+             {RoundMode::TowardZero, [&](float x) { return to_bits(__float2bfloat16_rz(x)); },
+              "CUDA rz"}},
             stride);
 #else
   (void)stride;
@@ -124,10 +137,18 @@ void run_bf16(uint64_t stride) {
 #endif
 }
 
-TEST(HalfsStrided, Fp16AgreesWithHardware) { run_fp16(251); }
-TEST(HalfsStrided, Bf16AgreesWithCuda) { run_bf16(251); }
-TEST(HalfsAll, Fp16AgreesWithHardware) { run_fp16(1); }
-TEST(HalfsAll, Bf16AgreesWithCuda) { run_bf16(1); }
+TEST(HalfsStrided, Fp16AgreesWithHardware) {
+  run_fp16(251);
+}
+TEST(HalfsStrided, Bf16AgreesWithCuda) {
+  run_bf16(251);
+}
+TEST(HalfsAll, Fp16AgreesWithHardware) {
+  run_fp16(1);
+}
+TEST(HalfsAll, Bf16AgreesWithCuda) {
+  run_bf16(1);
+}
 
 }  // namespace
 }  // namespace lowbit

@@ -35,8 +35,9 @@ uint32_t bits_of(float x) {
 }
 
 // Encodes with `b` into codes of `width` bytes, returned widened to uint32.
-std::vector<uint32_t> encode_with(const ConvertBackend& b, const kernels::ConvertPlan& p, const void* in,
-                                  SourceType type, size_t n, uint64_t first, int width) {
+std::vector<uint32_t> encode_with(const ConvertBackend& b, const kernels::ConvertPlan& p,
+                                  const void* in, SourceType type, size_t n, uint64_t first,
+                                  int width) {
   std::vector<uint8_t> raw(n * size_t(width) + 1);
   b.encode(p, in, type, n, first, raw.data(), width);
   std::vector<uint32_t> out(n);
@@ -48,8 +49,8 @@ std::vector<uint32_t> encode_with(const ConvertBackend& b, const kernels::Conver
   return out;
 }
 
-std::vector<uint32_t> fake_quant_bits(const ConvertBackend& b, const kernels::ConvertPlan& p, const void* in,
-                                      SourceType type, size_t n, uint64_t first) {
+std::vector<uint32_t> fake_quant_bits(const ConvertBackend& b, const kernels::ConvertPlan& p,
+                                      const void* in, SourceType type, size_t n, uint64_t first) {
   std::vector<float> out(n);
   b.fake_quant(p, in, type, n, first, out.data());
   std::vector<uint32_t> bits(n);
@@ -77,11 +78,13 @@ TEST(KernelTargets, ReportCoverage) {
   std::string skipped;
   for (const std::string& name : compiled)
     if (runnable.find(name) == std::string::npos) skipped += " " + name;
-  std::printf("SIMD targets compiled:%s\n", [&] {
-    std::string s;
-    for (const auto& n : compiled) s += " " + n;
-    return s;
-  }().c_str());
+  std::printf("SIMD targets compiled:%s\n",
+              [&] {
+                std::string s;
+                for (const auto& n : compiled) s += " " + n;
+                return s;
+              }()
+                  .c_str());
   std::printf("SIMD targets tested on this CPU:%s\n", runnable.c_str());
   if (!skipped.empty()) std::printf("NOT tested here (CPU lacks them):%s\n", skipped.c_str());
   ASSERT_FALSE(simd_backends().empty()) << "no SIMD backend runs on this CPU";
@@ -96,16 +99,27 @@ TEST(KernelConvert, EveryFormatModeAndPolicyMatchesTheReference) {
     const int width = code_bytes(f);
     for (RoundMode mode : kAllRoundModes) {
       for (Overflow ov : {Overflow::Default, Overflow::Saturate}) {
-        SCOPED_TRACE(std::string(round_mode_name(mode)) + (ov == Overflow::Saturate ? " saturate" : ""));
+        SCOPED_TRACE(std::string(round_mode_name(mode)) +
+                     (ov == Overflow::Saturate ? " saturate" : ""));
         const kernels::ConvertPlan plan = kernels::make_convert_plan(f, {mode, ov, 42});
         const uint64_t first = 77;
         const auto want = encode_with(ref, plan, xs.data(), SourceType::F32, xs.size(), first, 4);
-        const auto want_fq = fake_quant_bits(ref, plan, xs.data(), SourceType::F32, xs.size(), first);
+        const auto want_fq =
+            fake_quant_bits(ref, plan, xs.data(), SourceType::F32, xs.size(), first);
         for (const ConvertBackend* b : simd_backends()) {
           SCOPED_TRACE(b->name);
-          ASSERT_EQ("", first_mismatch(want, encode_with(*b, plan, xs.data(), SourceType::F32, xs.size(), first, width), xs));
-          ASSERT_EQ("", first_mismatch(want, encode_with(*b, plan, xs.data(), SourceType::F32, xs.size(), first, 4), xs));
-          ASSERT_EQ("", first_mismatch(want_fq, fake_quant_bits(*b, plan, xs.data(), SourceType::F32, xs.size(), first), xs));
+          ASSERT_EQ("", first_mismatch(want,
+                                       encode_with(*b, plan, xs.data(), SourceType::F32, xs.size(),
+                                                   first, width),
+                                       xs));
+          ASSERT_EQ(
+              "", first_mismatch(
+                      want, encode_with(*b, plan, xs.data(), SourceType::F32, xs.size(), first, 4),
+                      xs));
+          ASSERT_EQ(
+              "", first_mismatch(
+                      want_fq,
+                      fake_quant_bits(*b, plan, xs.data(), SourceType::F32, xs.size(), first), xs));
         }
       }
     }
@@ -123,13 +137,15 @@ TEST(KernelConvert, DecodeMatchesTheReferenceOnEveryCode) {
     for (uint32_t c = 0; c < code_count(f); ++c) codes.push_back(c | (0xA5A5A5A5u << f.bits()));
     for (int width : {code_bytes(f), 4}) {
       std::vector<uint8_t> raw(codes.size() * size_t(width));
-      for (size_t i = 0; i < codes.size(); ++i) std::memcpy(raw.data() + i * size_t(width), &codes[i], size_t(width));
+      for (size_t i = 0; i < codes.size(); ++i)
+        std::memcpy(raw.data() + i * size_t(width), &codes[i], size_t(width));
       std::vector<float> want(codes.size()), got(codes.size());
       ref.decode(plan, raw.data(), width, codes.size(), want.data());
       for (const ConvertBackend* b : simd_backends()) {
         b->decode(plan, raw.data(), width, codes.size(), got.data());
         for (size_t i = 0; i < codes.size(); ++i)
-          ASSERT_EQ(bits_of(want[i]), bits_of(got[i])) << b->name << " code 0x" << std::hex << codes[i];
+          ASSERT_EQ(bits_of(want[i]), bits_of(got[i]))
+              << b->name << " code 0x" << std::hex << codes[i];
       }
     }
   }
@@ -147,14 +163,17 @@ TEST(KernelConvert, SixteenBitSourcesMatchTheReference) {
     }
     for (RoundMode mode : {RoundMode::NearestEven, RoundMode::TowardZero, RoundMode::Stochastic}) {
       const kernels::ConvertPlan plan = kernels::make_convert_plan(f, {mode, Overflow::Default, 9});
-      for (const auto& [data, type] : {std::pair<const void*, SourceType>{as_bf16.data(), SourceType::BF16},
-                                       std::pair<const void*, SourceType>{as_fp16.data(), SourceType::FP16}}) {
+      for (const auto& [data, type] :
+           {std::pair<const void*, SourceType>{as_bf16.data(), SourceType::BF16},
+            std::pair<const void*, SourceType>{as_fp16.data(), SourceType::FP16}}) {
         const auto want = encode_with(ref, plan, data, type, xs.size(), 5, 4);
         const auto want_fq = fake_quant_bits(ref, plan, data, type, xs.size(), 5);
         for (const ConvertBackend* b : simd_backends()) {
           SCOPED_TRACE(b->name + (type == SourceType::BF16 ? " bf16" : " fp16"));
-          ASSERT_EQ("", first_mismatch(want, encode_with(*b, plan, data, type, xs.size(), 5, 4), xs));
-          ASSERT_EQ("", first_mismatch(want_fq, fake_quant_bits(*b, plan, data, type, xs.size(), 5), xs));
+          ASSERT_EQ("",
+                    first_mismatch(want, encode_with(*b, plan, data, type, xs.size(), 5, 4), xs));
+          ASSERT_EQ(
+              "", first_mismatch(want_fq, fake_quant_bits(*b, plan, data, type, xs.size(), 5), xs));
         }
       }
     }
@@ -167,9 +186,11 @@ TEST(KernelConvert, TailsAndMisalignedPointers) {
   std::normal_distribution<float> normal(0.0f, 50.0f);
   std::vector<float> xs(300);
   for (float& x : xs) x = normal(rng);
-  for (const Format& f : {formats::e4m3fn, formats::e2m1fn, formats::bf16, formats::int4, formats::nf4}) {
+  for (const Format& f :
+       {formats::e4m3fn, formats::e2m1fn, formats::bf16, formats::int4, formats::nf4}) {
     SCOPED_TRACE(format_name(f));
-    const kernels::ConvertPlan plan = kernels::make_convert_plan(f, {RoundMode::Stochastic, Overflow::Default, 3});
+    const kernels::ConvertPlan plan =
+        kernels::make_convert_plan(f, {RoundMode::Stochastic, Overflow::Default, 3});
     for (size_t n : {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 255}) {
       for (size_t offset : {0, 1, 3}) {
         const float* in = xs.data() + offset;
@@ -183,8 +204,13 @@ TEST(KernelConvert, TailsAndMisalignedPointers) {
           if (code_bytes(f) == 1) {
             for (size_t i = 0; i < n; ++i) ASSERT_EQ(want[i], raw[i + 1]) << b->name << " n=" << n;
           }
-          ASSERT_EQ("", first_mismatch(want, encode_with(*b, plan, in, SourceType::F32, n, 1000 + offset, 4), window));
-          ASSERT_EQ("", first_mismatch(want_fq, fake_quant_bits(*b, plan, in, SourceType::F32, n, 1000 + offset), window));
+          ASSERT_EQ("", first_mismatch(
+                            want, encode_with(*b, plan, in, SourceType::F32, n, 1000 + offset, 4),
+                            window));
+          ASSERT_EQ("",
+                    first_mismatch(want_fq,
+                                   fake_quant_bits(*b, plan, in, SourceType::F32, n, 1000 + offset),
+                                   window));
         }
       }
     }
@@ -202,7 +228,8 @@ TEST(KernelConvert, ThreadedChunkingGivesTheSameResult) {
   const RoundOptions opt{RoundMode::Stochastic, Overflow::Default, 8};
   std::vector<uint8_t> threaded(n);
   encode(f, xs.data(), n, threaded.data(), opt, 500);
-  for (size_t i = 0; i < n; i += 97) ASSERT_EQ(threaded[i], ref::round_to_code(f, xs[i], opt, 500 + i)) << i;
+  for (size_t i = 0; i < n; i += 97)
+    ASSERT_EQ(threaded[i], ref::round_to_code(f, xs[i], opt, 500 + i)) << i;
   // Same stream when the array is converted in two pieces.
   std::vector<uint8_t> pieces(n);
   encode(f, xs.data(), 1000, pieces.data(), opt, 500);
@@ -221,7 +248,8 @@ TEST(KernelConvert, StreamCounterCrossesTwoToThe32) {
   std::vector<uint8_t> codes(xs.size());
   const uint64_t first = (uint64_t(1) << 32) - 50;
   encode(f, xs.data(), xs.size(), codes.data(), opt, first);
-  for (size_t i = 0; i < xs.size(); ++i) ASSERT_EQ(codes[i], ref::round_to_code(f, xs[i], opt, first + i)) << i;
+  for (size_t i = 0; i < xs.size(); ++i)
+    ASSERT_EQ(codes[i], ref::round_to_code(f, xs[i], opt, first + i)) << i;
 }
 
 TEST(KernelConvert, PublicApiChecksCodeWidth) {

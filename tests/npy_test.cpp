@@ -27,8 +27,8 @@ class NpyTest : public ::testing::Test {
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
   // A file with the given preamble version, header text and payload size.
-  std::string craft(const std::string& name, const std::string& header, size_t payload, int version = 1,
-                    const std::string& magic = "\x93NUMPY") {
+  std::string craft(const std::string& name, const std::string& header, size_t payload,
+                    int version = 1, const std::string& magic = "\x93NUMPY") {
     std::ofstream out(path(name), std::ios::binary);
     out.write(magic.data(), std::streamsize(magic.size()));
     out.put(char(version));
@@ -86,7 +86,8 @@ TEST_F(NpyTest, RoundTrips) {
 }
 
 TEST_F(NpyTest, ReadsVersion2Headers) {
-  const std::string f = craft("v2.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }\n", 8, 2);
+  const std::string f =
+      craft("v2.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }\n", 8, 2);
   EXPECT_EQ(read_npy(f).count(), 2u);
 }
 
@@ -96,23 +97,31 @@ TEST_F(NpyTest, MalformedFilesAreClearErrors) {
   expect_error(craft("trunc.npy", ok, 15), "truncated");
   expect_error(craft("padded.npy", ok, 17), "truncated or padded");
   expect_error(craft("version.npy", ok, 16, 7), "version 7");
-  expect_error(craft("fortran.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (4,), }", 16), "Fortran");
-  expect_error(craft("bigendian.npy", "{'descr': '>f4', 'fortran_order': False, 'shape': (4,), }", 16), "dtype");
-  expect_error(craft("unknown.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), 'x': 1}", 16), "unknown header key");
+  expect_error(craft("fortran.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (4,), }", 16),
+               "Fortran");
+  expect_error(
+      craft("bigendian.npy", "{'descr': '>f4', 'fortran_order': False, 'shape': (4,), }", 16),
+      "dtype");
+  expect_error(
+      craft("unknown.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), 'x': 1}", 16),
+      "unknown header key");
   expect_error(craft("noshape.npy", "{'descr': '<f4', 'fortran_order': False}", 16), "lacks");
-  expect_error(craft("badshape.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (a,), }", 16), "dimension");
+  expect_error(
+      craft("badshape.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (a,), }", 16),
+      "dimension");
   expect_error(craft("unterminated.npy", "{'descr': '<f4", 16), "unterminated");
-  expect_error(craft("huge.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 16), }", 16),
-               "overflows");
+  expect_error(
+      craft("huge.npy",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 16), }",
+            16),
+      "overflows");
   expect_error(craft("toolong.npy", std::string(100, ' '), 0), "header");
   {
     const std::string lying("\x93NUMPY\x01\x00\xff\xff{", 11);  // claims a 65535-byte header
     std::ofstream(path("lying.npy"), std::ios::binary) << lying;
   }
   expect_error(path("lying.npy"), "header length");
-  {
-    std::ofstream(path("empty.npy"), std::ios::binary);
-  }
+  { std::ofstream(path("empty.npy"), std::ios::binary); }
   expect_error(path("empty.npy"), "preamble");
   EXPECT_THROW(read_npy(path("missing.npy")), Error);
 }

@@ -36,8 +36,8 @@ void decode(const Format& f, const Code* codes, size_t n, float* out);
 
 // Rounds onto `f` and writes the rounded values as float32 (quantize-dequantize in one pass).
 template <class Source>
-void fake_quant(const Format& f, const Source* in, size_t n, float* out, const RoundOptions& opt = {},
-                uint64_t first_index = 0);
+void fake_quant(const Format& f, const Source* in, size_t n, float* out,
+                const RoundOptions& opt = {}, uint64_t first_index = 0);
 
 // The SIMD target the bulk functions run on ("hwy:AVX2", ...).
 const char* active_simd_target();

@@ -18,10 +18,10 @@ class Error : public std::runtime_error {
 }  // namespace lowbit
 
 // Internal invariant: a failure here is a bug in lowbit, never a user error.
-#define LOWBIT_ASSERT(cond)                                                              \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
+#define LOWBIT_ASSERT(cond)                                                                    \
+  do {                                                                                         \
+    if (!(cond)) {                                                                             \
       std::fprintf(stderr, "lowbit internal error at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                      \
-    }                                                                                    \
+      std::abort();                                                                            \
+    }                                                                                          \
   } while (0)

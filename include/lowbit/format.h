@@ -110,7 +110,9 @@ constexpr bool operator==(const Format& a, const Format& b) {
   }
   return false;
 }
-constexpr bool operator!=(const Format& a, const Format& b) { return !(a == b); }
+constexpr bool operator!=(const Format& a, const Format& b) {
+  return !(a == b);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Derived limits (constexpr so the spec values can be pinned by static_assert).
@@ -216,12 +218,13 @@ constexpr double lowest_finite(const Format& f) {
 }
 
 // Float: smallest positive normal value, 2^min_normal_exponent.
-constexpr double min_normal(const Format& f) { return exp2i(min_normal_exponent(f)); }
+constexpr double min_normal(const Format& f) {
+  return exp2i(min_normal_exponent(f));
+}
 
 // Float: smallest positive subnormal, or 0 when the format has none.
 constexpr double min_subnormal(const Format& f) {
-  return (f.low == LowBinade::Subnormal && f.man_bits > 0) ? exp2i(1 - f.bias - f.man_bits)
-                                                           : 0.0;
+  return (f.low == LowBinade::Subnormal && f.man_bits > 0) ? exp2i(1 - f.bias - f.man_bits) : 0.0;
 }
 
 // Smallest positive value of any kind.
@@ -244,7 +247,9 @@ constexpr double epsilon(const Format& f) {
   return f.kind == FormatKind::Float ? exp2i(-f.man_bits) : 1.0;
 }
 
-constexpr uint32_t code_count(const Format& f) { return uint32_t(1) << f.bits(); }
+constexpr uint32_t code_count(const Format& f) {
+  return uint32_t(1) << f.bits();
+}
 
 // Why a descriptor is not a usable format, or nullptr when it is. The constraints keep every
 // value, midpoint and rounding step exact in float32 arithmetic (see docs/formats.md).
@@ -279,7 +284,8 @@ constexpr const char* format_problem(const Format& f) {
         return "a codebook has 2..256 values";
       for (int i = 0; i < f.lut_size; ++i) {
         const float v = f.lut[i];
-        if (!(v == v) || v > 1e30f || v < -1e30f) return "codebook values must be finite (|v| <= 1e30)";
+        if (!(v == v) || v > 1e30f || v < -1e30f)
+          return "codebook values must be finite (|v| <= 1e30)";
         if (i > 0 && !(f.lut[i - 1] < v)) return "codebook values must be strictly increasing";
         // Midpoints must be exact in double (the reference compares 2x with lo + hi).
         if (i > 0) {
@@ -359,15 +365,17 @@ static_assert(min_subnormal(formats::e4m3fn) == exp2i(-9), "E4M3 min subnormal i
 static_assert(min_subnormal(formats::e5m2) == exp2i(-16), "E5M2 min subnormal is 2^-16");
 static_assert(min_normal(formats::e2m1fn) == 1.0 && min_subnormal(formats::e2m1fn) == 0.5,
               "FP4 E2M1 min normal 1, min subnormal 0.5");
-static_assert(format_problem(formats::e4m3fn) == nullptr && format_problem(formats::bf16) == nullptr &&
-                  format_problem(formats::e8m0fnu) == nullptr && format_problem(formats::nf4) == nullptr,
+static_assert(format_problem(formats::e4m3fn) == nullptr &&
+                  format_problem(formats::bf16) == nullptr &&
+                  format_problem(formats::e8m0fnu) == nullptr &&
+                  format_problem(formats::nf4) == nullptr,
               "the named formats are valid");
 
 // ---------------------------------------------------------------------------------------------
 // Names.
 
 struct NamedFormat {
-  std::string name;                  // canonical name, as printed
+  std::string name;  // canonical name, as printed
   Format format;
   std::vector<std::string> aliases;  // ml_dtypes / torch / CUDA spellings that mean the same
   std::string description;

@@ -22,8 +22,7 @@ uint32_t encode_exact(const Format& f, float value);
 // docs/formats.md.
 uint32_t round_to_code(const Format& f, float x, const RoundOptions& opt, uint64_t index = 0);
 
-inline float round_to_value(const Format& f, float x, const RoundOptions& opt,
-                            uint64_t index = 0) {
+inline float round_to_value(const Format& f, float x, const RoundOptions& opt, uint64_t index = 0) {
   return decode(f, round_to_code(f, x, opt, index));
 }
 

@@ -48,9 +48,11 @@ bool parse_int(const std::string& s, int& out) {
 [[noreturn]] void unknown_format(std::string_view text, const std::string& why) {
   std::string known;
   for (const NamedFormat& nf : named_formats()) known += (known.empty() ? "" : ", ") + nf.name;
-  throw Error("invalid format '" + std::string(text) + "': " + why + ".\n  Named formats: " + known +
+  throw Error("invalid format '" + std::string(text) + "': " + why +
+              ".\n  Named formats: " + known +
               "\n  Integers: intN, uintN (N = 2..16)\n  Codebooks: nf4, lut:v0,v1,... (strictly "
-              "increasing values)\n  Generic floats: " + kGenericSyntax);
+              "increasing values)\n  Generic floats: " +
+              kGenericSyntax);
 }
 
 // `eXmY` -> exponent and mantissa bits.
@@ -71,11 +73,16 @@ Format apply_float_options(std::string_view text, Format f, const std::vector<st
     const std::string val = eq == std::string::npos ? "" : o.substr(eq + 1);
     if (key == "bias" && parse_int(val, f.bias)) continue;
     if (key == "specials") {
-      if (val == "ieee") f.specials = Specials::IEEE;
-      else if (val == "fn") f.specials = Specials::FN;
-      else if (val == "fnuz") f.specials = Specials::FNUZ;
-      else if (val == "none") f.specials = Specials::None;
-      else unknown_format(text, "specials must be ieee, fn, fnuz or none, not '" + val + "'");
+      if (val == "ieee")
+        f.specials = Specials::IEEE;
+      else if (val == "fn")
+        f.specials = Specials::FN;
+      else if (val == "fnuz")
+        f.specials = Specials::FNUZ;
+      else if (val == "none")
+        f.specials = Specials::None;
+      else
+        unknown_format(text, "specials must be ieee, fn, fnuz or none, not '" + val + "'");
       continue;
     }
     if (key == "subnormals" && (val == "on" || val == "off")) {
@@ -127,10 +134,15 @@ const std::vector<NamedFormat>& named_formats() {
       {"e5m2", e5m2, {"float8_e5m2", "fp8_e5m2"}, "OCP FP8 E5M2: IEEE inf and NaN"},
       {"e4m3", e4m3, {"float8_e4m3"}, "IEEE-style E4M3 (ml_dtypes float8_e4m3): inf and NaN"},
       {"e4m3fnuz", e4m3fnuz, {"float8_e4m3fnuz"}, "E4M3, bias 8, NaN at -0 (AMD MI300, Graphcore)"},
-      {"e5m2fnuz", e5m2fnuz, {"float8_e5m2fnuz"}, "E5M2, bias 16, NaN at -0 (AMD MI300, Graphcore)"},
+      {"e5m2fnuz",
+       e5m2fnuz,
+       {"float8_e5m2fnuz"},
+       "E5M2, bias 16, NaN at -0 (AMD MI300, Graphcore)"},
       {"e4m3b11fnuz", e4m3b11fnuz, {"float8_e4m3b11fnuz"}, "E4M3, bias 11, NaN at -0 (TPU)"},
       {"e3m4", e3m4, {"float8_e3m4"}, "IEEE-style E3M4: inf and NaN"},
-      {"e8m0fnu", e8m0fnu, {"float8_e8m0fnu", "e8m0", "ue8m0"},
+      {"e8m0fnu",
+       e8m0fnu,
+       {"float8_e8m0fnu", "e8m0", "ue8m0"},
        "OCP MX scale: unsigned 2^-127..2^127, no zero, 0xFF = NaN"},
       {"e2m3fn", e2m3fn, {"float6_e2m3fn", "fp6_e2m3"}, "OCP MX FP6 E2M3: all codes finite"},
       {"e3m2fn", e3m2fn, {"float6_e3m2fn", "fp6_e3m2"}, "OCP MX FP6 E3M2: all codes finite"},

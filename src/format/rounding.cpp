@@ -29,6 +29,8 @@ RoundMode parse_round_mode(std::string_view text) {
               "stochastic (sr)");
 }
 
-const char* round_mode_name(RoundMode mode) { return kModes[int(mode)].names[0]; }
+const char* round_mode_name(RoundMode mode) {
+  return kModes[int(mode)].names[0];
+}
 
 }  // namespace lowbit

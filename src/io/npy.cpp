@@ -1,6 +1,7 @@
-// NumPy .npy reader and writer (https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html).
-// The header is a Python dict literal; we parse only the three keys the format defines and
-// reject everything else, so a malformed file is an error and never an out-of-bounds read.
+// NumPy .npy reader and writer
+// (https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html). The header is a Python
+// dict literal; we parse only the three keys the format defines and reject everything else, so a
+// malformed file is an error and never an out-of-bounds read.
 #include "lowbit/npy.h"
 
 #include <cstdio>
@@ -39,11 +40,14 @@ struct Scanner {
     return false;
   }
   void expect(char c) {
-    if (!consume(c)) bad(path, std::string("malformed header: expected '") + c + "' at offset " + std::to_string(pos));
+    if (!consume(c))
+      bad(path,
+          std::string("malformed header: expected '") + c + "' at offset " + std::to_string(pos));
   }
   std::string quoted() {
     skip_space();
-    if (pos >= text.size() || (text[pos] != '\'' && text[pos] != '"')) bad(path, "malformed header: expected a string");
+    if (pos >= text.size() || (text[pos] != '\'' && text[pos] != '"'))
+      bad(path, "malformed header: expected a string");
     const char quote = text[pos++];
     const size_t end = text.find(quote, pos);
     if (end == std::string::npos) bad(path, "malformed header: unterminated string");
@@ -57,7 +61,8 @@ struct Scanner {
     const size_t start = pos;
     while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
       const size_t digit = size_t(text[pos++] - '0');
-      if (v > (std::numeric_limits<size_t>::max() - digit) / 10) bad(path, "shape dimension too large");
+      if (v > (std::numeric_limits<size_t>::max() - digit) / 10)
+        bad(path, "shape dimension too large");
       v = v * 10 + digit;
     }
     if (pos == start) bad(path, "malformed header: expected a dimension");
@@ -84,7 +89,8 @@ void parse_header(const std::string& header, const std::string& path, NpyArray& 
       out.descr = sc.quoted();
       have_descr = true;
     } else if (key == "fortran_order") {
-      if (sc.word("True")) bad(path, "Fortran-ordered (non-contiguous) array; save it with np.ascontiguousarray");
+      if (sc.word("True"))
+        bad(path, "Fortran-ordered (non-contiguous) array; save it with np.ascontiguousarray");
       if (!sc.word("False")) bad(path, "malformed header: fortran_order is not True or False");
       have_order = true;
     } else if (key == "shape") {
@@ -99,7 +105,8 @@ void parse_header(const std::string& header, const std::string& path, NpyArray& 
     }
     sc.consume(',');
   }
-  if (!have_descr || !have_order || !have_shape) bad(path, "header lacks descr, fortran_order or shape");
+  if (!have_descr || !have_order || !have_shape)
+    bad(path, "header lacks descr, fortran_order or shape");
 }
 
 }  // namespace
@@ -127,15 +134,18 @@ NpyArray read_npy(const std::string& path) {
   const int major = static_cast<unsigned char>(prefix[6]);
   size_t header_len = 0, preamble = 10;
   if (major == 1) {
-    header_len = size_t(static_cast<unsigned char>(prefix[8])) | size_t(static_cast<unsigned char>(prefix[9])) << 8;
+    header_len = size_t(static_cast<unsigned char>(prefix[8])) |
+                 size_t(static_cast<unsigned char>(prefix[9])) << 8;
   } else if (major == 2 || major == 3) {
     if (file_size < 12 || !in.read(prefix + 10, 2)) bad(path, "shorter than the 12-byte preamble");
-    for (int i = 0; i < 4; ++i) header_len |= size_t(static_cast<unsigned char>(prefix[8 + i])) << (8 * i);
+    for (int i = 0; i < 4; ++i)
+      header_len |= size_t(static_cast<unsigned char>(prefix[8 + i])) << (8 * i);
     preamble = 12;
   } else {
     bad(path, "unsupported format version " + std::to_string(major));
   }
-  if (header_len > kMaxHeader || preamble + header_len > file_size) bad(path, "header length runs past the end of the file");
+  if (header_len > kMaxHeader || preamble + header_len > file_size)
+    bad(path, "header length runs past the end of the file");
   std::string header(header_len, '\0');
   in.read(header.data(), std::streamsize(header_len));
 
@@ -144,7 +154,8 @@ NpyArray read_npy(const std::string& path) {
   const std::string& d = arr.descr;
   if (d.size() < 3 || (d[0] != '<' && d[0] != '|' && d[0] != '=') || arr.item_size() == 0)
     bad(path, "unsupported dtype '" + d + "' (little-endian or byte-sized types only)");
-  if (d[0] == '|' && arr.item_size() != 1 && d[1] != 'V') bad(path, "unsupported dtype '" + d + "'");
+  if (d[0] == '|' && arr.item_size() != 1 && d[1] != 'V')
+    bad(path, "unsupported dtype '" + d + "'");
   size_t count = 1;
   for (size_t dim : arr.shape) {
     if (dim != 0 && count > std::numeric_limits<size_t>::max() / dim) bad(path, "shape overflows");
@@ -153,17 +164,20 @@ NpyArray read_npy(const std::string& path) {
   const size_t payload = file_size - preamble - header_len;
   if (count > payload / arr.item_size() || count * arr.item_size() != payload) {
     bad(path, "payload is " + std::to_string(payload) + " bytes but shape and dtype need " +
-                  std::to_string(count) + " x " + std::to_string(arr.item_size()) + " (truncated or padded file)");
+                  std::to_string(count) + " x " + std::to_string(arr.item_size()) +
+                  " (truncated or padded file)");
   }
   arr.data.resize(payload);
-  if (payload > 0 && !in.read(reinterpret_cast<char*>(arr.data.data()), std::streamsize(payload))) bad(path, "read failed");
+  if (payload > 0 && !in.read(reinterpret_cast<char*>(arr.data.data()), std::streamsize(payload)))
+    bad(path, "read failed");
   return arr;
 }
 
 void write_npy(const std::string& path, const std::string& descr, const std::vector<size_t>& shape,
                const void* data, size_t bytes) {
   std::string dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (";
-  for (size_t i = 0; i < shape.size(); ++i) dict += std::to_string(shape[i]) + (shape.size() == 1 ? "," : i + 1 < shape.size() ? ", " : "");
+  for (size_t i = 0; i < shape.size(); ++i)
+    dict += std::to_string(shape[i]) + (shape.size() == 1 ? "," : i + 1 < shape.size() ? ", " : "");
   dict += "), }";
   // Pad with spaces so that data starts on a 64-byte boundary, then a newline (format 1.0).
   const size_t unpadded = 10 + dict.size() + 1;
@@ -175,7 +189,8 @@ void write_npy(const std::string& path, const std::string& descr, const std::vec
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw Error(path + ": cannot open for writing");
-    const char preamble[10] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0, char(dict.size() & 0xFF), char(dict.size() >> 8)};
+    const char preamble[10] = {
+        '\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0, char(dict.size() & 0xFF), char(dict.size() >> 8)};
     out.write(preamble, 10);
     out.write(dict.data(), std::streamsize(dict.size()));
     out.write(static_cast<const char*>(data), std::streamsize(bytes));

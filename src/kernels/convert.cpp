@@ -40,29 +40,33 @@ void for_each_chunk(size_t n, uint64_t first_index, Fn fn) {
   }
 }
 
-size_t source_size(SourceType t) { return t == SourceType::F32 ? 4 : 2; }
+size_t source_size(SourceType t) {
+  return t == SourceType::F32 ? 4 : 2;
+}
 
 }  // namespace
 
-void run_encode(const ConvertBackend& b, const ConvertPlan& p, const void* in, SourceType type, size_t n,
-                uint64_t first_index, void* codes, int code_bytes) {
+void run_encode(const ConvertBackend& b, const ConvertPlan& p, const void* in, SourceType type,
+                size_t n, uint64_t first_index, void* codes, int code_bytes) {
   for_each_chunk(n, first_index, [&](size_t begin, size_t count, uint64_t index) {
     b.encode(p, static_cast<const char*>(in) + begin * source_size(type), type, count, index,
              static_cast<char*>(codes) + begin * size_t(code_bytes), code_bytes);
   });
 }
 
-void run_decode(const ConvertBackend& b, const ConvertPlan& p, const void* codes, int code_bytes, size_t n,
-                float* out) {
+void run_decode(const ConvertBackend& b, const ConvertPlan& p, const void* codes, int code_bytes,
+                size_t n, float* out) {
   for_each_chunk(n, 0, [&](size_t begin, size_t count, uint64_t) {
-    b.decode(p, static_cast<const char*>(codes) + begin * size_t(code_bytes), code_bytes, count, out + begin);
+    b.decode(p, static_cast<const char*>(codes) + begin * size_t(code_bytes), code_bytes, count,
+             out + begin);
   });
 }
 
-void run_fake_quant(const ConvertBackend& b, const ConvertPlan& p, const void* in, SourceType type, size_t n,
-                    uint64_t first_index, float* out) {
+void run_fake_quant(const ConvertBackend& b, const ConvertPlan& p, const void* in, SourceType type,
+                    size_t n, uint64_t first_index, float* out) {
   for_each_chunk(n, first_index, [&](size_t begin, size_t count, uint64_t index) {
-    b.fake_quant(p, static_cast<const char*>(in) + begin * source_size(type), type, count, index, out + begin);
+    b.fake_quant(p, static_cast<const char*>(in) + begin * source_size(type), type, count, index,
+                 out + begin);
   });
 }
 
@@ -72,15 +76,19 @@ namespace {
 
 template <class S>
 constexpr kernels::SourceType source_type() {
-  if constexpr (std::is_same_v<S, float>) return kernels::SourceType::F32;
-  else if constexpr (std::is_same_v<S, BF16>) return kernels::SourceType::BF16;
-  else return kernels::SourceType::FP16;
+  if constexpr (std::is_same_v<S, float>)
+    return kernels::SourceType::F32;
+  else if constexpr (std::is_same_v<S, BF16>)
+    return kernels::SourceType::BF16;
+  else
+    return kernels::SourceType::FP16;
 }
 
 void check_code_width(const Format& f, size_t have) {
   if (int(have) < code_bytes(f))
-    throw Error("format " + format_name(f) + " has " + std::to_string(f.bits()) + "-bit codes; they need " +
-                std::to_string(code_bytes(f)) + "-byte storage, not " + std::to_string(have));
+    throw Error("format " + format_name(f) + " has " + std::to_string(f.bits()) +
+                "-bit codes; they need " + std::to_string(code_bytes(f)) + "-byte storage, not " +
+                std::to_string(have));
 }
 
 }  // namespace
@@ -96,8 +104,8 @@ void encode(const Format& f, const Source* in, size_t n, Code* codes, const Roun
   validate_format(f);
   check_code_width(f, sizeof(Code));
   const kernels::ConvertPlan plan = kernels::make_convert_plan(f, opt);
-  kernels::run_encode(kernels::default_convert_backend(), plan, in, source_type<Source>(), n, first_index, codes,
-                      int(sizeof(Code)));
+  kernels::run_encode(kernels::default_convert_backend(), plan, in, source_type<Source>(), n,
+                      first_index, codes, int(sizeof(Code)));
 }
 
 template <class Code>
@@ -113,19 +121,22 @@ void fake_quant(const Format& f, const Source* in, size_t n, float* out, const R
                 uint64_t first_index) {
   validate_format(f);
   const kernels::ConvertPlan plan = kernels::make_convert_plan(f, opt);
-  kernels::run_fake_quant(kernels::default_convert_backend(), plan, in, source_type<Source>(), n, first_index,
-                          out);
+  kernels::run_fake_quant(kernels::default_convert_backend(), plan, in, source_type<Source>(), n,
+                          first_index, out);
 }
 
-const char* active_simd_target() { return kernels::default_convert_backend().name.c_str(); }
+const char* active_simd_target() {
+  return kernels::default_convert_backend().name.c_str();
+}
 
 #define LOWBIT_INSTANTIATE_ENCODE(S, C) \
   template void encode<S, C>(const Format&, const S*, size_t, C*, const RoundOptions&, uint64_t);
-#define LOWBIT_INSTANTIATE_FOR_SOURCE(S)                                                       \
-  LOWBIT_INSTANTIATE_ENCODE(S, uint8_t)                                                        \
-  LOWBIT_INSTANTIATE_ENCODE(S, uint16_t)                                                       \
-  LOWBIT_INSTANTIATE_ENCODE(S, uint32_t)                                                       \
-  template void fake_quant<S>(const Format&, const S*, size_t, float*, const RoundOptions&, uint64_t);
+#define LOWBIT_INSTANTIATE_FOR_SOURCE(S)                                                    \
+  LOWBIT_INSTANTIATE_ENCODE(S, uint8_t)                                                     \
+  LOWBIT_INSTANTIATE_ENCODE(S, uint16_t)                                                    \
+  LOWBIT_INSTANTIATE_ENCODE(S, uint32_t)                                                    \
+  template void fake_quant<S>(const Format&, const S*, size_t, float*, const RoundOptions&, \
+                              uint64_t);
 LOWBIT_INSTANTIATE_FOR_SOURCE(float)
 LOWBIT_INSTANTIATE_FOR_SOURCE(BF16)
 LOWBIT_INSTANTIATE_FOR_SOURCE(FP16)

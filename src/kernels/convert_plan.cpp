@@ -11,7 +11,9 @@
 namespace lowbit::kernels {
 namespace {
 
-float pow2f(int e) { return std::ldexp(1.0f, e); }
+float pow2f(int e) {
+  return std::ldexp(1.0f, e);
+}
 
 // 2^e as two float factors whose product is exact for every operand the kernels feed them.
 void split_pow2(int e, float& a, float& b) {
@@ -67,7 +69,9 @@ void plan_float(const Format& f, ConvertPlan& p) {
   p.zero_is_special = f.low == LowBinade::Normal;
 
   const bool nan = has_nan(f);
-  const auto with_sign = [&](uint32_t mag, bool negative) { return negative ? mag | p.sign_bit : mag; };
+  const auto with_sign = [&](uint32_t mag, bool negative) {
+    return negative ? mag | p.sign_bit : mag;
+  };
   SpecialResults& codes = p.special_codes;
   codes.zero = nan ? ref::nan_code(f, false) : 0;
   codes.negative = nan ? ref::nan_code(f, false) : 0;
@@ -79,9 +83,11 @@ void plan_float(const Format& f, ConvertPlan& p) {
     if (saturate || f.specials == Specials::None) {
       inf_code = over_code = with_sign(uint32_t(p.max_mag), negative);
     } else {
-      inf_code = f.specials == Specials::IEEE ? with_sign(inf_mag, negative) : ref::nan_code(f, negative);
-      over_code = rounds_toward_zero(p.options.mode, negative) ? with_sign(uint32_t(p.max_mag), negative)
-                                                               : inf_code;
+      inf_code =
+          f.specials == Specials::IEEE ? with_sign(inf_mag, negative) : ref::nan_code(f, negative);
+      over_code = rounds_toward_zero(p.options.mode, negative)
+                      ? with_sign(uint32_t(p.max_mag), negative)
+                      : inf_code;
     }
     (negative ? codes.inf_neg : codes.inf_pos) = inf_code;
     (negative ? codes.overflow_neg : codes.overflow_pos) = over_code;
@@ -98,8 +104,9 @@ void plan_float(const Format& f, ConvertPlan& p) {
   split_pow2(quantum_exp, p.quantum_scale1, p.quantum_scale2);
   p.low_nmin_value = float(p.low_nmin);
   p.max_value = value_of(uint32_t(p.max_mag));
-  p.special_values = {value_of(codes.overflow_pos), value_of(codes.overflow_neg), value_of(codes.inf_pos),
-                      value_of(codes.inf_neg),      value_of(codes.nan_pos),      value_of(codes.nan_neg),
+  p.special_values = {value_of(codes.overflow_pos), value_of(codes.overflow_neg),
+                      value_of(codes.inf_pos),      value_of(codes.inf_neg),
+                      value_of(codes.nan_pos),      value_of(codes.nan_neg),
                       value_of(codes.zero),         value_of(codes.negative)};
 
   p.mag_mask = magnitude_mask(f);
@@ -126,8 +133,9 @@ void plan_float(const Format& f, ConvertPlan& p) {
   }
   p.decode_fnuz_nan = f.specials == Specials::FNUZ;
 
-  p.common_float = m > 0 && f.low == LowBinade::Subnormal && f.is_signed && f.specials != Specials::FNUZ &&
-                   !p.low_needs_floor && single_factor(p.low_scale1, p.low_scale2) &&
+  p.common_float = m > 0 && f.low == LowBinade::Subnormal && f.is_signed &&
+                   f.specials != Specials::FNUZ && !p.low_needs_floor &&
+                   single_factor(p.low_scale1, p.low_scale2) &&
                    single_factor(p.quantum_scale1, p.quantum_scale2) &&
                    single_factor(p.decode_low_scale1, p.decode_low_scale2);
 }
@@ -157,15 +165,19 @@ void plan_lut(const Format& f, ConvertPlan& p) {
       case RoundMode::NearestAway: {
         const double mid = 0.5 * (double(lo) + double(hi));  // exact: format_problem checks
         bool tie_up;
-        if (p.options.mode == RoundMode::NearestEven) tie_up = (i + 1) % 2 == 0;
-        else tie_up = std::fabs(hi) >= std::fabs(lo);
+        if (p.options.mode == RoundMode::NearestEven)
+          tie_up = (i + 1) % 2 == 0;
+        else
+          tie_up = std::fabs(hi) >= std::fabs(lo);
         thr = float_at_or_above(mid);
         if (double(thr) == mid && !tie_up) thr = std::nextafter(thr, inf);
         break;
       }
       case RoundMode::TowardZero:
-        if (std::fabs(hi) < std::fabs(lo)) thr = above_lo;
-        else if (std::fabs(hi) == std::fabs(lo)) thr = std::numeric_limits<float>::denorm_min();
+        if (std::fabs(hi) < std::fabs(lo))
+          thr = above_lo;
+        else if (std::fabs(hi) == std::fabs(lo))
+          thr = std::numeric_limits<float>::denorm_min();
         break;
       case RoundMode::Up:
         thr = above_lo;

@@ -39,12 +39,12 @@ struct ConvertPlan {
   StochasticKey key{};
 
   // ---- Float, encode
-  int shift = 0;                 // s = 23 - man_bits
-  uint32_t inc_half = 0;         // 2^(s-1): nearest-away increment
+  int shift = 0;          // s = 23 - man_bits
+  uint32_t inc_half = 0;  // 2^(s-1): nearest-away increment
   uint32_t inc_half_minus_one = 0;
-  uint32_t inc_away = 0;         // 2^s - 1: round the magnitude up
-  bool rne_uses_lsb = false;     // false when man_bits == 0: ties go to the larger magnitude
-  int32_t normal_offset = 0;     // (127 - bias) << man_bits
+  uint32_t inc_away = 0;           // 2^s - 1: round the magnitude up
+  bool rne_uses_lsb = false;       // false when man_bits == 0: ties go to the larger magnitude
+  int32_t normal_offset = 0;       // (127 - bias) << man_bits
   int32_t low_threshold_bits = 0;  // float32 bits of 2^low_exponent
   float low_scale1 = 1, low_scale2 = 1;  // t = |x| * low_scale1 * low_scale2 (two factors:
                                          // the product may be below float32's normal range)
@@ -54,31 +54,31 @@ struct ConvertPlan {
   // clamping non-zero inputs to the smallest float keeps "above zero" visible to the directed
   // and stochastic modes (whose decisions are identical for every t below 2^-24).
   bool low_needs_floor = false;
-  int32_t max_mag = 0;           // largest finite magnitude code
-  uint32_t sign_bit = 0;         // 0 for unsigned formats
+  int32_t max_mag = 0;             // largest finite magnitude code
+  uint32_t sign_bit = 0;           // 0 for unsigned formats
   bool fix_negative_zero = false;  // FNUZ: -0 becomes +0
   bool is_unsigned = false;
   bool zero_is_special = false;  // no zero in the format (E8M0)
   // What the special cases become (docs/formats.md), as codes for encode ...
   SpecialResults special_codes;
   // ---- Float, fake-quant: the same rounding, producing float32 values instead of codes.
-  uint32_t round_mask = 0;          // ~(2^s - 1): clears the dropped bits on the normal route
+  uint32_t round_mask = 0;  // ~(2^s - 1): clears the dropped bits on the normal route
   float quantum_scale1 = 1, quantum_scale2 = 1;  // the low grid's step, as two factors
-  float low_nmin_value = 0;         // smallest n on the low grid (2^m when there is no zero)
-  uint32_t max_value = 0;           // largest finite magnitude (float32 bits)
+  float low_nmin_value = 0;  // smallest n on the low grid (2^m when there is no zero)
+  uint32_t max_value = 0;    // largest finite magnitude (float32 bits)
   // ... and as the float32 bit patterns those codes decode to, for fake-quant.
   SpecialResults special_values;
 
   // ---- Float, decode
   uint32_t mag_mask = 0;
-  uint32_t decode_normal_add = 0;  // (127 - bias) << 23
-  int32_t decode_low_add = 0;      // 2^m when E = 0 is a normal binade, else 0
+  uint32_t decode_normal_add = 0;                      // (127 - bias) << 23
+  int32_t decode_low_add = 0;                          // 2^m when E = 0 is a normal binade, else 0
   float decode_low_scale1 = 1, decode_low_scale2 = 1;  // 0 when E = 0 flushes to zero
-  int32_t decode_low_limit = 0;    // magnitudes below this (2^m) are in the E = 0 binade
+  int32_t decode_low_limit = 0;        // magnitudes below this (2^m) are in the E = 0 binade
   int32_t decode_inf_mag = INT32_MAX;  // magnitude code of inf (INT32_MAX: none)
   int32_t decode_nan_mag = INT32_MAX;  // magnitudes >= this are NaN (INT32_MAX: none)
   int decode_sign_shift = 0;           // moves the code's sign bit to bit 31
-  bool decode_fnuz_nan = false;           // the sign-bit-only code is NaN
+  bool decode_fnuz_nan = false;        // the sign-bit-only code is NaN
 
   // ---- Int
   int32_t int_lo = 0, int_hi = 0;

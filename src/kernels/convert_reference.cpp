@@ -18,9 +18,12 @@ float load_source(const void* in, SourceType type, size_t i) {
 }
 
 void store_code(void* codes, int code_bytes, size_t i, uint32_t code) {
-  if (code_bytes == 1) static_cast<uint8_t*>(codes)[i] = uint8_t(code);
-  else if (code_bytes == 2) static_cast<uint16_t*>(codes)[i] = uint16_t(code);
-  else static_cast<uint32_t*>(codes)[i] = code;
+  if (code_bytes == 1)
+    static_cast<uint8_t*>(codes)[i] = uint8_t(code);
+  else if (code_bytes == 2)
+    static_cast<uint16_t*>(codes)[i] = uint16_t(code);
+  else
+    static_cast<uint32_t*>(codes)[i] = code;
 }
 
 uint32_t load_code(const void* codes, int code_bytes, size_t i) {
@@ -29,23 +32,27 @@ uint32_t load_code(const void* codes, int code_bytes, size_t i) {
   return static_cast<const uint32_t*>(codes)[i];
 }
 
-void encode(const ConvertPlan& p, const void* in, SourceType type, size_t n, uint64_t first, void* codes,
-            int code_bytes) {
+void encode(const ConvertPlan& p, const void* in, SourceType type, size_t n, uint64_t first,
+            void* codes, int code_bytes) {
   for (size_t i = 0; i < n; ++i)
-    store_code(codes, code_bytes, i, ref::round_to_code(p.format, load_source(in, type, i), p.options, first + i));
+    store_code(codes, code_bytes, i,
+               ref::round_to_code(p.format, load_source(in, type, i), p.options, first + i));
 }
 
 void decode(const ConvertPlan& p, const void* codes, int code_bytes, size_t n, float* out) {
   for (size_t i = 0; i < n; ++i) out[i] = ref::decode(p.format, load_code(codes, code_bytes, i));
 }
 
-void fake_quant(const ConvertPlan& p, const void* in, SourceType type, size_t n, uint64_t first, float* out) {
+void fake_quant(const ConvertPlan& p, const void* in, SourceType type, size_t n, uint64_t first,
+                float* out) {
   for (size_t i = 0; i < n; ++i)
     out[i] = ref::round_to_value(p.format, load_source(in, type, i), p.options, first + i);
 }
 
 }  // namespace
 
-ConvertBackend reference_convert_backend() { return {"reference", 0, &encode, &decode, &fake_quant}; }
+ConvertBackend reference_convert_backend() {
+  return {"reference", 0, &encode, &decode, &fake_quant};
+}
 
 }  // namespace lowbit::kernels

@@ -6,12 +6,12 @@
 
 namespace lowbit::kernels {
 
-void run_encode(const ConvertBackend& b, const ConvertPlan& p, const void* in, SourceType type, size_t n,
-                uint64_t first_index, void* codes, int code_bytes);
-void run_decode(const ConvertBackend& b, const ConvertPlan& p, const void* codes, int code_bytes, size_t n,
-                float* out);
-void run_fake_quant(const ConvertBackend& b, const ConvertPlan& p, const void* in, SourceType type, size_t n,
-                    uint64_t first_index, float* out);
+void run_encode(const ConvertBackend& b, const ConvertPlan& p, const void* in, SourceType type,
+                size_t n, uint64_t first_index, void* codes, int code_bytes);
+void run_decode(const ConvertBackend& b, const ConvertPlan& p, const void* codes, int code_bytes,
+                size_t n, float* out);
+void run_fake_quant(const ConvertBackend& b, const ConvertPlan& p, const void* in, SourceType type,
+                    size_t n, uint64_t first_index, float* out);
 
 // Elements per task; large arrays run in parallel above kParallelMinimum elements.
 constexpr size_t kChunkElements = size_t(1) << 15;

@@ -15,10 +15,18 @@ std::string specials_summary(const Format& f) {
   if (f.kind == FormatKind::Lut) return "codebook of " + std::to_string(f.lut_size) + " values";
   std::string s;
   switch (f.specials) {
-    case Specials::IEEE: s = "inf, NaN"; break;
-    case Specials::FN: s = "NaN (all ones), no inf"; break;
-    case Specials::FNUZ: s = "NaN at -0, no inf, no -0"; break;
-    case Specials::None: s = "all finite"; break;
+    case Specials::IEEE:
+      s = "inf, NaN";
+      break;
+    case Specials::FN:
+      s = "NaN (all ones), no inf";
+      break;
+    case Specials::FNUZ:
+      s = "NaN at -0, no inf, no -0";
+      break;
+    case Specials::None:
+      s = "all finite";
+      break;
   }
   if (f.low == LowBinade::Flush) s += ", no subnormals";
   if (f.low == LowBinade::Normal) s += ", no zero";
@@ -26,7 +34,9 @@ std::string specials_summary(const Format& f) {
   return s;
 }
 
-std::string number(double v) { return fmt::format("{:.9g}", v); }
+std::string number(double v) {
+  return fmt::format("{:.9g}", v);
+}
 
 nlohmann::json row_json(const NamedFormat& nf) {
   const Format& f = nf.format;
@@ -42,7 +52,8 @@ nlohmann::json row_json(const NamedFormat& nf) {
   j["max_finite"] = max_finite(f);
   j["lowest_finite"] = lowest_finite(f);
   j["min_normal"] = is_float ? nlohmann::json(min_normal(f)) : nlohmann::json();
-  j["min_subnormal"] = (is_float && min_subnormal(f) > 0) ? nlohmann::json(min_subnormal(f)) : nlohmann::json();
+  j["min_subnormal"] =
+      (is_float && min_subnormal(f) > 0) ? nlohmann::json(min_subnormal(f)) : nlohmann::json();
   j["min_positive"] = min_positive(f);
   j["epsilon"] = f.kind == FormatKind::Lut ? nlohmann::json() : nlohmann::json(epsilon(f));
   j["finite_values"] = finite_value_count(f);
@@ -54,21 +65,26 @@ nlohmann::json row_json(const NamedFormat& nf) {
 }
 
 void print_table() {
-  fmt::print("{:<12} {:>4} {:>3} {:>3} {:>5} {:>14} {:>14} {:>14} {:>10} {:>7}  {}\n", "name", "bits", "e",
-             "m", "bias", "max finite", "min normal", "min subnormal", "ulp at 1", "finite", "specials");
+  fmt::print("{:<12} {:>4} {:>3} {:>3} {:>5} {:>14} {:>14} {:>14} {:>10} {:>7}  {}\n", "name",
+             "bits", "e", "m", "bias", "max finite", "min normal", "min subnormal", "ulp at 1",
+             "finite", "specials");
   for (const NamedFormat& nf : named_formats()) {
     const Format& f = nf.format;
     const bool is_float = f.kind == FormatKind::Float;
     const std::string dash = "-";
-    fmt::print("{:<12} {:>4} {:>3} {:>3} {:>5} {:>14} {:>14} {:>14} {:>10} {:>7}  {}\n", nf.name, f.bits(),
-               is_float ? std::to_string(f.exp_bits) : dash, is_float ? std::to_string(f.man_bits) : dash,
+    fmt::print("{:<12} {:>4} {:>3} {:>3} {:>5} {:>14} {:>14} {:>14} {:>10} {:>7}  {}\n", nf.name,
+               f.bits(), is_float ? std::to_string(f.exp_bits) : dash,
+               is_float ? std::to_string(f.man_bits) : dash,
                is_float ? std::to_string(f.bias) : dash, number(max_finite(f)),
                is_float ? number(min_normal(f)) : dash,
                (is_float && min_subnormal(f) > 0) ? number(min_subnormal(f)) : dash,
-               f.kind == FormatKind::Lut ? dash : number(epsilon(f)), finite_value_count(f), specials_summary(f));
+               f.kind == FormatKind::Lut ? dash : number(epsilon(f)), finite_value_count(f),
+               specials_summary(f));
   }
-  fmt::print("\nAny other float: eXmY[:bias=B][:specials=ieee|fn|fnuz|none][:subnormals=on|off][:zero=off][:unsigned];"
-             " integers: intN, uintN (N = 2..16); codebooks: lut:v0,v1,...\n");
+  fmt::print(
+      "\nAny other float: "
+      "eXmY[:bias=B][:specials=ieee|fn|fnuz|none][:subnormals=on|off][:zero=off][:unsigned];"
+      " integers: intN, uintN (N = 2..16); codebooks: lut:v0,v1,...\n");
 }
 
 }  // namespace

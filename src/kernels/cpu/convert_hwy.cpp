@@ -39,7 +39,9 @@ struct SrcFP16 {
 
 // ---- loads and stores ---------------------------------------------------------------------------
 
-HWY_INLINE VU LoadBits(SrcF32, const float* p) { return hn::BitCast(DU(), hn::LoadU(DF(), p)); }
+HWY_INLINE VU LoadBits(SrcF32, const float* p) {
+  return hn::BitCast(DU(), hn::LoadU(DF(), p));
+}
 HWY_INLINE VU LoadBits(SrcBF16, const uint16_t* p) {
   const hn::Rebind<uint16_t, DU> d16;
   return hn::ShiftLeft<16>(hn::PromoteTo(DU(), hn::LoadU(d16, p)));
@@ -48,7 +50,8 @@ HWY_INLINE VU LoadBits(SrcFP16, const uint16_t* p) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
   // F16C: exact, infinities and NaNs included.
   const hn::Rebind<hwy::float16_t, DF> dh;
-  return hn::BitCast(DU(), hn::PromoteTo(DF(), hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p))));
+  return hn::BitCast(
+      DU(), hn::PromoteTo(DF(), hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p))));
 #else
   // Highway's emulated half -> float turns inf and NaN into finite numbers; do it ourselves.
   const DU du;
@@ -75,7 +78,9 @@ HWY_INLINE void StoreCodes(VU code, uint16_t* p) {
   const hn::Rebind<uint16_t, DI> d16;
   hn::StoreU(hn::DemoteTo(d16, hn::BitCast(DI(), code)), d16, p);
 }
-HWY_INLINE void StoreCodes(VU code, uint32_t* p) { hn::StoreU(code, DU(), p); }
+HWY_INLINE void StoreCodes(VU code, uint32_t* p) {
+  hn::StoreU(code, DU(), p);
+}
 
 // Four vectors of codes at once: on AVX2 / AVX-512 one narrowing chain for all of them is far
 // cheaper than four separate ones (codes are in [0, 255] / [0, 65535], so saturation never bites).
@@ -112,9 +117,12 @@ HWY_INLINE VU LoadCodes(const uint8_t* p) {
 HWY_INLINE VU LoadCodes(const uint16_t* p) {
   return hn::PromoteTo(DU(), hn::LoadU(hn::Rebind<uint16_t, DU>(), p));
 }
-HWY_INLINE VU LoadCodes(const uint32_t* p) { return hn::LoadU(DU(), p); }
+HWY_INLINE VU LoadCodes(const uint32_t* p) {
+  return hn::LoadU(DU(), p);
+}
 
-// ---- the stochastic stream (lowbit::stochastic_u24, one lane per element) ------------------------
+// ---- the stochastic stream (lowbit::stochastic_u24, one lane per element)
+// ------------------------
 
 HWY_INLINE VU Mix32(VU x) {
   const DU du;
@@ -134,7 +142,8 @@ HWY_INLINE VU RandomU24(const ConvertPlan& p, uint32_t index_lo, uint32_t hi_key
   return hn::ShiftRight<8>(x);
 }
 
-// ---- rounding on a uniform grid: t >= 0 in units of the grid step -> integer n -------------------
+// ---- rounding on a uniform grid: t >= 0 in units of the grid step -> integer n
+// -------------------
 
 // An integral float in [0, 2^23) to int32 in two cheap ops: adding 2^23 puts the integer in the
 // mantissa bits. (Highway's ConvertTo also repairs out-of-range lanes, which we never read.)
@@ -185,14 +194,16 @@ struct NormalIncrement {
   const int shift, sr_shift;
   const bool uses_lsb;
   explicit NormalIncrement(const ConvertPlan& p)
-      : base(hn::Set(DU(), p.rne_uses_lsb || M != RoundMode::NearestEven ? p.inc_half_minus_one : p.inc_half)),
+      : base(hn::Set(DU(), p.rne_uses_lsb || M != RoundMode::NearestEven ? p.inc_half_minus_one
+                                                                         : p.inc_half)),
         away(hn::Set(DU(), p.inc_away)),
         shift(p.shift),
         sr_shift(24 - p.shift),
         uses_lsb(p.rne_uses_lsb) {}
   HWY_INLINE VU operator()(VU abits, hn::Mask<DU> negative, VU u24) const {
     if constexpr (M == RoundMode::NearestEven) {
-      return (kCommon || uses_lsb) ? hn::Add(base, hn::And(hn::ShiftRightSame(abits, shift), one)) : base;
+      return (kCommon || uses_lsb) ? hn::Add(base, hn::And(hn::ShiftRightSame(abits, shift), one))
+                                   : base;
     } else if constexpr (M == RoundMode::NearestAway) {
       return hn::Add(base, one);
     } else if constexpr (M == RoundMode::TowardZero) {
@@ -208,9 +219,10 @@ struct NormalIncrement {
   }
 };
 
-// ---- per-kind encoders: float32 bit patterns -> codes --------------------------------------------
-// Each codec copies the plan's constants into vectors once, in its constructor, so the loops keep
-// them in registers (the plan is in memory that the byte-sized code stores could alias).
+// ---- per-kind encoders: float32 bit patterns -> codes
+// -------------------------------------------- Each codec copies the plan's constants into vectors
+// once, in its constructor, so the loops keep them in registers (the plan is in memory that the
+// byte-sized code stores could alias).
 
 // 2^e as one or two float factors (two when 2^e is outside float32's normal range).
 struct Pow2Scale {
@@ -247,11 +259,11 @@ struct FloatRounding {
         low_needs_floor(plan.low_needs_floor) {}
 
   struct Lanes {
-    VI abs_bits;               // |x| as an int32 bit pattern
-    hn::Mask<DI> negative;     // sign bit set (also -0 and -NaN)
-    VU pattern;                // |x| plus the mode's increment: drop the low `shift` bits
-    VF low_count;              // |x| rounded to an integral count of low-grid steps
-    hn::Mask<DI> is_low;       // the lane is below 2^(1 - bias): take low_count
+    VI abs_bits;            // |x| as an int32 bit pattern
+    hn::Mask<DI> negative;  // sign bit set (also -0 and -NaN)
+    VU pattern;             // |x| plus the mode's increment: drop the low `shift` bits
+    VF low_count;           // |x| rounded to an integral count of low-grid steps
+    hn::Mask<DI> is_low;    // the lane is below 2^(1 - bias): take low_count
   };
 
   HWY_INLINE Lanes operator()(VU bits, VU u24) const {
@@ -279,7 +291,8 @@ struct FloatRounding {
 // bit, or float32's) for formats without -0.
 // (It rederives |x| and the sign from `bits` so the fast path need not keep them alive.)
 HWY_NOINLINE VU ApplySpecials(const ConvertPlan& p, const SpecialResults& s, VU v, VU bits,
-                              hn::Mask<DI> overflow, bool fix_negative_zero, uint32_t negative_zero) {
+                              hn::Mask<DI> overflow, bool fix_negative_zero,
+                              uint32_t negative_zero) {
   const DU du;
   const DI di;
   const VI abs_bits = hn::BitCast(di, hn::And(bits, hn::Set(du, 0x7FFFFFFFu)));
@@ -294,7 +307,8 @@ HWY_NOINLINE VU ApplySpecials(const ConvertPlan& p, const SpecialResults& s, VU 
   const auto is_zero = hn::RebindMask(du, hn::Eq(abs_bits, hn::Zero(di)));
   if (p.is_unsigned) v = hn::IfThenElse(hn::AndNot(is_zero, neg), hn::Set(du, s.negative), v);
   if (p.zero_is_special) v = hn::IfThenElse(is_zero, hn::Set(du, s.zero), v);
-  return hn::IfThenElse(hn::RebindMask(du, hn::Gt(abs_bits, inf_bits)), pick(s.nan_neg, s.nan_pos), v);
+  return hn::IfThenElse(hn::RebindMask(du, hn::Gt(abs_bits, inf_bits)), pick(s.nan_neg, s.nan_pos),
+                        v);
 }
 
 // kCommon: compiled for ConvertPlan::common_float plans, with the rare switches removed.
@@ -335,7 +349,8 @@ struct FloatEncoder {
     if (!kCommon && low_is_normal) low = hn::Sub(hn::Max(low, low_nmin), low_nsub);
     if (!kCommon && low_is_flush) low = hn::ShiftLeftSame(low, low_shift);
     const VI mag = hn::IfThenElse(r.is_low, low, normal);
-    const VU code = hn::Or(hn::BitCast(du, mag), hn::And(hn::ShiftRightSame(bits, sign_shift), sign_bit));
+    const VU code =
+        hn::Or(hn::BitCast(du, mag), hn::And(hn::ShiftRightSame(bits, sign_shift), sign_bit));
     // Overflow, inf and NaN all have mag > max_mag; zero and negatives only matter for FNUZ,
     // unsigned and zero-less formats. Vectors with none of these skip the overrides.
     const auto overflow = hn::Gt(mag, max_mag);
@@ -377,8 +392,10 @@ struct FloatRounder {
     const VU v = hn::Or(mag, hn::And(bits, sign_mask));
     // Overflow, inf and NaN all land above the largest value. (The rounded pattern of a NaN can
     // carry into bit 31, so compare halves: distinct values differ by far more than one bit.)
-    const auto overflow = hn::Gt(hn::BitCast(di, hn::ShiftRight<1>(mag)), hn::BitCast(di, max_half));
-    if (HWY_LIKELY(hn::AllFalse(di, overflow)) && (kCommon || !always_fix)) return hn::BitCast(DF(), v);
+    const auto overflow =
+        hn::Gt(hn::BitCast(di, hn::ShiftRight<1>(mag)), hn::BitCast(di, max_half));
+    if (HWY_LIKELY(hn::AllFalse(di, overflow)) && (kCommon || !always_fix))
+      return hn::BitCast(DF(), v);
     // Unsigned formats: the input's sign was copied above, so -0 needs the fix too.
     return hn::BitCast(DF(), ApplySpecials(p, p.special_values, v, bits, overflow,
                                            p.fix_negative_zero || p.is_unsigned, 0x80000000u));
@@ -437,8 +454,10 @@ struct LutEncoder {
     // pos = how many codebook values are <= x (branch-free binary search; NaN gives 0).
     VI pos = hn::Zero(di);
     for (int step = p.lut_search_size / 2; step >= 1; step /= 2) {
-      const VF probe = hn::GatherIndex(df, p.lut_sorted.data(), hn::Add(pos, hn::Set(di, step - 1)));
-      pos = hn::IfThenElse(hn::RebindMask(di, hn::Le(probe, x)), hn::Add(pos, hn::Set(di, step)), pos);
+      const VF probe =
+          hn::GatherIndex(df, p.lut_sorted.data(), hn::Add(pos, hn::Set(di, step - 1)));
+      pos = hn::IfThenElse(hn::RebindMask(di, hn::Le(probe, x)), hn::Add(pos, hn::Set(di, step)),
+                           pos);
     }
     const VI one = hn::Set(di, 1);
     const VI i = hn::Max(hn::Sub(pos, one), hn::Zero(di));  // x in [lut[i], lut[i+1])
@@ -454,7 +473,8 @@ struct LutEncoder {
     VI code = hn::IfThenElse(hn::RebindMask(di, up), hn::Add(i, one), i);
     code = hn::IfThenZeroElse(hn::Eq(pos, hn::Zero(di)), code);  // below the first value
     const VI last = hn::Set(di, p.lut_count - 1);
-    code = hn::IfThenElse(hn::Gt(pos, hn::Set(di, p.lut_count - 1)), last, code);  // at or past the last
+    code = hn::IfThenElse(hn::Gt(pos, hn::Set(di, p.lut_count - 1)), last,
+                          code);  // at or past the last
     code = hn::IfThenElse(hn::RebindMask(di, hn::IsNaN(x)), last, code);
     return hn::BitCast(DU(), code);
   }
@@ -493,8 +513,10 @@ struct FloatDecoder {
     const VU mag = hn::And(code, mag_mask);
     const VI mag_i = hn::BitCast(di, mag);
     const VU normal = hn::Add(hn::ShiftLeftSame(mag, shift), normal_add);
-    const VF low = low_scale.Apply<kCommon>(hn::ConvertTo(df, kCommon ? mag_i : hn::Add(mag_i, low_add)));
-    VU v = hn::IfThenElse(hn::RebindMask(du, hn::Lt(mag_i, low_limit)), hn::BitCast(du, low), normal);
+    const VF low =
+        low_scale.Apply<kCommon>(hn::ConvertTo(df, kCommon ? mag_i : hn::Add(mag_i, low_add)));
+    VU v =
+        hn::IfThenElse(hn::RebindMask(du, hn::Lt(mag_i, low_limit)), hn::BitCast(du, low), normal);
     v = hn::Or(v, hn::ShiftLeftSame(hn::And(code, sign_bit), sign_shift));
     // inf and NaN codes are the largest magnitudes; FNUZ's NaN is the sign bit alone.
     if (HWY_UNLIKELY(!hn::AllFalse(di, hn::Gt(mag_i, special_min))) || (!kCommon && fnuz)) {
@@ -530,7 +552,8 @@ struct IntDecoder {
 struct LutDecoder {
   const float* table;
   const VU code_mask;
-  explicit LutDecoder(const ConvertPlan& p) : table(p.lut_decode.data()), code_mask(hn::Set(DU(), p.code_mask)) {}
+  explicit LutDecoder(const ConvertPlan& p)
+      : table(p.lut_decode.data()), code_mask(hn::Set(DU(), p.code_mask)) {}
   HWY_INLINE VF operator()(VU code) const {
     return hn::GatherIndex(DF(), table, hn::BitCast(DI(), hn::And(code, code_mask)));
   }
@@ -541,7 +564,8 @@ struct LutDecoder {
 constexpr size_t kMaxLanes = 64;  // >= lanes of float32 on every target
 
 template <class Src, class Code, class Encoder>
-void EncodeLoop(const ConvertPlan& p, const typename Src::T* in, size_t n, uint64_t first, Code* out) {
+void EncodeLoop(const ConvertPlan& p, const typename Src::T* in, size_t n, uint64_t first,
+                Code* out) {
   const DU du;
   const size_t lanes = hn::Lanes(du);
   const Encoder encode(p);
@@ -553,7 +577,8 @@ void EncodeLoop(const ConvertPlan& p, const typename Src::T* in, size_t n, uint6
   };
   size_t i = 0;
   for (; i + 4 * lanes <= n; i += 4 * lanes)
-    StoreCodes4(code_at(i), code_at(i + lanes), code_at(i + 2 * lanes), code_at(i + 3 * lanes), out + i);
+    StoreCodes4(code_at(i), code_at(i + lanes), code_at(i + 2 * lanes), code_at(i + 3 * lanes),
+                out + i);
   for (; i + lanes <= n; i += lanes) StoreCodes(code_at(i), out + i);
   if (i < n) {
     typename Src::T in_tail[kMaxLanes] = {};
@@ -566,7 +591,8 @@ void EncodeLoop(const ConvertPlan& p, const typename Src::T* in, size_t n, uint6
 }
 
 template <class Src, class Quantizer>
-void FakeQuantLoop(const ConvertPlan& p, const typename Src::T* in, size_t n, uint64_t first, float* out) {
+void FakeQuantLoop(const ConvertPlan& p, const typename Src::T* in, size_t n, uint64_t first,
+                   float* out) {
   const DU du;
   const DF df;
   const size_t lanes = hn::Lanes(du);
@@ -611,28 +637,39 @@ void DecodeLoop(const ConvertPlan& p, const Code* in, size_t n, float* out) {
   }
 }
 
-// ---- dispatch on the run-time parameters (outside every loop) ------------------------------------
+// ---- dispatch on the run-time parameters (outside every loop)
+// ------------------------------------
 
 template <class Encoder>
-void EncodeTyped(const ConvertPlan& p, const void* in, SourceType type, size_t n, uint64_t first, void* codes,
-                 int code_bytes) {
+void EncodeTyped(const ConvertPlan& p, const void* in, SourceType type, size_t n, uint64_t first,
+                 void* codes, int code_bytes) {
   const auto run = [&](auto src) {
     using Src = decltype(src);
     const auto* x = static_cast<const typename Src::T*>(in);
-    if (code_bytes == 1) EncodeLoop<Src, uint8_t, Encoder>(p, x, n, first, static_cast<uint8_t*>(codes));
-    else if (code_bytes == 2) EncodeLoop<Src, uint16_t, Encoder>(p, x, n, first, static_cast<uint16_t*>(codes));
-    else EncodeLoop<Src, uint32_t, Encoder>(p, x, n, first, static_cast<uint32_t*>(codes));
+    if (code_bytes == 1)
+      EncodeLoop<Src, uint8_t, Encoder>(p, x, n, first, static_cast<uint8_t*>(codes));
+    else if (code_bytes == 2)
+      EncodeLoop<Src, uint16_t, Encoder>(p, x, n, first, static_cast<uint16_t*>(codes));
+    else
+      EncodeLoop<Src, uint32_t, Encoder>(p, x, n, first, static_cast<uint32_t*>(codes));
   };
-  if (type == SourceType::F32) run(SrcF32());
-  else if (type == SourceType::BF16) run(SrcBF16());
-  else run(SrcFP16());
+  if (type == SourceType::F32)
+    run(SrcF32());
+  else if (type == SourceType::BF16)
+    run(SrcBF16());
+  else
+    run(SrcFP16());
 }
 
 template <class Quantizer>
-void FakeQuantTyped(const ConvertPlan& p, const void* in, SourceType type, size_t n, uint64_t first, float* out) {
-  if (type == SourceType::F32) FakeQuantLoop<SrcF32, Quantizer>(p, static_cast<const float*>(in), n, first, out);
-  else if (type == SourceType::BF16) FakeQuantLoop<SrcBF16, Quantizer>(p, static_cast<const uint16_t*>(in), n, first, out);
-  else FakeQuantLoop<SrcFP16, Quantizer>(p, static_cast<const uint16_t*>(in), n, first, out);
+void FakeQuantTyped(const ConvertPlan& p, const void* in, SourceType type, size_t n, uint64_t first,
+                    float* out) {
+  if (type == SourceType::F32)
+    FakeQuantLoop<SrcF32, Quantizer>(p, static_cast<const float*>(in), n, first, out);
+  else if (type == SourceType::BF16)
+    FakeQuantLoop<SrcBF16, Quantizer>(p, static_cast<const uint16_t*>(in), n, first, out);
+  else
+    FakeQuantLoop<SrcFP16, Quantizer>(p, static_cast<const uint16_t*>(in), n, first, out);
 }
 
 // A type tag naming an encoder and the decoder of the same kind.
@@ -655,22 +692,39 @@ void WithCodec(const ConvertPlan& p, Fn&& fn) {
             return fn(Codec<FloatEncoder<RoundMode::NearestEven, true>, FloatDecoder<true>,
                             FloatRounder<RoundMode::NearestEven, true>>());
           }
-          return fn(Codec<FloatEncoder<RoundMode::NearestEven>, FloatDecoder<>, FloatRounder<RoundMode::NearestEven>>());
-        case RoundMode::NearestAway: return fn(Codec<FloatEncoder<RoundMode::NearestAway>, FloatDecoder<>, FloatRounder<RoundMode::NearestAway>>());
-        case RoundMode::TowardZero: return fn(Codec<FloatEncoder<RoundMode::TowardZero>, FloatDecoder<>, FloatRounder<RoundMode::TowardZero>>());
-        case RoundMode::Up: return fn(Codec<FloatEncoder<RoundMode::Up>, FloatDecoder<>, FloatRounder<RoundMode::Up>>());
-        case RoundMode::Down: return fn(Codec<FloatEncoder<RoundMode::Down>, FloatDecoder<>, FloatRounder<RoundMode::Down>>());
-        case RoundMode::Stochastic: return fn(Codec<FloatEncoder<RoundMode::Stochastic>, FloatDecoder<>, FloatRounder<RoundMode::Stochastic>>());
+          return fn(Codec<FloatEncoder<RoundMode::NearestEven>, FloatDecoder<>,
+                          FloatRounder<RoundMode::NearestEven>>());
+        case RoundMode::NearestAway:
+          return fn(Codec<FloatEncoder<RoundMode::NearestAway>, FloatDecoder<>,
+                          FloatRounder<RoundMode::NearestAway>>());
+        case RoundMode::TowardZero:
+          return fn(Codec<FloatEncoder<RoundMode::TowardZero>, FloatDecoder<>,
+                          FloatRounder<RoundMode::TowardZero>>());
+        case RoundMode::Up:
+          return fn(
+              Codec<FloatEncoder<RoundMode::Up>, FloatDecoder<>, FloatRounder<RoundMode::Up>>());
+        case RoundMode::Down:
+          return fn(Codec<FloatEncoder<RoundMode::Down>, FloatDecoder<>,
+                          FloatRounder<RoundMode::Down>>());
+        case RoundMode::Stochastic:
+          return fn(Codec<FloatEncoder<RoundMode::Stochastic>, FloatDecoder<>,
+                          FloatRounder<RoundMode::Stochastic>>());
       }
       break;
     case FormatKind::Int:
       switch (mode) {
-        case RoundMode::NearestEven: return fn(Codec<IntEncoder<RoundMode::NearestEven>, IntDecoder>());
-        case RoundMode::NearestAway: return fn(Codec<IntEncoder<RoundMode::NearestAway>, IntDecoder>());
-        case RoundMode::TowardZero: return fn(Codec<IntEncoder<RoundMode::TowardZero>, IntDecoder>());
-        case RoundMode::Up: return fn(Codec<IntEncoder<RoundMode::Up>, IntDecoder>());
-        case RoundMode::Down: return fn(Codec<IntEncoder<RoundMode::Down>, IntDecoder>());
-        case RoundMode::Stochastic: return fn(Codec<IntEncoder<RoundMode::Stochastic>, IntDecoder>());
+        case RoundMode::NearestEven:
+          return fn(Codec<IntEncoder<RoundMode::NearestEven>, IntDecoder>());
+        case RoundMode::NearestAway:
+          return fn(Codec<IntEncoder<RoundMode::NearestAway>, IntDecoder>());
+        case RoundMode::TowardZero:
+          return fn(Codec<IntEncoder<RoundMode::TowardZero>, IntDecoder>());
+        case RoundMode::Up:
+          return fn(Codec<IntEncoder<RoundMode::Up>, IntDecoder>());
+        case RoundMode::Down:
+          return fn(Codec<IntEncoder<RoundMode::Down>, IntDecoder>());
+        case RoundMode::Stochastic:
+          return fn(Codec<IntEncoder<RoundMode::Stochastic>, IntDecoder>());
       }
       break;
     case FormatKind::Lut:
@@ -679,14 +733,15 @@ void WithCodec(const ConvertPlan& p, Fn&& fn) {
   }
 }
 
-void Encode(const ConvertPlan& p, const void* in, SourceType type, size_t n, uint64_t first, void* codes,
-            int code_bytes) {
+void Encode(const ConvertPlan& p, const void* in, SourceType type, size_t n, uint64_t first,
+            void* codes, int code_bytes) {
   WithCodec(p, [&](auto codec) {
     EncodeTyped<typename decltype(codec)::Encoder>(p, in, type, n, first, codes, code_bytes);
   });
 }
 
-void FakeQuant(const ConvertPlan& p, const void* in, SourceType type, size_t n, uint64_t first, float* out) {
+void FakeQuant(const ConvertPlan& p, const void* in, SourceType type, size_t n, uint64_t first,
+               float* out) {
   WithCodec(p, [&](auto codec) {
     FakeQuantTyped<typename decltype(codec)::Quantizer>(p, in, type, n, first, out);
   });
@@ -694,9 +749,12 @@ void FakeQuant(const ConvertPlan& p, const void* in, SourceType type, size_t n, 
 
 template <class Decoder>
 void DecodeTyped(const ConvertPlan& p, const void* codes, int code_bytes, size_t n, float* out) {
-  if (code_bytes == 1) DecodeLoop<uint8_t, Decoder>(p, static_cast<const uint8_t*>(codes), n, out);
-  else if (code_bytes == 2) DecodeLoop<uint16_t, Decoder>(p, static_cast<const uint16_t*>(codes), n, out);
-  else DecodeLoop<uint32_t, Decoder>(p, static_cast<const uint32_t*>(codes), n, out);
+  if (code_bytes == 1)
+    DecodeLoop<uint8_t, Decoder>(p, static_cast<const uint8_t*>(codes), n, out);
+  else if (code_bytes == 2)
+    DecodeLoop<uint16_t, Decoder>(p, static_cast<const uint16_t*>(codes), n, out);
+  else
+    DecodeLoop<uint32_t, Decoder>(p, static_cast<const uint32_t*>(codes), n, out);
 }
 
 void Decode(const ConvertPlan& p, const void* codes, int code_bytes, size_t n, float* out) {
@@ -734,7 +792,9 @@ std::vector<ConvertBackend>& simd_registry() {
 }
 }  // namespace
 
-void register_simd_backend(const ConvertBackend& backend) { simd_registry().push_back(backend); }
+void register_simd_backend(const ConvertBackend& backend) {
+  simd_registry().push_back(backend);
+}
 
 std::vector<std::string> compiled_simd_targets() {
   std::vector<std::string> names;
@@ -750,15 +810,18 @@ const std::vector<ConvertBackend>& convert_backends() {
     for (const ConvertBackend& b : simd_registry())
       if ((hwy::SupportedTargets() & b.hwy_target) != 0) simd.push_back(b);
     // Highway target bits: a smaller bit is a better target. Best last.
-    std::sort(simd.begin(), simd.end(),
-              [](const ConvertBackend& a, const ConvertBackend& b) { return a.hwy_target > b.hwy_target; });
+    std::sort(simd.begin(), simd.end(), [](const ConvertBackend& a, const ConvertBackend& b) {
+      return a.hwy_target > b.hwy_target;
+    });
     list.insert(list.end(), simd.begin(), simd.end());
     return list;
   }();
   return backends;
 }
 
-const ConvertBackend& default_convert_backend() { return convert_backends().back(); }
+const ConvertBackend& default_convert_backend() {
+  return convert_backends().back();
+}
 
 }  // namespace lowbit::kernels
 #endif  // HWY_ONCE
