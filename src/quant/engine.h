@@ -1,0 +1,34 @@
+// The quantization engine: runs a scheme over a tensor with one conversion backend, writing any of
+// codes, dequantized values, scales, zero points and per-group error statistics. quantize(),
+// dequantize(), fake_quant() and measure() are thin wrappers; tests run it with the scalar
+// reference backend and compare bit for bit.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/convert_backend.h"
+#include "lowbit/qtensor.h"
+#include "quant/group_layout.h"
+
+namespace lowbit::quant {
+
+struct EngineOutputs {
+  uint8_t* codes = nullptr;       // unpacked, code_bytes(element) per element, tensor order
+  float* dequantized = nullptr;   // tensor order
+  uint32_t* scales = nullptr;     // group order
+  uint8_t* zero_points = nullptr; // group order (asymmetric)
+  ErrorStats* group_stats = nullptr;  // group order
+};
+
+// Runs `s` over x (already validated). `global_scale` is the two-level scale (1 otherwise).
+void run_engine(const kernels::ConvertBackend& backend, const Scheme& s, const GroupLayout& layout, const float* x,
+                float global_scale, const EngineOutputs& out);
+
+// Dequantizes codes (unpacked, tensor order) with the stored scales: the same arithmetic
+// run_engine uses for `dequantized`.
+void dequantize_codes(const kernels::ConvertBackend& backend, const Scheme& s, const GroupLayout& layout,
+                      const uint8_t* codes, const uint32_t* scales, const uint8_t* zero_points, float global_scale,
+                      float* out);
+
+}  // namespace lowbit::quant

@@ -1,0 +1,165 @@
+// The public quantization API (lowbit/qtensor.h) on top of the engine.
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/convert_backend.h"
+#include "lowbit/error.h"
+#include "lowbit/packing.h"
+#include "lowbit/qtensor.h"
+#include "quant/engine.h"
+#include "quant/scale_picker.h"
+
+namespace lowbit {
+namespace {
+
+size_t product(const std::vector<size_t>& shape) {
+  size_t n = 1;
+  for (size_t d : shape) n *= d;
+  return n;
+}
+
+int scale_bits(const Scheme& s) { return s.scale_is_f32 ? 32 : s.scale_format.bits(); }
+
+std::vector<float> widen(const BF16* x, size_t n) {
+  std::vector<float> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t bits = uint32_t(x[i].bits) << 16;
+    std::memcpy(&out[i], &bits, 4);
+  }
+  return out;
+}
+
+float global_scale_of(const Scheme& s, const float* x, size_t n) {
+  return s.global_scale ? quant::two_level_global_scale(s, x, n) : 1.0f;
+}
+
+const kernels::ConvertBackend& fast() { return kernels::default_convert_backend(); }
+
+}  // namespace
+
+size_t QTensor::numel() const { return product(shape); }
+
+double scheme_bits_per_element(const Scheme& s, const std::vector<size_t>& shape) {
+  const quant::GroupLayout layout = quant::make_group_layout(s, shape);
+  if (layout.numel == 0) return double(s.element.bits());
+  double overhead = double(layout.group_count) * (scale_bits(s) + (s.asymmetric ? s.element.int_bits : 0));
+  if (s.global_scale) overhead += 32;
+  return double(s.element.bits()) + overhead / double(layout.numel);
+}
+
+double QTensor::bits_per_element() const { return scheme_bits_per_element(scheme, shape); }
+
+float QTensor::group_scale(size_t group) const {
+  return quant::ScalePicker(scheme, global_scale).effective_of(scales.at(group));
+}
+
+QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& shape) {
+  validate_scheme(s);
+  const quant::GroupLayout layout = quant::make_group_layout(s, shape);
+  QTensor q;
+  q.scheme = s;
+  q.shape = shape;
+  q.scale_shape = layout.scale_shape;
+  q.global_scale = global_scale_of(s, x, layout.numel);
+  q.scales.resize(layout.group_count);
+  if (s.asymmetric) q.zero_points.resize(layout.group_count);
+  const int cb = code_bytes(s.element);
+  std::vector<uint8_t> codes(layout.numel * size_t(cb));
+  quant::EngineOutputs out;
+  out.codes = codes.data();
+  out.scales = q.scales.data();
+  out.zero_points = s.asymmetric ? q.zero_points.data() : nullptr;
+  quant::run_engine(fast(), s, layout, x, q.global_scale, out);
+  const int bits = s.asymmetric ? s.element.int_bits : s.element.bits();
+  q.codes.resize(packed_bytes(layout.numel, bits));
+  if (cb == 1) pack_codes(codes.data(), layout.numel, bits, q.codes.data());
+  else pack_codes(reinterpret_cast<const uint16_t*>(codes.data()), layout.numel, bits, q.codes.data());
+  return q;
+}
+
+QTensor quantize(const Scheme& s, const BF16* x, const std::vector<size_t>& shape) {
+  const std::vector<float> wide = widen(x, product(shape));
+  return quantize(s, wide.data(), shape);
+}
+
+void dequantize(const QTensor& q, float* out) {
+  validate_scheme(q.scheme);
+  const quant::GroupLayout layout = quant::make_group_layout(q.scheme, q.shape);
+  if (q.scales.size() != layout.group_count || q.scale_shape != layout.scale_shape)
+    throw Error("quantized tensor is inconsistent: " + std::to_string(q.scales.size()) + " scales for " +
+                std::to_string(layout.group_count) + " groups of scheme " + scheme_name(q.scheme));
+  const int bits = q.scheme.asymmetric ? q.scheme.element.int_bits : q.scheme.element.bits();
+  if (q.codes.size() != packed_bytes(layout.numel, bits))
+    throw Error("quantized tensor is inconsistent: " + std::to_string(q.codes.size()) + " code bytes, expected " +
+                std::to_string(packed_bytes(layout.numel, bits)));
+  if (q.scheme.asymmetric && q.zero_points.size() != layout.group_count)
+    throw Error("quantized tensor is inconsistent: zero points do not match the groups");
+  const int cb = code_bytes(q.scheme.element);
+  std::vector<uint8_t> codes(layout.numel * size_t(cb));
+  if (cb == 1) unpack_codes(q.codes.data(), layout.numel, bits, codes.data());
+  else unpack_codes(q.codes.data(), layout.numel, bits, reinterpret_cast<uint16_t*>(codes.data()));
+  quant::dequantize_codes(fast(), q.scheme, layout, codes.data(), q.scales.data(),
+                          q.scheme.asymmetric ? q.zero_points.data() : nullptr, q.global_scale, out);
+}
+
+void fake_quant(const Scheme& s, const float* x, const std::vector<size_t>& shape, float* out) {
+  validate_scheme(s);
+  const quant::GroupLayout layout = quant::make_group_layout(s, shape);
+  quant::EngineOutputs o;
+  o.dequantized = out;
+  quant::run_engine(fast(), s, layout, x, global_scale_of(s, x, layout.numel), o);
+}
+
+void fake_quant(const Scheme& s, const BF16* x, const std::vector<size_t>& shape, float* out) {
+  const std::vector<float> wide = widen(x, product(shape));
+  fake_quant(s, wide.data(), shape, out);
+}
+
+// ---- metrics -------------------------------------------------------------------------------------
+
+double ErrorStats::sqnr_db() const {
+  if (sum_sq_err == 0) return std::numeric_limits<double>::infinity();
+  if (sum_sq_x == 0) return -std::numeric_limits<double>::infinity();
+  return 10.0 * std::log10(sum_sq_x / sum_sq_err);
+}
+
+void ErrorStats::add(const ErrorStats& o) {
+  count += o.count;
+  sum_sq_x += o.sum_sq_x;
+  sum_sq_err += o.sum_sq_err;
+  max_abs_err = std::max(max_abs_err, o.max_abs_err);
+  clipped += o.clipped;
+  flushed += o.flushed;
+  non_finite += o.non_finite;
+}
+
+QuantReport measure(const Scheme& s, const float* x, const std::vector<size_t>& shape,
+                    std::vector<float>* dequantized) {
+  validate_scheme(s);
+  const quant::GroupLayout layout = quant::make_group_layout(s, shape);
+  QuantReport report;
+  report.groups.resize(layout.group_count);
+  std::vector<float> dq_local;
+  std::vector<float>& dq = dequantized ? *dequantized : dq_local;
+  dq.resize(layout.numel);
+  std::vector<uint32_t> scales(layout.group_count);
+  std::vector<uint8_t> zero_points(s.asymmetric ? layout.group_count : 0);
+  quant::EngineOutputs o;
+  o.dequantized = dq.data();
+  o.scales = scales.data();
+  o.zero_points = s.asymmetric ? zero_points.data() : nullptr;
+  o.group_stats = report.groups.data();
+  const float global = global_scale_of(s, x, layout.numel);
+  quant::run_engine(fast(), s, layout, x, global, o);
+  const quant::ScalePicker picker(s, global);
+  for (size_t g = 0; g < layout.group_count; ++g) {
+    report.tensor.add(report.groups[g]);
+    const float scale = picker.effective_of(scales[g]);
+    if (std::isfinite(scale) && scale > 0) ++report.scale_log2_histogram[std::ilogb(scale)];
+  }
+  report.bits_per_element = scheme_bits_per_element(s, shape);
+  return report;
+}
+
+}  // namespace lowbit

@@ -1,0 +1,187 @@
+// Scale rules (see scale_picker.h and docs/quantization.md).
+#include "quant/scale_picker.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "lowbit/error.h"
+#include "lowbit/reference.h"
+
+namespace lowbit::quant {
+namespace {
+
+uint32_t float_bits(float v) {
+  uint32_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
+float bits_float(uint32_t b) {
+  float v;
+  std::memcpy(&v, &b, sizeof v);
+  return v;
+}
+
+constexpr float kF32MinNormal = 0x1p-126f;
+
+}  // namespace
+
+ScalePicker::ScalePicker(const Scheme& s, float global_scale)
+    : s_(s),
+      global_(global_scale),
+      element_max_(float(lowbit::element_max(s))),
+      element_emax_(s.asymmetric ? 0 : element_emax(s.element)) {
+  if (s_.scale_is_f32) {
+    pow2_min_ = -126;
+    pow2_max_ = 127;
+  } else if (s_.scale_format == formats::e8m0fnu) {
+    pow2_min_ = -127;  // the OCP range; an exponent above 127 is NaN
+    pow2_max_ = 127;
+  } else {
+    pow2_min_ = std::ilogb(min_positive(s_.scale_format));
+    pow2_max_ = std::ilogb(max_finite(s_.scale_format));
+  }
+}
+
+float ScalePicker::effective_of(uint32_t stored) const {
+  const float base = s_.scale_is_f32 ? bits_float(stored) : ref::decode(s_.scale_format, stored);
+  return s_.global_scale ? base * global_ : base;
+}
+
+GroupScale ScalePicker::finish(uint32_t stored) const {
+  GroupScale g;
+  g.stored = stored;
+  g.effective = effective_of(stored);
+  return g;
+}
+
+uint32_t ScalePicker::store_not_finite() const {
+  if (s_.scale_is_f32) return float_bits(std::numeric_limits<float>::quiet_NaN());
+  if (has_nan(s_.scale_format)) return ref::nan_code(s_.scale_format, false);
+  return max_magnitude_code(s_.scale_format);  // no NaN to say it with: saturate
+}
+
+uint32_t ScalePicker::store_pow2(int e) const {
+  if (e > pow2_max_) {
+    // E8M0 follows the OCP reference: an exponent past 127 is NaN. Other formats saturate.
+    if (!s_.scale_is_f32 && s_.scale_format == formats::e8m0fnu) return store_not_finite();
+    e = pow2_max_;
+  }
+  e = std::max(e, pow2_min_);
+  if (s_.scale_is_f32) return float_bits(std::ldexp(1.0f, e));
+  return ref::encode_exact(s_.scale_format, std::ldexp(1.0f, e));
+}
+
+uint32_t ScalePicker::store_rounded(float scale) const {
+  if (s_.pow2) {
+    // Nearest power of two, ties up (how a cast to E8M0 rounds).
+    int e = std::ilogb(scale);
+    if (std::ldexp(scale, -e) >= 1.5f) ++e;
+    return store_pow2(scale > 0 ? e : pow2_min_);
+  }
+  if (s_.scale_is_f32) return float_bits(scale > 0 ? scale : kF32MinNormal);
+  const RoundOptions rne{RoundMode::NearestEven, Overflow::Saturate, 0};
+  uint32_t code = ref::round_to_code(s_.scale_format, scale, rne);
+  if (!(ref::decode(s_.scale_format, code) > 0))  // underflow: the smallest positive scale
+    code = ref::round_to_code(s_.scale_format, float(min_positive(s_.scale_format)), rne);
+  return code;
+}
+
+GroupScale ScalePicker::from_amax(float amax) const {
+  if (!std::isfinite(amax)) return finish(store_not_finite());
+  if (s_.pow2 && !s_.global_scale) {
+    // Powers of two: from the exponent of amax. An all-zero group counts as 2^-126 (as the OCP
+    // reference implementation does), so its scale is defined.
+    const float a = amax > 0 ? amax : kF32MinNormal;
+    int e = 0;
+    switch (s_.pow2_rounding) {
+      case Pow2Rounding::Floor:  // OCP MX: floor(log2(amax)) - emax(element)
+        e = std::ilogb(a) - element_emax_;
+        break;
+      case Pow2Rounding::Ceil: {  // the smallest 2^e with element_max * 2^e >= amax
+        e = std::ilogb(a) - element_emax_;
+        while (std::ldexp(double(element_max_), e) < double(a)) ++e;
+        while (std::ldexp(double(element_max_), e - 1) >= double(a)) --e;
+        break;
+      }
+      case Pow2Rounding::Nearest:
+        return finish(store_rounded(a / element_max_));
+    }
+    return finish(store_pow2(e));
+  }
+  // Everything else: amax / element max (/ the global scale), rounded into the scale format.
+  float scale = amax / element_max_;
+  if (s_.global_scale) scale = scale / global_;
+  return finish(store_rounded(scale));
+}
+
+GroupScale ScalePicker::from_range(float lo, float hi) const {
+  if (!std::isfinite(lo) || !std::isfinite(hi)) return finish(store_not_finite());
+  GroupScale g = finish(store_rounded((hi - lo) / element_max_));
+  const float z = std::nearbyint(-lo / g.effective);
+  g.zero_point = uint8_t(std::clamp(z, 0.0f, element_max_));
+  return g;
+}
+
+GroupScale ScalePicker::pick(const float* x, size_t n, float* scratch, const ErrorFn& error_of) const {
+  if (s_.rule == ScaleRule::Fixed) {
+    GroupScale g = finish(store_rounded(s_.fixed_scale));
+    if (s_.asymmetric) g.zero_point = uint8_t(std::nearbyint(element_max_ / 2));  // mid-range
+    return g;
+  }
+  // Largest magnitude (or range), NaN and inf poisoning the group.
+  float amax = 0, lo = 0, hi = 0;
+  bool finite = true;
+  for (size_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    finite = finite && std::isfinite(v);
+    amax = std::max(amax, std::fabs(v));
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  if (!finite) return finish(store_not_finite());
+  if (s_.rule == ScaleRule::Percentile && n > 0) {
+    for (size_t i = 0; i < n; ++i) scratch[i] = std::fabs(x[i]);
+    const auto k = size_t(std::ceil(double(s_.percentile) / 100.0 * double(n)));
+    const size_t rank = std::min(n, std::max<size_t>(k, 1)) - 1;
+    std::nth_element(scratch, scratch + rank, scratch + n);
+    amax = scratch[rank];
+  }
+  const auto candidate = [&](float ratio) {
+    return s_.asymmetric ? from_range(lo * ratio, hi * ratio) : from_amax(amax * ratio);
+  };
+  GroupScale best = candidate(1.0f);
+  if (s_.rule != ScaleRule::Mse || n == 0) return best;
+  // MSE: clip ratios from 1 down to mse_min_ratio; absmax (ratio 1) wins ties. Power-of-two
+  // scales also try the next power up, since the OCP floor rule itself may clip.
+  double best_error = error_of(best);
+  uint32_t previous = best.stored;
+  const bool try_up = s_.pow2 && !s_.global_scale;
+  for (int k = try_up ? 0 : 1; k < s_.mse_steps; ++k) {
+    const auto ratio =
+        k == 0 ? 2.0f : float(1.0 - double(k) * (1.0 - double(s_.mse_min_ratio)) / double(s_.mse_steps - 1));
+    const GroupScale c = candidate(ratio);
+    if (c.stored == previous && c.zero_point == best.zero_point) continue;
+    previous = c.stored;
+    const double err = error_of(c);
+    if (err < best_error) {
+      best_error = err;
+      best = c;
+    }
+  }
+  return best;
+}
+
+float two_level_global_scale(const Scheme& s, const float* x, size_t n) {
+  float amax = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(x[i])) return std::numeric_limits<float>::quiet_NaN();
+    amax = std::max(amax, std::fabs(x[i]));
+  }
+  if (amax == 0) return 1.0f;
+  const float denominator = float(element_max(s)) * float(max_finite(s.scale_format));
+  return amax / denominator;
+}
+
+}  // namespace lowbit::quant

@@ -1,0 +1,53 @@
+// Choosing one group's scale (and zero point) by the scheme's rule, and storing it in the scale
+// format. docs/quantization.md gives the arithmetic; every step is float32 in the order written.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+#include "lowbit/scheme.h"
+
+namespace lowbit::quant {
+
+struct GroupScale {
+  uint32_t stored = 0;     // the scale-format code, or the float32 bits
+  float effective = 1.0f;  // what elements are divided by: decode(stored) * global scale
+  uint8_t zero_point = 0;  // asymmetric schemes
+};
+
+class ScalePicker {
+ public:
+  // `error_of` measures a candidate scale's squared error on the group (for the MSE rule).
+  using ErrorFn = std::function<double(const GroupScale&)>;
+
+  ScalePicker(const Scheme& s, float global_scale);
+
+  // `x` holds the group's n values; `scratch` has room for n floats.
+  GroupScale pick(const float* x, size_t n, float* scratch, const ErrorFn& error_of) const;
+
+  // The scale a largest magnitude `amax` gets (symmetric), or a [lo, hi] range (asymmetric).
+  GroupScale from_amax(float amax) const;
+  GroupScale from_range(float lo, float hi) const;
+
+  float effective_of(uint32_t stored) const;
+  float element_max() const { return element_max_; }
+
+ private:
+  GroupScale finish(uint32_t stored) const;
+  uint32_t store_pow2(int exponent) const;
+  uint32_t store_rounded(float scale) const;  // RNE into the scale format; zero -> smallest
+  uint32_t store_not_finite() const;
+
+  Scheme s_;
+  float global_;
+  float element_max_;
+  int element_emax_;
+  int pow2_min_, pow2_max_;  // exponents a power-of-two scale may take
+};
+
+// The per-tensor float32 scale of two-level schemes:
+//   amax(tensor) / (element max * scale-format max), 1 for an all-zero tensor.
+float two_level_global_scale(const Scheme& s, const float* x, size_t n);
+
+}  // namespace lowbit::quant
