@@ -24,6 +24,10 @@ struct NpyArray {
 // size overflows.
 NpyArray read_npy(const std::string& path);
 
+// Reads a float32, float16 or (ml_dtypes) bfloat16 .npy file as float32 values (exact).
+// Other dtypes are an error naming the file and the dtypes accepted.
+std::vector<float> read_npy_float32(const std::string& path, std::vector<size_t>& shape);
+
 // Writes a C-ordered array. The file appears complete or not at all: it is written to a
 // temporary name in the same folder and renamed into place.
 void write_npy(const std::string& path, const std::string& descr, const std::vector<size_t>& shape,

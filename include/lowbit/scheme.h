@@ -96,4 +96,8 @@ int element_emax(const Format& element);
 // Largest magnitude the element takes (for asymmetric integers: the number of levels - 1).
 double element_max(const Scheme& s);
 
+// A scaled value is "clipped" when its magnitude is at least this: half a step beyond the largest
+// element value, where rounding would have gone past it had saturation not stopped it.
+double clip_threshold(const Scheme& s);
+
 }  // namespace lowbit

@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "lowbit/error.h"
+#include "lowbit/reference.h"
 
 namespace lowbit {
 namespace {
@@ -171,6 +172,29 @@ NpyArray read_npy(const std::string& path) {
   if (payload > 0 && !in.read(reinterpret_cast<char*>(arr.data.data()), std::streamsize(payload)))
     bad(path, "read failed");
   return arr;
+}
+
+std::vector<float> read_npy_float32(const std::string& path, std::vector<size_t>& shape) {
+  const NpyArray a = read_npy(path);
+  shape = a.shape;
+  std::vector<float> out(a.count());
+  if (a.descr == "<f4") {
+    std::memcpy(out.data(), a.data.data(), a.data.size());
+  } else if (a.descr == "<f2" || a.descr == "<V2" || a.descr == "|V2") {
+    for (size_t i = 0; i < out.size(); ++i) {
+      const uint32_t bits = uint32_t(a.data[2 * i]) | uint32_t(a.data[2 * i + 1]) << 8;
+      if (a.descr == "<f2") {
+        out[i] = ref::decode(formats::fp16, bits);
+      } else {
+        const uint32_t wide = bits << 16;  // bfloat16: the top half of a float32
+        std::memcpy(&out[i], &wide, 4);
+      }
+    }
+  } else {
+    throw Error(path + ": expected float32 ('<f4'), float16 ('<f2') or ml_dtypes bfloat16 ('<V2') values, not dtype '" +
+                a.descr + "'");
+  }
+  return out;
 }
 
 void write_npy(const std::string& path, const std::string& descr, const std::vector<size_t>& shape,

@@ -32,7 +32,8 @@ class SpanQuantizer {
         // Asymmetric elements: round x / scale to an integer first, then add the zero point.
         int_plan_(kernels::make_convert_plan(Format::integer(16, true), s.round)),
         code_bytes_(code_bytes(s.element)),
-        max_(picker_.element_max()) {}
+        max_(picker_.element_max()),
+        clip_at_(float(clip_threshold(s))) {}
 
   // x[0..n) are groups of group_len (the last may be short), the first being group first_group,
   // whose element j draws stochastic index first_group * capacity + j.
@@ -98,9 +99,8 @@ class SpanQuantizer {
       for (size_t i = begin; i < end; ++i) {
         float v = x[i] / scale;
         if (!s_.asymmetric) {
-          const bool over = v > max_, under = v < -max_;
-          clipped += over || under;
-          v = over ? max_ : under ? -max_ : v;
+          clipped += std::fabs(v) >= clip_at_;
+          v = v > max_ ? max_ : v < -max_ ? -max_ : v;
         }
         values_[i] = v;
       }
@@ -190,6 +190,7 @@ class SpanQuantizer {
   kernels::ConvertPlan element_plan_, int_plan_;
   int code_bytes_;
   float max_;
+  float clip_at_;
   std::vector<GroupScale> scales_;
   std::vector<float> values_, scratch_, trial_, trial_out_;
   std::vector<uint8_t> codes_;

@@ -293,4 +293,20 @@ double element_max(const Scheme& s) {
   return (lo < 0 && -lo < hi) ? -lo : hi;
 }
 
+double clip_threshold(const Scheme& s) {
+  const double top = element_max(s);
+  switch (s.element.kind) {
+    case FormatKind::Float:
+      return top + std::ldexp(1.0, element_emax(s.element) - s.element.man_bits) / 2;
+    case FormatKind::Int:
+      return top + 0.5;
+    case FormatKind::Lut: {
+      const int n = s.element.lut_size;
+      const double gap = double(s.element.lut[n - 1]) - double(s.element.lut[n - 2]);
+      return top + gap / 2;
+    }
+  }
+  return top;
+}
+
 }  // namespace lowbit

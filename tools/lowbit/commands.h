@@ -7,5 +7,7 @@ namespace lowbit::cli {
 
 void add_formats_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
+void add_quantize_tensor_command(CLI::App& app);
+void add_schemes_command(CLI::App& app);
 
 }  // namespace lowbit::cli

@@ -10,6 +10,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   lowbit::cli::add_formats_command(app);
   lowbit::cli::add_convert_command(app);
+  lowbit::cli::add_schemes_command(app);
+  lowbit::cli::add_quantize_tensor_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
