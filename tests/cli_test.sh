@@ -72,6 +72,21 @@ PY
   head -c 100 "$work/x.npy" > "$work/t.npy"
   expect_error "truncated npy" "t.npy: not a usable .npy file" "$LOWBIT" convert -f e4m3fn --in "$work/t.npy" --out "$work/o.npy"
   [ -e "$work/o.npy" ] && fail "a failed conversion left an output file"
+  # quantize-tensor
+  python3 -c "import numpy as np; np.save('$work/w.npy', (np.random.default_rng(1).standard_t(3, (64, 96)) * 0.02).astype(np.float32))"
+  expect_ok "schemes list" "^mxfp4 +e2m1fn:g32:scale=e8m0fnu +4.250" "$LOWBIT" schemes
+  expect_ok "quantize-tensor" "^mxfp4 +4.2500 " "$LOWBIT" quantize-tensor "$work/w.npy" --scheme mxfp4 --out "$work/q.lbq" --dequant "$work/dq.npy"
+  [ -s "$work/q.lbq" ] && [ -s "$work/dq.npy" ] || fail "quantize-tensor did not write its outputs"
+  out=$("$LOWBIT" quantize-tensor "$work/w.npy" --compare nvfp4,int4_g128,mxfp4,fp8_tensor 2>&1)
+  order=$(grep -Eo "^(mxfp4|nvfp4|int4_g128|fp8_tensor) " <<<"$out" | tr -d ' ' | tr '\n' ' ')
+  [ "$order" = "mxfp4 int4_g128 nvfp4 fp8_tensor " ] || fail "compare rows not sorted by bits per element: $order"
+  expect_ok "quantize-tensor json" '"sqnr_db"' "$LOWBIT" quantize-tensor "$work/w.npy" --scheme nvfp4 --json --groups
+  "$LOWBIT" quantize-tensor "$work/w.npy" --scheme e4m3fn:channel --json | python3 -c "import json,sys; r=json.load(sys.stdin)[0]; assert r['groups']==64 and r['scheme']=='e4m3fn:channel', r" || fail "json content"
+  expect_error "unknown scheme" "Presets: mxfp8_e4m3" "$LOWBIT" quantize-tensor "$work/w.npy" --scheme mxfp5
+  expect_error "compare with out" "single --scheme" "$LOWBIT" quantize-tensor "$work/w.npy" --compare mxfp4,nvfp4 --out "$work/x.lbq"
+  expect_error "no scheme" "give --scheme" "$LOWBIT" quantize-tensor "$work/w.npy"
+  expect_error "int input" "i.npy: expected float32" "$LOWBIT" quantize-tensor "$work/i.npy" --scheme mxfp4
+  expect_error "bad axis" "axis 3 is out of range" "$LOWBIT" quantize-tensor "$work/w.npy" --scheme e4m3fn:channel:axis=3
 else
   echo "SKIP part: numpy not installed, .npy round trips not checked"
 fi

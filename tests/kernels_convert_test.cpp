@@ -3,7 +3,9 @@
 // source type and code width, tails, misaligned pointers, and the multi-threaded path.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "convert_inputs.h"
 #include "formats_under_test.h"
@@ -250,6 +252,76 @@ TEST(KernelConvert, StreamCounterCrossesTwoToThe32) {
   encode(f, xs.data(), xs.size(), codes.data(), opt, first);
   for (size_t i = 0; i < xs.size(); ++i)
     ASSERT_EQ(codes[i], ref::round_to_code(f, xs[i], opt, first + i)) << i;
+}
+
+TEST(KernelConvert, BlockScaledOperationsMatchTheReference) {
+  const ConvertBackend ref = kernels::reference_convert_backend();
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.0f, 4.0f);
+  std::vector<float> xs(777);
+  for (float& x : xs) x = normal(rng);
+  xs[5] = std::numeric_limits<float>::quiet_NaN();
+  xs[77] = std::numeric_limits<float>::infinity();
+  xs[100] = -1e30f;
+  xs[200] = 0.0f;
+  std::vector<float> scales(800);
+  for (size_t i = 0; i < scales.size(); ++i) scales[i] = std::ldexp(1.0f, int(i % 9) - 4) * (1.0f + float(i % 3) * 0.3f);
+  scales[3] = std::numeric_limits<float>::quiet_NaN();
+  scales[4] = 1e-30f;
+  for (const Format& f : {formats::e4m3fn, formats::e2m1fn, formats::e5m2, formats::int8, formats::nf4,
+                          parse_format("e3m2:specials=none:subnormals=off")}) {
+    for (RoundMode mode : {RoundMode::NearestEven, RoundMode::Stochastic}) {
+      const kernels::ConvertPlan plan = kernels::make_convert_plan(f, {mode, Overflow::Saturate, 4});
+      for (size_t group : {1, 3, 8, 16, 32, 33, 100}) {
+        for (size_t phase : {size_t(0), size_t(1), group - 1}) {
+          if (phase >= group) continue;
+          const kernels::ScaleRun run{scales.data(), group, phase, float(max_finite(f))};
+          const size_t n = xs.size();
+          std::vector<uint32_t> want(n), got(n);
+          ref.encode_scaled(plan, xs.data(), n, run, 3, want.data(), 4);
+          std::vector<float> want_fq(n), got_fq(n), want_dq(n), got_dq(n);
+          ref.fake_quant_scaled(plan, xs.data(), n, run, 3, want_fq.data());
+          ref.decode_scaled(plan, want.data(), 4, n, run, want_dq.data());
+          for (const ConvertBackend* b : simd_backends()) {
+            SCOPED_TRACE(b->name + " " + format_name(f) + " group " + std::to_string(group) + " phase " +
+                         std::to_string(phase));
+            b->encode_scaled(plan, xs.data(), n, run, 3, got.data(), 4);
+            ASSERT_EQ(want, got);
+            std::vector<uint8_t> narrow(n);
+            if (code_bytes(f) == 1) {
+              b->encode_scaled(plan, xs.data(), n, run, 3, narrow.data(), 1);
+              for (size_t i = 0; i < n; ++i) ASSERT_EQ(want[i], narrow[i]) << i;
+            }
+            b->fake_quant_scaled(plan, xs.data(), n, run, 3, got_fq.data());
+            b->decode_scaled(plan, want.data(), 4, n, run, got_dq.data());
+            ASSERT_EQ(0, std::memcmp(want_fq.data(), got_fq.data(), n * 4));
+            ASSERT_EQ(0, std::memcmp(want_dq.data(), got_dq.data(), n * 4));
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(KernelConvert, GroupMaxMagnitudeMatchesTheReference) {
+  const ConvertBackend ref = kernels::reference_convert_backend();
+  std::vector<float> xs(1000);
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = std::sin(float(i)) * float(i % 17);
+  xs[10] = -std::numeric_limits<float>::infinity();
+  xs[500] = std::numeric_limits<float>::quiet_NaN();
+  xs[600] = -0x1p-140f;
+  for (size_t group : {1, 7, 8, 16, 32, 100, 1000, 5000}) {
+    const size_t groups = (xs.size() + group - 1) / group;
+    std::vector<uint32_t> want(groups), got(groups);
+    ref.max_abs_bits(xs.data(), xs.size(), group, want.data());
+    for (const ConvertBackend* b : simd_backends()) {
+      b->max_abs_bits(xs.data(), xs.size(), group, got.data());
+      ASSERT_EQ(want, got) << b->name << " group " << group;
+    }
+    if (group == 1000) {
+      ASSERT_GE(want[0], 0x7F800000u);  // the NaN and the inf show
+    }
+  }
 }
 
 TEST(KernelConvert, PublicApiChecksCodeWidth) {

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "kernels/convert_run.h"
 #include "lowbit/error.h"
@@ -42,77 +43,84 @@ class SpanQuantizer {
     const size_t groups = (n + group_len - 1) / group_len;
     scales_.resize(groups);
     const uint64_t first_index = uint64_t(first_group) * capacity;
+    if (picker_.batchable()) {
+      picker_.pick_batch(x, n, group_len, backend_, scales_.data());
+    } else {
+      for (size_t g = 0; g < groups; ++g) {
+        const size_t begin = g * group_len, m = std::min(group_len, n - begin);
+        scratch_.resize(std::max(scratch_.size(), m));
+        scales_[g] = picker_.pick(x + begin, m, scratch_.data(), [&](const GroupScale& c) {
+          return group_error(x + begin, m, c, first_index + begin);
+        });
+      }
+    }
     for (size_t g = 0; g < groups; ++g) {
-      const size_t begin = g * group_len, m = std::min(group_len, n - begin);
-      scratch_.resize(std::max(scratch_.size(), m));
-      scales_[g] = picker_.pick(x + begin, m, scratch_.data(), [&](const GroupScale& c) {
-        return group_error(x + begin, m, c, first_index + begin);
-      });
       if (out.scales) out.scales[first_group + g] = scales_[g].stored;
       if (out.zero_points) out.zero_points[first_group + g] = scales_[g].zero_point;
     }
     ErrorStats* stats = out.group_stats ? out.group_stats + first_group : nullptr;
     if (stats) std::fill(stats, stats + groups, ErrorStats{});
-    values_.resize(n);
-    divide(x, n, group_len, stats);
-    if (codes != nullptr || s_.asymmetric) {
+    effective_.resize(groups);
+    zero_points_.resize(groups);
+    for (size_t g = 0; g < groups; ++g) {
+      effective_[g] = scales_[g].effective;
+      zero_points_[g] = scales_[g].zero_point;
+    }
+    if (s_.asymmetric) {
+      // Round x / scale to integers, then add the zero point (encode()).
+      values_.resize(n);
+      divide(x, n, group_len);
       codes_.resize(n * size_t(code_bytes_));
       uint8_t* c = codes != nullptr ? codes : codes_.data();
       encode(values_.data(), n, group_len, first_index, c, stats);
-      if (dequantized) dequantize_span(c, n, group_len, scales_.data(), dequantized);
-    } else if (dequantized) {
-      kernels::run_fake_quant(backend_, element_plan_, values_.data(), SourceType::F32, n, first_index, dequantized);
-      multiply(dequantized, n, group_len, scales_.data());
+      if (dequantized) dequantize_span(c, n, group_len, effective_.data(), zero_points_.data(), dequantized);
+    } else {
+      // One pass per operation: the kernels divide by each group's scale, clamp and round (and
+      // multiply back).
+      const kernels::ScaleRun run_scales{effective_.data(), group_len, 0, max_};
+      if (stats) count_clipped(x, n, group_len, stats);
+      if (codes != nullptr) {
+        kernels::run_encode_scaled(backend_, element_plan_, x, n, run_scales, first_index, codes, code_bytes_);
+        if (dequantized) dequantize_span(codes, n, group_len, effective_.data(), nullptr, dequantized);
+      } else if (dequantized) {
+        kernels::run_fake_quant_scaled(backend_, element_plan_, x, n, run_scales, first_index, dequantized);
+      }
     }
     if (stats && dequantized) measure_groups(x, dequantized, n, group_len, stats);
   }
 
-  // Decodes codes and applies each group's scale (and zero point).
-  void dequantize_span(const uint8_t* codes, size_t n, size_t group_len, const GroupScale* scales, float* out) {
+  // Decodes codes and applies each group's scale (and zero point, for asymmetric schemes).
+  void dequantize_span(const uint8_t* codes, size_t n, size_t group_len, const float* effective,
+                       const uint8_t* zero_points, float* out) {
     if (s_.asymmetric) {
       for (size_t i = 0; i < n; ++i) {
-        const GroupScale& g = scales[i / group_len];
-        out[i] = float(int(codes[i]) - int(g.zero_point)) * g.effective;
+        const size_t g = i / group_len;
+        out[i] = float(int(codes[i]) - int(zero_points[g])) * effective[g];
       }
       return;
     }
-    kernels::run_decode(backend_, element_plan_, codes, code_bytes_, n, out);
-    multiply(out, n, group_len, scales);
-  }
-
-  GroupScale scale_of(uint32_t stored, uint8_t zero_point) const {
-    GroupScale g;
-    g.stored = stored;
-    g.effective = picker_.effective_of(stored);
-    g.zero_point = zero_point;
-    return g;
+    const kernels::ScaleRun run_scales{effective, group_len, 0, max_};
+    kernels::run_decode_scaled(backend_, element_plan_, codes, code_bytes_, n, run_scales, out);
   }
 
  private:
-  // values_ = x / scale, clamped to the element's symmetric range (asymmetric: unclamped; the
-  // zero point is added after rounding). Counts clipped elements.
-  void divide(const float* x, size_t n, size_t group_len, ErrorStats* stats) {
+  // values_ = x / scale for asymmetric schemes (no clamp: the zero point is added after rounding).
+  void divide(const float* x, size_t n, size_t group_len) {
+    float* __restrict v = values_.data();
     for (size_t begin = 0, g = 0; begin < n; begin += group_len, ++g) {
       const size_t end = std::min(n, begin + group_len);
-      const float scale = scales_[g].effective;
-      size_t clipped = 0;
-      for (size_t i = begin; i < end; ++i) {
-        float v = x[i] / scale;
-        if (!s_.asymmetric) {
-          clipped += std::fabs(v) >= clip_at_;
-          v = v > max_ ? max_ : v < -max_ ? -max_ : v;
-        }
-        values_[i] = v;
-      }
-      if (stats) stats[g].clipped = clipped;
+      const float scale = effective_[g];
+      for (size_t i = begin; i < end; ++i) v[i] = x[i] / scale;
     }
   }
 
-  void multiply(float* v, size_t n, size_t group_len, const GroupScale* scales) const {
+  // Symmetric schemes: how many |x / scale| reach the clip threshold (clip_threshold()).
+  void count_clipped(const float* x, size_t n, size_t group_len, ErrorStats* stats) const {
     for (size_t begin = 0, g = 0; begin < n; begin += group_len, ++g) {
       const size_t end = std::min(n, begin + group_len);
-      const float scale = scales[g].effective;
-      for (size_t i = begin; i < end; ++i) v[i] *= scale;
+      size_t clipped = 0;
+      for (size_t i = begin; i < end; ++i) clipped += std::fabs(x[i] / effective_[g]) >= clip_at_;
+      stats[g].clipped = clipped;
     }
   }
 
@@ -192,6 +200,8 @@ class SpanQuantizer {
   float max_;
   float clip_at_;
   std::vector<GroupScale> scales_;
+  std::vector<float> effective_;
+  std::vector<uint8_t> zero_points_;
   std::vector<float> values_, scratch_, trial_, trial_out_;
   std::vector<uint8_t> codes_;
   std::vector<uint16_t> ints_;
@@ -258,17 +268,17 @@ void dequantize_codes(const kernels::ConvertBackend& backend, const Scheme& s, c
                       const uint8_t* codes, const uint32_t* scales, const uint8_t* zero_points, float global_scale,
                       float* out) {
   const size_t cb = size_t(code_bytes(s.element));
-  const auto scales_of = [&](const SpanQuantizer& q, size_t first_group, size_t groups) {
-    std::vector<GroupScale> g(groups);
-    for (size_t i = 0; i < groups; ++i)
-      g[i] = q.scale_of(scales[first_group + i], zero_points ? zero_points[first_group + i] : 0);
-    return g;
-  };
+  // Every group's effective scale first, in one pass.
+  std::vector<float> effective(layout.group_count);
+  {
+    const ScalePicker picker(s, global_scale);
+    for (size_t g = 0; g < effective.size(); ++g) effective[g] = picker.effective_of(scales[g]);
+  }
   if (layout.contiguous) {
     parallel_items(backend, s, global_scale, layout.rows, [&](SpanQuantizer& q, size_t row) {
-      const size_t offset = row * layout.row_len;
-      const auto g = scales_of(q, row * layout.groups_per_row, layout.groups_per_row);
-      q.dequantize_span(codes + offset * cb, layout.row_len, layout.group_len, g.data(), out + offset);
+      const size_t offset = row * layout.row_len, first_group = row * layout.groups_per_row;
+      q.dequantize_span(codes + offset * cb, layout.row_len, layout.group_len, effective.data() + first_group,
+                        zero_points ? zero_points + first_group : nullptr, out + offset);
     });
     return;
   }
@@ -279,8 +289,8 @@ void dequantize_codes(const kernels::ConvertBackend& backend, const Scheme& s, c
     cs.resize(b.size() * cb);
     dq.resize(b.size());
     gather(codes, b, cb, cs.data());
-    const auto g = scales_of(q, k, 1);
-    q.dequantize_span(cs.data(), b.size(), std::max<size_t>(b.size(), 1), g.data(), dq.data());
+    q.dequantize_span(cs.data(), b.size(), std::max<size_t>(b.size(), 1), effective.data() + k,
+                      zero_points ? zero_points + k : nullptr, dq.data());
     scatter(dq.data(), b, 1, out);
   });
 }

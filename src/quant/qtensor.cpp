@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 #include "kernels/convert_backend.h"
 #include "lowbit/error.h"
@@ -31,7 +32,7 @@ std::vector<float> widen(const BF16* x, size_t n) {
 }
 
 float global_scale_of(const Scheme& s, const float* x, size_t n) {
-  return s.global_scale ? quant::two_level_global_scale(s, x, n) : 1.0f;
+  return s.global_scale ? quant::two_level_global_scale(s, x, n, kernels::default_convert_backend()) : 1.0f;
 }
 
 const kernels::ConvertBackend& fast() { return kernels::default_convert_backend(); }
@@ -65,16 +66,22 @@ QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& sha
   q.scales.resize(layout.group_count);
   if (s.asymmetric) q.zero_points.resize(layout.group_count);
   const int cb = code_bytes(s.element);
-  std::vector<uint8_t> codes(layout.numel * size_t(cb));
+  const int bits = s.element.bits();
   quant::EngineOutputs out;
-  out.codes = codes.data();
   out.scales = q.scales.data();
   out.zero_points = s.asymmetric ? q.zero_points.data() : nullptr;
+  if (bits == 8 * cb) {  // whole bytes (little-endian 16-bit codes): written packed already
+    q.codes.resize(layout.numel * size_t(cb));
+    out.codes = q.codes.data();
+    quant::run_engine(fast(), s, layout, x, q.global_scale, out);
+    return q;
+  }
+  const std::unique_ptr<uint8_t[]> codes(new uint8_t[layout.numel * size_t(cb)]);  // no zero fill
+  out.codes = codes.get();
   quant::run_engine(fast(), s, layout, x, q.global_scale, out);
-  const int bits = s.asymmetric ? s.element.int_bits : s.element.bits();
   q.codes.resize(packed_bytes(layout.numel, bits));
-  if (cb == 1) pack_codes(codes.data(), layout.numel, bits, q.codes.data());
-  else pack_codes(reinterpret_cast<const uint16_t*>(codes.data()), layout.numel, bits, q.codes.data());
+  if (cb == 1) pack_codes(codes.get(), layout.numel, bits, q.codes.data());
+  else pack_codes(reinterpret_cast<const uint16_t*>(codes.get()), layout.numel, bits, q.codes.data());
   return q;
 }
 
@@ -89,17 +96,22 @@ void dequantize(const QTensor& q, float* out) {
   if (q.scales.size() != layout.group_count || q.scale_shape != layout.scale_shape)
     throw Error("quantized tensor is inconsistent: " + std::to_string(q.scales.size()) + " scales for " +
                 std::to_string(layout.group_count) + " groups of scheme " + scheme_name(q.scheme));
-  const int bits = q.scheme.asymmetric ? q.scheme.element.int_bits : q.scheme.element.bits();
+  const int bits = q.scheme.element.bits();
   if (q.codes.size() != packed_bytes(layout.numel, bits))
     throw Error("quantized tensor is inconsistent: " + std::to_string(q.codes.size()) + " code bytes, expected " +
                 std::to_string(packed_bytes(layout.numel, bits)));
   if (q.scheme.asymmetric && q.zero_points.size() != layout.group_count)
     throw Error("quantized tensor is inconsistent: zero points do not match the groups");
   const int cb = code_bytes(q.scheme.element);
-  std::vector<uint8_t> codes(layout.numel * size_t(cb));
-  if (cb == 1) unpack_codes(q.codes.data(), layout.numel, bits, codes.data());
-  else unpack_codes(q.codes.data(), layout.numel, bits, reinterpret_cast<uint16_t*>(codes.data()));
-  quant::dequantize_codes(fast(), q.scheme, layout, codes.data(), q.scales.data(),
+  std::unique_ptr<uint8_t[]> unpacked;
+  const uint8_t* codes = q.codes.data();
+  if (bits != 8 * cb) {  // whole-byte codes are used in place
+    unpacked.reset(new uint8_t[layout.numel * size_t(cb)]);
+    if (cb == 1) unpack_codes(q.codes.data(), layout.numel, bits, unpacked.get());
+    else unpack_codes(q.codes.data(), layout.numel, bits, reinterpret_cast<uint16_t*>(unpacked.get()));
+    codes = unpacked.get();
+  }
+  quant::dequantize_codes(fast(), q.scheme, layout, codes, q.scales.data(),
                           q.scheme.asymmetric ? q.zero_points.data() : nullptr, q.global_scale, out);
 }
 

@@ -42,12 +42,29 @@ ScalePicker::ScalePicker(const Scheme& s, float global_scale)
     pow2_min_ = std::ilogb(min_positive(s_.scale_format));
     pow2_max_ = std::ilogb(max_finite(s_.scale_format));
   }
+  if (!s_.scale_is_f32) {
+    scale_plan_ = kernels::make_convert_plan(s_.scale_format, {RoundMode::NearestEven, Overflow::Saturate, 0});
+    min_positive_code_ = ref::round_to_code(s_.scale_format, float(min_positive(s_.scale_format)), {});
+    if (s_.scale_format.bits() <= 12) {
+      decode_table_.resize(code_count(s_.scale_format));
+      for (uint32_t c = 0; c < decode_table_.size(); ++c) decode_table_[c] = ref::decode(s_.scale_format, c);
+    }
+  }
+  for (int e = pow2_min_; e <= pow2_max_; ++e) {
+    const float v = std::ldexp(1.0f, e);
+    pow2_codes_.push_back(s_.scale_is_f32 ? float_bits(v) : ref::encode_exact(s_.scale_format, v));
+  }
 }
 
 float ScalePicker::effective_of(uint32_t stored) const {
-  const float base = s_.scale_is_f32 ? bits_float(stored) : ref::decode(s_.scale_format, stored);
+  float base;
+  if (s_.scale_is_f32) base = bits_float(stored);
+  else if (!decode_table_.empty()) base = decode_table_[stored & (decode_table_.size() - 1)];
+  else base = ref::decode(s_.scale_format, stored);
   return s_.global_scale ? base * global_ : base;
 }
+
+uint32_t ScalePicker::pow2_exponent_code(int e) const { return pow2_codes_[size_t(e - pow2_min_)]; }
 
 GroupScale ScalePicker::finish(uint32_t stored) const {
   GroupScale g;
@@ -68,9 +85,7 @@ uint32_t ScalePicker::store_pow2(int e) const {
     if (!s_.scale_is_f32 && s_.scale_format == formats::e8m0fnu) return store_not_finite();
     e = pow2_max_;
   }
-  e = std::max(e, pow2_min_);
-  if (s_.scale_is_f32) return float_bits(std::ldexp(1.0f, e));
-  return ref::encode_exact(s_.scale_format, std::ldexp(1.0f, e));
+  return pow2_exponent_code(std::max(e, pow2_min_));
 }
 
 uint32_t ScalePicker::store_rounded(float scale) const {
@@ -82,10 +97,8 @@ uint32_t ScalePicker::store_rounded(float scale) const {
   }
   if (s_.scale_is_f32) return float_bits(scale > 0 ? scale : kF32MinNormal);
   const RoundOptions rne{RoundMode::NearestEven, Overflow::Saturate, 0};
-  uint32_t code = ref::round_to_code(s_.scale_format, scale, rne);
-  if (!(ref::decode(s_.scale_format, code) > 0))  // underflow: the smallest positive scale
-    code = ref::round_to_code(s_.scale_format, float(min_positive(s_.scale_format)), rne);
-  return code;
+  const uint32_t code = ref::round_to_code(s_.scale_format, scale, rne);
+  return ref::decode(s_.scale_format, code) > 0 ? code : min_positive_code_;  // underflow: the smallest
 }
 
 GroupScale ScalePicker::from_amax(float amax) const {
@@ -116,12 +129,124 @@ GroupScale ScalePicker::from_amax(float amax) const {
   return finish(store_rounded(scale));
 }
 
+void ScalePicker::zero_point_for(float lo, GroupScale& g) const {
+  const float z = std::nearbyint(-lo / g.effective);
+  g.zero_point = uint8_t(std::clamp(z, 0.0f, element_max_));
+}
+
 GroupScale ScalePicker::from_range(float lo, float hi) const {
   if (!std::isfinite(lo) || !std::isfinite(hi)) return finish(store_not_finite());
   GroupScale g = finish(store_rounded((hi - lo) / element_max_));
-  const float z = std::nearbyint(-lo / g.effective);
-  g.zero_point = uint8_t(std::clamp(z, 0.0f, element_max_));
+  zero_point_for(lo, g);
   return g;
+}
+
+void ScalePicker::pick_batch(const float* x, size_t n, size_t group_len, const kernels::ConvertBackend& backend,
+                             GroupScale* out) {
+  const size_t groups = (n + group_len - 1) / group_len;
+  raw_.resize(groups);
+  flags_.assign(groups, 0);  // 1: a NaN or inf in the group
+  std::vector<float> lows;
+  if (s_.asymmetric) lows.resize(groups);
+  tops_.resize(groups);
+  backend.max_abs_bits(x, n, group_len, tops_.data());  // every group's amax in one SIMD pass
+  if (s_.rule == ScaleRule::AbsMax && !s_.asymmetric && batch_fast_paths(groups, backend, out)) return;
+  for (size_t g = 0; g < groups; ++g) {
+    const float* v = x + g * group_len;
+    const size_t m = std::min(group_len, n - g * group_len);
+    const uint32_t top = tops_[g];
+    flags_[g] = top >= 0x7F800000u && s_.rule != ScaleRule::Fixed;  // a fixed scale ignores the values
+    if (s_.rule == ScaleRule::Fixed) {
+      raw_[g] = s_.fixed_scale;
+    } else if (s_.asymmetric) {
+      float lo = 0, hi = 0;
+      for (size_t i = 0; i < m; ++i) {
+        lo = v[i] < lo ? v[i] : lo;
+        hi = v[i] > hi ? v[i] : hi;
+      }
+      lows[g] = lo;
+      raw_[g] = (hi - lo) / element_max_;
+    } else {
+      // The same arithmetic as from_amax().
+      const float amax = bits_float(top);
+      if (s_.pow2 && !s_.global_scale) {
+        if (s_.pow2_rounding == Pow2Rounding::Floor && top >= 0x00800000u && top < 0x7F800000u) {
+          // OCP MX, for a normal amax: its exponent field minus the bias is floor(log2(amax)).
+          out[g] = finish(store_pow2(int(top >> 23) - 127 - element_emax_));
+          raw_[g] = -1;  // marks "done"
+          continue;
+        }
+        if (s_.pow2_rounding != Pow2Rounding::Nearest) {
+          out[g] = from_amax(amax);
+          raw_[g] = -1;
+          continue;
+        }
+        raw_[g] = (amax > 0 ? amax : kF32MinNormal) / element_max_;
+      } else {
+        raw_[g] = amax / element_max_;
+        if (s_.global_scale) raw_[g] = raw_[g] / global_;
+      }
+    }
+  }
+  // Round every remaining scale into the scale format at once.
+  if (!s_.scale_is_f32 && !s_.pow2) {
+    codes_.resize(groups);
+    backend.encode(scale_plan_, raw_.data(), kernels::SourceType::F32, groups, 0, codes_.data(), 4);
+  }
+  for (size_t g = 0; g < groups; ++g) {
+    if (flags_[g]) {
+      out[g] = finish(store_not_finite());
+      continue;
+    }
+    if (raw_[g] == -1.0f) continue;
+    uint32_t stored;
+    if (s_.pow2 || s_.scale_is_f32) {
+      stored = store_rounded(raw_[g]);
+    } else {
+      const float value = decode_table_.empty() ? ref::decode(s_.scale_format, codes_[g]) : decode_table_[codes_[g]];
+      stored = value > 0 ? codes_[g] : min_positive_code_;
+    }
+    out[g] = finish(stored);
+    if (s_.asymmetric) zero_point_for(lows[g], out[g]);
+  }
+}
+
+// The two shapes nearly every block-scaled preset has, as straight loops over the groups (the same
+// arithmetic as from_amax() and store_rounded()):
+//  * OCP MX: power-of-two scales by the floor rule, from the exponent field of each amax;
+//  * a narrow scale format (E4M3 for NVFP4, ...): amax / max [/ global], rounded by one bulk
+//    conversion, a zero scale replaced by the smallest positive one.
+bool ScalePicker::batch_fast_paths(size_t groups, const kernels::ConvertBackend& backend, GroupScale* out) {
+  const uint32_t not_finite = store_not_finite();
+  const float global = s_.global_scale ? global_ : 1.0f;
+  if (s_.pow2 && !s_.global_scale && s_.pow2_rounding == Pow2Rounding::Floor) {
+    for (size_t g = 0; g < groups; ++g) {
+      const uint32_t top = tops_[g];
+      if (top < 0x00800000u) {  // zero or a float32 subnormal amax: the general rule
+        out[g] = from_amax(bits_float(top));
+        continue;
+      }
+      out[g] = top >= 0x7F800000u ? finish(not_finite) : finish(store_pow2(int(top >> 23) - 127 - element_emax_));
+    }
+    return true;
+  }
+  if (s_.pow2 || s_.scale_is_f32 || decode_table_.empty()) return false;
+  for (size_t g = 0; g < groups; ++g) {
+    const float scale = bits_float(tops_[g]) / element_max_;
+    raw_[g] = s_.global_scale ? scale / global_ : scale;
+  }
+  codes_.resize(groups);
+  backend.encode(scale_plan_, raw_.data(), kernels::SourceType::F32, groups, 0, codes_.data(), 4);
+  const size_t mask = decode_table_.size() - 1;
+  for (size_t g = 0; g < groups; ++g) {
+    uint32_t c = codes_[g];
+    c = decode_table_[c & mask] > 0 ? c : min_positive_code_;
+    c = tops_[g] >= 0x7F800000u ? not_finite : c;
+    out[g].stored = c;
+    out[g].effective = decode_table_[c & mask] * global;
+    out[g].zero_point = 0;
+  }
+  return true;
 }
 
 GroupScale ScalePicker::pick(const float* x, size_t n, float* scratch, const ErrorFn& error_of) const {
@@ -173,12 +298,11 @@ GroupScale ScalePicker::pick(const float* x, size_t n, float* scratch, const Err
   return best;
 }
 
-float two_level_global_scale(const Scheme& s, const float* x, size_t n) {
-  float amax = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(x[i])) return std::numeric_limits<float>::quiet_NaN();
-    amax = std::max(amax, std::fabs(x[i]));
-  }
+float two_level_global_scale(const Scheme& s, const float* x, size_t n, const kernels::ConvertBackend& backend) {
+  uint32_t top = 0;
+  if (n > 0) backend.max_abs_bits(x, n, n, &top);
+  if (top >= 0x7F800000u) return std::numeric_limits<float>::quiet_NaN();  // a NaN or inf
+  const float amax = bits_float(top);
   if (amax == 0) return 1.0f;
   const float denominator = float(element_max(s)) * float(max_finite(s.scale_format));
   return amax / denominator;

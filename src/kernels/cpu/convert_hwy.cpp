@@ -13,6 +13,11 @@
 #include "kernels/convert_backend.h"
 #include "kernels/convert_plan.h"
 
+// Lambdas in the hot loops must inline (GCC outlines large ones called from several places).
+#ifndef HWY_ATTR_ALWAYS_INLINE
+#define HWY_ATTR_ALWAYS_INLINE __attribute__((always_inline))
+#endif
+
 HWY_BEFORE_NAMESPACE();
 namespace lowbit::kernels {
 namespace HWY_NAMESPACE {
@@ -571,7 +576,7 @@ void EncodeLoop(const ConvertPlan& p, const typename Src::T* in, size_t n, uint6
   const Encoder encode(p);
   const auto lo = uint32_t(first);
   const uint32_t hi_key = p.key.k1 ^ uint32_t(first >> 32);
-  const auto code_at = [&](size_t k) {
+  const auto code_at = [&](size_t k) HWY_ATTR_ALWAYS_INLINE {
     const VU u24 = Encoder::kRandom ? RandomU24(p, lo + uint32_t(k), hi_key) : hn::Zero(du);
     return encode(LoadBits(Src(), in + k), u24);
   };
@@ -599,7 +604,7 @@ void FakeQuantLoop(const ConvertPlan& p, const typename Src::T* in, size_t n, ui
   const Quantizer quantize(p);
   const auto lo = uint32_t(first);
   const uint32_t hi_key = p.key.k1 ^ uint32_t(first >> 32);
-  const auto value_at = [&](const typename Src::T* src, size_t k) {
+  const auto value_at = [&](const typename Src::T* src, size_t k) HWY_ATTR_ALWAYS_INLINE {
     const VU u24 = Quantizer::kRandom ? RandomU24(p, lo + uint32_t(k), hi_key) : hn::Zero(du);
     return quantize(LoadBits(Src(), src), u24);
   };
@@ -633,6 +638,121 @@ void DecodeLoop(const ConvertPlan& p, const Code* in, size_t n, float* out) {
     float out_tail[kMaxLanes];
     std::memcpy(in_tail, in + i, (n - i) * sizeof(Code));
     hn::StoreU(decode(LoadCodes(in_tail)), df, out_tail);
+    std::memcpy(out + i, out_tail, (n - i) * sizeof(float));
+  }
+}
+
+// ---- block-scaled loops (quantization schemes) ------------------------------------------------
+
+// The scale vector of elements [i, i + lanes) of a ScaleRun: a broadcast when every vector lies
+// inside one group (group length and phase multiples of the vector length), else gathered lane by
+// lane (never reading past the run's last group).
+class ScaleStream {
+ public:
+  ScaleStream(const ScaleRun& r, size_t n) : r_(r), n_(n), lanes_(hn::Lanes(DF())) {
+    while ((size_t(1) << lane_shift_) < lanes_) ++lane_shift_;  // lanes are a power of two
+    uniform_ = r.group_len % lanes_ == 0 && r.phase % lanes_ == 0;
+    if (uniform_) {
+      vectors_per_group_ = r.group_len / lanes_;
+      first_vector_ = r.phase / lanes_;
+      for (int b = 0; b < 31; ++b)
+        if ((size_t(1) << b) == vectors_per_group_) shift_ = b;
+    }
+  }
+  HWY_INLINE VF at(size_t i) const {
+    const DF df;
+    if (uniform_) {
+      const size_t v = first_vector_ + (i >> lane_shift_);  // no division in the hot loop
+      return hn::Set(df, r_.scales[shift_ >= 0 ? v >> shift_ : v / vectors_per_group_]);
+    }
+    HWY_ALIGN float buf[kMaxLanes];
+    for (size_t k = 0; k < lanes_; ++k) buf[k] = r_.scales[(r_.phase + std::min(i + k, n_ - 1)) / r_.group_len];
+    return hn::Load(df, buf);
+  }
+
+ private:
+  const ScaleRun& r_;
+  size_t n_, lanes_, vectors_per_group_ = 1, first_vector_ = 0;
+  int shift_ = -1, lane_shift_ = 0;
+  bool uniform_ = false;
+};
+
+// x / scale, clamped to [-clamp, clamp]; comparisons are false for NaN, so NaN passes through.
+HWY_INLINE VF ScaleAndClamp(VF x, VF scale, VF top, VF bottom) {
+  VF v = hn::Div(x, scale);
+  v = hn::IfThenElse(hn::Gt(v, top), top, v);
+  return hn::IfThenElse(hn::Lt(v, bottom), bottom, v);
+}
+
+template <class Code, class Encoder>
+void EncodeScaledLoop(const ConvertPlan& p, const float* in, size_t n, const ScaleRun& run, uint64_t first,
+                      Code* out) {
+  const DU du;
+  const DF df;
+  const size_t lanes = hn::Lanes(du);
+  const Encoder encode(p);
+  const ScaleStream scales(run, n);
+  const VF top = hn::Set(df, run.clamp), bottom = hn::Set(df, -run.clamp);
+  const auto lo = uint32_t(first);
+  const uint32_t hi_key = p.key.k1 ^ uint32_t(first >> 32);
+  const auto code_at = [&](const float* src, size_t k) HWY_ATTR_ALWAYS_INLINE {
+    const VU u24 = Encoder::kRandom ? RandomU24(p, lo + uint32_t(k), hi_key) : hn::Zero(du);
+    return encode(hn::BitCast(du, ScaleAndClamp(hn::LoadU(df, src), scales.at(k), top, bottom)), u24);
+  };
+  size_t i = 0;
+  for (; i + 4 * lanes <= n; i += 4 * lanes)
+    StoreCodes4(code_at(in + i, i), code_at(in + i + lanes, i + lanes), code_at(in + i + 2 * lanes, i + 2 * lanes),
+                code_at(in + i + 3 * lanes, i + 3 * lanes), out + i);
+  for (; i + lanes <= n; i += lanes) StoreCodes(code_at(in + i, i), out + i);
+  if (i < n) {
+    float in_tail[kMaxLanes] = {};
+    Code out_tail[kMaxLanes];
+    std::memcpy(in_tail, in + i, (n - i) * sizeof(float));
+    StoreCodes(code_at(in_tail, i), out_tail);
+    std::memcpy(out + i, out_tail, (n - i) * sizeof(Code));
+  }
+}
+
+template <class Quantizer>
+void FakeQuantScaledLoop(const ConvertPlan& p, const float* in, size_t n, const ScaleRun& run, uint64_t first,
+                         float* out) {
+  const DU du;
+  const DF df;
+  const size_t lanes = hn::Lanes(du);
+  const Quantizer quantize(p);
+  const ScaleStream scales(run, n);
+  const VF top = hn::Set(df, run.clamp), bottom = hn::Set(df, -run.clamp);
+  const auto lo = uint32_t(first);
+  const uint32_t hi_key = p.key.k1 ^ uint32_t(first >> 32);
+  const auto value_at = [&](const float* src, size_t k) HWY_ATTR_ALWAYS_INLINE {
+    const VU u24 = Quantizer::kRandom ? RandomU24(p, lo + uint32_t(k), hi_key) : hn::Zero(du);
+    const VF scale = scales.at(k);
+    return hn::Mul(quantize(hn::BitCast(du, ScaleAndClamp(hn::LoadU(df, src), scale, top, bottom)), u24), scale);
+  };
+  size_t i = 0;
+  for (; i + lanes <= n; i += lanes) hn::StoreU(value_at(in + i, i), df, out + i);
+  if (i < n) {
+    float in_tail[kMaxLanes] = {};
+    float out_tail[kMaxLanes];
+    std::memcpy(in_tail, in + i, (n - i) * sizeof(float));
+    hn::StoreU(value_at(in_tail, i), df, out_tail);
+    std::memcpy(out + i, out_tail, (n - i) * sizeof(float));
+  }
+}
+
+template <class Code, class Decoder>
+void DecodeScaledLoop(const ConvertPlan& p, const Code* in, size_t n, const ScaleRun& run, float* out) {
+  const DF df;
+  const size_t lanes = hn::Lanes(df);
+  const Decoder decode(p);
+  const ScaleStream scales(run, n);
+  size_t i = 0;
+  for (; i + lanes <= n; i += lanes) hn::StoreU(hn::Mul(decode(LoadCodes(in + i)), scales.at(i)), df, out + i);
+  if (i < n) {
+    Code in_tail[kMaxLanes] = {};
+    float out_tail[kMaxLanes];
+    std::memcpy(in_tail, in + i, (n - i) * sizeof(Code));
+    hn::StoreU(hn::Mul(decode(LoadCodes(in_tail)), scales.at(i)), df, out_tail);
     std::memcpy(out + i, out_tail, (n - i) * sizeof(float));
   }
 }
@@ -769,10 +889,67 @@ void Decode(const ConvertPlan& p, const void* codes, int code_bytes, size_t n, f
   }
 }
 
+void EncodeScaled(const ConvertPlan& p, const float* x, size_t n, const ScaleRun& run, uint64_t first, void* codes,
+                  int code_bytes) {
+  WithCodec(p, [&](auto codec) {
+    using E = typename decltype(codec)::Encoder;
+    if (code_bytes == 1) EncodeScaledLoop<uint8_t, E>(p, x, n, run, first, static_cast<uint8_t*>(codes));
+    else if (code_bytes == 2) EncodeScaledLoop<uint16_t, E>(p, x, n, run, first, static_cast<uint16_t*>(codes));
+    else EncodeScaledLoop<uint32_t, E>(p, x, n, run, first, static_cast<uint32_t*>(codes));
+  });
+}
+
+void FakeQuantScaled(const ConvertPlan& p, const float* x, size_t n, const ScaleRun& run, uint64_t first,
+                     float* out) {
+  WithCodec(p, [&](auto codec) { FakeQuantScaledLoop<typename decltype(codec)::Quantizer>(p, x, n, run, first, out); });
+}
+
+template <class Decoder>
+void DecodeScaledTyped(const ConvertPlan& p, const void* codes, int code_bytes, size_t n, const ScaleRun& run,
+                       float* out) {
+  if (code_bytes == 1) DecodeScaledLoop<uint8_t, Decoder>(p, static_cast<const uint8_t*>(codes), n, run, out);
+  else if (code_bytes == 2) DecodeScaledLoop<uint16_t, Decoder>(p, static_cast<const uint16_t*>(codes), n, run, out);
+  else DecodeScaledLoop<uint32_t, Decoder>(p, static_cast<const uint32_t*>(codes), n, run, out);
+}
+
+void DecodeScaled(const ConvertPlan& p, const void* codes, int code_bytes, size_t n, const ScaleRun& run,
+                  float* out) {
+  switch (p.format.kind) {
+    case FormatKind::Float:
+      if (p.common_float) return DecodeScaledTyped<FloatDecoder<true>>(p, codes, code_bytes, n, run, out);
+      return DecodeScaledTyped<FloatDecoder<>>(p, codes, code_bytes, n, run, out);
+    case FormatKind::Int:
+      return DecodeScaledTyped<IntDecoder>(p, codes, code_bytes, n, run, out);
+    case FormatKind::Lut:
+      return DecodeScaledTyped<LutDecoder>(p, codes, code_bytes, n, run, out);
+  }
+}
+
+void MaxAbsBits(const float* x, size_t n, size_t group_len, uint32_t* out) {
+  const DF df;
+  const DU du;
+  const size_t lanes = hn::Lanes(du);
+  const VU magnitude = hn::Set(du, 0x7FFFFFFFu);
+  for (size_t begin = 0, g = 0; begin < n; begin += group_len, ++g) {
+    const size_t end = std::min(n, begin + group_len);
+    VU top = hn::Zero(du);
+    size_t i = begin;
+    for (; i + lanes <= end; i += lanes) top = hn::Max(top, hn::And(hn::BitCast(du, hn::LoadU(df, x + i)), magnitude));
+    uint32_t result = hn::GetLane(hn::MaxOfLanes(du, top));
+    for (; i < end; ++i) {
+      uint32_t b;
+      std::memcpy(&b, x + i, 4);
+      result = std::max(result, b & 0x7FFFFFFFu);
+    }
+    out[g] = result;
+  }
+}
+
 // Registers this target's kernels at start-up.
-const bool kRegistered = (register_simd_backend({std::string("hwy:") + hwy::TargetName(HWY_TARGET),
-                                                 HWY_TARGET, &Encode, &Decode, &FakeQuant}),
-                          true);
+const bool kRegistered =
+    (register_simd_backend({std::string("hwy:") + hwy::TargetName(HWY_TARGET), HWY_TARGET, &Encode, &Decode,
+                            &FakeQuant, &EncodeScaled, &DecodeScaled, &FakeQuantScaled, &MaxAbsBits}),
+     true);
 
 }  // namespace HWY_NAMESPACE
 }  // namespace lowbit::kernels
