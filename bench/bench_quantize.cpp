@@ -21,7 +21,8 @@ namespace lowbit {
 namespace {
 
 constexpr size_t kRows = 4096, kCols = 4096;
-const char* const kSchemes[] = {"mxfp8_e4m3", "mxfp4", "nvfp4", "int4_g128", "nf4_g64", "mxfp6_e2m3"};
+const char* const kSchemes[] = {"mxfp8_e4m3", "mxfp4",   "nvfp4",
+                                "int4_g128",  "nf4_g64", "mxfp6_e2m3"};
 
 // Weight-like values: Student-t with 4 degrees of freedom (heavier tails than a normal).
 const std::vector<float>& matrix() {
@@ -46,7 +47,8 @@ void check_against_reference(const Scheme& s) {
   quant::run_engine(kernels::default_convert_backend(), s, layout, matrix().data(), global, f);
   quant::run_engine(kernels::reference_convert_backend(), s, layout, matrix().data(), global, r);
   if (std::memcmp(fast.data(), slow.data(), fast.size() * sizeof(float)) != 0) {
-    std::fprintf(stderr, "bench_quantize: %s differs from the reference backend\n", scheme_name(s).c_str());
+    std::fprintf(stderr, "bench_quantize: %s differs from the reference backend\n",
+                 scheme_name(s).c_str());
     std::exit(1);
   }
 }

@@ -265,13 +265,15 @@ TEST(KernelConvert, BlockScaledOperationsMatchTheReference) {
   xs[100] = -1e30f;
   xs[200] = 0.0f;
   std::vector<float> scales(800);
-  for (size_t i = 0; i < scales.size(); ++i) scales[i] = std::ldexp(1.0f, int(i % 9) - 4) * (1.0f + float(i % 3) * 0.3f);
+  for (size_t i = 0; i < scales.size(); ++i)
+    scales[i] = std::ldexp(1.0f, int(i % 9) - 4) * (1.0f + float(i % 3) * 0.3f);
   scales[3] = std::numeric_limits<float>::quiet_NaN();
   scales[4] = 1e-30f;
-  for (const Format& f : {formats::e4m3fn, formats::e2m1fn, formats::e5m2, formats::int8, formats::nf4,
-                          parse_format("e3m2:specials=none:subnormals=off")}) {
+  for (const Format& f : {formats::e4m3fn, formats::e2m1fn, formats::e5m2, formats::int8,
+                          formats::nf4, parse_format("e3m2:specials=none:subnormals=off")}) {
     for (RoundMode mode : {RoundMode::NearestEven, RoundMode::Stochastic}) {
-      const kernels::ConvertPlan plan = kernels::make_convert_plan(f, {mode, Overflow::Saturate, 4});
+      const kernels::ConvertPlan plan =
+          kernels::make_convert_plan(f, {mode, Overflow::Saturate, 4});
       for (size_t group : {1, 3, 8, 16, 32, 33, 100}) {
         for (size_t phase : {size_t(0), size_t(1), group - 1}) {
           if (phase >= group) continue;
@@ -283,8 +285,8 @@ TEST(KernelConvert, BlockScaledOperationsMatchTheReference) {
           ref.fake_quant_scaled(plan, xs.data(), n, run, 3, want_fq.data());
           ref.decode_scaled(plan, want.data(), 4, n, run, want_dq.data());
           for (const ConvertBackend* b : simd_backends()) {
-            SCOPED_TRACE(b->name + " " + format_name(f) + " group " + std::to_string(group) + " phase " +
-                         std::to_string(phase));
+            SCOPED_TRACE(b->name + " " + format_name(f) + " group " + std::to_string(group) +
+                         " phase " + std::to_string(phase));
             b->encode_scaled(plan, xs.data(), n, run, 3, got.data(), 4);
             ASSERT_EQ(want, got);
             std::vector<uint8_t> narrow(n);

@@ -34,8 +34,9 @@ std::vector<float> sample(size_t n) {
 TEST_F(LbqTest, RoundTripsEverySchemeKind) {
   const std::vector<size_t> shape = {6, 70};
   const std::vector<float> x = sample(420);
-  for (const char* name : {"mxfp4", "nvfp4", "int4_g128", "nf4_g64", "fp8_channel", "mxfp6_e3m2", "e2m1fn:g32:scale=bf16",
-                           "e4m3fn:block4x32", "int3:g16:asym", "e5m2:g8:axis=0"}) {
+  for (const char* name :
+       {"mxfp4", "nvfp4", "int4_g128", "nf4_g64", "fp8_channel", "mxfp6_e3m2",
+        "e2m1fn:g32:scale=bf16", "e4m3fn:block4x32", "int3:g16:asym", "e5m2:g8:axis=0"}) {
     const Scheme s = parse_scheme(name);
     const QTensor q = quantize(s, x.data(), shape);
     write_qtensor(path("t.lbq"), q);
@@ -52,7 +53,8 @@ TEST_F(LbqTest, RoundTripsEverySchemeKind) {
     dequantize(r, b.data());
     EXPECT_EQ(a, b) << name;
   }
-  for (const auto& entry : fs::directory_iterator(dir_)) EXPECT_EQ(entry.path().extension(), ".lbq");
+  for (const auto& entry : fs::directory_iterator(dir_))
+    EXPECT_EQ(entry.path().extension(), ".lbq");
 }
 
 TEST_F(LbqTest, BrokenFilesAreClearErrors) {

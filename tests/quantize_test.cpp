@@ -40,8 +40,12 @@ std::vector<float> block32(std::initializer_list<float> head) {
   return b;
 }
 
-uint32_t e4m3(float v) { return ref::encode_exact(formats::e4m3fn, v); }
-uint32_t e2m1(float v) { return ref::encode_exact(formats::e2m1fn, v); }
+uint32_t e4m3(float v) {
+  return ref::encode_exact(formats::e4m3fn, v);
+}
+uint32_t e2m1(float v) {
+  return ref::encode_exact(formats::e2m1fn, v);
+}
 
 TEST(MxRules, AmaxAtAPowerOfTwo) {
   // amax = 256 = 2^8 and emax(E4M3) = 8: shared exponent 0, scale 1, elements unchanged.
@@ -183,14 +187,14 @@ TEST(Pow2Rounding, FloorCeilNearest) {
     x[0] = amax;
     return quantize(parse_scheme(scheme), x.data(), {32}).group_scale(0);
   };
-  EXPECT_EQ(scale_for("mxfp4", 7.0f), 1.0f);                                  // floor: clips
-  EXPECT_EQ(scale_for("e2m1fn:g32:scale=e8m0fnu:pow2=ceil", 7.0f), 2.0f);     // ceil: never clips
-  EXPECT_EQ(scale_for("e2m1fn:g32:scale=e8m0fnu:pow2=nearest", 7.0f), 1.0f);  // 7/6 -> 1
-  EXPECT_EQ(scale_for("e2m1fn:g32:scale=e8m0fnu:pow2=nearest", 10.0f), 2.0f); // 10/6 -> 2
+  EXPECT_EQ(scale_for("mxfp4", 7.0f), 1.0f);                                   // floor: clips
+  EXPECT_EQ(scale_for("e2m1fn:g32:scale=e8m0fnu:pow2=ceil", 7.0f), 2.0f);      // ceil: never clips
+  EXPECT_EQ(scale_for("e2m1fn:g32:scale=e8m0fnu:pow2=nearest", 7.0f), 1.0f);   // 7/6 -> 1
+  EXPECT_EQ(scale_for("e2m1fn:g32:scale=e8m0fnu:pow2=nearest", 10.0f), 2.0f);  // 10/6 -> 2
   EXPECT_EQ(scale_for("e2m1fn:g32:scale=e8m0fnu:pow2=ceil", 6.0f), 1.0f);
   EXPECT_EQ(scale_for("e2m1fn:g32:scale=e8m0fnu:pow2=ceil", 12.0f), 2.0f);
   EXPECT_EQ(scale_for("e2m1fn:g32:scale=e8m0fnu:pow2=ceil", 12.5f), 4.0f);
-  EXPECT_EQ(scale_for("int4:g32:pow2", 7.0f), 1.0f);  // f32 scale constrained to 2^k: 2^(2-2)
+  EXPECT_EQ(scale_for("int4:g32:pow2", 7.0f), 1.0f);      // f32 scale constrained to 2^k: 2^(2-2)
   EXPECT_EQ(scale_for("e2m1fn:g32", 7.0f), 7.0f / 6.0f);  // plain f32 absmax
 }
 
@@ -201,9 +205,10 @@ TEST(Granularity, ScaleShapesAndGroups) {
   struct Case {
     const char* scheme;
     std::vector<size_t> scale_shape;
-  } cases[] = {{"e4m3fn:tensor", {1}},          {"e4m3fn:token", {5}},        {"e4m3fn:channel", {5}},
-               {"e4m3fn:channel:axis=1", {7}},  {"e4m3fn:g3", {5, 3}},        {"e4m3fn:g2:axis=0", {3, 7}},
-               {"e4m3fn:block2x3", {3, 3}},     {"int4:g4:asym", {5, 2}}};
+  } cases[] = {{"e4m3fn:tensor", {1}},      {"e4m3fn:token", {5}},
+               {"e4m3fn:channel", {5}},     {"e4m3fn:channel:axis=1", {7}},
+               {"e4m3fn:g3", {5, 3}},       {"e4m3fn:g2:axis=0", {3, 7}},
+               {"e4m3fn:block2x3", {3, 3}}, {"int4:g4:asym", {5, 2}}};
   for (const Case& c : cases) {
     const Scheme s = parse_scheme(c.scheme);
     const QTensor q = quantize(s, x.data(), shape);
@@ -216,11 +221,21 @@ TEST(Granularity, ScaleShapesAndGroups) {
         const size_t r = i / 7, col = i % 7;
         size_t gi = 0;
         switch (s.granularity) {
-          case Granularity::Tensor: gi = 0; break;
-          case Granularity::Token: gi = r; break;
-          case Granularity::Channel: gi = s.axis == 0 ? r : col; break;
-          case Granularity::Group: gi = s.axis == -1 ? r * 3 + col / 3 : (r / 2) * 7 + col; break;
-          case Granularity::Block2D: gi = (r / 2) * 3 + col / 3; break;
+          case Granularity::Tensor:
+            gi = 0;
+            break;
+          case Granularity::Token:
+            gi = r;
+            break;
+          case Granularity::Channel:
+            gi = s.axis == 0 ? r : col;
+            break;
+          case Granularity::Group:
+            gi = s.axis == -1 ? r * 3 + col / 3 : (r / 2) * 7 + col;
+            break;
+          case Granularity::Block2D:
+            gi = (r / 2) * 3 + col / 3;
+            break;
         }
         if (gi == g) amax = std::max(amax, std::fabs(x[i]));
       }
@@ -230,7 +245,8 @@ TEST(Granularity, ScaleShapesAndGroups) {
 }
 
 TEST(Granularity, SmallAndRaggedTensors) {
-  for (const char* scheme : {"mxfp4", "nvfp4", "int4_g128", "nf4_g64", "fp8_block128", "e4m3fn:g2:axis=0"}) {
+  for (const char* scheme :
+       {"mxfp4", "nvfp4", "int4_g128", "nf4_g64", "fp8_block128", "e4m3fn:g2:axis=0"}) {
     for (const std::vector<size_t>& shape :
          std::vector<std::vector<size_t>>{{1}, {3}, {2, 5}, {3, 33}, {2, 3, 17}, {0}, {4, 0}}) {
       size_t n = 1;
@@ -260,11 +276,12 @@ std::vector<float> heavy_tailed(size_t n, uint32_t seed) {
 std::vector<std::string> schemes_under_test() {
   std::vector<std::string> names;
   for (const NamedScheme& ns : named_schemes()) names.push_back(ns.name);
-  for (const char* s : {"e2m1fn:g32:scale=e8m0fnu:pow2=ceil", "e2m1fn:g32:scale=e8m0fnu:pow2=nearest",
-                        "int4:g32:pow2", "e4m3fn:g32:mse", "int4:g128:mse:asym", "e4m3fn:channel:percentile=99.5",
-                        "e4m3fn:tensor:fixed=0.25", "e2m1fn:g32:scale=bf16", "e2m1fn:g16:scale=fp16",
-                        "e4m3fn:g32:round=stochastic:seed=7", "int8:channel:axis=1", "e3m2fn:g7:axis=0",
-                        "e4m3fn:block8x16", "uint4:g32:asym", "int3:g16:asym"})
+  for (const char* s :
+       {"e2m1fn:g32:scale=e8m0fnu:pow2=ceil", "e2m1fn:g32:scale=e8m0fnu:pow2=nearest",
+        "int4:g32:pow2", "e4m3fn:g32:mse", "int4:g128:mse:asym", "e4m3fn:channel:percentile=99.5",
+        "e4m3fn:tensor:fixed=0.25", "e2m1fn:g32:scale=bf16", "e2m1fn:g16:scale=fp16",
+        "e4m3fn:g32:round=stochastic:seed=7", "int8:channel:axis=1", "e3m2fn:g7:axis=0",
+        "e4m3fn:block8x16", "uint4:g32:asym", "int3:g16:asym"})
     names.push_back(s);
   return names;
 }
@@ -320,7 +337,8 @@ TEST(ScaleRules, MseNeverLosesToAbsmax) {
     ASSERT_EQ(a.groups.size(), m.groups.size());
     for (size_t g = 0; g < a.groups.size(); ++g)
       ASSERT_LE(m.groups[g].sum_sq_err, a.groups[g].sum_sq_err) << mse << " group " << g;
-    EXPECT_LT(m.tensor.sum_sq_err, a.tensor.sum_sq_err) << mse;  // and wins somewhere on heavy tails
+    EXPECT_LT(m.tensor.sum_sq_err, a.tensor.sum_sq_err)
+        << mse;  // and wins somewhere on heavy tails
   }
 }
 
@@ -346,15 +364,17 @@ TEST(Metrics, SqnrClippedFlushedAndHistogram) {
   std::vector<float> x = {1.0f, 2.0f, 1e-6f, -3.0f, 0.0f, 7.0f, 0.25f, 0.5f};
   const QuantReport r = measure(parse_scheme("e2m1fn:tensor:fixed=1"), x.data(), {8});
   EXPECT_EQ(r.tensor.count, 8u);
-  EXPECT_EQ(r.tensor.clipped, 1u);   // 7 > 6
-  EXPECT_EQ(r.tensor.flushed, 2u);   // 1e-6 and 0.25 (a tie: to 0)
+  EXPECT_EQ(r.tensor.clipped, 1u);  // 7 > 6
+  EXPECT_EQ(r.tensor.flushed, 2u);  // 1e-6 and 0.25 (a tie: to 0)
   EXPECT_NEAR(r.tensor.sum_sq_err, 1.0 + 1e-12 + 0.0625, 1e-9);
   EXPECT_NEAR(r.tensor.sqnr_db(), 10 * std::log10(r.tensor.sum_sq_x / r.tensor.sum_sq_err), 1e-9);
   EXPECT_EQ(r.scale_log2_histogram.at(0), 1u);
   EXPECT_DOUBLE_EQ(r.bits_per_element, 4.0 + 32.0 / 8.0);
   EXPECT_DOUBLE_EQ(scheme_bits_per_element(parse_scheme("mxfp4"), {4096, 4096}), 4.25);
-  EXPECT_DOUBLE_EQ(scheme_bits_per_element(parse_scheme("nvfp4"), {4096, 4096}), 4.5 + 32.0 / (4096.0 * 4096.0));
-  EXPECT_DOUBLE_EQ(scheme_bits_per_element(parse_scheme("int4_g128"), {4096, 4096}), 4.0 + 36.0 / 128.0);
+  EXPECT_DOUBLE_EQ(scheme_bits_per_element(parse_scheme("nvfp4"), {4096, 4096}),
+                   4.5 + 32.0 / (4096.0 * 4096.0));
+  EXPECT_DOUBLE_EQ(scheme_bits_per_element(parse_scheme("int4_g128"), {4096, 4096}),
+                   4.0 + 36.0 / 128.0);
 }
 
 TEST(Quantize, Bf16InputsAndShapeErrors) {

@@ -31,13 +31,26 @@ TEST(Schemes, PresetsParseAndPrintBack) {
 }
 
 TEST(Schemes, LongSpellingsPrintBackUnchanged) {
-  for (const char* text : {"int4:g128:asym", "e4m3fn:channel", "e2m1fn:g16:scale=e4m3fn:global", "e4m3fn:tensor",
-                           "e4m3fn:token", "nf4:g64", "int8:channel:axis=1", "e4m3fn:g128:axis=0",
-                           "e4m3fn:block128x128", "e2m1fn:g32:scale=e8m0fnu:pow2=ceil",
-                           "e2m1fn:g32:scale=e8m0fnu:pow2=nearest", "int4:g32:pow2", "e4m3fn:g32:mse",
-                           "int4:g128:mse:asym", "e4m3fn:channel:percentile=99.5", "e4m3fn:tensor:fixed=0.25",
-                           "e2m1fn:g32:scale=bf16", "e4m3fn:g32:round=stochastic:seed=7",
-                           "e5m2:bias=16:g32", "lut:-1,0,1:g8"}) {
+  for (const char* text : {"int4:g128:asym",
+                           "e4m3fn:channel",
+                           "e2m1fn:g16:scale=e4m3fn:global",
+                           "e4m3fn:tensor",
+                           "e4m3fn:token",
+                           "nf4:g64",
+                           "int8:channel:axis=1",
+                           "e4m3fn:g128:axis=0",
+                           "e4m3fn:block128x128",
+                           "e2m1fn:g32:scale=e8m0fnu:pow2=ceil",
+                           "e2m1fn:g32:scale=e8m0fnu:pow2=nearest",
+                           "int4:g32:pow2",
+                           "e4m3fn:g32:mse",
+                           "int4:g128:mse:asym",
+                           "e4m3fn:channel:percentile=99.5",
+                           "e4m3fn:tensor:fixed=0.25",
+                           "e2m1fn:g32:scale=bf16",
+                           "e4m3fn:g32:round=stochastic:seed=7",
+                           "e5m2:bias=16:g32",
+                           "lut:-1,0,1:g8"}) {
     const Scheme s = parse_scheme(text);
     EXPECT_EQ(scheme_name(s), text);
     EXPECT_EQ(parse_scheme(scheme_name(s)), s);
@@ -47,10 +60,11 @@ TEST(Schemes, LongSpellingsPrintBackUnchanged) {
 }
 
 TEST(Schemes, InvalidSchemesExplainThemselves) {
-  for (const char* bad : {"mxfp5", "e4m3fn:g0", "e4m3fn:gx", "e4m3fn:blockx2", "e4m3fn:frob", "e4m3fn:asym",
-                          "e4m3fn:g32:global", "int4:g32:asym:pow2", "fp9:g32", "e4m3fn:scale=fp9",
-                          "e4m3fn:percentile=200", "e4m3fn:fixed=-1", "int16:g32:asym", "e4m3fn:round=banker",
-                          "e8m10:g32", "e4m3fn:scale=int8"}) {
+  for (const char* bad :
+       {"mxfp5", "e4m3fn:g0", "e4m3fn:gx", "e4m3fn:blockx2", "e4m3fn:frob", "e4m3fn:asym",
+        "e4m3fn:g32:global", "int4:g32:asym:pow2", "fp9:g32", "e4m3fn:scale=fp9",
+        "e4m3fn:percentile=200", "e4m3fn:fixed=-1", "int16:g32:asym", "e4m3fn:round=banker",
+        "e8m10:g32", "e4m3fn:scale=int8"}) {
     try {
       parse_scheme(bad);
       ADD_FAILURE() << "accepted " << bad;

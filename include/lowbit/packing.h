@@ -14,7 +14,9 @@
 namespace lowbit {
 
 // Bytes needed for n codes of `bits` bits, densely packed.
-constexpr size_t packed_bytes(size_t n, int bits) { return (n * size_t(bits) + 7) / 8; }
+constexpr size_t packed_bytes(size_t n, int bits) {
+  return (n * size_t(bits) + 7) / 8;
+}
 
 // The byte groups dense packing repeats, with their sizes fixed at compile time.
 template <int kBits, int kCodes>

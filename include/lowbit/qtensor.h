@@ -17,15 +17,16 @@ namespace lowbit {
 struct QTensor {
   Scheme scheme;
   std::vector<size_t> shape;
-  std::vector<size_t> scale_shape;     // one entry per group (see docs/quantization.md)
-  std::vector<uint8_t> codes;          // element codes in tensor (C) order, packed LSB-first
-  std::vector<uint32_t> scales;        // per group: the scale-format code, or float32 bits if f32
-  std::vector<uint8_t> zero_points;    // per group, asymmetric schemes only
-  float global_scale = 1.0f;           // two-level schemes: the per-tensor float32 scale
+  std::vector<size_t> scale_shape;   // one entry per group (see docs/quantization.md)
+  std::vector<uint8_t> codes;        // element codes in tensor (C) order, packed LSB-first
+  std::vector<uint32_t> scales;      // per group: the scale-format code, or float32 bits if f32
+  std::vector<uint8_t> zero_points;  // per group, asymmetric schemes only
+  float global_scale = 1.0f;         // two-level schemes: the per-tensor float32 scale
 
   size_t numel() const;
   size_t group_count() const { return scales.size(); }
-  // Storage per element: element bits + (scale bits + zero-point bits) per group + the global scale.
+  // Storage per element: element bits + (scale bits + zero-point bits) per group + the global
+  // scale.
   double bits_per_element() const;
   // A group's effective scale as float32 (the stored scale times the global scale).
   float group_scale(size_t group) const;
@@ -44,16 +45,16 @@ void fake_quant(const Scheme& s, const BF16* x, const std::vector<size_t>& shape
 // ---- error metrics ----------------------------------------------------------------------------
 
 struct ErrorStats {
-  size_t count = 0;         // finite inputs counted
-  double sum_sq_x = 0;      // sum of x^2
-  double sum_sq_err = 0;    // sum of (x - dequantized)^2
+  size_t count = 0;       // finite inputs counted
+  double sum_sq_x = 0;    // sum of x^2
+  double sum_sq_err = 0;  // sum of (x - dequantized)^2
   double max_abs_err = 0;
-  size_t clipped = 0;       // |x / scale| beyond the element format's largest magnitude
-  size_t flushed = 0;       // x != 0 but dequantized to 0
-  size_t non_finite = 0;    // NaN / inf inputs (not in the sums)
+  size_t clipped = 0;     // |x / scale| beyond the element format's largest magnitude
+  size_t flushed = 0;     // x != 0 but dequantized to 0
+  size_t non_finite = 0;  // NaN / inf inputs (not in the sums)
 
   double mse() const { return count ? sum_sq_err / double(count) : 0.0; }
-  double sqnr_db() const;   // 10 log10(sum x^2 / sum err^2); +inf when exact
+  double sqnr_db() const;  // 10 log10(sum x^2 / sum err^2); +inf when exact
   double clipped_fraction() const { return count ? double(clipped) / double(count) : 0.0; }
   double flushed_fraction() const { return count ? double(flushed) / double(count) : 0.0; }
   void add(const ErrorStats& o);
@@ -61,7 +62,7 @@ struct ErrorStats {
 
 struct QuantReport {
   ErrorStats tensor;
-  std::vector<ErrorStats> groups;           // in group order
+  std::vector<ErrorStats> groups;              // in group order
   std::map<int, size_t> scale_log2_histogram;  // floor(log2(effective scale)) -> groups
   double bits_per_element = 0;
 };

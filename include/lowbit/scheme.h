@@ -46,27 +46,29 @@ enum class Pow2Rounding : uint8_t {
 struct Scheme {
   Format element = formats::e4m3fn;
   Granularity granularity = Granularity::Tensor;
-  int axis = 0;         // Channel, Group; negative counts from the end (-1: last)
-  int group = 0;        // Group: elements per group
-  int block_rows = 0;   // Block2D
+  int axis = 0;        // Channel, Group; negative counts from the end (-1: last)
+  int group = 0;       // Group: elements per group
+  int block_rows = 0;  // Block2D
   int block_cols = 0;
-  bool scale_is_f32 = true;     // scales kept as float32 ...
+  bool scale_is_f32 = true;                // scales kept as float32 ...
   Format scale_format = formats::e8m0fnu;  // ... or stored in this format
-  bool pow2 = false;            // scales constrained to powers of two (implied by E8M0 scales)
+  bool pow2 = false;  // scales constrained to powers of two (implied by E8M0 scales)
   Pow2Rounding pow2_rounding = Pow2Rounding::Floor;
   ScaleRule rule = ScaleRule::AbsMax;
   float percentile = 99.9f;
   float fixed_scale = 1.0f;
   int mse_steps = 64;
   float mse_min_ratio = 0.5f;
-  bool global_scale = false;    // second level: per-tensor float32 scale (NVFP4)
-  bool asymmetric = false;      // integer elements with a per-group zero point
+  bool global_scale = false;  // second level: per-tensor float32 scale (NVFP4)
+  bool asymmetric = false;    // integer elements with a per-group zero point
   RoundOptions round{RoundMode::NearestEven, Overflow::Saturate, 0};  // for the elements
-  std::string preset;           // the preset name this came from, if any (printing only)
+  std::string preset;  // the preset name this came from, if any (printing only)
 };
 
 bool operator==(const Scheme& a, const Scheme& b);  // ignores `preset`
-inline bool operator!=(const Scheme& a, const Scheme& b) { return !(a == b); }
+inline bool operator!=(const Scheme& a, const Scheme& b) {
+  return !(a == b);
+}
 
 struct NamedScheme {
   std::string name;

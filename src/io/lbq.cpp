@@ -17,9 +17,13 @@ constexpr char kMagic[8] = {'L', 'O', 'W', 'B', 'I', 'T', 'Q', '\0'};
 constexpr uint32_t kVersion = 1;
 constexpr size_t kAlign = 64;
 
-size_t align_up(size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+size_t align_up(size_t v) {
+  return (v + kAlign - 1) / kAlign * kAlign;
+}
 
-int scale_plane_bits(const Scheme& s) { return s.scale_is_f32 ? 32 : s.scale_format.bits(); }
+int scale_plane_bits(const Scheme& s) {
+  return s.scale_is_f32 ? 32 : s.scale_format.bits();
+}
 
 std::vector<uint8_t> pack_scales(const QTensor& q) {
   const int bits = scale_plane_bits(q.scheme);
@@ -48,9 +52,11 @@ void write_qtensor(const std::string& path, const QTensor& q) {
     size_t bytes;
     int bits;
   };
-  std::vector<Plane> planes = {{"codes", q.codes.data(), q.codes.size(), q.scheme.element.bits()},
-                               {"scales", scales.data(), scales.size(), scale_plane_bits(q.scheme)}};
-  if (!q.zero_points.empty()) planes.push_back({"zero_points", q.zero_points.data(), q.zero_points.size(), 8});
+  std::vector<Plane> planes = {
+      {"codes", q.codes.data(), q.codes.size(), q.scheme.element.bits()},
+      {"scales", scales.data(), scales.size(), scale_plane_bits(q.scheme)}};
+  if (!q.zero_points.empty())
+    planes.push_back({"zero_points", q.zero_points.data(), q.zero_points.size(), 8});
 
   nlohmann::json header;
   header["scheme"] = scheme_name(q.scheme);
@@ -68,7 +74,8 @@ void write_qtensor(const std::string& path, const QTensor& q) {
     size_t offset = align_up(16 + header_room);
     nlohmann::json plane_json = nlohmann::json::object();
     for (const Plane& p : planes) {
-      plane_json[p.name] = {{"offset", offset}, {"bytes", p.bytes}, {"bits", p.bits}, {"layout", "lsb-first"}};
+      plane_json[p.name] = {
+          {"offset", offset}, {"bytes", p.bytes}, {"bits", p.bits}, {"layout", "lsb-first"}};
       offset = align_up(offset + p.bytes);
     }
     header["planes"] = plane_json;
@@ -140,17 +147,20 @@ QTensor read_qtensor(const std::string& path) {
     numel *= d;
   }
   const quant::GroupLayout layout = quant::make_group_layout(q.scheme, q.shape);
-  if (layout.scale_shape != q.scale_shape) bad(path, "scale_shape does not match the scheme and shape");
-  const auto plane = [&](const char* name, size_t expected_bytes, bool required) -> std::vector<uint8_t> {
+  if (layout.scale_shape != q.scale_shape)
+    bad(path, "scale_shape does not match the scheme and shape");
+  const auto plane = [&](const char* name, size_t expected_bytes,
+                         bool required) -> std::vector<uint8_t> {
     const auto& planes = header.at("planes");
     if (!planes.contains(name)) {
       if (required) bad(path, std::string("missing plane '") + name + "'");
       return {};
     }
-    const size_t offset = planes[name].at("offset").get<size_t>(), bytes = planes[name].at("bytes").get<size_t>();
+    const size_t offset = planes[name].at("offset").get<size_t>(),
+                 bytes = planes[name].at("bytes").get<size_t>();
     if (bytes != expected_bytes)
-      bad(path, std::string("plane '") + name + "' has " + std::to_string(bytes) + " bytes, the scheme needs " +
-                    std::to_string(expected_bytes));
+      bad(path, std::string("plane '") + name + "' has " + std::to_string(bytes) +
+                    " bytes, the scheme needs " + std::to_string(expected_bytes));
     if (offset > file.size() || bytes > file.size() - offset)
       bad(path, std::string("plane '") + name + "' runs past the end of the file (truncated?)");
     return {file.begin() + std::ptrdiff_t(offset), file.begin() + std::ptrdiff_t(offset + bytes)};
@@ -158,7 +168,9 @@ QTensor read_qtensor(const std::string& path) {
   try {
     q.codes = plane("codes", packed_bytes(numel, q.scheme.element.bits()), true);
     const int sbits = scale_plane_bits(q.scheme);
-    const std::vector<uint8_t> scales = plane("scales", sbits == 32 ? layout.group_count * 4 : packed_bytes(layout.group_count, sbits), true);
+    const std::vector<uint8_t> scales =
+        plane("scales",
+              sbits == 32 ? layout.group_count * 4 : packed_bytes(layout.group_count, sbits), true);
     q.scales.resize(layout.group_count);
     if (sbits == 32) {
       std::memcpy(q.scales.data(), scales.data(), scales.size());

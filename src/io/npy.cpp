@@ -191,7 +191,9 @@ std::vector<float> read_npy_float32(const std::string& path, std::vector<size_t>
       }
     }
   } else {
-    throw Error(path + ": expected float32 ('<f4'), float16 ('<f2') or ml_dtypes bfloat16 ('<V2') values, not dtype '" +
+    throw Error(path +
+                ": expected float32 ('<f4'), float16 ('<f2') or ml_dtypes bfloat16 ('<V2') values, "
+                "not dtype '" +
                 a.descr + "'");
   }
   return out;

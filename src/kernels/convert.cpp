@@ -78,19 +78,19 @@ ScaleRun sub_run(const ScaleRun& run, size_t begin) {
 }
 }  // namespace
 
-void run_encode_scaled(const ConvertBackend& b, const ConvertPlan& p, const float* x, size_t n, const ScaleRun& run,
-                       uint64_t first_index, void* codes, int code_bytes) {
+void run_encode_scaled(const ConvertBackend& b, const ConvertPlan& p, const float* x, size_t n,
+                       const ScaleRun& run, uint64_t first_index, void* codes, int code_bytes) {
   for_each_chunk(n, first_index, [&](size_t begin, size_t count, uint64_t index) {
     b.encode_scaled(p, x + begin, count, sub_run(run, begin), index,
                     static_cast<char*>(codes) + begin * size_t(code_bytes), code_bytes);
   });
 }
 
-void run_decode_scaled(const ConvertBackend& b, const ConvertPlan& p, const void* codes, int code_bytes, size_t n,
-                       const ScaleRun& run, float* out) {
+void run_decode_scaled(const ConvertBackend& b, const ConvertPlan& p, const void* codes,
+                       int code_bytes, size_t n, const ScaleRun& run, float* out) {
   for_each_chunk(n, 0, [&](size_t begin, size_t count, uint64_t) {
-    b.decode_scaled(p, static_cast<const char*>(codes) + begin * size_t(code_bytes), code_bytes, count,
-                    sub_run(run, begin), out + begin);
+    b.decode_scaled(p, static_cast<const char*>(codes) + begin * size_t(code_bytes), code_bytes,
+                    count, sub_run(run, begin), out + begin);
   });
 }
 

@@ -17,8 +17,8 @@ enum class SourceType : uint8_t { F32, BF16, FP16 };
 struct ScaleRun {
   const float* scales;  // scales[0] is the group of element 0
   size_t group_len;
-  size_t phase;         // element 0's position within its group
-  float clamp;          // |x / scale| is clamped to this before rounding
+  size_t phase;  // element 0's position within its group
+  float clamp;   // |x / scale| is clamped to this before rounding
 };
 
 // One backend's three operations on a contiguous run of elements. `first_index` is the position of
@@ -37,10 +37,10 @@ struct ConvertBackend {
   // whose scale is scales[(phase + i) / group_len]; encode rounds x / scale clamped to
   // [-clamp, clamp] (NaN stays NaN), decode multiplies the decoded value by the scale, and
   // fake_quant_scaled does both. All in float32, element by element, as written.
-  void (*encode_scaled)(const ConvertPlan&, const float* x, size_t n, const ScaleRun& run, uint64_t first_index,
-                        void* codes, int code_bytes);
-  void (*decode_scaled)(const ConvertPlan&, const void* codes, int code_bytes, size_t n, const ScaleRun& run,
-                        float* out);
+  void (*encode_scaled)(const ConvertPlan&, const float* x, size_t n, const ScaleRun& run,
+                        uint64_t first_index, void* codes, int code_bytes);
+  void (*decode_scaled)(const ConvertPlan&, const void* codes, int code_bytes, size_t n,
+                        const ScaleRun& run, float* out);
   void (*fake_quant_scaled)(const ConvertPlan&, const float* x, size_t n, const ScaleRun& run,
                             uint64_t first_index, float* out);
 

@@ -51,28 +51,33 @@ void fake_quant(const ConvertPlan& p, const void* in, SourceType type, size_t n,
 }
 
 // The scale of element i (ScaleRun: phase < group_len, scales[0] is element 0's group).
-float scale_of(size_t i, const ScaleRun& r) { return r.scales[(r.phase + i) / r.group_len]; }
+float scale_of(size_t i, const ScaleRun& r) {
+  return r.scales[(r.phase + i) / r.group_len];
+}
 
 float scaled_value(const float* x, size_t i, const ScaleRun& r) {
   const float v = x[i] / scale_of(i, r);
   return v > r.clamp ? r.clamp : v < -r.clamp ? -r.clamp : v;  // NaN stays NaN
 }
 
-void encode_scaled(const ConvertPlan& p, const float* x, size_t n, const ScaleRun& r, uint64_t first, void* codes,
-                   int code_bytes) {
+void encode_scaled(const ConvertPlan& p, const float* x, size_t n, const ScaleRun& r,
+                   uint64_t first, void* codes, int code_bytes) {
   for (size_t i = 0; i < n; ++i)
-    store_code(codes, code_bytes, i, ref::round_to_code(p.format, scaled_value(x, i, r), p.options, first + i));
+    store_code(codes, code_bytes, i,
+               ref::round_to_code(p.format, scaled_value(x, i, r), p.options, first + i));
 }
 
-void decode_scaled(const ConvertPlan& p, const void* codes, int code_bytes, size_t n, const ScaleRun& r,
-                   float* out) {
-  for (size_t i = 0; i < n; ++i) out[i] = ref::decode(p.format, load_code(codes, code_bytes, i)) * scale_of(i, r);
+void decode_scaled(const ConvertPlan& p, const void* codes, int code_bytes, size_t n,
+                   const ScaleRun& r, float* out) {
+  for (size_t i = 0; i < n; ++i)
+    out[i] = ref::decode(p.format, load_code(codes, code_bytes, i)) * scale_of(i, r);
 }
 
-void fake_quant_scaled(const ConvertPlan& p, const float* x, size_t n, const ScaleRun& r, uint64_t first,
-                       float* out) {
+void fake_quant_scaled(const ConvertPlan& p, const float* x, size_t n, const ScaleRun& r,
+                       uint64_t first, float* out) {
   for (size_t i = 0; i < n; ++i)
-    out[i] = ref::round_to_value(p.format, scaled_value(x, i, r), p.options, first + i) * scale_of(i, r);
+    out[i] =
+        ref::round_to_value(p.format, scaled_value(x, i, r), p.options, first + i) * scale_of(i, r);
 }
 
 void max_abs_bits(const float* x, size_t n, size_t group_len, uint32_t* out) {
@@ -90,7 +95,10 @@ void max_abs_bits(const float* x, size_t n, size_t group_len, uint32_t* out) {
 }  // namespace
 
 ConvertBackend reference_convert_backend() {
-  return {"reference",     0,        &encode, &decode, &fake_quant, &encode_scaled, &decode_scaled, &fake_quant_scaled,
+  return {"reference",    0,
+          &encode,        &decode,
+          &fake_quant,    &encode_scaled,
+          &decode_scaled, &fake_quant_scaled,
           &max_abs_bits};
 }
 

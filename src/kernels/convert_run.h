@@ -14,10 +14,10 @@ void run_fake_quant(const ConvertBackend& b, const ConvertPlan& p, const void* i
                     size_t n, uint64_t first_index, float* out);
 
 // Block-scaled variants; chunks keep their scales and phase aligned to the run.
-void run_encode_scaled(const ConvertBackend& b, const ConvertPlan& p, const float* x, size_t n, const ScaleRun& run,
-                       uint64_t first_index, void* codes, int code_bytes);
-void run_decode_scaled(const ConvertBackend& b, const ConvertPlan& p, const void* codes, int code_bytes, size_t n,
-                       const ScaleRun& run, float* out);
+void run_encode_scaled(const ConvertBackend& b, const ConvertPlan& p, const float* x, size_t n,
+                       const ScaleRun& run, uint64_t first_index, void* codes, int code_bytes);
+void run_decode_scaled(const ConvertBackend& b, const ConvertPlan& p, const void* codes,
+                       int code_bytes, size_t n, const ScaleRun& run, float* out);
 void run_fake_quant_scaled(const ConvertBackend& b, const ConvertPlan& p, const float* x, size_t n,
                            const ScaleRun& run, uint64_t first_index, float* out);
 

@@ -73,17 +73,21 @@ class SpanQuantizer {
       codes_.resize(n * size_t(code_bytes_));
       uint8_t* c = codes != nullptr ? codes : codes_.data();
       encode(values_.data(), n, group_len, first_index, c, stats);
-      if (dequantized) dequantize_span(c, n, group_len, effective_.data(), zero_points_.data(), dequantized);
+      if (dequantized)
+        dequantize_span(c, n, group_len, effective_.data(), zero_points_.data(), dequantized);
     } else {
       // One pass per operation: the kernels divide by each group's scale, clamp and round (and
       // multiply back).
       const kernels::ScaleRun run_scales{effective_.data(), group_len, 0, max_};
       if (stats) count_clipped(x, n, group_len, stats);
       if (codes != nullptr) {
-        kernels::run_encode_scaled(backend_, element_plan_, x, n, run_scales, first_index, codes, code_bytes_);
-        if (dequantized) dequantize_span(codes, n, group_len, effective_.data(), nullptr, dequantized);
+        kernels::run_encode_scaled(backend_, element_plan_, x, n, run_scales, first_index, codes,
+                                   code_bytes_);
+        if (dequantized)
+          dequantize_span(codes, n, group_len, effective_.data(), nullptr, dequantized);
       } else if (dequantized) {
-        kernels::run_fake_quant_scaled(backend_, element_plan_, x, n, run_scales, first_index, dequantized);
+        kernels::run_fake_quant_scaled(backend_, element_plan_, x, n, run_scales, first_index,
+                                       dequantized);
       }
     }
     if (stats && dequantized) measure_groups(x, dequantized, n, group_len, stats);
@@ -129,11 +133,13 @@ class SpanQuantizer {
   void encode(const float* values, size_t n, size_t group_len, uint64_t first_index, uint8_t* codes,
               ErrorStats* stats) {
     if (!s_.asymmetric) {
-      kernels::run_encode(backend_, element_plan_, values, SourceType::F32, n, first_index, codes, code_bytes_);
+      kernels::run_encode(backend_, element_plan_, values, SourceType::F32, n, first_index, codes,
+                          code_bytes_);
       return;
     }
     ints_.resize(n);
-    kernels::run_encode(backend_, int_plan_, values, SourceType::F32, n, first_index, ints_.data(), 2);
+    kernels::run_encode(backend_, int_plan_, values, SourceType::F32, n, first_index, ints_.data(),
+                        2);
     const int qmax = int(max_);
     for (size_t i = 0; i < n; ++i) {
       const int z = scales_[i / group_len].zero_point;
@@ -154,15 +160,16 @@ class SpanQuantizer {
     }
     if (s_.asymmetric) {
       ints_.resize(m);
-      kernels::run_encode(backend_, int_plan_, trial_.data(), SourceType::F32, m, first_index, ints_.data(), 2);
+      kernels::run_encode(backend_, int_plan_, trial_.data(), SourceType::F32, m, first_index,
+                          ints_.data(), 2);
       const int qmax = int(max_);
       for (size_t i = 0; i < m; ++i) {
         const int q = std::clamp(int(int16_t(ints_[i])) + int(c.zero_point), 0, qmax);
         trial_out_[i] = float(q - int(c.zero_point)) * c.effective;
       }
     } else {
-      kernels::run_fake_quant(backend_, element_plan_, trial_.data(), SourceType::F32, m, first_index,
-                              trial_out_.data());
+      kernels::run_fake_quant(backend_, element_plan_, trial_.data(), SourceType::F32, m,
+                              first_index, trial_out_.data());
       for (size_t i = 0; i < m; ++i) trial_out_[i] *= c.effective;
     }
     double sse = 0;
@@ -173,7 +180,8 @@ class SpanQuantizer {
     return sse;
   }
 
-  void measure_groups(const float* x, const float* dq, size_t n, size_t group_len, ErrorStats* stats) const {
+  void measure_groups(const float* x, const float* dq, size_t n, size_t group_len,
+                      ErrorStats* stats) const {
     for (size_t begin = 0, g = 0; begin < n; begin += group_len, ++g) {
       ErrorStats& st = stats[g];
       for (size_t i = begin; i < std::min(n, begin + group_len); ++i) {
@@ -209,8 +217,8 @@ class SpanQuantizer {
 
 // Runs fn(quantizer, item) for items [0, count) on all threads, one SpanQuantizer each.
 template <class Fn>
-void parallel_items(const kernels::ConvertBackend& backend, const Scheme& s, float global_scale, size_t count,
-                    Fn fn) {
+void parallel_items(const kernels::ConvertBackend& backend, const Scheme& s, float global_scale,
+                    size_t count, Fn fn) {
   if (count <= 1 || omp_get_max_threads() == 1) {
     SpanQuantizer q(backend, s, global_scale);
     for (size_t i = 0; i < count; ++i) fn(q, i);
@@ -228,24 +236,27 @@ void parallel_items(const kernels::ConvertBackend& backend, const Scheme& s, flo
 template <class T>
 void gather(const T* src, const Box& b, size_t elem, T* dst) {
   for (size_t r = 0; r < b.run_count; ++r)
-    std::memcpy(dst + r * b.run_length * elem, src + (b.offset + r * b.stride) * elem, b.run_length * elem * sizeof(T));
+    std::memcpy(dst + r * b.run_length * elem, src + (b.offset + r * b.stride) * elem,
+                b.run_length * elem * sizeof(T));
 }
 template <class T>
 void scatter(const T* src, const Box& b, size_t elem, T* dst) {
   for (size_t r = 0; r < b.run_count; ++r)
-    std::memcpy(dst + (b.offset + r * b.stride) * elem, src + r * b.run_length * elem, b.run_length * elem * sizeof(T));
+    std::memcpy(dst + (b.offset + r * b.stride) * elem, src + r * b.run_length * elem,
+                b.run_length * elem * sizeof(T));
 }
 
 }  // namespace
 
-void run_engine(const kernels::ConvertBackend& backend, const Scheme& s, const GroupLayout& layout, const float* x,
-                float global_scale, const EngineOutputs& out) {
+void run_engine(const kernels::ConvertBackend& backend, const Scheme& s, const GroupLayout& layout,
+                const float* x, float global_scale, const EngineOutputs& out) {
   const size_t cb = size_t(code_bytes(s.element));
   if (layout.contiguous) {
     parallel_items(backend, s, global_scale, layout.rows, [&](SpanQuantizer& q, size_t row) {
       const size_t offset = row * layout.row_len;
-      q.run(x + offset, layout.row_len, layout.group_len, row * layout.groups_per_row, layout.group_capacity, out,
-            out.codes ? out.codes + offset * cb : nullptr, out.dequantized ? out.dequantized + offset : nullptr);
+      q.run(x + offset, layout.row_len, layout.group_len, row * layout.groups_per_row,
+            layout.group_capacity, out, out.codes ? out.codes + offset * cb : nullptr,
+            out.dequantized ? out.dequantized + offset : nullptr);
     });
     return;
   }
@@ -264,9 +275,9 @@ void run_engine(const kernels::ConvertBackend& backend, const Scheme& s, const G
   });
 }
 
-void dequantize_codes(const kernels::ConvertBackend& backend, const Scheme& s, const GroupLayout& layout,
-                      const uint8_t* codes, const uint32_t* scales, const uint8_t* zero_points, float global_scale,
-                      float* out) {
+void dequantize_codes(const kernels::ConvertBackend& backend, const Scheme& s,
+                      const GroupLayout& layout, const uint8_t* codes, const uint32_t* scales,
+                      const uint8_t* zero_points, float global_scale, float* out) {
   const size_t cb = size_t(code_bytes(s.element));
   // Every group's effective scale first, in one pass.
   std::vector<float> effective(layout.group_count);
@@ -277,7 +288,8 @@ void dequantize_codes(const kernels::ConvertBackend& backend, const Scheme& s, c
   if (layout.contiguous) {
     parallel_items(backend, s, global_scale, layout.rows, [&](SpanQuantizer& q, size_t row) {
       const size_t offset = row * layout.row_len, first_group = row * layout.groups_per_row;
-      q.dequantize_span(codes + offset * cb, layout.row_len, layout.group_len, effective.data() + first_group,
+      q.dequantize_span(codes + offset * cb, layout.row_len, layout.group_len,
+                        effective.data() + first_group,
                         zero_points ? zero_points + first_group : nullptr, out + offset);
     });
     return;

@@ -14,21 +14,21 @@
 namespace lowbit::quant {
 
 struct EngineOutputs {
-  uint8_t* codes = nullptr;       // unpacked, code_bytes(element) per element, tensor order
-  float* dequantized = nullptr;   // tensor order
-  uint32_t* scales = nullptr;     // group order
-  uint8_t* zero_points = nullptr; // group order (asymmetric)
+  uint8_t* codes = nullptr;           // unpacked, code_bytes(element) per element, tensor order
+  float* dequantized = nullptr;       // tensor order
+  uint32_t* scales = nullptr;         // group order
+  uint8_t* zero_points = nullptr;     // group order (asymmetric)
   ErrorStats* group_stats = nullptr;  // group order
 };
 
 // Runs `s` over x (already validated). `global_scale` is the two-level scale (1 otherwise).
-void run_engine(const kernels::ConvertBackend& backend, const Scheme& s, const GroupLayout& layout, const float* x,
-                float global_scale, const EngineOutputs& out);
+void run_engine(const kernels::ConvertBackend& backend, const Scheme& s, const GroupLayout& layout,
+                const float* x, float global_scale, const EngineOutputs& out);
 
 // Dequantizes codes (unpacked, tensor order) with the stored scales: the same arithmetic
 // run_engine uses for `dequantized`.
-void dequantize_codes(const kernels::ConvertBackend& backend, const Scheme& s, const GroupLayout& layout,
-                      const uint8_t* codes, const uint32_t* scales, const uint8_t* zero_points, float global_scale,
-                      float* out);
+void dequantize_codes(const kernels::ConvertBackend& backend, const Scheme& s,
+                      const GroupLayout& layout, const uint8_t* codes, const uint32_t* scales,
+                      const uint8_t* zero_points, float global_scale, float* out);
 
 }  // namespace lowbit::quant

@@ -14,7 +14,9 @@ size_t product(const std::vector<size_t>& v, size_t begin, size_t end) {
   return p;
 }
 
-size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+size_t ceil_div(size_t a, size_t b) {
+  return (a + b - 1) / b;
+}
 
 std::string shape_text(const std::vector<size_t>& shape) {
   std::string s = "[";
@@ -25,7 +27,8 @@ std::string shape_text(const std::vector<size_t>& shape) {
 size_t normalize_axis(int axis, size_t ndim, const std::vector<size_t>& shape) {
   const long a = axis < 0 ? long(ndim) + axis : axis;
   if (a < 0 || a >= long(ndim))
-    throw Error("axis " + std::to_string(axis) + " is out of range for a tensor of shape " + shape_text(shape));
+    throw Error("axis " + std::to_string(axis) + " is out of range for a tensor of shape " +
+                shape_text(shape));
   return size_t(a);
 }
 

@@ -25,7 +25,8 @@ struct GroupLayout {
   std::vector<size_t> scale_shape;
   size_t numel = 0;
   size_t group_count = 0;
-  size_t group_capacity = 0;  // the nominal (largest) group size: stream index = group * capacity + j
+  size_t group_capacity =
+      0;  // the nominal (largest) group size: stream index = group * capacity + j
 
   bool contiguous = true;
   size_t rows = 0, row_len = 0, group_len = 0, groups_per_row = 0;

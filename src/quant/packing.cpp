@@ -41,7 +41,8 @@ void pack_any(const Code* codes, size_t n, int bits, uint8_t* out) {
   } else if (bits == 4) {
     const Code* __restrict c = codes;
     uint8_t* __restrict o = out;
-    for (size_t j = 0; j < n / 2; ++j) o[j] = uint8_t((c[2 * j] & 0xF) | ((c[2 * j + 1] & 0xF) << 4));
+    for (size_t j = 0; j < n / 2; ++j)
+      o[j] = uint8_t((c[2 * j] & 0xF) | ((c[2 * j + 1] & 0xF) << 4));
     if (n % 2) o[n / 2] = uint8_t(c[n - 1] & 0xF);
   } else if (bits == 6) {
     // Eight codes (one byte each) -> six bytes, by folding the 6-bit fields together in a 64-bit
@@ -109,12 +110,16 @@ void unpack_any(const uint8_t* packed, size_t n, int bits, Code* codes) {
 
 }  // namespace
 
-void pack_codes(const uint16_t* codes, size_t n, int bits, uint8_t* out) { pack_any(codes, n, bits, out); }
+void pack_codes(const uint16_t* codes, size_t n, int bits, uint8_t* out) {
+  pack_any(codes, n, bits, out);
+}
 void pack_codes(const uint8_t* codes, size_t n, int bits, uint8_t* out) {
   if (bits > 8) throw Error("codes of more than 8 bits need 16-bit storage");
   pack_any(codes, n, bits, out);
 }
-void unpack_codes(const uint8_t* packed, size_t n, int bits, uint16_t* codes) { unpack_any(packed, n, bits, codes); }
+void unpack_codes(const uint8_t* packed, size_t n, int bits, uint16_t* codes) {
+  unpack_any(packed, n, bits, codes);
+}
 void unpack_codes(const uint8_t* packed, size_t n, int bits, uint8_t* codes) {
   if (bits > 8) throw Error("codes of more than 8 bits need 16-bit storage");
   unpack_any(packed, n, bits, codes);
@@ -131,7 +136,8 @@ void pack_fp6_split(const uint8_t* codes, size_t n, uint8_t* high2, uint8_t* low
 
 void unpack_fp6_split(const uint8_t* high2, const uint8_t* low4, size_t n, uint8_t* codes) {
   for (size_t i = 0; i < n; ++i)
-    codes[i] = uint8_t((((high2[i / 4] >> (2 * (i % 4))) & 0x3) << 4) | ((low4[i / 2] >> (4 * (i % 2))) & 0xF));
+    codes[i] = uint8_t((((high2[i / 4] >> (2 * (i % 4))) & 0x3) << 4) |
+                       ((low4[i / 2] >> (4 * (i % 2))) & 0xF));
 }
 
 }  // namespace lowbit

@@ -20,7 +20,9 @@ size_t product(const std::vector<size_t>& shape) {
   return n;
 }
 
-int scale_bits(const Scheme& s) { return s.scale_is_f32 ? 32 : s.scale_format.bits(); }
+int scale_bits(const Scheme& s) {
+  return s.scale_is_f32 ? 32 : s.scale_format.bits();
+}
 
 std::vector<float> widen(const BF16* x, size_t n) {
   std::vector<float> out(n);
@@ -32,24 +34,32 @@ std::vector<float> widen(const BF16* x, size_t n) {
 }
 
 float global_scale_of(const Scheme& s, const float* x, size_t n) {
-  return s.global_scale ? quant::two_level_global_scale(s, x, n, kernels::default_convert_backend()) : 1.0f;
+  return s.global_scale ? quant::two_level_global_scale(s, x, n, kernels::default_convert_backend())
+                        : 1.0f;
 }
 
-const kernels::ConvertBackend& fast() { return kernels::default_convert_backend(); }
+const kernels::ConvertBackend& fast() {
+  return kernels::default_convert_backend();
+}
 
 }  // namespace
 
-size_t QTensor::numel() const { return product(shape); }
+size_t QTensor::numel() const {
+  return product(shape);
+}
 
 double scheme_bits_per_element(const Scheme& s, const std::vector<size_t>& shape) {
   const quant::GroupLayout layout = quant::make_group_layout(s, shape);
   if (layout.numel == 0) return double(s.element.bits());
-  double overhead = double(layout.group_count) * (scale_bits(s) + (s.asymmetric ? s.element.int_bits : 0));
+  double overhead =
+      double(layout.group_count) * (scale_bits(s) + (s.asymmetric ? s.element.int_bits : 0));
   if (s.global_scale) overhead += 32;
   return double(s.element.bits()) + overhead / double(layout.numel);
 }
 
-double QTensor::bits_per_element() const { return scheme_bits_per_element(scheme, shape); }
+double QTensor::bits_per_element() const {
+  return scheme_bits_per_element(scheme, shape);
+}
 
 float QTensor::group_scale(size_t group) const {
   return quant::ScalePicker(scheme, global_scale).effective_of(scales.at(group));
@@ -80,8 +90,10 @@ QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& sha
   out.codes = codes.get();
   quant::run_engine(fast(), s, layout, x, q.global_scale, out);
   q.codes.resize(packed_bytes(layout.numel, bits));
-  if (cb == 1) pack_codes(codes.get(), layout.numel, bits, q.codes.data());
-  else pack_codes(reinterpret_cast<const uint16_t*>(codes.get()), layout.numel, bits, q.codes.data());
+  if (cb == 1)
+    pack_codes(codes.get(), layout.numel, bits, q.codes.data());
+  else
+    pack_codes(reinterpret_cast<const uint16_t*>(codes.get()), layout.numel, bits, q.codes.data());
   return q;
 }
 
@@ -94,12 +106,13 @@ void dequantize(const QTensor& q, float* out) {
   validate_scheme(q.scheme);
   const quant::GroupLayout layout = quant::make_group_layout(q.scheme, q.shape);
   if (q.scales.size() != layout.group_count || q.scale_shape != layout.scale_shape)
-    throw Error("quantized tensor is inconsistent: " + std::to_string(q.scales.size()) + " scales for " +
-                std::to_string(layout.group_count) + " groups of scheme " + scheme_name(q.scheme));
+    throw Error("quantized tensor is inconsistent: " + std::to_string(q.scales.size()) +
+                " scales for " + std::to_string(layout.group_count) + " groups of scheme " +
+                scheme_name(q.scheme));
   const int bits = q.scheme.element.bits();
   if (q.codes.size() != packed_bytes(layout.numel, bits))
-    throw Error("quantized tensor is inconsistent: " + std::to_string(q.codes.size()) + " code bytes, expected " +
-                std::to_string(packed_bytes(layout.numel, bits)));
+    throw Error("quantized tensor is inconsistent: " + std::to_string(q.codes.size()) +
+                " code bytes, expected " + std::to_string(packed_bytes(layout.numel, bits)));
   if (q.scheme.asymmetric && q.zero_points.size() != layout.group_count)
     throw Error("quantized tensor is inconsistent: zero points do not match the groups");
   const int cb = code_bytes(q.scheme.element);
@@ -107,12 +120,15 @@ void dequantize(const QTensor& q, float* out) {
   const uint8_t* codes = q.codes.data();
   if (bits != 8 * cb) {  // whole-byte codes are used in place
     unpacked.reset(new uint8_t[layout.numel * size_t(cb)]);
-    if (cb == 1) unpack_codes(q.codes.data(), layout.numel, bits, unpacked.get());
-    else unpack_codes(q.codes.data(), layout.numel, bits, reinterpret_cast<uint16_t*>(unpacked.get()));
+    if (cb == 1)
+      unpack_codes(q.codes.data(), layout.numel, bits, unpacked.get());
+    else
+      unpack_codes(q.codes.data(), layout.numel, bits, reinterpret_cast<uint16_t*>(unpacked.get()));
     codes = unpacked.get();
   }
   quant::dequantize_codes(fast(), q.scheme, layout, codes, q.scales.data(),
-                          q.scheme.asymmetric ? q.zero_points.data() : nullptr, q.global_scale, out);
+                          q.scheme.asymmetric ? q.zero_points.data() : nullptr, q.global_scale,
+                          out);
 }
 
 void fake_quant(const Scheme& s, const float* x, const std::vector<size_t>& shape, float* out) {
@@ -128,7 +144,8 @@ void fake_quant(const Scheme& s, const BF16* x, const std::vector<size_t>& shape
   fake_quant(s, wide.data(), shape, out);
 }
 
-// ---- metrics -------------------------------------------------------------------------------------
+// ---- metrics
+// -------------------------------------------------------------------------------------
 
 double ErrorStats::sqnr_db() const {
   if (sum_sq_err == 0) return std::numeric_limits<double>::infinity();

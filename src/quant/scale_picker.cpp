@@ -43,11 +43,14 @@ ScalePicker::ScalePicker(const Scheme& s, float global_scale)
     pow2_max_ = std::ilogb(max_finite(s_.scale_format));
   }
   if (!s_.scale_is_f32) {
-    scale_plan_ = kernels::make_convert_plan(s_.scale_format, {RoundMode::NearestEven, Overflow::Saturate, 0});
-    min_positive_code_ = ref::round_to_code(s_.scale_format, float(min_positive(s_.scale_format)), {});
+    scale_plan_ = kernels::make_convert_plan(s_.scale_format,
+                                             {RoundMode::NearestEven, Overflow::Saturate, 0});
+    min_positive_code_ =
+        ref::round_to_code(s_.scale_format, float(min_positive(s_.scale_format)), {});
     if (s_.scale_format.bits() <= 12) {
       decode_table_.resize(code_count(s_.scale_format));
-      for (uint32_t c = 0; c < decode_table_.size(); ++c) decode_table_[c] = ref::decode(s_.scale_format, c);
+      for (uint32_t c = 0; c < decode_table_.size(); ++c)
+        decode_table_[c] = ref::decode(s_.scale_format, c);
     }
   }
   for (int e = pow2_min_; e <= pow2_max_; ++e) {
@@ -58,13 +61,18 @@ ScalePicker::ScalePicker(const Scheme& s, float global_scale)
 
 float ScalePicker::effective_of(uint32_t stored) const {
   float base;
-  if (s_.scale_is_f32) base = bits_float(stored);
-  else if (!decode_table_.empty()) base = decode_table_[stored & (decode_table_.size() - 1)];
-  else base = ref::decode(s_.scale_format, stored);
+  if (s_.scale_is_f32)
+    base = bits_float(stored);
+  else if (!decode_table_.empty())
+    base = decode_table_[stored & (decode_table_.size() - 1)];
+  else
+    base = ref::decode(s_.scale_format, stored);
   return s_.global_scale ? base * global_ : base;
 }
 
-uint32_t ScalePicker::pow2_exponent_code(int e) const { return pow2_codes_[size_t(e - pow2_min_)]; }
+uint32_t ScalePicker::pow2_exponent_code(int e) const {
+  return pow2_codes_[size_t(e - pow2_min_)];
+}
 
 GroupScale ScalePicker::finish(uint32_t stored) const {
   GroupScale g;
@@ -98,7 +106,8 @@ uint32_t ScalePicker::store_rounded(float scale) const {
   if (s_.scale_is_f32) return float_bits(scale > 0 ? scale : kF32MinNormal);
   const RoundOptions rne{RoundMode::NearestEven, Overflow::Saturate, 0};
   const uint32_t code = ref::round_to_code(s_.scale_format, scale, rne);
-  return ref::decode(s_.scale_format, code) > 0 ? code : min_positive_code_;  // underflow: the smallest
+  return ref::decode(s_.scale_format, code) > 0 ? code
+                                                : min_positive_code_;  // underflow: the smallest
 }
 
 GroupScale ScalePicker::from_amax(float amax) const {
@@ -141,8 +150,8 @@ GroupScale ScalePicker::from_range(float lo, float hi) const {
   return g;
 }
 
-void ScalePicker::pick_batch(const float* x, size_t n, size_t group_len, const kernels::ConvertBackend& backend,
-                             GroupScale* out) {
+void ScalePicker::pick_batch(const float* x, size_t n, size_t group_len,
+                             const kernels::ConvertBackend& backend, GroupScale* out) {
   const size_t groups = (n + group_len - 1) / group_len;
   raw_.resize(groups);
   flags_.assign(groups, 0);  // 1: a NaN or inf in the group
@@ -150,12 +159,14 @@ void ScalePicker::pick_batch(const float* x, size_t n, size_t group_len, const k
   if (s_.asymmetric) lows.resize(groups);
   tops_.resize(groups);
   backend.max_abs_bits(x, n, group_len, tops_.data());  // every group's amax in one SIMD pass
-  if (s_.rule == ScaleRule::AbsMax && !s_.asymmetric && batch_fast_paths(groups, backend, out)) return;
+  if (s_.rule == ScaleRule::AbsMax && !s_.asymmetric && batch_fast_paths(groups, backend, out))
+    return;
   for (size_t g = 0; g < groups; ++g) {
     const float* v = x + g * group_len;
     const size_t m = std::min(group_len, n - g * group_len);
     const uint32_t top = tops_[g];
-    flags_[g] = top >= 0x7F800000u && s_.rule != ScaleRule::Fixed;  // a fixed scale ignores the values
+    flags_[g] =
+        top >= 0x7F800000u && s_.rule != ScaleRule::Fixed;  // a fixed scale ignores the values
     if (s_.rule == ScaleRule::Fixed) {
       raw_[g] = s_.fixed_scale;
     } else if (s_.asymmetric) {
@@ -203,7 +214,8 @@ void ScalePicker::pick_batch(const float* x, size_t n, size_t group_len, const k
     if (s_.pow2 || s_.scale_is_f32) {
       stored = store_rounded(raw_[g]);
     } else {
-      const float value = decode_table_.empty() ? ref::decode(s_.scale_format, codes_[g]) : decode_table_[codes_[g]];
+      const float value = decode_table_.empty() ? ref::decode(s_.scale_format, codes_[g])
+                                                : decode_table_[codes_[g]];
       stored = value > 0 ? codes_[g] : min_positive_code_;
     }
     out[g] = finish(stored);
@@ -216,7 +228,8 @@ void ScalePicker::pick_batch(const float* x, size_t n, size_t group_len, const k
 //  * OCP MX: power-of-two scales by the floor rule, from the exponent field of each amax;
 //  * a narrow scale format (E4M3 for NVFP4, ...): amax / max [/ global], rounded by one bulk
 //    conversion, a zero scale replaced by the smallest positive one.
-bool ScalePicker::batch_fast_paths(size_t groups, const kernels::ConvertBackend& backend, GroupScale* out) {
+bool ScalePicker::batch_fast_paths(size_t groups, const kernels::ConvertBackend& backend,
+                                   GroupScale* out) {
   const uint32_t not_finite = store_not_finite();
   const float global = s_.global_scale ? global_ : 1.0f;
   if (s_.pow2 && !s_.global_scale && s_.pow2_rounding == Pow2Rounding::Floor) {
@@ -226,7 +239,8 @@ bool ScalePicker::batch_fast_paths(size_t groups, const kernels::ConvertBackend&
         out[g] = from_amax(bits_float(top));
         continue;
       }
-      out[g] = top >= 0x7F800000u ? finish(not_finite) : finish(store_pow2(int(top >> 23) - 127 - element_emax_));
+      out[g] = top >= 0x7F800000u ? finish(not_finite)
+                                  : finish(store_pow2(int(top >> 23) - 127 - element_emax_));
     }
     return true;
   }
@@ -249,7 +263,8 @@ bool ScalePicker::batch_fast_paths(size_t groups, const kernels::ConvertBackend&
   return true;
 }
 
-GroupScale ScalePicker::pick(const float* x, size_t n, float* scratch, const ErrorFn& error_of) const {
+GroupScale ScalePicker::pick(const float* x, size_t n, float* scratch,
+                             const ErrorFn& error_of) const {
   if (s_.rule == ScaleRule::Fixed) {
     GroupScale g = finish(store_rounded(s_.fixed_scale));
     if (s_.asymmetric) g.zero_point = uint8_t(std::nearbyint(element_max_ / 2));  // mid-range
@@ -285,7 +300,9 @@ GroupScale ScalePicker::pick(const float* x, size_t n, float* scratch, const Err
   const bool try_up = s_.pow2 && !s_.global_scale;
   for (int k = try_up ? 0 : 1; k < s_.mse_steps; ++k) {
     const auto ratio =
-        k == 0 ? 2.0f : float(1.0 - double(k) * (1.0 - double(s_.mse_min_ratio)) / double(s_.mse_steps - 1));
+        k == 0
+            ? 2.0f
+            : float(1.0 - double(k) * (1.0 - double(s_.mse_min_ratio)) / double(s_.mse_steps - 1));
     const GroupScale c = candidate(ratio);
     if (c.stored == previous && c.zero_point == best.zero_point) continue;
     previous = c.stored;
@@ -298,7 +315,8 @@ GroupScale ScalePicker::pick(const float* x, size_t n, float* scratch, const Err
   return best;
 }
 
-float two_level_global_scale(const Scheme& s, const float* x, size_t n, const kernels::ConvertBackend& backend) {
+float two_level_global_scale(const Scheme& s, const float* x, size_t n,
+                             const kernels::ConvertBackend& backend) {
   uint32_t top = 0;
   if (n > 0) backend.max_abs_bits(x, n, n, &top);
   if (top >= 0x7F800000u) return std::numeric_limits<float>::quiet_NaN();  // a NaN or inf

@@ -32,8 +32,8 @@ class ScalePicker {
   // one pass, with one bulk conversion (on `backend`) rounding them into the scale format.
   // Identical results to pick() group by group.
   bool batchable() const { return s_.rule == ScaleRule::AbsMax || s_.rule == ScaleRule::Fixed; }
-  void pick_batch(const float* x, size_t n, size_t group_len, const kernels::ConvertBackend& backend,
-                  GroupScale* out);
+  void pick_batch(const float* x, size_t n, size_t group_len,
+                  const kernels::ConvertBackend& backend, GroupScale* out);
 
   // The scale a largest magnitude `amax` gets (symmetric), or a [lo, hi] range (asymmetric).
   GroupScale from_amax(float amax) const;
@@ -56,18 +56,19 @@ class ScalePicker {
   float global_;
   float element_max_;
   int element_emax_;
-  int pow2_min_, pow2_max_;  // exponents a power-of-two scale may take
-  std::vector<float> decode_table_;      // scale code -> value, for scale formats up to 12 bits
-  std::vector<uint32_t> pow2_codes_;     // exponent - pow2_min_ -> stored code
-  kernels::ConvertPlan scale_plan_;      // RNE, saturating: raw scales -> scale-format codes
+  int pow2_min_, pow2_max_;           // exponents a power-of-two scale may take
+  std::vector<float> decode_table_;   // scale code -> value, for scale formats up to 12 bits
+  std::vector<uint32_t> pow2_codes_;  // exponent - pow2_min_ -> stored code
+  kernels::ConvertPlan scale_plan_;   // RNE, saturating: raw scales -> scale-format codes
   uint32_t min_positive_code_ = 0;
-  std::vector<float> raw_;               // pick_batch scratch
+  std::vector<float> raw_;  // pick_batch scratch
   std::vector<uint32_t> codes_, tops_;
   std::vector<uint8_t> flags_;
 };
 
 // The per-tensor float32 scale of two-level schemes:
 //   amax(tensor) / (element max * scale-format max), 1 for an all-zero tensor.
-float two_level_global_scale(const Scheme& s, const float* x, size_t n, const kernels::ConvertBackend& backend);
+float two_level_global_scale(const Scheme& s, const float* x, size_t n,
+                             const kernels::ConvertBackend& backend);
 
 }  // namespace lowbit::quant

@@ -57,7 +57,9 @@ const char* pow2_name(Pow2Rounding r) {
   return r == Pow2Rounding::Floor ? "floor" : r == Pow2Rounding::Ceil ? "ceil" : "nearest";
 }
 
-bool is_e8m0(const Scheme& s) { return !s.scale_is_f32 && s.scale_format == formats::e8m0fnu; }
+bool is_e8m0(const Scheme& s) {
+  return !s.scale_is_f32 && s.scale_format == formats::e8m0fnu;
+}
 
 // The long spelling, whatever the preset.
 std::string long_name(const Scheme& s) {
@@ -85,7 +87,8 @@ std::string long_name(const Scheme& s) {
   // E8M0 scales are powers of two by nature; say so only when the rounding differs from OCP's.
   if (s.pow2 && !(is_e8m0(s) && s.pow2_rounding == Pow2Rounding::Floor)) {
     out += ":pow2";
-    if (s.pow2_rounding != Pow2Rounding::Floor) out += std::string("=") + pow2_name(s.pow2_rounding);
+    if (s.pow2_rounding != Pow2Rounding::Floor)
+      out += std::string("=") + pow2_name(s.pow2_rounding);
   }
   switch (s.rule) {
     case ScaleRule::AbsMax:
@@ -102,7 +105,8 @@ std::string long_name(const Scheme& s) {
   }
   if (s.global_scale) out += ":global";
   if (s.asymmetric) out += ":asym";
-  if (s.round.mode != RoundMode::NearestEven) out += std::string(":round=") + round_mode_name(s.round.mode);
+  if (s.round.mode != RoundMode::NearestEven)
+    out += std::string(":round=") + round_mode_name(s.round.mode);
   if (s.round.seed != 0) out += ":seed=" + std::to_string(s.round.seed);
   return out;
 }
@@ -152,8 +156,8 @@ Scheme parse_long(std::string_view text) {
     } else if (o.rfind("block", 0) == 0) {
       const size_t x = o.find('x');
       long r = 0, c = 0;
-      if (x == std::string::npos || !parse_int(o.substr(5, x - 5), r) || !parse_int(o.substr(x + 1), c) || r < 1 ||
-          c < 1 || r > 65536 || c > 65536)
+      if (x == std::string::npos || !parse_int(o.substr(5, x - 5), r) ||
+          !parse_int(o.substr(x + 1), c) || r < 1 || c < 1 || r > 65536 || c > 65536)
         bad_scheme(text, "2-D blocks are written block<rows>x<cols>, e.g. block128x128");
       s.granularity = Granularity::Block2D;
       s.block_rows = int(r);
@@ -175,10 +179,14 @@ Scheme parse_long(std::string_view text) {
       }
     } else if (key == "pow2") {
       s.pow2 = true;
-      if (val == "floor" || val.empty()) s.pow2_rounding = Pow2Rounding::Floor;
-      else if (val == "ceil") s.pow2_rounding = Pow2Rounding::Ceil;
-      else if (val == "nearest") s.pow2_rounding = Pow2Rounding::Nearest;
-      else bad_scheme(text, "pow2 takes floor, ceil or nearest");
+      if (val == "floor" || val.empty())
+        s.pow2_rounding = Pow2Rounding::Floor;
+      else if (val == "ceil")
+        s.pow2_rounding = Pow2Rounding::Ceil;
+      else if (val == "nearest")
+        s.pow2_rounding = Pow2Rounding::Nearest;
+      else
+        bad_scheme(text, "pow2 takes floor, ceil or nearest");
     } else if (o == "absmax") {
       s.rule = ScaleRule::AbsMax;
     } else if (o == "mse") {
@@ -188,7 +196,8 @@ Scheme parse_long(std::string_view text) {
         bad_scheme(text, "percentile takes a number in (0, 100]");
       s.rule = ScaleRule::Percentile;
     } else if (key == "fixed") {
-      if (!parse_float(val, s.fixed_scale) || !(s.fixed_scale > 0)) bad_scheme(text, "fixed takes a positive scale");
+      if (!parse_float(val, s.fixed_scale) || !(s.fixed_scale > 0))
+        bad_scheme(text, "fixed takes a positive scale");
       s.rule = ScaleRule::Fixed;
     } else if (o == "global") {
       s.global_scale = true;
@@ -213,13 +222,14 @@ Scheme parse_long(std::string_view text) {
 }  // namespace
 
 bool operator==(const Scheme& a, const Scheme& b) {
-  return a.element == b.element && a.granularity == b.granularity && a.axis == b.axis && a.group == b.group &&
-         a.block_rows == b.block_rows && a.block_cols == b.block_cols && a.scale_is_f32 == b.scale_is_f32 &&
-         (a.scale_is_f32 || a.scale_format == b.scale_format) && a.pow2 == b.pow2 &&
-         (!a.pow2 || a.pow2_rounding == b.pow2_rounding) && a.rule == b.rule &&
+  return a.element == b.element && a.granularity == b.granularity && a.axis == b.axis &&
+         a.group == b.group && a.block_rows == b.block_rows && a.block_cols == b.block_cols &&
+         a.scale_is_f32 == b.scale_is_f32 && (a.scale_is_f32 || a.scale_format == b.scale_format) &&
+         a.pow2 == b.pow2 && (!a.pow2 || a.pow2_rounding == b.pow2_rounding) && a.rule == b.rule &&
          (a.rule != ScaleRule::Percentile || a.percentile == b.percentile) &&
-         (a.rule != ScaleRule::Fixed || a.fixed_scale == b.fixed_scale) && a.global_scale == b.global_scale &&
-         a.asymmetric == b.asymmetric && a.round.mode == b.round.mode && a.round.seed == b.round.seed;
+         (a.rule != ScaleRule::Fixed || a.fixed_scale == b.fixed_scale) &&
+         a.global_scale == b.global_scale && a.asymmetric == b.asymmetric &&
+         a.round.mode == b.round.mode && a.round.seed == b.round.seed;
 }
 
 const std::vector<NamedScheme>& named_schemes() {
@@ -229,10 +239,14 @@ const std::vector<NamedScheme>& named_schemes() {
       {"mxfp6_e2m3", "e2m3fn:g32:scale=e8m0fnu", "OCP MX FP6 (E2M3), blocks of 32, E8M0 scale"},
       {"mxfp6_e3m2", "e3m2fn:g32:scale=e8m0fnu", "OCP MX FP6 (E3M2), blocks of 32, E8M0 scale"},
       {"mxfp4", "e2m1fn:g32:scale=e8m0fnu", "OCP MX FP4 (E2M1), blocks of 32, E8M0 scale"},
-      {"mxint8", "int8:g32:scale=e8m0fnu", "OCP MX INT8 (1.6 fixed point), blocks of 32, E8M0 scale"},
-      {"nvfp4", "e2m1fn:g16:scale=e4m3fn:global", "NVIDIA FP4: blocks of 16, E4M3 scale, f32 tensor scale"},
-      {"msfp12", "int4:g16:scale=e8m0fnu", "block floating point (MSFP12): 4-bit sign-magnitude, 16 per exponent"},
-      {"msfp16", "int8:g16:scale=e8m0fnu", "block floating point (MSFP16): 8-bit, 16 per shared exponent"},
+      {"mxint8", "int8:g32:scale=e8m0fnu",
+       "OCP MX INT8 (1.6 fixed point), blocks of 32, E8M0 scale"},
+      {"nvfp4", "e2m1fn:g16:scale=e4m3fn:global",
+       "NVIDIA FP4: blocks of 16, E4M3 scale, f32 tensor scale"},
+      {"msfp12", "int4:g16:scale=e8m0fnu",
+       "block floating point (MSFP12): 4-bit sign-magnitude, 16 per exponent"},
+      {"msfp16", "int8:g16:scale=e8m0fnu",
+       "block floating point (MSFP16): 8-bit, 16 per shared exponent"},
       {"int8_channel", "int8:channel", "INT8, symmetric, one f32 scale per output channel"},
       {"int8_token", "int8:token", "INT8, symmetric, one f32 scale per token (row)"},
       {"int4_g128", "int4:g128:asym", "INT4 weight-only, groups of 128, f32 scale and zero point"},
@@ -262,29 +276,37 @@ Scheme parse_scheme(std::string_view text) {
   return s;
 }
 
-std::string scheme_name(const Scheme& s) { return s.preset.empty() ? long_name(s) : s.preset; }
+std::string scheme_name(const Scheme& s) {
+  return s.preset.empty() ? long_name(s) : s.preset;
+}
 
 void validate_scheme(const Scheme& s) {
   validate_format(s.element, "element format");
   if (!s.scale_is_f32) validate_format(s.scale_format, "scale format");
   if (s.asymmetric && s.element.kind != FormatKind::Int)
-    throw Error("asym (zero point) applies to integer elements only, not " + format_name(s.element));
+    throw Error("asym (zero point) applies to integer elements only, not " +
+                format_name(s.element));
   if (s.asymmetric && s.pow2) throw Error("asym and pow2 scales do not combine");
   if (s.mse_steps < 2 || !(s.mse_min_ratio > 0 && s.mse_min_ratio < 1))
     throw Error("the mse rule needs at least 2 steps and a minimum ratio in (0, 1)");
   if (s.global_scale && s.scale_is_f32)
-    throw Error("global (a second, per-tensor scale) needs a narrow block-scale format, e.g. scale=e4m3fn");
+    throw Error(
+        "global (a second, per-tensor scale) needs a narrow block-scale format, e.g. scale=e4m3fn");
   if (!s.scale_is_f32 && s.scale_format.kind != FormatKind::Float)
     throw Error("scale formats are floating-point formats, not " + format_name(s.scale_format));
   if (s.asymmetric && s.element.int_bits > 8) throw Error("asym supports integers of 2..8 bits");
   if (s.asymmetric && (s.rule == ScaleRule::Percentile || s.rule == ScaleRule::Fixed))
     throw Error("asym takes the absmax (min/max) or mse rule");
   if (s.asymmetric && s.global_scale) throw Error("asym and global do not combine");
-  if (s.element.bits() > 16) throw Error("element formats of more than 16 bits are not quantization targets");
-  if (s.granularity == Granularity::Group && s.group < 1) throw Error("group size must be positive");
+  if (s.element.bits() > 16)
+    throw Error("element formats of more than 16 bits are not quantization targets");
+  if (s.granularity == Granularity::Group && s.group < 1)
+    throw Error("group size must be positive");
 }
 
-int element_emax(const Format& element) { return int(std::floor(std::log2(max_finite(element)))); }
+int element_emax(const Format& element) {
+  return int(std::floor(std::log2(max_finite(element))));
+}
 
 double element_max(const Scheme& s) {
   if (s.asymmetric) return std::ldexp(1.0, s.element.int_bits) - 1;

@@ -31,7 +31,8 @@ std::vector<std::string> split_commas(const std::string& text) {
   size_t start = 0;
   while (start <= text.size()) {
     const size_t comma = text.find(',', start);
-    const std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const std::string part =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     if (!part.empty()) parts.push_back(part);
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -48,7 +49,8 @@ std::string shape_text(const std::vector<size_t>& shape) {
 nlohmann::json stats_json(const ErrorStats& st) {
   return {{"count", st.count},
           {"mse", st.mse()},
-          {"sqnr_db", std::isfinite(st.sqnr_db()) ? nlohmann::json(st.sqnr_db()) : nlohmann::json(nullptr)},
+          {"sqnr_db",
+           std::isfinite(st.sqnr_db()) ? nlohmann::json(st.sqnr_db()) : nlohmann::json(nullptr)},
           {"max_abs_err", st.max_abs_err},
           {"clipped_fraction", st.clipped_fraction()},
           {"flushed_fraction", st.flushed_fraction()},
@@ -61,15 +63,17 @@ struct Row {
 };
 
 void print_table(const std::vector<Row>& rows) {
-  fmt::print("{:<40} {:>9} {:>12} {:>9} {:>12} {:>9} {:>9} {:>8}  {}\n", "scheme", "bits/elem", "MSE", "SQNR dB",
-             "max |err|", "clipped", "flushed", "groups", "scales 2^k");
+  fmt::print("{:<40} {:>9} {:>12} {:>9} {:>12} {:>9} {:>9} {:>8}  {}\n", "scheme", "bits/elem",
+             "MSE", "SQNR dB", "max |err|", "clipped", "flushed", "groups", "scales 2^k");
   for (const Row& r : rows) {
     const ErrorStats& t = r.report.tensor;
     const auto& h = r.report.scale_log2_histogram;
-    const std::string scales = h.empty() ? "-" : fmt::format("{}..{}", h.begin()->first, h.rbegin()->first);
-    fmt::print("{:<40} {:>9.4f} {:>12.4g} {:>9.2f} {:>12.4g} {:>8.3f}% {:>8.3f}% {:>8}  {}\n", r.scheme,
-               r.report.bits_per_element, t.mse(), t.sqnr_db(), t.max_abs_err, 100 * t.clipped_fraction(),
-               100 * t.flushed_fraction(), r.report.groups.size(), scales);
+    const std::string scales =
+        h.empty() ? "-" : fmt::format("{}..{}", h.begin()->first, h.rbegin()->first);
+    fmt::print("{:<40} {:>9.4f} {:>12.4g} {:>9.2f} {:>12.4g} {:>8.3f}% {:>8.3f}% {:>8}  {}\n",
+               r.scheme, r.report.bits_per_element, t.mse(), t.sqnr_db(), t.max_abs_err,
+               100 * t.clipped_fraction(), 100 * t.flushed_fraction(), r.report.groups.size(),
+               scales);
   }
 }
 
@@ -80,7 +84,8 @@ void run(const Args& a) {
   if (names.size() > 1 && (!a.out.empty() || !a.dequant.empty()))
     throw Error("--out and --dequant take a single --scheme, not a comparison");
   std::vector<Scheme> schemes;
-  for (const std::string& n : names) schemes.push_back(parse_scheme(n));  // all names checked before any work
+  for (const std::string& n : names)
+    schemes.push_back(parse_scheme(n));  // all names checked before any work
   std::vector<size_t> shape;
   const std::vector<float> x = read_npy_float32(a.input, shape);
 
@@ -88,11 +93,13 @@ void run(const Args& a) {
   for (const Scheme& s : schemes) {
     std::vector<float> dq;
     rows.push_back({scheme_name(s), measure(s, x.data(), shape, &dq)});
-    if (!a.dequant.empty()) write_npy(a.dequant, "<f4", shape, dq.data(), dq.size() * sizeof(float));
+    if (!a.dequant.empty())
+      write_npy(a.dequant, "<f4", shape, dq.data(), dq.size() * sizeof(float));
     if (!a.out.empty()) write_qtensor(a.out, quantize(s, x.data(), shape));
   }
-  std::stable_sort(rows.begin(), rows.end(),
-                   [](const Row& l, const Row& r) { return l.report.bits_per_element < r.report.bits_per_element; });
+  std::stable_sort(rows.begin(), rows.end(), [](const Row& l, const Row& r) {
+    return l.report.bits_per_element < r.report.bits_per_element;
+  });
   if (a.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const Row& r : rows) {
@@ -123,10 +130,13 @@ void run(const Args& a) {
 
 void add_quantize_tensor_command(CLI::App& app) {
   auto a = std::make_shared<Args>();
-  CLI::App* cmd = app.add_subcommand("quantize-tensor", "Quantize a .npy tensor with a scheme and report the error");
+  CLI::App* cmd = app.add_subcommand("quantize-tensor",
+                                     "Quantize a .npy tensor with a scheme and report the error");
   cmd->add_option("input", a->input, "Input .npy (float32, float16 or bfloat16)")->required();
-  cmd->add_option("-s,--scheme", a->scheme, "Scheme: a preset (see `lowbit schemes`) or element:options");
-  cmd->add_option("--compare", a->compare, "Comma-separated schemes: one row each, sorted by bits per element");
+  cmd->add_option("-s,--scheme", a->scheme,
+                  "Scheme: a preset (see `lowbit schemes`) or element:options");
+  cmd->add_option("--compare", a->compare,
+                  "Comma-separated schemes: one row each, sorted by bits per element");
   cmd->add_option("--out", a->out, "Write the quantized tensor to this .lbq file");
   cmd->add_option("--dequant", a->dequant, "Write the dequantized values to this .npy file");
   cmd->add_flag("--json", a->json, "Print JSON instead of a table");
@@ -142,9 +152,11 @@ void add_schemes_command(CLI::App& app) {
       const double bits = scheme_bits_per_element(parse_scheme(ns.name), {4096, 4096});
       fmt::print("{:<14} {:<36} {:>9.3f}  {}\n", ns.name, ns.definition, bits, ns.description);
     }
-    fmt::print("\n(bits per element on a 4096x4096 tensor.) Syntax: <element>[:tensor|:channel|:token|:g<G>|"
-               ":block<R>x<C>][:axis=<a>][:scale=<format>|f32][:pow2[=floor|ceil|nearest]]"
-               "[:mse|:percentile=<p>|:fixed=<s>][:global][:asym][:round=<mode>][:seed=<n>]\n");
+    fmt::print(
+        "\n(bits per element on a 4096x4096 tensor.) Syntax: "
+        "<element>[:tensor|:channel|:token|:g<G>|"
+        ":block<R>x<C>][:axis=<a>][:scale=<format>|f32][:pow2[=floor|ceil|nearest]]"
+        "[:mse|:percentile=<p>|:fixed=<s>][:global][:asym][:round=<mode>][:seed=<n>]\n");
   });
 }
 

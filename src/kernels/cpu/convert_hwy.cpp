@@ -666,7 +666,8 @@ class ScaleStream {
       return hn::Set(df, r_.scales[shift_ >= 0 ? v >> shift_ : v / vectors_per_group_]);
     }
     HWY_ALIGN float buf[kMaxLanes];
-    for (size_t k = 0; k < lanes_; ++k) buf[k] = r_.scales[(r_.phase + std::min(i + k, n_ - 1)) / r_.group_len];
+    for (size_t k = 0; k < lanes_; ++k)
+      buf[k] = r_.scales[(r_.phase + std::min(i + k, n_ - 1)) / r_.group_len];
     return hn::Load(df, buf);
   }
 
@@ -685,8 +686,8 @@ HWY_INLINE VF ScaleAndClamp(VF x, VF scale, VF top, VF bottom) {
 }
 
 template <class Code, class Encoder>
-void EncodeScaledLoop(const ConvertPlan& p, const float* in, size_t n, const ScaleRun& run, uint64_t first,
-                      Code* out) {
+void EncodeScaledLoop(const ConvertPlan& p, const float* in, size_t n, const ScaleRun& run,
+                      uint64_t first, Code* out) {
   const DU du;
   const DF df;
   const size_t lanes = hn::Lanes(du);
@@ -697,11 +698,13 @@ void EncodeScaledLoop(const ConvertPlan& p, const float* in, size_t n, const Sca
   const uint32_t hi_key = p.key.k1 ^ uint32_t(first >> 32);
   const auto code_at = [&](const float* src, size_t k) HWY_ATTR_ALWAYS_INLINE {
     const VU u24 = Encoder::kRandom ? RandomU24(p, lo + uint32_t(k), hi_key) : hn::Zero(du);
-    return encode(hn::BitCast(du, ScaleAndClamp(hn::LoadU(df, src), scales.at(k), top, bottom)), u24);
+    return encode(hn::BitCast(du, ScaleAndClamp(hn::LoadU(df, src), scales.at(k), top, bottom)),
+                  u24);
   };
   size_t i = 0;
   for (; i + 4 * lanes <= n; i += 4 * lanes)
-    StoreCodes4(code_at(in + i, i), code_at(in + i + lanes, i + lanes), code_at(in + i + 2 * lanes, i + 2 * lanes),
+    StoreCodes4(code_at(in + i, i), code_at(in + i + lanes, i + lanes),
+                code_at(in + i + 2 * lanes, i + 2 * lanes),
                 code_at(in + i + 3 * lanes, i + 3 * lanes), out + i);
   for (; i + lanes <= n; i += lanes) StoreCodes(code_at(in + i, i), out + i);
   if (i < n) {
@@ -714,8 +717,8 @@ void EncodeScaledLoop(const ConvertPlan& p, const float* in, size_t n, const Sca
 }
 
 template <class Quantizer>
-void FakeQuantScaledLoop(const ConvertPlan& p, const float* in, size_t n, const ScaleRun& run, uint64_t first,
-                         float* out) {
+void FakeQuantScaledLoop(const ConvertPlan& p, const float* in, size_t n, const ScaleRun& run,
+                         uint64_t first, float* out) {
   const DU du;
   const DF df;
   const size_t lanes = hn::Lanes(du);
@@ -727,7 +730,9 @@ void FakeQuantScaledLoop(const ConvertPlan& p, const float* in, size_t n, const 
   const auto value_at = [&](const float* src, size_t k) HWY_ATTR_ALWAYS_INLINE {
     const VU u24 = Quantizer::kRandom ? RandomU24(p, lo + uint32_t(k), hi_key) : hn::Zero(du);
     const VF scale = scales.at(k);
-    return hn::Mul(quantize(hn::BitCast(du, ScaleAndClamp(hn::LoadU(df, src), scale, top, bottom)), u24), scale);
+    return hn::Mul(
+        quantize(hn::BitCast(du, ScaleAndClamp(hn::LoadU(df, src), scale, top, bottom)), u24),
+        scale);
   };
   size_t i = 0;
   for (; i + lanes <= n; i += lanes) hn::StoreU(value_at(in + i, i), df, out + i);
@@ -741,13 +746,15 @@ void FakeQuantScaledLoop(const ConvertPlan& p, const float* in, size_t n, const 
 }
 
 template <class Code, class Decoder>
-void DecodeScaledLoop(const ConvertPlan& p, const Code* in, size_t n, const ScaleRun& run, float* out) {
+void DecodeScaledLoop(const ConvertPlan& p, const Code* in, size_t n, const ScaleRun& run,
+                      float* out) {
   const DF df;
   const size_t lanes = hn::Lanes(df);
   const Decoder decode(p);
   const ScaleStream scales(run, n);
   size_t i = 0;
-  for (; i + lanes <= n; i += lanes) hn::StoreU(hn::Mul(decode(LoadCodes(in + i)), scales.at(i)), df, out + i);
+  for (; i + lanes <= n; i += lanes)
+    hn::StoreU(hn::Mul(decode(LoadCodes(in + i)), scales.at(i)), df, out + i);
   if (i < n) {
     Code in_tail[kMaxLanes] = {};
     float out_tail[kMaxLanes];
@@ -889,34 +896,43 @@ void Decode(const ConvertPlan& p, const void* codes, int code_bytes, size_t n, f
   }
 }
 
-void EncodeScaled(const ConvertPlan& p, const float* x, size_t n, const ScaleRun& run, uint64_t first, void* codes,
-                  int code_bytes) {
+void EncodeScaled(const ConvertPlan& p, const float* x, size_t n, const ScaleRun& run,
+                  uint64_t first, void* codes, int code_bytes) {
   WithCodec(p, [&](auto codec) {
     using E = typename decltype(codec)::Encoder;
-    if (code_bytes == 1) EncodeScaledLoop<uint8_t, E>(p, x, n, run, first, static_cast<uint8_t*>(codes));
-    else if (code_bytes == 2) EncodeScaledLoop<uint16_t, E>(p, x, n, run, first, static_cast<uint16_t*>(codes));
-    else EncodeScaledLoop<uint32_t, E>(p, x, n, run, first, static_cast<uint32_t*>(codes));
+    if (code_bytes == 1)
+      EncodeScaledLoop<uint8_t, E>(p, x, n, run, first, static_cast<uint8_t*>(codes));
+    else if (code_bytes == 2)
+      EncodeScaledLoop<uint16_t, E>(p, x, n, run, first, static_cast<uint16_t*>(codes));
+    else
+      EncodeScaledLoop<uint32_t, E>(p, x, n, run, first, static_cast<uint32_t*>(codes));
   });
 }
 
-void FakeQuantScaled(const ConvertPlan& p, const float* x, size_t n, const ScaleRun& run, uint64_t first,
-                     float* out) {
-  WithCodec(p, [&](auto codec) { FakeQuantScaledLoop<typename decltype(codec)::Quantizer>(p, x, n, run, first, out); });
+void FakeQuantScaled(const ConvertPlan& p, const float* x, size_t n, const ScaleRun& run,
+                     uint64_t first, float* out) {
+  WithCodec(p, [&](auto codec) {
+    FakeQuantScaledLoop<typename decltype(codec)::Quantizer>(p, x, n, run, first, out);
+  });
 }
 
 template <class Decoder>
-void DecodeScaledTyped(const ConvertPlan& p, const void* codes, int code_bytes, size_t n, const ScaleRun& run,
-                       float* out) {
-  if (code_bytes == 1) DecodeScaledLoop<uint8_t, Decoder>(p, static_cast<const uint8_t*>(codes), n, run, out);
-  else if (code_bytes == 2) DecodeScaledLoop<uint16_t, Decoder>(p, static_cast<const uint16_t*>(codes), n, run, out);
-  else DecodeScaledLoop<uint32_t, Decoder>(p, static_cast<const uint32_t*>(codes), n, run, out);
+void DecodeScaledTyped(const ConvertPlan& p, const void* codes, int code_bytes, size_t n,
+                       const ScaleRun& run, float* out) {
+  if (code_bytes == 1)
+    DecodeScaledLoop<uint8_t, Decoder>(p, static_cast<const uint8_t*>(codes), n, run, out);
+  else if (code_bytes == 2)
+    DecodeScaledLoop<uint16_t, Decoder>(p, static_cast<const uint16_t*>(codes), n, run, out);
+  else
+    DecodeScaledLoop<uint32_t, Decoder>(p, static_cast<const uint32_t*>(codes), n, run, out);
 }
 
-void DecodeScaled(const ConvertPlan& p, const void* codes, int code_bytes, size_t n, const ScaleRun& run,
-                  float* out) {
+void DecodeScaled(const ConvertPlan& p, const void* codes, int code_bytes, size_t n,
+                  const ScaleRun& run, float* out) {
   switch (p.format.kind) {
     case FormatKind::Float:
-      if (p.common_float) return DecodeScaledTyped<FloatDecoder<true>>(p, codes, code_bytes, n, run, out);
+      if (p.common_float)
+        return DecodeScaledTyped<FloatDecoder<true>>(p, codes, code_bytes, n, run, out);
       return DecodeScaledTyped<FloatDecoder<>>(p, codes, code_bytes, n, run, out);
     case FormatKind::Int:
       return DecodeScaledTyped<IntDecoder>(p, codes, code_bytes, n, run, out);
@@ -934,7 +950,8 @@ void MaxAbsBits(const float* x, size_t n, size_t group_len, uint32_t* out) {
     const size_t end = std::min(n, begin + group_len);
     VU top = hn::Zero(du);
     size_t i = begin;
-    for (; i + lanes <= end; i += lanes) top = hn::Max(top, hn::And(hn::BitCast(du, hn::LoadU(df, x + i)), magnitude));
+    for (; i + lanes <= end; i += lanes)
+      top = hn::Max(top, hn::And(hn::BitCast(du, hn::LoadU(df, x + i)), magnitude));
     uint32_t result = hn::GetLane(hn::MaxOfLanes(du, top));
     for (; i < end; ++i) {
       uint32_t b;
@@ -947,8 +964,9 @@ void MaxAbsBits(const float* x, size_t n, size_t group_len, uint32_t* out) {
 
 // Registers this target's kernels at start-up.
 const bool kRegistered =
-    (register_simd_backend({std::string("hwy:") + hwy::TargetName(HWY_TARGET), HWY_TARGET, &Encode, &Decode,
-                            &FakeQuant, &EncodeScaled, &DecodeScaled, &FakeQuantScaled, &MaxAbsBits}),
+    (register_simd_backend({std::string("hwy:") + hwy::TargetName(HWY_TARGET), HWY_TARGET, &Encode,
+                            &Decode, &FakeQuant, &EncodeScaled, &DecodeScaled, &FakeQuantScaled,
+                            &MaxAbsBits}),
      true);
 
 }  // namespace HWY_NAMESPACE
