@@ -11,21 +11,15 @@
 
 #include "lowbit/error.h"
 #include "lowbit/npy.h"
+#include "temp_dir.h"
 
 namespace lowbit {
 namespace {
 
 namespace fs = std::filesystem;
 
-class NpyTest : public ::testing::Test {
+class NpyTest : public testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("lowbit_npy_test_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
   // A file with the given preamble version, header text and payload size.
   std::string craft(const std::string& name, const std::string& header, size_t payload,
                     int version = 1, const std::string& magic = "\x93NUMPY") {
@@ -54,8 +48,6 @@ class NpyTest : public ::testing::Test {
       EXPECT_NE(msg.find(fragment), std::string::npos) << msg;
     }
   }
-
-  fs::path dir_;
 };
 
 TEST_F(NpyTest, RoundTrips) {

@@ -8,22 +8,14 @@
 
 #include "lowbit/error.h"
 #include "lowbit/qtensor_file.h"
+#include "temp_dir.h"
 
 namespace lowbit {
 namespace {
 
 namespace fs = std::filesystem;
 
-class LbqTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("lowbit_lbq_test_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
-};
+using LbqTest = testing::TempDirTest;
 
 std::vector<float> sample(size_t n) {
   std::vector<float> x(n);

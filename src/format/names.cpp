@@ -9,6 +9,7 @@
 #include "lowbit/error.h"
 #include "lowbit/format.h"
 #include "lowbit/reference.h"
+#include "util/text.h"
 
 namespace lowbit {
 namespace {
@@ -18,17 +19,7 @@ constexpr const char* kGenericSyntax =
     "(X = 1..8 exponent bits, Y = 0..10 mantissa bits; default bias 2^(X-1)-1, IEEE specials, "
     "subnormals on, signed)";
 
-std::vector<std::string> split(std::string_view text, char sep) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  while (true) {
-    const size_t pos = text.find(sep, start);
-    parts.emplace_back(text.substr(start, pos == std::string_view::npos ? pos : pos - start));
-    if (pos == std::string_view::npos) break;
-    start = pos + 1;
-  }
-  return parts;
-}
+using text::split;
 
 std::string lower(std::string_view s) {
   std::string r(s);

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/atomic_file.h"
 #include "lowbit/error.h"
 #include "lowbit/packing.h"
 #include "lowbit/qtensor_file.h"
@@ -85,10 +86,7 @@ void write_qtensor(const std::string& path, const QTensor& q) {
   }
   text.resize(header_room, ' ');
 
-  const std::string tmp = path + ".tmp-lowbit";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(path + ": cannot open for writing");
+  io::write_file_atomically(path, [&](std::ostream& out) {
     out.write(kMagic, 8);
     const uint32_t fields[2] = {kVersion, uint32_t(text.size())};
     out.write(reinterpret_cast<const char*>(fields), 8);
@@ -101,16 +99,7 @@ void write_qtensor(const std::string& path, const QTensor& q) {
       out.write(reinterpret_cast<const char*>(p.data), std::streamsize(p.bytes));
       at = offset + p.bytes;
     }
-    out.close();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw Error(path + ": write failed (disk full?)");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot move the finished file into place");
-  }
+  });
 }
 
 QTensor read_qtensor(const std::string& path) {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <limits>
 
+#include "io/atomic_file.h"
 #include "lowbit/error.h"
 #include "lowbit/reference.h"
 
@@ -211,25 +212,13 @@ void write_npy(const std::string& path, const std::string& descr, const std::vec
   dict += '\n';
   if (dict.size() > 65535) throw Error(path + ": shape too long for a .npy 1.0 header");
 
-  const std::string tmp = path + ".tmp-lowbit";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(path + ": cannot open for writing");
+  io::write_file_atomically(path, [&](std::ostream& out) {
     const char preamble[10] = {
         '\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0, char(dict.size() & 0xFF), char(dict.size() >> 8)};
     out.write(preamble, 10);
     out.write(dict.data(), std::streamsize(dict.size()));
     out.write(static_cast<const char*>(data), std::streamsize(bytes));
-    out.close();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw Error(path + ": write failed (disk full?)");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot move the finished file into place");
-  }
+  });
 }
 
 }  // namespace lowbit

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "lowbit/error.h"
+#include "util/text.h"
 
 namespace lowbit {
 namespace {
@@ -14,17 +15,7 @@ constexpr const char* kSchemeSyntax =
     "[:pow2[=floor|ceil|nearest]][:mse|:percentile=<p>|:fixed=<s>][:global][:asym]"
     "[:round=<mode>][:seed=<n>]";
 
-std::vector<std::string> split(std::string_view text, char sep) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  while (true) {
-    const size_t pos = text.find(sep, start);
-    parts.emplace_back(text.substr(start, pos == std::string_view::npos ? pos : pos - start));
-    if (pos == std::string_view::npos) break;
-    start = pos + 1;
-  }
-  return parts;
-}
+using text::split;
 
 [[noreturn]] void bad_scheme(std::string_view text, const std::string& why) {
   std::string presets;
@@ -33,12 +24,7 @@ std::vector<std::string> split(std::string_view text, char sep) {
               "\n  Syntax: " + kSchemeSyntax + "\n  Element formats: see `lowbit formats`");
 }
 
-bool parse_int(const std::string& s, long& out) {
-  if (s.empty()) return false;
-  char* end = nullptr;
-  out = std::strtol(s.c_str(), &end, 10);
-  return *end == '\0';
-}
+using text::parse_long;
 
 bool parse_float(const std::string& s, float& out) {
   if (s.empty()) return false;
@@ -111,7 +97,7 @@ std::string long_name(const Scheme& s) {
   return out;
 }
 
-Scheme parse_long(std::string_view text) {
+Scheme parse_spelled_out(std::string_view text) {
   const std::vector<std::string> parts = split(text, ':');
   Scheme s;
   // The element may itself carry options (e5m2:bias=16:...) or be a codebook (lut:...): take the
@@ -149,20 +135,20 @@ Scheme parse_long(std::string_view text) {
       s.granularity = Granularity::Channel;
     } else if (o == "token") {
       s.granularity = Granularity::Token;
-    } else if (o.size() > 1 && o[0] == 'g' && parse_int(o.substr(1), n)) {
+    } else if (o.size() > 1 && o[0] == 'g' && parse_long(o.substr(1), n)) {
       if (n < 1 || n > (1 << 20)) bad_scheme(text, "group size must be 1..1048576");
       s.granularity = Granularity::Group;
       s.group = int(n);
     } else if (o.rfind("block", 0) == 0) {
       const size_t x = o.find('x');
       long r = 0, c = 0;
-      if (x == std::string::npos || !parse_int(o.substr(5, x - 5), r) ||
-          !parse_int(o.substr(x + 1), c) || r < 1 || c < 1 || r > 65536 || c > 65536)
+      if (x == std::string::npos || !parse_long(o.substr(5, x - 5), r) ||
+          !parse_long(o.substr(x + 1), c) || r < 1 || c < 1 || r > 65536 || c > 65536)
         bad_scheme(text, "2-D blocks are written block<rows>x<cols>, e.g. block128x128");
       s.granularity = Granularity::Block2D;
       s.block_rows = int(r);
       s.block_cols = int(c);
-    } else if (key == "axis" && parse_int(val, n) && n > -64 && n < 64) {
+    } else if (key == "axis" && parse_long(val, n) && n > -64 && n < 64) {
       s.axis = int(n);
       axis_given = true;
     } else if (key == "scale") {
@@ -209,7 +195,7 @@ Scheme parse_long(std::string_view text) {
       } catch (const Error& e) {
         bad_scheme(text, e.what());
       }
-    } else if (key == "seed" && parse_int(val, n) && n >= 0) {
+    } else if (key == "seed" && parse_long(val, n) && n >= 0) {
       s.round.seed = uint64_t(n);
     } else {
       bad_scheme(text, "unknown option '" + o + "'");
@@ -262,12 +248,12 @@ const std::vector<NamedScheme>& named_schemes() {
 Scheme parse_scheme(std::string_view text) {
   for (const NamedScheme& ns : named_schemes()) {
     if (text == ns.name) {
-      Scheme s = parse_long(ns.definition);
+      Scheme s = parse_spelled_out(ns.definition);
       s.preset = ns.name;
       return s;
     }
   }
-  Scheme s = parse_long(text);
+  Scheme s = parse_spelled_out(text);
   try {
     validate_scheme(s);
   } catch (const Error& e) {

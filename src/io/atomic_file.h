@@ -1,0 +1,34 @@
+// Writing a file so that it appears complete or not at all: write to a temporary name in the same
+// folder, then rename into place. A reader never sees a half-written file under the real name.
+#pragma once
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "lowbit/error.h"
+
+namespace lowbit::io {
+
+// Calls write(stream) on a temporary file and renames it to `path`; throws lowbit::Error naming
+// `path` (and removes the temporary file) when anything fails.
+template <class WriteFn>
+void write_file_atomically(const std::string& path, WriteFn write) {
+  const std::string tmp = path + ".tmp-lowbit";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error(path + ": cannot open for writing");
+    write(out);
+    out.close();
+    if (!out) {
+      std::remove(tmp.c_str());
+      throw Error(path + ": write failed (disk full?)");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw Error(path + ": cannot move the finished file into place");
+  }
+}
+
+}  // namespace lowbit::io
