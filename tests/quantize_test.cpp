@@ -181,6 +181,18 @@ TEST(Nvfp4, TwoLevelScaleHandWorked) {
   EXPECT_EQ(q.scales[1], 1u);  // 2^-9, not 0: no division by zero
 }
 
+TEST(Nvfp4, UnsignedE4m3ScalesMatchSignedOnes) {
+  // The NVFP4 block scale is positive: storing it as UE4M3 (7 bits) gives the same values.
+  std::vector<float> x(64);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::cos(float(i)) * float(1 + i % 5);
+  std::vector<float> a(64), b(64);
+  fake_quant(parse_scheme("nvfp4"), x.data(), {64}, a.data());
+  fake_quant(parse_scheme("e2m1fn:g16:scale=ue4m3:global"), x.data(), {64}, b.data());
+  EXPECT_EQ(a, b);
+  EXPECT_DOUBLE_EQ(scheme_bits_per_element(parse_scheme("e2m1fn:g16:scale=ue4m3:global"), {4096, 4096}),
+                   4.0 + 7.0 / 16 + 32.0 / (4096.0 * 4096.0));
+}
+
 TEST(Pow2Rounding, FloorCeilNearest) {
   const auto scale_for = [](const char* scheme, float amax) {
     std::vector<float> x(32, 0.0f);

@@ -334,6 +334,8 @@ inline constexpr Format e4m3b11fnuz = Format::floating(4, 3, 11, Specials::FNUZ)
 inline constexpr Format e3m4 = Format::floating(3, 4, 3, Specials::IEEE);
 inline constexpr Format e8m0fnu =
     Format::floating(8, 0, 127, Specials::FN, LowBinade::Normal, /*is_signed=*/false);
+inline constexpr Format ue4m3 =
+    Format::floating(4, 3, 7, Specials::FN, LowBinade::Subnormal, /*is_signed=*/false);
 inline constexpr Format e2m3fn = Format::floating(2, 3, 1, Specials::None);
 inline constexpr Format e3m2fn = Format::floating(3, 2, 3, Specials::None);
 inline constexpr Format e2m1fn = Format::floating(2, 1, 1, Specials::None);
@@ -359,6 +361,7 @@ static_assert(max_finite(formats::e5m2fnuz) == 57344.0, "E5M2FNUZ max is 57344")
 static_assert(max_finite(formats::e4m3b11fnuz) == 30.0, "E4M3B11FNUZ max is 30");
 static_assert(max_finite(formats::e3m4) == 15.5, "E3M4 max is 15.5");
 static_assert(max_finite(formats::e8m0fnu) == exp2i(127), "E8M0 max is 2^127");
+static_assert(max_finite(formats::ue4m3) == 448.0 && formats::ue4m3.bits() == 7, "UE4M3: E4M3 without a sign");
 static_assert(lowest_finite(formats::e8m0fnu) == exp2i(-127), "E8M0 min is 2^-127");
 static_assert(max_finite(formats::fp16) == 65504.0, "fp16 max is 65504");
 static_assert(min_subnormal(formats::e4m3fn) == exp2i(-9), "E4M3 min subnormal is 2^-9");

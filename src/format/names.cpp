@@ -135,6 +135,7 @@ const std::vector<NamedFormat>& named_formats() {
        e8m0fnu,
        {"float8_e8m0fnu", "e8m0", "ue8m0"},
        "OCP MX scale: unsigned 2^-127..2^127, no zero, 0xFF = NaN"},
+      {"ue4m3", ue4m3, {"float8_ue4m3"}, "unsigned E4M3 (NVFP4 block scales): 7 bits, max 448"},
       {"e2m3fn", e2m3fn, {"float6_e2m3fn", "fp6_e2m3"}, "OCP MX FP6 E2M3: all codes finite"},
       {"e3m2fn", e3m2fn, {"float6_e3m2fn", "fp6_e3m2"}, "OCP MX FP6 E3M2: all codes finite"},
       {"e2m1fn", e2m1fn, {"float4_e2m1fn", "fp4_e2m1", "fp4"}, "OCP MX FP4 E2M1: all codes finite"},
