@@ -1,0 +1,183 @@
+// safetensors reader (single file or sharded) and float32 writer.
+#include "lowbit/safetensors.h"
+
+#include <sys/stat.h>
+
+#include <cstring>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "io/atomic_file.h"
+#include "io/byte_reader.h"
+#include "lowbit/error.h"
+#include "model/mapped_file.h"
+
+namespace lowbit::model {
+namespace {
+
+using nlohmann::json;
+
+constexpr uint64_t kMaxHeader = uint64_t(100) << 20;  // the format's own limit is 100 MB
+
+struct Dtype {
+  const char* name;
+  size_t bytes;
+  std::optional<GgmlType> type;
+};
+const Dtype kDtypes[] = {
+    {"F32", 4, GgmlType::F32}, {"F16", 2, GgmlType::F16},  {"BF16", 2, GgmlType::BF16},
+    {"F64", 8, std::nullopt},  {"I64", 8, std::nullopt},   {"I32", 4, std::nullopt},
+    {"I16", 2, std::nullopt},  {"I8", 1, std::nullopt},    {"U8", 1, std::nullopt},
+    {"U16", 2, std::nullopt},  {"U32", 4, std::nullopt},   {"U64", 8, std::nullopt},
+    {"BOOL", 1, std::nullopt}, {"F8_E4M3", 1, std::nullopt}, {"F8_E5M2", 1, std::nullopt},
+};
+
+bool is_dir(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+bool exists(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0;
+}
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+json parse_json(const std::string& text, const std::string& where) {
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    throw Error(where + ": malformed JSON (" + e.what() + ")");
+  }
+}
+
+// Adds the tensors of one .safetensors file; `wanted` (when not null) restricts to those names.
+void add_file(TensorStore& store, const std::string& path, const std::set<std::string>* wanted) {
+  auto file = std::make_shared<MappedFile>(path);
+  const std::string where = path + ": not a usable safetensors file";
+  io::ByteReader r(file->data(), file->size(), where);
+  const auto header_len = r.read<uint64_t>("the header length");
+  if (header_len > kMaxHeader || header_len > r.remaining())
+    r.fail("header length " + std::to_string(header_len) + " is larger than the file (or 100 MB)");
+  const json header = parse_json(r.read_string(header_len, "the JSON header"), where);
+  if (!header.is_object()) r.fail("the header is not a JSON object");
+  const uint8_t* data = file->data() + 8 + header_len;
+  const uint64_t data_size = file->size() - 8 - header_len;
+
+  for (const auto& [name, info] : header.items()) {
+    if (name == "__metadata__") continue;
+    const std::string t = "tensor '" + name + "'";
+    if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
+      r.fail(t + " lacks dtype, shape or data_offsets");
+    const json& dt = info["dtype"];
+    const json& shape = info["shape"];
+    const json& offsets = info["data_offsets"];
+    if (!dt.is_string() || !shape.is_array() || !offsets.is_array() || offsets.size() != 2)
+      r.fail(t + " has a malformed dtype, shape or data_offsets");
+    const Dtype* dtype = nullptr;
+    for (const Dtype& d : kDtypes)
+      if (dt.get<std::string>() == d.name) dtype = &d;
+    if (!dtype) r.fail(t + " has unknown dtype " + dt.get<std::string>());
+    TensorView view;
+    view.name = name;
+    view.dtype = dtype->name;
+    view.type = dtype->type;
+    view.file = path;
+    uint64_t numel = 1;
+    for (const json& d : shape) {
+      if (!d.is_number_unsigned() || d.get<uint64_t>() > (uint64_t(1) << 40))
+        r.fail(t + " has an invalid or absurd dimension " + d.dump());
+      const uint64_t v = d.get<uint64_t>();
+      if (v != 0 && numel > (uint64_t(1) << 48) / v) r.fail(t + " has an absurd element count");
+      numel *= v;
+      view.shape.push_back(int64_t(v));
+    }
+    if (!offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
+      r.fail(t + " has non-integer data_offsets");
+    const auto begin = offsets[0].get<uint64_t>(), end = offsets[1].get<uint64_t>();
+    if (begin > end || end > data_size)
+      r.fail(t + " has data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
+             "] outside the data section of " + std::to_string(data_size) + " bytes (truncated file or lying offsets)");
+    if (end - begin != numel * dtype->bytes)
+      r.fail(t + " occupies " + std::to_string(end - begin) + " bytes but its shape " + view.shape_string() + " and dtype " +
+             dtype->name + " need " + std::to_string(numel * dtype->bytes));
+    view.data = data + begin;
+    view.nbytes = size_t(end - begin);
+    if (wanted && !wanted->count(name)) continue;
+    try {
+      store.add(std::move(view));
+    } catch (const Error& e) {
+      r.fail(e.what());
+    }
+  }
+  const MappedFile* raw = file.get();
+  store.set_page_releaser([raw] { raw->release_pages(); });
+  store.keep_alive(std::move(file));
+}
+
+std::string read_text_file(const std::string& path) {
+  MappedFile f(path);
+  return std::string(reinterpret_cast<const char*>(f.data()), f.size());
+}
+
+TensorStore load_index(const std::string& index_path) {
+  const json index = parse_json(read_text_file(index_path), index_path);
+  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+    throw Error(index_path + ": not a safetensors index (no \"weight_map\" object)");
+  const std::string dir = index_path.substr(0, index_path.find_last_of('/') + 1);
+  std::map<std::string, std::set<std::string>> by_file;
+  for (const auto& [name, file] : index["weight_map"].items()) {
+    if (!file.is_string() || file.get<std::string>().find('/') != std::string::npos)
+      throw Error(index_path + ": weight_map entry for '" + name + "' must be a file name in the same folder");
+    by_file[file.get<std::string>()].insert(name);
+  }
+  TensorStore store;
+  for (const auto& [file, names] : by_file) add_file(store, dir + file, &names);
+  for (const auto& [file, names] : by_file)
+    for (const std::string& name : names)
+      if (!store.find(name))
+        throw Error(index_path + ": lists tensor '" + name + "' in " + file + ", which does not contain it");
+  return store;
+}
+
+}  // namespace
+
+TensorStore load_safetensors(const std::string& path) {
+  if (is_dir(path)) {
+    const std::string dir = ends_with(path, "/") ? path : path + "/";
+    if (exists(dir + "model.safetensors.index.json")) return load_index(dir + "model.safetensors.index.json");
+    if (exists(dir + "model.safetensors")) return load_safetensors(dir + "model.safetensors");
+    throw Error(path + ": folder has neither model.safetensors nor model.safetensors.index.json");
+  }
+  if (ends_with(path, ".json")) return load_index(path);
+  TensorStore store;
+  add_file(store, path, nullptr);
+  return store;
+}
+
+void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  json header = json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  uint64_t offset = 0;
+  for (const NamedTensor& t : tensors) {
+    uint64_t numel = 1;
+    for (int64_t d : t.shape) numel *= uint64_t(d);
+    if (numel != t.values.size()) throw Error("safetensors tensor '" + t.name + "': shape does not match its values");
+    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + numel * 4}}};
+    offset += numel * 4;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned, as the writers do
+  io::write_file_atomically(path, [&](std::ostream& out) {
+    const uint64_t n = text.size();
+    out.write(reinterpret_cast<const char*>(&n), 8);
+    out.write(text.data(), std::streamsize(n));
+    for (const NamedTensor& t : tensors)
+      out.write(reinterpret_cast<const char*>(t.values.data()), std::streamsize(t.values.size() * 4));
+  });
+}
+
+}  // namespace lowbit::model

@@ -1,0 +1,66 @@
+// TensorStore: lookup by name, shape checks, conversion to float32.
+#include "lowbit/tensor_store.h"
+
+#include <sstream>
+
+#include "lowbit/error.h"
+
+namespace lowbit::model {
+
+int64_t TensorView::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string TensorView::shape_string() const {
+  std::ostringstream s;
+  s << '[';
+  for (size_t k = 0; k < shape.size(); ++k) s << (k ? ", " : "") << shape[k];
+  s << ']';
+  return s.str();
+}
+
+void TensorStore::add(TensorView view) {
+  if (index_.count(view.name)) throw Error("tensor '" + view.name + "' appears twice");
+  index_[view.name] = tensors_.size();
+  tensors_.push_back(std::move(view));
+}
+
+const TensorView* TensorStore::find(const std::string& name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &tensors_[it->second];
+}
+
+const TensorView& TensorStore::get(const std::string& name) const {
+  if (const TensorView* t = find(name)) return *t;
+  const std::string file = tensors_.empty() ? std::string("the model") : tensors_.front().file;
+  throw Error(file + ": tensor '" + name + "' is missing (is this the architecture lowbit thinks it is? "
+              "`lowbit inspect` lists the tensors)");
+}
+
+std::vector<float> TensorStore::to_f32(const TensorView& t) const {
+  if (!t.type)
+    throw Error(t.file + ": tensor '" + t.name + "' has type " + t.dtype +
+                ", which lowbit cannot convert to float32");
+  std::vector<float> out(size_t(t.numel()));
+  dequantize_ggml(*t.type, t.data, out.size(), out.data());
+  return out;
+}
+
+std::vector<float> TensorStore::to_f32(const std::string& name, const std::vector<int64_t>& expected_shape) const {
+  const TensorView& t = get(name);
+  if (t.shape != expected_shape) {
+    TensorView expected;
+    expected.shape = expected_shape;
+    throw Error(t.file + ": tensor '" + name + "' has shape " + t.shape_string() + " but the model's config implies " +
+                expected.shape_string());
+  }
+  return to_f32(t);
+}
+
+void TensorStore::release_pages() const {
+  for (const auto& fn : releasers_) fn();
+}
+
+}  // namespace lowbit::model

@@ -1,0 +1,218 @@
+// Building a tokenizer from a GGUF file's tokenizer.ggml.* metadata or from a Hugging Face
+// tokenizer.json; anything lowbit does not implement is an error that says so.
+#include <nlohmann/json.hpp>
+
+#include "lowbit/error.h"
+#include "lowbit/gguf.h"
+#include "model/mapped_file.h"
+#include "model/text_splitting.h"
+#include "model/tokenizer_spec.h"
+
+namespace lowbit::model {
+namespace {
+
+using nlohmann::json;
+
+enum GgufTokenType { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+
+// GGUF's tokenizer.ggml.pre names (llama.cpp's list) for the pre-tokenizers lowbit implements.
+bool pre_stages_for(const std::string& pre, TokenizerSpec& spec) {
+  if (pre.empty() || pre == "default" || pre == "gpt2" || pre == "gpt-2") {
+    spec.pre_patterns = {regex::kGpt2};
+  } else if (pre == "smollm" || pre == "starcoder" || pre == "refact" || pre == "codeshell" || pre == "command-r") {
+    spec.pre_patterns = {regex::kEachDigit, regex::kGpt2};
+  } else if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") {
+    spec.pre_patterns = {regex::kLlama3};
+  } else if (pre == "qwen2") {
+    spec.pre_patterns = {regex::kQwen2};
+    spec.nfc = true;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+int32_t find_token(const std::vector<std::string>& tokens, const std::string& text) {
+  for (size_t i = 0; i < tokens.size(); ++i)
+    if (tokens[i] == text) return int32_t(i);
+  return -1;
+}
+
+int32_t checked_id(int64_t id, size_t vocab, const std::string& where, const char* what) {
+  if (id < -1 || id >= int64_t(vocab))
+    throw Error(where + ": " + what + " id " + std::to_string(id) + " is outside the vocabulary of " +
+                std::to_string(vocab) + " tokens");
+  return int32_t(id);
+}
+
+std::string read_text(const std::string& path) {
+  MappedFile f(path);
+  return std::string(reinterpret_cast<const char*>(f.data()), f.size());
+}
+
+json parse(const std::string& path) {
+  try {
+    return json::parse(read_text(path));
+  } catch (const json::exception& e) {
+    throw Error(path + ": malformed JSON (" + e.what() + ")");
+  }
+}
+
+// The pre-tokenizer of a tokenizer.json: regex stages, and whether byte-level mapping is on.
+void json_pre_tokenizer(const json& pre, const std::string& path, TokenizerSpec& spec, bool& byte_level) {
+  if (pre.is_null()) return;
+  const std::string type = pre.value("type", "");
+  if (type == "Sequence") {
+    for (const json& p : pre.at("pretokenizers")) json_pre_tokenizer(p, path, spec, byte_level);
+  } else if (type == "ByteLevel") {
+    byte_level = true;
+    if (pre.value("add_prefix_space", false))
+      throw Error(path + ": ByteLevel add_prefix_space=true is not supported by lowbit yet");
+    if (pre.value("use_regex", true)) spec.pre_patterns.push_back(regex::kGpt2);
+  } else if (type == "Digits") {
+    spec.pre_patterns.push_back(pre.value("individual_digits", false) ? regex::kEachDigit : regex::kDigitRuns);
+  } else if (type == "Split") {
+    const json& pattern = pre.at("pattern");
+    if (!pattern.contains("Regex") || pre.value("behavior", "") != "Isolated" || pre.value("invert", false))
+      throw Error(path + ": only Split pre-tokenizers with a Regex pattern, behavior Isolated and invert false are supported");
+    spec.pre_patterns.push_back(pattern["Regex"].get<std::string>());
+  } else {
+    throw Error(path + ": pre-tokenizer type '" + type + "' is not supported by lowbit yet");
+  }
+}
+
+// The vocabulary as an id-indexed list, added tokens included.
+std::vector<std::string> json_vocab(const json& root, const std::string& path) {
+  std::vector<std::string> tokens;
+  const auto put = [&](const std::string& text, int64_t id) {
+    if (id < 0 || id > (int64_t(1) << 24)) throw Error(path + ": token id " + std::to_string(id) + " is out of range");
+    if (size_t(id) >= tokens.size()) tokens.resize(size_t(id) + 1);
+    tokens[size_t(id)] = text;
+  };
+  for (const auto& [text, id] : root.at("model").at("vocab").items()) put(text, id.get<int64_t>());
+  if (root.contains("added_tokens"))
+    for (const json& t : root["added_tokens"]) put(t.at("content").get<std::string>(), t.at("id").get<int64_t>());
+  return tokens;
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& gguf) {
+  const std::string& path = gguf.path();
+  const std::string model = gguf.get_string("tokenizer.ggml.model");
+  TokenizerSpec spec;
+  spec.tokens = gguf.get_strings("tokenizer.ggml.tokens");
+  if (spec.tokens.empty()) throw Error(path + ": no tokenizer.ggml.tokens: this file carries no tokenizer");
+  const size_t n = spec.tokens.size();
+  const std::vector<double> types = gguf.get_numbers("tokenizer.ggml.token_type");
+  if (!types.empty() && types.size() != n) throw Error(path + ": tokenizer.ggml.token_type and tokens differ in length");
+  for (size_t i = 0; i < types.size(); ++i)
+    if (types[i] == kControl || types[i] == kUserDefined) spec.literal_ids.push_back(int32_t(i));
+  spec.bos = checked_id(gguf.get_int("tokenizer.ggml.bos_token_id", -1), n, path, "BOS");
+  spec.eos = checked_id(gguf.get_int("tokenizer.ggml.eos_token_id", -1), n, path, "EOS");
+  spec.unk = checked_id(gguf.get_int("tokenizer.ggml.unknown_token_id", -1), n, path, "unknown-token");
+  const auto flag = [&](const std::string& key, bool fallback) {
+    const GgufValue* v = gguf.find(key);
+    return v && v->type == GgufType::BOOL ? v->b : fallback;
+  };
+
+  if (model == "gpt2") {
+    spec.merges = gguf.get_strings("tokenizer.ggml.merges");
+    const std::string pre = gguf.get_string("tokenizer.ggml.pre", "default");
+    if (!pre_stages_for(pre, spec))
+      throw Error(path + ": pre-tokenizer '" + pre +
+                  "' is not supported by lowbit yet (supported: default/gpt2, smollm, starcoder, llama-bpe, qwen2)");
+    spec.add_bos = flag("tokenizer.ggml.add_bos_token", false);
+    spec.description = "byte-level BPE (pre-tokenizer " + pre + ", " + std::to_string(spec.merges.size()) + " merges)";
+    return make_byte_level_bpe(std::move(spec));
+  }
+  if (model == "llama") {
+    const std::vector<double> scores = gguf.get_numbers("tokenizer.ggml.scores");
+    if (scores.size() != n) throw Error(path + ": tokenizer.ggml.scores and tokens differ in length");
+    spec.scores.assign(scores.begin(), scores.end());
+    spec.add_bos = flag("tokenizer.ggml.add_bos_token", true);
+    spec.add_space_prefix = flag("tokenizer.ggml.add_space_prefix", true);
+    spec.description = "SentencePiece BPE";
+    return make_sentencepiece_bpe(std::move(spec));
+  }
+  if (model == "bert") {
+    spec.cls = checked_id(gguf.get_int("tokenizer.ggml.cls_token_id", find_token(spec.tokens, "[CLS]")), n, path, "CLS");
+    spec.sep = checked_id(gguf.get_int("tokenizer.ggml.seperator_token_id", find_token(spec.tokens, "[SEP]")), n, path, "SEP");
+    if (spec.unk < 0) spec.unk = find_token(spec.tokens, "[UNK]");
+    // GGUF does not record casing; an uncased vocabulary has no capital letters outside [MARKERS].
+    spec.lowercase = true;
+    for (const std::string& t : spec.tokens)
+      if (!(t.size() > 1 && t.front() == '[' && t.back() == ']'))
+        for (char c : t)
+          if (c >= 'A' && c <= 'Z') spec.lowercase = false;
+    spec.strip_accents = spec.lowercase;
+    spec.description = std::string("WordPiece (") + (spec.lowercase ? "uncased" : "cased") + ")";
+    return make_wordpiece(std::move(spec));
+  }
+  throw Error(path + ": tokenizer kind '" + model + "' is not supported by lowbit yet (supported: gpt2, llama, bert)");
+}
+
+std::unique_ptr<Tokenizer> tokenizer_from_json(const std::string& path) {
+  const json root = parse(path);
+  try {
+    const json& model = root.at("model");
+    const std::string type = model.value("type", "");
+    TokenizerSpec spec;
+    spec.tokens = json_vocab(root, path);
+    const auto id_of = [&](const std::string& t) { return find_token(spec.tokens, t); };
+    if (type == "WordPiece") {
+      const json& norm = root.value("normalizer", json());
+      if (!norm.is_null() && norm.value("type", "") != "BertNormalizer")
+        throw Error(path + ": WordPiece with normalizer '" + norm.value("type", "") + "' is not supported");
+      spec.lowercase = norm.is_null() ? false : norm.value("lowercase", true);
+      spec.strip_accents = norm.is_null() ? false
+                           : norm.contains("strip_accents") && !norm["strip_accents"].is_null()
+                               ? norm["strip_accents"].get<bool>()
+                               : spec.lowercase;
+      spec.unk = id_of(model.value("unk_token", "[UNK]"));
+      spec.cls = id_of("[CLS]");
+      spec.sep = id_of("[SEP]");
+      spec.description = std::string("WordPiece (") + (spec.lowercase ? "uncased" : "cased") + ")";
+      return make_wordpiece(std::move(spec));
+    }
+    if (type == "BPE") {
+      bool byte_level = false;
+      json_pre_tokenizer(root.value("pre_tokenizer", json()), path, spec, byte_level);
+      if (!byte_level && root.contains("decoder") && root["decoder"].value("type", "") == "ByteLevel") byte_level = true;
+      if (!byte_level)
+        throw Error(path + ": only byte-level BPE tokenizer.json files are supported (SentencePiece-style BPE "
+                           "is read from GGUF files)");
+      const json& norm = root.value("normalizer", json());
+      if (!norm.is_null()) {
+        if (norm.value("type", "") != "NFC") throw Error(path + ": normalizer '" + norm.value("type", "") + "' is not supported");
+        spec.nfc = true;
+      }
+      for (const json& m : model.at("merges"))
+        spec.merges.push_back(m.is_string() ? m.get<std::string>()
+                                            : m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
+      if (model.contains("unk_token") && model["unk_token"].is_string()) spec.unk = id_of(model["unk_token"]);
+      if (root.contains("added_tokens"))
+        for (const json& t : root["added_tokens"]) spec.literal_ids.push_back(t.at("id").get<int32_t>());
+      // BOS / EOS live in tokenizer_config.json beside it, when present.
+      const std::string config_path = path.substr(0, path.find_last_of('/') + 1) + "tokenizer_config.json";
+      if (FILE* f = std::fopen(config_path.c_str(), "rb")) {
+        std::fclose(f);
+        const json config = parse(config_path);
+        const auto token_text = [](const json& v) {
+          return v.is_string() ? v.get<std::string>() : v.is_object() ? v.value("content", "") : std::string();
+        };
+        if (config.contains("bos_token")) spec.bos = id_of(token_text(config["bos_token"]));
+        if (config.contains("eos_token")) spec.eos = id_of(token_text(config["eos_token"]));
+        spec.add_bos = config.value("add_bos_token", false) && spec.bos >= 0;
+      }
+      spec.description = "byte-level BPE (" + std::to_string(spec.pre_patterns.size()) + " pre-tokenizer stages, " +
+                         std::to_string(spec.merges.size()) + " merges)";
+      return make_byte_level_bpe(std::move(spec));
+    }
+    throw Error(path + ": tokenizer model type '" + type + "' is not supported (supported: BPE, WordPiece)");
+  } catch (const json::exception& e) {
+    throw Error(path + ": unexpected tokenizer.json structure (" + e.what() + ")");
+  }
+}
+
+}  // namespace lowbit::model
