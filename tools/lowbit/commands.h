@@ -9,5 +9,9 @@ void add_formats_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_quantize_tensor_command(CLI::App& app);
 void add_schemes_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
 
 }  // namespace lowbit::cli

@@ -5,13 +5,17 @@
 #include "lowbit/error.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"lowbit: emulate low-precision number formats bit-exactly and fast"};
+  CLI::App app{"lowbit: low-precision number formats, quantization, and the models to measure them on"};
   app.set_version_flag("--version", "lowbit 0.1.0");
   app.require_subcommand(1);
   lowbit::cli::add_formats_command(app);
   lowbit::cli::add_convert_command(app);
   lowbit::cli::add_schemes_command(app);
   lowbit::cli::add_quantize_tensor_command(app);
+  lowbit::cli::add_inspect_command(app);
+  lowbit::cli::add_tokenize_command(app);
+  lowbit::cli::add_eval_command(app);
+  lowbit::cli::add_generate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

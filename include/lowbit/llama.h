@@ -1,0 +1,104 @@
+// lowbit/llama.h — the LLaMA-family decoder (llama, mistral, qwen2, smollm), laid out like
+// llama2.c: a Config, the Weights (shape comment on every tensor), a RunState, one forward().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lowbit/linear.h"
+
+namespace lowbit::model {
+
+class TensorStore;
+
+// Which elements RoPE rotates together. GGUF's llama conversion permutes the rows of wq and wk so
+// that pairs are adjacent; Hugging Face checkpoints (and GGUF qwen2) pair element i with i + d/2.
+enum class RopeStyle { AdjacentPairs, HalfSplit };
+
+struct LlamaConfig {
+  std::string arch;        // "llama", "mistral", "qwen2" ...
+  int dim = 0;             // width of the residual stream
+  int n_layers = 0;
+  int n_heads = 0;         // query heads
+  int n_kv_heads = 0;      // key/value heads (grouped-query attention when fewer than n_heads)
+  int head_dim = 0;
+  int hidden_dim = 0;      // SwiGLU inner width
+  int vocab_size = 0;
+  int context_length = 0;  // what the model was trained for
+  float norm_eps = 1e-5f;
+  float rope_theta = 10000.0f;
+  RopeStyle rope_style = RopeStyle::HalfSplit;
+  std::vector<float> rope_inv_freq;  // [head_dim / 2]: theta^(-2i/d), with the model's scaling applied
+  std::string rope_scaling = "none"; // "none", "linear", "llama3" or "gguf rope_freqs"
+  bool tied_output = false;          // output head shares the token embedding
+  bool qkv_bias = false;             // qwen2 has biases on wq, wk, wv
+
+  int q_dim() const { return n_heads * head_dim; }
+  int kv_dim() const { return n_kv_heads * head_dim; }
+  std::string summary() const;
+};
+
+struct LlamaLayer {
+  std::vector<float> attn_norm;  // [dim]
+  Linear wq;                     // [n_heads * head_dim, dim]
+  Linear wk;                     // [n_kv_heads * head_dim, dim]
+  Linear wv;                     // [n_kv_heads * head_dim, dim]
+  Linear wo;                     // [dim, n_heads * head_dim]
+  std::vector<float> ffn_norm;   // [dim]
+  Linear w_gate;                 // [hidden_dim, dim]
+  Linear w_up;                   // [hidden_dim, dim]
+  Linear w_down;                 // [dim, hidden_dim]
+};
+
+struct LlamaWeights {
+  std::shared_ptr<std::vector<float>> token_embedding;  // [vocab_size, dim]
+  std::vector<LlamaLayer> layers;                       // [n_layers]
+  std::vector<float> final_norm;                        // [dim]
+  Linear output;                                        // [vocab_size, dim]; shares token_embedding when tied
+};
+
+// Activations for up to max_tokens tokens per forward() and the KV cache for max_context positions.
+struct LlamaRunState {
+  LlamaRunState(const LlamaConfig& c, int max_tokens, int max_context);
+  int max_tokens, max_context;
+  std::vector<float> x;       // [max_tokens, dim] residual stream
+  std::vector<float> xb;      // [max_tokens, dim] normalised input of a block
+  std::vector<float> q;       // [max_tokens, q_dim]
+  std::vector<float> k, v;    // [max_tokens, kv_dim] this step's keys and values
+  std::vector<float> att;     // [max_tokens, q_dim] attention output, heads side by side
+  std::vector<float> scores;  // [n_heads, max_tokens, max_context]
+  std::vector<float> hb, hb2; // [max_tokens, hidden_dim]
+  std::vector<float> key_cache, value_cache;  // [n_layers, max_context, kv_dim]
+  int n_tokens = 0;           // rows of the last forward
+};
+
+class Llama {
+ public:
+  Llama(LlamaConfig config, LlamaWeights weights);
+
+  // Reads the weights (converted to float32) named the GGUF way ("blk.0.attn_q.weight") or the
+  // Hugging Face way ("model.layers.0.self_attn.q_proj.weight").
+  static Llama load(const TensorStore& store, LlamaConfig config, bool gguf_names);
+
+  const LlamaConfig& config() const { return config_; }
+  LlamaWeights& weights() { return weights_; }
+  const LlamaWeights& weights() const { return weights_; }
+
+  // Runs tokens[0, n) at positions pos0 .. pos0 + n - 1, attending to the cache of positions
+  // < pos0 filled by earlier calls. Afterwards s.xb holds the final-normalised hidden states.
+  void forward(const int32_t* tokens, int n, int pos0, LlamaRunState& s) const;
+  // Logits of rows [row0, row0 + count) of the last forward: out[count, vocab_size].
+  void logits(const LlamaRunState& s, int row0, int count, float* out) const;
+
+  // Floating-point operations of forward(n tokens at pos0) plus logits for `logit_rows` rows.
+  double flops(int n, int pos0, int logit_rows) const;
+
+ private:
+  void attention(int layer, int n, int pos0, LlamaRunState& s) const;
+  LlamaConfig config_;
+  LlamaWeights weights_;
+};
+
+}  // namespace lowbit::model

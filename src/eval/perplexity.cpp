@@ -1,0 +1,175 @@
+// Perplexity over windows (llama.cpp's method) and comparison with a recorded baseline.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "lowbit/error.h"
+#include "lowbit/eval.h"
+
+namespace lowbit::eval {
+namespace {
+
+constexpr int kLogitRows = 64;  // rows of logits held at once (64 x vocab floats)
+
+uint64_t hash_tokens(const std::vector<int32_t>& tokens, size_t count, int n_ctx) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  const auto mix = [&](uint64_t v) {
+    for (int b = 0; b < 8; ++b) {
+      h ^= (v >> (8 * b)) & 0xFF;
+      h *= 1099511628211ull;
+    }
+  };
+  mix(uint64_t(n_ctx));
+  for (size_t i = 0; i < count; ++i) mix(uint32_t(tokens[i]));
+  return h;
+}
+
+Distribution describe(std::vector<double> v) {
+  Distribution d;
+  if (v.empty()) return d;
+  const double n = double(v.size());
+  d.mean = std::accumulate(v.begin(), v.end(), 0.0) / n;
+  double var = 0;
+  for (double x : v) var += (x - d.mean) * (x - d.mean);
+  d.stderr_ = v.size() > 1 ? std::sqrt(var / (n - 1) / n) : 0;
+  std::sort(v.begin(), v.end());
+  const auto at = [&](double q) { return v[std::min(v.size() - 1, size_t(q * (n - 1) + 0.5))]; };
+  d.median = at(0.5);
+  d.p99 = at(0.99);
+  d.max = v.back();
+  return d;
+}
+
+// Log-sum-exp of a row, in double.
+double log_sum_exp(const float* row, int n) {
+  const float max = *std::max_element(row, row + n);
+  double sum = 0;
+  for (int i = 0; i < n; ++i) sum += std::exp(double(row[i]) - max);
+  return max + std::log(sum);
+}
+
+}  // namespace
+
+PerplexityResult perplexity(const model::Model& m, const std::string& text, const PerplexityOptions& opt) {
+  if (!m.llama) throw Error("perplexity needs a decoder model (this one is an encoder; use sentence embeddings)");
+  const model::Llama& llama = *m.llama;
+  const int n_ctx = opt.n_ctx;
+  const int n_vocab = llama.config().vocab_size;
+  if (n_ctx < 8) throw Error("--ctx must be at least 8");
+  const std::vector<int32_t> tokens = m.tokenizer->encode(text);
+  PerplexityResult res;
+  res.text_tokens = int64_t(tokens.size());
+  res.n_ctx = n_ctx;
+  int64_t usable = int64_t(tokens.size());
+  if (opt.max_tokens > 0) usable = std::min(usable, opt.max_tokens);
+  res.n_windows = usable / n_ctx;
+  if (res.n_windows < 1)
+    throw Error("the text has " + std::to_string(tokens.size()) + " tokens" +
+                (opt.max_tokens > 0 ? " (" + std::to_string(opt.max_tokens) + " allowed)" : std::string()) +
+                ", fewer than one window of --ctx " + std::to_string(n_ctx));
+  const int first = n_ctx / 2;                 // the first half of a window is context only
+  const int per_window = n_ctx - 1 - first;    // positions first .. n_ctx-2 predict the next token
+  const uint64_t hash = hash_tokens(tokens, size_t(res.n_windows * n_ctx), n_ctx);
+  const Baseline* base = opt.compare_to;
+  if (base) {
+    if (base->n_ctx != n_ctx || base->n_windows != res.n_windows || base->n_vocab != n_vocab || base->tokens_hash != hash)
+      throw Error("the baseline was recorded on a different text, context size, token budget or tokenizer (baseline: "
+                  "ctx " + std::to_string(base->n_ctx) + ", " + std::to_string(base->n_windows) + " windows, vocab " +
+                  std::to_string(base->n_vocab) + "); record it again with --save-baseline");
+  }
+  const int top_k = std::min(opt.baseline_top_k, n_vocab);
+  if (opt.record) {
+    Baseline& b = res.recorded;
+    b.n_ctx = n_ctx;
+    b.n_vocab = n_vocab;
+    b.top_k = top_k;
+    b.n_windows = res.n_windows;
+    b.scored_per_window = per_window;
+    b.tokens_hash = hash;
+    b.model = m.path + " (" + m.summary() + ")";
+  }
+
+  model::LlamaRunState state(llama.config(), n_ctx, n_ctx);
+  std::vector<float> logits(size_t(kLogitRows) * size_t(n_vocab));
+  std::vector<int32_t> window(static_cast<size_t>(n_ctx)), order(static_cast<size_t>(n_vocab));
+  std::vector<double> kld;
+  int64_t same_top1 = 0;
+  double nll_sum = 0, nll2_sum = 0, base_sum = 0, diff_sum = 0, diff2_sum = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t w = 0; w < res.n_windows; ++w) {
+    const size_t start = size_t(w) * size_t(n_ctx);
+    std::copy_n(tokens.begin() + int64_t(start), n_ctx, window.begin());
+    if (m.tokenizer->adds_bos() && m.tokenizer->bos_id() >= 0) window[0] = m.tokenizer->bos_id();
+    llama.forward(window.data(), n_ctx, 0, state);
+    for (int row0 = first; row0 < first + per_window; row0 += kLogitRows) {
+      const int rows = std::min(kLogitRows, first + per_window - row0);
+      llama.logits(state, row0, rows, logits.data());
+      for (int r = 0; r < rows; ++r) {
+        const float* row = logits.data() + size_t(r) * size_t(n_vocab);
+        const int pos = row0 + r;
+        const int32_t target = tokens[start + size_t(pos) + 1];
+        const double lse = log_sum_exp(row, n_vocab);
+        const double nll = lse - row[target];
+        const size_t idx = size_t(w) * size_t(per_window) + size_t(pos - first);
+        nll_sum += nll;
+        nll2_sum += nll * nll;
+        res.nll.push_back(float(nll));
+        if (opt.record) {
+          std::iota(order.begin(), order.end(), 0);
+          std::partial_sort(order.begin(), order.begin() + top_k, order.end(),
+                            [&](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+          res.recorded.nll.push_back(float(nll));
+          for (int k = 0; k < top_k; ++k) {
+            res.recorded.top_ids.push_back(order[size_t(k)]);
+            res.recorded.top_logprobs.push_back(float(row[order[size_t(k)]] - lse));
+          }
+        }
+        if (base) {
+          // KL(P_base || Q) over the baseline's top-k tokens plus the lumped rest.
+          const int32_t* ids = base->top_ids.data() + idx * size_t(base->top_k);
+          const float* lp = base->top_logprobs.data() + idx * size_t(base->top_k);
+          double kl = 0, p_top = 0, q_top = 0;
+          for (int k = 0; k < base->top_k; ++k) {
+            const double p = std::exp(double(lp[k])), lq = double(row[ids[k]]) - lse;
+            kl += p * (double(lp[k]) - lq);
+            p_top += p;
+            q_top += std::exp(lq);
+          }
+          const double p_rest = std::max(0.0, 1.0 - p_top), q_rest = std::max(1e-30, 1.0 - q_top);
+          if (p_rest > 1e-12) kl += p_rest * (std::log(p_rest) - std::log(q_rest));
+          kld.push_back(std::max(0.0, kl));
+          const int32_t top1 = int32_t(std::max_element(row, row + n_vocab) - row);
+          same_top1 += top1 == ids[0];
+          const double d = nll - double(base->nll[idx]);
+          base_sum += base->nll[idx];
+          diff_sum += d;
+          diff2_sum += d * d;
+        }
+      }
+    }
+    if (opt.progress) opt.progress(w + 1, res.n_windows);
+  }
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  res.n_scored = int64_t(res.nll.size());
+  const double n = double(res.n_scored);
+  const double mean = nll_sum / n;
+  res.ppl = std::exp(mean);
+  // llama.cpp's uncertainty: PPL times the standard error of the mean NLL.
+  const double var = nll2_sum / n - mean * mean;
+  res.ppl_stderr = n > 1 ? res.ppl * std::sqrt(std::max(0.0, var) / (n - 1)) : 0;
+  res.tokens_per_second = double(res.n_windows * n_ctx) / res.seconds;
+  res.gflops = llama.flops(n_ctx, 0, per_window) * double(res.n_windows) / res.seconds * 1e-9;
+  if (base) {
+    res.compared = true;
+    res.base_ppl = std::exp(base_sum / n);
+    res.delta_ppl = res.ppl - res.base_ppl;
+    res.ppl_ratio = res.ppl / res.base_ppl;
+    res.kld = describe(std::move(kld));
+    res.top1_agreement = double(same_top1) / n;
+    res.top1_stderr = n > 1 ? std::sqrt(res.top1_agreement * (1 - res.top1_agreement) / (n - 1)) : 0;
+  }
+  return res;
+}
+
+}  // namespace lowbit::eval

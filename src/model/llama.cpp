@@ -1,0 +1,172 @@
+// The LLaMA-family forward pass: batched over the tokens of a window, matrix products in
+// OpenBLAS (through Linear), everything else in OpenMP loops over rows or heads.
+#include "lowbit/llama.h"
+
+#include <cblas.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "lowbit/error.h"
+#include "lowbit/tensor_store.h"
+#include "model/transformer_ops.h"
+
+namespace lowbit::model {
+
+std::string LlamaConfig::summary() const {
+  std::ostringstream s;
+  s << arch << ": " << n_layers << " layers, dim " << dim << ", " << n_heads << " query / " << n_kv_heads
+    << " key-value heads of " << head_dim << ", SwiGLU " << hidden_dim << ", vocab " << vocab_size << ", RoPE theta "
+    << rope_theta << " (" << (rope_style == RopeStyle::AdjacentPairs ? "adjacent pairs" : "half split")
+    << ", scaling " << rope_scaling << "), RMSNorm eps " << norm_eps << (tied_output ? ", tied output head" : "")
+    << (qkv_bias ? ", qkv bias" : "") << ", trained context " << context_length;
+  return s.str();
+}
+
+LlamaRunState::LlamaRunState(const LlamaConfig& c, int max_tokens_, int max_context_)
+    : max_tokens(max_tokens_), max_context(max_context_) {
+  const size_t t = size_t(max_tokens);
+  x.resize(t * size_t(c.dim));
+  xb.resize(t * size_t(c.dim));
+  q.resize(t * size_t(c.q_dim()));
+  k.resize(t * size_t(c.kv_dim()));
+  v.resize(t * size_t(c.kv_dim()));
+  att.resize(t * size_t(c.q_dim()));
+  scores.resize(size_t(c.n_heads) * t * size_t(max_context));
+  hb.resize(t * size_t(c.hidden_dim));
+  hb2.resize(t * size_t(c.hidden_dim));
+  key_cache.resize(size_t(c.n_layers) * size_t(max_context) * size_t(c.kv_dim()));
+  value_cache.resize(key_cache.size());
+}
+
+Llama::Llama(LlamaConfig config, LlamaWeights weights) : config_(std::move(config)), weights_(std::move(weights)) {
+  if (config_.n_heads % config_.n_kv_heads != 0) throw Error("n_heads must be a multiple of n_kv_heads");
+  if (int(config_.rope_inv_freq.size()) != config_.head_dim / 2) throw Error("rope_inv_freq must have head_dim/2 entries");
+}
+
+void Llama::forward(const int32_t* tokens, int n, int pos0, LlamaRunState& s) const {
+  const LlamaConfig& c = config_;
+  if (n <= 0 || n > s.max_tokens) throw Error("forward: " + std::to_string(n) + " tokens do not fit the run state");
+  if (pos0 < 0 || pos0 + n > s.max_context)
+    throw Error("forward: positions up to " + std::to_string(pos0 + n) + " exceed the context of " +
+                std::to_string(s.max_context));
+  const size_t dim = size_t(c.dim);
+  for (int i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= c.vocab_size)
+      throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary of " + std::to_string(c.vocab_size));
+    std::copy_n(weights_.token_embedding->data() + size_t(tokens[i]) * dim, dim, s.x.data() + size_t(i) * dim);
+  }
+  const RopeTable rope(c.rope_inv_freq, pos0, n);
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LlamaLayer& w = weights_.layers[size_t(l)];
+    // Attention block: x += wo(attention(rope(wq xb), rope(wk xb), wv xb)), xb = rmsnorm(x).
+    rms_norm(s.x.data(), w.attn_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
+    w.wq.forward(s.xb.data(), n, s.q.data());
+    w.wk.forward(s.xb.data(), n, s.k.data());
+    w.wv.forward(s.xb.data(), n, s.v.data());
+    rope.apply(s.q.data(), n, c.n_heads, c.head_dim, c.rope_style);
+    rope.apply(s.k.data(), n, c.n_kv_heads, c.head_dim, c.rope_style);
+    const size_t kv = size_t(c.kv_dim());
+    const size_t cache_at = (size_t(l) * size_t(s.max_context) + size_t(pos0)) * kv;
+    std::copy_n(s.k.data(), size_t(n) * kv, s.key_cache.data() + cache_at);
+    std::copy_n(s.v.data(), size_t(n) * kv, s.value_cache.data() + cache_at);
+    attention(l, n, pos0, s);
+    w.wo.forward(s.att.data(), n, s.xb.data());
+    add_in_place(s.x.data(), s.xb.data(), size_t(n) * dim);
+    // Feed-forward block: x += w_down(silu(w_gate xb) * w_up xb), xb = rmsnorm(x).
+    rms_norm(s.x.data(), w.ffn_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
+    w.w_gate.forward(s.xb.data(), n, s.hb.data());
+    w.w_up.forward(s.xb.data(), n, s.hb2.data());
+    swiglu_in_place(s.hb.data(), s.hb2.data(), size_t(n) * size_t(c.hidden_dim));
+    w.w_down.forward(s.hb.data(), n, s.xb.data());
+    add_in_place(s.x.data(), s.xb.data(), size_t(n) * dim);
+  }
+  rms_norm(s.x.data(), weights_.final_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
+  s.n_tokens = n;
+}
+
+// Causal grouped-query attention of this step's queries over the cache, one head per thread;
+// each head is two sgemm calls (scores = q kᵀ, out = softmax(scores) v).
+void Llama::attention(int layer, int n, int pos0, LlamaRunState& s) const {
+  const LlamaConfig& c = config_;
+  const int total = pos0 + n;  // keys visible to the last query
+  const int group = c.n_heads / c.n_kv_heads;
+  const float scale = 1.0f / std::sqrt(float(c.head_dim));
+  const size_t kv = size_t(c.kv_dim());
+  const float* keys = s.key_cache.data() + size_t(layer) * size_t(s.max_context) * kv;
+  const float* values = s.value_cache.data() + size_t(layer) * size_t(s.max_context) * kv;
+#pragma omp parallel for schedule(static)
+  for (int h = 0; h < c.n_heads; ++h) {
+    const int g = h / group;
+    float* scores = s.scores.data() + size_t(h) * size_t(s.max_tokens) * size_t(s.max_context);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, total, c.head_dim, scale, s.q.data() + size_t(h) * size_t(c.head_dim),
+                c.q_dim(), keys + size_t(g) * size_t(c.head_dim), int(kv), 0.0f, scores, total);
+    for (int i = 0; i < n; ++i) softmax_prefix(scores + size_t(i) * size_t(total), pos0 + i + 1, total);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, c.head_dim, total, 1.0f, scores, total,
+                values + size_t(g) * size_t(c.head_dim), int(kv), 0.0f, s.att.data() + size_t(h) * size_t(c.head_dim),
+                c.q_dim());
+  }
+}
+
+void Llama::logits(const LlamaRunState& s, int row0, int count, float* out) const {
+  if (row0 < 0 || count < 0 || row0 + count > s.n_tokens) throw Error("logits: rows outside the last forward");
+  weights_.output.forward(s.xb.data() + size_t(row0) * size_t(config_.dim), count, out);
+}
+
+double Llama::flops(int n, int pos0, int logit_rows) const {
+  double per_row = 0;
+  for (const LlamaLayer& w : weights_.layers)
+    for (const Linear* lin : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down}) per_row += lin->flops_per_row();
+  // Attention: two products of n x total x head_dim per head and layer.
+  const double attention = 2.0 * 2.0 * double(n) * double(pos0 + n) * config_.head_dim * config_.n_heads * config_.n_layers;
+  return per_row * n + attention + weights_.output.flops_per_row() * logit_rows;
+}
+
+// ---- loading ----
+
+namespace {
+struct LlamaNames {
+  bool gguf;
+  std::string embedding() const { return gguf ? "token_embd.weight" : "model.embed_tokens.weight"; }
+  std::string final_norm() const { return gguf ? "output_norm.weight" : "model.norm.weight"; }
+  std::string output() const { return gguf ? "output.weight" : "lm_head.weight"; }
+  std::string layer(int l, const std::string& gguf_part, const std::string& hf_part) const {
+    return gguf ? "blk." + std::to_string(l) + "." + gguf_part : "model.layers." + std::to_string(l) + "." + hf_part;
+  }
+};
+}  // namespace
+
+Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names) {
+  const LlamaNames names{gguf_names};
+  const int64_t dim = c.dim, q = c.q_dim(), kv = c.kv_dim(), hidden = c.hidden_dim, vocab = c.vocab_size;
+  const auto shared = [&](const std::string& name, std::vector<int64_t> shape) {
+    return std::make_shared<std::vector<float>>(store.to_f32(name, shape));
+  };
+  const auto linear = [&](const std::string& name, int64_t out, int64_t in, bool bias) {
+    std::vector<float> b;
+    if (bias) b = store.to_f32(name.substr(0, name.size() - 6) + "bias", {out});  // "x.weight" -> "x.bias"
+    return Linear(name, int(out), int(in), shared(name, {out, in}), std::move(b));
+  };
+  LlamaWeights w;
+  w.token_embedding = shared(names.embedding(), {vocab, dim});
+  for (int l = 0; l < c.n_layers; ++l) {
+    LlamaLayer layer;
+    layer.attn_norm = store.to_f32(names.layer(l, "attn_norm.weight", "input_layernorm.weight"), {dim});
+    layer.wq = linear(names.layer(l, "attn_q.weight", "self_attn.q_proj.weight"), q, dim, c.qkv_bias);
+    layer.wk = linear(names.layer(l, "attn_k.weight", "self_attn.k_proj.weight"), kv, dim, c.qkv_bias);
+    layer.wv = linear(names.layer(l, "attn_v.weight", "self_attn.v_proj.weight"), kv, dim, c.qkv_bias);
+    layer.wo = linear(names.layer(l, "attn_output.weight", "self_attn.o_proj.weight"), dim, q, false);
+    layer.ffn_norm = store.to_f32(names.layer(l, "ffn_norm.weight", "post_attention_layernorm.weight"), {dim});
+    layer.w_gate = linear(names.layer(l, "ffn_gate.weight", "mlp.gate_proj.weight"), hidden, dim, false);
+    layer.w_up = linear(names.layer(l, "ffn_up.weight", "mlp.up_proj.weight"), hidden, dim, false);
+    layer.w_down = linear(names.layer(l, "ffn_down.weight", "mlp.down_proj.weight"), dim, hidden, false);
+    w.layers.push_back(std::move(layer));
+  }
+  w.final_norm = store.to_f32(names.final_norm(), {dim});
+  c.tied_output = store.find(names.output()) == nullptr;
+  w.output = Linear(c.tied_output ? names.embedding() : names.output(), int(vocab), int(dim),
+                    c.tied_output ? w.token_embedding : shared(names.output(), {vocab, dim}));
+  return Llama(std::move(c), std::move(w));
+}
+
+}  // namespace lowbit::model

@@ -1,0 +1,147 @@
+// `lowbit eval`: perplexity of a decoder on a text (llama.cpp's method), optionally recording a
+// baseline or comparing with one (KL divergence, top-1 agreement, ΔPPL); for an encoder, sentence
+// embeddings of the text's lines and their cosine similarity to a baseline.
+#include <fmt/core.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "commands.h"
+#include "lowbit/error.h"
+#include "lowbit/eval.h"
+#include "lowbit/npy.h"
+#include "progress.h"
+
+namespace lowbit::cli {
+namespace {
+
+using nlohmann::json;
+
+struct Args {
+  std::string model;
+  std::string text;
+  int ctx = 512;
+  int64_t max_tokens = 0;
+  std::string save_baseline;
+  std::string baseline;
+  int top_k = 64;
+  int threads = 0;
+  bool json = false;
+};
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open the text file");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+json distribution_json(const eval::Distribution& d) {
+  return {{"mean", d.mean}, {"stderr", d.stderr_}, {"median", d.median}, {"p99", d.p99}, {"max", d.max}};
+}
+
+void run_decoder(const Args& a, const model::Model& m, const std::string& text) {
+  eval::PerplexityOptions opt;
+  opt.n_ctx = a.ctx;
+  opt.max_tokens = a.max_tokens;
+  opt.record = !a.save_baseline.empty();
+  opt.baseline_top_k = a.top_k;
+  eval::Baseline base;
+  if (!a.baseline.empty()) {
+    base = eval::Baseline::load(a.baseline);
+    opt.compare_to = &base;
+  }
+  ProgressBar bar("eval", "windows");
+  opt.progress = [&](int64_t done, int64_t total) { bar.update(done, total); };
+  const eval::PerplexityResult r = eval::perplexity(m, text, opt);
+  if (opt.record) r.recorded.save(a.save_baseline);
+
+  if (a.json) {
+    json j = {{"model", m.path},         {"architecture", m.summary()},   {"text", a.text},
+              {"text_tokens", r.text_tokens}, {"ctx", r.n_ctx},            {"windows", r.n_windows},
+              {"scored_tokens", r.n_scored},  {"ppl", r.ppl},              {"ppl_stderr", r.ppl_stderr},
+              {"seconds", r.seconds},         {"tokens_per_second", r.tokens_per_second}, {"gflops", r.gflops}};
+    if (r.compared)
+      j["baseline"] = {{"file", a.baseline},        {"base_ppl", r.base_ppl},        {"delta_ppl", r.delta_ppl},
+                       {"ppl_ratio", r.ppl_ratio},  {"kld", distribution_json(r.kld)}, {"top1_agreement", r.top1_agreement},
+                       {"top1_stderr", r.top1_stderr}};
+    if (opt.record) j["saved_baseline"] = a.save_baseline;
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  fmt::print("model:   {}\n         {}\n", m.path, m.summary());
+  fmt::print("text:    {} ({} tokens); {} windows of {} tokens, {} scored (second half of each window)\n", a.text,
+             r.text_tokens, r.n_windows, r.n_ctx, r.n_scored);
+  fmt::print("PPL:     {:.4f} ± {:.4f}\n", r.ppl, r.ppl_stderr);
+  fmt::print("speed:   {:.1f} tokens/s, {:.1f} GFLOP/s ({:.1f} s)\n", r.tokens_per_second, r.gflops, r.seconds);
+  if (r.compared) {
+    fmt::print("against baseline {}:\n", a.baseline);
+    fmt::print("  PPL(base)        {:.4f}\n  ΔPPL             {:+.4f}  (ratio {:.5f})\n", r.base_ppl, r.delta_ppl,
+               r.ppl_ratio);
+    fmt::print("  KLD mean         {:.6f} ± {:.6f}\n  KLD median       {:.6f}\n  KLD p99          {:.6f}\n"
+               "  KLD max          {:.6f}\n",
+               r.kld.mean, r.kld.stderr_, r.kld.median, r.kld.p99, r.kld.max);
+    fmt::print("  top-1 agreement  {:.3f} ± {:.3f} %\n", 100 * r.top1_agreement, 100 * r.top1_stderr);
+  }
+  if (opt.record) fmt::print("baseline saved to {} (top-{} log-probabilities per scored token)\n", a.save_baseline, a.top_k);
+}
+
+// Encoders: each non-empty line of the text is a sentence.
+void run_encoder(const Args& a, const model::Model& m, const std::string& text) {
+  std::vector<std::string> sentences;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);)
+    if (line.find_first_not_of(" \t\r") != std::string::npos) sentences.push_back(line);
+  if (sentences.empty()) throw Error(a.text + ": no non-empty lines to embed");
+  const int dim = m.bert->config().dim;
+  const std::vector<float> emb = eval::embed_sentences(m, sentences);
+  const std::vector<size_t> shape = {sentences.size(), size_t(dim)};
+  if (!a.save_baseline.empty()) write_npy(a.save_baseline, "<f4", shape, emb.data(), emb.size() * sizeof(float));
+  json j = {{"model", m.path}, {"architecture", m.summary()}, {"sentences", sentences.size()}};
+  if (!a.baseline.empty()) {
+    std::vector<size_t> base_shape;
+    const std::vector<float> base = read_npy_float32(a.baseline, base_shape);
+    const eval::CosineResult c = eval::cosine_to_baseline(emb, base, dim);
+    j["cosine_mean"] = c.mean;
+    j["cosine_min"] = c.min;
+  }
+  if (a.json) {
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  fmt::print("model:     {}\n           {}\nsentences: {} from {}\n", m.path, m.summary(), sentences.size(), a.text);
+  if (j.contains("cosine_mean"))
+    fmt::print("cosine to baseline {}: mean {:.6f}, min {:.6f}\n", a.baseline, double(j["cosine_mean"]),
+               double(j["cosine_min"]));
+  if (!a.save_baseline.empty()) fmt::print("embeddings saved to {}\n", a.save_baseline);
+}
+
+void run(const Args& a) {
+  if (!a.save_baseline.empty() && !a.baseline.empty()) throw Error("give --save-baseline or --baseline, not both");
+  model::set_num_threads(a.threads);
+  const std::string text = read_text_file(a.text);  // before the slow part, so a typo fails fast
+  const model::Model m = model::load_model(a.model);
+  if (m.is_encoder()) run_encoder(a, m, text); else run_decoder(a, m, text);
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app) {
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("eval", "Perplexity of a model on a text, and its distance from a baseline");
+  cmd->add_option("--model,-m", args->model, "GGUF file, Hugging Face folder, or installed model name")
+      ->default_val(model::default_model_name());
+  cmd->add_option("--text", args->text, "Text file (UTF-8); for encoders, one sentence per line")->required();
+  cmd->add_option("--ctx", args->ctx, "Window length in tokens")->default_val(512)->check(CLI::Range(8, 1 << 20));
+  cmd->add_option("--max-tokens", args->max_tokens, "Use at most this many tokens of the text (0: all)")->default_val(0);
+  cmd->add_option("--save-baseline", args->save_baseline, "Record this run as a baseline file");
+  cmd->add_option("--baseline", args->baseline, "Compare with a recorded baseline (KL divergence, top-1, ΔPPL)");
+  cmd->add_option("--top-k", args->top_k, "Log-probabilities a baseline keeps per token")->default_val(64)->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--threads,-t", args->threads, "Threads (0: all cores)")->default_val(0);
+  cmd->add_flag("--json", args->json, "Print the result as JSON");
+  cmd->callback([args] { run(*args); });
+}
+
+}  // namespace lowbit::cli

@@ -1,0 +1,82 @@
+// `lowbit generate`: greedy decoding from a prompt, streamed to stdout, to see the model talk.
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "commands.h"
+#include "lowbit/error.h"
+#include "lowbit/model.h"
+
+namespace lowbit::cli {
+namespace {
+
+struct Args {
+  std::string model;
+  std::string prompt;
+  int n = 64;
+  int threads = 0;
+  bool chat = false;
+};
+
+void run(const Args& a) {
+  model::set_num_threads(a.threads);
+  const model::Model m = model::load_model(a.model);
+  if (!m.llama) throw Error(m.path + " is an encoder; generate needs a decoder model");
+  const model::Llama& llama = *m.llama;
+  // --chat wraps the prompt in the ChatML turn markers SmolLM2-Instruct and Qwen2 were tuned on.
+  const std::string text =
+      a.chat ? "<|im_start|>user\n" + a.prompt + "<|im_end|>\n<|im_start|>assistant\n" : a.prompt;
+  std::vector<int32_t> ids = m.tokenizer->encode_for_model(text);
+  if (ids.empty()) throw Error("the prompt is empty");
+  const int max_context = std::min(llama.config().context_length, int(ids.size()) + a.n);
+  if (int(ids.size()) >= max_context) throw Error("the prompt fills the model's whole context");
+  model::LlamaRunState state(llama.config(), int(ids.size()), max_context);
+  std::vector<float> logits(size_t(llama.config().vocab_size));
+  const auto t0 = std::chrono::steady_clock::now();
+  llama.forward(ids.data(), int(ids.size()), 0, state);
+  const auto t1 = std::chrono::steady_clock::now();
+  llama.logits(state, state.n_tokens - 1, 1, logits.data());
+  std::fputs(a.prompt.c_str(), stdout);
+  std::vector<int32_t> generated;
+  std::string shown;
+  int pos = int(ids.size());
+  for (int step = 0; step < a.n; ++step) {
+    const int32_t next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    if (next == m.tokenizer->eos_id()) break;
+    generated.push_back(next);
+    // Decode everything so far and print what is new, so multi-byte characters split across
+    // tokens come out whole.
+    const std::string text_so_far = m.tokenizer->decode(generated);
+    if (text_so_far.size() > shown.size() && text_so_far.compare(0, shown.size(), shown) == 0) {
+      std::fputs(text_so_far.c_str() + shown.size(), stdout);
+      std::fflush(stdout);
+      shown = text_so_far;
+    }
+    if (pos >= max_context) break;
+    llama.forward(&next, 1, pos++, state);
+    llama.logits(state, 0, 1, logits.data());
+  }
+  const auto t2 = std::chrono::steady_clock::now();
+  std::fputs("\n", stdout);
+  const double prefill = std::chrono::duration<double>(t1 - t0).count();
+  const double decode = std::chrono::duration<double>(t2 - t1).count();
+  std::fprintf(stderr, "[%zu prompt tokens in %.2f s; %zu generated in %.2f s, %.1f tokens/s; greedy]\n", ids.size(),
+               prefill, generated.size(), decode, double(generated.size()) / std::max(decode, 1e-9));
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("generate", "Continue a prompt with greedy decoding");
+  cmd->add_option("--model,-m", args->model, "GGUF file, Hugging Face folder, or installed model name")
+      ->default_val(model::default_model_name());
+  cmd->add_option("--prompt,-p", args->prompt, "The text to continue")->required();
+  cmd->add_option("-n", args->n, "Tokens to generate")->default_val(64)->check(CLI::Range(1, 100000));
+  cmd->add_option("--threads,-t", args->threads, "Threads (0: all cores)")->default_val(0);
+  cmd->add_flag("--chat", args->chat, "Wrap the prompt as a user turn of the ChatML chat template");
+  cmd->callback([args] { run(*args); });
+}
+
+}  // namespace lowbit::cli

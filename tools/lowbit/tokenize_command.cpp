@@ -1,0 +1,67 @@
+// `lowbit tokenize`: token ids of text with the model's own tokenizer (one JSON array per input
+// line with --lines), as the model would receive it (BOS / [CLS] [SEP] included where the model
+// adds them). `--decode` prints the text of ids instead.
+#include <fmt/core.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "lowbit/error.h"
+#include "lowbit/gguf.h"
+#include "lowbit/model.h"
+
+namespace lowbit::cli {
+namespace {
+
+struct Args {
+  std::string model;
+  std::string lines;
+  std::vector<std::string> text;
+  bool show_pieces = false;
+};
+
+// Only the tokenizer is needed: read it without loading the weights.
+std::unique_ptr<model::Tokenizer> load_tokenizer(const std::string& name) {
+  const std::string path = model::resolve_model_path(name);
+  const bool gguf = path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
+  if (gguf) return model::tokenizer_from_gguf(model::GgufFile(path));
+  const std::string folder = path.back() == '/' ? path : path + "/";
+  return model::tokenizer_from_json(folder + "tokenizer.json");
+}
+
+void run(const Args& a) {
+  const auto tok = load_tokenizer(a.model);
+  const auto emit = [&](const std::string& text) {
+    const std::vector<int32_t> ids = tok->encode_for_model(text);
+    if (a.show_pieces) {
+      for (int32_t id : ids) fmt::print("{:>7}  {}\n", id, nlohmann::json(tok->token(id)).dump());
+      return;
+    }
+    fmt::print("{}\n", nlohmann::json(ids).dump());
+  };
+  if (!a.lines.empty()) {
+    std::ifstream in(a.lines, std::ios::binary);
+    if (!in) throw Error(a.lines + ": cannot open");
+    for (std::string line; std::getline(in, line);) emit(line);
+    return;
+  }
+  std::string joined;
+  for (size_t i = 0; i < a.text.size(); ++i) joined += (i ? " " : "") + a.text[i];
+  emit(joined);
+}
+
+}  // namespace
+
+void add_tokenize_command(CLI::App& app) {
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("tokenize", "Token ids of text with a model's tokenizer");
+  cmd->add_option("--model,-m", args->model, "GGUF file, Hugging Face folder, or installed model name")
+      ->default_val(model::default_model_name());
+  cmd->add_option("--lines", args->lines, "Tokenize each line of this file (one JSON array of ids per line)");
+  cmd->add_flag("--pieces", args->show_pieces, "Print one token per line with its vocabulary entry");
+  cmd->add_option("text", args->text, "Text to tokenize");
+  cmd->callback([args] { run(*args); });
+}
+
+}  // namespace lowbit::cli
