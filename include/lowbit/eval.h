@@ -23,7 +23,7 @@ struct Baseline {
   int64_t n_windows = 0, scored_per_window = 0;
   uint64_t tokens_hash = 0;  // of the evaluated token ids: a baseline only fits the same text
   std::string model;         // description of what produced it
-  std::vector<float> nll;           // [n_scored]
+  std::vector<double> nll;          // [n_scored]
   std::vector<int32_t> top_ids;     // [n_scored, top_k]
   std::vector<float> top_logprobs;  // [n_scored, top_k]
 

@@ -1,6 +1,6 @@
 // The baseline file: a small header, then per scored token its NLL and top-k log-probabilities.
 //   "LOWBITKL" | u32 version | i32 n_ctx, n_vocab, top_k | i64 n_windows, scored_per_window |
-//   u64 tokens_hash | u32 length + model description | f32 nll[n] | i32 ids[n*k] | f32 logprobs[n*k]
+//   u64 tokens_hash | u32 length + model description | f64 nll[n] | i32 ids[n*k] | f32 logprobs[n*k]
 #include <cstring>
 
 #include "io/atomic_file.h"

@@ -119,7 +119,7 @@ PerplexityResult perplexity(const model::Model& m, const std::string& text, cons
           std::iota(order.begin(), order.end(), 0);
           std::partial_sort(order.begin(), order.begin() + top_k, order.end(),
                             [&](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
-          res.recorded.nll.push_back(float(nll));
+          res.recorded.nll.push_back(nll);
           for (int k = 0; k < top_k; ++k) {
             res.recorded.top_ids.push_back(order[size_t(k)]);
             res.recorded.top_logprobs.push_back(float(row[order[size_t(k)]] - lse));
