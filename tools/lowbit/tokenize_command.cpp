@@ -1,6 +1,6 @@
-// `lowbit tokenize`: token ids of text with the model's own tokenizer (one JSON array per input
-// line with --lines), as the model would receive it (BOS / [CLS] [SEP] included where the model
-// adds them). `--decode` prints the text of ids instead.
+// `lowbit tokenize`: token ids of text with the model's own tokenizer, as the model receives it
+// (BOS / [CLS] [SEP] included where the model adds them): one JSON array per input line with
+// --lines (--jsonl when the texts themselves hold newlines), or one token per line with --pieces.
 #include <fmt/core.h>
 
 #include <fstream>
@@ -17,6 +17,7 @@ namespace {
 struct Args {
   std::string model;
   std::string lines;
+  bool json_lines = false;
   std::vector<std::string> text;
   bool show_pieces = false;
 };
@@ -43,7 +44,17 @@ void run(const Args& a) {
   if (!a.lines.empty()) {
     std::ifstream in(a.lines, std::ios::binary);
     if (!in) throw Error(a.lines + ": cannot open");
-    for (std::string line; std::getline(in, line);) emit(line);
+    for (std::string line; std::getline(in, line);) {
+      if (!a.json_lines) {
+        emit(line);
+        continue;
+      }
+      try {  // each line a JSON string, so texts may hold newlines
+        emit(nlohmann::json::parse(line).get<std::string>());
+      } catch (const nlohmann::json::exception&) {
+        throw Error(a.lines + ": a line is not a JSON string (--jsonl)");
+      }
+    }
     return;
   }
   std::string joined;
@@ -59,6 +70,7 @@ void add_tokenize_command(CLI::App& app) {
   cmd->add_option("--model,-m", args->model, "GGUF file, Hugging Face folder, or installed model name")
       ->default_val(model::default_model_name());
   cmd->add_option("--lines", args->lines, "Tokenize each line of this file (one JSON array of ids per line)");
+  cmd->add_flag("--jsonl", args->json_lines, "With --lines: each line is a JSON-encoded string");
   cmd->add_flag("--pieces", args->show_pieces, "Print one token per line with its vocabulary entry");
   cmd->add_option("text", args->text, "Text to tokenize");
   cmd->callback([args] { run(*args); });
