@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what lowbit needs on Debian 12 (or a recent Ubuntu): the compiler, CMake and the
-# libraries from apt, and numpy + ml_dtypes from pip for the ml_dtypes cross-check. Safe to re-run:
-# it installs only what is missing.
+# libraries from apt (OpenBLAS for the model runtimes, PCRE2 and utf8proc for the tokenizers), and
+# from pip the Python packages the independent cross-checks use (numpy, ml_dtypes, gguf,
+# tokenizers). Safe to re-run: it installs only what is missing.
 set -euo pipefail
 
 packages=(g++ cmake make libhwy-dev libcli11-dev nlohmann-json3-dev libfmt-dev libgtest-dev
-          libbenchmark-dev python3 python3-pip)
+          libbenchmark-dev python3 python3-pip pkg-config libopenblas-openmp-dev libpcre2-dev
+          libutf8proc-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,9 +20,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if ! python3 -c "import numpy, ml_dtypes" 2>/dev/null; then
-  echo "lowbit: installing numpy and ml_dtypes with pip (for the ml_dtypes cross-check)"
-  python3 -m pip install --quiet numpy ml_dtypes 2>/dev/null ||
-    python3 -m pip install --quiet --break-system-packages numpy ml_dtypes ||
-    echo "lowbit: warning: could not install ml_dtypes; its cross-check will report itself skipped"
+if ! python3 -c "import numpy, ml_dtypes, gguf, tokenizers" 2>/dev/null; then
+  echo "lowbit: installing numpy, ml_dtypes, gguf and tokenizers with pip (for the cross-checks)"
+  python3 -m pip install --quiet numpy ml_dtypes gguf tokenizers 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages numpy ml_dtypes gguf tokenizers ||
+    echo "lowbit: warning: could not install them; the cross-checks that need them will report themselves skipped"
 fi

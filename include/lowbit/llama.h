@@ -92,6 +92,8 @@ class Llama {
   // Logits of rows [row0, row0 + count) of the last forward: out[count, vocab_size].
   void logits(const LlamaRunState& s, int row0, int count, float* out) const;
 
+  // Parameters (a tied output head counted once).
+  int64_t parameter_count() const;
   // Floating-point operations of forward(n tokens at pos0) plus logits for `logit_rows` rows.
   double flops(int n, int pos0, int logit_rows) const;
 

@@ -45,7 +45,12 @@ class TensorStore {
   // The same, checking the shape first (a lying or unexpected shape is an error naming the tensor).
   std::vector<float> to_f32(const std::string& name, const std::vector<int64_t>& expected_shape) const;
 
-  // Drops the mapped pages from memory (after the weights were copied out, to keep RSS low).
+  // to_f32 with the shape check, then drops the tensor's mapped pages from memory: loaders read
+  // each tensor once, and this keeps peak memory near the float32 model size (the pages come
+  // back from the file if the tensor is read again).
+  std::vector<float> take_f32(const std::string& name, const std::vector<int64_t>& expected_shape) const;
+
+  // Drops all mapped pages from memory.
   void release_pages() const;
   void set_page_releaser(std::function<void()> fn) { releasers_.push_back(std::move(fn)); }
 

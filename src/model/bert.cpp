@@ -29,7 +29,7 @@ Bert::Bert(BertConfig config, BertWeights weights) : config_(std::move(config)),
 Bert Bert::load(const TensorStore& store, BertConfig c) {
   const std::string prefix = store.find("bert.embeddings.word_embeddings.weight") ? "bert." : "";
   const int64_t dim = c.dim, hidden = c.hidden_dim;
-  const auto get = [&](const std::string& name, std::vector<int64_t> shape) { return store.to_f32(prefix + name, shape); };
+  const auto get = [&](const std::string& name, std::vector<int64_t> shape) { return store.take_f32(prefix + name, shape); };
   const auto linear = [&](const std::string& name, int64_t out, int64_t in) {
     return Linear(prefix + name + ".weight", int(out), int(in),
                   std::make_shared<std::vector<float>>(get(name + ".weight", {out, in})), get(name + ".bias", {out}));

@@ -117,9 +117,22 @@ double Llama::flops(int n, int pos0, int logit_rows) const {
   double per_row = 0;
   for (const LlamaLayer& w : weights_.layers)
     for (const Linear* lin : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down}) per_row += lin->flops_per_row();
-  // Attention: two products of n x total x head_dim per head and layer.
-  const double attention = 2.0 * 2.0 * double(n) * double(pos0 + n) * config_.head_dim * config_.n_heads * config_.n_layers;
+  // Attention: query i sees pos0 + i + 1 keys; two multiply-adds (q·k and p·v) per key and
+  // head dimension. Only the causal (useful) part counts, though the sgemm computes the square.
+  const double keys = double(n) * pos0 + double(n) * (n + 1) / 2;
+  const double attention = 2.0 * 2.0 * keys * config_.head_dim * config_.n_heads * config_.n_layers;
   return per_row * n + attention + weights_.output.flops_per_row() * logit_rows;
+}
+
+int64_t Llama::parameter_count() const {
+  int64_t n = int64_t(weights_.token_embedding->size()) + int64_t(weights_.final_norm.size());
+  for (const LlamaLayer& w : weights_.layers) {
+    n += int64_t(w.attn_norm.size() + w.ffn_norm.size());
+    for (const Linear* lin : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down})
+      n += int64_t(lin->weight().size() + lin->bias().size());
+  }
+  if (!config_.tied_output) n += int64_t(weights_.output.weight().size());
+  return n;
 }
 
 // ---- loading ----
@@ -140,29 +153,29 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names) {
   const LlamaNames names{gguf_names};
   const int64_t dim = c.dim, q = c.q_dim(), kv = c.kv_dim(), hidden = c.hidden_dim, vocab = c.vocab_size;
   const auto shared = [&](const std::string& name, std::vector<int64_t> shape) {
-    return std::make_shared<std::vector<float>>(store.to_f32(name, shape));
+    return std::make_shared<std::vector<float>>(store.take_f32(name, shape));
   };
   const auto linear = [&](const std::string& name, int64_t out, int64_t in, bool bias) {
     std::vector<float> b;
-    if (bias) b = store.to_f32(name.substr(0, name.size() - 6) + "bias", {out});  // "x.weight" -> "x.bias"
+    if (bias) b = store.take_f32(name.substr(0, name.size() - 6) + "bias", {out});  // "x.weight" -> "x.bias"
     return Linear(name, int(out), int(in), shared(name, {out, in}), std::move(b));
   };
   LlamaWeights w;
   w.token_embedding = shared(names.embedding(), {vocab, dim});
   for (int l = 0; l < c.n_layers; ++l) {
     LlamaLayer layer;
-    layer.attn_norm = store.to_f32(names.layer(l, "attn_norm.weight", "input_layernorm.weight"), {dim});
+    layer.attn_norm = store.take_f32(names.layer(l, "attn_norm.weight", "input_layernorm.weight"), {dim});
     layer.wq = linear(names.layer(l, "attn_q.weight", "self_attn.q_proj.weight"), q, dim, c.qkv_bias);
     layer.wk = linear(names.layer(l, "attn_k.weight", "self_attn.k_proj.weight"), kv, dim, c.qkv_bias);
     layer.wv = linear(names.layer(l, "attn_v.weight", "self_attn.v_proj.weight"), kv, dim, c.qkv_bias);
     layer.wo = linear(names.layer(l, "attn_output.weight", "self_attn.o_proj.weight"), dim, q, false);
-    layer.ffn_norm = store.to_f32(names.layer(l, "ffn_norm.weight", "post_attention_layernorm.weight"), {dim});
+    layer.ffn_norm = store.take_f32(names.layer(l, "ffn_norm.weight", "post_attention_layernorm.weight"), {dim});
     layer.w_gate = linear(names.layer(l, "ffn_gate.weight", "mlp.gate_proj.weight"), hidden, dim, false);
     layer.w_up = linear(names.layer(l, "ffn_up.weight", "mlp.up_proj.weight"), hidden, dim, false);
     layer.w_down = linear(names.layer(l, "ffn_down.weight", "mlp.down_proj.weight"), dim, hidden, false);
     w.layers.push_back(std::move(layer));
   }
-  w.final_norm = store.to_f32(names.final_norm(), {dim});
+  w.final_norm = store.take_f32(names.final_norm(), {dim});
   c.tied_output = store.find(names.output()) == nullptr;
   w.output = Linear(c.tied_output ? names.embedding() : names.output(), int(vocab), int(dim),
                     c.tied_output ? w.token_embedding : shared(names.output(), {vocab, dim}));

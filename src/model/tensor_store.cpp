@@ -1,6 +1,9 @@
 // TensorStore: lookup by name, shape checks, conversion to float32.
 #include "lowbit/tensor_store.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <sstream>
 
 #include "lowbit/error.h"
@@ -57,6 +60,17 @@ std::vector<float> TensorStore::to_f32(const std::string& name, const std::vecto
                 expected.shape_string());
   }
   return to_f32(t);
+}
+
+std::vector<float> TensorStore::take_f32(const std::string& name, const std::vector<int64_t>& expected_shape) const {
+  std::vector<float> values = to_f32(name, expected_shape);
+  const TensorView& t = get(name);
+  // Only whole pages inside the tensor: its neighbours may share the first and last page.
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (uintptr_t(t.data) + page - 1) / page * page;
+  const uintptr_t end = (uintptr_t(t.data) + t.nbytes) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  return values;
 }
 
 void TensorStore::release_pages() const {

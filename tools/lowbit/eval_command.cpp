@@ -2,6 +2,7 @@
 // baseline or comparing with one (KL divergence, top-1 agreement, ΔPPL); for an encoder, sentence
 // embeddings of the text's lines and their cosine similarity to a baseline.
 #include <fmt/core.h>
+#include <sys/resource.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -38,6 +39,13 @@ std::string read_text_file(const std::string& path) {
   return s.str();
 }
 
+// Peak resident memory of this process so far (Linux reports ru_maxrss in KiB).
+double peak_rss_mib() {
+  struct rusage u {};
+  ::getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;
+}
+
 json distribution_json(const eval::Distribution& d) {
   return {{"mean", d.mean}, {"stderr", d.stderr_}, {"median", d.median}, {"p99", d.p99}, {"max", d.max}};
 }
@@ -62,7 +70,8 @@ void run_decoder(const Args& a, const model::Model& m, const std::string& text) 
     json j = {{"model", m.path},         {"architecture", m.summary()},   {"text", a.text},
               {"text_tokens", r.text_tokens}, {"ctx", r.n_ctx},            {"windows", r.n_windows},
               {"scored_tokens", r.n_scored},  {"ppl", r.ppl},              {"ppl_stderr", r.ppl_stderr},
-              {"seconds", r.seconds},         {"tokens_per_second", r.tokens_per_second}, {"gflops", r.gflops}};
+              {"seconds", r.seconds},         {"tokens_per_second", r.tokens_per_second}, {"gflops", r.gflops},
+              {"parameters", m.llama->parameter_count()}, {"peak_rss_mib", peak_rss_mib()}};
     if (r.compared)
       j["baseline"] = {{"file", a.baseline},        {"base_ppl", r.base_ppl},        {"delta_ppl", r.delta_ppl},
                        {"ppl_ratio", r.ppl_ratio},  {"kld", distribution_json(r.kld)}, {"top1_agreement", r.top1_agreement},
@@ -76,6 +85,9 @@ void run_decoder(const Args& a, const model::Model& m, const std::string& text) 
              r.text_tokens, r.n_windows, r.n_ctx, r.n_scored);
   fmt::print("PPL:     {:.4f} ± {:.4f}\n", r.ppl, r.ppl_stderr);
   fmt::print("speed:   {:.1f} tokens/s, {:.1f} GFLOP/s ({:.1f} s)\n", r.tokens_per_second, r.gflops, r.seconds);
+  const double f32_mib = double(m.llama->parameter_count()) * 4 / (1 << 20);
+  fmt::print("memory:  peak {:.0f} MiB resident; the float32 weights are {:.0f} MiB ({:.1f}M parameters)\n",
+             peak_rss_mib(), f32_mib, double(m.llama->parameter_count()) * 1e-6);
   if (r.compared) {
     fmt::print("against baseline {}:\n", a.baseline);
     fmt::print("  PPL(base)        {:.4f}\n  ΔPPL             {:+.4f}  (ratio {:.5f})\n", r.base_ppl, r.delta_ppl,
