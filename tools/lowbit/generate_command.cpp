@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "lowbit/error.h"
 #include "lowbit/model.h"
+#include "lowbit/npy.h"
 
 namespace lowbit::cli {
 namespace {
@@ -17,6 +18,7 @@ struct Args {
   int n = 64;
   int threads = 0;
   bool chat = false;
+  std::string logits_out;
 };
 
 void run(const Args& a) {
@@ -36,6 +38,11 @@ void run(const Args& a) {
   const auto t0 = std::chrono::steady_clock::now();
   llama.forward(ids.data(), int(ids.size()), 0, state);
   const auto t1 = std::chrono::steady_clock::now();
+  if (!a.logits_out.empty()) {  // every prompt position's logits, for checks against other tools
+    std::vector<float> all(ids.size() * logits.size());
+    llama.logits(state, 0, int(ids.size()), all.data());
+    write_npy(a.logits_out, "<f4", {ids.size(), logits.size()}, all.data(), all.size() * sizeof(float));
+  }
   llama.logits(state, state.n_tokens - 1, 1, logits.data());
   std::fputs(a.prompt.c_str(), stdout);
   std::vector<int32_t> generated;
@@ -75,6 +82,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--prompt,-p", args->prompt, "The text to continue")->required();
   cmd->add_option("-n", args->n, "Tokens to generate")->default_val(64)->check(CLI::Range(1, 100000));
   cmd->add_option("--threads,-t", args->threads, "Threads (0: all cores)")->default_val(0);
+  cmd->add_option("--logits-out", args->logits_out, "Write the logits of every prompt position to this .npy file");
   cmd->add_flag("--chat", args->chat, "Wrap the prompt as a user turn of the ChatML chat template");
   cmd->callback([args] { run(*args); });
 }
