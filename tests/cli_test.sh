@@ -91,5 +91,17 @@ else
   echo "SKIP part: numpy not installed, .npy round trips not checked"
 fi
 
+# Model commands: bad input is a clear error naming the file (no model needed for these).
+printf 'GGUF\x03\x00\x00\x00' > "$work/short.gguf"
+printf 'not a model' > "$work/junk.gguf"
+printf 'some text\n' > "$work/text.txt"
+expect_error "missing model" "nope.gguf: no such file or folder" "$LOWBIT" inspect "$work/nope.gguf"
+expect_error "truncated gguf" "short.gguf: not a usable GGUF file: truncated" "$LOWBIT" inspect "$work/short.gguf"
+expect_error "bad magic" "junk.gguf: not a usable GGUF file: bad magic" "$LOWBIT" eval --model "$work/junk.gguf" --text "$work/text.txt"
+expect_error "missing text" "missing.txt: cannot open" "$LOWBIT" eval --model "$work/junk.gguf" --text "$work/missing.txt"
+expect_error "both baselines" "not both" "$LOWBIT" eval --model "$work/junk.gguf" --text "$work/text.txt" --baseline a --save-baseline b
+expect_error "folder without config" "config.json" "$LOWBIT" inspect "$work"
+expect_error "unknown name" "not an installed model name" "$LOWBIT" generate --model llama-70b --prompt hi
+
 if [ "$failures" -ne 0 ]; then echo "$failures CLI check(s) failed"; exit 1; fi
 echo "all CLI checks passed"

@@ -127,6 +127,8 @@ TEST_F(EvalTest, KlDivergenceOfAPerturbedModelIsExactWithTheWholeVocabulary) {
   EXPECT_NEAR(r.kld.mean, kl_want, 1e-4 * kl_want + 1e-7);
   EXPECT_NEAR(r.top1_agreement, double(agree) / n, 1e-12);
   EXPECT_GT(r.kld.p99, r.kld.median);
+  EXPECT_NEAR(r.ln_ppl_ratio, std::log(r.ppl / r.base_ppl), 1e-9);
+  EXPECT_GT(r.delta_ppl_stderr, 0.0);
   // With only the top 4 kept, the lumped estimate never exceeds the exact value.
   EXPECT_LE(r4.kld.mean, r.kld.mean + 1e-9);
   EXPECT_GT(r4.kld.mean, 0.0);

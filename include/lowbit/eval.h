@@ -58,7 +58,8 @@ struct PerplexityResult {
   Baseline recorded;             // when options.record
   // Against options.compare_to:
   bool compared = false;
-  double base_ppl = 0, delta_ppl = 0, ppl_ratio = 0;
+  double base_ppl = 0, delta_ppl = 0, delta_ppl_stderr = 0, ppl_ratio = 0;
+  double ln_ppl_ratio = 0, ln_ppl_ratio_stderr = 0;  // mean of NLL - NLL(base), as llama.cpp reports
   Distribution kld;
   double top1_agreement = 0, top1_stderr = 0;
 };

@@ -165,6 +165,13 @@ PerplexityResult perplexity(const model::Model& m, const std::string& text, cons
     res.base_ppl = std::exp(base_sum / n);
     res.delta_ppl = res.ppl - res.base_ppl;
     res.ppl_ratio = res.ppl / res.base_ppl;
+    // Paired per-token differences d = NLL - NLL(base): mean(d) = ln(PPL / PPL(base)); ΔPPL's
+    // uncertainty by the delta method is PPL times the standard error of mean(d).
+    const double mean_d = diff_sum / n;
+    const double se_d = n > 1 ? std::sqrt(std::max(0.0, diff2_sum / n - mean_d * mean_d) / (n - 1)) : 0;
+    res.ln_ppl_ratio = mean_d;
+    res.ln_ppl_ratio_stderr = se_d;
+    res.delta_ppl_stderr = res.ppl * se_d;
     res.kld = describe(std::move(kld));
     res.top1_agreement = double(same_top1) / n;
     res.top1_stderr = n > 1 ? std::sqrt(res.top1_agreement * (1 - res.top1_agreement) / (n - 1)) : 0;

@@ -73,7 +73,8 @@ void run_decoder(const Args& a, const model::Model& m, const std::string& text) 
               {"seconds", r.seconds},         {"tokens_per_second", r.tokens_per_second}, {"gflops", r.gflops},
               {"parameters", m.llama->parameter_count()}, {"peak_rss_mib", peak_rss_mib()}};
     if (r.compared)
-      j["baseline"] = {{"file", a.baseline},        {"base_ppl", r.base_ppl},        {"delta_ppl", r.delta_ppl},
+      j["baseline"] = {{"file", a.baseline},        {"base_ppl", r.base_ppl},        {"delta_ppl", r.delta_ppl},  {"delta_ppl_stderr", r.delta_ppl_stderr},
+                       {"ln_ppl_ratio", r.ln_ppl_ratio}, {"ln_ppl_ratio_stderr", r.ln_ppl_ratio_stderr},
                        {"ppl_ratio", r.ppl_ratio},  {"kld", distribution_json(r.kld)}, {"top1_agreement", r.top1_agreement},
                        {"top1_stderr", r.top1_stderr}};
     if (opt.record) j["saved_baseline"] = a.save_baseline;
@@ -90,8 +91,8 @@ void run_decoder(const Args& a, const model::Model& m, const std::string& text) 
              peak_rss_mib(), f32_mib, double(m.llama->parameter_count()) * 1e-6);
   if (r.compared) {
     fmt::print("against baseline {}:\n", a.baseline);
-    fmt::print("  PPL(base)        {:.4f}\n  ΔPPL             {:+.4f}  (ratio {:.5f})\n", r.base_ppl, r.delta_ppl,
-               r.ppl_ratio);
+    fmt::print("  PPL(base)        {:.4f}\n  ΔPPL             {:+.4f} ± {:.4f}  (ratio {:.5f}; ln ratio {:+.5f} ± {:.5f})\n",
+               r.base_ppl, r.delta_ppl, r.delta_ppl_stderr, r.ppl_ratio, r.ln_ppl_ratio, r.ln_ppl_ratio_stderr);
     fmt::print("  KLD mean         {:.6f} ± {:.6f}\n  KLD median       {:.6f}\n  KLD p99          {:.6f}\n"
                "  KLD max          {:.6f}\n",
                r.kld.mean, r.kld.stderr_, r.kld.median, r.kld.p99, r.kld.max);
