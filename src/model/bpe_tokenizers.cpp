@@ -11,14 +11,6 @@
 
 namespace lowbit::model {
 
-std::vector<int32_t> Tokenizer::encode_for_model(std::string_view text) const {
-  std::vector<int32_t> ids;
-  if (add_bos_ && bos_id_ >= 0) ids.push_back(bos_id_);
-  const std::vector<int32_t> body = encode(text);
-  ids.insert(ids.end(), body.begin(), body.end());
-  return ids;
-}
-
 namespace {
 
 std::unordered_map<std::string, int32_t> index_tokens(const std::vector<std::string>& tokens) {

@@ -1,6 +1,4 @@
 // Finding, recognising and loading models: GGUF files and Hugging Face folders.
-#include <sys/stat.h>
-
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -9,7 +7,7 @@
 #include "lowbit/gguf.h"
 #include "lowbit/model.h"
 #include "lowbit/safetensors.h"
-#include "model/mapped_file.h"
+#include "util/json_file.h"
 #include "model/rope_frequencies.h"
 
 #ifndef LOWBIT_SOURCE_DIR
@@ -20,18 +18,10 @@ namespace lowbit::model {
 namespace {
 
 using nlohmann::json;
+using files::ends_with;
+using files::exists;
+using files::is_dir;
 
-bool is_dir(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-bool exists(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0;
-}
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 std::string folder_of(const std::string& path) {
   return is_dir(path) ? (ends_with(path, "/") ? path : path + "/") : path.substr(0, path.find_last_of('/') + 1);
 }
@@ -100,12 +90,7 @@ LlamaConfig llama_config_from_gguf(const GgufFile& g) {
 
 json read_json(const std::string& path) {
   if (!exists(path)) throw Error(path + ": missing (a Hugging Face model folder needs config.json)");
-  MappedFile f(path);
-  try {
-    return json::parse(std::string(reinterpret_cast<const char*>(f.data()), f.size()));
-  } catch (const json::exception& e) {
-    throw Error(path + ": malformed JSON (" + e.what() + ")");
-  }
+  return files::read_json(path);
 }
 
 template <class T>

@@ -1,8 +1,6 @@
 // safetensors reader (single file or sharded) and float32 writer.
 #include "lowbit/safetensors.h"
 
-#include <sys/stat.h>
-
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -12,11 +10,16 @@
 #include "io/byte_reader.h"
 #include "lowbit/error.h"
 #include "model/mapped_file.h"
+#include "util/json_file.h"
 
 namespace lowbit::model {
 namespace {
 
 using nlohmann::json;
+using files::ends_with;
+using files::exists;
+using files::is_dir;
+using files::parse_json;
 
 constexpr uint64_t kMaxHeader = uint64_t(100) << 20;  // the format's own limit is 100 MB
 
@@ -32,26 +35,6 @@ const Dtype kDtypes[] = {
     {"U16", 2, std::nullopt},  {"U32", 4, std::nullopt},   {"U64", 8, std::nullopt},
     {"BOOL", 1, std::nullopt}, {"F8_E4M3", 1, std::nullopt}, {"F8_E5M2", 1, std::nullopt},
 };
-
-bool is_dir(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-bool exists(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0;
-}
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-json parse_json(const std::string& text, const std::string& where) {
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error(where + ": malformed JSON (" + e.what() + ")");
-  }
-}
 
 // Adds the tensors of one .safetensors file; `wanted` (when not null) restricts to those names.
 void add_file(TensorStore& store, const std::string& path, const std::set<std::string>* wanted) {
@@ -117,13 +100,8 @@ void add_file(TensorStore& store, const std::string& path, const std::set<std::s
   store.keep_alive(std::move(file));
 }
 
-std::string read_text_file(const std::string& path) {
-  MappedFile f(path);
-  return std::string(reinterpret_cast<const char*>(f.data()), f.size());
-}
-
 TensorStore load_index(const std::string& index_path) {
-  const json index = parse_json(read_text_file(index_path), index_path);
+  const json index = files::read_json(index_path);
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
     throw Error(index_path + ": not a safetensors index (no \"weight_map\" object)");
   const std::string dir = index_path.substr(0, index_path.find_last_of('/') + 1);

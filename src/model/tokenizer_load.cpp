@@ -4,9 +4,9 @@
 
 #include "lowbit/error.h"
 #include "lowbit/gguf.h"
-#include "model/mapped_file.h"
 #include "model/text_splitting.h"
 #include "model/tokenizer_spec.h"
+#include "util/json_file.h"
 
 namespace lowbit::model {
 namespace {
@@ -43,19 +43,6 @@ int32_t checked_id(int64_t id, size_t vocab, const std::string& where, const cha
     throw Error(where + ": " + what + " id " + std::to_string(id) + " is outside the vocabulary of " +
                 std::to_string(vocab) + " tokens");
   return int32_t(id);
-}
-
-std::string read_text(const std::string& path) {
-  MappedFile f(path);
-  return std::string(reinterpret_cast<const char*>(f.data()), f.size());
-}
-
-json parse(const std::string& path) {
-  try {
-    return json::parse(read_text(path));
-  } catch (const json::exception& e) {
-    throw Error(path + ": malformed JSON (" + e.what() + ")");
-  }
 }
 
 // The pre-tokenizer of a tokenizer.json: regex stages, and whether byte-level mapping is on.
@@ -96,6 +83,14 @@ std::vector<std::string> json_vocab(const json& root, const std::string& path) {
 }
 
 }  // namespace
+
+std::vector<int32_t> Tokenizer::encode_for_model(std::string_view text) const {
+  std::vector<int32_t> ids;
+  if (add_bos_ && bos_id_ >= 0) ids.push_back(bos_id_);
+  const std::vector<int32_t> body = encode(text);
+  ids.insert(ids.end(), body.begin(), body.end());
+  return ids;
+}
 
 std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& gguf) {
   const std::string& path = gguf.path();
@@ -153,7 +148,7 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& gguf) {
 }
 
 std::unique_ptr<Tokenizer> tokenizer_from_json(const std::string& path) {
-  const json root = parse(path);
+  const json root = files::read_json(path);
   try {
     const json& model = root.at("model");
     const std::string type = model.value("type", "");
@@ -195,9 +190,8 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const std::string& path) {
         for (const json& t : root["added_tokens"]) spec.literal_ids.push_back(t.at("id").get<int32_t>());
       // BOS / EOS live in tokenizer_config.json beside it, when present.
       const std::string config_path = path.substr(0, path.find_last_of('/') + 1) + "tokenizer_config.json";
-      if (FILE* f = std::fopen(config_path.c_str(), "rb")) {
-        std::fclose(f);
-        const json config = parse(config_path);
+      if (files::exists(config_path)) {
+        const json config = files::read_json(config_path);
         const auto token_text = [](const json& v) {
           return v.is_string() ? v.get<std::string>() : v.is_object() ? v.value("content", "") : std::string();
         };

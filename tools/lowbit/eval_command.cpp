@@ -13,6 +13,7 @@
 #include "lowbit/eval.h"
 #include "lowbit/npy.h"
 #include "progress.h"
+#include "util/files.h"
 
 namespace lowbit::cli {
 namespace {
@@ -30,14 +31,6 @@ struct Args {
   int threads = 0;
   bool json = false;
 };
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open the text file");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // Peak resident memory of this process so far (Linux reports ru_maxrss in KiB).
 double peak_rss_mib() {
@@ -134,7 +127,7 @@ void run_encoder(const Args& a, const model::Model& m, const std::string& text) 
 void run(const Args& a) {
   if (!a.save_baseline.empty() && !a.baseline.empty()) throw Error("give --save-baseline or --baseline, not both");
   model::set_num_threads(a.threads);
-  const std::string text = read_text_file(a.text);  // before the slow part, so a typo fails fast
+  const std::string text = files::read_all(a.text);  // before the slow part, so a typo fails fast
   const model::Model m = model::load_model(a.model);
   if (m.is_encoder()) run_encoder(a, m, text); else run_decoder(a, m, text);
 }
