@@ -13,14 +13,6 @@ namespace lowbit::model {
 
 namespace {
 
-std::unordered_map<std::string, int32_t> index_tokens(const std::vector<std::string>& tokens) {
-  std::unordered_map<std::string, int32_t> index;
-  index.reserve(tokens.size());
-  // Where a vocabulary repeats an entry, the first id wins (as in HF and llama.cpp).
-  for (size_t i = 0; i < tokens.size(); ++i) index.emplace(tokens[i], int32_t(i));
-  return index;
-}
-
 std::vector<std::string> split_code_points(std::string_view text) {
   std::vector<std::string> out;
   for (size_t pos = 0; pos < text.size();) {
@@ -32,15 +24,9 @@ std::vector<std::string> split_code_points(std::string_view text) {
   return out;
 }
 
-class ByteLevelBpe final : public Tokenizer {
+class ByteLevelBpe final : public SpecTokenizer {
  public:
-  explicit ByteLevelBpe(TokenizerSpec spec) : spec_(std::move(spec)) {
-    tokens_ = spec_.tokens;
-    bos_id_ = spec_.bos;
-    eos_id_ = spec_.eos;
-    add_bos_ = spec_.add_bos;
-    description_ = spec_.description;
-    ids_ = index_tokens(tokens_);
+  explicit ByteLevelBpe(TokenizerSpec spec) : SpecTokenizer(std::move(spec)) {
     for (size_t r = 0; r < spec_.merges.size(); ++r) ranks_.emplace(spec_.merges[r], int32_t(r));
     for (const std::string& p : spec_.pre_patterns) pre_.add_stage(p);
     for (int32_t id : spec_.literal_ids) specials_.add(tokens_.at(size_t(id)), id);
@@ -124,8 +110,6 @@ class ByteLevelBpe final : public Tokenizer {
     cache_.emplace(std::move(mapped), std::move(out));
   }
 
-  TokenizerSpec spec_;
-  std::unordered_map<std::string, int32_t> ids_;
   std::unordered_map<std::string, int32_t> ranks_;
   PreTokenizer pre_;
   SpecialTokens specials_;
@@ -135,15 +119,9 @@ class ByteLevelBpe final : public Tokenizer {
 
 const std::string kWordBoundary = "\xE2\x96\x81";  // U+2581 LOWER ONE EIGHTH BLOCK, SentencePiece's space
 
-class SentencePieceBpe final : public Tokenizer {
+class SentencePieceBpe final : public SpecTokenizer {
  public:
-  explicit SentencePieceBpe(TokenizerSpec spec) : spec_(std::move(spec)) {
-    tokens_ = spec_.tokens;
-    bos_id_ = spec_.bos;
-    eos_id_ = spec_.eos;
-    add_bos_ = spec_.add_bos;
-    description_ = spec_.description;
-    ids_ = index_tokens(tokens_);
+  explicit SentencePieceBpe(TokenizerSpec spec) : SpecTokenizer(std::move(spec)) {
     if (spec_.scores.size() != tokens_.size()) throw Error("SentencePiece tokenizer: scores and tokens differ in length");
     for (int b = 0; b < 256; ++b) {
       char name[8];
@@ -255,8 +233,6 @@ class SentencePieceBpe final : public Tokenizer {
     }
   }
 
-  TokenizerSpec spec_;
-  std::unordered_map<std::string, int32_t> ids_;
   int32_t byte_ids_[256];
   SpecialTokens specials_;
 };

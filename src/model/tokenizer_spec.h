@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "lowbit/tokenizer.h"
@@ -24,6 +25,23 @@ struct TokenizerSpec {
   int32_t cls = -1, sep = -1;              // WordPiece markers
   bool add_bos = false;
   std::string description;
+};
+
+// The common base of the implementations: keeps the spec and an index from vocabulary entry to
+// id (where an entry repeats, the first id wins, as in HF tokenizers and llama.cpp).
+class SpecTokenizer : public Tokenizer {
+ protected:
+  explicit SpecTokenizer(TokenizerSpec spec) : spec_(std::move(spec)) {
+    tokens_ = spec_.tokens;
+    bos_id_ = spec_.bos;
+    eos_id_ = spec_.eos;
+    add_bos_ = spec_.add_bos;
+    description_ = spec_.description;
+    ids_.reserve(tokens_.size());
+    for (size_t i = 0; i < tokens_.size(); ++i) ids_.emplace(tokens_[i], int32_t(i));
+  }
+  TokenizerSpec spec_;
+  std::unordered_map<std::string, int32_t> ids_;
 };
 
 std::unique_ptr<Tokenizer> make_byte_level_bpe(TokenizerSpec spec);

@@ -13,14 +13,11 @@ namespace {
 constexpr size_t kMaxCharsPerWord = 100;  // longer words become [UNK], as in BERT
 const std::string kContinuation = "##";
 
-class WordPiece final : public Tokenizer {
+class WordPiece final : public SpecTokenizer {
  public:
-  explicit WordPiece(TokenizerSpec spec) : spec_(std::move(spec)) {
-    tokens_ = spec_.tokens;
-    bos_id_ = spec_.cls;
+  explicit WordPiece(TokenizerSpec spec) : SpecTokenizer(std::move(spec)) {
+    bos_id_ = spec_.cls;  // the sequence markers
     eos_id_ = spec_.sep;
-    description_ = spec_.description;
-    for (size_t i = 0; i < tokens_.size(); ++i) ids_.emplace(tokens_[i], int32_t(i));
     if (spec_.unk < 0) throw Error("WordPiece tokenizer has no [UNK] token");
   }
 
@@ -143,8 +140,6 @@ class WordPiece final : public Tokenizer {
     ids.insert(ids.end(), pieces.begin(), pieces.end());
   }
 
-  TokenizerSpec spec_;
-  std::unordered_map<std::string, int32_t> ids_;
 };
 
 }  // namespace
