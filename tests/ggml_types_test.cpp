@@ -181,6 +181,11 @@ TEST(GgmlTypes, HalfAndBFloat16) {
   EXPECT_EQ(z[1], -3.0f);
 }
 
+TEST(GgmlTypes, EmptyTensorsTouchNothing) {
+  // Found by the GGUF fuzzer: a tensor with a zero dimension reached memcpy with null pointers.
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::Q4_K}) EXPECT_NO_THROW(dequantize_ggml(t, nullptr, 0, nullptr));
+}
+
 TEST(GgmlTypes, UnsupportedAndPartialBlocksAreErrors) {
   std::vector<uint8_t> b(300);
   std::vector<float> y(256);

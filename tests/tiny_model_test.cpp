@@ -141,6 +141,42 @@ TEST_F(TinyModelTest, ShapeMismatchNamesTheTensor) {
   }
 }
 
+TEST_F(TinyModelTest, MalformedConfigAndTokenizerJsonAreErrors) {
+  TinyLlama::random(7).write_hf(dir_.string());
+  const std::string config = path("config.json"), tokenizer = path("tokenizer.json");
+  const nlohmann::json good_config = nlohmann::json::parse(read_text(config));
+  const nlohmann::json good_tokenizer = nlohmann::json::parse(read_text(tokenizer));
+  const auto expect_error = [&](const std::string& file, const nlohmann::json& j, const std::string& why) {
+    write_text(file, j.dump());
+    try {
+      model::load_model(dir_.string());
+      ADD_FAILURE() << "accepted " << why;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << why << ": " << e.what();
+    }
+    write_text(config, good_config.dump());
+    write_text(tokenizer, good_tokenizer.dump());
+  };
+  nlohmann::json j = good_config;
+  j["hidden_size"] = 1.5e30;  // found by the fuzzer: a float where an integer belongs
+  expect_error(config, j, "a float hidden_size");
+  j = good_config;
+  j["rope_theta"] = "big";
+  expect_error(config, j, "a string rope_theta");
+  j = good_config;
+  j.erase("num_hidden_layers");
+  expect_error(config, j, "a missing num_hidden_layers");
+  j = good_config;
+  j["model_type"] = "gpt_neox";
+  expect_error(config, j, "an unsupported architecture");
+  j = good_tokenizer;
+  j["model"]["vocab"]["a"] = 111111111111111111111111111.0;
+  expect_error(tokenizer, j, "a float token id");
+  j = good_tokenizer;
+  j["pre_tokenizer"] = {{"type", "Metaspace"}};
+  expect_error(tokenizer, j, "an unsupported pre-tokenizer");
+}
+
 TEST_F(TinyModelTest, BertMatchesFloat64ReferenceAndPaddingIsMasked) {
   const TinyBert tiny = TinyBert::random(11);
   tiny.write_hf(dir_.string());

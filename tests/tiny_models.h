@@ -48,6 +48,10 @@ struct TinyByteVocab {
 inline void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
 }
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
 
 struct TinyLlama {
   int dim = 32, n_layers = 2, n_heads = 4, n_kv_heads = 2, head_dim = 8, hidden = 48, vocab = 260;

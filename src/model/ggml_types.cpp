@@ -192,6 +192,7 @@ void dequantize_ggml(GgmlType type, const uint8_t* data, size_t n, float* out) {
                 " cannot be dequantized by lowbit yet (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
                 "Q4_K, Q5_K, Q6_K)");
   if (n % e->info.block_elements != 0) throw Error("element count is not a whole number of blocks");
+  if (n == 0) return;  // an empty tensor: nothing to read (and memcpy must not see null pointers)
   switch (type) {
     case GgmlType::F32:
       std::memcpy(out, data, n * 4);

@@ -1,6 +1,7 @@
 // Finding, recognising and loading models: GGUF files and Hugging Face folders.
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <sstream>
 
 #include "lowbit/error.h"
@@ -93,29 +94,22 @@ json read_json(const std::string& path) {
   return files::read_json(path);
 }
 
-template <class T>
-T config_value(const json& j, const std::string& key, const std::string& path) {
+int64_t required_int(const json& j, const char* key, const std::string& path) {
   if (!j.contains(key) || j[key].is_null()) throw Error(path + ": \"" + key + "\" is missing");
-  try {
-    return j[key].get<T>();
-  } catch (const json::exception&) {
-    throw Error(path + ": \"" + key + "\" has the wrong type");
-  }
+  return files::json_int(j[key], path + ": \"" + key + "\"");
 }
 
 LlamaConfig llama_config_from_json(const json& j, const std::string& path) {
   LlamaConfig c;
-  c.arch = config_value<std::string>(j, "model_type", path);
-  c.dim = positive(config_value<int64_t>(j, "hidden_size", path), "hidden_size", path);
-  c.n_layers = positive(config_value<int64_t>(j, "num_hidden_layers", path), "num_hidden_layers", path);
-  c.n_heads = positive(config_value<int64_t>(j, "num_attention_heads", path), "num_attention_heads", path);
-  c.n_kv_heads = positive(j.value("num_key_value_heads", int64_t(c.n_heads)), "num_key_value_heads", path);
-  c.head_dim = positive(j.contains("head_dim") && !j["head_dim"].is_null() ? j["head_dim"].get<int64_t>()
-                                                                            : int64_t(c.dim / c.n_heads),
-                        "head_dim", path);
-  c.hidden_dim = positive(config_value<int64_t>(j, "intermediate_size", path), "intermediate_size", path);
-  c.vocab_size = positive(config_value<int64_t>(j, "vocab_size", path), "vocab_size", path);
-  c.context_length = positive(j.value("max_position_embeddings", int64_t(2048)), "max_position_embeddings", path);
+  c.arch = j.at("model_type").get<std::string>();
+  c.dim = positive(required_int(j, "hidden_size", path), "hidden_size", path);
+  c.n_layers = positive(required_int(j, "num_hidden_layers", path), "num_hidden_layers", path);
+  c.n_heads = positive(required_int(j, "num_attention_heads", path), "num_attention_heads", path);
+  c.n_kv_heads = positive(files::json_int_or(j, "num_key_value_heads", c.n_heads, path), "num_key_value_heads", path);
+  c.head_dim = positive(files::json_int_or(j, "head_dim", c.dim / c.n_heads, path), "head_dim", path);
+  c.hidden_dim = positive(required_int(j, "intermediate_size", path), "intermediate_size", path);
+  c.vocab_size = positive(required_int(j, "vocab_size", path), "vocab_size", path);
+  c.context_length = positive(files::json_int_or(j, "max_position_embeddings", 2048, path), "max_position_embeddings", path);
   c.norm_eps = float(j.value("rms_norm_eps", 1e-6));
   c.rope_theta = float(j.value("rope_theta", 10000.0));
   c.rope_style = RopeStyle::HalfSplit;
@@ -141,13 +135,13 @@ LlamaConfig llama_config_from_json(const json& j, const std::string& path) {
 
 BertConfig bert_config_from_json(const json& j, const std::string& path) {
   BertConfig c;
-  c.dim = positive(config_value<int64_t>(j, "hidden_size", path), "hidden_size", path);
-  c.n_layers = positive(config_value<int64_t>(j, "num_hidden_layers", path), "num_hidden_layers", path);
-  c.n_heads = positive(config_value<int64_t>(j, "num_attention_heads", path), "num_attention_heads", path);
-  c.hidden_dim = positive(config_value<int64_t>(j, "intermediate_size", path), "intermediate_size", path);
-  c.vocab_size = positive(config_value<int64_t>(j, "vocab_size", path), "vocab_size", path);
-  c.max_positions = positive(j.value("max_position_embeddings", int64_t(512)), "max_position_embeddings", path);
-  c.type_vocab_size = positive(j.value("type_vocab_size", int64_t(2)), "type_vocab_size", path);
+  c.dim = positive(required_int(j, "hidden_size", path), "hidden_size", path);
+  c.n_layers = positive(required_int(j, "num_hidden_layers", path), "num_hidden_layers", path);
+  c.n_heads = positive(required_int(j, "num_attention_heads", path), "num_attention_heads", path);
+  c.hidden_dim = positive(required_int(j, "intermediate_size", path), "intermediate_size", path);
+  c.vocab_size = positive(required_int(j, "vocab_size", path), "vocab_size", path);
+  c.max_positions = positive(files::json_int_or(j, "max_position_embeddings", 512, path), "max_position_embeddings", path);
+  c.type_vocab_size = positive(files::json_int_or(j, "type_vocab_size", 2, path), "type_vocab_size", path);
   c.norm_eps = float(j.value("layer_norm_eps", 1e-12));
   const std::string act = j.value("hidden_act", std::string("gelu"));
   if (act != "gelu") throw Error(path + ": hidden_act '" + act + "' is not supported (BERT with exact GELU only)");
@@ -204,17 +198,23 @@ Model load_model(const std::string& name_or_path) {
   const std::string folder = folder_of(m.path);
   const std::string config_path = folder + "config.json";
   const json config = read_json(config_path);
-  const std::string type = config.value("model_type", "");
+  std::string type;
+  std::unique_ptr<LlamaConfig> llama_config;
+  std::unique_ptr<BertConfig> bert_config;
+  try {  // a field of the wrong JSON type surfaces as json::exception
+    if (!config.is_object()) throw Error(config_path + ": not a JSON object");
+    type = config.value("model_type", "");
+    if (type == "bert") bert_config = std::make_unique<BertConfig>(bert_config_from_json(config, config_path));
+    else if (is_llama_family(type)) llama_config = std::make_unique<LlamaConfig>(llama_config_from_json(config, config_path));
+    else throw Error(config_path + ": model_type '" + type + "' is not supported (supported: llama, mistral, qwen2, bert)");
+  } catch (const json::exception& e) {
+    throw Error(config_path + ": unexpected structure (" + e.what() + ")");
+  }
   TensorStore store = load_safetensors(is_dir(m.path) ? folder : m.path);
   m.format = "safetensors";
   m.tokenizer = tokenizer_from_json(hf_tokenizer_path(folder));
-  if (type == "bert") {
-    m.bert = std::make_unique<Bert>(Bert::load(store, bert_config_from_json(config, config_path)));
-  } else if (is_llama_family(type)) {
-    m.llama = std::make_unique<Llama>(Llama::load(store, llama_config_from_json(config, config_path), false));
-  } else {
-    throw Error(config_path + ": model_type '" + type + "' is not supported (supported: llama, mistral, qwen2, bert)");
-  }
+  if (bert_config) m.bert = std::make_unique<Bert>(Bert::load(store, *bert_config));
+  else m.llama = std::make_unique<Llama>(Llama::load(store, *llama_config, false));
   store.release_pages();
   return m;
 }
@@ -242,7 +242,7 @@ ModelInfo inspect_model(const std::string& name_or_path) {
   const std::string folder = folder_of(info.path);
   const json config = read_json(folder + "config.json");
   info.format = "safetensors";
-  info.architecture = config.value("model_type", "(unknown)");
+  info.architecture = config.is_object() && config.contains("model_type") ? config["model_type"].dump() : "(unknown)";
   for (const auto& [key, value] : config.items()) info.metadata.emplace_back(key, value.dump());
   list_tensors(load_safetensors(is_dir(info.path) ? folder : info.path));
   try {

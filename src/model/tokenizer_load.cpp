@@ -76,9 +76,9 @@ std::vector<std::string> json_vocab(const json& root, const std::string& path) {
     if (size_t(id) >= tokens.size()) tokens.resize(size_t(id) + 1);
     tokens[size_t(id)] = text;
   };
-  for (const auto& [text, id] : root.at("model").at("vocab").items()) put(text, id.get<int64_t>());
+  for (const auto& [text, id] : root.at("model").at("vocab").items()) put(text, files::json_int(id, path + ": a token id"));
   if (root.contains("added_tokens"))
-    for (const json& t : root["added_tokens"]) put(t.at("content").get<std::string>(), t.at("id").get<int64_t>());
+    for (const json& t : root["added_tokens"]) put(t.at("content").get<std::string>(), files::json_int(t.at("id"), path + ": an added token id"));
   return tokens;
 }
 
@@ -187,7 +187,8 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const std::string& path) {
                                             : m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
       if (model.contains("unk_token") && model["unk_token"].is_string()) spec.unk = id_of(model["unk_token"]);
       if (root.contains("added_tokens"))
-        for (const json& t : root["added_tokens"]) spec.literal_ids.push_back(t.at("id").get<int32_t>());
+        for (const json& t : root["added_tokens"])
+          spec.literal_ids.push_back(int32_t(files::json_int(t.at("id"), path + ": an added token id")));
       // BOS / EOS live in tokenizer_config.json beside it, when present.
       const std::string config_path = path.substr(0, path.find_last_of('/') + 1) + "tokenizer_config.json";
       if (files::exists(config_path)) {
