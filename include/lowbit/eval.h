@@ -64,11 +64,19 @@ struct PerplexityResult {
   double top1_agreement = 0, top1_stderr = 0;
 };
 
+// FNV-1a of n_ctx and the first `count` token ids: what a Baseline's tokens_hash holds for the
+// tokens it was recorded on.
+uint64_t hash_tokens(const std::vector<int32_t>& tokens, size_t count, int n_ctx);
+
 // Tokenizes `text` and evaluates over non-overlapping windows of n_ctx tokens, scoring the second
 // half of each window as llama.cpp's perplexity tool does (each scored token sees at least
 // n_ctx/2 tokens of context). Throws lowbit::Error when the text is shorter than one window or
 // the baseline was recorded on something else.
 PerplexityResult perplexity(const model::Model& model, const std::string& text, const PerplexityOptions& options);
+// The same over tokens already encoded; `bos` (when >= 0) replaces the first token of each window,
+// `description` names the model in a recorded baseline.
+PerplexityResult perplexity(const model::Llama& llama, const std::vector<int32_t>& tokens, int32_t bos,
+                            const std::string& description, const PerplexityOptions& options);
 
 // Encoder models: sentence embeddings [n, dim] of the given lines, in batches.
 std::vector<float> embed_sentences(const model::Model& model, const std::vector<std::string>& sentences,

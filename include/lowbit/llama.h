@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,7 @@ struct LlamaConfig {
   std::string summary() const;
 };
 
+// Linears are named by site: layers.<l>.q_proj ... down_proj, and output (lowbit/recipe.h).
 struct LlamaLayer {
   std::vector<float> attn_norm;  // [dim]
   Linear wq;                     // [n_heads * head_dim, dim]
@@ -50,6 +52,9 @@ struct LlamaLayer {
   Linear w_gate;                 // [hidden_dim, dim]
   Linear w_up;                   // [hidden_dim, dim]
   Linear w_down;                 // [dim, hidden_dim]
+  // When set, this step's keys (after RoPE) and values are fake-quantized as a tensor
+  // [tokens, n_kv_heads, head_dim] before they enter the cache.
+  std::optional<Scheme> kv_cache;
 };
 
 struct LlamaWeights {
@@ -85,6 +90,9 @@ class Llama {
   const LlamaConfig& config() const { return config_; }
   LlamaWeights& weights() { return weights_; }
   const LlamaWeights& weights() const { return weights_; }
+  // Every Linear in forward order: per layer q, k, v, o, gate, up, down; then the output head.
+  std::vector<Linear*> linears();
+  std::vector<const Linear*> linears() const;
 
   // Runs tokens[0, n) at positions pos0 .. pos0 + n - 1, attending to the cache of positions
   // < pos0 filled by earlier calls. Afterwards s.xb holds the final-normalised hidden states.
@@ -99,6 +107,7 @@ class Llama {
 
  private:
   void attention(int layer, int n, int pos0, LlamaRunState& s) const;
+  void quantize_kv(const Scheme& scheme, int n, LlamaRunState& s) const;
   LlamaConfig config_;
   LlamaWeights weights_;
 };

@@ -12,6 +12,8 @@ namespace {
 
 constexpr int kLogitRows = 64;  // rows of logits held at once (64 x vocab floats)
 
+}  // namespace
+
 uint64_t hash_tokens(const std::vector<int32_t>& tokens, size_t count, int n_ctx) {
   uint64_t h = 1469598103934665603ull;  // FNV-1a
   const auto mix = [&](uint64_t v) {
@@ -24,6 +26,8 @@ uint64_t hash_tokens(const std::vector<int32_t>& tokens, size_t count, int n_ctx
   for (size_t i = 0; i < count; ++i) mix(uint32_t(tokens[i]));
   return h;
 }
+
+namespace {
 
 Distribution describe(std::vector<double> v) {
   Distribution d;
@@ -53,11 +57,15 @@ double log_sum_exp(const float* row, int n) {
 
 PerplexityResult perplexity(const model::Model& m, const std::string& text, const PerplexityOptions& opt) {
   if (!m.llama) throw Error("perplexity needs a decoder model (this one is an encoder; use sentence embeddings)");
-  const model::Llama& llama = *m.llama;
+  const int32_t bos = m.tokenizer->adds_bos() ? m.tokenizer->bos_id() : -1;
+  return perplexity(*m.llama, m.tokenizer->encode(text), bos, m.path + " (" + m.summary() + ")", opt);
+}
+
+PerplexityResult perplexity(const model::Llama& llama, const std::vector<int32_t>& tokens, int32_t bos,
+                            const std::string& description, const PerplexityOptions& opt) {
   const int n_ctx = opt.n_ctx;
   const int n_vocab = llama.config().vocab_size;
   if (n_ctx < 8) throw Error("--ctx must be at least 8");
-  const std::vector<int32_t> tokens = m.tokenizer->encode(text);
   PerplexityResult res;
   res.text_tokens = int64_t(tokens.size());
   res.n_ctx = n_ctx;
@@ -87,7 +95,7 @@ PerplexityResult perplexity(const model::Model& m, const std::string& text, cons
     b.n_windows = res.n_windows;
     b.scored_per_window = per_window;
     b.tokens_hash = hash;
-    b.model = m.path + " (" + m.summary() + ")";
+    b.model = description;
   }
 
   model::LlamaRunState state(llama.config(), n_ctx, n_ctx);
@@ -100,7 +108,7 @@ PerplexityResult perplexity(const model::Model& m, const std::string& text, cons
   for (int64_t w = 0; w < res.n_windows; ++w) {
     const size_t start = size_t(w) * size_t(n_ctx);
     std::copy_n(tokens.begin() + int64_t(start), n_ctx, window.begin());
-    if (m.tokenizer->adds_bos() && m.tokenizer->bos_id() >= 0) window[0] = m.tokenizer->bos_id();
+    if (bos >= 0) window[0] = bos;
     llama.forward(window.data(), n_ctx, 0, state);
     for (int row0 = first; row0 < first + per_window; row0 += kLogitRows) {
       const int rows = std::min(kLogitRows, first + per_window - row0);

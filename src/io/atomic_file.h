@@ -2,6 +2,8 @@
 // folder, then rename into place. A reader never sees a half-written file under the real name.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -14,7 +16,8 @@ namespace lowbit::io {
 // `path` (and removes the temporary file) when anything fails.
 template <class WriteFn>
 void write_file_atomically(const std::string& path, WriteFn write) {
-  const std::string tmp = path + ".tmp-lowbit";
+  // The process id keeps writers on a shared folder (sweep shards) off each other's temporaries.
+  const std::string tmp = path + ".tmp-lowbit-" + std::to_string(::getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw Error(path + ": cannot open for writing");

@@ -4,9 +4,12 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <thread>
 
+#include "lowbit/convert.h"
 #include "lowbit/error.h"
+#include "lowbit/qtensor.h"
 
 namespace lowbit::model {
 
@@ -23,19 +26,63 @@ Linear::Linear(std::string name, int out_features, int in_features, std::shared_
 
 void Linear::forward(const float* x, int n, float* y) const {
   if (n <= 0) return;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out_, in_, 1.0f, x, in_, weight_->data(), in_, 0.0f, y,
-              out_);
+  // One buffer per thread: forwards of different Linears never overlap on one thread.
+  thread_local std::vector<float> quantized_input;
+  const float* xq = x;
+  if (input_scheme_) {
+    quantized_input.resize(size_t(n) * size_t(in_));
+    fake_quant(*input_scheme_, x, {size_t(n), size_t(in_)}, quantized_input.data());
+    xq = quantized_input.data();
+  }
+  if (accumulation_)
+    multiply_accumulating(xq, n, y);
+  else
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out_, in_, 1.0f, xq, in_, weight_->data(), in_, 0.0f, y,
+                out_);
   if (!bias_.empty()) {
     for (int r = 0; r < n; ++r) {
       float* row = y + size_t(r) * size_t(out_);
       for (int c = 0; c < out_; ++c) row[c] += bias_[size_t(c)];
     }
   }
+  if (probe_) probe_->observe(*this, x, xq, n, y);
+}
+
+// Splits the reduction into slices of `every` columns: each slice's products are one sgemm
+// (float32 sums of `every` products), added to the running total, which is then rounded onto the
+// accumulator format. The addition itself is float32, so a total is rounded twice (to float32,
+// then to the format); for formats of 16 bits or fewer this differs from one exact rounding only
+// when the float32 sum lands exactly on a midpoint of the narrow format.
+void Linear::multiply_accumulating(const float* x, int n, float* y) const {
+  const Accumulation& a = *accumulation_;
+  const size_t count = size_t(n) * size_t(out_);
+  thread_local std::vector<float> slice;
+  slice.resize(count);
+  std::fill_n(y, count, 0.0f);
+  for (int k0 = 0; k0 < in_; k0 += a.every) {
+    const int k = std::min(a.every, in_ - k0);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out_, k, 1.0f, x + k0, in_, weight_->data() + k0, in_, 0.0f,
+                slice.data(), out_);
+    for (size_t i = 0; i < count; ++i) y[i] += slice[i];
+    lowbit::fake_quant(a.format, y, count, y, RoundOptions{RoundMode::NearestEven, Overflow::Default, 0});
+  }
+}
+
+void Linear::set_accumulation(std::optional<Accumulation> a) {
+  if (a && (a->every < 1 || a->format.kind != FormatKind::Float))
+    throw Error("Linear '" + name_ + "': an accumulator needs a floating-point format and every >= 1");
+  accumulation_ = std::move(a);
 }
 
 void Linear::set_weight(std::vector<float> weight) {
   if (weight.size() != size_t(out_) * size_t(in_)) throw Error("Linear '" + name_ + "': replacement weight has the wrong size");
   weight_ = std::make_shared<std::vector<float>>(std::move(weight));
+}
+
+void Linear::set_weight_shared(std::shared_ptr<std::vector<float>> weight) {
+  if (!weight || weight->size() != size_t(out_) * size_t(in_))
+    throw Error("Linear '" + name_ + "': replacement weight has the wrong size");
+  weight_ = std::move(weight);
 }
 
 void set_num_threads(int threads) {

@@ -6,8 +6,10 @@
 
 #include <cmath>
 #include <sstream>
+#include <utility>
 
 #include "lowbit/error.h"
+#include "lowbit/qtensor.h"
 #include "lowbit/tensor_store.h"
 #include "model/transformer_ops.h"
 
@@ -66,6 +68,7 @@ void Llama::forward(const int32_t* tokens, int n, int pos0, LlamaRunState& s) co
     w.wv.forward(s.xb.data(), n, s.v.data());
     rope.apply(s.q.data(), n, c.n_heads, c.head_dim, c.rope_style);
     rope.apply(s.k.data(), n, c.n_kv_heads, c.head_dim, c.rope_style);
+    if (w.kv_cache) quantize_kv(*w.kv_cache, n, s);
     const size_t kv = size_t(c.kv_dim());
     const size_t cache_at = (size_t(l) * size_t(s.max_context) + size_t(pos0)) * kv;
     std::copy_n(s.k.data(), size_t(n) * kv, s.key_cache.data() + cache_at);
@@ -83,6 +86,30 @@ void Llama::forward(const int32_t* tokens, int n, int pos0, LlamaRunState& s) co
   }
   rms_norm(s.x.data(), weights_.final_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
   s.n_tokens = n;
+}
+
+void Llama::quantize_kv(const Scheme& scheme, int n, LlamaRunState& s) const {
+  const std::vector<size_t> shape = {size_t(n), size_t(config_.n_kv_heads), size_t(config_.head_dim)};
+  thread_local std::vector<float> rounded;
+  rounded.resize(size_t(n) * size_t(config_.kv_dim()));
+  for (std::vector<float>* t : {&s.k, &s.v}) {
+    fake_quant(scheme, t->data(), shape, rounded.data());
+    std::copy(rounded.begin(), rounded.end(), t->begin());
+  }
+}
+
+std::vector<const Linear*> Llama::linears() const {
+  std::vector<const Linear*> all;
+  for (const LlamaLayer& w : weights_.layers)
+    for (const Linear* lin : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down}) all.push_back(lin);
+  all.push_back(&weights_.output);
+  return all;
+}
+
+std::vector<Linear*> Llama::linears() {
+  std::vector<Linear*> all;
+  for (const Linear* lin : std::as_const(*this).linears()) all.push_back(const_cast<Linear*>(lin));
+  return all;
 }
 
 // Causal grouped-query attention of this step's queries over the cache, one head per thread;
@@ -155,29 +182,31 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names) {
   const auto shared = [&](const std::string& name, std::vector<int64_t> shape) {
     return std::make_shared<std::vector<float>>(store.take_f32(name, shape));
   };
-  const auto linear = [&](const std::string& name, int64_t out, int64_t in, bool bias) {
+  // `site` is the name recipes use (lowbit/recipe.h); `name` the tensor's name in the file.
+  const auto linear = [&](const std::string& name, const std::string& site, int64_t out, int64_t in, bool bias) {
     std::vector<float> b;
     if (bias) b = store.take_f32(name.substr(0, name.size() - 6) + "bias", {out});  // "x.weight" -> "x.bias"
-    return Linear(name, int(out), int(in), shared(name, {out, in}), std::move(b));
+    return Linear(site, int(out), int(in), shared(name, {out, in}), std::move(b));
   };
+  const auto site = [](int l, const char* role) { return "layers." + std::to_string(l) + "." + role; };
   LlamaWeights w;
   w.token_embedding = shared(names.embedding(), {vocab, dim});
   for (int l = 0; l < c.n_layers; ++l) {
     LlamaLayer layer;
     layer.attn_norm = store.take_f32(names.layer(l, "attn_norm.weight", "input_layernorm.weight"), {dim});
-    layer.wq = linear(names.layer(l, "attn_q.weight", "self_attn.q_proj.weight"), q, dim, c.qkv_bias);
-    layer.wk = linear(names.layer(l, "attn_k.weight", "self_attn.k_proj.weight"), kv, dim, c.qkv_bias);
-    layer.wv = linear(names.layer(l, "attn_v.weight", "self_attn.v_proj.weight"), kv, dim, c.qkv_bias);
-    layer.wo = linear(names.layer(l, "attn_output.weight", "self_attn.o_proj.weight"), dim, q, false);
+    layer.wq = linear(names.layer(l, "attn_q.weight", "self_attn.q_proj.weight"), site(l, "q_proj"), q, dim, c.qkv_bias);
+    layer.wk = linear(names.layer(l, "attn_k.weight", "self_attn.k_proj.weight"), site(l, "k_proj"), kv, dim, c.qkv_bias);
+    layer.wv = linear(names.layer(l, "attn_v.weight", "self_attn.v_proj.weight"), site(l, "v_proj"), kv, dim, c.qkv_bias);
+    layer.wo = linear(names.layer(l, "attn_output.weight", "self_attn.o_proj.weight"), site(l, "o_proj"), dim, q, false);
     layer.ffn_norm = store.take_f32(names.layer(l, "ffn_norm.weight", "post_attention_layernorm.weight"), {dim});
-    layer.w_gate = linear(names.layer(l, "ffn_gate.weight", "mlp.gate_proj.weight"), hidden, dim, false);
-    layer.w_up = linear(names.layer(l, "ffn_up.weight", "mlp.up_proj.weight"), hidden, dim, false);
-    layer.w_down = linear(names.layer(l, "ffn_down.weight", "mlp.down_proj.weight"), dim, hidden, false);
+    layer.w_gate = linear(names.layer(l, "ffn_gate.weight", "mlp.gate_proj.weight"), site(l, "gate_proj"), hidden, dim, false);
+    layer.w_up = linear(names.layer(l, "ffn_up.weight", "mlp.up_proj.weight"), site(l, "up_proj"), hidden, dim, false);
+    layer.w_down = linear(names.layer(l, "ffn_down.weight", "mlp.down_proj.weight"), site(l, "down_proj"), dim, hidden, false);
     w.layers.push_back(std::move(layer));
   }
   w.final_norm = store.take_f32(names.final_norm(), {dim});
   c.tied_output = store.find(names.output()) == nullptr;
-  w.output = Linear(c.tied_output ? names.embedding() : names.output(), int(vocab), int(dim),
+  w.output = Linear("output", int(vocab), int(dim),
                     c.tied_output ? w.token_embedding : shared(names.output(), {vocab, dim}));
   return Llama(std::move(c), std::move(w));
 }

@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 #include <sys/resource.h>
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -12,7 +13,10 @@
 #include "lowbit/error.h"
 #include "lowbit/eval.h"
 #include "lowbit/npy.h"
+#include "lowbit/layer_stats.h"
+#include "lowbit/ptq.h"
 #include "progress.h"
+#include "recipe_flags.h"
 #include "util/files.h"
 
 namespace lowbit::cli {
@@ -30,6 +34,8 @@ struct Args {
   int top_k = 64;
   int threads = 0;
   bool json = false;
+  RecipeFlags recipe;
+  bool layers = false;
 };
 
 // Peak resident memory of this process so far (Linux reports ru_maxrss in KiB).
@@ -43,7 +49,43 @@ json distribution_json(const eval::Distribution& d) {
   return {{"mean", d.mean}, {"stderr", d.stderr_}, {"median", d.median}, {"p99", d.p99}, {"max", d.max}};
 }
 
+json stats_json(const ErrorStats& e) {
+  return {{"sqnr_db", std::isfinite(e.sqnr_db()) ? json(e.sqnr_db()) : json(nullptr)},
+          {"clipped_fraction", e.clipped_fraction()},
+          {"flushed_fraction", e.flushed_fraction()},
+          {"count", e.count}};
+}
+
+std::string db(double v) { return std::isfinite(v) ? fmt::format("{:.1f}", v) : "exact"; }
+
+void print_layers(const std::vector<eval::LayerRow>& rows, const ptq::ApplyReport& applied) {
+  fmt::print("\nper-layer statistics on the first window (output SQNR against the full-precision model):\n");
+  fmt::print("{:<22} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8} {:>10}\n", "site", "w SQNR", "w clip%", "w flush%",
+             "in absmax", "in kurt", "in SQNR", "in flush%", "out SQNR");
+  for (const eval::LayerRow& r : rows)
+    fmt::print("{:<22} {:>9} {:>8.3f} {:>8.3f} {:>9.2f} {:>9.1f} {:>9} {:>8.3f} {:>10}\n", r.site,
+               r.weight.count ? db(r.weight.sqnr_db()) : "fp", 100 * r.weight.clipped_fraction(),
+               100 * r.weight.flushed_fraction(), r.input_absmax, r.input_kurtosis,
+               r.input.count ? db(r.input.sqnr_db()) : "fp", 100 * r.input.flushed_fraction(), db(r.output_sqnr_db));
+  for (const ptq::WeightReport& w : applied.weights)
+    if ((w.site == "embedding" || w.site == "output") && w.error.count)
+      fmt::print("{:<22} {:>9} {:>8.3f} {:>8.3f}\n", w.site, db(w.error.sqnr_db()), 100 * w.error.clipped_fraction(),
+                 100 * w.error.flushed_fraction());
+}
+
 void run_decoder(const Args& a, const model::Model& m, const std::string& text) {
+  const bool quantized = a.recipe.any();
+  if (a.layers && !quantized) throw Error("--layers describes a recipe's error: give one (--recipe or --w/--a/--kv ...)");
+  ptq::Recipe recipe;
+  ptq::ApplyReport applied;
+  std::unique_ptr<model::Llama> q;
+  if (quantized) {
+    recipe = a.recipe.recipe();
+    q = std::make_unique<model::Llama>(ptq::apply_recipe(recipe, *m.llama, &applied));
+  }
+  const model::Llama& llama = q ? *q : *m.llama;
+  const std::vector<int32_t> tokens = m.tokenizer->encode(text);
+  const int32_t bos = m.tokenizer->adds_bos() ? m.tokenizer->bos_id() : -1;
   eval::PerplexityOptions opt;
   opt.n_ctx = a.ctx;
   opt.max_tokens = a.max_tokens;
@@ -56,8 +98,15 @@ void run_decoder(const Args& a, const model::Model& m, const std::string& text) 
   }
   ProgressBar bar("eval", "windows");
   opt.progress = [&](int64_t done, int64_t total) { bar.update(done, total); };
-  const eval::PerplexityResult r = eval::perplexity(m, text, opt);
+  const eval::PerplexityResult r =
+      eval::perplexity(llama, tokens, bos, m.path + " (" + m.summary() + ")" + (quantized ? " with " + recipe.canonical() : ""), opt);
   if (opt.record) r.recorded.save(a.save_baseline);
+  std::vector<eval::LayerRow> layers;
+  if (a.layers) {
+    std::vector<int32_t> window(tokens.begin(), tokens.begin() + std::min<size_t>(tokens.size(), size_t(a.ctx)));
+    if (bos >= 0) window[0] = bos;
+    layers = eval::layer_statistics(llama, eval::ReferenceOutputs(*m.llama, window), applied);
+  }
 
   if (a.json) {
     json j = {{"model", m.path},         {"architecture", m.summary()},   {"text", a.text},
@@ -71,10 +120,27 @@ void run_decoder(const Args& a, const model::Model& m, const std::string& text) 
                        {"ppl_ratio", r.ppl_ratio},  {"kld", distribution_json(r.kld)}, {"top1_agreement", r.top1_agreement},
                        {"top1_stderr", r.top1_stderr}};
     if (opt.record) j["saved_baseline"] = a.save_baseline;
+    if (quantized) {
+      j["recipe"] = json::parse(recipe.canonical());
+      j["bits_per_weight"] = applied.bits_per_weight;
+      j["bits_per_linear_weight"] = applied.bits_per_linear_weight;
+    }
+    if (a.layers) {
+      json rows = json::array();
+      for (const eval::LayerRow& l : layers)
+        rows.push_back({{"site", l.site}, {"weight_scheme", l.weight_scheme}, {"input_scheme", l.input_scheme},
+                        {"weight", stats_json(l.weight)}, {"input", stats_json(l.input)}, {"input_absmax", l.input_absmax},
+                        {"input_kurtosis", l.input_kurtosis},
+                        {"output_sqnr_db", std::isfinite(l.output_sqnr_db) ? json(l.output_sqnr_db) : json(nullptr)}});
+      j["layers"] = rows;
+    }
     fmt::print("{}\n", j.dump(2));
     return;
   }
   fmt::print("model:   {}\n         {}\n", m.path, m.summary());
+  if (quantized)
+    fmt::print("recipe:  {}\n         {}\n         {:.3f} bits per weight (model), {:.3f} per Linear weight; quantized in {:.1f} s\n",
+               recipe.label(), recipe.canonical(), applied.bits_per_weight, applied.bits_per_linear_weight, applied.seconds);
   fmt::print("text:    {} ({} tokens); {} windows of {} tokens, {} scored (second half of each window)\n", a.text,
              r.text_tokens, r.n_windows, r.n_ctx, r.n_scored);
   fmt::print("PPL:     {:.4f} ± {:.4f}\n", r.ppl, r.ppl_stderr);
@@ -92,6 +158,7 @@ void run_decoder(const Args& a, const model::Model& m, const std::string& text) 
     fmt::print("  top-1 agreement  {:.3f} ± {:.3f} %\n", 100 * r.top1_agreement, 100 * r.top1_stderr);
   }
   if (opt.record) fmt::print("baseline saved to {} (top-{} log-probabilities per scored token)\n", a.save_baseline, a.top_k);
+  if (a.layers) print_layers(layers, applied);
 }
 
 // Encoders: each non-empty line of the text is a sentence.
@@ -129,6 +196,7 @@ void run(const Args& a) {
   model::set_num_threads(a.threads);
   const std::string text = files::read_all(a.text);  // before the slow part, so a typo fails fast
   const model::Model m = model::load_model(a.model);
+  if (m.is_encoder() && a.recipe.any()) throw Error("recipes apply to decoder (LLaMA-family) models; " + m.path + " is an encoder");
   if (m.is_encoder()) run_encoder(a, m, text); else run_decoder(a, m, text);
 }
 
@@ -147,6 +215,8 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--top-k", args->top_k, "Log-probabilities a baseline keeps per token")->default_val(64)->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--threads,-t", args->threads, "Threads (0: all cores)")->default_val(0);
   cmd->add_flag("--json", args->json, "Print the result as JSON");
+  args->recipe.add_to(cmd);
+  cmd->add_flag("--layers", args->layers, "Per-Linear table: weight/input error, input range and kurtosis, output SQNR");
   cmd->callback([args] { run(*args); });
 }
 

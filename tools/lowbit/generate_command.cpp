@@ -8,6 +8,8 @@
 #include "lowbit/error.h"
 #include "lowbit/model.h"
 #include "lowbit/npy.h"
+#include "lowbit/ptq.h"
+#include "recipe_flags.h"
 
 namespace lowbit::cli {
 namespace {
@@ -19,13 +21,17 @@ struct Args {
   int threads = 0;
   bool chat = false;
   std::string logits_out;
+  RecipeFlags recipe;
 };
 
 void run(const Args& a) {
   model::set_num_threads(a.threads);
   const model::Model m = model::load_model(a.model);
   if (!m.llama) throw Error(m.path + " is an encoder; generate needs a decoder model");
-  const model::Llama& llama = *m.llama;
+  // With a recipe, the quantized model talks (emulated: weights rounded once, activations and
+  // KV cache at run time).
+  const model::Llama quantized = a.recipe.any() ? ptq::apply_recipe(a.recipe.recipe(), *m.llama) : *m.llama;
+  const model::Llama& llama = quantized;
   // --chat wraps the prompt in the ChatML turn markers SmolLM2-Instruct and Qwen2 were tuned on.
   const std::string text =
       a.chat ? "<|im_start|>user\n" + a.prompt + "<|im_end|>\n<|im_start|>assistant\n" : a.prompt;
@@ -84,6 +90,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--threads,-t", args->threads, "Threads (0: all cores)")->default_val(0);
   cmd->add_option("--logits-out", args->logits_out, "Write the logits of every prompt position to this .npy file");
   cmd->add_flag("--chat", args->chat, "Wrap the prompt as a user turn of the ChatML chat template");
+  args->recipe.add_to(cmd);
   cmd->callback([args] { run(*args); });
 }
 

@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   lowbit::cli::add_tokenize_command(app);
   lowbit::cli::add_eval_command(app);
   lowbit::cli::add_generate_command(app);
+  lowbit::cli::add_recipe_command(app);
+  lowbit::cli::add_sweep_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -17,6 +17,8 @@ class ProgressBar {
         start_(std::chrono::steady_clock::now()) {}
 
   void update(int64_t done, int64_t total) {
+    done_ = done;
+    total_ = total;
     if (!enabled_ || total <= 0) return;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     const double eta = done > 0 ? elapsed / double(done) * double(total - done) : 0;
@@ -29,6 +31,14 @@ class ProgressBar {
     std::fflush(stderr);
   }
 
+  // A line of news (always printed, to stderr) above the bar, which is then redrawn.
+  void log(const std::string& line) {
+    if (enabled_) std::fprintf(stderr, "\r\033[K");
+    std::fprintf(stderr, "%s\n", line.c_str());
+    if (enabled_ && total_ > 0 && done_ < total_) update(done_, total_);
+    std::fflush(stderr);
+  }
+
  private:
   static std::string clock(double s) {
     const long t = long(s + 0.5);
@@ -38,6 +48,7 @@ class ProgressBar {
   }
   std::string label_, unit_;
   bool enabled_;
+  int64_t done_ = 0, total_ = 0;
   std::chrono::steady_clock::time_point start_;
 };
 

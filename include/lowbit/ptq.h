@@ -1,0 +1,43 @@
+// lowbit/ptq.h — turning a full-precision model into the model a recipe describes. For now the
+// calibration-free path: round-to-nearest weights (quantized once, here) and the run-time
+// quantizers (activations, KV cache, accumulator) installed where the forward applies them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lowbit/llama.h"
+#include "lowbit/qtensor.h"
+#include "lowbit/recipe.h"
+
+namespace lowbit::ptq {
+
+// What happened to one stored weight tensor.
+struct WeightReport {
+  std::string site;         // "layers.3.down_proj", "embedding", "output"
+  std::vector<size_t> shape;
+  std::string scheme;       // maybe_scheme_name: "fp" when kept
+  ErrorStats error;         // of the quantization (count 0 when kept)
+  double bits_per_element;  // kept weights count as 16 (bf16, the precision models ship in)
+};
+
+struct ApplyReport {
+  std::vector<WeightReport> weights;  // every stored matrix: embedding, Linears, output (if stored)
+  // Storage averaged over all matrix parameters (the embedding, every Linear, the output head
+  // once when tied to the embedding and quantized alike) and over the layers' Linears only.
+  double bits_per_weight = 0;
+  double bits_per_linear_weight = 0;
+  double seconds = 0;
+};
+
+// A copy of `fp` with the recipe applied: weights fake-quantized (measured per tensor), input
+// schemes, KV-cache schemes and the accumulator set on the Linears and layers. Unquantized
+// weights stay shared with `fp`. Throws lowbit::Error when a scheme does not fit a tensor.
+model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp, ApplyReport* report = nullptr);
+
+// The sites of a model, in forward order (embedding, per layer the seven Linears and kv_cache,
+// output): what `lowbit recipe --sites` lists and what patterns are matched against.
+std::vector<std::string> model_sites(const model::Llama& llama);
+
+}  // namespace lowbit::ptq

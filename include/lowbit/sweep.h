@@ -1,0 +1,91 @@
+// lowbit/sweep.h — the main job: one full-precision baseline, then every recipe of a grid
+// evaluated against it (ΔPPL, KL divergence, top-1 agreement, bits per weight, per-layer error),
+// with results cached per recipe so an interrupted or sharded sweep never recomputes what it has.
+// Reports: terminal table, JSON, Markdown, and a self-contained HTML page with SVG plots.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "lowbit/eval.h"
+#include "lowbit/layer_stats.h"
+#include "lowbit/model.h"
+#include "lowbit/recipe.h"
+
+namespace lowbit::eval {
+
+// What every result of a sweep shares. Results are only comparable (and only merged) when their
+// setups have the same key().
+struct SweepSetup {
+  std::string model, model_summary, text;  // paths as given, architecture line
+  int64_t parameters = 0;
+  int n_ctx = 0;
+  int64_t max_tokens = 0;       // the token budget (0: the whole text)
+  int64_t text_tokens = 0;      // tokens in the whole text
+  int64_t n_windows = 0, n_scored = 0;
+  uint64_t tokens_hash = 0;     // of the evaluated tokens (eval::hash_tokens)
+  int layer_tokens = 0;         // tokens of the per-layer statistics window (0: none)
+  double base_ppl = 0, base_ppl_stderr = 0;
+  int threads = 0;              // informational
+  std::string key() const;      // 16 hex digits over model, parameters, n_ctx, tokens_hash, layer_tokens
+};
+
+struct RecipeResult {
+  ptq::Recipe recipe;
+  std::string hash;  // recipe.hash_hex()
+  double bits_per_weight = 0, bits_per_linear_weight = 0;
+  double ppl = 0, ppl_stderr = 0, delta_ppl = 0, delta_ppl_stderr = 0;
+  double ln_ppl_ratio = 0, ln_ppl_ratio_stderr = 0;
+  Distribution kld;
+  double top1 = 0, top1_stderr = 0;
+  double seconds = 0;  // applying the recipe and evaluating it
+  std::vector<LayerRow> layers;  // empty when per-layer statistics were off
+};
+
+struct SweepReport {
+  SweepSetup setup;
+  std::vector<RecipeResult> results;  // grid order
+};
+
+struct SweepOptions {
+  int n_ctx = 512;
+  int64_t max_tokens = 0;
+  bool layer_stats = true;  // per-layer statistics on the first window (for the heat map)
+  std::string out_dir;      // results, reports and cache/ go here
+  int shard_index = 1, shard_count = 1;  // run grid entries i-1, i-1+n, i-1+2n, ... (1-based i)
+  int threads = 0;
+  // Called as work advances: (what is running, window units done, units total). A baseline or a
+  // recipe is n_windows units; cached ones count as done at once.
+  std::function<void(const std::string&, int64_t, int64_t)> progress;
+  std::function<void(const std::string&)> log;  // one line per finished or cached item
+};
+
+// Runs the sweep. Cached entries (out_dir/cache/<setup key>/) are read, not recomputed; new
+// ones are written as each finishes. Returns this shard's results.
+SweepReport run_sweep(const model::Model& model, const std::string& text_path, const std::string& text,
+                      const std::vector<ptq::Recipe>& grid, const SweepOptions& options);
+
+// Joins the results.json of several shard folders (same setup key required; a recipe present
+// twice is taken once). Throws lowbit::Error naming the folder that does not fit.
+SweepReport merge_sweeps(const std::vector<std::string>& dirs);
+
+// results.json (what merge reads), report.md and report.html, written atomically into `dir`.
+void write_sweep_outputs(const SweepReport& report, const std::string& dir);
+SweepReport read_sweep_results(const std::string& results_json_path);
+
+// The terminal table: one row per recipe, sorted by bits per weight.
+std::string sweep_table(const SweepReport& report);
+std::string sweep_markdown(const SweepReport& report);
+// One self-contained page: Pareto plots (bits per weight vs mean KL and vs ΔPPL, front
+// highlighted), the table, a per-layer heat map of output SQNR, and each recipe's canonical form.
+std::string sweep_html(const SweepReport& report);
+
+// Recipes sorted by bits per weight (then mean KL), as the tables list them.
+std::vector<const RecipeResult*> sorted_by_bits(const SweepReport& report);
+// Indices into `points` of the Pareto front: no other point has fewer-or-equal bits and a
+// strictly lower error (and vice versa). Points: (bits, error).
+std::vector<size_t> pareto_front(const std::vector<std::pair<double, double>>& points);
+
+}  // namespace lowbit::eval

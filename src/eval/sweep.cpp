@@ -1,0 +1,362 @@
+// The sweep: baseline once, every recipe of a grid against it, a result file per recipe in the
+// cache so nothing finished is ever recomputed; shards and their merge; results.json.
+#include "lowbit/sweep.h"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "io/atomic_file.h"
+#include "lowbit/error.h"
+#include "lowbit/ptq.h"
+#include "util/json_file.h"
+
+namespace lowbit::eval {
+namespace {
+
+using nlohmann::json;
+
+std::string hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+void make_dirs(const std::string& path) {
+  for (size_t at = 1; at != std::string::npos;) {
+    at = path.find('/', at + 1);
+    const std::string prefix = path.substr(0, at);
+    if (!prefix.empty() && ::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST)
+      throw Error(prefix + ": cannot create the folder");
+  }
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  io::write_file_atomically(path, [&](std::ostream& out) { out << text; });
+}
+
+// SQNR-like figures are +inf when exact; JSON has no infinity, so they travel as null.
+json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+double inf_if_null(const json& v) { return v.is_null() ? std::numeric_limits<double>::infinity() : v.get<double>(); }
+
+json stats_json(const ErrorStats& e) {
+  return {{"count", e.count},     {"sum_sq_x", e.sum_sq_x}, {"sum_sq_err", e.sum_sq_err}, {"max_abs_err", e.max_abs_err},
+          {"clipped", e.clipped}, {"flushed", e.flushed},   {"non_finite", e.non_finite}};
+}
+
+ErrorStats stats_from(const json& j) {
+  ErrorStats e;
+  e.count = j.at("count").get<size_t>();
+  e.sum_sq_x = j.at("sum_sq_x").get<double>();
+  e.sum_sq_err = j.at("sum_sq_err").get<double>();
+  e.max_abs_err = j.at("max_abs_err").get<double>();
+  e.clipped = j.at("clipped").get<size_t>();
+  e.flushed = j.at("flushed").get<size_t>();
+  e.non_finite = j.at("non_finite").get<size_t>();
+  return e;
+}
+
+json setup_json(const SweepSetup& s) {
+  return {{"key", s.key()},           {"model", s.model},         {"model_summary", s.model_summary},
+          {"text", s.text},           {"parameters", s.parameters}, {"ctx", s.n_ctx},
+          {"max_tokens", s.max_tokens}, {"text_tokens", s.text_tokens}, {"windows", s.n_windows},
+          {"scored_tokens", s.n_scored}, {"tokens_hash", hex64(s.tokens_hash)}, {"layer_tokens", s.layer_tokens},
+          {"base_ppl", s.base_ppl},   {"base_ppl_stderr", s.base_ppl_stderr}, {"threads", s.threads}};
+}
+
+SweepSetup setup_from(const json& j) {
+  SweepSetup s;
+  s.model = j.at("model").get<std::string>();
+  s.model_summary = j.at("model_summary").get<std::string>();
+  s.text = j.at("text").get<std::string>();
+  s.parameters = j.at("parameters").get<int64_t>();
+  s.n_ctx = j.at("ctx").get<int>();
+  s.max_tokens = j.at("max_tokens").get<int64_t>();
+  s.text_tokens = j.at("text_tokens").get<int64_t>();
+  s.n_windows = j.at("windows").get<int64_t>();
+  s.n_scored = j.at("scored_tokens").get<int64_t>();
+  s.tokens_hash = std::stoull(j.at("tokens_hash").get<std::string>(), nullptr, 16);
+  s.layer_tokens = j.at("layer_tokens").get<int>();
+  s.base_ppl = j.at("base_ppl").get<double>();
+  s.base_ppl_stderr = j.at("base_ppl_stderr").get<double>();
+  s.threads = j.value("threads", 0);
+  return s;
+}
+
+json result_json(const RecipeResult& r) {
+  json layers = json::array();
+  for (const LayerRow& l : r.layers)
+    layers.push_back({{"site", l.site},
+                      {"layer", l.layer},
+                      {"role", l.role},
+                      {"weight_scheme", l.weight_scheme},
+                      {"input_scheme", l.input_scheme},
+                      {"weight", stats_json(l.weight)},
+                      {"input_absmax", l.input_absmax},
+                      {"input_kurtosis", l.input_kurtosis},
+                      {"input", stats_json(l.input)},
+                      {"output_sqnr_db", finite_or_null(l.output_sqnr_db)}});
+  return {{"name", r.recipe.name},
+          {"hash", r.hash},
+          {"recipe", json::parse(r.recipe.canonical())},
+          {"short", r.recipe.short_form()},
+          {"bits_per_weight", r.bits_per_weight},
+          {"bits_per_linear_weight", r.bits_per_linear_weight},
+          {"ppl", r.ppl},
+          {"ppl_stderr", r.ppl_stderr},
+          {"delta_ppl", r.delta_ppl},
+          {"delta_ppl_stderr", r.delta_ppl_stderr},
+          {"ln_ppl_ratio", r.ln_ppl_ratio},
+          {"ln_ppl_ratio_stderr", r.ln_ppl_ratio_stderr},
+          {"kld", {{"mean", r.kld.mean}, {"stderr", r.kld.stderr_}, {"median", r.kld.median}, {"p99", r.kld.p99}, {"max", r.kld.max}}},
+          {"top1_agreement", r.top1},
+          {"top1_stderr", r.top1_stderr},
+          {"seconds", r.seconds},
+          {"layers", layers}};
+}
+
+RecipeResult result_from(const json& j, const std::string& where) {
+  RecipeResult r;
+  json recipe = j.at("recipe");
+  recipe["name"] = j.at("name");
+  r.recipe = ptq::parse_recipe_json(recipe.dump(), where);
+  r.hash = j.at("hash").get<std::string>();
+  if (r.hash != r.recipe.hash_hex()) throw Error(where + ": the stored hash does not match the recipe");
+  r.bits_per_weight = j.at("bits_per_weight").get<double>();
+  r.bits_per_linear_weight = j.at("bits_per_linear_weight").get<double>();
+  r.ppl = j.at("ppl").get<double>();
+  r.ppl_stderr = j.at("ppl_stderr").get<double>();
+  r.delta_ppl = j.at("delta_ppl").get<double>();
+  r.delta_ppl_stderr = j.at("delta_ppl_stderr").get<double>();
+  r.ln_ppl_ratio = j.at("ln_ppl_ratio").get<double>();
+  r.ln_ppl_ratio_stderr = j.at("ln_ppl_ratio_stderr").get<double>();
+  const json& k = j.at("kld");
+  r.kld = {k.at("mean").get<double>(), k.at("stderr").get<double>(), k.at("median").get<double>(), k.at("p99").get<double>(),
+           k.at("max").get<double>()};
+  r.top1 = j.at("top1_agreement").get<double>();
+  r.top1_stderr = j.at("top1_stderr").get<double>();
+  r.seconds = j.at("seconds").get<double>();
+  for (const json& l : j.at("layers")) {
+    LayerRow row;
+    row.site = l.at("site").get<std::string>();
+    row.layer = l.at("layer").get<int>();
+    row.role = l.at("role").get<std::string>();
+    row.weight_scheme = l.at("weight_scheme").get<std::string>();
+    row.input_scheme = l.at("input_scheme").get<std::string>();
+    row.weight = stats_from(l.at("weight"));
+    row.input_absmax = l.at("input_absmax").get<double>();
+    row.input_kurtosis = l.at("input_kurtosis").get<double>();
+    row.input = stats_from(l.at("input"));
+    row.output_sqnr_db = inf_if_null(l.at("output_sqnr_db"));
+    r.layers.push_back(std::move(row));
+  }
+  return r;
+}
+
+// nlohmann's type errors become lowbit errors naming the file.
+template <class F>
+auto parsing(const std::string& where, F f) {
+  try {
+    return f();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(where + ": not a lowbit sweep file (" + e.what() + ")");
+  }
+}
+
+RecipeResult read_cached(const std::string& path) {
+  return parsing(path, [&] { return result_from(files::read_json(path), path); });
+}
+
+}  // namespace
+
+std::string SweepSetup::key() const {
+  // The model's file name, not its path: shards on other machines keep models elsewhere.
+  const std::string id = model.substr(model.find_last_of('/') + 1) + "\n" + model_summary + "\n" + std::to_string(parameters) + "\n" + std::to_string(n_ctx) +
+                         "\n" + hex64(tokens_hash) + "\n" + std::to_string(layer_tokens);
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (const unsigned char c : id) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return hex64(h);
+}
+
+SweepReport run_sweep(const model::Model& m, const std::string& text_path, const std::string& text,
+                      const std::vector<ptq::Recipe>& grid, const SweepOptions& opt) {
+  if (!m.llama) throw Error("sweep needs a decoder model (LLaMA family); this one is an encoder");
+  if (opt.shard_count < 1 || opt.shard_index < 1 || opt.shard_index > opt.shard_count)
+    throw Error("--shard must be i/n with 1 <= i <= n");
+  if (opt.out_dir.empty()) throw Error("sweep: an output folder is required");
+  std::set<std::string> seen;
+  for (const ptq::Recipe& r : grid)
+    if (!seen.insert(r.hash_hex()).second) throw Error("the grid lists the recipe " + r.short_form() + " twice");
+  const model::Llama& fp = *m.llama;
+  const std::vector<int32_t> tokens = m.tokenizer->encode(text);
+  const int32_t bos = m.tokenizer->adds_bos() ? m.tokenizer->bos_id() : -1;
+
+  SweepReport report;
+  SweepSetup& s = report.setup;
+  s.model = m.path;
+  s.model_summary = m.summary();
+  s.text = text_path;
+  s.parameters = fp.parameter_count();
+  s.n_ctx = opt.n_ctx;
+  s.max_tokens = opt.max_tokens;
+  s.text_tokens = int64_t(tokens.size());
+  const int64_t usable = opt.max_tokens > 0 ? std::min<int64_t>(opt.max_tokens, s.text_tokens) : s.text_tokens;
+  s.n_windows = usable / opt.n_ctx;
+  if (s.n_windows < 1)
+    throw Error(text_path + " has " + std::to_string(tokens.size()) + " tokens, fewer than one window of --ctx " +
+                std::to_string(opt.n_ctx) + " within the token budget");
+  s.tokens_hash = hash_tokens(tokens, size_t(s.n_windows * opt.n_ctx), opt.n_ctx);
+  s.layer_tokens = opt.layer_stats ? opt.n_ctx : 0;
+  s.threads = opt.threads;
+  const std::string cache = opt.out_dir + "/cache/" + s.key();
+  make_dirs(cache);
+
+  int64_t todo = 0, done = 0;  // progress in windows
+  std::vector<size_t> mine;
+  for (size_t i = 0; i < grid.size(); ++i)
+    if (int(i % size_t(opt.shard_count)) == opt.shard_index - 1) mine.push_back(i);
+  const std::string baseline_path = cache + "/baseline.bin";
+  const bool have_baseline = files::exists(baseline_path);
+  todo = (have_baseline ? 0 : s.n_windows) + int64_t(mine.size()) * s.n_windows;
+  const auto note = [&](const std::string& line) {
+    if (opt.log) opt.log(line);
+  };
+
+  PerplexityOptions popt;
+  popt.n_ctx = opt.n_ctx;
+  popt.max_tokens = opt.max_tokens;
+  Baseline baseline;
+  if (have_baseline) {
+    baseline = Baseline::load(baseline_path);
+    note("baseline: cached (" + baseline_path + ")");
+  } else {
+    popt.record = true;
+    popt.progress = [&](int64_t w, int64_t) {
+      if (opt.progress) opt.progress("full-precision baseline", done + w, todo);
+    };
+    PerplexityResult base = perplexity(fp, tokens, bos, m.path + " (" + m.summary() + ")", popt);
+    done += s.n_windows;
+    base.recorded.save(baseline_path);
+    baseline = std::move(base.recorded);
+    note("baseline: PPL computed in " + std::to_string(int(base.seconds + 0.5)) + " s");
+    popt.record = false;
+  }
+  if (baseline.tokens_hash != s.tokens_hash || baseline.n_ctx != s.n_ctx || baseline.n_windows != s.n_windows)
+    throw Error(baseline_path + ": the cached baseline is for another text or budget; delete " + cache);
+  double sum = 0, sum2 = 0;
+  for (double v : baseline.nll) {
+    sum += v;
+    sum2 += v * v;
+  }
+  const double n = double(baseline.nll.size()), mean = sum / n;
+  s.n_scored = int64_t(baseline.nll.size());
+  s.base_ppl = std::exp(mean);
+  s.base_ppl_stderr = n > 1 ? s.base_ppl * std::sqrt(std::max(0.0, sum2 / n - mean * mean) / (n - 1)) : 0;
+
+  std::unique_ptr<ReferenceOutputs> reference;  // built when the first uncached recipe needs it
+  popt.compare_to = &baseline;
+  for (size_t i : mine) {
+    const ptq::Recipe& recipe = grid[i];
+    const std::string path = cache + "/" + recipe.hash_hex() + ".json";
+    if (files::exists(path)) {
+      RecipeResult r = read_cached(path);
+      r.recipe.name = recipe.name;  // the name is a label, not part of the identity
+      report.results.push_back(std::move(r));
+      done += s.n_windows;
+      if (opt.progress) opt.progress(recipe.label(), done, todo);
+      note(recipe.label() + ": cached");
+      continue;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    ptq::ApplyReport applied;
+    const model::Llama q = ptq::apply_recipe(recipe, fp, &applied);
+    popt.progress = [&](int64_t w, int64_t) {
+      if (opt.progress) opt.progress(recipe.label(), done + w, todo);
+    };
+    const PerplexityResult e = perplexity(q, tokens, bos, "", popt);
+    done += s.n_windows;
+    RecipeResult r;
+    r.recipe = recipe;
+    r.hash = recipe.hash_hex();
+    r.bits_per_weight = applied.bits_per_weight;
+    r.bits_per_linear_weight = applied.bits_per_linear_weight;
+    r.ppl = e.ppl;
+    r.ppl_stderr = e.ppl_stderr;
+    r.delta_ppl = e.delta_ppl;
+    r.delta_ppl_stderr = e.delta_ppl_stderr;
+    r.ln_ppl_ratio = e.ln_ppl_ratio;
+    r.ln_ppl_ratio_stderr = e.ln_ppl_ratio_stderr;
+    r.kld = e.kld;
+    r.top1 = e.top1_agreement;
+    r.top1_stderr = e.top1_stderr;
+    if (opt.layer_stats) {
+      if (!reference) {
+        std::vector<int32_t> window(tokens.begin(), tokens.begin() + opt.n_ctx);
+        if (bos >= 0) window[0] = bos;
+        reference = std::make_unique<ReferenceOutputs>(fp, std::move(window));
+      }
+      r.layers = layer_statistics(q, *reference, applied);
+    }
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    write_text(path, result_json(r).dump(1));
+    char line[256];
+    std::snprintf(line, sizeof line, ": ΔPPL %+.4f, KLD %.5f, %.2f bits/weight (%.0f s)", r.delta_ppl, r.kld.mean,
+                  r.bits_per_weight, r.seconds);
+    note(recipe.label() + line);
+    report.results.push_back(std::move(r));
+  }
+  return report;
+}
+
+void write_sweep_outputs(const SweepReport& report, const std::string& dir) {
+  make_dirs(dir);
+  json results = json::array();
+  for (const RecipeResult& r : report.results) results.push_back(result_json(r));
+  const json all = {{"lowbit_sweep", 1}, {"setup", setup_json(report.setup)}, {"results", results}};
+  write_text(dir + "/results.json", all.dump(1));
+  write_text(dir + "/report.md", sweep_markdown(report));
+  write_text(dir + "/report.html", sweep_html(report));
+}
+
+SweepReport read_sweep_results(const std::string& path) {
+  return parsing(path, [&] {
+    const json j = files::read_json(path);
+    if (!j.is_object() || !j.contains("lowbit_sweep")) throw Error(path + ": not a lowbit sweep results.json");
+    SweepReport r;
+    r.setup = setup_from(j.at("setup"));
+    if (j.at("setup").at("key").get<std::string>() != r.setup.key())
+      throw Error(path + ": the setup's key does not match its fields (edited by hand?)");
+    for (const json& e : j.at("results")) r.results.push_back(result_from(e, path));
+    return r;
+  });
+}
+
+SweepReport merge_sweeps(const std::vector<std::string>& dirs) {
+  if (dirs.empty()) throw Error("sweep-merge: give the shard folders to merge");
+  SweepReport merged;
+  std::set<std::string> have;
+  for (size_t d = 0; d < dirs.size(); ++d) {
+    const std::string path = dirs[d] + "/results.json";
+    SweepReport part = read_sweep_results(path);
+    if (d == 0) {
+      merged.setup = part.setup;
+    } else if (part.setup.key() != merged.setup.key()) {
+      throw Error(path + ": a different setup (model, text, context, token budget or layer window) than " + dirs[0] +
+                  "; only shards of the same sweep can be merged");
+    }
+    for (RecipeResult& r : part.results)
+      if (have.insert(r.hash).second) merged.results.push_back(std::move(r));
+  }
+  return merged;
+}
+
+}  // namespace lowbit::eval

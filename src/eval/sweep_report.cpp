@@ -1,0 +1,278 @@
+// Sweep reports: the terminal table, Markdown, and the self-contained HTML page (inline CSS and
+// SVG, no scripts, nothing fetched) with the Pareto plots and the per-layer heat map.
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "lowbit/sweep.h"
+
+namespace lowbit::eval {
+namespace {
+
+double relative_delta_percent(const RecipeResult& r, double base_ppl) { return 100.0 * (r.ppl / base_ppl - 1.0); }
+
+std::string setup_line(const SweepSetup& s) {
+  return fmt::format("{} on {}: {} windows of {} tokens ({} scored of {} in the text{}), full-precision PPL {:.4f} ± {:.4f}",
+                     s.model, s.text, s.n_windows, s.n_ctx, s.n_scored, s.text_tokens,
+                     s.max_tokens > 0 ? fmt::format(", budget {}", s.max_tokens) : std::string(), s.base_ppl,
+                     s.base_ppl_stderr);
+}
+
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// Mean output SQNR (dB) of each layer's Linears; exact outputs are capped so one exact Linear
+// does not make a layer's mean infinite.
+std::vector<double> layer_sqnr(const RecipeResult& r, int n_layers) {
+  constexpr double kCap = 120;
+  std::vector<double> sum(size_t(n_layers), 0), count(size_t(n_layers), 0);
+  for (const LayerRow& l : r.layers) {
+    if (l.layer < 0 || l.layer >= n_layers) continue;
+    sum[size_t(l.layer)] += std::min(kCap, l.output_sqnr_db);
+    count[size_t(l.layer)] += 1;
+  }
+  for (size_t i = 0; i < sum.size(); ++i) sum[i] = count[i] > 0 ? sum[i] / count[i] : kCap;
+  return sum;
+}
+
+// A point of a log-scale plot: values at or below `floor` are drawn on it (hollow).
+struct Axis {
+  double lo, hi;  // data range (log10 for the y axis)
+  double px_lo, px_hi;
+  double map(double v) const { return px_lo + (v - lo) / (hi - lo) * (px_hi - px_lo); }
+};
+
+// One scatter plot: x = bits per weight (linear), y = error (log10), the front as a polyline.
+std::string pareto_svg(const std::string& id, const std::string& title, const std::string& y_label,
+                       const std::vector<const RecipeResult*>& rs, const std::vector<double>& errors) {
+  constexpr double W = 620, H = 420, left = 70, right = 20, top = 36, bottom = 56;
+  double xmin = 1e9, xmax = -1e9, ymin = 1e9, ymax = -1e9;
+  for (size_t i = 0; i < rs.size(); ++i) {
+    xmin = std::min(xmin, rs[i]->bits_per_weight);
+    xmax = std::max(xmax, rs[i]->bits_per_weight);
+    if (errors[i] > 0) {
+      ymin = std::min(ymin, errors[i]);
+      ymax = std::max(ymax, errors[i]);
+    }
+  }
+  if (ymax < ymin) ymin = ymax = 1e-3;  // nothing positive: an empty decade
+  const double floor_exp = std::floor(std::log10(ymin)) - (errors.empty() ? 0 : 0.0);
+  const double ceil_exp = std::max(floor_exp + 1, std::ceil(std::log10(ymax)));
+  const double pad = std::max(0.25, 0.05 * (xmax - xmin));
+  const Axis x{xmin - pad, xmax + pad, left, W - right};
+  const Axis y{floor_exp, ceil_exp, H - bottom, top};
+  const auto y_of = [&](double e) { return y.map(std::log10(std::max(e, std::pow(10.0, floor_exp)))); };
+
+  std::string svg = fmt::format(
+      "<svg id=\"{}\" class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" "
+      "role=\"img\" aria-label=\"{}\">\n",
+      id, W, H, W, H, html_escape(title));
+  svg += fmt::format("<text class=\"title\" x=\"{}\" y=\"20\" text-anchor=\"middle\">{}</text>\n", W / 2, html_escape(title));
+  // Grid and ticks: decades on y, whole bits on x.
+  for (double e = floor_exp; e <= ceil_exp + 1e-9; e += 1) {
+    const double py = y.map(e);
+    svg += fmt::format("<line class=\"grid\" x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\"/>", left, py, W - right, py);
+    svg += fmt::format("<text class=\"tick\" x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">1e{}</text>\n", left - 6, py + 4, int(e));
+  }
+  for (double b = std::ceil(x.lo); b <= x.hi; b += (x.hi - x.lo > 12 ? 2 : 1)) {
+    const double px = x.map(b);
+    svg += fmt::format("<line class=\"grid\" x1=\"{:.1f}\" y1=\"{}\" x2=\"{:.1f}\" y2=\"{}\"/>", px, top, px, H - bottom);
+    svg += fmt::format("<text class=\"tick\" x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", px, H - bottom + 18, int(b));
+  }
+  svg += fmt::format("<line class=\"axis\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>", left, H - bottom, W - right, H - bottom);
+  svg += fmt::format("<line class=\"axis\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>\n", left, top, left, H - bottom);
+  svg += fmt::format("<text class=\"axis-label\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">bits per weight (model average)</text>\n",
+                     (left + W - right) / 2, H - 14);
+  svg += fmt::format("<text class=\"axis-label\" transform=\"translate(18,{}) rotate(-90)\" text-anchor=\"middle\">{} (log scale)</text>\n",
+                     (top + H - bottom) / 2, html_escape(y_label));
+
+  std::vector<std::pair<double, double>> pts;
+  for (size_t i = 0; i < rs.size(); ++i) pts.emplace_back(rs[i]->bits_per_weight, errors[i]);
+  std::vector<size_t> front = pareto_front(pts);
+  std::sort(front.begin(), front.end(), [&](size_t a, size_t b) { return pts[a].first < pts[b].first; });
+  std::string d;
+  for (size_t k = 0; k < front.size(); ++k)
+    d += fmt::format("{}{:.1f},{:.1f} ", k == 0 ? "M" : "L", x.map(pts[front[k]].first), y_of(pts[front[k]].second));
+  if (!d.empty()) svg += "<path class=\"front\" d=\"" + d + "\"/>\n";
+  for (size_t i = 0; i < rs.size(); ++i) {
+    const bool on_front = std::find(front.begin(), front.end(), i) != front.end();
+    const bool at_floor = errors[i] <= std::pow(10.0, floor_exp);
+    const double px = x.map(pts[i].first), py = y_of(pts[i].second);
+    svg += fmt::format("<circle class=\"point {}{}\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"5\"><title>{}: {:.3f} bits/weight, {} = {:.4g}</title></circle>\n",
+                       on_front ? "front-point" : "dominated", at_floor ? " at-floor" : "", px, py,
+                       html_escape(rs[i]->recipe.label()), pts[i].first, html_escape(y_label), errors[i]);
+    if (on_front)
+      svg += fmt::format("<text class=\"point-label\" x=\"{:.1f}\" y=\"{:.1f}\">{}</text>\n", px + 7, py - 7,
+                         html_escape(rs[i]->recipe.label()));
+  }
+  svg += "</svg>\n";
+  return svg;
+}
+
+// Heat map: one row per recipe with layer statistics, one column per layer, colour = mean output
+// SQNR of the layer's Linears (dark red 0 dB ... yellow 20 ... green 40 dB and above).
+std::string heatmap_svg(const std::vector<const RecipeResult*>& rs) {
+  int n_layers = 0;
+  std::vector<const RecipeResult*> rows;
+  for (const RecipeResult* r : rs) {
+    if (r->layers.empty()) continue;
+    rows.push_back(r);
+    for (const LayerRow& l : r->layers) n_layers = std::max(n_layers, l.layer + 1);
+  }
+  if (rows.empty()) return "<p>No per-layer statistics in these results (the sweep ran with --no-layers).</p>\n";
+  constexpr double cell_w = 16, cell_h = 18, left = 230, top = 40;
+  const double W = left + cell_w * n_layers + 90, H = top + cell_h * double(rows.size()) + 40;
+  const auto colour = [](double db) {
+    const double t = std::clamp(db / 40.0, 0.0, 1.0);  // 0 dB .. 40 dB
+    // red (165,0,38) -> yellow (254,224,139) -> green (0,104,55)
+    const auto lerp = [](double a, double b, double u) { return int(std::lround(a + (b - a) * u)); };
+    if (t < 0.5) return fmt::format("rgb({},{},{})", lerp(165, 254, t * 2), lerp(0, 224, t * 2), lerp(38, 139, t * 2));
+    return fmt::format("rgb({},{},{})", lerp(254, 0, t * 2 - 1), lerp(224, 104, t * 2 - 1), lerp(139, 55, t * 2 - 1));
+  };
+  std::string svg = fmt::format(
+      "<svg id=\"heatmap\" class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\">\n", W, H,
+      W, H);
+  svg += fmt::format("<text class=\"axis-label\" x=\"{}\" y=\"16\" text-anchor=\"middle\">layer (mean output SQNR of its 7 Linears "
+                     "against the full-precision model, dB)</text>\n",
+                     left + cell_w * n_layers / 2);
+  for (int l = 0; l < n_layers; l += (n_layers > 16 ? 5 : 1))
+    svg += fmt::format("<text class=\"tick\" x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>", left + cell_w * (l + 0.5), top - 6, l);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const double y0 = top + cell_h * double(i);
+    svg += fmt::format("<text class=\"row-label\" x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>\n", left - 6, y0 + 13,
+                       html_escape(rows[i]->recipe.label()));
+    const std::vector<double> db = layer_sqnr(*rows[i], n_layers);
+    for (int l = 0; l < n_layers; ++l)
+      svg += fmt::format("<rect class=\"cell\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{}\" height=\"{}\" fill=\"{}\"><title>{} layer {}: {:.1f} dB</title></rect>",
+                         left + cell_w * l, y0, cell_w - 1, cell_h - 1, colour(db[size_t(l)]), html_escape(rows[i]->recipe.label()), l,
+                         db[size_t(l)]);
+    svg += "\n";
+  }
+  // Legend.
+  const double lx = left + cell_w * n_layers + 20;
+  for (int k = 0; k <= 8; ++k)
+    svg += fmt::format("<rect x=\"{}\" y=\"{:.1f}\" width=\"14\" height=\"10\" fill=\"{}\"/><text class=\"tick\" x=\"{}\" y=\"{:.1f}\">{} dB</text>",
+                       lx, top + 12.0 * k, colour(40 - 5 * k), lx + 18, top + 12.0 * k + 9, 40 - 5 * k);
+  svg += "\n</svg>\n";
+  return svg;
+}
+
+}  // namespace
+
+std::vector<const RecipeResult*> sorted_by_bits(const SweepReport& report) {
+  std::vector<const RecipeResult*> rs;
+  for (const RecipeResult& r : report.results) rs.push_back(&r);
+  std::stable_sort(rs.begin(), rs.end(), [](const RecipeResult* a, const RecipeResult* b) {
+    if (a->bits_per_weight != b->bits_per_weight) return a->bits_per_weight < b->bits_per_weight;
+    return a->kld.mean < b->kld.mean;
+  });
+  return rs;
+}
+
+std::vector<size_t> pareto_front(const std::vector<std::pair<double, double>>& p) {
+  std::vector<size_t> front;
+  for (size_t i = 0; i < p.size(); ++i) {
+    bool dominated = false;
+    for (size_t j = 0; j < p.size() && !dominated; ++j)
+      dominated = j != i && p[j].first <= p[i].first && p[j].second <= p[i].second &&
+                  (p[j].first < p[i].first || p[j].second < p[i].second);
+    if (!dominated) front.push_back(i);
+  }
+  return front;
+}
+
+std::string sweep_table(const SweepReport& report) {
+  const SweepSetup& s = report.setup;
+  std::string t = setup_line(s) + "\n\n";
+  t += fmt::format("{:<30} {:>7} {:>7} {:>9} {:>19} {:>8} {:>9} {:>8} {:>7}\n", "recipe", "bits/w", "lin b/w", "PPL",
+                   "ΔPPL ± stderr", "ΔPPL %", "KLD mean", "KLD p99", "top-1 %");
+  for (const RecipeResult* r : sorted_by_bits(report))
+    t += fmt::format("{:<30} {:>7.3f} {:>7.3f} {:>9.4f} {:>+10.4f} ± {:<6.4f} {:>+8.2f} {:>9.5f} {:>8.4f} {:>7.2f}\n",
+                     r->recipe.label().substr(0, 30), r->bits_per_weight, r->bits_per_linear_weight, r->ppl, r->delta_ppl,
+                     r->delta_ppl_stderr, relative_delta_percent(*r, s.base_ppl), r->kld.mean, r->kld.p99, 100 * r->top1);
+  return t;
+}
+
+std::string sweep_markdown(const SweepReport& report) {
+  const SweepSetup& s = report.setup;
+  std::string md = "# lowbit sweep\n\n" + setup_line(s) + ".\n\nModel: " + s.model_summary +
+                   ". Bits per weight: element + scale storage averaged over all weight matrices (embedding, "
+                   "every Linear, output head; kept matrices count 16 bits); \"lin b/w\" over the layers' Linears only.\n\n";
+  md += "| recipe | bits/w | lin b/w | PPL | ΔPPL ± stderr | ΔPPL % | KLD mean | KLD p99 | top-1 % |\n";
+  md += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+  for (const RecipeResult* r : sorted_by_bits(report))
+    md += fmt::format("| {} | {:.3f} | {:.3f} | {:.4f} | {:+.4f} ± {:.4f} | {:+.2f} | {:.5f} | {:.4f} | {:.2f} |\n",
+                      r->recipe.label(), r->bits_per_weight, r->bits_per_linear_weight, r->ppl, r->delta_ppl,
+                      r->delta_ppl_stderr, relative_delta_percent(*r, s.base_ppl), r->kld.mean, r->kld.p99, 100 * r->top1);
+  md += "\n## Recipes\n\n";
+  for (const RecipeResult* r : sorted_by_bits(report))
+    md += fmt::format("- **{}** (`{}`): `{}`\n", r->recipe.label(), r->hash, r->recipe.canonical());
+  return md;
+}
+
+std::string sweep_html(const SweepReport& report) {
+  const SweepSetup& s = report.setup;
+  const std::vector<const RecipeResult*> rs = sorted_by_bits(report);
+  std::vector<double> kld, dppl;
+  for (const RecipeResult* r : rs) {
+    kld.push_back(r->kld.mean);
+    dppl.push_back(relative_delta_percent(*r, s.base_ppl));
+  }
+  std::string h =
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>lowbit sweep: " + html_escape(s.model) +
+      "</title>\n<style>\n"
+      "body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}\n"
+      "h1{font-size:22px}h2{font-size:18px;margin-top:28px}\n"
+      ".plots{display:flex;flex-wrap:wrap;gap:16px}\n"
+      ".plot text{font-family:system-ui,sans-serif}.title{font-size:14px;font-weight:600}\n"
+      ".tick{font-size:11px;fill:#555}.axis-label{font-size:12px;fill:#222}.row-label{font-size:11px}\n"
+      ".point-label{font-size:10px;fill:#1f4e9c}\n"
+      ".grid{stroke:#e4e4e4}.axis{stroke:#333}\n"
+      ".front{fill:none;stroke:#1f4e9c;stroke-width:2}\n"
+      ".point.front-point{fill:#1f4e9c}.point.dominated{fill:#aaa}.point.at-floor{fill:#fff;stroke:#555}\n"
+      "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px}"
+      "td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}\n"
+      "code{font-size:12px}\n</style></head><body>\n";
+  h += "<h1>lowbit sweep</h1>\n<p>" + html_escape(setup_line(s)) + ".<br>Model: " + html_escape(s.model_summary) +
+       ".<br>Calibration-free round-to-nearest unless a recipe says otherwise. Bits per weight: element + scale storage "
+       "averaged over all weight matrices (embedding, every Linear, output head; kept matrices count 16 bits).</p>\n";
+  h += "<h2>Accuracy against storage</h2>\n<p>Blue: the Pareto front (no other recipe has fewer bits and less error). "
+       "Hollow points lie at or below the plot's floor (for ΔPPL: no increase). Hover a point for its figures.</p>\n";
+  h += "<div class=\"plots\">\n" +
+       pareto_svg("pareto-kld", "Mean KL divergence from the full-precision model", "mean KL divergence (nats/token)", rs, kld) +
+       pareto_svg("pareto-ppl", "Perplexity increase", "ΔPPL (%)", rs, dppl) + "</div>\n";
+  h += "<h2>Results</h2>\n<table><tr><th>recipe</th><th>bits/w</th><th>lin b/w</th><th>PPL</th><th>ΔPPL ± stderr</th>"
+       "<th>ΔPPL %</th><th>KLD mean</th><th>KLD p99</th><th>top-1 %</th></tr>\n";
+  for (const RecipeResult* r : rs)
+    h += fmt::format("<tr><td>{}</td><td class=num>{:.3f}</td><td class=num>{:.3f}</td><td class=num>{:.4f}</td>"
+                     "<td class=num>{:+.4f} ± {:.4f}</td><td class=num>{:+.2f}</td><td class=num>{:.5f}</td>"
+                     "<td class=num>{:.4f}</td><td class=num>{:.2f}</td></tr>\n",
+                     html_escape(r->recipe.label()), r->bits_per_weight, r->bits_per_linear_weight, r->ppl, r->delta_ppl,
+                     r->delta_ppl_stderr, relative_delta_percent(*r, s.base_ppl), r->kld.mean, r->kld.p99, 100 * r->top1);
+  h += "</table>\n<h2>Per-layer error</h2>\n<p>Measured on the first window (" + std::to_string(s.layer_tokens) +
+       " tokens): each Linear's output against the full-precision model's on the same tokens, so a layer's figure includes "
+       "the error it inherits from the layers before it.</p>\n" +
+       heatmap_svg(rs);
+  h += "<h2>Recipes</h2>\n<ul>\n";
+  for (const RecipeResult* r : rs)
+    h += "<li><b>" + html_escape(r->recipe.label()) + "</b> <code>" + html_escape(r->hash) + "</code>: <code>" +
+         html_escape(r->recipe.canonical()) + "</code></li>\n";
+  h += "</ul>\n<p>Written by <code>lowbit sweep</code>.</p>\n</body></html>\n";
+  return h;
+}
+
+}  // namespace lowbit::eval

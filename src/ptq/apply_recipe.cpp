@@ -1,0 +1,125 @@
+// Applies a recipe to a LLaMA-family model: round-to-nearest weights, run-time quantizers.
+#include <fnmatch.h>
+
+#include <chrono>
+#include <memory>
+
+#include "lowbit/error.h"
+#include "lowbit/ptq.h"
+
+namespace lowbit::ptq {
+namespace {
+
+constexpr double kKeptBits = 16;  // a kept weight is counted as bf16
+
+struct Quantized {
+  std::shared_ptr<std::vector<float>> values;  // the tensor to use (the original when kept)
+  WeightReport report;
+};
+
+Quantized quantize_weight(const std::string& site, const MaybeScheme& scheme, std::shared_ptr<std::vector<float>> w,
+                          size_t rows, size_t cols) {
+  Quantized q;
+  q.report.site = site;
+  q.report.shape = {rows, cols};
+  q.report.scheme = maybe_scheme_name(scheme);
+  q.report.bits_per_element = kKeptBits;
+  if (!scheme) {
+    q.values = std::move(w);
+    return q;
+  }
+  auto out = std::make_shared<std::vector<float>>(w->size());
+  try {
+    const QuantReport r = measure(*scheme, w->data(), q.report.shape, out.get());
+    q.report.error = r.tensor;
+    q.report.bits_per_element = r.bits_per_element;
+  } catch (const Error& e) {
+    throw Error("recipe: weight " + site + ": " + e.what());
+  }
+  q.values = std::move(out);
+  return q;
+}
+
+}  // namespace
+
+std::vector<std::string> model_sites(const model::Llama& llama) {
+  std::vector<std::string> sites = {"embedding"};
+  const auto linears = llama.linears();
+  const size_t per_layer = 7;
+  for (size_t l = 0; l < llama.weights().layers.size(); ++l) {
+    for (size_t i = 0; i < per_layer; ++i) sites.push_back(linears[l * per_layer + i]->name());
+    sites.push_back("layers." + std::to_string(l) + ".kv_cache");
+  }
+  sites.push_back("output");
+  return sites;
+}
+
+model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp, ApplyReport* report) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<std::string> sites = model_sites(fp);
+  for (const RecipeOverride& o : recipe.overrides) {
+    bool hit = false;
+    for (const std::string& s : sites) hit = hit || ::fnmatch(o.match.c_str(), s.c_str(), 0) == 0;
+    if (!hit)
+      throw Error("recipe: override pattern \"" + o.match + "\" matches no site of this model (sites look like "
+                  "layers.0.q_proj, layers.0.kv_cache, embedding, output; `lowbit recipe --sites` lists them)");
+  }
+  model::Llama q = fp;  // shares every weight until replaced
+  model::LlamaWeights& w = q.weights();
+  const model::LlamaConfig& c = fp.config();
+  ApplyReport rep;
+
+  const MaybeScheme emb_scheme = recipe.resolve("embedding").weights;
+  Quantized emb = quantize_weight("embedding", emb_scheme, fp.weights().token_embedding, size_t(c.vocab_size), size_t(c.dim));
+  w.token_embedding = emb.values;
+  rep.weights.push_back(emb.report);
+
+  for (model::Linear* lin : q.linears()) {
+    const bool is_output = lin->name() == "output";
+    const Recipe::Resolved r = recipe.resolve(lin->name());
+    if (is_output && c.tied_output && r.weights == emb_scheme) {
+      // One stored tensor serves both (quantized alike, or both kept).
+      lin->set_weight_shared(emb.values);
+    } else {
+      const std::shared_ptr<std::vector<float>> source =
+          is_output && c.tied_output ? fp.weights().token_embedding : lin->weight_ptr();
+      Quantized qw = quantize_weight(lin->name(), r.weights, source, size_t(lin->out_features()), size_t(lin->in_features()));
+      lin->set_weight_shared(qw.values);
+      rep.weights.push_back(qw.report);
+    }
+    try {
+      if (r.activations) validate_scheme(*r.activations);
+    } catch (const Error& e) {
+      throw Error("recipe: activations of " + lin->name() + ": " + e.what());
+    }
+    lin->set_input_scheme(r.activations);
+    lin->set_accumulation(recipe.accumulate);
+  }
+  for (size_t l = 0; l < w.layers.size(); ++l) {
+    const std::string site = "layers." + std::to_string(l) + ".kv_cache";
+    w.layers[l].kv_cache = recipe.resolve(site).kv;
+    try {
+      if (w.layers[l].kv_cache) validate_scheme(*w.layers[l].kv_cache);
+    } catch (const Error& e) {
+      throw Error("recipe: " + site + ": " + e.what());
+    }
+  }
+
+  double bits = 0, count = 0, linear_bits = 0, linear_count = 0;
+  for (const WeightReport& r : rep.weights) {
+    const double n = double(r.shape[0] * r.shape[1]);
+    bits += n * r.bits_per_element;
+    count += n;
+    if (r.site != "embedding" && r.site != "output") {
+      linear_bits += n * r.bits_per_element;
+      linear_count += n;
+    }
+  }
+  rep.bits_per_weight = count > 0 ? bits / count : 0;
+  rep.bits_per_linear_weight = linear_count > 0 ? linear_bits / linear_count : 0;
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (report) *report = std::move(rep);
+  return q;
+}
+
+}  // namespace lowbit::ptq

@@ -1,0 +1,109 @@
+// `lowbit sweep`: the full-precision baseline once, then every recipe of a grid against it, with a
+// table, JSON, Markdown and an HTML report; `lowbit sweep-merge` joins the folders of shards.
+#include <fmt/core.h>
+
+#include <cstdio>
+
+#include "commands.h"
+#include "lowbit/error.h"
+#include "lowbit/sweep.h"
+#include "progress.h"
+#include "util/files.h"
+
+namespace lowbit::cli {
+namespace {
+
+struct SweepArgs {
+  std::string model, text, grid, out = "lowbit-sweep", shard = "1/1";
+  int ctx = 512;
+  int64_t max_tokens = 8192;
+  int threads = 0;
+  bool no_layers = false, list = false;
+};
+
+void parse_shard(const std::string& text, int& index, int& count) {
+  const size_t slash = text.find('/');
+  try {
+    if (slash == std::string::npos) throw std::invalid_argument("");
+    size_t used = 0;
+    index = std::stoi(text.substr(0, slash), &used);
+    if (used != slash) throw std::invalid_argument("");
+    count = std::stoi(text.substr(slash + 1), &used);
+    if (used != text.size() - slash - 1) throw std::invalid_argument("");
+  } catch (const std::exception&) {
+    throw Error("--shard \"" + text + "\": expected i/n, e.g. 2/8 for the second of eight slices");
+  }
+  if (count < 1 || index < 1 || index > count) throw Error("--shard \"" + text + "\": need 1 <= i <= n");
+}
+
+void print_outputs(const eval::SweepReport& r, const std::string& out) {
+  fmt::print("\n{}\n", eval::sweep_table(r));
+  fmt::print("report: {}/report.html (open in a browser; self-contained)\n        {}/report.md, {}/results.json\n", out, out, out);
+}
+
+void run_sweep_command(const SweepArgs& a) {
+  const std::vector<ptq::Recipe> grid = a.grid.empty() ? ptq::default_sweep_grid() : ptq::read_recipe_grid(a.grid);
+  if (a.list) {
+    for (const ptq::Recipe& r : grid) fmt::print("{:<30} {}  {}\n", r.label(), r.hash_hex(), r.short_form());
+    return;
+  }
+  if (a.text.empty()) throw Error("sweep: --text is required");
+  eval::SweepOptions opt;
+  parse_shard(a.shard, opt.shard_index, opt.shard_count);
+  model::set_num_threads(a.threads);
+  const std::string text = files::read_all(a.text);
+  const model::Model m = model::load_model(a.model);
+  opt.n_ctx = a.ctx;
+  opt.max_tokens = a.max_tokens;
+  opt.layer_stats = !a.no_layers;
+  opt.out_dir = a.out;
+  opt.threads = a.threads;
+  fmt::print("model:  {}\n        {}\ngrid:   {} recipes{}; token budget {} (ctx {})\n", m.path, m.summary(), grid.size(),
+             opt.shard_count > 1 ? fmt::format(" (shard {}/{})", opt.shard_index, opt.shard_count) : "",
+             a.max_tokens > 0 ? std::to_string(a.max_tokens) : "the whole text", a.ctx);
+  std::fflush(stdout);
+  ProgressBar bar("sweep", "windows");
+  std::string current;
+  opt.progress = [&](const std::string& what, int64_t done, int64_t total) {
+    current = what;
+    bar.update(done, total);
+  };
+  opt.log = [&](const std::string& line) { bar.log(line); };
+  const eval::SweepReport r = eval::run_sweep(m, a.text, text, grid, opt);
+  eval::write_sweep_outputs(r, a.out);
+  print_outputs(r, a.out);
+}
+
+}  // namespace
+
+void add_sweep_commands(CLI::App& app) {
+  auto a = std::make_shared<SweepArgs>();
+  CLI::App* cmd = app.add_subcommand("sweep", "Evaluate a grid of recipes against the full-precision model; table and HTML report");
+  cmd->add_option("--model,-m", a->model, "GGUF file, Hugging Face folder, or installed model name")
+      ->default_val(model::default_model_name());
+  cmd->add_option("--text", a->text, "Evaluation text (UTF-8)");
+  cmd->add_option("--grid", a->grid, "Grid JSON file: an array of recipes (default: the built-in grid, docs/recipes.md)");
+  cmd->add_option("--ctx", a->ctx, "Window length in tokens")->default_val(512)->check(CLI::Range(8, 1 << 20));
+  cmd->add_option("--max-tokens", a->max_tokens, "Token budget per recipe (0: the whole text)")->default_val(8192);
+  cmd->add_option("--out,-o", a->out, "Output folder: results.json, report.md, report.html, cache/")->default_val("lowbit-sweep");
+  cmd->add_option("--shard", a->shard, "Run slice i of n of the grid (i/n), e.g. as a job array; join with sweep-merge")
+      ->default_val("1/1");
+  cmd->add_option("--threads,-t", a->threads, "Threads (0: all cores)")->default_val(0);
+  cmd->add_flag("--no-layers", a->no_layers, "Skip the per-layer statistics (and the heat map)");
+  cmd->add_flag("--list", a->list, "Print the grid's recipes and exit");
+  cmd->callback([a] { run_sweep_command(*a); });
+
+  auto dirs = std::make_shared<std::vector<std::string>>();
+  auto out = std::make_shared<std::string>();
+  CLI::App* merge = app.add_subcommand("sweep-merge", "Join the output folders of sweep shards into one report");
+  merge->add_option("folders", *dirs, "Output folders of `lowbit sweep --shard i/n` runs")->required();
+  merge->add_option("--out,-o", *out, "Folder for the joined results.json and reports")->required();
+  merge->callback([dirs, out] {
+    const eval::SweepReport r = eval::merge_sweeps(*dirs);
+    eval::write_sweep_outputs(r, *out);
+    fmt::print("merged {} results from {} folders\n", r.results.size(), dirs->size());
+    print_outputs(r, *out);
+  });
+}
+
+}  // namespace lowbit::cli
