@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job from a fresh machine: install what is needed (apt, pip, the default model), build,
-# and evaluate the default model, SmolLM2-135M-Instruct, on Jane Austen: perplexity over the first
-# 32768 tokens of Pride and Prejudice in windows of 512 (about 2 minutes on 2 cores), then a
-# greedy continuation to see it talk. (The format sweep of a later issue will take this place.)
+# and run the format sweep on the default model, SmolLM2-135M-Instruct: the full-precision
+# baseline and 19 recipes (FP8, INT8, MXFP8/6/4, NVFP4, FP4, INT4, NF4; W8A8, W4A16, W4A8, W4A4,
+# FP8 KV cache) on the first 4096 tokens of Pride and Prejudice in windows of 512 — about 5
+# minutes on 2 cores once built. The report is lowbit-sweep/report.html; a second run reuses the
+# cached results (delete lowbit-sweep/ to recompute).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -13,6 +15,4 @@ if [ ! -f "$text" ]; then
   echo "lowbit: $text is missing: the corpora live in ../shared beside this checkout" >&2
   exit 1
 fi
-build/tools/lowbit/lowbit eval --model smollm2 --text "$text" --ctx 512 --max-tokens 32768
-build/tools/lowbit/lowbit generate --model smollm2 -n 48 \
-  --prompt "It is a truth universally acknowledged, that a single man in possession of a good fortune,"
+build/tools/lowbit/lowbit sweep --model smollm2 --text "$text" --ctx 512 --max-tokens 4096 --out lowbit-sweep

@@ -103,5 +103,24 @@ expect_error "both baselines" "not both" "$LOWBIT" eval --model "$work/junk.gguf
 expect_error "folder without config" "config.json" "$LOWBIT" inspect "$work"
 expect_error "unknown name" "not an installed model name" "$LOWBIT" generate --model llama-70b --prompt hi
 
+# Recipes and the sweep: canonical form, errors before any model is loaded, shard syntax.
+expect_ok "recipe canonical" '^canonical: \{"weights":"mxfp4","activations":"mxfp8_e4m3","kv":"fp8_token"' \
+  "$LOWBIT" recipe --w e2m1fn:g32:scale=e8m0fnu --a mxfp8_e4m3 --kv e4m3fn:token
+expect_ok "recipe override" 'short: +w=int4_g128 a=fp kv=fp \[\*\.down_proj:w=fp\]' "$LOWBIT" recipe --w int4_g128 --override '*.down_proj:w=fp'
+printf '{"weights": "mxfp4", "activation": "fp8_token"}' > "$work/typo.json"
+expect_error "recipe unknown field" 'typo.json: unknown recipe field "activation"' "$LOWBIT" recipe --recipe "$work/typo.json"
+expect_error "recipe bad scheme" "\-\-w: invalid scheme 'mxfp5'" "$LOWBIT" eval --model "$work/junk.gguf" --text "$work/text.txt" --w mxfp5
+expect_error "recipe bad override" "expected <pattern>:w=" "$LOWBIT" recipe --override 'layers.0.*'
+expect_error "recipe bad accumulator" "accumulator" "$LOWBIT" recipe --accum int8/4
+n=$("$LOWBIT" sweep --list | wc -l)
+[ "$n" -eq 19 ] || fail "the default grid lists $n recipes, expected 19"
+printf '[{"weights": "mxfp4"}, {"weights": "nvfp4", "kv": "e4m3fn:token"}]' > "$work/grid.json"
+expect_ok "grid file" "w=nvfp4 a=fp kv=fp8_token" "$LOWBIT" sweep --grid "$work/grid.json" --list
+printf '{"recipes": []}' > "$work/empty_grid.json"
+expect_error "empty grid" "non-empty JSON array" "$LOWBIT" sweep --grid "$work/empty_grid.json" --list
+expect_error "bad shard" "need 1 <= i <= n" "$LOWBIT" sweep --model "$work/junk.gguf" --text "$work/text.txt" --shard 3/2
+expect_error "shard syntax" "expected i/n" "$LOWBIT" sweep --model "$work/junk.gguf" --text "$work/text.txt" --shard two
+expect_error "merge missing" "nowhere/results.json: cannot open" "$LOWBIT" sweep-merge "$work/nowhere" --out "$work/merged"
+
 if [ "$failures" -ne 0 ]; then echo "$failures CLI check(s) failed"; exit 1; fi
 echo "all CLI checks passed"

@@ -139,7 +139,9 @@ PerplexityResult perplexity(const model::Llama& llama, const std::vector<int32_t
           const float* lp = base->top_logprobs.data() + idx * size_t(base->top_k);
           double kl = 0, p_top = 0, q_top = 0;
           for (int k = 0; k < base->top_k; ++k) {
-            const double p = std::exp(double(lp[k])), lq = double(row[ids[k]]) - lse;
+            // q's log-probability rounded to float as the baseline's were, so that identical
+            // logits give exactly zero (the rounding is far below any divergence of interest).
+            const double p = std::exp(double(lp[k])), lq = double(float(double(row[ids[k]]) - lse));
             kl += p * (double(lp[k]) - lq);
             p_top += p;
             q_top += std::exp(lq);

@@ -59,7 +59,7 @@ struct Axis {
 // One scatter plot: x = bits per weight (linear), y = error (log10), the front as a polyline.
 std::string pareto_svg(const std::string& id, const std::string& title, const std::string& y_label,
                        const std::vector<const RecipeResult*>& rs, const std::vector<double>& errors) {
-  constexpr double W = 620, H = 420, left = 70, right = 20, top = 36, bottom = 56;
+  constexpr double W = 600, H = 420, left = 70, right = 20, top = 36, bottom = 56;
   double xmin = 1e9, xmax = -1e9, ymin = 1e9, ymax = -1e9;
   for (size_t i = 0; i < rs.size(); ++i) {
     xmin = std::min(xmin, rs[i]->bits_per_weight);
@@ -108,6 +108,17 @@ std::string pareto_svg(const std::string& id, const std::string& title, const st
   for (size_t k = 0; k < front.size(); ++k)
     d += fmt::format("{}{:.1f},{:.1f} ", k == 0 ? "M" : "L", x.map(pts[front[k]].first), y_of(pts[front[k]].second));
   if (!d.empty()) svg += "<path class=\"front\" d=\"" + d + "\"/>\n";
+  // Front labels left to right; one that would overprint the previous label moves down a line.
+  std::map<size_t, double> label_y;
+  double last_x = -1e9, last_y = -1e9;
+  for (const size_t i : front) {
+    const double px = x.map(pts[i].first);
+    double py = y_of(pts[i].second) - 7;
+    if (px - last_x < 150 && std::fabs(py - last_y) < 12) py = last_y + 12;
+    label_y[i] = py;
+    last_x = px;
+    last_y = py;
+  }
   for (size_t i = 0; i < rs.size(); ++i) {
     const bool on_front = std::find(front.begin(), front.end(), i) != front.end();
     const bool at_floor = errors[i] <= std::pow(10.0, floor_exp);
@@ -116,8 +127,9 @@ std::string pareto_svg(const std::string& id, const std::string& title, const st
                        on_front ? "front-point" : "dominated", at_floor ? " at-floor" : "", px, py,
                        html_escape(rs[i]->recipe.label()), pts[i].first, html_escape(y_label), errors[i]);
     if (on_front)
-      svg += fmt::format("<text class=\"point-label\" x=\"{:.1f}\" y=\"{:.1f}\">{}</text>\n", px + 7, py - 7,
-                         html_escape(rs[i]->recipe.label()));
+      // Labels near the right edge go to the left of their point.
+      svg += fmt::format("<text class=\"point-label\" x=\"{:.1f}\" y=\"{:.1f}\"{}>{}</text>\n", px > W - 170 ? px - 7 : px + 7,
+                         label_y[i], px > W - 170 ? " text-anchor=\"end\"" : "", html_escape(rs[i]->recipe.label()));
   }
   svg += "</svg>\n";
   return svg;

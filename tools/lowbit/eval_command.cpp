@@ -195,6 +195,7 @@ void run(const Args& a) {
   if (!a.save_baseline.empty() && !a.baseline.empty()) throw Error("give --save-baseline or --baseline, not both");
   model::set_num_threads(a.threads);
   const std::string text = files::read_all(a.text);  // before the slow part, so a typo fails fast
+  if (a.recipe.any()) a.recipe.recipe();               // likewise: a bad recipe fails before loading
   const model::Model m = model::load_model(a.model);
   if (m.is_encoder() && a.recipe.any()) throw Error("recipes apply to decoder (LLaMA-family) models; " + m.path + " is an encoder");
   if (m.is_encoder()) run_encoder(a, m, text); else run_decoder(a, m, text);

@@ -16,7 +16,7 @@ namespace {
 struct SweepArgs {
   std::string model, text, grid, out = "lowbit-sweep", shard = "1/1";
   int ctx = 512;
-  int64_t max_tokens = 8192;
+  int64_t max_tokens = 4096;
   int threads = 0;
   bool no_layers = false, list = false;
 };
@@ -84,7 +84,7 @@ void add_sweep_commands(CLI::App& app) {
   cmd->add_option("--text", a->text, "Evaluation text (UTF-8)");
   cmd->add_option("--grid", a->grid, "Grid JSON file: an array of recipes (default: the built-in grid, docs/recipes.md)");
   cmd->add_option("--ctx", a->ctx, "Window length in tokens")->default_val(512)->check(CLI::Range(8, 1 << 20));
-  cmd->add_option("--max-tokens", a->max_tokens, "Token budget per recipe (0: the whole text)")->default_val(8192);
+  cmd->add_option("--max-tokens", a->max_tokens, "Token budget per recipe (0: the whole text)")->default_val(4096);
   cmd->add_option("--out,-o", a->out, "Output folder: results.json, report.md, report.html, cache/")->default_val("lowbit-sweep");
   cmd->add_option("--shard", a->shard, "Run slice i of n of the grid (i/n), e.g. as a job array; join with sweep-merge")
       ->default_val("1/1");
