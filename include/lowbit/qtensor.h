@@ -58,6 +58,9 @@ struct ErrorStats {
   double clipped_fraction() const { return count ? double(clipped) / double(count) : 0.0; }
   double flushed_fraction() const { return count ? double(flushed) / double(count) : 0.0; }
   void add(const ErrorStats& o);
+  // Counts x[0, n) approximated by y[0, n): sums, max error, flushed, non-finite inputs (not
+  // `clipped`, which needs the scale).
+  void add_values(const float* x, const float* y, size_t n);
 };
 
 struct QuantReport {

@@ -46,20 +46,8 @@ class Collector : public model::LinearProbe {
     r.input_absmax = absmax;
     r.input_kurtosis = m2 > 0 ? m4 / (m2 * m2) : 0;
     if (xq != x) {
-      ErrorStats e;
-      for (size_t i = 0; i < m; ++i) {
-        if (!std::isfinite(x[i])) {
-          ++e.non_finite;
-          continue;
-        }
-        const double err = double(x[i]) - double(xq[i]);
-        ++e.count;
-        e.sum_sq_x += double(x[i]) * double(x[i]);
-        e.sum_sq_err += err * err;
-        e.max_abs_err = std::max(e.max_abs_err, std::fabs(err));
-        e.flushed += x[i] != 0 && xq[i] == 0;
-      }
-      r.input = e;
+      r.input = ErrorStats();
+      r.input.add_values(x, xq, m);
     }
     const std::vector<float>* want = ref_.find(lin.name());
     const size_t out_n = size_t(n) * size_t(lin.out_features());

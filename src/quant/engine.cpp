@@ -182,21 +182,8 @@ class SpanQuantizer {
 
   void measure_groups(const float* x, const float* dq, size_t n, size_t group_len,
                       ErrorStats* stats) const {
-    for (size_t begin = 0, g = 0; begin < n; begin += group_len, ++g) {
-      ErrorStats& st = stats[g];
-      for (size_t i = begin; i < std::min(n, begin + group_len); ++i) {
-        if (!std::isfinite(x[i])) {
-          ++st.non_finite;
-          continue;
-        }
-        const double err = double(x[i]) - double(dq[i]);
-        ++st.count;
-        st.sum_sq_x += double(x[i]) * double(x[i]);
-        st.sum_sq_err += err * err;
-        st.max_abs_err = std::max(st.max_abs_err, std::fabs(err));
-        st.flushed += x[i] != 0.0f && dq[i] == 0.0f;
-      }
-    }
+    for (size_t begin = 0, g = 0; begin < n; begin += group_len, ++g)
+      stats[g].add_values(x + begin, dq + begin, std::min(n, begin + group_len) - begin);
   }
 
  private:

@@ -1,4 +1,5 @@
 // The public quantization API (lowbit/qtensor.h) on top of the engine.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -146,6 +147,21 @@ void fake_quant(const Scheme& s, const BF16* x, const std::vector<size_t>& shape
 
 // ---- metrics
 // -------------------------------------------------------------------------------------
+
+void ErrorStats::add_values(const float* x, const float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(x[i])) {
+      ++non_finite;
+      continue;
+    }
+    const double err = double(x[i]) - double(y[i]);
+    ++count;
+    sum_sq_x += double(x[i]) * double(x[i]);
+    sum_sq_err += err * err;
+    max_abs_err = std::max(max_abs_err, std::fabs(err));
+    flushed += x[i] != 0.0f && y[i] == 0.0f;
+  }
+}
 
 double ErrorStats::sqnr_db() const {
   if (sum_sq_err == 0) return std::numeric_limits<double>::infinity();
