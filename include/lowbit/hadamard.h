@@ -10,21 +10,23 @@
 #include <cstdint>
 #include <vector>
 
+#include "lowbit/linear.h"
+
 namespace lowbit::ptq {
 
-class HadamardTransform {
+class HadamardTransform : public model::RowTransform {
  public:
   // seed 0: no sign flips (the plain normalised Hadamard matrix). Throws lowbit::Error when n
   // has no supported factorisation.
   explicit HadamardTransform(int n, uint64_t seed = 0);
   static bool supported(int n);
 
-  int size() const { return n_; }
+  int size() const override { return n_; }
   int power_of_two_part() const { return p_; }
   int small_order() const { return m_; }
 
   // Each of the `rows` rows of x (length n, contiguous) becomes x · Q; inverse: x · Qᵀ.
-  void apply(float* x, size_t rows) const;
+  void apply(float* x, size_t rows) const override;
   void apply_inverse(float* x, size_t rows) const;
   // Q as a dense row-major n × n matrix (tests, and folding into weights).
   std::vector<double> dense() const;

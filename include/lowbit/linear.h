@@ -23,6 +23,15 @@ struct Accumulation {
 
 class Linear;
 
+// An orthogonal transform applied to each row of an activation at run time (the online
+// rotations of rotation-based quantization, e.g. a Hadamard transform before down_proj).
+class RowTransform {
+ public:
+  virtual ~RowTransform() = default;
+  virtual int size() const = 0;
+  virtual void apply(float* x, size_t rows) const = 0;
+};
+
 // Sees every forward of the Linears it is attached to (per-layer statistics). `x` is the input
 // as given, `xq` what was multiplied (x itself when the input is not quantized), y the output.
 class LinearProbe {
@@ -44,6 +53,10 @@ class Linear {
   // as Accumulation says.
   void forward(const float* x, int n, float* y) const;
 
+  // An online rotation of the input, applied before the input scheme (the weight must have been
+  // rotated to match: W Qᵀ... see ptq/rotate).
+  void set_input_transform(std::shared_ptr<const RowTransform> t);
+  const std::shared_ptr<const RowTransform>& input_transform() const { return input_transform_; }
   // Run-time emulation (the weight itself is quantized once, by whoever sets it).
   void set_input_scheme(std::optional<Scheme> s) { input_scheme_ = std::move(s); }
   const std::optional<Scheme>& input_scheme() const { return input_scheme_; }
@@ -69,6 +82,7 @@ class Linear {
   int out_ = 0, in_ = 0;
   std::shared_ptr<std::vector<float>> weight_;
   std::vector<float> bias_;
+  std::shared_ptr<const RowTransform> input_transform_;
   std::optional<Scheme> input_scheme_;
   std::optional<Accumulation> accumulation_;
   LinearProbe* probe_ = nullptr;

@@ -55,6 +55,9 @@ struct LlamaLayer {
   // When set, this step's keys (after RoPE) and values are fake-quantized as a tensor
   // [tokens, n_kv_heads, head_dim] before they enter the cache.
   std::optional<Scheme> kv_cache;
+  // When set (size head_dim), queries and keys are rotated per head after RoPE (before the KV
+  // cache is quantized); q·k is unchanged for an orthogonal rotation.
+  std::shared_ptr<const RowTransform> qk_rotation;
 };
 
 struct LlamaWeights {

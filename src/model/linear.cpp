@@ -27,7 +27,12 @@ Linear::Linear(std::string name, int out_features, int in_features, std::shared_
 void Linear::forward(const float* x, int n, float* y) const {
   if (n <= 0) return;
   // One buffer per thread: forwards of different Linears never overlap on one thread.
-  thread_local std::vector<float> quantized_input;
+  thread_local std::vector<float> rotated_input, quantized_input;
+  if (input_transform_) {
+    rotated_input.assign(x, x + size_t(n) * size_t(in_));
+    input_transform_->apply(rotated_input.data(), size_t(n));
+    x = rotated_input.data();
+  }
   const float* xq = x;
   if (input_scheme_) {
     quantized_input.resize(size_t(n) * size_t(in_));
@@ -66,6 +71,13 @@ void Linear::multiply_accumulating(const float* x, int n, float* y) const {
     for (size_t i = 0; i < count; ++i) y[i] += slice[i];
     lowbit::fake_quant(a.format, y, count, y, RoundOptions{RoundMode::NearestEven, Overflow::Default, 0});
   }
+}
+
+void Linear::set_input_transform(std::shared_ptr<const RowTransform> t) {
+  if (t && t->size() != in_)
+    throw Error("Linear '" + name_ + "': an input transform of size " + std::to_string(t->size()) + " for " +
+                std::to_string(in_) + " inputs");
+  input_transform_ = std::move(t);
 }
 
 void Linear::set_accumulation(std::optional<Accumulation> a) {

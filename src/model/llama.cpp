@@ -68,6 +68,10 @@ void Llama::forward(const int32_t* tokens, int n, int pos0, LlamaRunState& s) co
     w.wv.forward(s.xb.data(), n, s.v.data());
     rope.apply(s.q.data(), n, c.n_heads, c.head_dim, c.rope_style);
     rope.apply(s.k.data(), n, c.n_kv_heads, c.head_dim, c.rope_style);
+    if (w.qk_rotation) {
+      w.qk_rotation->apply(s.q.data(), size_t(n) * size_t(c.n_heads));
+      w.qk_rotation->apply(s.k.data(), size_t(n) * size_t(c.n_kv_heads));
+    }
     if (w.kv_cache) quantize_kv(*w.kv_cache, n, s);
     const size_t kv = size_t(c.kv_dim());
     const size_t cache_at = (size_t(l) * size_t(s.max_context) + size_t(pos0)) * kv;

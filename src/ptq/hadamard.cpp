@@ -147,7 +147,7 @@ void HadamardTransform::transform_row(double* x, bool inverse) const {
         }
   }
   if (m_ > 1) {  // dense H_m across the runs: y[c] = Σ_a t[a] H[a][c] (inverse: Σ_a t[a] H[c][a])
-    std::vector<double> t(size_t(m_));
+    std::vector<double> t(static_cast<size_t>(m_));
     for (int d = 0; d < p_; ++d) {
       for (int a = 0; a < m_; ++a) t[size_t(a)] = x[size_t(a) * size_t(p_) + size_t(d)];
       for (int c = 0; c < m_; ++c) {

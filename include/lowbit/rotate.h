@@ -1,0 +1,26 @@
+// lowbit/rotate.h — rotation of a LLaMA-family model by randomized Hadamard transforms (QuaRot):
+// the RMSNorm scales are folded into the Linears that read them, the residual stream is rotated
+// by Q (fused into the embedding, every Linear that reads or writes the stream, and the output
+// head), values and attention outputs by a per-head Hadamard (fused into wv and wo), and online
+// rotations run where nothing can absorb them: the input of down_proj, and queries and keys after
+// RoPE (so the KV cache is quantized rotated). In exact arithmetic the rotated model computes the
+// same function; activations lose their outlier channels, which is what makes them quantizable.
+#pragma once
+
+#include <cstdint>
+
+#include "lowbit/llama.h"
+
+namespace lowbit::ptq {
+
+struct RotationOptions {
+  uint64_t seed = 1;         // random signs of the transforms (each transform its own stream)
+  bool online_down_proj = true;
+  bool qk = true;            // rotate queries and keys per head (for KV-cache quantization)
+};
+
+// A rotated copy of `fp` (weights copied, untied from the embedding). Throws lowbit::Error when a
+// width (dim, hidden, head_dim) has no Hadamard transform.
+model::Llama rotate_model(const model::Llama& fp, const RotationOptions& options = {});
+
+}  // namespace lowbit::ptq
