@@ -37,10 +37,22 @@ double scheme_bits_per_element(const Scheme& s, const std::vector<size_t>& shape
 
 QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& shape);
 QTensor quantize(const Scheme& s, const BF16* x, const std::vector<size_t>& shape);
+// With the two-level (per-tensor) scale given instead of computed from x: for quantizing a part of
+// a tensor consistently with the whole (ignored by schemes without a global scale).
+QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& shape, float global_scale);
+// The per-tensor scale quantize() would choose for x (1 for schemes without one).
+float tensor_global_scale(const Scheme& s, const float* x, size_t n);
 void dequantize(const QTensor& q, float* out);
 // quantize then dequantize in one pass; bit-identical to dequantize(quantize(x)).
 void fake_quant(const Scheme& s, const float* x, const std::vector<size_t>& shape, float* out);
 void fake_quant(const Scheme& s, const BF16* x, const std::vector<size_t>& shape, float* out);
+
+// The element step alone: rounds x[i] as quantize() does inside a group whose effective scale
+// (stored scale times global scale, as QTensor::group_scale gives it) is scales[i], with zero
+// point zero_points[i] for asymmetric schemes (else nullptr). For methods that fix a group's
+// scale before its values are final (GPTQ).
+void fake_quant_given_scales(const Scheme& s, const float* x, size_t n, const float* scales,
+                             const uint8_t* zero_points, float* out);
 
 // ---- error metrics ----------------------------------------------------------------------------
 

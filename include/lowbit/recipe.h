@@ -37,8 +37,24 @@ struct RecipeOverride {
   std::optional<MaybeScheme> weights, activations, kv;
 };
 
+// A post-training method run on the full-precision model before the weights are quantized, in
+// the order given: "hadamard[:seed=S]", "smoothquant[:alpha=A]", "gptq[:damp=D][:block=B][:act_order]",
+// "search[:bits=N]". docs/ptq.md describes each and its parameters.
+struct Method {
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> params;  // in canonical (sorted) order
+  std::string spelling() const;                             // "gptq:act_order:damp=0.01"
+  // A parameter's value, or `fallback` when absent.
+  double number(const std::string& key, double fallback) const;
+  bool flag(const std::string& key) const;
+};
+// Parses and checks one method spelling; throws lowbit::Error listing the methods and their
+// parameters for anything unknown.
+Method parse_method(const std::string& text);
+
 struct Recipe {
   std::string name;  // a label for tables; not part of the identity (hash, canonical form)
+  std::vector<Method> methods;  // run in order before quantization
   MaybeScheme weights;      // every Linear of every layer
   MaybeScheme activations;  // the input of every Linear of every layer (quantized at run time)
   MaybeScheme kv;           // keys (after RoPE) and values, as [tokens, kv_heads, head_dim]
@@ -53,7 +69,8 @@ struct Recipe {
   };
   Resolved resolve(const std::string& site) const;
 
-  bool is_full_precision() const;  // nothing is quantized and no accumulator is emulated
+  bool is_full_precision() const;  // nothing is quantized, transformed or emulated
+  bool needs_calibration() const;  // a method uses calibration activations
   // The canonical JSON (fixed key order, canonical scheme names, no name): parse_recipe of it
   // gives an equal recipe, and it is what hash() digests.
   std::string canonical() const;
@@ -65,8 +82,8 @@ struct Recipe {
   std::string label() const;
 };
 
-// Parses a recipe from JSON text: {"name", "weights", "activations", "kv", "embedding",
-// "output", "accumulate", "overrides": [{"match", "weights", "activations", "kv"}]}; every
+// Parses a recipe from JSON text: {"name", "methods": ["hadamard", ...], "weights", "activations",
+// "kv", "embedding", "output", "accumulate", "overrides": [{"match", "weights", "activations", "kv"}]}; every
 // field optional (absent: full precision). Throws lowbit::Error naming `where` and the field.
 Recipe parse_recipe_json(const std::string& json_text, const std::string& where);
 Recipe read_recipe_file(const std::string& path);

@@ -4,7 +4,10 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "lowbit/error.h"
@@ -29,7 +32,90 @@ MaybeScheme field_scheme(const nlohmann::json& obj, const char* key, const std::
   }
 }
 
+struct MethodSpec {
+  const char* name;
+  std::vector<const char*> numbers;  // parameters with a numeric value
+  std::vector<const char*> flags;    // parameters without a value
+  const char* help;
+};
+
+const std::vector<MethodSpec>& method_specs() {
+  static const std::vector<MethodSpec> specs = {
+      {"hadamard", {"seed"}, {"no_online"}, "hadamard[:seed=S][:no_online] (rotation, QuaRot-style)"},
+      {"smoothquant", {"alpha"}, {}, "smoothquant[:alpha=A] (default 0.5)"},
+      {"gptq", {"damp", "block"}, {"act_order"}, "gptq[:damp=D][:block=B][:act_order] (defaults 0.01, 128)"},
+      {"search", {"bits"}, {"channel"}, "search[:bits=N][:channel] (format and clipping search among N-bit ExMy)"},
+  };
+  return specs;
+}
+
+std::string methods_help() {
+  std::string h;
+  for (const MethodSpec& m : method_specs()) h += std::string(h.empty() ? "" : ", ") + m.help;
+  return h;
+}
+
 }  // namespace
+
+std::string Method::spelling() const {
+  std::string s = name;
+  for (const auto& [k, v] : params) s += ":" + k + (v.empty() ? "" : "=" + v);
+  return s;
+}
+
+double Method::number(const std::string& key, double fallback) const {
+  for (const auto& [k, v] : params)
+    if (k == key) return std::stod(v);
+  return fallback;
+}
+
+bool Method::flag(const std::string& key) const {
+  for (const auto& [k, v] : params)
+    if (k == key) return true;
+  return false;
+}
+
+Method parse_method(const std::string& text) {
+  std::vector<std::string> parts;
+  for (size_t at = 0;;) {
+    const size_t colon = text.find(':', at);
+    parts.push_back(text.substr(at, colon - at));
+    if (colon == std::string::npos) break;
+    at = colon + 1;
+  }
+  const MethodSpec* spec = nullptr;
+  for (const MethodSpec& m : method_specs())
+    if (parts[0] == m.name) spec = &m;
+  if (!spec) throw Error("unknown method \"" + parts[0] + "\"; known: " + methods_help());
+  Method m;
+  m.name = spec->name;
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const size_t eq = parts[i].find('=');
+    const std::string key = parts[i].substr(0, eq);
+    const std::string value = eq == std::string::npos ? "" : parts[i].substr(eq + 1);
+    bool numeric = false, flag = false;
+    for (const char* k : spec->numbers) numeric = numeric || key == k;
+    for (const char* k : spec->flags) flag = flag || key == k;
+    if (numeric) {
+      char* end = nullptr;
+      const double v = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || !std::isfinite(v))
+        throw Error("method \"" + text + "\": " + key + " needs a number; " + spec->help);
+      // Canonical number spelling, so "0.50" and "0.5" are one recipe.
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.9g", v);
+      m.params.emplace_back(key, buf);
+    } else if (flag && value.empty()) {
+      m.params.emplace_back(key, "");
+    } else {
+      throw Error("method \"" + text + "\": unknown parameter \"" + parts[i] + "\"; " + spec->help);
+    }
+  }
+  std::sort(m.params.begin(), m.params.end());
+  for (size_t i = 1; i < m.params.size(); ++i)
+    if (m.params[i].first == m.params[i - 1].first) throw Error("method \"" + text + "\": " + m.params[i].first + " given twice");
+  return m;
+}
 
 MaybeScheme parse_maybe_scheme(const std::string& text) {
   if (is_full_precision_word(text)) return std::nullopt;
@@ -87,7 +173,14 @@ Recipe::Resolved Recipe::resolve(const std::string& site) const {
   return r;
 }
 
+bool Recipe::needs_calibration() const {
+  for (const Method& m : methods)
+    if (m.name != "hadamard") return true;
+  return false;
+}
+
 bool Recipe::is_full_precision() const {
+  if (!methods.empty()) return false;
   if (weights || activations || kv || embedding || output || accumulate) return false;
   for (const RecipeOverride& o : overrides)
     if ((o.weights && *o.weights) || (o.activations && *o.activations) || (o.kv && *o.kv)) return false;
@@ -96,6 +189,12 @@ bool Recipe::is_full_precision() const {
 
 std::string Recipe::canonical() const {
   ordered_json j;
+  // Methods appear only when there are some, so recipes without any keep their hashes.
+  if (!methods.empty()) {
+    ordered_json list = ordered_json::array();
+    for (const Method& m : methods) list.push_back(m.spelling());
+    j["methods"] = list;
+  }
   j["weights"] = maybe_json(weights);
   j["activations"] = maybe_json(activations);
   j["kv"] = maybe_json(kv);
@@ -131,7 +230,9 @@ std::string Recipe::hash_hex() const {
 }
 
 std::string Recipe::short_form() const {
-  std::string s = "w=" + maybe_scheme_name(weights) + " a=" + maybe_scheme_name(activations) + " kv=" + maybe_scheme_name(kv);
+  std::string s;
+  for (const Method& m : methods) s += m.spelling() + " + ";
+  s += "w=" + maybe_scheme_name(weights) + " a=" + maybe_scheme_name(activations) + " kv=" + maybe_scheme_name(kv);
   if (embedding) s += " emb=" + maybe_scheme_name(embedding);
   if (output) s += " head=" + maybe_scheme_name(output);
   if (accumulate) s += " acc=" + accumulation_name(*accumulate);
@@ -153,18 +254,29 @@ std::string Recipe::label() const { return name.empty() ? short_form() : name; }
 Recipe parse_recipe_json(const std::string& json_text, const std::string& where) {
   const nlohmann::json j = files::parse_json(json_text, where);
   if (!j.is_object()) throw Error(where + ": a recipe must be a JSON object");
-  static const char* const known[] = {"name", "weights", "activations", "kv", "embedding", "output", "accumulate", "overrides"};
+  static const char* const known[] = {"name", "methods", "weights", "activations", "kv", "embedding", "output", "accumulate", "overrides"};
   for (const auto& item : j.items()) {
     bool ok = false;
     for (const char* k : known) ok = ok || item.key() == k;
     if (!ok)
       throw Error(where + ": unknown recipe field \"" + item.key() +
-                  "\" (known: name, weights, activations, kv, embedding, output, accumulate, overrides)");
+                  "\" (known: name, methods, weights, activations, kv, embedding, output, accumulate, overrides)");
   }
   Recipe r;
   if (j.contains("name")) {
     if (!j["name"].is_string()) throw Error(where + ": \"name\" must be a string");
     r.name = j["name"].get<std::string>();
+  }
+  if (j.contains("methods")) {
+    if (!j["methods"].is_array()) throw Error(where + ": \"methods\" must be an array of method names like \"gptq:damp=0.01\"");
+    for (const nlohmann::json& m : j["methods"]) {
+      if (!m.is_string()) throw Error(where + ": \"methods\" must be an array of strings");
+      try {
+        r.methods.push_back(parse_method(m.get<std::string>()));
+      } catch (const Error& e) {
+        throw Error(where + ": " + e.what());
+      }
+    }
   }
   r.weights = field_scheme(j, "weights", where);
   r.activations = field_scheme(j, "activations", where);

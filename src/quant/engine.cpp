@@ -93,6 +93,29 @@ class SpanQuantizer {
     if (stats && dequantized) measure_groups(x, dequantized, n, group_len, stats);
   }
 
+  // The element step alone: x[i] in a group of one whose effective scale (and zero point) are
+  // given, by the same arithmetic run() uses once it has picked the scales.
+  void run_given_scales(const float* x, size_t n, const float* effective, const uint8_t* zero_points,
+                        float* dequantized) {
+    effective_.assign(effective, effective + n);
+    zero_points_.assign(n, 0);
+    scales_.assign(n, GroupScale{});
+    for (size_t i = 0; i < n; ++i) {
+      scales_[i].effective = effective[i];
+      if (zero_points) scales_[i].zero_point = zero_points_[i] = zero_points[i];
+    }
+    if (s_.asymmetric) {
+      values_.resize(n);
+      divide(x, n, 1);
+      codes_.resize(n * size_t(code_bytes_));
+      encode(values_.data(), n, 1, 0, codes_.data(), nullptr);
+      dequantize_span(codes_.data(), n, 1, effective_.data(), zero_points_.data(), dequantized);
+    } else {
+      const kernels::ScaleRun run_scales{effective_.data(), 1, 0, max_};
+      kernels::run_fake_quant_scaled(backend_, element_plan_, x, n, run_scales, 0, dequantized);
+    }
+  }
+
   // Decodes codes and applies each group's scale (and zero point, for asymmetric schemes).
   void dequantize_span(const uint8_t* codes, size_t n, size_t group_len, const float* effective,
                        const uint8_t* zero_points, float* out) {
@@ -260,6 +283,12 @@ void run_engine(const kernels::ConvertBackend& backend, const Scheme& s, const G
     if (out.codes) scatter(codes.data(), b, cb, out.codes);
     if (out.dequantized) scatter(dq.data(), b, 1, out.dequantized);
   });
+}
+
+void fake_quant_given_scales(const kernels::ConvertBackend& backend, const Scheme& s, const float* x, size_t n,
+                             const float* scales, const uint8_t* zero_points, float* out) {
+  SpanQuantizer q(backend, s, 1.0f);
+  q.run_given_scales(x, n, scales, zero_points, out);
 }
 
 void dequantize_codes(const kernels::ConvertBackend& backend, const Scheme& s,

@@ -25,6 +25,11 @@ struct EngineOutputs {
 void run_engine(const kernels::ConvertBackend& backend, const Scheme& s, const GroupLayout& layout,
                 const float* x, float global_scale, const EngineOutputs& out);
 
+// Rounds each x[i] as run_engine would inside a group with effective scale scales[i] (and zero
+// point zero_points[i], asymmetric schemes).
+void fake_quant_given_scales(const kernels::ConvertBackend& backend, const Scheme& s, const float* x, size_t n,
+                             const float* scales, const uint8_t* zero_points, float* out);
+
 // Dequantizes codes (unpacked, tensor order) with the stored scales: the same arithmetic
 // run_engine uses for `dequantized`.
 void dequantize_codes(const kernels::ConvertBackend& backend, const Scheme& s,

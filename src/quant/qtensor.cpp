@@ -66,14 +66,20 @@ float QTensor::group_scale(size_t group) const {
   return quant::ScalePicker(scheme, global_scale).effective_of(scales.at(group));
 }
 
+float tensor_global_scale(const Scheme& s, const float* x, size_t n) { return global_scale_of(s, x, n); }
+
 QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& shape) {
+  return quantize(s, x, shape, global_scale_of(s, x, product(shape)));
+}
+
+QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& shape, float global_scale) {
   validate_scheme(s);
   const quant::GroupLayout layout = quant::make_group_layout(s, shape);
   QTensor q;
   q.scheme = s;
   q.shape = shape;
   q.scale_shape = layout.scale_shape;
-  q.global_scale = global_scale_of(s, x, layout.numel);
+  q.global_scale = s.global_scale ? global_scale : 1.0f;
   q.scales.resize(layout.group_count);
   if (s.asymmetric) q.zero_points.resize(layout.group_count);
   const int cb = code_bytes(s.element);
@@ -138,6 +144,13 @@ void fake_quant(const Scheme& s, const float* x, const std::vector<size_t>& shap
   quant::EngineOutputs o;
   o.dequantized = out;
   quant::run_engine(fast(), s, layout, x, global_scale_of(s, x, layout.numel), o);
+}
+
+void fake_quant_given_scales(const Scheme& s, const float* x, size_t n, const float* scales,
+                             const uint8_t* zero_points, float* out) {
+  validate_scheme(s);
+  if (s.asymmetric && !zero_points) throw Error("fake_quant_given_scales: an asymmetric scheme needs zero points");
+  quant::fake_quant_given_scales(fast(), s, x, n, scales, zero_points, out);
 }
 
 void fake_quant(const Scheme& s, const BF16* x, const std::vector<size_t>& shape, float* out) {

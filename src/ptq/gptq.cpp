@@ -1,0 +1,199 @@
+// GPTQ with any lowbit scheme as the quantizer; Cholesky factorisations by Eigen, the lazy batch
+// updates by OpenBLAS.
+#include "lowbit/gptq.h"
+
+#include <cblas.h>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "lowbit/error.h"
+#include "lowbit/qtensor.h"
+
+namespace lowbit::ptq {
+namespace {
+
+using MatrixXd = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// How many consecutive columns (along `in`) share scales, for a [out, in] weight: the group is
+// fixed when its first column is reached. `in` means "the whole row or tensor at once".
+int scale_width(const Scheme& s, int in) {
+  const int rank = 2;
+  const int axis = s.axis < 0 ? s.axis + rank : s.axis;
+  switch (s.granularity) {
+    case Granularity::Group: return axis == 1 ? std::min(s.group, in) : 1;
+    case Granularity::Block2D: return std::min(s.block_cols, in);
+    case Granularity::Channel: return axis == 1 ? 1 : in;
+    case Granularity::Tensor:
+    case Granularity::Token: return in;
+  }
+  return in;
+}
+
+// The group (in the scale order of a [rows, width] tensor) that element (r, c) belongs to.
+size_t group_of(const Scheme& s, size_t r, size_t c, size_t rows, size_t width) {
+  const int axis = s.axis < 0 ? s.axis + 2 : s.axis;
+  switch (s.granularity) {
+    case Granularity::Tensor: return 0;
+    case Granularity::Token: return r;
+    case Granularity::Channel: return axis == 0 ? r : c;
+    case Granularity::Group: {
+      const size_t g = size_t(s.group);
+      return axis == 1 ? r * ((width + g - 1) / g) + c / g : (r / g) * width + c;
+    }
+    case Granularity::Block2D:
+      return (r / size_t(s.block_rows)) * ((width + size_t(s.block_cols) - 1) / size_t(s.block_cols)) + c / size_t(s.block_cols);
+  }
+  (void)rows;
+  return 0;
+}
+
+// Scales (and zero points) for columns [c0, c0 + width) of w, fixed from w's current values.
+struct ColumnScales {
+  std::vector<float> scale;       // [width][out] (column-major: one column's rows together)
+  std::vector<uint8_t> zero;      // same, asymmetric schemes
+};
+
+ColumnScales fix_scales(const Scheme& s, const std::vector<float>& w, int out, int in, int c0, int width, float global) {
+  std::vector<float> block(size_t(out) * size_t(width));
+  for (int r = 0; r < out; ++r)
+    std::copy_n(w.begin() + int64_t(r) * in + c0, width, block.begin() + int64_t(r) * width);
+  const QTensor q = quantize(s, block.data(), {size_t(out), size_t(width)}, global);
+  ColumnScales cs;
+  cs.scale.resize(block.size());
+  if (s.asymmetric) cs.zero.resize(block.size());
+  for (int c = 0; c < width; ++c)
+    for (int r = 0; r < out; ++r) {
+      const size_t g = group_of(s, size_t(r), size_t(c), size_t(out), size_t(width));
+      if (g >= q.scales.size()) throw Error("internal: GPTQ group index out of range for scheme " + scheme_name(s));
+      cs.scale[size_t(c) * size_t(out) + size_t(r)] = q.group_scale(g);
+      if (s.asymmetric) cs.zero[size_t(c) * size_t(out) + size_t(r)] = q.zero_points[g];
+    }
+  return cs;
+}
+
+}  // namespace
+
+Hessian::Hessian(int n) : n_(n), sum_(size_t(n) * size_t(n), 0.0), chunk_(size_t(n) * size_t(n), 0.0f) {}
+
+void Hessian::add(const float* x, int rows) {
+  if (rows <= 0) return;
+  // One float syrk per batch (exact enough for a batch), summed into doubles across batches.
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n_, rows, 1.0f, x, n_, 0.0f, chunk_.data(), n_);
+  for (int i = 0; i < n_; ++i)
+    for (int j = i; j < n_; ++j) sum_[size_t(i) * size_t(n_) + size_t(j)] += chunk_[size_t(i) * size_t(n_) + size_t(j)];
+  samples_ += rows;
+}
+
+std::vector<double> Hessian::matrix() const {
+  std::vector<double> h(sum_.size());
+  const double k = samples_ > 0 ? 2.0 / double(samples_) : 0.0;
+  for (int i = 0; i < n_; ++i)
+    for (int j = i; j < n_; ++j)
+      h[size_t(i) * size_t(n_) + size_t(j)] = h[size_t(j) * size_t(n_) + size_t(i)] = k * sum_[size_t(i) * size_t(n_) + size_t(j)];
+  return h;
+}
+
+std::vector<float> gptq_quantize(const Scheme& scheme, const std::vector<float>& w_in, int out, int in,
+                                 const std::vector<double>& h_in, const GptqOptions& opt) {
+  validate_scheme(scheme);
+  if (w_in.size() != size_t(out) * size_t(in) || h_in.size() != size_t(in) * size_t(in))
+    throw Error("gptq: weight and Hessian shapes do not match");
+  const float global = tensor_global_scale(scheme, w_in.data(), w_in.size());
+  std::vector<float> w = w_in;
+  MatrixXd h = Eigen::Map<const MatrixXd>(h_in.data(), in, in);
+  // Inputs that never fired carry no information: their weights are free (zeroed, as GPTQ does).
+  for (int i = 0; i < in; ++i)
+    if (h(i, i) == 0) {
+      h(i, i) = 1;
+      for (int r = 0; r < out; ++r) w[size_t(r) * size_t(in) + size_t(i)] = 0;
+    }
+  std::vector<int> perm(static_cast<size_t>(in));
+  std::iota(perm.begin(), perm.end(), 0);
+  const int width = scale_width(scheme, in);
+  const bool static_scales = opt.act_order && width < in;
+  ColumnScales fixed;  // static scales for act-order: from the original weights
+  if (static_scales) fixed = fix_scales(scheme, w, out, in, 0, in, global);
+  if (opt.act_order) {
+    std::stable_sort(perm.begin(), perm.end(), [&](int a, int b) { return h(a, a) > h(b, b); });
+    MatrixXd hp(in, in);
+    for (int i = 0; i < in; ++i)
+      for (int j = 0; j < in; ++j) hp(i, j) = h(perm[size_t(i)], perm[size_t(j)]);
+    h = hp;
+  }
+  // U = the upper Cholesky factor of H⁻¹ (after damping); raise the damping if H is singular.
+  const double mean_diag = h.diagonal().mean();
+  MatrixXd u;
+  for (double damp = opt.damp;; damp *= 10) {
+    MatrixXd hd = h;
+    hd.diagonal().array() += damp * mean_diag;
+    Eigen::LLT<MatrixXd> llt(hd);
+    if (llt.info() == Eigen::Success) {
+      const MatrixXd hinv = llt.solve(MatrixXd::Identity(in, in));
+      Eigen::LLT<MatrixXd> llt_inv(hinv);
+      if (llt_inv.info() == Eigen::Success) {
+        u = llt_inv.matrixU();
+        break;
+      }
+    }
+    if (damp > 1e3) throw Error("gptq: the calibration Hessian is not positive definite even with damping " + std::to_string(damp));
+  }
+  // Work on the permuted columns: wp[r][i] = w[r][perm[i]].
+  std::vector<float> wp(w.size());
+  for (int r = 0; r < out; ++r)
+    for (int i = 0; i < in; ++i) wp[size_t(r) * size_t(in) + size_t(i)] = w[size_t(r) * size_t(in) + size_t(perm[size_t(i)])];
+  std::vector<float> uf(size_t(in) * size_t(in));
+  for (int i = 0; i < in; ++i)
+    for (int j = 0; j < in; ++j) uf[size_t(i) * size_t(in) + size_t(j)] = float(u(i, j));
+
+  int block = std::max(1, opt.block);
+  if (!static_scales && width < in) block = (block + width - 1) / width * width;  // a group never spans two batches
+  std::vector<float> q(w.size()), col(static_cast<size_t>(out)), qcol(static_cast<size_t>(out)), err(size_t(out) * size_t(block));
+  ColumnScales current;
+  int current_start = -1;
+  for (int i1 = 0; i1 < in; i1 += block) {
+    const int i2 = std::min(in, i1 + block), count = i2 - i1;
+    for (int i = i1; i < i2; ++i) {
+      const int orig = perm[size_t(i)];
+      const float* sc;
+      const uint8_t* zp = nullptr;
+      if (static_scales) {
+        sc = fixed.scale.data() + size_t(orig) * size_t(out);
+        if (scheme.asymmetric) zp = fixed.zero.data() + size_t(orig) * size_t(out);
+      } else {
+        if (i % width == 0) {  // the first column of a group: fix its scales from the current weights
+          current = fix_scales(scheme, wp, out, in, i, std::min(width, in - i), global);
+          current_start = i;
+        }
+        sc = current.scale.data() + size_t(i - current_start) * size_t(out);
+        if (scheme.asymmetric) zp = current.zero.data() + size_t(i - current_start) * size_t(out);
+      }
+      for (int r = 0; r < out; ++r) col[size_t(r)] = wp[size_t(r) * size_t(in) + size_t(i)];
+      fake_quant_given_scales(scheme, col.data(), size_t(out), sc, zp, qcol.data());
+      const float d = uf[size_t(i) * size_t(in) + size_t(i)];
+      for (int r = 0; r < out; ++r) {
+        q[size_t(r) * size_t(in) + size_t(i)] = qcol[size_t(r)];
+        const float e = (col[size_t(r)] - qcol[size_t(r)]) / d;
+        err[size_t(r) * size_t(block) + size_t(i - i1)] = e;
+        // Spread the error over the rest of this batch.
+        float* row = wp.data() + size_t(r) * size_t(in);
+        const float* urow = uf.data() + size_t(i) * size_t(in);
+        for (int j = i + 1; j < i2; ++j) row[j] -= e * urow[j];
+      }
+    }
+    // Lazy update of every later column at once: W[:, i2:] -= Err · U[i1:i2, i2:].
+    if (i2 < in)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in - i2, count, -1.0f, err.data(), block,
+                  uf.data() + size_t(i1) * size_t(in) + size_t(i2), in, 1.0f, wp.data() + i2, in);
+  }
+  // Back to the original column order.
+  std::vector<float> result(w.size());
+  for (int r = 0; r < out; ++r)
+    for (int i = 0; i < in; ++i) result[size_t(r) * size_t(in) + size_t(perm[size_t(i)])] = q[size_t(r) * size_t(in) + size_t(i)];
+  return result;
+}
+
+}  // namespace lowbit::ptq
