@@ -100,6 +100,11 @@ class Llama {
   // Runs tokens[0, n) at positions pos0 .. pos0 + n - 1, attending to the cache of positions
   // < pos0 filled by earlier calls. Afterwards s.xb holds the final-normalised hidden states.
   void forward(const int32_t* tokens, int n, int pos0, LlamaRunState& s) const;
+  // forward() in its three steps, for layer-by-layer work (calibration): the embeddings into s.x,
+  // one layer on s.x, the final norm into s.xb.
+  void embed(const int32_t* tokens, int n, int pos0, LlamaRunState& s) const;
+  void forward_layer(int layer, int n, int pos0, LlamaRunState& s) const;
+  void finish(int n, LlamaRunState& s) const;
   // Logits of rows [row0, row0 + count) of the last forward: out[count, vocab_size].
   void logits(const LlamaRunState& s, int row0, int count, float* out) const;
 

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "lowbit/calibration.h"
 #include "lowbit/llama.h"
 #include "lowbit/qtensor.h"
 #include "lowbit/recipe.h"
@@ -29,12 +31,18 @@ struct ApplyReport {
   double bits_per_weight = 0;
   double bits_per_linear_weight = 0;
   double seconds = 0;
+  std::vector<std::pair<std::string, double>> method_seconds;  // each method's time, in order
 };
 
-// A copy of `fp` with the recipe applied: weights fake-quantized (measured per tensor), input
-// schemes, KV-cache schemes and the accumulator set on the Linears and layers. Unquantized
-// weights stay shared with `fp`. Throws lowbit::Error when a scheme does not fit a tensor.
-model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp, ApplyReport* report = nullptr);
+// A copy of `fp` with the recipe applied: its methods run in order (hadamard, smoothquant: the
+// model is transformed; gptq: weights are quantized with error compensation), then every weight
+// not yet quantized is rounded to nearest (measured per tensor), and the input schemes, KV-cache
+// schemes and accumulator are set on the Linears and layers. Unquantized weights stay shared with
+// `fp`. Methods that need calibration data throw lowbit::Error without it; so does a scheme that
+// does not fit a tensor. `progress(what, done, total)` reports long methods.
+model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp, ApplyReport* report = nullptr,
+                          const Calibration* calibration = nullptr,
+                          const std::function<void(const std::string&, int, int)>& progress = {});
 
 // The sites of a model, in forward order (embedding, per layer the seven Linears and kv_cache,
 // output): what `lowbit recipe --sites` lists and what patterns are matched against.

@@ -47,6 +47,12 @@ Llama::Llama(LlamaConfig config, LlamaWeights weights) : config_(std::move(confi
 }
 
 void Llama::forward(const int32_t* tokens, int n, int pos0, LlamaRunState& s) const {
+  embed(tokens, n, pos0, s);
+  for (int l = 0; l < config_.n_layers; ++l) forward_layer(l, n, pos0, s);
+  finish(n, s);
+}
+
+void Llama::embed(const int32_t* tokens, int n, int pos0, LlamaRunState& s) const {
   const LlamaConfig& c = config_;
   if (n <= 0 || n > s.max_tokens) throw Error("forward: " + std::to_string(n) + " tokens do not fit the run state");
   if (pos0 < 0 || pos0 + n > s.max_context)
@@ -58,37 +64,43 @@ void Llama::forward(const int32_t* tokens, int n, int pos0, LlamaRunState& s) co
       throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary of " + std::to_string(c.vocab_size));
     std::copy_n(weights_.token_embedding->data() + size_t(tokens[i]) * dim, dim, s.x.data() + size_t(i) * dim);
   }
+}
+
+void Llama::forward_layer(int l, int n, int pos0, LlamaRunState& s) const {
+  const LlamaConfig& c = config_;
+  const size_t dim = size_t(c.dim);
   const RopeTable rope(c.rope_inv_freq, pos0, n);
-  for (int l = 0; l < c.n_layers; ++l) {
-    const LlamaLayer& w = weights_.layers[size_t(l)];
-    // Attention block: x += wo(attention(rope(wq xb), rope(wk xb), wv xb)), xb = rmsnorm(x).
-    rms_norm(s.x.data(), w.attn_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
-    w.wq.forward(s.xb.data(), n, s.q.data());
-    w.wk.forward(s.xb.data(), n, s.k.data());
-    w.wv.forward(s.xb.data(), n, s.v.data());
-    rope.apply(s.q.data(), n, c.n_heads, c.head_dim, c.rope_style);
-    rope.apply(s.k.data(), n, c.n_kv_heads, c.head_dim, c.rope_style);
-    if (w.qk_rotation) {
-      w.qk_rotation->apply(s.q.data(), size_t(n) * size_t(c.n_heads));
-      w.qk_rotation->apply(s.k.data(), size_t(n) * size_t(c.n_kv_heads));
-    }
-    if (w.kv_cache) quantize_kv(*w.kv_cache, n, s);
-    const size_t kv = size_t(c.kv_dim());
-    const size_t cache_at = (size_t(l) * size_t(s.max_context) + size_t(pos0)) * kv;
-    std::copy_n(s.k.data(), size_t(n) * kv, s.key_cache.data() + cache_at);
-    std::copy_n(s.v.data(), size_t(n) * kv, s.value_cache.data() + cache_at);
-    attention(l, n, pos0, s);
-    w.wo.forward(s.att.data(), n, s.xb.data());
-    add_in_place(s.x.data(), s.xb.data(), size_t(n) * dim);
-    // Feed-forward block: x += w_down(silu(w_gate xb) * w_up xb), xb = rmsnorm(x).
-    rms_norm(s.x.data(), w.ffn_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
-    w.w_gate.forward(s.xb.data(), n, s.hb.data());
-    w.w_up.forward(s.xb.data(), n, s.hb2.data());
-    swiglu_in_place(s.hb.data(), s.hb2.data(), size_t(n) * size_t(c.hidden_dim));
-    w.w_down.forward(s.hb.data(), n, s.xb.data());
-    add_in_place(s.x.data(), s.xb.data(), size_t(n) * dim);
+  const LlamaLayer& w = weights_.layers[size_t(l)];
+  // Attention block: x += wo(attention(rope(wq xb), rope(wk xb), wv xb)), xb = rmsnorm(x).
+  rms_norm(s.x.data(), w.attn_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
+  w.wq.forward(s.xb.data(), n, s.q.data());
+  w.wk.forward(s.xb.data(), n, s.k.data());
+  w.wv.forward(s.xb.data(), n, s.v.data());
+  rope.apply(s.q.data(), n, c.n_heads, c.head_dim, c.rope_style);
+  rope.apply(s.k.data(), n, c.n_kv_heads, c.head_dim, c.rope_style);
+  if (w.qk_rotation) {
+    w.qk_rotation->apply(s.q.data(), size_t(n) * size_t(c.n_heads));
+    w.qk_rotation->apply(s.k.data(), size_t(n) * size_t(c.n_kv_heads));
   }
-  rms_norm(s.x.data(), weights_.final_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
+  if (w.kv_cache) quantize_kv(*w.kv_cache, n, s);
+  const size_t kv = size_t(c.kv_dim());
+  const size_t cache_at = (size_t(l) * size_t(s.max_context) + size_t(pos0)) * kv;
+  std::copy_n(s.k.data(), size_t(n) * kv, s.key_cache.data() + cache_at);
+  std::copy_n(s.v.data(), size_t(n) * kv, s.value_cache.data() + cache_at);
+  attention(l, n, pos0, s);
+  w.wo.forward(s.att.data(), n, s.xb.data());
+  add_in_place(s.x.data(), s.xb.data(), size_t(n) * dim);
+  // Feed-forward block: x += w_down(silu(w_gate xb) * w_up xb), xb = rmsnorm(x).
+  rms_norm(s.x.data(), w.ffn_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
+  w.w_gate.forward(s.xb.data(), n, s.hb.data());
+  w.w_up.forward(s.xb.data(), n, s.hb2.data());
+  swiglu_in_place(s.hb.data(), s.hb2.data(), size_t(n) * size_t(c.hidden_dim));
+  w.w_down.forward(s.hb.data(), n, s.xb.data());
+  add_in_place(s.x.data(), s.xb.data(), size_t(n) * dim);
+}
+
+void Llama::finish(int n, LlamaRunState& s) const {
+  rms_norm(s.x.data(), weights_.final_norm.data(), n, config_.dim, config_.norm_eps, s.xb.data());
   s.n_tokens = n;
 }
 

@@ -2,10 +2,14 @@
 #include <fnmatch.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 
 #include "lowbit/error.h"
+#include "lowbit/gptq.h"
 #include "lowbit/ptq.h"
+#include "lowbit/rotate.h"
+#include "lowbit/smoothquant.h"
 
 namespace lowbit::ptq {
 namespace {
@@ -54,9 +58,52 @@ std::vector<std::string> model_sites(const model::Llama& llama) {
   return sites;
 }
 
-model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp, ApplyReport* report) {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Runs the recipe's methods on `base`; GPTQ's results land in `prequantized` by site.
+model::Llama run_methods(const Recipe& recipe, const model::Llama& fp, const Calibration* calibration,
+                         std::map<std::string, std::vector<float>>& prequantized, ApplyReport& rep,
+                         const std::function<void(const std::string&, int, int)>& progress) {
+  model::Llama base = fp;
+  for (const Method& m : recipe.methods) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (m.name != "hadamard" && !calibration)
+      throw Error("recipe: the method " + m.name + " needs calibration data (--calib TEXT)");
+    if (m.name == "hadamard") {
+      RotationOptions o;
+      o.seed = uint64_t(m.number("seed", 1));
+      o.online_down_proj = !m.flag("no_online");
+      base = rotate_model(base, o);
+    } else if (m.name == "smoothquant") {
+      base = smooth_model(base, *calibration, SmoothQuantOptions{m.number("alpha", 0.5)});
+    } else if (m.name == "gptq") {
+      GptqOptions o;
+      o.damp = m.number("damp", 0.01);
+      o.block = int(m.number("block", 128));
+      o.act_order = m.flag("act_order");
+      if (!(o.damp > 0) || o.block < 1) throw Error("gptq: damp must be > 0 and block >= 1");
+      prequantized = gptq_model(base, recipe, *calibration, o, [&](int done, int total) {
+        if (progress) progress("gptq", done, total);
+      });
+    } else {
+      throw Error("recipe: the method " + m.name + " is not implemented yet");
+    }
+    rep.method_seconds.emplace_back(m.spelling(), seconds_since(t0));
+  }
+  return base;
+}
+
+}  // namespace
+
+model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp_in, ApplyReport* report,
+                          const Calibration* calibration,
+                          const std::function<void(const std::string&, int, int)>& progress) {
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<std::string> sites = model_sites(fp);
+  const std::vector<std::string> sites = model_sites(fp_in);
   for (const RecipeOverride& o : recipe.overrides) {
     bool hit = false;
     for (const std::string& s : sites) hit = hit || ::fnmatch(o.match.c_str(), s.c_str(), 0) == 0;
@@ -64,10 +111,12 @@ model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp, ApplyRep
       throw Error("recipe: override pattern \"" + o.match + "\" matches no site of this model (sites look like "
                   "layers.0.q_proj, layers.0.kv_cache, embedding, output; `lowbit recipe --sites` lists them)");
   }
+  ApplyReport rep;
+  std::map<std::string, std::vector<float>> prequantized;
+  const model::Llama fp = run_methods(recipe, fp_in, calibration, prequantized, rep, progress);
   model::Llama q = fp;  // shares every weight until replaced
   model::LlamaWeights& w = q.weights();
   const model::LlamaConfig& c = fp.config();
-  ApplyReport rep;
 
   const MaybeScheme emb_scheme = recipe.resolve("embedding").weights;
   Quantized emb = quantize_weight("embedding", emb_scheme, fp.weights().token_embedding, size_t(c.vocab_size), size_t(c.dim));
@@ -83,9 +132,21 @@ model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp, ApplyRep
     } else {
       const std::shared_ptr<std::vector<float>> source =
           is_output && c.tied_output ? fp.weights().token_embedding : lin->weight_ptr();
-      Quantized qw = quantize_weight(lin->name(), r.weights, source, size_t(lin->out_features()), size_t(lin->in_features()));
-      lin->set_weight_shared(qw.values);
-      rep.weights.push_back(qw.report);
+      const auto pre = prequantized.find(lin->name());
+      if (pre != prequantized.end()) {  // quantized by a method (GPTQ): measured against its input
+        WeightReport wr;
+        wr.site = lin->name();
+        wr.shape = {size_t(lin->out_features()), size_t(lin->in_features())};
+        wr.scheme = maybe_scheme_name(r.weights);
+        wr.error.add_values(source->data(), pre->second.data(), source->size());
+        wr.bits_per_element = scheme_bits_per_element(*r.weights, wr.shape);
+        lin->set_weight(pre->second);
+        rep.weights.push_back(wr);
+      } else {
+        Quantized qw = quantize_weight(lin->name(), r.weights, source, size_t(lin->out_features()), size_t(lin->in_features()));
+        lin->set_weight_shared(qw.values);
+        rep.weights.push_back(qw.report);
+      }
     }
     try {
       if (r.activations) validate_scheme(*r.activations);

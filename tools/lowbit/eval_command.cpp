@@ -13,6 +13,7 @@
 #include "lowbit/error.h"
 #include "lowbit/eval.h"
 #include "lowbit/npy.h"
+#include "lowbit/calibration.h"
 #include "lowbit/layer_stats.h"
 #include "lowbit/ptq.h"
 #include "progress.h"
@@ -81,7 +82,12 @@ void run_decoder(const Args& a, const model::Model& m, const std::string& text) 
   std::unique_ptr<model::Llama> q;
   if (quantized) {
     recipe = a.recipe.recipe();
-    q = std::make_unique<model::Llama>(ptq::apply_recipe(recipe, *m.llama, &applied));
+    const std::unique_ptr<ptq::Calibration> calib = a.recipe.calibration(recipe, m);
+    ProgressBar method_bar("methods", "layers");
+    q = std::make_unique<model::Llama>(ptq::apply_recipe(recipe, *m.llama, &applied, calib.get(),
+                                                         [&](const std::string&, int done, int total) { method_bar.update(done, total); }));
+    for (const auto& [method, sec] : applied.method_seconds) fmt::print(stderr, "{}: {:.1f} s\n", method, sec);
+    if (calib) fmt::print(stderr, "calibration: {}\n", calib->description);
   }
   const model::Llama& llama = q ? *q : *m.llama;
   const std::vector<int32_t> tokens = m.tokenizer->encode(text);

@@ -30,7 +30,9 @@ void run(const Args& a) {
   if (!m.llama) throw Error(m.path + " is an encoder; generate needs a decoder model");
   // With a recipe, the quantized model talks (emulated: weights rounded once, activations and
   // KV cache at run time).
-  const model::Llama quantized = a.recipe.any() ? ptq::apply_recipe(a.recipe.recipe(), *m.llama) : *m.llama;
+  const ptq::Recipe recipe = a.recipe.recipe();
+  const std::unique_ptr<ptq::Calibration> calib = a.recipe.any() ? a.recipe.calibration(recipe, m) : nullptr;
+  const model::Llama quantized = a.recipe.any() ? ptq::apply_recipe(recipe, *m.llama, nullptr, calib.get()) : *m.llama;
   const model::Llama& llama = quantized;
   // --chat wraps the prompt in the ChatML turn markers SmolLM2-Instruct and Qwen2 were tuned on.
   const std::string text =

@@ -1,0 +1,23 @@
+// lowbit/smoothquant.h — SmoothQuant (Xiao et al. 2023): move activation outliers into the weights.
+// For each input channel j of a Linear (or of the Linears sharing one input), with a_j the
+// channel's largest calibration activation and w_j its largest weight magnitude,
+// s_j = a_j^α / w_j^(1-α); the activation is divided by s_j where it is produced (the RMSNorm
+// scale before q/k/v and gate/up; up_proj's rows before down_proj) and the weight column
+// multiplied by it, so the model computes the same function in exact arithmetic.
+#pragma once
+
+#include "lowbit/calibration.h"
+#include "lowbit/llama.h"
+
+namespace lowbit::ptq {
+
+struct SmoothQuantOptions {
+  double alpha = 0.5;  // migration strength: 0 leaves activations alone, 1 moves all into weights
+};
+
+// A smoothed copy of `base`. down_proj is smoothed only where it has no online input rotation
+// (after a Hadamard rotation its input channels are mixed, and the rotation already spreads
+// outliers).
+model::Llama smooth_model(const model::Llama& base, const Calibration& calibration, const SmoothQuantOptions& options);
+
+}  // namespace lowbit::ptq

@@ -1,0 +1,62 @@
+// Calibration sequences and the block-by-block runner.
+#include "lowbit/calibration.h"
+
+#include <algorithm>
+
+#include "lowbit/error.h"
+
+namespace lowbit::ptq {
+
+Calibration make_calibration(const model::Tokenizer& tokenizer, const std::string& text, const std::string& name, int count,
+                             int length) {
+  if (count < 1 || length < 2) throw Error("calibration needs at least one sequence of two tokens");
+  const std::vector<int32_t> tokens = tokenizer.encode(text);
+  if (int64_t(tokens.size()) < int64_t(count) * length)
+    throw Error(name + ": " + std::to_string(tokens.size()) + " tokens, fewer than " + std::to_string(count) +
+                " calibration sequences of " + std::to_string(length));
+  Calibration c;
+  const int32_t bos = tokenizer.adds_bos() ? tokenizer.bos_id() : -1;
+  // Evenly spaced, non-overlapping windows.
+  const size_t stride = tokens.size() / size_t(count);
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the ids used
+  for (int i = 0; i < count; ++i) {
+    std::vector<int32_t> seq(tokens.begin() + int64_t(size_t(i) * stride), tokens.begin() + int64_t(size_t(i) * stride) + length);
+    if (bos >= 0) seq[0] = bos;
+    for (int32_t t : seq) {
+      h ^= uint32_t(t);
+      h *= 1099511628211ull;
+    }
+    c.sequences.push_back(std::move(seq));
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  c.id = std::string(buf) + "/" + std::to_string(count) + "x" + std::to_string(length);
+  const std::string base = name.substr(name.find_last_of('/') + 1);
+  c.description = base + ": " + std::to_string(count) + " sequences of " + std::to_string(length) + " tokens";
+  return c;
+}
+
+LayerwiseRunner::LayerwiseRunner(const model::Llama& m, const Calibration& c)
+    : calibration_(c),
+      state_(m.config(), int(c.sequences.empty() ? 1 : c.sequences[0].size()), int(c.sequences.empty() ? 1 : c.sequences[0].size())) {
+  if (c.sequences.empty()) throw Error("calibration: no sequences");
+  const size_t n = c.sequences[0].size(), dim = size_t(m.config().dim);
+  for (const std::vector<int32_t>& seq : c.sequences) {
+    if (seq.size() != n) throw Error("calibration: sequences of different lengths");
+    m.embed(seq.data(), int(n), 0, state_);
+    streams_.emplace_back(state_.x.begin(), state_.x.begin() + int64_t(n * dim));
+  }
+}
+
+void LayerwiseRunner::run_layer(const model::Llama& m, int layer, bool advance) {
+  const int n = int(calibration_.sequences[0].size());
+  for (std::vector<float>& x : streams_) {
+    std::copy(x.begin(), x.end(), state_.x.begin());
+    m.forward_layer(layer, n, 0, state_);
+    if (advance) std::copy_n(state_.x.begin(), x.size(), x.begin());
+  }
+}
+
+size_t LayerwiseRunner::tokens() const { return calibration_.sequences.size() * calibration_.sequences[0].size(); }
+
+}  // namespace lowbit::ptq
