@@ -47,11 +47,12 @@ class Hessian {
 std::vector<float> gptq_quantize(const Scheme& scheme, const std::vector<float>& w, int out, int in,
                                  const std::vector<double>& h, const GptqOptions& options = {});
 
-// GPTQ of every layer Linear whose weights the recipe quantizes, one transformer block at a time
+// GPTQ of every layer Linear whose weights `scheme_of(site)` quantizes, one transformer block at a time
 // on the calibration data: block l's Hessians come from the inputs that blocks 0 .. l-1, already
 // quantized, produce (full-precision activations; the recipe's run-time quantizers are not
 // applied during calibration). Returns the quantized weights by site name. `progress(l, L)`.
-std::map<std::string, std::vector<float>> gptq_model(const model::Llama& base, const Recipe& recipe,
+std::map<std::string, std::vector<float>> gptq_model(const model::Llama& base,
+                                                     const std::function<MaybeScheme(const std::string&)>& scheme_of,
                                                      const Calibration& calibration, const GptqOptions& options,
                                                      const std::function<void(int, int)>& progress = {});
 

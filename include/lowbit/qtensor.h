@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <vector>
 
 #include "lowbit/convert.h"
@@ -53,6 +54,17 @@ void fake_quant(const Scheme& s, const BF16* x, const std::vector<size_t>& shape
 // scale before its values are final (GPTQ).
 void fake_quant_given_scales(const Scheme& s, const float* x, size_t n, const float* scales,
                              const uint8_t* zero_points, float* out);
+// The same, with the scheme's conversion plans built once for many calls.
+class ScaledElementRounder {
+ public:
+  explicit ScaledElementRounder(const Scheme& s);
+  ~ScaledElementRounder();
+  void round(const float* x, size_t n, const float* scales, const uint8_t* zero_points, float* out);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // ---- error metrics ----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "lowbit/error.h"
+#include "lowbit/format_search.h"
 #include "lowbit/gptq.h"
 #include "lowbit/ptq.h"
 #include "lowbit/rotate.h"
@@ -64,11 +65,16 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Runs the recipe's methods on `base`; GPTQ's results land in `prequantized` by site.
+// Runs the recipe's methods on `base`; GPTQ's results land in `prequantized` and the format
+// search's choices in `chosen`, by site.
 model::Llama run_methods(const Recipe& recipe, const model::Llama& fp, const Calibration* calibration,
-                         std::map<std::string, std::vector<float>>& prequantized, ApplyReport& rep,
-                         const std::function<void(const std::string&, int, int)>& progress) {
+                         std::map<std::string, std::vector<float>>& prequantized, std::map<std::string, Scheme>& chosen,
+                         ApplyReport& rep, const std::function<void(const std::string&, int, int)>& progress) {
   model::Llama base = fp;
+  const auto scheme_of = [&](const std::string& site) -> MaybeScheme {
+    const auto it = chosen.find(site);
+    return it != chosen.end() ? MaybeScheme(it->second) : recipe.resolve(site).weights;
+  };
   for (const Method& m : recipe.methods) {
     const auto t0 = std::chrono::steady_clock::now();
     if (m.name != "hadamard" && !calibration)
@@ -86,8 +92,18 @@ model::Llama run_methods(const Recipe& recipe, const model::Llama& fp, const Cal
       o.block = int(m.number("block", 128));
       o.act_order = m.flag("act_order");
       if (!(o.damp > 0) || o.block < 1) throw Error("gptq: damp must be > 0 and block >= 1");
-      prequantized = gptq_model(base, recipe, *calibration, o, [&](int done, int total) {
+      prequantized = gptq_model(base, scheme_of, *calibration, o, [&](int done, int total) {
         if (progress) progress("gptq", done, total);
+      });
+    } else if (m.name == "search") {
+      const auto bits = m.number("bits", 0);
+      const auto of = [&](const std::string& site) -> MaybeScheme {
+        MaybeScheme s = scheme_of(site);
+        if (s && bits > 0) s->element = Format::integer(int(bits), true);  // only its width matters
+        return s;
+      };
+      chosen = search_model(base, of, *calibration, [&](int done, int total) {
+        if (progress) progress("search", done, total);
       });
     } else {
       throw Error("recipe: the method " + m.name + " is not implemented yet");
@@ -113,7 +129,8 @@ model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp_in, Apply
   }
   ApplyReport rep;
   std::map<std::string, std::vector<float>> prequantized;
-  const model::Llama fp = run_methods(recipe, fp_in, calibration, prequantized, rep, progress);
+  std::map<std::string, Scheme> chosen;
+  const model::Llama fp = run_methods(recipe, fp_in, calibration, prequantized, chosen, rep, progress);
   model::Llama q = fp;  // shares every weight until replaced
   model::LlamaWeights& w = q.weights();
   const model::LlamaConfig& c = fp.config();
@@ -125,7 +142,8 @@ model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp_in, Apply
 
   for (model::Linear* lin : q.linears()) {
     const bool is_output = lin->name() == "output";
-    const Recipe::Resolved r = recipe.resolve(lin->name());
+    Recipe::Resolved r = recipe.resolve(lin->name());
+    if (const auto it = chosen.find(lin->name()); it != chosen.end()) r.weights = it->second;
     if (is_output && c.tied_output && r.weights == emb_scheme) {
       // One stored tensor serves both (quantized alike, or both kept).
       lin->set_weight_shared(emb.values);

@@ -62,6 +62,9 @@ ColumnScales fix_scales(const Scheme& s, const std::vector<float>& w, int out, i
   for (int r = 0; r < out; ++r)
     std::copy_n(w.begin() + int64_t(r) * in + c0, width, block.begin() + int64_t(r) * width);
   const QTensor q = quantize(s, block.data(), {size_t(out), size_t(width)}, global);
+  // QTensor::group_scale decodes one stored scale per call: decode each group's once.
+  std::vector<float> group_scales(q.scales.size());
+  for (size_t g = 0; g < group_scales.size(); ++g) group_scales[g] = q.group_scale(g);
   ColumnScales cs;
   cs.scale.resize(block.size());
   if (s.asymmetric) cs.zero.resize(block.size());
@@ -69,7 +72,7 @@ ColumnScales fix_scales(const Scheme& s, const std::vector<float>& w, int out, i
     for (int r = 0; r < out; ++r) {
       const size_t g = group_of(s, size_t(r), size_t(c), size_t(out), size_t(width));
       if (g >= q.scales.size()) throw Error("internal: GPTQ group index out of range for scheme " + scheme_name(s));
-      cs.scale[size_t(c) * size_t(out) + size_t(r)] = q.group_scale(g);
+      cs.scale[size_t(c) * size_t(out) + size_t(r)] = group_scales[g];
       if (s.asymmetric) cs.zero[size_t(c) * size_t(out) + size_t(r)] = q.zero_points[g];
     }
   return cs;
@@ -154,6 +157,7 @@ std::vector<float> gptq_quantize(const Scheme& scheme, const std::vector<float>&
   std::vector<float> q(w.size()), col(static_cast<size_t>(out)), qcol(static_cast<size_t>(out)), err(size_t(out) * size_t(block));
   ColumnScales current;
   int current_start = -1;
+  ScaledElementRounder rounder(scheme);
   for (int i1 = 0; i1 < in; i1 += block) {
     const int i2 = std::min(in, i1 + block), count = i2 - i1;
     for (int i = i1; i < i2; ++i) {
@@ -172,7 +176,7 @@ std::vector<float> gptq_quantize(const Scheme& scheme, const std::vector<float>&
         if (scheme.asymmetric) zp = current.zero.data() + size_t(i - current_start) * size_t(out);
       }
       for (int r = 0; r < out; ++r) col[size_t(r)] = wp[size_t(r) * size_t(in) + size_t(i)];
-      fake_quant_given_scales(scheme, col.data(), size_t(out), sc, zp, qcol.data());
+      rounder.round(col.data(), size_t(out), sc, zp, qcol.data());
       const float d = uf[size_t(i) * size_t(in) + size_t(i)];
       for (int r = 0; r < out; ++r) {
         q[size_t(r) * size_t(in) + size_t(i)] = qcol[size_t(r)];
@@ -223,7 +227,8 @@ class HessianProbe : public model::LinearProbe {
 
 }  // namespace
 
-std::map<std::string, std::vector<float>> gptq_model(const model::Llama& base, const Recipe& recipe,
+std::map<std::string, std::vector<float>> gptq_model(const model::Llama& base,
+                                                     const std::function<MaybeScheme(const std::string&)>& scheme_of,
                                                      const Calibration& calibration, const GptqOptions& opt,
                                                      const std::function<void(int, int)>& progress) {
   std::map<std::string, std::vector<float>> result;
@@ -238,7 +243,7 @@ std::map<std::string, std::vector<float>> gptq_model(const model::Llama& base, c
     runner.run_layer(q, l, false);
     for (model::Linear* lin : linears) {
       lin->set_probe(nullptr);
-      const MaybeScheme scheme = recipe.resolve(lin->name()).weights;
+      const MaybeScheme scheme = scheme_of(lin->name());
       if (!scheme) continue;
       const std::vector<double> h = probe.hessians.at(input_group(lin->name())).matrix();
       std::vector<float> w;

@@ -44,7 +44,7 @@ const std::vector<MethodSpec>& method_specs() {
       {"hadamard", {"seed"}, {"no_online"}, "hadamard[:seed=S][:no_online] (rotation, QuaRot-style)"},
       {"smoothquant", {"alpha"}, {}, "smoothquant[:alpha=A] (default 0.5)"},
       {"gptq", {"damp", "block"}, {"act_order"}, "gptq[:damp=D][:block=B][:act_order] (defaults 0.01, 128)"},
-      {"search", {"bits"}, {"channel"}, "search[:bits=N][:channel] (format and clipping search among N-bit ExMy)"},
+      {"search", {"bits"}, {}, "search[:bits=N] (format and clipping search among the N-bit formats; default: the scheme's width)"},
   };
   return specs;
 }

@@ -285,10 +285,16 @@ void run_engine(const kernels::ConvertBackend& backend, const Scheme& s, const G
   });
 }
 
-void fake_quant_given_scales(const kernels::ConvertBackend& backend, const Scheme& s, const float* x, size_t n,
-                             const float* scales, const uint8_t* zero_points, float* out) {
-  SpanQuantizer q(backend, s, 1.0f);
-  q.run_given_scales(x, n, scales, zero_points, out);
+struct GivenScaleQuantizer::Impl {
+  SpanQuantizer q;
+};
+
+GivenScaleQuantizer::GivenScaleQuantizer(const kernels::ConvertBackend& backend, const Scheme& s)
+    : impl_(new Impl{SpanQuantizer(backend, s, 1.0f)}) {}
+GivenScaleQuantizer::~GivenScaleQuantizer() = default;
+
+void GivenScaleQuantizer::run(const float* x, size_t n, const float* scales, const uint8_t* zero_points, float* out) {
+  impl_->q.run_given_scales(x, n, scales, zero_points, out);
 }
 
 void dequantize_codes(const kernels::ConvertBackend& backend, const Scheme& s,

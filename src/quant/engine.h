@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kernels/convert_backend.h"
@@ -26,9 +27,17 @@ void run_engine(const kernels::ConvertBackend& backend, const Scheme& s, const G
                 const float* x, float global_scale, const EngineOutputs& out);
 
 // Rounds each x[i] as run_engine would inside a group with effective scale scales[i] (and zero
-// point zero_points[i], asymmetric schemes).
-void fake_quant_given_scales(const kernels::ConvertBackend& backend, const Scheme& s, const float* x, size_t n,
-                             const float* scales, const uint8_t* zero_points, float* out);
+// point zero_points[i], asymmetric schemes). Built once, run many times (GPTQ's columns).
+class GivenScaleQuantizer {
+ public:
+  GivenScaleQuantizer(const kernels::ConvertBackend& backend, const Scheme& s);
+  ~GivenScaleQuantizer();
+  void run(const float* x, size_t n, const float* scales, const uint8_t* zero_points, float* out);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // Dequantizes codes (unpacked, tensor order) with the stored scales: the same arithmetic
 // run_engine uses for `dequantized`.

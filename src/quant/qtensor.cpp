@@ -146,11 +146,25 @@ void fake_quant(const Scheme& s, const float* x, const std::vector<size_t>& shap
   quant::run_engine(fast(), s, layout, x, global_scale_of(s, x, layout.numel), o);
 }
 
+struct ScaledElementRounder::Impl {
+  Scheme scheme;
+  quant::GivenScaleQuantizer q;
+};
+
+ScaledElementRounder::ScaledElementRounder(const Scheme& s) {
+  validate_scheme(s);
+  impl_.reset(new Impl{s, quant::GivenScaleQuantizer(fast(), s)});
+}
+ScaledElementRounder::~ScaledElementRounder() = default;
+
+void ScaledElementRounder::round(const float* x, size_t n, const float* scales, const uint8_t* zero_points, float* out) {
+  if (impl_->scheme.asymmetric && !zero_points) throw Error("ScaledElementRounder: an asymmetric scheme needs zero points");
+  impl_->q.run(x, n, scales, zero_points, out);
+}
+
 void fake_quant_given_scales(const Scheme& s, const float* x, size_t n, const float* scales,
                              const uint8_t* zero_points, float* out) {
-  validate_scheme(s);
-  if (s.asymmetric && !zero_points) throw Error("fake_quant_given_scales: an asymmetric scheme needs zero points");
-  quant::fake_quant_given_scales(fast(), s, x, n, scales, zero_points, out);
+  ScaledElementRounder(s).round(x, n, scales, zero_points, out);
 }
 
 void fake_quant(const Scheme& s, const BF16* x, const std::vector<size_t>& shape, float* out) {

@@ -1,0 +1,112 @@
+// Format and clipping search over the formats of one bit width, scored by the layer's output
+// error under the calibration Hessian.
+#include "lowbit/format_search.h"
+
+#include <cblas.h>
+
+#include <limits>
+
+#include "lowbit/error.h"
+#include "lowbit/gptq.h"
+#include "lowbit/qtensor.h"
+
+namespace lowbit::ptq {
+
+std::vector<Scheme> search_candidates(const Scheme& base) {
+  const int bits = base.element.bits();
+  std::vector<Format> elements;
+  for (int e = 1; e <= std::min(8, bits - 1); ++e) {
+    const int m = bits - 1 - e;
+    if (m > 10) continue;
+    elements.push_back(parse_format("e" + std::to_string(e) + "m" + std::to_string(m) + ":specials=none"));
+  }
+  if (bits >= 2 && bits <= 16) elements.push_back(Format::integer(bits, true));
+  std::vector<Scheme> out;
+  for (const Format& f : elements)
+    for (const ScaleRule rule : {ScaleRule::AbsMax, ScaleRule::Mse}) {
+      Scheme s = base;
+      s.element = f;
+      s.rule = rule;
+      s.asymmetric = false;
+      s.preset.clear();
+      try {
+        validate_scheme(s);
+      } catch (const Error&) {
+        continue;  // e.g. a scale format that cannot serve this element
+      }
+      out.push_back(s);
+    }
+  return out;
+}
+
+double output_error(const std::vector<float>& w, const std::vector<float>& q, int out, int in, const std::vector<float>& h) {
+  std::vector<float> d(w.size()), dh(w.size());
+  for (size_t i = 0; i < w.size(); ++i) d[i] = q[i] - w[i];
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in, in, 1.0f, d.data(), in, h.data(), in, 0.0f, dh.data(), in);
+  double e = 0;
+  for (size_t i = 0; i < d.size(); ++i) e += double(d[i]) * double(dh[i]);
+  return e;
+}
+
+Scheme search_scheme(const Scheme& base, const std::vector<float>& w, int out, int in, const std::vector<float>& h) {
+  double best = std::numeric_limits<double>::infinity();
+  Scheme chosen = base;
+  std::vector<float> q(w.size());
+  for (const Scheme& s : search_candidates(base)) {
+    fake_quant(s, w.data(), {size_t(out), size_t(in)}, q.data());
+    const double e = output_error(w, q, out, in, h);
+    if (e < best) {
+      best = e;
+      chosen = s;
+    }
+  }
+  return chosen;
+}
+
+namespace {
+
+// Hessians of the inputs of one block's Linears, by site (shared inputs observed once each).
+class InputHessians : public model::LinearProbe {
+ public:
+  void observe(const model::Linear& lin, const float* x, const float*, int n, const float*) override {
+    auto it = hessians.find(lin.name());
+    if (it == hessians.end()) it = hessians.emplace(lin.name(), Hessian(lin.in_features())).first;
+    it->second.add(x, n);
+  }
+  std::map<std::string, Hessian> hessians;
+};
+
+}  // namespace
+
+std::map<std::string, Scheme> search_model(const model::Llama& base, const std::function<MaybeScheme(const std::string&)>& scheme_of,
+                                           const Calibration& calibration, const std::function<void(int, int)>& progress) {
+  std::map<std::string, Scheme> chosen;
+  model::Llama q = base;
+  LayerwiseRunner runner(q, calibration);
+  const int layers = q.config().n_layers;
+  for (int l = 0; l < layers; ++l) {
+    model::LlamaLayer& layer = q.weights().layers[size_t(l)];
+    model::Linear* linears[] = {&layer.wq, &layer.wk, &layer.wv, &layer.wo, &layer.w_gate, &layer.w_up, &layer.w_down};
+    InputHessians probe;
+    for (model::Linear* lin : linears)
+      if (scheme_of(lin->name())) lin->set_probe(&probe);
+    runner.run_layer(q, l, false);
+    for (model::Linear* lin : linears) {
+      lin->set_probe(nullptr);
+      const MaybeScheme s = scheme_of(lin->name());
+      if (!s) continue;
+      const std::vector<double> hd = probe.hessians.at(lin->name()).matrix();
+      const std::vector<float> h(hd.begin(), hd.end());
+      const Scheme pick = search_scheme(*s, lin->weight(), lin->out_features(), lin->in_features(), h);
+      std::vector<float> w(lin->weight().size());
+      fake_quant(pick, lin->weight().data(), {size_t(lin->out_features()), size_t(lin->in_features())}, w.data());
+      lin->set_weight(std::move(w));  // later blocks see this one quantized
+      chosen[lin->name()] = pick;
+    }
+    runner.run_layer(q, l, true);
+    if (progress) progress(l + 1, layers);
+  }
+  return chosen;
+}
+
+}  // namespace lowbit::ptq

@@ -1,0 +1,192 @@
+// The PTQ methods inside recipes on a tiny random LLaMA: transformations that must not change the
+// full-precision function (Hadamard rotation, SmoothQuant), GPTQ over a whole model against
+// round-to-nearest, method spellings, and calibration data.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "lowbit/calibration.h"
+#include "lowbit/convert.h"
+#include "lowbit/error.h"
+#include "lowbit/eval.h"
+#include "lowbit/format_search.h"
+#include "lowbit/ptq.h"
+#include "lowbit/smoothquant.h"
+#include "temp_dir.h"
+#include "tiny_models.h"
+
+namespace lowbit::testing {
+namespace {
+
+class PtqMethodsTest : public TempDirTest {
+ protected:
+  void SetUp() override {
+    TempDirTest::SetUp();
+    TinyLlama::random(61).write_gguf(path("tiny.gguf"));
+    model_ = model::load_model(path("tiny.gguf"));
+    for (int i = 0; i < 40; ++i) eval_text_ += "the cat sat on the mat; then the dog ran " + std::to_string(i) + ". ";
+    for (int i = 0; i < 40; ++i) calib_text_ += "a bird flew over the house and sang " + std::to_string(i * 7) + " songs. ";
+    calib_ = ptq::make_calibration(*model_.tokenizer, calib_text_, "calib.txt", 4, 32);
+  }
+  const model::Llama& fp() const { return *model_.llama; }
+  // Logits of every position of a fixed prompt.
+  std::vector<float> logits(const model::Llama& m) const {
+    const std::vector<int32_t> t = model_.tokenizer->encode("the dog sat on the cat and ran to the mat");
+    const int n = int(t.size());
+    model::LlamaRunState s(m.config(), n, n);
+    m.forward(t.data(), n, 0, s);
+    std::vector<float> out(size_t(n) * size_t(m.config().vocab_size));
+    m.logits(s, 0, n, out.data());
+    return out;
+  }
+  static double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      worst = std::max(worst, double(std::fabs(a[i] - b[i])));
+      scale = std::max(scale, double(std::fabs(a[i])));
+    }
+    return worst / scale;
+  }
+  double kl_of(const ptq::Recipe& r) const {
+    eval::PerplexityOptions opt;
+    opt.n_ctx = 32;
+    opt.record = true;
+    opt.baseline_top_k = 260;
+    const std::vector<int32_t> tokens = model_.tokenizer->encode(eval_text_);
+    const eval::PerplexityResult base = eval::perplexity(fp(), tokens, -1, "tiny", opt);
+    opt.record = false;
+    opt.compare_to = &base.recorded;
+    return eval::perplexity(ptq::apply_recipe(r, fp(), nullptr, &calib_), tokens, -1, "q", opt).kld.mean;
+  }
+  model::Model model_;
+  std::string eval_text_, calib_text_;
+  ptq::Calibration calib_;
+};
+
+TEST_F(PtqMethodsTest, MethodSpellingsAreCheckedAndCanonical) {
+  EXPECT_EQ(ptq::parse_method("gptq:act_order:damp=0.0100").spelling(), "gptq:act_order:damp=0.01");
+  EXPECT_EQ(ptq::parse_method("hadamard").spelling(), "hadamard");
+  EXPECT_THROW(ptq::parse_method("awq"), Error);
+  EXPECT_THROW(ptq::parse_method("gptq:damp"), Error);
+  EXPECT_THROW(ptq::parse_method("gptq:damp=x"), Error);
+  EXPECT_THROW(ptq::parse_method("gptq:speed=2"), Error);
+  EXPECT_THROW(ptq::parse_method("gptq:damp=0.1:damp=0.2"), Error);
+  ptq::Recipe r = ptq::parse_recipe_json(R"({"methods": ["hadamard:seed=2", "gptq"], "weights": "mxfp4"})", "r");
+  EXPECT_EQ(r.short_form(), "hadamard:seed=2 + gptq + w=mxfp4 a=fp kv=fp");
+  EXPECT_EQ(ptq::parse_recipe_json(r.canonical(), "c").hash(), r.hash());
+  EXPECT_TRUE(r.needs_calibration());
+  ptq::Recipe plain = r;
+  plain.methods.clear();
+  EXPECT_NE(plain.hash(), r.hash());
+  // A recipe without methods keeps the canonical form it had before methods existed.
+  EXPECT_EQ(plain.canonical().find("methods"), std::string::npos);
+  EXPECT_THROW(ptq::apply_recipe(r, fp()), Error);  // gptq without calibration data
+}
+
+TEST_F(PtqMethodsTest, CalibrationSequencesComeFromTheText) {
+  ASSERT_EQ(calib_.sequences.size(), 4u);
+  const std::vector<int32_t> all = model_.tokenizer->encode(calib_text_);
+  const size_t stride = all.size() / 4;
+  for (size_t i = 0; i < 4; ++i) {
+    ASSERT_EQ(calib_.sequences[i].size(), 32u);
+    EXPECT_TRUE(std::equal(calib_.sequences[i].begin(), calib_.sequences[i].end(), all.begin() + int64_t(i * stride)));
+  }
+  EXPECT_NE(calib_.id, ptq::make_calibration(*model_.tokenizer, eval_text_, "e", 4, 32).id);
+  EXPECT_THROW(ptq::make_calibration(*model_.tokenizer, "too short", "x", 4, 32), Error);
+}
+
+TEST_F(PtqMethodsTest, RotationAndSmoothingLeaveTheFullPrecisionFunctionUnchanged) {
+  const std::vector<float> want = logits(fp());
+  for (const char* methods : {R"(["hadamard"])", R"(["smoothquant:alpha=0.5"])", R"(["smoothquant:alpha=0.9"])",
+                              R"(["hadamard", "smoothquant"])", R"(["smoothquant", "hadamard:seed=5"])"}) {
+    const ptq::Recipe r = ptq::parse_recipe_json(std::string(R"({"methods": )") + methods + "}", "r");
+    const model::Llama m = ptq::apply_recipe(r, fp(), nullptr, &calib_);
+    EXPECT_LT(relative_difference(want, logits(m)), 2e-5) << methods;
+  }
+  // SmoothQuant really moved scale into the weights (the norms changed).
+  const model::Llama s = ptq::smooth_model(fp(), calib_, {0.5});
+  EXPECT_NE(s.weights().layers[0].attn_norm, fp().weights().layers[0].attn_norm);
+  EXPECT_NE(s.weights().layers[1].w_down.weight(), fp().weights().layers[1].w_down.weight());
+}
+
+TEST_F(PtqMethodsTest, GptqOverTheModelBeatsRoundToNearest) {
+  // Calibrated on the evaluation text itself: a random tiny model's token embeddings share nothing
+  // between texts of different words, so only there is "better on its calibration data" testable.
+  calib_ = ptq::make_calibration(*model_.tokenizer, eval_text_, "eval.txt", 8, 32);
+  for (const char* scheme : {"int4:g16:asym", "mxfp4"}) {
+    ptq::Recipe rtn;
+    rtn.weights = parse_scheme(scheme);
+    ptq::Recipe gptq = rtn;
+    gptq.methods.push_back(ptq::parse_method("gptq"));
+    ptq::ApplyReport rep;
+    const model::Llama q = ptq::apply_recipe(gptq, fp(), &rep, &calib_);
+    ASSERT_EQ(rep.method_seconds.size(), 1u);
+    EXPECT_EQ(rep.weights.size(), 1 + 14u);
+    // GPTQ moved weights to other grid points than rounding to nearest did.
+    const model::Llama r = ptq::apply_recipe(rtn, fp());
+    EXPECT_NE(q.weights().layers[1].w_up.weight(), r.weights().layers[1].w_up.weight()) << scheme;
+    const double kl_rtn = kl_of(rtn), kl_gptq = kl_of(gptq);
+    EXPECT_LT(kl_gptq, kl_rtn) << scheme;
+  }
+}
+
+TEST(FormatSearch, PicksTheFormatTheWeightsAreMadeOf) {
+  const int out = 16, in = 64;
+  std::vector<float> identity(size_t(in) * size_t(in), 0.0f);
+  for (int i = 0; i < in; ++i) identity[size_t(i) * size_t(in) + size_t(i)] = 1.0f;
+  const Scheme base = parse_scheme("int4:channel");
+  ASSERT_EQ(ptq::search_candidates(base).size(), 8u);  // e1m2, e2m1, e3m0, int4 x (absmax, mse)
+  std::mt19937 rng(9);
+  for (const char* name : {"e1m2:specials=none", "e2m1:specials=none", "e3m0:specials=none", "int4"}) {
+    const Format f = parse_format(name);
+    // Every row: random codes of f, decoded, with the format's largest magnitude present, times a
+    // power-of-two row scale: exactly representable in f with an absmax channel scale.
+    std::vector<uint8_t> codes(size_t(out) * size_t(in));
+    std::uniform_int_distribution<int> code(0, int(code_count(f)) - 1);
+    for (uint8_t& c : codes) c = uint8_t(code(rng));
+    std::vector<float> w(codes.size());
+    decode(f, codes.data(), codes.size(), w.data());
+    for (float& v : w) v = std::clamp(v, float(-max_finite(f)), float(max_finite(f)));  // int4's -8
+    for (int r = 0; r < out; ++r) {
+      w[size_t(r) * size_t(in)] = float(max_finite(f));
+      for (int c = 0; c < in; ++c) w[size_t(r) * size_t(in) + size_t(c)] *= std::ldexp(1.0f, r % 5 - 6);
+    }
+    const Scheme pick = ptq::search_scheme(base, w, out, in, identity);
+    // e1m2 without special codes is int4's grid halved (0, 0.5, ..., 3.5): the two tie.
+    const std::string picked = format_name(pick.element);
+    if (std::string(name) == "int4" || std::string(name) == "e1m2:specials=none") {
+      EXPECT_TRUE(picked == "int4" || picked == "e1m2:specials=none") << name << " -> " << picked;
+    } else {
+      EXPECT_EQ(picked, format_name(f)) << name;
+    }
+    std::vector<float> q(w.size());
+    fake_quant(pick, w.data(), {size_t(out), size_t(in)}, q.data());
+    EXPECT_EQ(ptq::output_error(w, q, out, in, identity), 0.0) << name;
+  }
+}
+
+TEST_F(PtqMethodsTest, SearchChoosesPerLayerAndTheRecipeUsesTheChoice) {
+  ptq::Recipe r;
+  r.weights = parse_scheme("mxfp4");
+  r.methods.push_back(ptq::parse_method("search"));
+  ptq::ApplyReport rep;
+  const model::Llama q = ptq::apply_recipe(r, fp(), &rep, &calib_);
+  int searched = 0;
+  for (const ptq::WeightReport& w : rep.weights) {
+    if (w.site == "embedding" || w.site == "output") continue;
+    ++searched;
+    const Scheme chosen = parse_scheme(w.scheme);  // may print as a preset ("mxfp4")
+    EXPECT_TRUE(chosen.granularity == Granularity::Group && chosen.group == 32 && !chosen.scale_is_f32 &&
+                chosen.scale_format == formats::e8m0fnu && chosen.element.bits() == 4)
+        << w.site << " must keep the scheme's blocks and scales: " << w.scheme;
+    EXPECT_NEAR(w.bits_per_element, 4.25, 0.1) << w.site;
+  }
+  EXPECT_EQ(searched, 14);
+  // The search never does worse than the plain scheme on the output error it minimises... and the
+  // result stays a 4-bit model.
+  EXPECT_LT(rep.bits_per_linear_weight, 4.4);
+}
+
+}  // namespace
+}  // namespace lowbit::testing
