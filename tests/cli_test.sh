@@ -112,6 +112,10 @@ expect_error "recipe unknown field" 'typo.json: unknown recipe field "activation
 expect_error "recipe bad scheme" "\-\-w: invalid scheme 'mxfp5'" "$LOWBIT" eval --model "$work/junk.gguf" --text "$work/text.txt" --w mxfp5
 expect_error "recipe bad override" "expected <pattern>:w=" "$LOWBIT" recipe --override 'layers.0.*'
 expect_error "recipe bad accumulator" "accumulator" "$LOWBIT" recipe --accum int8/4
+expect_ok "recipe methods" 'canonical: \{"methods":\["hadamard:seed=3","gptq:act_order:damp=0.02"\]' \
+  "$LOWBIT" recipe --method hadamard:seed=3 --method gptq:damp=0.020:act_order --w mxfp4
+expect_error "unknown method" 'unknown method "awq"' "$LOWBIT" recipe --method awq --w int4_g128
+expect_error "bad method parameter" 'unknown parameter "alpah=0.5"' "$LOWBIT" recipe --method smoothquant:alpah=0.5
 n=$("$LOWBIT" sweep --list | wc -l)
 [ "$n" -eq 19 ] || fail "the default grid lists $n recipes, expected 19"
 printf '[{"weights": "mxfp4"}, {"weights": "nvfp4", "kv": "e4m3fn:token"}]' > "$work/grid.json"

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "lowbit/calibration.h"
 #include "lowbit/convert.h"
@@ -104,6 +105,11 @@ TEST_F(PtqMethodsTest, RotationAndSmoothingLeaveTheFullPrecisionFunctionUnchange
     const model::Llama m = ptq::apply_recipe(r, fp(), nullptr, &calib_);
     EXPECT_LT(relative_difference(want, logits(m)), 2e-5) << methods;
   }
+  // With power-of-two factors (pre-shifted exponent bias) the smoothed model is bit-identical.
+  const model::Llama shifted = ptq::smooth_model(fp(), calib_, {0.8, true});
+  const std::vector<float> got = logits(shifted);
+  EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * 4));
+  EXPECT_NE(shifted.weights().layers[0].wq.weight(), fp().weights().layers[0].wq.weight());
   // SmoothQuant really moved scale into the weights (the norms changed).
   const model::Llama s = ptq::smooth_model(fp(), calib_, {0.5});
   EXPECT_NE(s.weights().layers[0].attn_norm, fp().weights().layers[0].attn_norm);

@@ -13,6 +13,10 @@ namespace lowbit::ptq {
 
 struct SmoothQuantOptions {
   double alpha = 0.5;  // migration strength: 0 leaves activations alone, 1 moves all into weights
+  // Round every s_j to a power of two: the factor moved into the weights then only shifts their
+  // exponents (LLM-FP4's pre-shifted exponent bias): exact in any binary floating-point format,
+  // and the smoothed model is bit-identical in full precision.
+  bool pow2 = false;
 };
 
 // A smoothed copy of `base`. down_proj is smoothed only where it has no online input rotation

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lowbit/eval.h"
+#include "lowbit/calibration.h"
 #include "lowbit/layer_stats.h"
 #include "lowbit/model.h"
 #include "lowbit/recipe.h"
@@ -41,6 +42,8 @@ struct RecipeResult {
   Distribution kld;
   double top1 = 0, top1_stderr = 0;
   double seconds = 0;  // applying the recipe and evaluating it
+  std::vector<std::pair<std::string, double>> method_seconds;  // each method's share of it
+  std::string calibration;  // the calibration data's description, when the recipe used any
   std::vector<LayerRow> layers;  // empty when per-layer statistics were off
 };
 
@@ -56,6 +59,9 @@ struct SweepOptions {
   std::string out_dir;      // results, reports and cache/ go here
   int shard_index = 1, shard_count = 1;  // run grid entries i-1, i-1+n, i-1+2n, ... (1-based i)
   int threads = 0;
+  // For recipes whose methods need calibration data (nullptr: such recipes are an error). Results
+  // of those recipes are cached under the recipe and the calibration data's id together.
+  const ptq::Calibration* calibration = nullptr;
   // Called as work advances: (what is running, window units done, units total). A baseline or a
   // recipe is n_windows units; cached ones count as done at once.
   std::function<void(const std::string&, int64_t, int64_t)> progress;

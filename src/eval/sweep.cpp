@@ -118,6 +118,8 @@ json result_json(const RecipeResult& r) {
           {"top1_agreement", r.top1},
           {"top1_stderr", r.top1_stderr},
           {"seconds", r.seconds},
+          {"method_seconds", r.method_seconds},
+          {"calibration", r.calibration},
           {"layers", layers}};
 }
 
@@ -142,6 +144,8 @@ RecipeResult result_from(const json& j, const std::string& where) {
   r.top1 = j.at("top1_agreement").get<double>();
   r.top1_stderr = j.at("top1_stderr").get<double>();
   r.seconds = j.at("seconds").get<double>();
+  if (j.contains("method_seconds")) r.method_seconds = j.at("method_seconds").get<std::vector<std::pair<std::string, double>>>();
+  r.calibration = j.value("calibration", std::string());
   for (const json& l : j.at("layers")) {
     LayerRow row;
     row.site = l.at("site").get<std::string>();
@@ -194,8 +198,11 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
     throw Error("--shard must be i/n with 1 <= i <= n");
   if (opt.out_dir.empty()) throw Error("sweep: an output folder is required");
   std::set<std::string> seen;
-  for (const ptq::Recipe& r : grid)
+  for (const ptq::Recipe& r : grid) {
     if (!seen.insert(r.hash_hex()).second) throw Error("the grid lists the recipe " + r.short_form() + " twice");
+    if (r.needs_calibration() && !opt.calibration)
+      throw Error("the recipe " + r.label() + " uses a method that needs calibration data: give --calib TEXT");
+  }
   const model::Llama& fp = *m.llama;
   const std::vector<int32_t> tokens = m.tokenizer->encode(text);
   const int32_t bos = m.tokenizer->adds_bos() ? m.tokenizer->bos_id() : -1;
@@ -266,7 +273,17 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
   popt.compare_to = &baseline;
   for (size_t i : mine) {
     const ptq::Recipe& recipe = grid[i];
-    const std::string path = cache + "/" + recipe.hash_hex() + ".json";
+    // Recipes with calibrated methods are cached per calibration data too.
+    std::string key = recipe.hash_hex();
+    if (recipe.needs_calibration()) {
+      uint64_t h = recipe.hash();
+      for (const unsigned char c : opt.calibration->id) {
+        h ^= c;
+        h *= 1099511628211ull;
+      }
+      key = hex64(h);
+    }
+    const std::string path = cache + "/" + key + ".json";
     if (files::exists(path)) {
       RecipeResult r = read_cached(path);
       r.recipe.name = recipe.name;  // the name is a label, not part of the identity
@@ -278,7 +295,13 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
     }
     const auto t0 = std::chrono::steady_clock::now();
     ptq::ApplyReport applied;
-    const model::Llama q = ptq::apply_recipe(recipe, fp, &applied);
+    const model::Llama q = ptq::apply_recipe(recipe, fp, &applied, opt.calibration,
+                                             [&](const std::string& what, int done, int total) {
+                                               if (opt.progress)
+                                                 opt.progress(recipe.label() + " (" + what + " " + std::to_string(done) + "/" +
+                                                                  std::to_string(total) + ")",
+                                                              done, todo);
+                                             });
     popt.progress = [&](int64_t w, int64_t) {
       if (opt.progress) opt.progress(recipe.label(), done + w, todo);
     };
@@ -298,6 +321,8 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
     r.kld = e.kld;
     r.top1 = e.top1_agreement;
     r.top1_stderr = e.top1_stderr;
+    r.method_seconds = applied.method_seconds;
+    if (recipe.needs_calibration()) r.calibration = opt.calibration->description;
     if (opt.layer_stats) {
       if (!reference) {
         std::vector<int32_t> window(tokens.begin(), tokens.begin() + opt.n_ctx);

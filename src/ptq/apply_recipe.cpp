@@ -85,7 +85,7 @@ model::Llama run_methods(const Recipe& recipe, const model::Llama& fp, const Cal
       o.online_down_proj = !m.flag("no_online");
       base = rotate_model(base, o);
     } else if (m.name == "smoothquant") {
-      base = smooth_model(base, *calibration, SmoothQuantOptions{m.number("alpha", 0.5)});
+      base = smooth_model(base, *calibration, SmoothQuantOptions{m.number("alpha", 0.5), m.flag("pow2")});
     } else if (m.name == "gptq") {
       GptqOptions o;
       o.damp = m.number("damp", 0.01);

@@ -42,7 +42,7 @@ struct MethodSpec {
 const std::vector<MethodSpec>& method_specs() {
   static const std::vector<MethodSpec> specs = {
       {"hadamard", {"seed"}, {"no_online"}, "hadamard[:seed=S][:no_online] (rotation, QuaRot-style)"},
-      {"smoothquant", {"alpha"}, {}, "smoothquant[:alpha=A] (default 0.5)"},
+      {"smoothquant", {"alpha"}, {"pow2"}, "smoothquant[:alpha=A][:pow2] (default 0.5; pow2: power-of-two factors, LLM-FP4's pre-shifted exponent bias)"},
       {"gptq", {"damp", "block"}, {"act_order"}, "gptq[:damp=D][:block=B][:act_order] (defaults 0.01, 128)"},
       {"search", {"bits"}, {}, "search[:bits=N] (format and clipping search among the N-bit formats; default: the scheme's width)"},
   };

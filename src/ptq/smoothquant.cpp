@@ -24,7 +24,8 @@ class AbsMaxProbe : public model::LinearProbe {
 };
 
 // s_j for the Linears sharing one input.
-std::vector<float> smoothing_scales(const std::vector<float>& act, const std::vector<const model::Linear*>& linears, double alpha) {
+std::vector<float> smoothing_scales(const std::vector<float>& act, const std::vector<const model::Linear*>& linears, double alpha,
+                                    bool pow2) {
   const size_t in = act.size();
   std::vector<float> w(in, 0.0f), s(in);
   for (const model::Linear* lin : linears)
@@ -32,7 +33,8 @@ std::vector<float> smoothing_scales(const std::vector<float>& act, const std::ve
       for (size_t j = 0; j < in; ++j) w[j] = std::max(w[j], std::fabs(lin->weight()[r * in + j]));
   for (size_t j = 0; j < in; ++j) {
     const double a = std::max(double(act[j]), 1e-5), b = std::max(double(w[j]), 1e-5);
-    s[j] = float(std::pow(a, alpha) / std::pow(b, 1.0 - alpha));
+    const double v = std::pow(a, alpha) / std::pow(b, 1.0 - alpha);
+    s[j] = pow2 ? float(std::exp2(std::round(std::log2(v)))) : float(v);
   }
   return s;
 }
@@ -58,16 +60,16 @@ model::Llama smooth_model(const model::Llama& base, const Calibration& calibrati
   for (model::LlamaLayer& l : m.weights().layers) {
     for (model::Linear* lin : {&l.wq, &l.w_gate, &l.w_down}) lin->set_probe(nullptr);
     // q/k/v read attn_norm's output.
-    const std::vector<float> s_qkv = smoothing_scales(probe.absmax.at(l.wq.name()), {&l.wq, &l.wk, &l.wv}, o.alpha);
+    const std::vector<float> s_qkv = smoothing_scales(probe.absmax.at(l.wq.name()), {&l.wq, &l.wk, &l.wv}, o.alpha, o.pow2);
     for (size_t j = 0; j < s_qkv.size(); ++j) l.attn_norm[j] /= s_qkv[j];
     for (model::Linear* lin : {&l.wq, &l.wk, &l.wv}) scale_columns(*lin, s_qkv);
     // gate/up read ffn_norm's output.
-    const std::vector<float> s_ffn = smoothing_scales(probe.absmax.at(l.w_gate.name()), {&l.w_gate, &l.w_up}, o.alpha);
+    const std::vector<float> s_ffn = smoothing_scales(probe.absmax.at(l.w_gate.name()), {&l.w_gate, &l.w_up}, o.alpha, o.pow2);
     for (size_t j = 0; j < s_ffn.size(); ++j) l.ffn_norm[j] /= s_ffn[j];
     for (model::Linear* lin : {&l.w_gate, &l.w_up}) scale_columns(*lin, s_ffn);
     // down_proj reads silu(gate) * up: divide up_proj's row j by s_j.
     if (!l.w_down.input_transform()) {
-      const std::vector<float> s_down = smoothing_scales(probe.absmax.at(l.w_down.name()), {&l.w_down}, o.alpha);
+      const std::vector<float> s_down = smoothing_scales(probe.absmax.at(l.w_down.name()), {&l.w_down}, o.alpha, o.pow2);
       std::vector<float> up = l.w_up.weight();
       const size_t in = size_t(l.w_up.in_features());
       for (size_t r = 0; r < s_down.size(); ++r)

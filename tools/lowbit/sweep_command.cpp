@@ -8,6 +8,7 @@
 #include "lowbit/error.h"
 #include "lowbit/sweep.h"
 #include "progress.h"
+#include "recipe_flags.h"
 #include "util/files.h"
 
 namespace lowbit::cli {
@@ -19,6 +20,8 @@ struct SweepArgs {
   int64_t max_tokens = 4096;
   int threads = 0;
   bool no_layers = false, list = false;
+  std::string calib_text;
+  int calib_count = 32, calib_length = 512;
 };
 
 void parse_shard(const std::string& text, int& index, int& count) {
@@ -53,6 +56,11 @@ void run_sweep_command(const SweepArgs& a) {
   model::set_num_threads(a.threads);
   const std::string text = files::read_all(a.text);
   const model::Model m = model::load_model(a.model);
+  std::unique_ptr<ptq::Calibration> calib;
+  if (!a.calib_text.empty())
+    calib = std::make_unique<ptq::Calibration>(
+        ptq::make_calibration(*m.tokenizer, files::read_all(a.calib_text), a.calib_text, a.calib_count, a.calib_length));
+  opt.calibration = calib.get();
   opt.n_ctx = a.ctx;
   opt.max_tokens = a.max_tokens;
   opt.layer_stats = !a.no_layers;
@@ -91,6 +99,7 @@ void add_sweep_commands(CLI::App& app) {
   cmd->add_option("--threads,-t", a->threads, "Threads (0: all cores)")->default_val(0);
   cmd->add_flag("--no-layers", a->no_layers, "Skip the per-layer statistics (and the heat map)");
   cmd->add_flag("--list", a->list, "Print the grid's recipes and exit");
+  RecipeFlags::add_calibration_to(cmd, a->calib_text, a->calib_count, a->calib_length);
   cmd->callback([a] { run_sweep_command(*a); });
 
   auto dirs = std::make_shared<std::vector<std::string>>();
