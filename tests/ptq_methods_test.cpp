@@ -172,6 +172,26 @@ TEST(FormatSearch, PicksTheFormatTheWeightsAreMadeOf) {
   }
 }
 
+TEST_F(PtqMethodsTest, RecipesWithTheSameWeightsShareGptqThroughTheCache) {
+  ptq::Recipe a;
+  a.weights = parse_scheme("mxfp4");
+  a.methods.push_back(ptq::parse_method("gptq"));
+  ptq::Recipe b = a;
+  b.activations = parse_scheme("mxfp4");  // W4A4: same weights as W4A16
+  ptq::Recipe c = a;
+  c.weights = parse_scheme("nvfp4");      // other weights: computed anew
+  ptq::MethodCache cache;
+  const model::Llama qa = ptq::apply_recipe(a, fp(), nullptr, &calib_, {}, &cache);
+  const model::Llama qb = ptq::apply_recipe(b, fp(), nullptr, &calib_, {}, &cache);
+  EXPECT_EQ(cache.gptq.size(), 1u);
+  EXPECT_EQ(qa.weights().layers[1].w_down.weight(), qb.weights().layers[1].w_down.weight());
+  ptq::apply_recipe(c, fp(), nullptr, &calib_, {}, &cache);
+  EXPECT_EQ(cache.gptq.size(), 2u);
+  // And the cached result is what a fresh run computes.
+  const model::Llama fresh = ptq::apply_recipe(b, fp(), nullptr, &calib_);
+  EXPECT_EQ(fresh.weights().layers[0].wq.weight(), qb.weights().layers[0].wq.weight());
+}
+
 TEST_F(PtqMethodsTest, SearchChoosesPerLayerAndTheRecipeUsesTheChoice) {
   ptq::Recipe r;
   r.weights = parse_scheme("mxfp4");

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,9 +41,18 @@ struct ApplyReport {
 // schemes and accumulator are set on the Linears and layers. Unquantized weights stay shared with
 // `fp`. Methods that need calibration data throw lowbit::Error without it; so does a scheme that
 // does not fit a tensor. `progress(what, done, total)` reports long methods.
+// GPTQ's and the search's results depend only on the model, the methods before them, the weight
+// schemes and the calibration data — not on activation or KV schemes. A sweep passes one cache to
+// every apply_recipe so W4A16, W4A8 and W4A4 recipes with the same weights share that work.
+struct MethodCache {
+  std::map<std::string, std::map<std::string, std::vector<float>>> gptq;  // by key: weights by site
+  std::map<std::string, std::map<std::string, Scheme>> search;            // by key: schemes by site
+};
+
 model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp, ApplyReport* report = nullptr,
                           const Calibration* calibration = nullptr,
-                          const std::function<void(const std::string&, int, int)>& progress = {});
+                          const std::function<void(const std::string&, int, int)>& progress = {},
+                          MethodCache* cache = nullptr);
 
 // The sites of a model, in forward order (embedding, per layer the seven Linears and kv_cache,
 // output): what `lowbit recipe --sites` lists and what patterns are matched against.

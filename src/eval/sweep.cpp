@@ -270,6 +270,7 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
   s.base_ppl_stderr = n > 1 ? s.base_ppl * std::sqrt(std::max(0.0, sum2 / n - mean * mean) / (n - 1)) : 0;
 
   std::unique_ptr<ReferenceOutputs> reference;  // built when the first uncached recipe needs it
+  ptq::MethodCache method_cache;                 // GPTQ / search results shared between recipes
   popt.compare_to = &baseline;
   for (size_t i : mine) {
     const ptq::Recipe& recipe = grid[i];
@@ -301,7 +302,8 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
                                                  opt.progress(recipe.label() + " (" + what + " " + std::to_string(done) + "/" +
                                                                   std::to_string(total) + ")",
                                                               done, todo);
-                                             });
+                                             },
+                                             &method_cache);
     popt.progress = [&](int64_t w, int64_t) {
       if (opt.progress) opt.progress(recipe.label(), done + w, todo);
     };

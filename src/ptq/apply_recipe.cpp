@@ -67,15 +67,33 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 // Runs the recipe's methods on `base`; GPTQ's results land in `prequantized` and the format
 // search's choices in `chosen`, by site.
+// What a weight-quantizing method's result depends on: the methods up to and including it, the
+// weight schemes, the calibration data (the model is the same within one sweep).
+std::string method_key(const Recipe& recipe, size_t upto, const Calibration& calibration) {
+  Recipe r = recipe;
+  r.methods.resize(upto + 1);
+  r.activations.reset();
+  r.kv.reset();
+  r.accumulate.reset();
+  for (RecipeOverride& o : r.overrides) {
+    o.activations.reset();
+    o.kv.reset();
+  }
+  return r.canonical() + "|" + calibration.id;
+}
+
 model::Llama run_methods(const Recipe& recipe, const model::Llama& fp, const Calibration* calibration,
                          std::map<std::string, std::vector<float>>& prequantized, std::map<std::string, Scheme>& chosen,
-                         ApplyReport& rep, const std::function<void(const std::string&, int, int)>& progress) {
+                         ApplyReport& rep, const std::function<void(const std::string&, int, int)>& progress,
+                         MethodCache* cache) {
   model::Llama base = fp;
+  size_t index = 0;
   const auto scheme_of = [&](const std::string& site) -> MaybeScheme {
     const auto it = chosen.find(site);
     return it != chosen.end() ? MaybeScheme(it->second) : recipe.resolve(site).weights;
   };
   for (const Method& m : recipe.methods) {
+    const size_t at = index++;
     const auto t0 = std::chrono::steady_clock::now();
     if (m.name != "hadamard" && !calibration)
       throw Error("recipe: the method " + m.name + " needs calibration data (--calib TEXT)");
@@ -92,9 +110,15 @@ model::Llama run_methods(const Recipe& recipe, const model::Llama& fp, const Cal
       o.block = int(m.number("block", 128));
       o.act_order = m.flag("act_order");
       if (!(o.damp > 0) || o.block < 1) throw Error("gptq: damp must be > 0 and block >= 1");
-      prequantized = gptq_model(base, scheme_of, *calibration, o, [&](int done, int total) {
-        if (progress) progress("gptq", done, total);
-      });
+      const std::string key = method_key(recipe, at, *calibration);
+      if (cache && cache->gptq.count(key)) {
+        prequantized = cache->gptq.at(key);
+      } else {
+        prequantized = gptq_model(base, scheme_of, *calibration, o, [&](int done, int total) {
+          if (progress) progress("gptq", done, total);
+        });
+        if (cache) cache->gptq[key] = prequantized;
+      }
     } else if (m.name == "search") {
       const auto bits = m.number("bits", 0);
       const auto of = [&](const std::string& site) -> MaybeScheme {
@@ -102,9 +126,15 @@ model::Llama run_methods(const Recipe& recipe, const model::Llama& fp, const Cal
         if (s && bits > 0) s->element = Format::integer(int(bits), true);  // only its width matters
         return s;
       };
-      chosen = search_model(base, of, *calibration, [&](int done, int total) {
-        if (progress) progress("search", done, total);
-      });
+      const std::string key = method_key(recipe, at, *calibration);
+      if (cache && cache->search.count(key)) {
+        chosen = cache->search.at(key);
+      } else {
+        chosen = search_model(base, of, *calibration, [&](int done, int total) {
+          if (progress) progress("search", done, total);
+        });
+        if (cache) cache->search[key] = chosen;
+      }
     } else {
       throw Error("recipe: the method " + m.name + " is not implemented yet");
     }
@@ -117,7 +147,7 @@ model::Llama run_methods(const Recipe& recipe, const model::Llama& fp, const Cal
 
 model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp_in, ApplyReport* report,
                           const Calibration* calibration,
-                          const std::function<void(const std::string&, int, int)>& progress) {
+                          const std::function<void(const std::string&, int, int)>& progress, MethodCache* cache) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<std::string> sites = model_sites(fp_in);
   for (const RecipeOverride& o : recipe.overrides) {
@@ -130,7 +160,7 @@ model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp_in, Apply
   ApplyReport rep;
   std::map<std::string, std::vector<float>> prequantized;
   std::map<std::string, Scheme> chosen;
-  const model::Llama fp = run_methods(recipe, fp_in, calibration, prequantized, chosen, rep, progress);
+  const model::Llama fp = run_methods(recipe, fp_in, calibration, prequantized, chosen, rep, progress, cache);
   model::Llama q = fp;  // shares every weight until replaced
   model::LlamaWeights& w = q.weights();
   const model::LlamaConfig& c = fp.config();
