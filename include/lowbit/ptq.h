@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,10 @@ struct ApplyReport {
   double bits_per_linear_weight = 0;
   double seconds = 0;
   std::vector<std::pair<std::string, double>> method_seconds;  // each method's time, in order
+  // The full-precision model after the transforming methods (hadamard, smoothquant), when there
+  // were any: the right reference for per-layer output errors, since a rotated model's Linears
+  // that write the residual stream produce rotated outputs.
+  std::shared_ptr<const model::Llama> transformed;
 };
 
 // A copy of `fp` with the recipe applied: its methods run in order (hadamard, smoothquant: the

@@ -331,7 +331,10 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
         if (bos >= 0) window[0] = bos;
         reference = std::make_unique<ReferenceOutputs>(fp, std::move(window));
       }
-      r.layers = layer_statistics(q, *reference, applied);
+      // A transformed (rotated, smoothed) model is compared with its own full-precision self.
+      r.layers = applied.transformed
+                     ? layer_statistics(q, ReferenceOutputs(*applied.transformed, reference->window()), applied)
+                     : layer_statistics(q, *reference, applied);
     }
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     write_text(path, result_json(r).dump(1));

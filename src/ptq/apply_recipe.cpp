@@ -161,6 +161,8 @@ model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp_in, Apply
   std::map<std::string, std::vector<float>> prequantized;
   std::map<std::string, Scheme> chosen;
   const model::Llama fp = run_methods(recipe, fp_in, calibration, prequantized, chosen, rep, progress, cache);
+  for (const Method& m : recipe.methods)
+    if (m.name == "hadamard" || m.name == "smoothquant") rep.transformed = std::make_shared<const model::Llama>(fp);
   model::Llama q = fp;  // shares every weight until replaced
   model::LlamaWeights& w = q.weights();
   const model::LlamaConfig& c = fp.config();
