@@ -47,6 +47,23 @@ double output_error(const std::vector<float>& x, int rows, const std::vector<flo
   return e;
 }
 
+// RTN and GPTQ of one weight with one scheme.
+struct BothQuantized {
+  std::vector<float> rtn, gptq;
+};
+BothQuantized quantize_both(const char* name, const std::vector<float>& w, int out, int in, const std::vector<double>& h,
+                            bool act_order, int block) {
+  const Scheme s = parse_scheme(name);
+  BothQuantized b;
+  b.rtn.resize(w.size());
+  fake_quant(s, w.data(), {size_t(out), size_t(in)}, b.rtn.data());
+  ptq::GptqOptions opt;
+  opt.act_order = act_order;
+  opt.block = block;
+  b.gptq = ptq::gptq_quantize(s, w, out, in, h, opt);
+  return b;
+}
+
 TEST(Gptq, EqualsRoundToNearestWhenTheHessianIsTheIdentity) {
   std::mt19937 rng(1);
   const int out = 48, in = 160;  // 160: groups of 128 and 32 leave a short last group
@@ -55,14 +72,8 @@ TEST(Gptq, EqualsRoundToNearestWhenTheHessianIsTheIdentity) {
   for (int i = 0; i < in; ++i) identity[size_t(i) * size_t(in) + size_t(i)] = 1.0;
   for (const char* name : kSchemes)
     for (const bool act_order : {false, true}) {
-      const Scheme s = parse_scheme(name);
-      std::vector<float> rtn(w.size());
-      fake_quant(s, w.data(), {size_t(out), size_t(in)}, rtn.data());
-      ptq::GptqOptions opt;
-      opt.act_order = act_order;
-      opt.block = 64;
-      const std::vector<float> g = ptq::gptq_quantize(s, w, out, in, identity, opt);
-      EXPECT_EQ(0, std::memcmp(g.data(), rtn.data(), w.size() * 4)) << name << (act_order ? " act_order" : "");
+      const BothQuantized b = quantize_both(name, w, out, in, identity, act_order, 64);
+      EXPECT_EQ(0, std::memcmp(b.gptq.data(), b.rtn.data(), w.size() * 4)) << name << (act_order ? " act_order" : "");
     }
 }
 
@@ -78,13 +89,8 @@ TEST(Gptq, NeverWorseThanRoundToNearestOnItsCalibrationData) {
   const std::vector<double> hm = h.matrix();
   for (const char* name : kSchemes)
     for (const bool act_order : {false, true}) {
-      const Scheme s = parse_scheme(name);
-      std::vector<float> rtn(w.size());
-      fake_quant(s, w.data(), {size_t(out), size_t(in)}, rtn.data());
-      ptq::GptqOptions opt;
-      opt.act_order = act_order;
-      const std::vector<float> g = ptq::gptq_quantize(s, w, out, in, hm, opt);
-      const double e_rtn = output_error(x, rows, w, rtn, out, in), e_gptq = output_error(x, rows, w, g, out, in);
+      const BothQuantized b = quantize_both(name, w, out, in, hm, act_order, 128);
+      const double e_rtn = output_error(x, rows, w, b.rtn, out, in), e_gptq = output_error(x, rows, w, b.gptq, out, in);
       EXPECT_LE(e_gptq, e_rtn) << name << (act_order ? " act_order" : "");
       if (std::string(name) == "int4_g128" || std::string(name) == "mxfp4") {
         EXPECT_LT(e_gptq, 0.8 * e_rtn) << name << ": GPTQ should clearly help on correlated inputs";
