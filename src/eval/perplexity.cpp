@@ -6,6 +6,7 @@
 
 #include "lowbit/error.h"
 #include "lowbit/eval.h"
+#include "util/fnv.h"
 
 namespace lowbit::eval {
 namespace {
@@ -15,16 +16,10 @@ constexpr int kLogitRows = 64;  // rows of logits held at once (64 x vocab float
 }  // namespace
 
 uint64_t hash_tokens(const std::vector<int32_t>& tokens, size_t count, int n_ctx) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a
-  const auto mix = [&](uint64_t v) {
-    for (int b = 0; b < 8; ++b) {
-      h ^= (v >> (8 * b)) & 0xFF;
-      h *= 1099511628211ull;
-    }
-  };
-  mix(uint64_t(n_ctx));
-  for (size_t i = 0; i < count; ++i) mix(uint32_t(tokens[i]));
-  return h;
+  util::Fnv1a f;
+  f.u64_bytes(uint64_t(n_ctx));
+  for (size_t i = 0; i < count; ++i) f.u64_bytes(uint32_t(tokens[i]));
+  return f.h;
 }
 
 namespace {

@@ -15,18 +15,15 @@
 #include "io/atomic_file.h"
 #include "lowbit/error.h"
 #include "lowbit/ptq.h"
+#include "util/fnv.h"
 #include "util/json_file.h"
 
 namespace lowbit::eval {
 namespace {
 
-using nlohmann::json;
+using util::hex64;
 
-std::string hex64(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
+using nlohmann::json;
 
 void make_dirs(const std::string& path) {
   for (size_t at = 1; at != std::string::npos;) {
@@ -183,12 +180,9 @@ std::string SweepSetup::key() const {
   // The model's file name, not its path: shards on other machines keep models elsewhere.
   const std::string id = model.substr(model.find_last_of('/') + 1) + "\n" + model_summary + "\n" + std::to_string(parameters) + "\n" + std::to_string(n_ctx) +
                          "\n" + hex64(tokens_hash) + "\n" + std::to_string(layer_tokens);
-  uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (const unsigned char c : id) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return hex64(h);
+  util::Fnv1a f;
+  f.bytes(id);
+  return hex64(f.h);
 }
 
 SweepReport run_sweep(const model::Model& m, const std::string& text_path, const std::string& text,
@@ -277,12 +271,9 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
     // Recipes with calibrated methods are cached per calibration data too.
     std::string key = recipe.hash_hex();
     if (recipe.needs_calibration()) {
-      uint64_t h = recipe.hash();
-      for (const unsigned char c : opt.calibration->id) {
-        h ^= c;
-        h *= 1099511628211ull;
-      }
-      key = hex64(h);
+      util::Fnv1a f{recipe.hash()};
+      f.bytes(opt.calibration->id);
+      key = hex64(f.h);
     }
     const std::string path = cache + "/" + key + ".json";
     if (files::exists(path)) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "lowbit/error.h"
+#include "util/fnv.h"
 
 namespace lowbit::ptq {
 
@@ -18,19 +19,14 @@ Calibration make_calibration(const model::Tokenizer& tokenizer, const std::strin
   const int32_t bos = tokenizer.adds_bos() ? tokenizer.bos_id() : -1;
   // Evenly spaced, non-overlapping windows.
   const size_t stride = tokens.size() / size_t(count);
-  uint64_t h = 1469598103934665603ull;  // FNV-1a over the ids used
+  util::Fnv1a ids;  // over the token ids used, one step per id
   for (int i = 0; i < count; ++i) {
     std::vector<int32_t> seq(tokens.begin() + int64_t(size_t(i) * stride), tokens.begin() + int64_t(size_t(i) * stride) + length);
     if (bos >= 0) seq[0] = bos;
-    for (int32_t t : seq) {
-      h ^= uint32_t(t);
-      h *= 1099511628211ull;
-    }
+    for (int32_t t : seq) ids.step(uint32_t(t));
     c.sequences.push_back(std::move(seq));
   }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  c.id = std::string(buf) + "/" + std::to_string(count) + "x" + std::to_string(length);
+  c.id = util::hex64(ids.h) + "/" + std::to_string(count) + "x" + std::to_string(length);
   const std::string base = name.substr(name.find_last_of('/') + 1);
   c.description = base + ": " + std::to_string(count) + " sequences of " + std::to_string(length) + " tokens";
   return c;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lowbit/error.h"
+#include "util/fnv.h"
 #include "util/json_file.h"
 
 namespace lowbit::ptq {
@@ -215,19 +216,12 @@ std::string Recipe::canonical() const {
 }
 
 uint64_t Recipe::hash() const {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a, 64 bit
-  for (const unsigned char c : canonical()) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
+  util::Fnv1a f;
+  f.bytes(canonical());
+  return f.h;
 }
 
-std::string Recipe::hash_hex() const {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(hash()));
-  return buf;
-}
+std::string Recipe::hash_hex() const { return util::hex64(hash()); }
 
 std::string Recipe::short_form() const {
   std::string s;
