@@ -35,6 +35,11 @@ struct LlamaConfig {
   std::string rope_scaling = "none"; // "none", "linear", "llama3" or "gguf rope_freqs"
   bool tied_output = false;          // output head shares the token embedding
   bool qkv_bias = false;             // qwen2 has biases on wq, wk, wv
+  bool o_bias = false;               // LLaMA's attention_bias also puts one on wo
+  bool mlp_bias = false;             // LLaMA's mlp_bias: biases on w_gate, w_up, w_down
+  // Sliding-window attention span (0: none). lowbit attends to every earlier position, which is
+  // the same arithmetic only while a window fits inside the span; forward() refuses longer ones.
+  int sliding_window = 0;
 
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }

@@ -19,6 +19,11 @@ struct Model {
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Llama> llama;  // exactly one of llama / bert is set
   std::unique_ptr<Bert> bert;
+  // XXH3-128 of the bytes of every file the model was built from (weights, config, tokenizer):
+  // what caches key results by. 32 hex digits.
+  std::string content_hash;
+  // Things the loader accepted but a user should know (e.g. embedding rows past the tokenizer).
+  std::vector<std::string> warnings;
 
   bool is_encoder() const { return bert != nullptr; }
   std::string summary() const;  // architecture line

@@ -14,7 +14,7 @@ namespace lowbit::model {
 
 // Reads `path`: a .safetensors file, an index .json, or a folder holding model.safetensors or
 // model.safetensors.index.json. Throws lowbit::Error naming the file and the problem.
-TensorStore load_safetensors(const std::string& path);
+TensorStore load_safetensors(const std::string& path, std::vector<std::string>* files_read = nullptr);
 
 // Writes float32 tensors (row-major shapes) to one .safetensors file, atomically.
 struct NamedTensor {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "lowbit/ggml_types.h"
@@ -50,6 +51,13 @@ class TensorStore {
   // back from the file if the tensor is read again).
   std::vector<float> take_f32(const std::string& name, const std::vector<int64_t>& expected_shape) const;
 
+  // Tensors that no loader read (to_f32 / take_f32 by name, or mark_used): a model file whose
+  // tensors the runtime does not use is not the model the config describes.
+  void mark_used(const std::string& name) const { used_.insert(name); }
+  std::vector<std::string> unused() const;
+  // Throws lowbit::Error naming the file and (up to ten of) the unused tensors.
+  void require_all_used(const std::string& what) const;
+
   // Drops all mapped pages from memory.
   void release_pages() const;
   void set_page_releaser(std::function<void()> fn) { releasers_.push_back(std::move(fn)); }
@@ -59,6 +67,7 @@ class TensorStore {
   std::vector<std::function<void()>> releasers_;
   std::vector<TensorView> tensors_;
   std::unordered_map<std::string, size_t> index_;
+  mutable std::unordered_set<std::string> used_;
 };
 
 }  // namespace lowbit::model

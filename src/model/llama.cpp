@@ -21,7 +21,9 @@ std::string LlamaConfig::summary() const {
     << " key-value heads of " << head_dim << ", SwiGLU " << hidden_dim << ", vocab " << vocab_size << ", RoPE theta "
     << rope_theta << " (" << (rope_style == RopeStyle::AdjacentPairs ? "adjacent pairs" : "half split")
     << ", scaling " << rope_scaling << "), RMSNorm eps " << norm_eps << (tied_output ? ", tied output head" : "")
-    << (qkv_bias ? ", qkv bias" : "") << ", trained context " << context_length;
+    << (qkv_bias ? ", qkv bias" : "") << (o_bias ? ", output-projection bias" : "") << (mlp_bias ? ", MLP bias" : "")
+    << (sliding_window ? ", sliding window " + std::to_string(sliding_window) : std::string())
+    << ", trained context " << context_length;
   return s.str();
 }
 
@@ -58,6 +60,10 @@ void Llama::embed(const int32_t* tokens, int n, int pos0, LlamaRunState& s) cons
   if (pos0 < 0 || pos0 + n > s.max_context)
     throw Error("forward: positions up to " + std::to_string(pos0 + n) + " exceed the context of " +
                 std::to_string(s.max_context));
+  if (c.sliding_window > 0 && pos0 + n > c.sliding_window)
+    throw Error("the model attends through a sliding window of " + std::to_string(c.sliding_window) +
+                " positions, which lowbit does not implement; a context of " + std::to_string(pos0 + n) +
+                " would give different numbers than the model's: use at most " + std::to_string(c.sliding_window));
   const size_t dim = size_t(c.dim);
   for (int i = 0; i < n; ++i) {
     if (tokens[i] < 0 || tokens[i] >= c.vocab_size)
@@ -213,15 +219,27 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names) {
     layer.wq = linear(names.layer(l, "attn_q.weight", "self_attn.q_proj.weight"), site(l, "q_proj"), q, dim, c.qkv_bias);
     layer.wk = linear(names.layer(l, "attn_k.weight", "self_attn.k_proj.weight"), site(l, "k_proj"), kv, dim, c.qkv_bias);
     layer.wv = linear(names.layer(l, "attn_v.weight", "self_attn.v_proj.weight"), site(l, "v_proj"), kv, dim, c.qkv_bias);
-    layer.wo = linear(names.layer(l, "attn_output.weight", "self_attn.o_proj.weight"), site(l, "o_proj"), dim, q, false);
+    layer.wo = linear(names.layer(l, "attn_output.weight", "self_attn.o_proj.weight"), site(l, "o_proj"), dim, q, c.o_bias);
     layer.ffn_norm = store.take_f32(names.layer(l, "ffn_norm.weight", "post_attention_layernorm.weight"), {dim});
-    layer.w_gate = linear(names.layer(l, "ffn_gate.weight", "mlp.gate_proj.weight"), site(l, "gate_proj"), hidden, dim, false);
-    layer.w_up = linear(names.layer(l, "ffn_up.weight", "mlp.up_proj.weight"), site(l, "up_proj"), hidden, dim, false);
-    layer.w_down = linear(names.layer(l, "ffn_down.weight", "mlp.down_proj.weight"), site(l, "down_proj"), dim, hidden, false);
+    layer.w_gate = linear(names.layer(l, "ffn_gate.weight", "mlp.gate_proj.weight"), site(l, "gate_proj"), hidden, dim, c.mlp_bias);
+    layer.w_up = linear(names.layer(l, "ffn_up.weight", "mlp.up_proj.weight"), site(l, "up_proj"), hidden, dim, c.mlp_bias);
+    layer.w_down = linear(names.layer(l, "ffn_down.weight", "mlp.down_proj.weight"), site(l, "down_proj"), dim, hidden, c.mlp_bias);
     w.layers.push_back(std::move(layer));
   }
   w.final_norm = store.take_f32(names.final_norm(), {dim});
-  c.tied_output = store.find(names.output()) == nullptr;
+  // GGUF marks a tied head by leaving output.weight out (llama.cpp's convention); Hugging Face
+  // configs say it in tie_word_embeddings, which the config reader has put in c.tied_output.
+  if (gguf_names) c.tied_output = store.find(names.output()) == nullptr;
+  if (c.tied_output && !gguf_names && store.find(names.output())) {
+    // Some checkpoints store the tied head anyway; it must then be the embedding itself.
+    if (store.to_f32(names.output(), {vocab, dim}) != *w.token_embedding)
+      throw Error(store.get(names.output()).file + ": tie_word_embeddings is true but lm_head.weight differs from the "
+                  "embedding: the config and the weights disagree (set tie_word_embeddings to false to use it)");
+  }
+  if (!c.tied_output && !store.find(names.output()))
+    throw Error((store.tensors().empty() ? std::string("the model") : store.tensors().front().file) +
+                ": the output head " + names.output() + " is missing and the config does not tie it to the embedding "
+                "(tie_word_embeddings is false or absent, whose default is false)");
   w.output = Linear("output", int(vocab), int(dim),
                     c.tied_output ? w.token_embedding : shared(names.output(), {vocab, dim}));
   return Llama(std::move(c), std::move(w));

@@ -4,7 +4,9 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <algorithm>
 #include <set>
+#include <tuple>
 
 #include "io/atomic_file.h"
 #include "io/byte_reader.h"
@@ -48,6 +50,7 @@ void add_file(TensorStore& store, const std::string& path, const std::set<std::s
   if (!header.is_object()) r.fail("the header is not a JSON object");
   const uint8_t* data = file->data() + 8 + header_len;
   const uint64_t data_size = file->size() - 8 - header_len;
+  std::vector<std::tuple<uint64_t, uint64_t, std::string>> ranges;  // [begin, end) of every tensor
 
   for (const auto& [name, info] : header.items()) {
     if (name == "__metadata__") continue;
@@ -86,6 +89,7 @@ void add_file(TensorStore& store, const std::string& path, const std::set<std::s
     if (end - begin != numel * dtype->bytes)
       r.fail(t + " occupies " + std::to_string(end - begin) + " bytes but its shape " + view.shape_string() + " and dtype " +
              dtype->name + " need " + std::to_string(numel * dtype->bytes));
+    if (end > begin) ranges.emplace_back(begin, end, name);
     view.data = data + begin;
     view.nbytes = size_t(end - begin);
     if (wanted && !wanted->count(name)) continue;
@@ -95,12 +99,19 @@ void add_file(TensorStore& store, const std::string& path, const std::set<std::s
       r.fail(e.what());
     }
   }
+  // Two tensors over the same bytes would alias: writing one (or trusting both) gives wrong numbers.
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i)
+    if (std::get<0>(ranges[i]) < std::get<1>(ranges[i - 1]))
+      r.fail("tensors '" + std::get<2>(ranges[i - 1]) + "' and '" + std::get<2>(ranges[i]) + "' overlap (bytes [" +
+             std::to_string(std::get<0>(ranges[i - 1])) + ", " + std::to_string(std::get<1>(ranges[i - 1])) + ") and [" +
+             std::to_string(std::get<0>(ranges[i])) + ", " + std::to_string(std::get<1>(ranges[i])) + "))");
   const MappedFile* raw = file.get();
   store.set_page_releaser([raw] { raw->release_pages(); });
   store.keep_alive(std::move(file));
 }
 
-TensorStore load_index(const std::string& index_path) {
+TensorStore load_index(const std::string& index_path, std::vector<std::string>* files_read) {
   const json index = files::read_json(index_path);
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
     throw Error(index_path + ": not a safetensors index (no \"weight_map\" object)");
@@ -112,7 +123,11 @@ TensorStore load_index(const std::string& index_path) {
     by_file[file.get<std::string>()].insert(name);
   }
   TensorStore store;
-  for (const auto& [file, names] : by_file) add_file(store, dir + file, &names);
+  if (files_read) files_read->push_back(index_path);
+  for (const auto& [file, names] : by_file) {
+    add_file(store, dir + file, &names);
+    if (files_read) files_read->push_back(dir + file);
+  }
   for (const auto& [file, names] : by_file)
     for (const std::string& name : names)
       if (!store.find(name))
@@ -122,16 +137,17 @@ TensorStore load_index(const std::string& index_path) {
 
 }  // namespace
 
-TensorStore load_safetensors(const std::string& path) {
+TensorStore load_safetensors(const std::string& path, std::vector<std::string>* files_read) {
   if (is_dir(path)) {
     const std::string dir = ends_with(path, "/") ? path : path + "/";
-    if (exists(dir + "model.safetensors.index.json")) return load_index(dir + "model.safetensors.index.json");
-    if (exists(dir + "model.safetensors")) return load_safetensors(dir + "model.safetensors");
+    if (exists(dir + "model.safetensors.index.json")) return load_index(dir + "model.safetensors.index.json", files_read);
+    if (exists(dir + "model.safetensors")) return load_safetensors(dir + "model.safetensors", files_read);
     throw Error(path + ": folder has neither model.safetensors nor model.safetensors.index.json");
   }
-  if (ends_with(path, ".json")) return load_index(path);
+  if (ends_with(path, ".json")) return load_index(path, files_read);
   TensorStore store;
   add_file(store, path, nullptr);
+  if (files_read) files_read->push_back(path);
   return store;
 }
 

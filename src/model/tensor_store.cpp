@@ -53,6 +53,7 @@ std::vector<float> TensorStore::to_f32(const TensorView& t) const {
 
 std::vector<float> TensorStore::to_f32(const std::string& name, const std::vector<int64_t>& expected_shape) const {
   const TensorView& t = get(name);
+  used_.insert(name);
   if (t.shape != expected_shape) {
     TensorView expected;
     expected.shape = expected_shape;
@@ -71,6 +72,26 @@ std::vector<float> TensorStore::take_f32(const std::string& name, const std::vec
   const uintptr_t end = (uintptr_t(t.data) + t.nbytes) / page * page;
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
   return values;
+}
+
+std::vector<std::string> TensorStore::unused() const {
+  std::vector<std::string> names;
+  for (const TensorView& t : tensors_)
+    if (!used_.count(t.name)) names.push_back(t.name);
+  return names;
+}
+
+void TensorStore::require_all_used(const std::string& what) const {
+  const std::vector<std::string> names = unused();
+  if (names.empty()) return;
+  std::string list;
+  for (size_t i = 0; i < names.size() && i < 10; ++i) list += (i ? ", " : "") + names[i];
+  if (names.size() > 10) list += ", ... (" + std::to_string(names.size() - 10) + " more)";
+  const std::string file = tensors_.front().file;
+  throw Error(file + ": " + std::to_string(names.size()) + " tensor" + (names.size() > 1 ? "s are" : " is") +
+              " not used by " + what + ": " + list +
+              ". The configuration and the weights disagree (fewer layers than the file holds, a head the "
+              "architecture does not have, ...); lowbit refuses rather than run a different model than the file's");
 }
 
 void TensorStore::release_pages() const {
