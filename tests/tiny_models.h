@@ -62,6 +62,9 @@ struct TinyLlama {
   };
   Matrix embedding, final_norm, output;
   std::vector<Layer> layers;
+  // Extra or replaced GGUF metadata (tests of what the loader does with each key).
+  std::vector<std::pair<std::string, model::GgufValue>> gguf_keys;
+  int gguf_tokens = 0;  // when > 0, write only this many vocabulary entries
 
   static TinyLlama random(uint32_t seed, bool tied_output = true, bool bias = false) {
     std::mt19937 rng(seed);
@@ -118,7 +121,8 @@ struct TinyLlama {
     w.set("llama.attention.head_count_kv", GgufValue::of_u32(uint32_t(n_kv_heads)));
     w.set("llama.attention.layer_norm_rms_epsilon", GgufValue::of_f32(float(eps)));
     w.set("llama.rope.freq_base", GgufValue::of_f32(float(theta)));
-    const TinyByteVocab bv;
+    TinyByteVocab bv;
+    if (gguf_tokens > 0) bv.tokens.resize(size_t(gguf_tokens));
     std::vector<int32_t> types(bv.tokens.size(), 1);
     types[TinyByteVocab::kEos] = 3;
     w.set("tokenizer.ggml.model", GgufValue::of_string("gpt2"));
@@ -144,6 +148,7 @@ struct TinyLlama {
     }
     w.add_f32("output_norm.weight", {d}, final_norm);
     if (!tied) w.add_f32("output.weight", {vocab, d}, output);
+    for (const auto& [key, value] : gguf_keys) w.set(key, value);
     w.write(path);
   }
 
