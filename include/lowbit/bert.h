@@ -22,6 +22,8 @@ struct BertConfig {
   int max_positions = 0;
   int type_vocab_size = 0;
   float norm_eps = 1e-12f;
+  // Tokens a sentence keeps (sentence-transformers' max_seq_length; 256 when not declared).
+  int max_sequence_tokens = 256;
   std::string summary() const;
 };
 

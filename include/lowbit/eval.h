@@ -78,9 +78,10 @@ PerplexityResult perplexity(const model::Model& model, const std::string& text, 
 PerplexityResult perplexity(const model::Llama& llama, const std::vector<int32_t>& tokens, int32_t bos,
                             const std::string& description, const PerplexityOptions& options);
 
-// Encoder models: sentence embeddings [n, dim] of the given lines, in batches.
+// Encoder models: sentence embeddings [n, dim] of the given lines, in batches, each truncated to
+// max_tokens (0: the model's sentence-transformers max_seq_length). Non-finite output is an error.
 std::vector<float> embed_sentences(const model::Model& model, const std::vector<std::string>& sentences,
-                                   int max_tokens = 256);
+                                   int max_tokens = 0);
 struct CosineResult {
   int64_t n = 0;
   double mean = 0, min = 0;

@@ -91,6 +91,9 @@ class Linear {
 };
 
 // Sets the threads OpenBLAS and the runtimes' own OpenMP loops use (0: all cores).
+// Threads for OpenBLAS and OpenMP: 1 .. max_threads(), or 0 for all of them; anything else is a
+// lowbit::Error (more threads than the hardware has is never faster, and huge counts crash libgomp).
 void set_num_threads(int threads);
+int max_threads();  // the machine's hardware threads (at least 1)
 
 }  // namespace lowbit::model

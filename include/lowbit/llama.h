@@ -74,14 +74,17 @@ struct LlamaWeights {
 
 // Activations for up to max_tokens tokens per forward() and the KV cache for max_context positions.
 struct LlamaRunState {
+  // Throws lowbit::Error, with the estimate, when the buffers would not fit in available memory.
   LlamaRunState(const LlamaConfig& c, int max_tokens, int max_context);
+  static double bytes_needed(const LlamaConfig& c, int max_tokens, int max_context);
   int max_tokens, max_context;
   std::vector<float> x;       // [max_tokens, dim] residual stream
   std::vector<float> xb;      // [max_tokens, dim] normalised input of a block
   std::vector<float> q;       // [max_tokens, q_dim]
   std::vector<float> k, v;    // [max_tokens, kv_dim] this step's keys and values
   std::vector<float> att;     // [max_tokens, q_dim] attention output, heads side by side
-  std::vector<float> scores;  // [n_heads, max_tokens, max_context]
+  int score_workers = 1, score_rows = 1;  // attention workspace: one block per worker thread
+  std::vector<float> scores;  // [score_workers, score_rows, max_context]
   std::vector<float> hb, hb2; // [max_tokens, hidden_dim]
   std::vector<float> key_cache, value_cache;  // [n_layers, max_context, kv_dim]
   int n_tokens = 0;           // rows of the last forward

@@ -10,6 +10,7 @@ namespace lowbit::eval {
 std::vector<float> embed_sentences(const model::Model& m, const std::vector<std::string>& sentences, int max_tokens) {
   if (!m.bert) throw Error("sentence embeddings need an encoder model (BERT)");
   constexpr size_t kBatch = 32;
+  if (max_tokens <= 0) max_tokens = m.bert->config().max_sequence_tokens;
   const size_t dim = size_t(m.bert->config().dim);
   std::vector<float> out;
   out.reserve(sentences.size() * dim);
@@ -25,6 +26,10 @@ std::vector<float> embed_sentences(const model::Model& m, const std::vector<std:
       batch.push_back(std::move(ids));
     }
     const std::vector<float> e = m.bert->embed(batch);
+    for (size_t k = 0; k < e.size(); ++k)
+      if (!std::isfinite(e[k]))
+        throw Error("the embedding of sentence " + std::to_string(b0 + k / dim + 1) +
+                    " is not a number: the weights or the recipe produce non-finite values");
     out.insert(out.end(), e.begin(), e.end());
   }
   return out;

@@ -114,6 +114,10 @@ PerplexityResult perplexity(const model::Llama& llama, const std::vector<int32_t
         const int32_t target = tokens[start + size_t(pos) + 1];
         const double lse = log_sum_exp(row, n_vocab);
         const double nll = lse - row[target];
+        if (!std::isfinite(nll))
+          throw Error("the model's output is not a number (NLL " + std::to_string(nll) + " at token " +
+                      std::to_string(start + size_t(pos) + 1) + ", window " + std::to_string(w + 1) +
+                      "): the weights or the recipe produce non-finite logits, so no perplexity can be reported");
         const size_t idx = size_t(w) * size_t(per_window) + size_t(pos - first);
         nll_sum += nll;
         nll2_sum += nll * nll;

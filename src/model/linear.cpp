@@ -97,9 +97,14 @@ void Linear::set_weight_shared(std::shared_ptr<std::vector<float>> weight) {
   weight_ = std::move(weight);
 }
 
+int max_threads() { return std::max(1, int(std::thread::hardware_concurrency())); }
+
 void set_num_threads(int threads) {
-  if (threads <= 0) threads = int(std::thread::hardware_concurrency());
-  if (threads <= 0) threads = 1;
+  // More threads than hardware threads is never faster here, and absurd counts crash libgomp.
+  if (threads < 0 || threads > max_threads())
+    throw Error("threads: " + std::to_string(threads) + " is outside 0 .. " + std::to_string(max_threads()) +
+                " (0 means all " + std::to_string(max_threads()) + " hardware threads of this machine)");
+  if (threads == 0) threads = max_threads();
   openblas_set_num_threads(threads);
   omp_set_num_threads(threads);
 }

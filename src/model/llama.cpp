@@ -3,7 +3,9 @@
 #include "lowbit/llama.h"
 
 #include <cblas.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <utility>
@@ -12,6 +14,7 @@
 #include "lowbit/qtensor.h"
 #include "lowbit/tensor_store.h"
 #include "model/transformer_ops.h"
+#include "util/memory.h"
 
 namespace lowbit::model {
 
@@ -27,8 +30,30 @@ std::string LlamaConfig::summary() const {
   return s.str();
 }
 
+namespace {
+// Attention scores are computed for at most this many queries at a time per worker, so the
+// workspace is workers x 512 x context instead of heads x tokens x context (which at a context of
+// 65536 would be 150 GiB). Windows of up to 512 tokens run as one block, as before.
+constexpr int kQueryBlock = 512;
+int attention_workers(const LlamaConfig& c) { return std::max(1, std::min(c.n_heads, omp_get_max_threads())); }
+}  // namespace
+
+double LlamaRunState::bytes_needed(const LlamaConfig& c, int max_tokens, int max_context) {
+  const double t = max_tokens, ctx = max_context;
+  const double activations = t * (2.0 * c.dim + 2.0 * c.q_dim() + 2.0 * c.kv_dim() + 2.0 * c.hidden_dim);
+  const double scores = double(attention_workers(c)) * std::min(kQueryBlock, max_tokens) * ctx;
+  const double kv_cache = 2.0 * c.n_layers * ctx * c.kv_dim();
+  return 4.0 * (activations + scores + kv_cache);
+}
+
 LlamaRunState::LlamaRunState(const LlamaConfig& c, int max_tokens_, int max_context_)
     : max_tokens(max_tokens_), max_context(max_context_) {
+  if (max_tokens < 1 || max_context < max_tokens)
+    throw Error("run state: need 1 <= tokens per forward <= context (got " + std::to_string(max_tokens) + ", " +
+                std::to_string(max_context) + ")");
+  util::require_memory(bytes_needed(c, max_tokens, max_context),
+                       "the activations, attention workspace and KV cache for a context of " + std::to_string(max_context),
+                       "use a smaller --ctx");
   const size_t t = size_t(max_tokens);
   x.resize(t * size_t(c.dim));
   xb.resize(t * size_t(c.dim));
@@ -36,7 +61,9 @@ LlamaRunState::LlamaRunState(const LlamaConfig& c, int max_tokens_, int max_cont
   k.resize(t * size_t(c.kv_dim()));
   v.resize(t * size_t(c.kv_dim()));
   att.resize(t * size_t(c.q_dim()));
-  scores.resize(size_t(c.n_heads) * t * size_t(max_context));
+  score_workers = attention_workers(c);
+  score_rows = std::min(kQueryBlock, max_tokens);
+  scores.resize(size_t(score_workers) * size_t(score_rows) * size_t(max_context));
   hb.resize(t * size_t(c.hidden_dim));
   hb2.resize(t * size_t(c.hidden_dim));
   key_cache.resize(size_t(c.n_layers) * size_t(max_context) * size_t(c.kv_dim()));
@@ -135,25 +162,29 @@ std::vector<Linear*> Llama::linears() {
 }
 
 // Causal grouped-query attention of this step's queries over the cache, one head per thread;
-// each head is two sgemm calls (scores = q kᵀ, out = softmax(scores) v).
+// each block of up to kQueryBlock queries is two sgemm calls (scores = q kᵀ, out = softmax(scores) v).
 void Llama::attention(int layer, int n, int pos0, LlamaRunState& s) const {
   const LlamaConfig& c = config_;
-  const int total = pos0 + n;  // keys visible to the last query
   const int group = c.n_heads / c.n_kv_heads;
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
   const size_t kv = size_t(c.kv_dim());
   const float* keys = s.key_cache.data() + size_t(layer) * size_t(s.max_context) * kv;
   const float* values = s.value_cache.data() + size_t(layer) * size_t(s.max_context) * kv;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(s.score_workers)
   for (int h = 0; h < c.n_heads; ++h) {
     const int g = h / group;
-    float* scores = s.scores.data() + size_t(h) * size_t(s.max_tokens) * size_t(s.max_context);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, total, c.head_dim, scale, s.q.data() + size_t(h) * size_t(c.head_dim),
-                c.q_dim(), keys + size_t(g) * size_t(c.head_dim), int(kv), 0.0f, scores, total);
-    for (int i = 0; i < n; ++i) softmax_prefix(scores + size_t(i) * size_t(total), pos0 + i + 1, total);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, c.head_dim, total, 1.0f, scores, total,
-                values + size_t(g) * size_t(c.head_dim), int(kv), 0.0f, s.att.data() + size_t(h) * size_t(c.head_dim),
-                c.q_dim());
+    float* scores = s.scores.data() + size_t(omp_get_thread_num()) * size_t(s.score_rows) * size_t(s.max_context);
+    for (int i0 = 0; i0 < n; i0 += s.score_rows) {
+      const int rows = std::min(s.score_rows, n - i0);
+      const int total = pos0 + i0 + rows;  // keys visible to the block's last query
+      const float* q = s.q.data() + size_t(i0) * size_t(c.q_dim()) + size_t(h) * size_t(c.head_dim);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, total, c.head_dim, scale, q, c.q_dim(),
+                  keys + size_t(g) * size_t(c.head_dim), int(kv), 0.0f, scores, total);
+      for (int i = 0; i < rows; ++i) softmax_prefix(scores + size_t(i) * size_t(total), pos0 + i0 + i + 1, total);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, c.head_dim, total, 1.0f, scores, total,
+                  values + size_t(g) * size_t(c.head_dim), int(kv), 0.0f,
+                  s.att.data() + size_t(i0) * size_t(c.q_dim()) + size_t(h) * size_t(c.head_dim), c.q_dim());
+    }
   }
 }
 

@@ -340,7 +340,17 @@ BertConfig bert_config_from_json(const json& j, const std::string& path) {
 
 // sentence-transformers' pipeline beside a BERT checkpoint: lowbit embeds by mean pooling and L2
 // normalisation; a folder that declares another pooling is refused rather than embedded wrongly.
-void check_sentence_pipeline(const std::string& folder) {
+void read_sentence_pipeline(const std::string& folder, BertConfig& c) {
+  const std::string st_path = folder + "sentence_bert_config.json";
+  if (exists(st_path)) {
+    const json st = files::read_json(st_path);
+    ConfigFields f(st, st_path);
+    c.max_sequence_tokens = f.size_or("max_seq_length", c.max_sequence_tokens);
+    if (c.max_sequence_tokens > c.max_positions) f.fail("max_seq_length", "exceeds max_position_embeddings");
+    // Lower-casing happens in the tokenizer (tokenizer.json's normalizer); true here would do it twice.
+    f.require_value("do_lower_case", {false});
+    f.finish();
+  }
   const std::string pooling_path = folder + "1_Pooling/config.json";
   if (exists(pooling_path)) {
     const json pooling = files::read_json(pooling_path);
@@ -469,7 +479,7 @@ Model load_model(const std::string& name_or_path) {
   } catch (const json::exception& e) {
     throw Error(config_path + ": unexpected structure (" + e.what() + ")");
   }
-  if (bert_config) check_sentence_pipeline(folder);
+  if (bert_config) read_sentence_pipeline(folder, *bert_config);
   std::vector<std::string> weight_files;
   TensorStore store = load_safetensors(is_dir(m.path) ? folder : m.path, &weight_files);
   m.format = "safetensors";
@@ -492,7 +502,7 @@ Model load_model(const std::string& name_or_path) {
     check_vocabulary(m, llama_config->vocab_size);
   }
   std::vector<std::string> inputs = {config_path, tokenizer_path};
-  for (const char* extra : {"tokenizer_config.json", "1_Pooling/config.json", "modules.json"})
+  for (const char* extra : {"tokenizer_config.json", "1_Pooling/config.json", "modules.json", "sentence_bert_config.json"})
     if (exists(folder + extra)) inputs.push_back(folder + extra);
   inputs.insert(inputs.end(), weight_files.begin(), weight_files.end());
   m.content_hash = hash_files(inputs, folder);

@@ -207,7 +207,8 @@ void add_convert_command(CLI::App& app) {
   cmd->add_flag("--saturate", a->saturate,
                 "Overflow and ±inf become ±max instead of inf/NaN (CUDA satfinite)");
   cmd->add_option("--seed", a->seed,
-                  "Seed of the stochastic-rounding stream (element i draws index i)");
+                  "Seed of the stochastic-rounding stream (element i draws index i); 0 .. 2^64-1")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--in", a->in,
                   "Input .npy: float32/float16/bfloat16 values, or codes with --decode");
   cmd->add_option("--out", a->out,

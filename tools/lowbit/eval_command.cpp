@@ -218,11 +218,11 @@ void add_eval_command(CLI::App& app) {
       ->default_val(model::default_model_name());
   cmd->add_option("--text", args->text, "Text file (UTF-8); for encoders, one sentence per line")->required();
   cmd->add_option("--ctx", args->ctx, "Window length in tokens")->default_val(512)->check(CLI::Range(8, 1 << 20));
-  cmd->add_option("--max-tokens", args->max_tokens, "Use at most this many tokens of the text (0: all)")->default_val(0);
+  add_max_tokens_option(cmd, args->max_tokens, "Use at most this many tokens of the text (0: all)", 0);
   cmd->add_option("--save-baseline", args->save_baseline, "Record this run as a baseline file");
   cmd->add_option("--baseline", args->baseline, "Compare with a recorded baseline (KL divergence, top-1, ΔPPL)");
   cmd->add_option("--top-k", args->top_k, "Log-probabilities a baseline keeps per token")->default_val(64)->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--threads,-t", args->threads, "Threads (0: all cores)")->default_val(0);
+  add_threads_option(cmd, args->threads);
   cmd->add_flag("--json", args->json, "Print the result as JSON");
   args->recipe.add_to(cmd);
   cmd->add_flag("--layers", args->layers, "Per-Linear table: weight/input error, input range and kurtosis, output SQNR");

@@ -89,7 +89,7 @@ void add_generate_command(CLI::App& app) {
       ->default_val(model::default_model_name());
   cmd->add_option("--prompt,-p", args->prompt, "The text to continue")->required();
   cmd->add_option("-n", args->n, "Tokens to generate")->default_val(64)->check(CLI::Range(1, 100000));
-  cmd->add_option("--threads,-t", args->threads, "Threads (0: all cores)")->default_val(0);
+  add_threads_option(cmd, args->threads);
   cmd->add_option("--logits-out", args->logits_out, "Write the logits of every prompt position to this .npy file");
   cmd->add_flag("--chat", args->chat, "Wrap the prompt as a user turn of the ChatML chat template");
   args->recipe.add_to(cmd);

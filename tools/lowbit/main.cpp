@@ -1,5 +1,7 @@
 // lowbit: low-precision number formats and neural-network quantization, from the command line.
 #include <cstdio>
+#include <exception>
+#include <new>
 
 #include "commands.h"
 #include "lowbit/error.h"
@@ -24,6 +26,15 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const lowbit::Error& e) {
     std::fprintf(stderr, "lowbit: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    // Sizes are estimated before the large allocations; this is what is left (e.g. a huge text).
+    std::fprintf(stderr, "lowbit: out of memory (the run needs more memory than this machine can give; try a smaller "
+                         "--ctx, --max-tokens or model)\n");
+    return 1;
+  } catch (const std::exception& e) {
+    // No exception escapes main: anything else is reported, not an abort.
+    std::fprintf(stderr, "lowbit: unexpected error: %s\n", e.what());
     return 1;
   }
   return 0;

@@ -92,11 +92,11 @@ void add_sweep_commands(CLI::App& app) {
   cmd->add_option("--text", a->text, "Evaluation text (UTF-8)");
   cmd->add_option("--grid", a->grid, "Grid JSON file: an array of recipes (default: the built-in grid, docs/recipes.md)");
   cmd->add_option("--ctx", a->ctx, "Window length in tokens")->default_val(512)->check(CLI::Range(8, 1 << 20));
-  cmd->add_option("--max-tokens", a->max_tokens, "Token budget per recipe (0: the whole text)")->default_val(4096);
+  add_max_tokens_option(cmd, a->max_tokens, "Token budget per recipe (0: the whole text)", 4096);
   cmd->add_option("--out,-o", a->out, "Output folder: results.json, report.md, report.html, cache/")->default_val("lowbit-sweep");
   cmd->add_option("--shard", a->shard, "Run slice i of n of the grid (i/n), e.g. as a job array; join with sweep-merge")
       ->default_val("1/1");
-  cmd->add_option("--threads,-t", a->threads, "Threads (0: all cores)")->default_val(0);
+  add_threads_option(cmd, a->threads);
   cmd->add_flag("--no-layers", a->no_layers, "Skip the per-layer statistics (and the heat map)");
   cmd->add_flag("--list", a->list, "Print the grid's recipes and exit");
   RecipeFlags::add_calibration_to(cmd, a->calib_text, a->calib_count, a->calib_length);
