@@ -46,7 +46,7 @@ struct Distribution {
 };
 
 struct PerplexityResult {
-  int64_t text_tokens = 0;   // tokens in the whole text
+  int64_t text_tokens = 0;   // tokens tokenized: the whole text, or the budget (Tokenizer::encode_prefix)
   int64_t n_windows = 0;
   int64_t n_scored = 0;      // tokens whose log-likelihood counts (second half of each window)
   int n_ctx = 0;

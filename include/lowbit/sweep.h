@@ -24,7 +24,7 @@ struct SweepSetup {
   int64_t parameters = 0;
   int n_ctx = 0;
   int64_t max_tokens = 0;       // the token budget (0: the whole text)
-  int64_t text_tokens = 0;      // tokens in the whole text
+  int64_t text_tokens = 0;      // tokens tokenized: the whole text, or the budget
   int64_t n_windows = 0, n_scored = 0;
   uint64_t tokens_hash = 0;     // of the evaluated tokens (eval::hash_tokens)
   int layer_tokens = 0;         // tokens of the per-layer statistics window (0: none)

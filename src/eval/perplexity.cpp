@@ -53,7 +53,8 @@ double log_sum_exp(const float* row, int n) {
 PerplexityResult perplexity(const model::Model& m, const std::string& text, const PerplexityOptions& opt) {
   if (!m.llama) throw Error("perplexity needs a decoder model (this one is an encoder; use sentence embeddings)");
   const int32_t bos = m.tokenizer->adds_bos() ? m.tokenizer->bos_id() : -1;
-  return perplexity(*m.llama, m.tokenizer->encode(text), bos, m.path + " (" + m.summary() + ")", opt);
+  const size_t budget = size_t(std::max<int64_t>(0, opt.max_tokens));
+  return perplexity(*m.llama, m.tokenizer->encode_prefix(text, budget), bos, m.path + " (" + m.summary() + ")", opt);
 }
 
 PerplexityResult perplexity(const model::Llama& llama, const std::vector<int32_t>& tokens, int32_t bos,

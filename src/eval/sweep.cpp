@@ -198,7 +198,7 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
       throw Error("the recipe " + r.label() + " uses a method that needs calibration data: give --calib TEXT");
   }
   const model::Llama& fp = *m.llama;
-  const std::vector<int32_t> tokens = m.tokenizer->encode(text);
+  const std::vector<int32_t> tokens = m.tokenizer->encode_prefix(text, size_t(std::max<int64_t>(0, opt.max_tokens)));
   const int32_t bos = m.tokenizer->adds_bos() ? m.tokenizer->bos_id() : -1;
 
   SweepReport report;

@@ -31,9 +31,14 @@ void RegexSplitter::split(std::string_view text, std::vector<std::string_view>& 
       pcre2_match_data_create_from_pattern(code, nullptr), &pcre2_match_data_free);
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t pos = 0, gap_start = 0;
+  // PCRE2 checks the UTF-8 of the whole subject from the start offset on every call unless told
+  // not to, which made splitting quadratic in the text; the first call checks it once.
+  uint32_t options = 0;
   while (pos < text.size()) {
-    // Invalid UTF-8 is possible in user text; PCRE2 then refuses to match and we keep the rest whole.
-    const int rc = pcre2_match(code, subject, text.size(), pos, 0, match.get(), nullptr);
+    // Invalid UTF-8 (byte-level BPE takes any bytes; text files are checked on reading, see
+    // checked_utf8): PCRE2 refuses to match and the rest is kept whole.
+    const int rc = pcre2_match(code, subject, text.size(), pos, options, match.get(), nullptr);
+    options = PCRE2_NO_UTF_CHECK;
     if (rc < 0) break;
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(match.get());
     const size_t begin = ov[0], end = ov[1];
@@ -69,15 +74,22 @@ void SpecialTokens::add(std::string text, int32_t id) {
 std::vector<SpecialTokens::Segment> SpecialTokens::split(std::string_view text) const {
   std::vector<Segment> out;
   size_t plain_start = 0, pos = 0;
+  // Each token's next occurrence at or after pos, searched again only once pos has passed it:
+  // linear in the text times the number of special tokens, however many occurrences there are.
+  std::vector<size_t> next(tokens_.size(), 0);
+  std::vector<bool> searched(tokens_.size(), false);
   while (pos < text.size() && !tokens_.empty()) {
     // The earliest occurrence of any special token; the longest one wins at the same position.
     size_t best_pos = std::string_view::npos;
     const std::pair<std::string, int32_t>* best = nullptr;
-    for (const auto& t : tokens_) {
-      const size_t at = text.find(t.first, pos);
-      if (at < best_pos) {
-        best_pos = at;
-        best = &t;
+    for (size_t t = 0; t < tokens_.size(); ++t) {
+      if (!searched[t] || (next[t] != std::string_view::npos && next[t] < pos)) {
+        next[t] = text.find(tokens_[t].first, pos);
+        searched[t] = true;
+      }
+      if (next[t] < best_pos) {
+        best_pos = next[t];
+        best = &tokens_[t];
       }
     }
     if (!best) break;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <string>
 
 #include "lowbit/linear.h"
@@ -16,6 +17,30 @@ inline CLI::Option* add_threads_option(CLI::App* cmd, int& threads) {
                    "Threads: 1.." + std::to_string(max) + " (this machine's hardware threads), 0 for all")
       ->default_val(0)
       ->check(CLI::Range(0, max));
+}
+
+// --repair-utf8: invalid UTF-8 in the text becomes U+FFFD (model::checked_utf8) instead of an error.
+inline void add_repair_utf8_flag(CLI::App* cmd, bool& repair) {
+  cmd->add_flag("--repair-utf8", repair,
+                "Replace each invalid UTF-8 sequence of the text by U+FFFD instead of stopping (default: an error naming "
+                "the first bad byte offset)");
+}
+
+// Windows longer than the model was trained for: allowed (research on extrapolation wants them),
+// but never silently. Printed to stderr before the run.
+inline void warn_if_beyond_trained_context(int ctx, int trained, const std::string& model) {
+  if (ctx > trained)
+    std::fprintf(stderr,
+                 "lowbit: warning: --ctx %d exceeds the trained context of %s (%d positions): positions past %d "
+                 "are RoPE extrapolation the model never saw, and its perplexity there measures that, not the "
+                 "quantization\n",
+                 ctx, model.c_str(), trained, trained);
+}
+
+// Prints what the loader accepted but reported (lowbit::model::Model::warnings).
+template <class M>
+void print_model_warnings(const M& m) {
+  for (const std::string& w : m.warnings) std::fprintf(stderr, "lowbit: note: %s: %s\n", m.path.c_str(), w.c_str());
 }
 
 // --max-tokens: a budget of tokens, 0 meaning the whole text; negative values are refused.

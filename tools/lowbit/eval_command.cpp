@@ -37,6 +37,7 @@ struct Args {
   bool json = false;
   RecipeFlags recipe;
   bool layers = false;
+  bool repair_utf8 = false;
 };
 
 // Peak resident memory of this process so far (Linux reports ru_maxrss in KiB).
@@ -90,7 +91,8 @@ void run_decoder(const Args& a, const model::Model& m, const std::string& text) 
     if (calib) fmt::print(stderr, "calibration: {}\n", calib->description);
   }
   const model::Llama& llama = q ? *q : *m.llama;
-  const std::vector<int32_t> tokens = m.tokenizer->encode(text);
+  warn_if_beyond_trained_context(a.ctx, m.llama->config().context_length, m.path);
+  const std::vector<int32_t> tokens = m.tokenizer->encode_prefix(text, size_t(a.max_tokens));
   const int32_t bos = m.tokenizer->adds_bos() ? m.tokenizer->bos_id() : -1;
   eval::PerplexityOptions opt;
   opt.n_ctx = a.ctx;
@@ -149,7 +151,7 @@ void run_decoder(const Args& a, const model::Model& m, const std::string& text) 
   if (quantized)
     fmt::print("recipe:  {}\n         {}\n         {:.3f} bits per weight (model), {:.3f} per Linear weight; quantized in {:.1f} s\n",
                recipe.label(), recipe.canonical(), applied.bits_per_weight, applied.bits_per_linear_weight, applied.seconds);
-  fmt::print("text:    {} ({} tokens); {} windows of {} tokens, {} scored (second half of each window)\n", a.text,
+  fmt::print("text:    {} ({} tokens tokenized); {} windows of {} tokens, {} scored (second half of each window)\n", a.text,
              r.text_tokens, r.n_windows, r.n_ctx, r.n_scored);
   fmt::print("PPL:     {:.4f} ± {:.4f}\n", r.ppl, r.ppl_stderr);
   fmt::print("speed:   {:.1f} tokens/s, {:.1f} GFLOP/s ({:.1f} s)\n", r.tokens_per_second, r.gflops, r.seconds);
@@ -202,9 +204,10 @@ void run_encoder(const Args& a, const model::Model& m, const std::string& text) 
 void run(const Args& a) {
   if (!a.save_baseline.empty() && !a.baseline.empty()) throw Error("give --save-baseline or --baseline, not both");
   model::set_num_threads(a.threads);
-  const std::string text = files::read_all(a.text);  // before the slow part, so a typo fails fast
+  const std::string text = model::read_text_file(a.text, a.repair_utf8);  // before the slow part: fail fast
   if (a.recipe.any()) a.recipe.recipe();               // likewise: a bad recipe fails before loading
   const model::Model m = model::load_model(a.model);
+  print_model_warnings(m);
   if (m.is_encoder() && a.recipe.any()) throw Error("recipes apply to decoder (LLaMA-family) models; " + m.path + " is an encoder");
   if (m.is_encoder()) run_encoder(a, m, text); else run_decoder(a, m, text);
 }
@@ -224,6 +227,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--top-k", args->top_k, "Log-probabilities a baseline keeps per token")->default_val(64)->check(CLI::Range(1, 1 << 20));
   add_threads_option(cmd, args->threads);
   cmd->add_flag("--json", args->json, "Print the result as JSON");
+  add_repair_utf8_flag(cmd, args->repair_utf8);
   args->recipe.add_to(cmd);
   cmd->add_flag("--layers", args->layers, "Per-Linear table: weight/input error, input range and kurtosis, output SQNR");
   cmd->callback([args] { run(*args); });

@@ -35,12 +35,15 @@ void run(const Args& a) {
   const model::Llama quantized = a.recipe.any() ? ptq::apply_recipe(recipe, *m.llama, nullptr, calib.get()) : *m.llama;
   const model::Llama& llama = quantized;
   // --chat wraps the prompt in the ChatML turn markers SmolLM2-Instruct and Qwen2 were tuned on.
+  model::checked_utf8(a.prompt, "--prompt");
   const std::string text =
       a.chat ? "<|im_start|>user\n" + a.prompt + "<|im_end|>\n<|im_start|>assistant\n" : a.prompt;
   std::vector<int32_t> ids = m.tokenizer->encode_for_model(text);
   if (ids.empty()) throw Error("the prompt is empty");
   const int max_context = std::min(llama.config().context_length, int(ids.size()) + a.n);
-  if (int(ids.size()) >= max_context) throw Error("the prompt fills the model's whole context");
+  if (int(ids.size()) >= max_context)
+    throw Error("the prompt's " + std::to_string(ids.size()) + " tokens fill the model's trained context of " +
+                std::to_string(llama.config().context_length));
   model::LlamaRunState state(llama.config(), int(ids.size()), max_context);
   std::vector<float> logits(size_t(llama.config().vocab_size));
   const auto t0 = std::chrono::steady_clock::now();
@@ -56,9 +59,13 @@ void run(const Args& a) {
   std::vector<int32_t> generated;
   std::string shown;
   int pos = int(ids.size());
+  std::string stopped;  // why generation ended before -n tokens, if it did
   for (int step = 0; step < a.n; ++step) {
     const int32_t next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    if (next == m.tokenizer->eos_id()) break;
+    if (next == m.tokenizer->eos_id()) {
+      stopped = "the model produced its end-of-sequence token (id " + std::to_string(next) + ")";
+      break;
+    }
     generated.push_back(next);
     // Decode everything so far and print what is new, so multi-byte characters split across
     // tokens come out whole.
@@ -68,7 +75,11 @@ void run(const Args& a) {
       std::fflush(stdout);
       shown = text_so_far;
     }
-    if (pos >= max_context) break;
+    if (pos >= max_context) {
+      if (step + 1 < a.n)
+        stopped = "the model's trained context of " + std::to_string(llama.config().context_length) + " positions is full";
+      break;
+    }
     llama.forward(&next, 1, pos++, state);
     llama.logits(state, 0, 1, logits.data());
   }
@@ -78,6 +89,8 @@ void run(const Args& a) {
   const double decode = std::chrono::duration<double>(t2 - t1).count();
   std::fprintf(stderr, "[%zu prompt tokens in %.2f s; %zu generated in %.2f s, %.1f tokens/s; greedy]\n", ids.size(),
                prefill, generated.size(), decode, double(generated.size()) / std::max(decode, 1e-9));
+  if (!stopped.empty())
+    std::fprintf(stderr, "[stopped after %zu of %d tokens: %s]\n", generated.size(), a.n, stopped.c_str());
 }
 
 }  // namespace

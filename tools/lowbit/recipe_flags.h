@@ -55,7 +55,7 @@ struct RecipeFlags {
     if (!r.needs_calibration()) return nullptr;
     if (calib_text.empty()) throw Error("the recipe's methods need calibration data: give --calib TEXT");
     return std::make_unique<ptq::Calibration>(
-        ptq::make_calibration(*m.tokenizer, files::read_all(calib_text), calib_text, calib_count, calib_length));
+        ptq::make_calibration(*m.tokenizer, model::read_text_file(calib_text), calib_text, calib_count, calib_length));
   }
 
   ptq::Recipe recipe() const {

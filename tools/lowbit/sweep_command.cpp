@@ -19,7 +19,7 @@ struct SweepArgs {
   int ctx = 512;
   int64_t max_tokens = 4096;
   int threads = 0;
-  bool no_layers = false, list = false;
+  bool no_layers = false, list = false, repair_utf8 = false;
   std::string calib_text;
   int calib_count = 32, calib_length = 512;
 };
@@ -54,12 +54,14 @@ void run_sweep_command(const SweepArgs& a) {
   eval::SweepOptions opt;
   parse_shard(a.shard, opt.shard_index, opt.shard_count);
   model::set_num_threads(a.threads);
-  const std::string text = files::read_all(a.text);
+  const std::string text = model::read_text_file(a.text, a.repair_utf8);
   const model::Model m = model::load_model(a.model);
+  print_model_warnings(m);
+  if (m.llama) warn_if_beyond_trained_context(a.ctx, m.llama->config().context_length, m.path);
   std::unique_ptr<ptq::Calibration> calib;
   if (!a.calib_text.empty())
     calib = std::make_unique<ptq::Calibration>(
-        ptq::make_calibration(*m.tokenizer, files::read_all(a.calib_text), a.calib_text, a.calib_count, a.calib_length));
+        ptq::make_calibration(*m.tokenizer, model::read_text_file(a.calib_text), a.calib_text, a.calib_count, a.calib_length));
   opt.calibration = calib.get();
   opt.n_ctx = a.ctx;
   opt.max_tokens = a.max_tokens;
@@ -99,6 +101,7 @@ void add_sweep_commands(CLI::App& app) {
   add_threads_option(cmd, a->threads);
   cmd->add_flag("--no-layers", a->no_layers, "Skip the per-layer statistics (and the heat map)");
   cmd->add_flag("--list", a->list, "Print the grid's recipes and exit");
+  add_repair_utf8_flag(cmd, a->repair_utf8);
   RecipeFlags::add_calibration_to(cmd, a->calib_text, a->calib_count, a->calib_length);
   cmd->callback([a] { run_sweep_command(*a); });
 

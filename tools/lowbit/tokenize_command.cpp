@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -20,6 +21,7 @@ struct Args {
   bool json_lines = false;
   std::vector<std::string> text;
   bool show_pieces = false;
+  bool repair_utf8 = false;
 };
 
 // Only the tokenizer is needed: read it without loading the weights.
@@ -42,8 +44,7 @@ void run(const Args& a) {
     fmt::print("{}\n", nlohmann::json(ids).dump());
   };
   if (!a.lines.empty()) {
-    std::ifstream in(a.lines, std::ios::binary);
-    if (!in) throw Error(a.lines + ": cannot open");
+    std::istringstream in(model::read_text_file(a.lines, a.repair_utf8));
     for (std::string line; std::getline(in, line);) {
       if (!a.json_lines) {
         emit(line);
@@ -59,7 +60,7 @@ void run(const Args& a) {
   }
   std::string joined;
   for (size_t i = 0; i < a.text.size(); ++i) joined += (i ? " " : "") + a.text[i];
-  emit(joined);
+  emit(model::checked_utf8(joined, "the text", a.repair_utf8));
 }
 
 }  // namespace
@@ -72,6 +73,7 @@ void add_tokenize_command(CLI::App& app) {
   cmd->add_option("--lines", args->lines, "Tokenize each line of this file (one JSON array of ids per line)");
   cmd->add_flag("--jsonl", args->json_lines, "With --lines: each line is a JSON-encoded string");
   cmd->add_flag("--pieces", args->show_pieces, "Print one token per line with its vocabulary entry");
+  add_repair_utf8_flag(cmd, args->repair_utf8);
   cmd->add_option("text", args->text, "Text to tokenize");
   cmd->callback([args] { run(*args); });
 }
