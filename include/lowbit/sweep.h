@@ -21,6 +21,7 @@ namespace lowbit::eval {
 // setups have the same key().
 struct SweepSetup {
   std::string model, model_summary, text;  // paths as given, architecture line
+  std::string model_hash;       // model::Model::content_hash: the weights, config and tokenizer
   int64_t parameters = 0;
   int n_ctx = 0;
   int64_t max_tokens = 0;       // the token budget (0: the whole text)
@@ -30,7 +31,10 @@ struct SweepSetup {
   int layer_tokens = 0;         // tokens of the per-layer statistics window (0: none)
   double base_ppl = 0, base_ppl_stderr = 0;
   int threads = 0;              // informational
-  std::string key() const;      // 16 hex digits over model, parameters, n_ctx, tokens_hash, layer_tokens
+  // 16 hex digits over the model's content hash, n_ctx, tokens_hash (the evaluated token ids,
+  // so the text and the tokenizer), layer_tokens and the cache format version. Not over names:
+  // a model edited in place is another setup, the same model copied elsewhere the same one.
+  std::string key() const;
 };
 
 struct RecipeResult {
@@ -50,6 +54,7 @@ struct RecipeResult {
 struct SweepReport {
   SweepSetup setup;
   std::vector<RecipeResult> results;  // grid order
+  std::vector<std::string> pending;   // labels of grid recipes without a result yet (other shards)
 };
 
 struct SweepOptions {
@@ -69,7 +74,13 @@ struct SweepOptions {
 };
 
 // Runs the sweep. Cached entries (out_dir/cache/<setup key>/) are read, not recomputed; new
-// ones are written as each finishes. Returns this shard's results.
+// ones are written as each finishes. Every entry (and the baseline) carries a checksum of its
+// content and the key it was stored under: a corrupt, truncated or misplaced entry is reported
+// through options.log and recomputed, never used. At the end, under a lock on the folder, the
+// report is gathered from every grid recipe whose result is in the cache (this shard's and those
+// of other shards sharing the folder that have finished) and written to out_dir (results.json,
+// report.md, report.html), so the last shard to finish writes the complete report. Returns it;
+// `pending` lists the grid recipes not yet done by any shard.
 SweepReport run_sweep(const model::Model& model, const std::string& text_path, const std::string& text,
                       const std::vector<ptq::Recipe>& grid, const SweepOptions& options);
 

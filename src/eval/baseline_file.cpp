@@ -1,7 +1,13 @@
-// The baseline file: a small header, then per scored token its NLL and top-k log-probabilities.
-//   "LOWBITKL" | u32 version | i32 n_ctx, n_vocab, top_k | i64 n_windows, scored_per_window |
-//   u64 tokens_hash | u32 length + model description | f64 nll[n] | i32 ids[n*k] | f32 logprobs[n*k]
+// The baseline file: a small header, then per scored token its NLL and top-k log-probabilities,
+// then a checksum of everything before it.
+//   "LOWBITKL" | u32 version (2) | i32 n_ctx, n_vocab, top_k | i64 n_windows, scored_per_window |
+//   u64 tokens_hash | u32 length + model description | f64 nll[n] | i32 ids[n*k] | f32 logprobs[n*k] |
+//   16 bytes XXH3-128 of all preceding bytes (high 64 bits, then low, little-endian)
+#include <xxhash.h>
+
+#include <cmath>
 #include <cstring>
+#include <sstream>
 
 #include "io/atomic_file.h"
 #include "io/byte_reader.h"
@@ -12,7 +18,7 @@
 namespace lowbit::eval {
 namespace {
 constexpr char kMagic[8] = {'L', 'O', 'W', 'B', 'I', 'T', 'K', 'L'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 1 had no checksum
 
 template <class T>
 void put(std::ostream& out, const T& v) {
@@ -31,7 +37,8 @@ void get_array(io::ByteReader& r, std::vector<T>& v, size_t n, const char* what)
 }  // namespace
 
 void Baseline::save(const std::string& path) const {
-  io::write_file_atomically(path, [&](std::ostream& out) {
+  std::ostringstream out;
+  {
     out.write(kMagic, sizeof kMagic);
     put(out, kVersion);
     put(out, n_ctx);
@@ -45,16 +52,35 @@ void Baseline::save(const std::string& path) const {
     put_array(out, nll);
     put_array(out, top_ids);
     put_array(out, top_logprobs);
+  }
+  const std::string body = out.str();
+  const XXH128_hash_t sum = XXH3_128bits(body.data(), body.size());
+  io::write_file_atomically(path, [&](std::ostream& file) {
+    file.write(body.data(), std::streamsize(body.size()));
+    put(file, sum.high64);
+    put(file, sum.low64);
   });
 }
 
 Baseline Baseline::load(const std::string& path) {
   model::MappedFile file(path);
-  io::ByteReader r(file.data(), file.size(), path + ": not a lowbit baseline file");
-  char magic[8];
-  for (char& c : magic) c = char(r.read<uint8_t>("the magic"));
-  if (std::memcmp(magic, kMagic, sizeof kMagic) != 0) r.fail("bad magic (write one with lowbit eval --save-baseline)");
-  if (r.read<uint32_t>("the version") != kVersion) r.fail("unsupported version");
+  const std::string what = path + ": not a usable lowbit baseline file";
+  if (file.size() < 8 + 4 + 16 || std::memcmp(file.data(), kMagic, sizeof kMagic) != 0)
+    throw Error(what + ": bad magic or too short (write one with lowbit eval --save-baseline)");
+  uint32_t version = 0;
+  std::memcpy(&version, file.data() + 8, 4);
+  if (version != kVersion)
+    throw Error(what + ": version " + std::to_string(version) + ", this lowbit reads version " +
+                std::to_string(kVersion) + " (record it again with --save-baseline)");
+  // The checksum first: a truncated or patched file is refused before any of it is believed.
+  const size_t body = file.size() - 16;
+  const XXH128_hash_t sum = XXH3_128bits(file.data(), body);
+  uint64_t high = 0, low = 0;
+  std::memcpy(&high, file.data() + body, 8);
+  std::memcpy(&low, file.data() + body + 8, 8);
+  if (sum.high64 != high || sum.low64 != low)
+    throw Error(what + ": its checksum does not match its content (truncated, corrupted or edited); record it again");
+  io::ByteReader r(file.data() + 12, body - 12, what);
   Baseline b;
   b.n_ctx = r.read<int32_t>("n_ctx");
   b.n_vocab = r.read<int32_t>("n_vocab");
@@ -70,8 +96,15 @@ Baseline Baseline::load(const std::string& path) {
   get_array(r, b.nll, n, "the per-token NLL");
   get_array(r, b.top_ids, n * size_t(b.top_k), "the top-k ids");
   get_array(r, b.top_logprobs, n * size_t(b.top_k), "the top-k log-probabilities");
+  if (r.remaining() != 0) r.fail("it has bytes after the data the header describes");
   for (int32_t id : b.top_ids)
     if (id < 0 || id >= b.n_vocab) r.fail("a top-k token id lies outside the vocabulary");
+  // What a model can produce: NLL >= 0 and log-probabilities <= 0, all finite (NaN never passes).
+  for (size_t i = 0; i < b.nll.size(); ++i)
+    if (!(b.nll[i] >= 0 && std::isfinite(b.nll[i]))) r.fail("the NLL of scored token " + std::to_string(i) + " is " + std::to_string(b.nll[i]));
+  for (size_t i = 0; i < b.top_logprobs.size(); ++i)
+    if (!(b.top_logprobs[i] <= 1e-5f && std::isfinite(b.top_logprobs[i])))
+      r.fail("a top-k log-probability (entry " + std::to_string(i) + ") is " + std::to_string(b.top_logprobs[i]));
   return b;
 }
 

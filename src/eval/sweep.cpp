@@ -2,13 +2,18 @@
 // cache so nothing finished is ever recomputed; shards and their merge; results.json.
 #include "lowbit/sweep.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -16,6 +21,7 @@
 #include "lowbit/error.h"
 #include "lowbit/ptq.h"
 #include "util/fnv.h"
+#include "util/content_hash.h"
 #include "util/json_file.h"
 
 namespace lowbit::eval {
@@ -37,6 +43,45 @@ void make_dirs(const std::string& path) {
 void write_text(const std::string& path, const std::string& text) {
   io::write_file_atomically(path, [&](std::ostream& out) { out << text; });
 }
+
+// Cache entries and results.json carry a checksum of their own content: XXH3-128 of the JSON
+// without its "checksum" field, dumped compactly (nlohmann's number output round-trips, so a parse
+// and a dump give the same text). A truncated, edited or bit-flipped file fails the check.
+json with_checksum(json j) {
+  j.erase("checksum");
+  const std::string sum = util::content_hash(j.dump());
+  j["checksum"] = sum;
+  return j;
+}
+
+// "" when the checksum holds, else what is wrong.
+std::string checksum_problem(const json& j) {
+  if (!j.is_object() || !j.contains("checksum") || !j["checksum"].is_string()) return "it has no checksum";
+  json body = j;
+  body.erase("checksum");
+  return util::content_hash(body.dump()) == j["checksum"].get<std::string>() ? ""
+                                                                            : "its checksum does not match its content";
+}
+
+// An exclusive lock on a file for as long as the object lives (flock: released if the process dies).
+class FileLock {
+ public:
+  explicit FileLock(const std::string& path) : fd_(::open(path.c_str(), O_CREAT | O_RDWR, 0644)) {
+    if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0) throw Error(path + ": cannot lock the output folder");
+  }
+  ~FileLock() {
+    ::flock(fd_, LOCK_UN);
+    ::close(fd_);
+  }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_;
+};
+
+// Bumped when what a cached result means changes (its fields, or the arithmetic behind them).
+constexpr int kCacheVersion = 2;
 
 // SQNR-like figures are +inf when exact; JSON has no infinity, so they travel as null.
 json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
@@ -61,6 +106,7 @@ ErrorStats stats_from(const json& j) {
 
 json setup_json(const SweepSetup& s) {
   return {{"key", s.key()},           {"model", s.model},         {"model_summary", s.model_summary},
+          {"model_hash", s.model_hash},
           {"text", s.text},           {"parameters", s.parameters}, {"ctx", s.n_ctx},
           {"max_tokens", s.max_tokens}, {"text_tokens", s.text_tokens}, {"windows", s.n_windows},
           {"scored_tokens", s.n_scored}, {"tokens_hash", hex64(s.tokens_hash)}, {"layer_tokens", s.layer_tokens},
@@ -71,6 +117,7 @@ SweepSetup setup_from(const json& j) {
   SweepSetup s;
   s.model = j.at("model").get<std::string>();
   s.model_summary = j.at("model_summary").get<std::string>();
+  s.model_hash = j.at("model_hash").get<std::string>();
   s.text = j.at("text").get<std::string>();
   s.parameters = j.at("parameters").get<int64_t>();
   s.n_ctx = j.at("ctx").get<int>();
@@ -170,19 +217,32 @@ auto parsing(const std::string& where, F f) {
   }
 }
 
-RecipeResult read_cached(const std::string& path) {
-  return parsing(path, [&] { return result_from(files::read_json(path), path); });
+// A cached result, if the entry at `path` is intact and was stored for this key and setup;
+// otherwise nullopt and `problem` says why.
+std::optional<RecipeResult> read_cached(const std::string& path, const std::string& key, const std::string& setup_key,
+                                        std::string& problem) {
+  try {
+    const json j = files::read_json(path);
+    problem = checksum_problem(j);
+    if (problem.empty() && (!j.contains("cache_key") || j["cache_key"] != key))
+      problem = "it was stored under another key (" + (j.contains("cache_key") ? j["cache_key"].dump() : "none") +
+                "): a copy of another recipe's result";
+    if (problem.empty() && (!j.contains("setup_key") || j["setup_key"] != setup_key))
+      problem = "it belongs to another setup";
+    if (!problem.empty()) return std::nullopt;
+    return parsing(path, [&] { return result_from(j, path); });
+  } catch (const Error& e) {
+    problem = e.what();
+    return std::nullopt;
+  }
 }
 
 }  // namespace
 
 std::string SweepSetup::key() const {
-  // The model's file name, not its path: shards on other machines keep models elsewhere.
-  const std::string id = model.substr(model.find_last_of('/') + 1) + "\n" + model_summary + "\n" + std::to_string(parameters) + "\n" + std::to_string(n_ctx) +
-                         "\n" + hex64(tokens_hash) + "\n" + std::to_string(layer_tokens);
-  util::Fnv1a f;
-  f.bytes(id);
-  return hex64(f.h);
+  const std::string id = "lowbit sweep cache " + std::to_string(kCacheVersion) + "\n" + model_hash + "\n" +
+                         std::to_string(n_ctx) + "\n" + hex64(tokens_hash) + "\n" + std::to_string(layer_tokens);
+  return util::content_hash(id).substr(0, 16);
 }
 
 SweepReport run_sweep(const model::Model& m, const std::string& text_path, const std::string& text,
@@ -205,6 +265,8 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
   SweepSetup& s = report.setup;
   s.model = m.path;
   s.model_summary = m.summary();
+  s.model_hash = m.content_hash;
+  if (s.model_hash.empty()) throw Error("sweep: the model has no content hash (load it with model::load_model)");
   s.text = text_path;
   s.parameters = fp.parameter_count();
   s.n_ctx = opt.n_ctx;
@@ -226,18 +288,29 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
   for (size_t i = 0; i < grid.size(); ++i)
     if (int(i % size_t(opt.shard_count)) == opt.shard_index - 1) mine.push_back(i);
   const std::string baseline_path = cache + "/baseline.bin";
-  const bool have_baseline = files::exists(baseline_path);
-  todo = (have_baseline ? 0 : s.n_windows) + int64_t(mine.size()) * s.n_windows;
   const auto note = [&](const std::string& line) {
     if (opt.log) opt.log(line);
   };
+  // A cached baseline is used only when its checksum holds and it fits this setup; otherwise it
+  // is reported and recorded again.
+  Baseline baseline;
+  bool have_baseline = false;
+  if (files::exists(baseline_path)) {
+    try {
+      baseline = Baseline::load(baseline_path);
+      if (baseline.tokens_hash != s.tokens_hash || baseline.n_ctx != s.n_ctx || baseline.n_windows != s.n_windows)
+        throw Error(baseline_path + ": recorded for another text or budget");
+      have_baseline = true;
+    } catch (const Error& e) {
+      note(std::string("baseline: the cached file is unusable (") + e.what() + "); recomputing it");
+    }
+  }
+  todo = (have_baseline ? 0 : s.n_windows) + int64_t(mine.size()) * s.n_windows;
 
   PerplexityOptions popt;
   popt.n_ctx = opt.n_ctx;
   popt.max_tokens = opt.max_tokens;
-  Baseline baseline;
   if (have_baseline) {
-    baseline = Baseline::load(baseline_path);
     note("baseline: cached (" + baseline_path + ")");
   } else {
     popt.record = true;
@@ -251,8 +324,6 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
     note("baseline: PPL computed in " + std::to_string(int(base.seconds + 0.5)) + " s");
     popt.record = false;
   }
-  if (baseline.tokens_hash != s.tokens_hash || baseline.n_ctx != s.n_ctx || baseline.n_windows != s.n_windows)
-    throw Error(baseline_path + ": the cached baseline is for another text or budget; delete " + cache);
   double sum = 0, sum2 = 0;
   for (double v : baseline.nll) {
     sum += v;
@@ -266,24 +337,27 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
   std::unique_ptr<ReferenceOutputs> reference;  // built when the first uncached recipe needs it
   ptq::MethodCache method_cache;                 // GPTQ / search results shared between recipes
   popt.compare_to = &baseline;
+  const std::string setup_key = s.key();
+  // Recipes with calibrated methods are cached per calibration data too.
+  const auto cache_key = [&](const ptq::Recipe& recipe) {
+    if (!recipe.needs_calibration()) return recipe.hash_hex();
+    util::Fnv1a f{recipe.hash()};
+    f.bytes(opt.calibration->id);
+    return hex64(f.h);
+  };
   for (size_t i : mine) {
     const ptq::Recipe& recipe = grid[i];
-    // Recipes with calibrated methods are cached per calibration data too.
-    std::string key = recipe.hash_hex();
-    if (recipe.needs_calibration()) {
-      util::Fnv1a f{recipe.hash()};
-      f.bytes(opt.calibration->id);
-      key = hex64(f.h);
-    }
+    const std::string key = cache_key(recipe);
     const std::string path = cache + "/" + key + ".json";
     if (files::exists(path)) {
-      RecipeResult r = read_cached(path);
-      r.recipe.name = recipe.name;  // the name is a label, not part of the identity
-      report.results.push_back(std::move(r));
-      done += s.n_windows;
-      if (opt.progress) opt.progress(recipe.label(), done, todo);
-      note(recipe.label() + ": cached");
-      continue;
+      std::string problem;
+      if (std::optional<RecipeResult> cached = read_cached(path, key, setup_key, problem)) {
+        done += s.n_windows;
+        if (opt.progress) opt.progress(recipe.label(), done, todo);
+        note(recipe.label() + ": cached");
+        continue;
+      }
+      note(recipe.label() + ": the cache entry " + path + " is unusable (" + problem + "); recomputing it");
     }
     const auto t0 = std::chrono::steady_clock::now();
     ptq::ApplyReport applied;
@@ -328,13 +402,32 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
                      : layer_statistics(q, *reference, applied);
     }
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    write_text(path, result_json(r).dump(1));
+    json entry = result_json(r);
+    entry["cache_key"] = key;
+    entry["setup_key"] = setup_key;
+    write_text(path, with_checksum(std::move(entry)).dump(1));
     char line[256];
     std::snprintf(line, sizeof line, ": ΔPPL %+.4f, KLD %.5f, %.2f bits/weight (%.0f s)", r.delta_ppl, r.kld.mean,
                   r.bits_per_weight, r.seconds);
     note(recipe.label() + line);
-    report.results.push_back(std::move(r));
   }
+
+  // The report: every grid recipe with an intact result in the cache, gathered and written under
+  // the folder's lock, so that of shards sharing the folder the last to finish sees all results.
+  FileLock lock(opt.out_dir + "/.lock");
+  for (const ptq::Recipe& recipe : grid) {
+    const std::string key = cache_key(recipe);
+    std::string problem;
+    std::optional<RecipeResult> r;
+    if (files::exists(cache + "/" + key + ".json")) r = read_cached(cache + "/" + key + ".json", key, setup_key, problem);
+    if (!r) {
+      report.pending.push_back(recipe.label());
+      continue;
+    }
+    r->recipe.name = recipe.name;  // the name is a label, not part of the identity
+    report.results.push_back(std::move(*r));
+  }
+  write_sweep_outputs(report, opt.out_dir);
   return report;
 }
 
@@ -342,8 +435,8 @@ void write_sweep_outputs(const SweepReport& report, const std::string& dir) {
   make_dirs(dir);
   json results = json::array();
   for (const RecipeResult& r : report.results) results.push_back(result_json(r));
-  const json all = {{"lowbit_sweep", 1}, {"setup", setup_json(report.setup)}, {"results", results}};
-  write_text(dir + "/results.json", all.dump(1));
+  const json all = {{"lowbit_sweep", 2}, {"setup", setup_json(report.setup)}, {"results", results}, {"pending", report.pending}};
+  write_text(dir + "/results.json", with_checksum(all).dump(1));
   write_text(dir + "/report.md", sweep_markdown(report));
   write_text(dir + "/report.html", sweep_html(report));
 }
@@ -352,11 +445,15 @@ SweepReport read_sweep_results(const std::string& path) {
   return parsing(path, [&] {
     const json j = files::read_json(path);
     if (!j.is_object() || !j.contains("lowbit_sweep")) throw Error(path + ": not a lowbit sweep results.json");
+    if (j["lowbit_sweep"] != 2) throw Error(path + ": written by another version of lowbit; run the sweep again");
+    if (const std::string problem = checksum_problem(j); !problem.empty())
+      throw Error(path + ": " + problem + " (truncated or edited); run the sweep again to rewrite it");
     SweepReport r;
     r.setup = setup_from(j.at("setup"));
     if (j.at("setup").at("key").get<std::string>() != r.setup.key())
       throw Error(path + ": the setup's key does not match its fields (edited by hand?)");
     for (const json& e : j.at("results")) r.results.push_back(result_from(e, path));
+    if (j.contains("pending")) r.pending = j["pending"].get<std::vector<std::string>>();
     return r;
   });
 }
@@ -376,7 +473,15 @@ SweepReport merge_sweeps(const std::vector<std::string>& dirs) {
     }
     for (RecipeResult& r : part.results)
       if (have.insert(r.hash).second) merged.results.push_back(std::move(r));
+    merged.pending.insert(merged.pending.end(), part.pending.begin(), part.pending.end());
   }
+  // Pending in one shard's report but finished in another's: not pending.
+  std::set<std::string> done_labels;
+  for (const RecipeResult& r : merged.results) done_labels.insert(r.recipe.label());
+  std::vector<std::string> pending;
+  for (const std::string& p : merged.pending)
+    if (!done_labels.count(p) && std::find(pending.begin(), pending.end(), p) == pending.end()) pending.push_back(p);
+  merged.pending = pending;
   return merged;
 }
 

@@ -41,6 +41,9 @@ void parse_shard(const std::string& text, int& index, int& count) {
 
 void print_outputs(const eval::SweepReport& r, const std::string& out) {
   fmt::print("\n{}\n", eval::sweep_table(r));
+  if (!r.pending.empty())
+    fmt::print("{} of {} recipes are still to be done by other shards (the report lists those finished)\n",
+               r.pending.size(), r.pending.size() + r.results.size());
   fmt::print("report: {}/report.html (open in a browser; self-contained)\n        {}/report.md, {}/results.json\n", out, out, out);
 }
 
@@ -79,8 +82,7 @@ void run_sweep_command(const SweepArgs& a) {
     bar.update(done, total);
   };
   opt.log = [&](const std::string& line) { bar.log(line); };
-  const eval::SweepReport r = eval::run_sweep(m, a.text, text, grid, opt);
-  eval::write_sweep_outputs(r, a.out);
+  const eval::SweepReport r = eval::run_sweep(m, a.text, text, grid, opt);  // writes the reports too
   print_outputs(r, a.out);
 }
 
