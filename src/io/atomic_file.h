@@ -21,7 +21,13 @@ void write_file_atomically(const std::string& path, WriteFn write) {
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw Error(path + ": cannot open for writing");
-    write(out);
+    try {
+      write(out);
+    } catch (...) {  // a writer that fails half-way leaves no temporary behind either
+      out.close();
+      std::remove(tmp.c_str());
+      throw;
+    }
     out.close();
     if (!out) {
       std::remove(tmp.c_str());
@@ -32,6 +38,18 @@ void write_file_atomically(const std::string& path, WriteFn write) {
     std::remove(tmp.c_str());
     throw Error(path + ": cannot move the finished file into place");
   }
+}
+
+// Checks, before any work, that `path` can be written (its folder exists and takes a new file),
+// so that a long run does not fail at the end, and a command with several outputs does not
+// write some of them and then fail on another.
+inline void require_writable(const std::string& path, const std::string& what) {
+  const std::string probe = path + ".tmp-lowbit-probe-" + std::to_string(::getpid());
+  {
+    std::ofstream out(probe, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error(what + " " + path + ": cannot write there (does the folder exist, and is it writable?)");
+  }
+  std::remove(probe.c_str());
 }
 
 }  // namespace lowbit::io

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "io/atomic_file.h"
 #include "lowbit/error.h"
 #include "lowbit/eval.h"
 #include "lowbit/npy.h"
@@ -203,6 +204,7 @@ void run_encoder(const Args& a, const model::Model& m, const std::string& text) 
 
 void run(const Args& a) {
   if (!a.save_baseline.empty() && !a.baseline.empty()) throw Error("give --save-baseline or --baseline, not both");
+  if (!a.save_baseline.empty()) io::require_writable(a.save_baseline, "--save-baseline");  // not after the run
   model::set_num_threads(a.threads);
   const std::string text = model::read_text_file(a.text, a.repair_utf8);  // before the slow part: fail fast
   if (a.recipe.any()) a.recipe.recipe();               // likewise: a bad recipe fails before loading

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "commands.h"
+#include "io/atomic_file.h"
 #include "lowbit/error.h"
 #include "lowbit/model.h"
 #include "lowbit/npy.h"
@@ -28,6 +29,7 @@ void run(const Args& a) {
   model::set_num_threads(a.threads);
   const model::Model m = model::load_model(a.model);
   if (!m.llama) throw Error(m.path + " is an encoder; generate needs a decoder model");
+  if (!a.logits_out.empty()) io::require_writable(a.logits_out, "--logits-out");
   // With a recipe, the quantized model talks (emulated: weights rounded once, activations and
   // KV cache at run time).
   const ptq::Recipe recipe = a.recipe.recipe();

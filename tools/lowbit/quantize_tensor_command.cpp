@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "io/atomic_file.h"
 #include "lowbit/error.h"
 #include "lowbit/npy.h"
 #include "lowbit/qtensor.h"
@@ -86,6 +87,8 @@ void run(const Args& a) {
   std::vector<Scheme> schemes;
   for (const std::string& n : names)
     schemes.push_back(parse_scheme(n));  // all names checked before any work
+  if (!a.out.empty()) io::require_writable(a.out, "--out");
+  if (!a.dequant.empty()) io::require_writable(a.dequant, "--dequant");
   std::vector<size_t> shape;
   const std::vector<float> x = read_npy_float32(a.input, shape);
 
@@ -93,9 +96,15 @@ void run(const Args& a) {
   for (const Scheme& s : schemes) {
     std::vector<float> dq;
     rows.push_back({scheme_name(s), measure(s, x.data(), shape, &dq)});
-    if (!a.dequant.empty())
-      write_npy(a.dequant, "<f4", shape, dq.data(), dq.size() * sizeof(float));
-    if (!a.out.empty()) write_qtensor(a.out, quantize(s, x.data(), shape));
+    // Both outputs or neither: the dequantized file is removed when the quantized one fails.
+    const QTensor q = a.out.empty() ? QTensor{} : quantize(s, x.data(), shape);
+    if (!a.dequant.empty()) write_npy(a.dequant, "<f4", shape, dq.data(), dq.size() * sizeof(float));
+    try {
+      if (!a.out.empty()) write_qtensor(a.out, q);
+    } catch (...) {
+      if (!a.dequant.empty()) std::remove(a.dequant.c_str());
+      throw;
+    }
   }
   std::stable_sort(rows.begin(), rows.end(), [](const Row& l, const Row& r) {
     return l.report.bits_per_element < r.report.bits_per_element;
