@@ -203,10 +203,42 @@ TEST_F(ModelConfigTest, TokenizerLargerThanTheEmbeddingIsAnError) {
   write_text(folder + "/tokenizer.json", tok.dump());
   const std::string e = error_of([&] { model::load_model(folder); });
   EXPECT_NE(e.find("tokenizer has 261 tokens"), std::string::npos) << e;
-  // GGUF: the tokenizer must cover the embedding exactly, as llama.cpp requires.
-  TinyLlama short_vocab = TinyLlama::random(20);
-  short_vocab.gguf_tokens = tiny.vocab - 2;
-  EXPECT_NE(error_of([&] { load_gguf(short_vocab); }).find("258 tokens"), std::string::npos);
+  // GGUF: the tokenizer must cover the embedding exactly, as llama.cpp requires (here two
+  // embedding rows more than tokens).
+  TinyLlama padded = TinyLlama::random(20);
+  padded.vocab += 2;
+  padded.embedding.resize(size_t(padded.vocab) * size_t(padded.dim), 0.0f);
+  const std::string g = error_of([&] { load_gguf(padded); });
+  EXPECT_NE(g.find("260 tokens"), std::string::npos) << g;
+  // A vocabulary cut short breaks the merges that build the missing tokens: named as such.
+  TinyLlama cut = TinyLlama::random(20);
+  cut.gguf_tokens = tiny.vocab - 2;
+  const std::string c = error_of([&] { load_gguf(cut); });
+  EXPECT_NE(c.find("tokenizer.ggml.merges entry 1 \"th e\""), std::string::npos) << c;
+}
+
+TEST_F(ModelConfigTest, TokenizerJsonThatDoesNotParseAsTheSpecSaysIsAnError) {
+  const TinyLlama tiny = TinyLlama::random(22);
+  const std::string folder = path("hf");
+  std::filesystem::create_directories(folder);
+  tiny.write_hf(folder);
+  const json good = json::parse(read_text(folder + "/tokenizer.json"));
+  const auto error_with = [&](const std::function<void(json&)>& edit) {
+    json tok = good;
+    edit(tok);
+    write_text(folder + "/tokenizer.json", tok.dump());
+    return error_of([&] { model::load_model(folder); });
+  };
+  EXPECT_NE(error_with([](json& t) { t["model"]["merges"].push_back("t"); }).find("not two tokens"), std::string::npos);
+  EXPECT_NE(error_with([](json& t) { t["model"]["merges"].push_back("t  h"); }).find("not two tokens"), std::string::npos);
+  EXPECT_NE(error_with([](json& t) { t["model"]["merges"].push_back("q zz"); }).find("right part"), std::string::npos);
+  EXPECT_NE(error_with([](json& t) { t["model"]["merges"].push_back(json::array({"a", "b", "c"})); }).find("model.merges"),
+            std::string::npos);
+  EXPECT_NE(error_with([](json& t) { t["model"]["merges"].push_back("a b"); }).find("merges into a token"), std::string::npos);
+  EXPECT_NE(error_with([](json& t) { t["model"]["vocab"].erase("th"); }).find("no token with id 257"), std::string::npos);
+  EXPECT_NE(error_with([](json& t) { t["model"]["vocab"]["xyz"] = 5; }).find("token id 5 is given to both"),
+            std::string::npos);
+  EXPECT_EQ(error_with([](json&) {}), "");
 }
 
 TEST_F(ModelConfigTest, OverlappingSafetensorsRangesAreAnError) {

@@ -1,6 +1,7 @@
 // Building a tokenizer from a GGUF file's tokenizer.ggml.* metadata or from a Hugging Face
 // tokenizer.json; anything lowbit does not implement is an error that says so.
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 
 #include "lowbit/error.h"
 #include "lowbit/gguf.h"
@@ -68,18 +69,64 @@ void json_pre_tokenizer(const json& pre, const std::string& path, TokenizerSpec&
   }
 }
 
-// The vocabulary as an id-indexed list, added tokens included.
+// The vocabulary as an id-indexed list, added tokens included. Ids must be dense (0 .. n-1, every
+// one present): a hole would be a token that decodes to nothing and an id no text maps to.
 std::vector<std::string> json_vocab(const json& root, const std::string& path) {
   std::vector<std::string> tokens;
-  const auto put = [&](const std::string& text, int64_t id) {
-    if (id < 0 || id > (int64_t(1) << 24)) throw Error(path + ": token id " + std::to_string(id) + " is out of range");
-    if (size_t(id) >= tokens.size()) tokens.resize(size_t(id) + 1);
+  std::vector<bool> assigned;
+  const auto put = [&](const std::string& text, int64_t id, const char* field) {
+    if (id < 0 || id > (int64_t(1) << 24)) throw Error(path + ": " + field + ": token id " + std::to_string(id) + " is out of range");
+    if (size_t(id) >= tokens.size()) {
+      tokens.resize(size_t(id) + 1);
+      assigned.resize(size_t(id) + 1, false);
+    }
+    if (assigned[size_t(id)] && tokens[size_t(id)] != text)
+      throw Error(path + ": " + field + ": token id " + std::to_string(id) + " is given to both " +
+                  json(tokens[size_t(id)]).dump() + " and " + json(text).dump());
     tokens[size_t(id)] = text;
+    assigned[size_t(id)] = true;
   };
-  for (const auto& [text, id] : root.at("model").at("vocab").items()) put(text, files::json_int(id, path + ": a token id"));
+  const json& vocab = root.at("model").at("vocab");
+  if (!vocab.is_object()) throw Error(path + ": model.vocab must be an object of token -> id");
+  for (const auto& [text, id] : vocab.items()) put(text, files::json_int(id, path + ": a token id"), "model.vocab");
   if (root.contains("added_tokens"))
-    for (const json& t : root["added_tokens"]) put(t.at("content").get<std::string>(), files::json_int(t.at("id"), path + ": an added token id"));
+    for (const json& t : root["added_tokens"])
+      put(t.at("content").get<std::string>(), files::json_int(t.at("id"), path + ": an added token id"), "added_tokens");
+  for (size_t i = 0; i < assigned.size(); ++i)
+    if (!assigned[i])
+      throw Error(path + ": model.vocab has no token with id " + std::to_string(i) + " (ids must run 0 .. " +
+                  std::to_string(tokens.size() - 1) + " without gaps)");
   return tokens;
+}
+
+// Every token text once (else text -> id is ambiguous), named by the field it came from.
+void check_unique_tokens(const std::vector<std::string>& tokens, const std::string& where) {
+  std::unordered_map<std::string, size_t> seen;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const auto [it, fresh] = seen.emplace(tokens[i], i);
+    if (!fresh)
+      throw Error(where + ": token " + json(tokens[i]).dump() + " appears twice (ids " + std::to_string(it->second) +
+                  " and " + std::to_string(i) + ")");
+  }
+}
+
+// BPE merges as the spec defines them: "left right" (one space; byte-level BPE text has none of
+// its own) with both parts and their concatenation in the vocabulary, as HF tokenizers requires.
+void check_merges(const std::vector<std::string>& merges, const std::vector<std::string>& tokens, const std::string& where) {
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < tokens.size(); ++i) index.emplace(tokens[i], i);
+  for (size_t m = 0; m < merges.size(); ++m) {
+    const std::string& rule = merges[m];
+    const size_t space = rule.find(' ');
+    const std::string problem =
+        space == std::string::npos || space == 0 || space + 1 == rule.size() || rule.find(' ', space + 1) != std::string::npos
+            ? "is not two tokens separated by one space"
+        : !index.count(rule.substr(0, space))  ? "has a left part that is not in the vocabulary"
+        : !index.count(rule.substr(space + 1)) ? "has a right part that is not in the vocabulary"
+        : !index.count(rule.substr(0, space) + rule.substr(space + 1)) ? "merges into a token that is not in the vocabulary"
+                                                                         : "";
+    if (!problem.empty()) throw Error(where + " " + std::to_string(m) + " " + json(rule).dump() + " " + problem);
+  }
 }
 
 }  // namespace
@@ -111,8 +158,10 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& gguf) {
     return v && v->type == GgufType::BOOL ? v->b : fallback;
   };
 
+  check_unique_tokens(spec.tokens, path + ": tokenizer.ggml.tokens");
   if (model == "gpt2") {
     spec.merges = gguf.get_strings("tokenizer.ggml.merges");
+    check_merges(spec.merges, spec.tokens, path + ": tokenizer.ggml.merges entry");
     const std::string pre = gguf.get_string("tokenizer.ggml.pre", "default");
     if (!pre_stages_for(pre, spec))
       throw Error(path + ": pre-tokenizer '" + pre +
@@ -182,9 +231,15 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const std::string& path) {
         if (norm.value("type", "") != "NFC") throw Error(path + ": normalizer '" + norm.value("type", "") + "' is not supported");
         spec.nfc = true;
       }
-      for (const json& m : model.at("merges"))
+      for (const json& m : model.at("merges")) {
+        if (!m.is_string() && !(m.is_array() && m.size() == 2))
+          throw Error(path + ": model.merges entry " + std::to_string(spec.merges.size()) + " " + m.dump().substr(0, 60) +
+                      " is neither \"left right\" nor [left, right]");
         spec.merges.push_back(m.is_string() ? m.get<std::string>()
                                             : m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
+      }
+      check_unique_tokens(spec.tokens, path + ": model.vocab");
+      check_merges(spec.merges, spec.tokens, path + ": model.merges entry");
       if (model.contains("unk_token") && model["unk_token"].is_string()) spec.unk = id_of(model["unk_token"]);
       if (root.contains("added_tokens"))
         for (const json& t : root["added_tokens"])
