@@ -2,6 +2,7 @@
 // shards merge into the same results, and the HTML report's SVG really plots them.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <regex>
 
@@ -21,6 +22,14 @@ size_t count(const std::string& haystack, const std::string& needle) {
 
 class SweepTest : public TempDirTest {
  protected:
+  static std::string error_of_load(const std::string& file) {
+    try {
+      eval::Baseline::load(file);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  }
   void SetUp() override {
     TempDirTest::SetUp();
     TinyLlama::random(41).write_gguf(path("tiny.gguf"));
@@ -124,6 +133,107 @@ TEST_F(SweepTest, ShardsMergeIntoTheWholeSweep) {
   eval::write_sweep_outputs(eval::run_sweep(model_, "text.txt", text_, {grid_[0]}, opt), path("other"));
   EXPECT_THROW(eval::merge_sweeps({path("a"), path("other")}), Error);
   EXPECT_THROW(eval::merge_sweeps({path("missing")}), Error);
+}
+
+std::string entry_path(const std::string& out, const eval::SweepReport& r, const ptq::Recipe& recipe) {
+  return out + "/cache/" + r.setup.key() + "/" + recipe.hash_hex() + ".json";
+}
+
+TEST_F(SweepTest, AModelEditedInPlaceIsAnotherSetup) {
+  const eval::SweepReport first = sweep(path("out"));
+  // Same file name, same parameter count, other weights: nothing cached may be used.
+  TinyLlama edited = TinyLlama::random(41);
+  edited.layers[0].w_up[3] += 0.25f;
+  edited.write_gguf(path("tiny.gguf"));
+  model_ = model::load_model(path("tiny.gguf"));
+  const eval::SweepReport second = sweep(path("out"));
+  EXPECT_NE(second.setup.key(), first.setup.key());
+  for (const std::string& line : log_) EXPECT_EQ(line.find("cached"), std::string::npos) << line;
+  EXPECT_NE(second.setup.base_ppl, first.setup.base_ppl);
+  // A copy of the same bytes under another name is the same setup.
+  TinyLlama::random(41).write_gguf(path("copy.gguf"));
+  model_ = model::load_model(path("copy.gguf"));
+  EXPECT_EQ(sweep(path("out")).setup.key(), first.setup.key());
+  for (size_t i = 1; i < log_.size(); ++i) EXPECT_NE(log_[i].find(": cached"), std::string::npos) << log_[i];
+}
+
+TEST_F(SweepTest, UnusableCacheEntriesAreReportedAndRecomputed) {
+  const eval::SweepReport first = sweep(path("out"));
+  const std::string truncated = entry_path(path("out"), first, grid_[1]);
+  const std::string patched = entry_path(path("out"), first, grid_[2]);
+  const std::string copied = entry_path(path("out"), first, grid_[3]);
+  const std::string text = read_text(truncated);
+  write_text(truncated, text.substr(0, text.size() / 2));
+  // A patched figure that still parses: only the checksum can tell.
+  std::string p = read_text(patched);
+  const size_t at = p.find("\"ppl\": ");
+  ASSERT_NE(at, std::string::npos);
+  p.insert(at + 7, "1");
+  write_text(patched, p);
+  // Another recipe's (intact) entry under this recipe's name.
+  write_text(copied, read_text(entry_path(path("out"), first, grid_[4])));
+  const eval::SweepReport second = sweep(path("out"));
+  ASSERT_EQ(log_.size(), 1 + grid_.size() + 3);  // baseline, 3 reports of unusable entries, 5 results
+  size_t unusable = 0;
+  for (const std::string& line : log_) unusable += line.find("is unusable") != std::string::npos;
+  EXPECT_EQ(unusable, 3u);
+  std::string all;
+  for (const std::string& line : log_) all += line + "\n";
+  EXPECT_NE(all.find("checksum"), std::string::npos) << all;
+  EXPECT_NE(all.find("stored under another key"), std::string::npos) << all;
+  ASSERT_EQ(second.results.size(), grid_.size());
+  for (size_t i = 0; i < grid_.size(); ++i) {
+    EXPECT_EQ(second.results[i].hash, grid_[i].hash_hex());
+    EXPECT_EQ(second.results[i].kld.mean, first.results[i].kld.mean) << i;
+    EXPECT_EQ(second.results[i].ppl, first.results[i].ppl) << i;
+  }
+}
+
+TEST_F(SweepTest, ACorruptBaselineIsRecomputedAndNeverUsed) {
+  const eval::SweepReport first = sweep(path("out"));
+  const std::string baseline = path("out/cache/" + first.setup.key() + "/baseline.bin");
+  std::string bytes = read_text(baseline);
+  bytes[bytes.size() / 2] ^= 0x40;  // one flipped bit in a log-probability
+  write_text(baseline, bytes);
+  EXPECT_NE(error_of_load(baseline).find("checksum"), std::string::npos);
+  const eval::SweepReport second = sweep(path("out"));
+  EXPECT_NE(log_[0].find("unusable"), std::string::npos) << log_[0];
+  EXPECT_NE(log_[1].find("baseline: PPL computed"), std::string::npos) << log_[1];
+  EXPECT_EQ(second.setup.base_ppl, first.setup.base_ppl);
+  write_text(baseline, bytes.substr(0, bytes.size() - 100));  // truncated
+  sweep(path("out"));
+  EXPECT_NE(log_[0].find("unusable"), std::string::npos) << log_[0];
+  // A baseline whose checksum holds but whose numbers no model produces (NaN) is refused too.
+  eval::Baseline b = eval::Baseline::load(baseline);
+  b.nll[3] = std::nan("");
+  b.save(path("nan.bin"));
+  EXPECT_NE(error_of_load(path("nan.bin")).find("NLL of scored token 3"), std::string::npos);
+  b = eval::Baseline::load(baseline);
+  b.top_logprobs[5] = 0.5f;
+  b.save(path("pos.bin"));
+  EXPECT_NE(error_of_load(path("pos.bin")).find("log-probability"), std::string::npos);
+}
+
+TEST_F(SweepTest, ResultsJsonIsChecked) {
+  sweep(path("out"));
+  std::string j = read_text(path("out/results.json"));
+  const size_t at = j.find("\"kld\"");
+  ASSERT_NE(at, std::string::npos);
+  j.insert(j.find("\"mean\": ", at) + 8, "9");
+  write_text(path("out/results.json"), j);
+  EXPECT_THROW(eval::read_sweep_results(path("out/results.json")), Error);
+}
+
+TEST_F(SweepTest, ShardsSharingAFolderWriteTheWholeReport) {
+  // Shard 1 finishes first; shard 2's report then holds every recipe, shard 1's included.
+  const eval::SweepReport a = sweep(path("shared"), 1, 2);
+  EXPECT_EQ(a.results.size(), 3u);
+  EXPECT_EQ(a.pending.size(), 2u);
+  const eval::SweepReport b = sweep(path("shared"), 2, 2);
+  EXPECT_EQ(b.results.size(), grid_.size());
+  EXPECT_TRUE(b.pending.empty());
+  const eval::SweepReport on_disk = eval::read_sweep_results(path("shared/results.json"));
+  EXPECT_EQ(on_disk.results.size(), grid_.size());
 }
 
 TEST_F(SweepTest, HtmlReportPlotsEveryRecipe) {

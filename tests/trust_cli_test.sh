@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The CLI under bad input and bad numbers (issue: trust), on a tiny random model: every failure
+# is a non-zero exit with a message naming the problem, no output left behind by a failed
+# command, bounded threads, NaN never reported as a result, shards sharing a folder.
+set -u
+LOWBIT="$1"
+WRITE_TINY="$2"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+expect_ok() {
+  local what="$1" pattern="$2"; shift 2
+  local out
+  if ! out=$("$@" 2>&1); then fail "$what: exited non-zero: $out"; return; fi
+  grep -Eq -- "$pattern" <<<"$out" || fail "$what: output lacks /$pattern/: $out"
+}
+expect_error() {
+  local what="$1" pattern="$2"; shift 2
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [ $rc -eq 0 ]; then fail "$what: succeeded but should fail: $out"; return; fi
+  [ $rc -ge 128 ] && fail "$what: died by signal $((rc - 128)): $out"
+  grep -Eq -- "$pattern" <<<"$out" || fail "$what: message lacks /$pattern/: $out"
+}
+
+"$WRITE_TINY" "$work/tiny.gguf"
+"$WRITE_TINY" "$work/nan.gguf" --nan
+for i in $(seq 1 400); do echo "the cat sat on the mat; then the dog ran $i times."; done > "$work/text.txt"
+
+# Threads and numeric flags.
+expect_error "threads absurd" "not in range 0 to" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/text.txt" --threads 100000
+expect_error "threads negative" "not in range" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/text.txt" --threads -2
+expect_error "max-tokens negative" "max-tokens" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/text.txt" --max-tokens -5
+expect_error "ctx zero" "ctx" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/text.txt" --ctx 0
+expect_error "seed negative" "seed" "$LOWBIT" convert --format e4m3fn --round stochastic --seed -1 0.3
+expect_error "sweep threads" "not in range" "$LOWBIT" sweep --model "$work/tiny.gguf" --text "$work/text.txt" --threads 99999
+expect_ok "threads 0 means all" "PPL: " "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/text.txt" --threads 0 --ctx 64
+
+# NaN is an error exit, never "PPL: nan".
+expect_error "nan result" "not a number" "$LOWBIT" eval --model "$work/nan.gguf" --text "$work/text.txt" --ctx 64
+
+# Contexts beyond training are announced (the memory estimate is tests/trust_test.cpp's).
+expect_ok "ctx warning" "exceeds the trained context .*\\(256 positions\\)" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/text.txt" --ctx 512
+
+# generate says why it stopped early.
+expect_ok "generate stop reason" "stopped after [0-9]+ of 100000 tokens: (the model produced its end-of-sequence|the model's trained context)" \
+  "$LOWBIT" generate --model "$work/tiny.gguf" --prompt "the cat" -n 100000
+
+# Text that is not UTF-8.
+printf 'caf\xe9 au lait\n' > "$work/latin1.txt"
+expect_error "latin-1 text" "latin1.txt: not valid UTF-8 at byte offset 3" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/latin1.txt"
+printf '\xff\xfeh\x00i\x00' > "$work/utf16.txt"
+expect_error "utf-16 text" "UTF-16" "$LOWBIT" tokenize --model "$work/tiny.gguf" --lines "$work/utf16.txt"
+expect_ok "repair" "EF BF BD|65533|\\[" "$LOWBIT" tokenize --model "$work/tiny.gguf" --lines "$work/latin1.txt" --repair-utf8
+expect_error "prompt not utf-8" "prompt: not valid UTF-8" "$LOWBIT" generate --model "$work/tiny.gguf" --prompt $'caf\xe9'
+
+# A failed command leaves no output that looks finished.
+if python3 -c "import numpy" 2>/dev/null; then
+  python3 -c "import numpy as np; np.save('$work/w.npy', np.random.default_rng(1).standard_normal((16, 64)).astype(np.float32))"
+  expect_error "unwritable --out" "--out .*cannot write there" "$LOWBIT" quantize-tensor "$work/w.npy" --scheme mxfp4 \
+    --dequant "$work/dq.npy" --out "$work/no/such/folder/q.lbq"
+  [ -e "$work/dq.npy" ] && fail "quantize-tensor left --dequant behind after --out failed"
+  ls "$work" | grep -q tmp-lowbit && fail "a temporary file was left behind"
+else
+  echo "SKIP part: numpy not installed, quantize-tensor outputs not checked"
+fi
+expect_error "unwritable baseline" "save-baseline .*cannot write there" "$LOWBIT" eval --model "$work/tiny.gguf" \
+  --text "$work/text.txt" --save-baseline "$work/no/such/base.bin"
+
+# Shards writing into one folder at once: the last to finish writes the whole report.
+printf '[{"weights":"mxfp4"},{"weights":"nvfp4"},{"weights":"int4_g128"},{"weights":"mxfp8_e4m3"},{"weights":"fp8_channel"},{"weights":"mxfp6_e2m3"}]' > "$work/grid.json"
+for i in 1 2 3; do
+  "$LOWBIT" sweep --model "$work/tiny.gguf" --text "$work/text.txt" --ctx 64 --max-tokens 0 --grid "$work/grid.json" \
+    --shard "$i/3" --out "$work/shared" > "$work/shard$i.log" 2>&1 &
+done
+wait
+python3 - "$work/shared/results.json" <<'PY' || fail "concurrent shards: results.json is not complete"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert len(r["results"]) == 6 and not r["pending"], (len(r["results"]), r["pending"])
+PY
+
+# A cache entry patched by hand is not used.
+entry=$(ls "$work/shared/cache/"*/*.json | head -1)
+sed -i 's/"ppl": \([0-9]\)/"ppl": 1\1/' "$entry"
+expect_ok "patched entry recomputed" "is unusable .*checksum" "$LOWBIT" sweep --model "$work/tiny.gguf" --text "$work/text.txt" \
+  --ctx 64 --max-tokens 0 --grid "$work/grid.json" --out "$work/shared"
+
+if [ "$failures" -ne 0 ]; then echo "$failures trust CLI check(s) failed"; exit 1; fi
+echo "all trust CLI checks passed"
