@@ -143,7 +143,15 @@ TEST_F(ModelConfigTest, UnknownFieldsAreNamedNotIgnored) {
   EXPECT_NE(error_of([&] { load_gguf(gguf); }).find("llama.attn_logit_softcapping"), std::string::npos);
   TinyLlama meta = TinyLlama::random(16);
   meta.gguf_keys.emplace_back("general.name", model::GgufValue::of_string("tiny"));
+  meta.gguf_keys.emplace_back("tokenizer.ggml.add_eos_token", model::GgufValue::of_bool(false));
+  meta.gguf_keys.emplace_back("tokenizer.chat_template", model::GgufValue::of_string("{{ x }}"));
   EXPECT_NO_THROW(load_gguf(meta));
+  TinyLlama eos = TinyLlama::random(16);
+  eos.gguf_keys.emplace_back("tokenizer.ggml.add_eos_token", model::GgufValue::of_bool(true));
+  EXPECT_NE(error_of([&] { load_gguf(eos); }).find("add_eos_token"), std::string::npos);
+  TinyLlama v1 = TinyLlama::random(16);
+  v1.gguf_keys.emplace_back("general.quantization_version", model::GgufValue::of_u32(1));
+  EXPECT_NE(error_of([&] { load_gguf(v1); }).find("quantization_version"), std::string::npos);
 }
 
 TEST_F(ModelConfigTest, MeaninglessValuesAreErrorsAtLoad) {

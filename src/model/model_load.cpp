@@ -162,6 +162,9 @@ LlamaConfig llama_config_from_gguf(const GgufFile& g) {
   r.require_number(p + "expert_count", 0, "mixture-of-experts models are not supported");
   r.require_number(p + "expert_used_count", 0, "mixture-of-experts models are not supported");
   r.require_number(p + "attention.causal", 1, "only causal decoders are supported");
+  // Tokenizer switches the tokenizer does not implement: the only accepted value is "off".
+  r.require_number("tokenizer.ggml.add_eos_token", 0, "lowbit does not append an end-of-sequence token to text");
+  r.require_number("tokenizer.ggml.remove_extra_whitespaces", 0, "SentencePiece whitespace folding is not implemented");
   c.sliding_window = r.find(p + "attention.sliding_window") ? r.size(p + "attention.sliding_window") : 0;
   const TensorView& emb = g.store().get("token_embd.weight");
   if (emb.shape.size() != 2) throw Error(path + ": token_embd.weight is not a matrix");
