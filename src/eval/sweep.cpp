@@ -92,15 +92,23 @@ json stats_json(const ErrorStats& e) {
           {"clipped", e.clipped}, {"flushed", e.flushed},   {"non_finite", e.non_finite}};
 }
 
+// Integer fields of files read back: nlohmann's get<int>() casts a float or an out-of-range value
+// with undefined behaviour, so they go through the checked reader with a range.
+int64_t int_field(const json& j, const char* key, int64_t lo = 0, int64_t hi = int64_t(1) << 53) {
+  const int64_t v = files::json_int(j.at(key), std::string("\"") + key + "\"");
+  if (v < lo || v > hi) throw Error(std::string("\"") + key + "\" = " + std::to_string(v) + " is out of range");
+  return v;
+}
+
 ErrorStats stats_from(const json& j) {
   ErrorStats e;
-  e.count = j.at("count").get<size_t>();
+  e.count = size_t(int_field(j, "count"));
   e.sum_sq_x = j.at("sum_sq_x").get<double>();
   e.sum_sq_err = j.at("sum_sq_err").get<double>();
   e.max_abs_err = j.at("max_abs_err").get<double>();
-  e.clipped = j.at("clipped").get<size_t>();
-  e.flushed = j.at("flushed").get<size_t>();
-  e.non_finite = j.at("non_finite").get<size_t>();
+  e.clipped = size_t(int_field(j, "clipped"));
+  e.flushed = size_t(int_field(j, "flushed"));
+  e.non_finite = size_t(int_field(j, "non_finite"));
   return e;
 }
 
@@ -119,17 +127,20 @@ SweepSetup setup_from(const json& j) {
   s.model_summary = j.at("model_summary").get<std::string>();
   s.model_hash = j.at("model_hash").get<std::string>();
   s.text = j.at("text").get<std::string>();
-  s.parameters = j.at("parameters").get<int64_t>();
-  s.n_ctx = j.at("ctx").get<int>();
-  s.max_tokens = j.at("max_tokens").get<int64_t>();
-  s.text_tokens = j.at("text_tokens").get<int64_t>();
-  s.n_windows = j.at("windows").get<int64_t>();
-  s.n_scored = j.at("scored_tokens").get<int64_t>();
-  s.tokens_hash = std::stoull(j.at("tokens_hash").get<std::string>(), nullptr, 16);
-  s.layer_tokens = j.at("layer_tokens").get<int>();
+  s.parameters = int_field(j, "parameters");
+  s.n_ctx = int(int_field(j, "ctx", 1, 1 << 24));
+  s.max_tokens = int_field(j, "max_tokens");
+  s.text_tokens = int_field(j, "text_tokens");
+  s.n_windows = int_field(j, "windows");
+  s.n_scored = int_field(j, "scored_tokens");
+  const std::string hash = j.at("tokens_hash").get<std::string>();
+  if (hash.empty() || hash.size() > 16 || hash.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+    throw Error("\"tokens_hash\" = \"" + hash.substr(0, 20) + "\" is not 1-16 hex digits");
+  s.tokens_hash = std::stoull(hash, nullptr, 16);
+  s.layer_tokens = int(int_field(j, "layer_tokens", 0, 1 << 24));
   s.base_ppl = j.at("base_ppl").get<double>();
   s.base_ppl_stderr = j.at("base_ppl_stderr").get<double>();
-  s.threads = j.value("threads", 0);
+  s.threads = j.contains("threads") ? int(int_field(j, "threads", 0, 1 << 20)) : 0;
   return s;
 }
 
@@ -193,7 +204,7 @@ RecipeResult result_from(const json& j, const std::string& where) {
   for (const json& l : j.at("layers")) {
     LayerRow row;
     row.site = l.at("site").get<std::string>();
-    row.layer = l.at("layer").get<int>();
+    row.layer = int(int_field(l, "layer", -1, 1 << 24));
     row.role = l.at("role").get<std::string>();
     row.weight_scheme = l.at("weight_scheme").get<std::string>();
     row.input_scheme = l.at("input_scheme").get<std::string>();
@@ -214,6 +225,10 @@ auto parsing(const std::string& where, F f) {
     return f();
   } catch (const nlohmann::json::exception& e) {
     throw Error(where + ": not a lowbit sweep file (" + e.what() + ")");
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    if (what.rfind(where, 0) == 0) throw;
+    throw Error(where + ": " + what);
   }
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "lowbit/error.h"
+#include "util/memory.h"
 #include "util/fnv.h"
 
 namespace lowbit::ptq {
@@ -37,6 +38,11 @@ LayerwiseRunner::LayerwiseRunner(const model::Llama& m, const Calibration& c)
       state_(m.config(), int(c.sequences.empty() ? 1 : c.sequences[0].size()), int(c.sequences.empty() ? 1 : c.sequences[0].size())) {
   if (c.sequences.empty()) throw Error("calibration: no sequences");
   const size_t n = c.sequences[0].size(), dim = size_t(m.config().dim);
+  // The residual stream of every sequence is kept between blocks.
+  util::require_memory(4.0 * double(c.sequences.size()) * double(n) * double(dim),
+                       "the residual streams of " + std::to_string(c.sequences.size()) + " calibration sequences of " +
+                           std::to_string(n) + " tokens",
+                       "use fewer (--calib-seqs) or shorter (--calib-len) sequences");
   for (const std::vector<int32_t>& seq : c.sequences) {
     if (seq.size() != n) throw Error("calibration: sequences of different lengths");
     m.embed(seq.data(), int(n), 0, state_);
