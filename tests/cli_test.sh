@@ -5,23 +5,7 @@ set -u
 LOWBIT="$1"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0
-
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-# expect_ok DESCRIPTION PATTERN COMMAND...: exit 0 and stdout+stderr matches PATTERN (grep -E)
-expect_ok() {
-  local what="$1" pattern="$2"; shift 2
-  local out
-  if ! out=$("$@" 2>&1); then fail "$what: exited non-zero: $out"; return; fi
-  grep -Eq -- "$pattern" <<<"$out" || fail "$what: output lacks /$pattern/: $out"
-}
-# expect_error DESCRIPTION PATTERN COMMAND...: exit non-zero and the message matches PATTERN
-expect_error() {
-  local what="$1" pattern="$2"; shift 2
-  local out
-  if out=$("$@" 2>&1); then fail "$what: succeeded but should fail: $out"; return; fi
-  grep -Eq -- "$pattern" <<<"$out" || fail "$what: message lacks /$pattern/: $out"
-}
+. "$(dirname "$0")/cli_checks.sh"
 
 expect_ok "formats table" "e4m3fn +8 +4 +3 +7 +448 " "$LOWBIT" formats
 expect_ok "formats table fp4" "e2m1fn +4 +2 +1 +1 +6 " "$LOWBIT" formats

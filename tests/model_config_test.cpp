@@ -47,22 +47,6 @@ class ModelConfigTest : public TempDirTest {
   }
 };
 
-std::vector<float> logits_of(const model::Llama& llama, const std::vector<int32_t>& tokens) {
-  const int n = int(tokens.size());
-  model::LlamaRunState s(llama.config(), n, n);
-  llama.forward(tokens.data(), n, 0, s);
-  std::vector<float> out(size_t(n) * size_t(llama.config().vocab_size));
-  llama.logits(s, 0, n, out.data());
-  return out;
-}
-
-double max_rel_error(const std::vector<float>& got, const std::vector<double>& want) {
-  double scale = 0, err = 0;
-  for (double w : want) scale = std::max(scale, std::abs(w));
-  for (size_t i = 0; i < got.size(); ++i) err = std::max(err, std::abs(double(got[i]) - want[i]));
-  return err / scale;
-}
-
 const std::vector<int32_t> kTokens = {1, 70, 200, 33, 9, 101, 5, 250, 17, 44, 3, 99};
 
 TEST_F(ModelConfigTest, RopeParametersOfTransformers5AreApplied) {
@@ -73,7 +57,7 @@ TEST_F(ModelConfigTest, RopeParametersOfTransformers5AreApplied) {
     c["rope_parameters"] = {{"rope_theta", 500000.0}, {"rope_type", "default"}};
   });
   EXPECT_EQ(m.llama->config().rope_theta, 500000.0f);
-  EXPECT_LT(max_rel_error(logits_of(*m.llama, kTokens), tiny.reference_logits(kTokens)), 2e-6);
+  EXPECT_LT(max_relative_error(all_logits(*m.llama, kTokens), tiny.reference_logits(kTokens)), 2e-6);
   // Linear scaling inside rope_parameters is applied too: a different model than without it.
   const model::Model scaled = load_hf(tiny, [](json& c) {
     c.erase("rope_theta");

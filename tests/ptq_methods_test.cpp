@@ -33,13 +33,7 @@ class PtqMethodsTest : public TempDirTest {
   const model::Llama& fp() const { return *model_.llama; }
   // Logits of every position of a fixed prompt.
   std::vector<float> logits(const model::Llama& m) const {
-    const std::vector<int32_t> t = model_.tokenizer->encode("the dog sat on the cat and ran to the mat");
-    const int n = int(t.size());
-    model::LlamaRunState s(m.config(), n, n);
-    m.forward(t.data(), n, 0, s);
-    std::vector<float> out(size_t(n) * size_t(m.config().vocab_size));
-    m.logits(s, 0, n, out.data());
-    return out;
+    return all_logits(m, model_.tokenizer->encode("the dog sat on the cat and ran to the mat"));
   }
   static double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
     double worst = 0, scale = 0;

@@ -24,24 +24,6 @@ std::vector<int32_t> some_tokens(int n, int vocab, uint32_t seed) {
   return t;
 }
 
-std::vector<float> all_logits(const model::Llama& llama, const std::vector<int32_t>& tokens) {
-  const int n = int(tokens.size());
-  model::LlamaRunState s(llama.config(), n, n);
-  llama.forward(tokens.data(), n, 0, s);
-  std::vector<float> out(size_t(n) * size_t(llama.config().vocab_size));
-  llama.logits(s, 0, n, out.data());
-  return out;
-}
-
-// Largest |a - b| relative to the reference's scale.
-double max_error(const std::vector<float>& got, const std::vector<double>& want) {
-  EXPECT_EQ(got.size(), want.size());
-  double scale = 0, err = 0;
-  for (double w : want) scale = std::max(scale, std::abs(w));
-  for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) err = std::max(err, std::abs(double(got[i]) - want[i]));
-  return err / scale;
-}
-
 TEST_F(TinyModelTest, LlamaFromGgufMatchesFloat64Reference) {
   const TinyLlama tiny = TinyLlama::random(1);
   tiny.write_gguf(path("tiny.gguf"));
@@ -51,7 +33,7 @@ TEST_F(TinyModelTest, LlamaFromGgufMatchesFloat64Reference) {
   EXPECT_TRUE(m.llama->config().tied_output);
   EXPECT_EQ(m.llama->config().rope_style, model::RopeStyle::AdjacentPairs);
   const auto tokens = some_tokens(40, tiny.vocab, 7);
-  EXPECT_LT(max_error(all_logits(*m.llama, tokens), tiny.reference_logits(tokens)), 2e-6);
+  EXPECT_LT(max_relative_error(all_logits(*m.llama, tokens), tiny.reference_logits(tokens)), 2e-6);
 }
 
 TEST_F(TinyModelTest, LlamaFromSafetensorsMatchesFloat64Reference) {
@@ -65,7 +47,7 @@ TEST_F(TinyModelTest, LlamaFromSafetensorsMatchesFloat64Reference) {
     EXPECT_FALSE(m.llama->config().tied_output);
     EXPECT_EQ(m.llama->config().rope_style, model::RopeStyle::HalfSplit);
     const auto tokens = some_tokens(33, tiny.vocab, 8);
-    EXPECT_LT(max_error(all_logits(*m.llama, tokens), tiny.reference_logits(tokens)), 2e-6) << "sharded " << sharded;
+    EXPECT_LT(max_relative_error(all_logits(*m.llama, tokens), tiny.reference_logits(tokens)), 2e-6) << "sharded " << sharded;
   }
 }
 
@@ -75,7 +57,7 @@ TEST_F(TinyModelTest, Qwen2StyleBiasesAreApplied) {
   const model::Model m = model::load_model(dir_.string());
   ASSERT_TRUE(m.llama->config().qkv_bias);
   const auto tokens = some_tokens(25, tiny.vocab, 9);
-  EXPECT_LT(max_error(all_logits(*m.llama, tokens), tiny.reference_logits(tokens)), 2e-6);
+  EXPECT_LT(max_relative_error(all_logits(*m.llama, tokens), tiny.reference_logits(tokens)), 2e-6);
 }
 
 TEST_F(TinyModelTest, CachedDecodingMatchesBatchedPrefill) {

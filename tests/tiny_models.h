@@ -4,13 +4,16 @@
 #pragma once
 
 #include <cmath>
+#include <algorithm>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "lowbit/gguf.h"
+#include "lowbit/llama.h"
 #include "lowbit/safetensors.h"
 #include "model/unicode.h"
 
@@ -51,6 +54,25 @@ inline void write_text(const std::string& path, const std::string& text) {
 inline std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Logits [n, vocab] of every position of `tokens` in one forward.
+inline std::vector<float> all_logits(const model::Llama& llama, const std::vector<int32_t>& tokens) {
+  const int n = int(tokens.size());
+  model::LlamaRunState s(llama.config(), n, n);
+  llama.forward(tokens.data(), n, 0, s);
+  std::vector<float> out(size_t(n) * size_t(llama.config().vocab_size));
+  llama.logits(s, 0, n, out.data());
+  return out;
+}
+
+// Largest |got - want| relative to the reference's largest magnitude (infinite when the sizes differ).
+inline double max_relative_error(const std::vector<float>& got, const std::vector<double>& want) {
+  if (got.size() != want.size()) return std::numeric_limits<double>::infinity();
+  double scale = 0, err = 0;
+  for (double w : want) scale = std::max(scale, std::abs(w));
+  for (size_t i = 0; i < got.size(); ++i) err = std::max(err, std::abs(double(got[i]) - want[i]));
+  return err / scale;
 }
 
 struct TinyLlama {

@@ -7,22 +7,7 @@ LOWBIT="$1"
 WRITE_TINY="$2"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-expect_ok() {
-  local what="$1" pattern="$2"; shift 2
-  local out
-  if ! out=$("$@" 2>&1); then fail "$what: exited non-zero: $out"; return; fi
-  grep -Eq -- "$pattern" <<<"$out" || fail "$what: output lacks /$pattern/: $out"
-}
-expect_error() {
-  local what="$1" pattern="$2"; shift 2
-  local out rc
-  out=$("$@" 2>&1); rc=$?
-  if [ $rc -eq 0 ]; then fail "$what: succeeded but should fail: $out"; return; fi
-  [ $rc -ge 128 ] && fail "$what: died by signal $((rc - 128)): $out"
-  grep -Eq -- "$pattern" <<<"$out" || fail "$what: message lacks /$pattern/: $out"
-}
+. "$(dirname "$0")/cli_checks.sh"
 
 "$WRITE_TINY" "$work/tiny.gguf"
 "$WRITE_TINY" "$work/nan.gguf" --nan
