@@ -96,6 +96,29 @@ TEST(Tokenization, APrefixGivesTheSameIdsAsTheWholeText) {
   std::remove("/tmp/lowbit_trust_tok.gguf");
 }
 
+// A tokenizer that records how many bytes it was asked to encode (one id per byte).
+class CountingTokenizer : public model::Tokenizer {
+ public:
+  std::vector<int32_t> encode(std::string_view text) const override {
+    encoded_bytes += text.size();
+    return std::vector<int32_t>(text.size(), 0);
+  }
+  std::string decode(const std::vector<int32_t>&) const override { return ""; }
+  mutable size_t encoded_bytes = 0;
+};
+
+TEST(Tokenization, ABudgetTokenizesOnlyThePrefixItNeeds) {
+  const std::string text = book(200000);  // about 9 MB
+  CountingTokenizer tok;
+  EXPECT_EQ(tok.encode_prefix(text, 1000).size(), 1000u);
+  EXPECT_LT(tok.encoded_bytes, size_t(64) << 10) << "for 1000 tokens of " << text.size() << " bytes";
+  tok.encoded_bytes = 0;
+  // The first guess is 6 bytes a token (English BPE runs about 4): with this tokenizer's 1 byte a
+  // token, under 8x what is needed, far from the 9 MB of the text.
+  EXPECT_EQ(tok.encode_prefix(text, 300000).size(), 300000u);
+  EXPECT_LT(tok.encoded_bytes, size_t(8) * 300000);
+}
+
 TEST(Tokenization, TimeIsLinearInTheText) {
   TinyLlama::random(1).write_gguf("/tmp/lowbit_trust_lin.gguf");
   const model::Model m = model::load_model("/tmp/lowbit_trust_lin.gguf");
