@@ -207,6 +207,10 @@ TEST_F(ModelConfigTest, TokenizerLargerThanTheEmbeddingIsAnError) {
   cut.gguf_tokens = tiny.vocab - 2;
   const std::string c = error_of([&] { load_gguf(cut); });
   EXPECT_NE(c.find("tokenizer.ggml.merges entry 1 \"th e\""), std::string::npos) << c;
+  // A merge that is not even UTF-8 is reported, not a crash while quoting it (fuzzer finding).
+  TinyLlama binary = TinyLlama::random(20);
+  binary.gguf_keys.emplace_back("tokenizer.ggml.merges", model::GgufValue::of_strings({"\x99 t"}));
+  EXPECT_NE(error_of([&] { load_gguf(binary); }).find("merges entry 0"), std::string::npos);
 }
 
 TEST_F(ModelConfigTest, TokenizerJsonThatDoesNotParseAsTheSpecSaysIsAnError) {

@@ -15,10 +15,12 @@ namespace {
 double relative_delta_percent(const RecipeResult& r, double base_ppl) { return 100.0 * (r.ppl / base_ppl - 1.0); }
 
 std::string setup_line(const SweepSetup& s) {
-  return fmt::format("{} on {}: {} windows of {} tokens ({} scored of {} in the text{}), full-precision PPL {:.4f} ± {:.4f}",
-                     s.model, s.text, s.n_windows, s.n_ctx, s.n_scored, s.text_tokens,
-                     s.max_tokens > 0 ? fmt::format(", budget {}", s.max_tokens) : std::string(), s.base_ppl,
-                     s.base_ppl_stderr);
+  // With a budget only its prefix of the text is tokenized, so the text's own count is unknown.
+  return fmt::format("{} on {}: {} windows of {} tokens ({} scored of {}), full-precision PPL {:.4f} ± {:.4f}",
+                     s.model, s.text, s.n_windows, s.n_ctx, s.n_scored,
+                     s.max_tokens > 0 ? fmt::format("the first {} tokens", s.text_tokens)
+                                      : fmt::format("{} in the text", s.text_tokens),
+                     s.base_ppl, s.base_ppl_stderr);
 }
 
 std::string html_escape(const std::string& s) {

@@ -69,6 +69,12 @@ void json_pre_tokenizer(const json& pre, const std::string& path, TokenizerSpec&
   }
 }
 
+// A token's text quoted for a message; invalid UTF-8 (possible in GGUF strings) shown as U+FFFD
+// rather than making the message itself throw.
+std::string quote_token(const std::string& text) {
+  return json(text).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 // The vocabulary as an id-indexed list, added tokens included. Ids must be dense (0 .. n-1, every
 // one present): a hole would be a token that decodes to nothing and an id no text maps to.
 std::vector<std::string> json_vocab(const json& root, const std::string& path) {
@@ -82,7 +88,7 @@ std::vector<std::string> json_vocab(const json& root, const std::string& path) {
     }
     if (assigned[size_t(id)] && tokens[size_t(id)] != text)
       throw Error(path + ": " + field + ": token id " + std::to_string(id) + " is given to both " +
-                  json(tokens[size_t(id)]).dump() + " and " + json(text).dump());
+                  quote_token(tokens[size_t(id)]) + " and " + quote_token(text));
     tokens[size_t(id)] = text;
     assigned[size_t(id)] = true;
   };
@@ -105,7 +111,7 @@ void check_unique_tokens(const std::vector<std::string>& tokens, const std::stri
   for (size_t i = 0; i < tokens.size(); ++i) {
     const auto [it, fresh] = seen.emplace(tokens[i], i);
     if (!fresh)
-      throw Error(where + ": token " + json(tokens[i]).dump() + " appears twice (ids " + std::to_string(it->second) +
+      throw Error(where + ": token " + quote_token(tokens[i]) + " appears twice (ids " + std::to_string(it->second) +
                   " and " + std::to_string(i) + ")");
   }
 }
@@ -125,7 +131,7 @@ void check_merges(const std::vector<std::string>& merges, const std::vector<std:
         : !index.count(rule.substr(space + 1)) ? "has a right part that is not in the vocabulary"
         : !index.count(rule.substr(0, space) + rule.substr(space + 1)) ? "merges into a token that is not in the vocabulary"
                                                                          : "";
-    if (!problem.empty()) throw Error(where + " " + std::to_string(m) + " " + json(rule).dump() + " " + problem);
+    if (!problem.empty()) throw Error(where + " " + std::to_string(m) + " " + quote_token(rule) + " " + problem);
   }
 }
 
