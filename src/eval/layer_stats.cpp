@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "lowbit/error.h"
+#include "util/memory.h"
 
 namespace lowbit::eval {
 namespace {
@@ -78,6 +79,13 @@ model::Llama probed_copy(const model::Llama& llama, model::LinearProbe* probe) {
 
 ReferenceOutputs::ReferenceOutputs(const model::Llama& fp, std::vector<int32_t> window) : window_(std::move(window)) {
   if (window_.empty()) throw Error("layer statistics need at least one token");
+  // Every layer Linear's output over the window is kept (the head's is not recorded).
+  double floats = 0;
+  const std::vector<const model::Linear*> linears = fp.linears();
+  for (size_t i = 0; i + 1 < linears.size(); ++i) floats += double(linears[i]->out_features());
+  util::require_memory(4.0 * floats * double(window_.size()),
+                       "the per-layer statistics' reference outputs over " + std::to_string(window_.size()) + " tokens",
+                       "use a smaller --ctx, or skip them (--no-layers in sweep, no --layers in eval)");
   Recorder recorder(outputs_);
   const model::Llama probed = probed_copy(fp, &recorder);
   model::LlamaRunState state(fp.config(), int(window_.size()), int(window_.size()));

@@ -7,6 +7,7 @@
 #include "lowbit/error.h"
 #include "lowbit/eval.h"
 #include "util/fnv.h"
+#include "util/memory.h"
 
 namespace lowbit::eval {
 namespace {
@@ -83,6 +84,11 @@ PerplexityResult perplexity(const model::Llama& llama, const std::vector<int32_t
                   std::to_string(base->n_vocab) + "); record it again with --save-baseline");
   }
   const int top_k = std::min(opt.baseline_top_k, n_vocab);
+  if (opt.record)  // per scored token: its NLL, top_k ids and log-probabilities
+    util::require_memory(double(res.n_windows) * per_window * (8.0 + 8.0 * top_k),
+                         "recording a baseline with top-" + std::to_string(top_k) + " log-probabilities for " +
+                             std::to_string(res.n_windows * per_window) + " tokens",
+                         "use a smaller --top-k or --max-tokens");
   if (opt.record) {
     Baseline& b = res.recorded;
     b.n_ctx = n_ctx;
