@@ -16,11 +16,13 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   const auto attempt = [](const std::string& bytes, const char* suffix, bool results) {
-    const std::string path =
-        lowbit::fuzz::write_input(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), suffix);
+    const std::string path = lowbit::fuzz::write_input(
+        reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), suffix);
     try {
-      if (results) (void)lowbit::eval::read_sweep_results(path);
-      else (void)lowbit::eval::Baseline::load(path);
+      if (results)
+        (void)lowbit::eval::read_sweep_results(path);
+      else
+        (void)lowbit::eval::Baseline::load(path);
     } catch (const lowbit::Error&) {
     }
   };

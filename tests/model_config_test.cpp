@@ -57,7 +57,8 @@ TEST_F(ModelConfigTest, RopeParametersOfTransformers5AreApplied) {
     c["rope_parameters"] = {{"rope_theta", 500000.0}, {"rope_type", "default"}};
   });
   EXPECT_EQ(m.llama->config().rope_theta, 500000.0f);
-  EXPECT_LT(max_relative_error(all_logits(*m.llama, kTokens), tiny.reference_logits(kTokens)), 2e-6);
+  EXPECT_LT(max_relative_error(all_logits(*m.llama, kTokens), tiny.reference_logits(kTokens)),
+            2e-6);
   // Linear scaling inside rope_parameters is applied too: a different model than without it.
   const model::Model scaled = load_hf(tiny, [](json& c) {
     c.erase("rope_theta");
@@ -66,21 +67,29 @@ TEST_F(ModelConfigTest, RopeParametersOfTransformers5AreApplied) {
   EXPECT_EQ(scaled.llama->config().rope_scaling, "linear");
   EXPECT_FLOAT_EQ(scaled.llama->config().rope_inv_freq[1], m.llama->config().rope_inv_freq[1] / 4);
   // Disagreeing spellings, unknown types and unknown fields inside it are refused.
-  EXPECT_NE(error_of([&] { load_hf(tiny, [](json& c) { c["rope_parameters"] = {{"rope_theta", 1000.0}}; }); })
-                .find("rope_theta"),
+  EXPECT_NE(error_of([&] {
+              load_hf(tiny, [](json& c) { c["rope_parameters"] = {{"rope_theta", 1000.0}}; });
+            }).find("rope_theta"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { load_hf(tiny, [](json& c) { c["rope_parameters"] = {{"rope_type", "yarn"}, {"factor", 2.0}}; }); })
-                .find("yarn"),
+  EXPECT_NE(error_of([&] {
+              load_hf(tiny, [](json& c) {
+                c["rope_parameters"] = {{"rope_type", "yarn"}, {"factor", 2.0}};
+              });
+            }).find("yarn"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { load_hf(tiny, [](json& c) { c["rope_parameters"] = {{"rope_type", "default"}, {"beta_fast", 32}}; }); })
-                .find("beta_fast"),
+  EXPECT_NE(error_of([&] {
+              load_hf(tiny, [](json& c) {
+                c["rope_parameters"] = {{"rope_type", "default"}, {"beta_fast", 32}};
+              });
+            }).find("beta_fast"),
             std::string::npos);
 }
 
 TEST_F(ModelConfigTest, ActivationOtherThanSiluIsRefused) {
   const TinyLlama tiny = TinyLlama::random(12);
   EXPECT_NO_THROW(load_hf(tiny, [](json& c) { c["hidden_act"] = "silu"; }));
-  const std::string e = error_of([&] { load_hf(tiny, [](json& c) { c["hidden_act"] = "gelu_pytorch_tanh"; }); });
+  const std::string e =
+      error_of([&] { load_hf(tiny, [](json& c) { c["hidden_act"] = "gelu_pytorch_tanh"; }); });
   EXPECT_NE(e.find("hidden_act"), std::string::npos) << e;
   EXPECT_NE(e.find("gelu_pytorch_tanh"), std::string::npos) << e;
 }
@@ -88,13 +97,19 @@ TEST_F(ModelConfigTest, ActivationOtherThanSiluIsRefused) {
 TEST_F(ModelConfigTest, TieWordEmbeddingsIsHonouredBothWays) {
   // Untied weights, config claims tied: lm_head differs from the embedding.
   const TinyLlama untied = TinyLlama::random(13, /*tied_output=*/false);
-  EXPECT_NE(error_of([&] { load_hf(untied, [](json& c) { c["tie_word_embeddings"] = true; }); }).find("tie_word_embeddings"),
+  EXPECT_NE(error_of([&] {
+              load_hf(untied, [](json& c) { c["tie_word_embeddings"] = true; });
+            }).find("tie_word_embeddings"),
             std::string::npos);
   // Tied weights (no lm_head), config says untied or says nothing (default false): missing head.
   const TinyLlama tied = TinyLlama::random(14, /*tied_output=*/true);
-  EXPECT_NE(error_of([&] { load_hf(tied, [](json& c) { c["tie_word_embeddings"] = false; }); }).find("lm_head.weight"),
+  EXPECT_NE(error_of([&] {
+              load_hf(tied, [](json& c) { c["tie_word_embeddings"] = false; });
+            }).find("lm_head.weight"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { load_hf(tied, [](json& c) { c.erase("tie_word_embeddings"); }); }).find("lm_head.weight"),
+  EXPECT_NE(error_of([&] {
+              load_hf(tied, [](json& c) { c.erase("tie_word_embeddings"); });
+            }).find("lm_head.weight"),
             std::string::npos);
   // The honest configurations load, tied and untied.
   EXPECT_TRUE(load_hf(tied, [](json&) {}).llama->config().tied_output);
@@ -103,7 +118,8 @@ TEST_F(ModelConfigTest, TieWordEmbeddingsIsHonouredBothWays) {
 
 TEST_F(ModelConfigTest, TensorsTheConfigDoesNotUseAreAnError) {
   const TinyLlama tiny = TinyLlama::random(15);
-  const std::string e = error_of([&] { load_hf(tiny, [](json& c) { c["num_hidden_layers"] = 1; }); });
+  const std::string e =
+      error_of([&] { load_hf(tiny, [](json& c) { c["num_hidden_layers"] = 1; }); });
   EXPECT_NE(e.find("not used"), std::string::npos) << e;
   EXPECT_NE(e.find("model.layers.1."), std::string::npos) << e;
   TinyLlama gguf = TinyLlama::random(15);
@@ -113,7 +129,8 @@ TEST_F(ModelConfigTest, TensorsTheConfigDoesNotUseAreAnError) {
 
 TEST_F(ModelConfigTest, UnknownFieldsAreNamedNotIgnored) {
   const TinyLlama tiny = TinyLlama::random(16);
-  const std::string e = error_of([&] { load_hf(tiny, [](json& c) { c["logit_softcapping"] = 30.0; }); });
+  const std::string e =
+      error_of([&] { load_hf(tiny, [](json& c) { c["logit_softcapping"] = 30.0; }); });
   EXPECT_NE(e.find("logit_softcapping"), std::string::npos) << e;
   EXPECT_NE(e.find("30"), std::string::npos) << e;
   // Metadata that cannot change the numbers loads.
@@ -124,7 +141,8 @@ TEST_F(ModelConfigTest, UnknownFieldsAreNamedNotIgnored) {
   }));
   TinyLlama gguf = TinyLlama::random(16);
   gguf.gguf_keys.emplace_back("llama.attn_logit_softcapping", model::GgufValue::of_f32(50));
-  EXPECT_NE(error_of([&] { load_gguf(gguf); }).find("llama.attn_logit_softcapping"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_gguf(gguf); }).find("llama.attn_logit_softcapping"),
+            std::string::npos);
   TinyLlama meta = TinyLlama::random(16);
   meta.gguf_keys.emplace_back("general.name", model::GgufValue::of_string("tiny"));
   meta.gguf_keys.emplace_back("tokenizer.ggml.add_eos_token", model::GgufValue::of_bool(false));
@@ -141,20 +159,35 @@ TEST_F(ModelConfigTest, UnknownFieldsAreNamedNotIgnored) {
 TEST_F(ModelConfigTest, MeaninglessValuesAreErrorsAtLoad) {
   const TinyLlama tiny = TinyLlama::random(17);
   const std::vector<std::pair<std::string, json>> bad = {
-      {"rms_norm_eps", 0.0},  {"rms_norm_eps", -1e-6}, {"rope_theta", 0.0}, {"rope_theta", -10000.0},
+      {"rms_norm_eps", 0.0},
+      {"rms_norm_eps", -1e-6},
+      {"rope_theta", 0.0},
+      {"rope_theta", -10000.0},
       {"rope_scaling", {{"rope_type", "linear"}, {"factor", 0.0}}},
-      {"rope_scaling", {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 4.0}, {"high_freq_factor", 1.0}}},
-      {"num_key_value_heads", 3}, {"hidden_size", -32}, {"rope_theta", "10000"}};
+      {"rope_scaling",
+       {{"rope_type", "llama3"},
+        {"factor", 8.0},
+        {"low_freq_factor", 4.0},
+        {"high_freq_factor", 1.0}}},
+      {"num_key_value_heads", 3},
+      {"hidden_size", -32},
+      {"rope_theta", "10000"}};
   for (const auto& [key, value] : bad) {
-    const std::string e = error_of([&, key = key, value = value] { load_hf(tiny, [&](json& c) { c[key] = value; }); });
-    EXPECT_NE(e.find(key == "rope_scaling" ? std::string("factor") : key), std::string::npos) << key << " = " << value << ": " << e;
+    const std::string e = error_of(
+        [&, key = key, value = value] { load_hf(tiny, [&](json& c) { c[key] = value; }); });
+    EXPECT_NE(e.find(key == "rope_scaling" ? std::string("factor") : key), std::string::npos)
+        << key << " = " << value << ": " << e;
   }
-  for (const auto& [key, value] : std::vector<std::pair<std::string, float>>{
-           {"llama.attention.layer_norm_rms_epsilon", 0.0f}, {"llama.attention.layer_norm_rms_epsilon", -1.0f},
-           {"llama.rope.freq_base", 0.0f}, {"llama.rope.freq_base", std::nanf("")}, {"llama.rope.freq_base", -1.0f}}) {
+  for (const auto& [key, value] :
+       std::vector<std::pair<std::string, float>>{{"llama.attention.layer_norm_rms_epsilon", 0.0f},
+                                                  {"llama.attention.layer_norm_rms_epsilon", -1.0f},
+                                                  {"llama.rope.freq_base", 0.0f},
+                                                  {"llama.rope.freq_base", std::nanf("")},
+                                                  {"llama.rope.freq_base", -1.0f}}) {
     TinyLlama g = TinyLlama::random(17);
     g.gguf_keys.emplace_back(key, model::GgufValue::of_f32(value));
-    EXPECT_NE(error_of([&] { load_gguf(g); }).find(key), std::string::npos) << key << " = " << value;
+    EXPECT_NE(error_of([&] { load_gguf(g); }).find(key), std::string::npos)
+        << key << " = " << value;
   }
   TinyLlama moe = TinyLlama::random(17);
   moe.gguf_keys.emplace_back("llama.expert_count", model::GgufValue::of_u32(8));
@@ -172,16 +205,21 @@ TEST_F(ModelConfigTest, SlidingWindowLimitsTheContext) {
   EXPECT_NO_THROW(m.llama->forward(kTokens.data(), 8, 0, s));
   EXPECT_THROW(m.llama->forward(kTokens.data(), 12, 0, s), Error);
   // For llama, a sliding window is not part of the architecture: refused.
-  EXPECT_NE(error_of([&] { load_hf(tiny, [](json& c) { c["sliding_window"] = 8; }); }).find("sliding_window"),
+  EXPECT_NE(error_of([&] {
+              load_hf(tiny, [](json& c) { c["sliding_window"] = 8; });
+            }).find("sliding_window"),
             std::string::npos);
 }
 
 TEST_F(ModelConfigTest, AttentionAndMlpBiasesAreRead) {
   // attention_bias puts biases on q, k, v and o in LlamaAttention; without those tensors: an error.
   const TinyLlama tiny = TinyLlama::random(19);
-  const std::string e = error_of([&] { load_hf(tiny, [](json& c) { c["attention_bias"] = true; }); });
+  const std::string e =
+      error_of([&] { load_hf(tiny, [](json& c) { c["attention_bias"] = true; }); });
   EXPECT_NE(e.find("q_proj.bias"), std::string::npos) << e;
-  EXPECT_NE(error_of([&] { load_hf(tiny, [](json& c) { c["mlp_bias"] = true; }); }).find("mlp.gate_proj.bias"),
+  EXPECT_NE(error_of([&] {
+              load_hf(tiny, [](json& c) { c["mlp_bias"] = true; });
+            }).find("mlp.gate_proj.bias"),
             std::string::npos);
 }
 
@@ -225,14 +263,27 @@ TEST_F(ModelConfigTest, TokenizerJsonThatDoesNotParseAsTheSpecSaysIsAnError) {
     write_text(folder + "/tokenizer.json", tok.dump());
     return error_of([&] { model::load_model(folder); });
   };
-  EXPECT_NE(error_with([](json& t) { t["model"]["merges"].push_back("t"); }).find("not two tokens"), std::string::npos);
-  EXPECT_NE(error_with([](json& t) { t["model"]["merges"].push_back("t  h"); }).find("not two tokens"), std::string::npos);
-  EXPECT_NE(error_with([](json& t) { t["model"]["merges"].push_back("q zz"); }).find("right part"), std::string::npos);
-  EXPECT_NE(error_with([](json& t) { t["model"]["merges"].push_back(json::array({"a", "b", "c"})); }).find("model.merges"),
+  EXPECT_NE(error_with([](json& t) { t["model"]["merges"].push_back("t"); }).find("not two tokens"),
             std::string::npos);
-  EXPECT_NE(error_with([](json& t) { t["model"]["merges"].push_back("a b"); }).find("merges into a token"), std::string::npos);
-  EXPECT_NE(error_with([](json& t) { t["model"]["vocab"].erase("th"); }).find("no token with id 257"), std::string::npos);
-  EXPECT_NE(error_with([](json& t) { t["model"]["vocab"]["xyz"] = 5; }).find("token id 5 is given to both"),
+  EXPECT_NE(
+      error_with([](json& t) { t["model"]["merges"].push_back("t  h"); }).find("not two tokens"),
+      std::string::npos);
+  EXPECT_NE(error_with([](json& t) { t["model"]["merges"].push_back("q zz"); }).find("right part"),
+            std::string::npos);
+  EXPECT_NE(error_with([](json& t) {
+              t["model"]["merges"].push_back(json::array({"a", "b", "c"}));
+            }).find("model.merges"),
+            std::string::npos);
+  EXPECT_NE(error_with([](json& t) {
+              t["model"]["merges"].push_back("a b");
+            }).find("merges into a token"),
+            std::string::npos);
+  EXPECT_NE(
+      error_with([](json& t) { t["model"]["vocab"].erase("th"); }).find("no token with id 257"),
+      std::string::npos);
+  EXPECT_NE(error_with([](json& t) {
+              t["model"]["vocab"]["xyz"] = 5;
+            }).find("token id 5 is given to both"),
             std::string::npos);
   EXPECT_EQ(error_with([](json&) {}), "");
 }
@@ -262,7 +313,7 @@ TEST_F(ModelConfigTest, ContentHashFollowsTheBytesNotTheName) {
   const std::string a = model::load_model(path("a.gguf")).content_hash;
   EXPECT_EQ(a.size(), 32u);
   EXPECT_EQ(a, model::load_model(path("b.gguf")).content_hash);  // same bytes, other name
-  edited.write_gguf(path("a.gguf"));                              // edited in place
+  edited.write_gguf(path("a.gguf"));                             // edited in place
   EXPECT_NE(a, model::load_model(path("a.gguf")).content_hash);
 }
 

@@ -34,22 +34,28 @@ TEST(Utf8, InvalidTextIsAnErrorNamingTheFirstBadOffset) {
   const std::vector<std::pair<std::string, size_t>> bad = {
       {"abc\xE9"
        "def",
-       3},                           // Latin-1 é
-      {"ok\x80", 2},                 // lone continuation byte
-      {"\xC0\x80", 0},               // overlong NUL
-      {"x\xED\xA0\x80", 1},          // UTF-16 surrogate
-      {"\xF4\x90\x80\x80", 0},       // above U+10FFFF
-      {"end\xF0\x9F\x98", 3},        // truncated at the end
-      {"\xFF\xFEh\0i\0", 0}};        // UTF-16 with its byte-order mark
+       3},                      // Latin-1 é
+      {"ok\x80", 2},            // lone continuation byte
+      {"\xC0\x80", 0},          // overlong NUL
+      {"x\xED\xA0\x80", 1},     // UTF-16 surrogate
+      {"\xF4\x90\x80\x80", 0},  // above U+10FFFF
+      {"end\xF0\x9F\x98", 3},   // truncated at the end
+      {"\xFF\xFEh\0i\0", 0}};   // UTF-16 with its byte-order mark
   for (const auto& [text, offset] : bad) {
     const std::string e = error_of([&, t = text] { model::checked_utf8(t, "f.txt"); });
-    EXPECT_NE(e.find("f.txt: not valid UTF-8 at byte offset " + std::to_string(offset)), std::string::npos) << e;
+    EXPECT_NE(e.find("f.txt: not valid UTF-8 at byte offset " + std::to_string(offset)),
+              std::string::npos)
+        << e;
   }
-  EXPECT_NE(error_of([] { model::checked_utf8("\xFF\xFEh\0i\0", "f"); }).find("UTF-16"), std::string::npos);
-  // UTF-16 without a mark is valid UTF-8 full of NUL bytes: refused as not text, even when repairing.
+  EXPECT_NE(error_of([] { model::checked_utf8("\xFF\xFEh\0i\0", "f"); }).find("UTF-16"),
+            std::string::npos);
+  // UTF-16 without a mark is valid UTF-8 full of NUL bytes: refused as not text, even when
+  // repairing.
   const std::string utf16(std::string("h\0i\0", 4));
-  EXPECT_NE(error_of([&] { model::checked_utf8(utf16, "f"); }).find("NUL byte at offset 1"), std::string::npos);
-  EXPECT_NE(error_of([&] { model::checked_utf8(utf16, "f", true); }).find("NUL"), std::string::npos);
+  EXPECT_NE(error_of([&] { model::checked_utf8(utf16, "f"); }).find("NUL byte at offset 1"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { model::checked_utf8(utf16, "f", true); }).find("NUL"),
+            std::string::npos);
 }
 
 TEST(Utf8, RepairReplacesEachMaximalIllFormedSubpartByOneReplacementCharacter) {
@@ -58,8 +64,10 @@ TEST(Utf8, RepairReplacesEachMaximalIllFormedSubpartByOneReplacementCharacter) {
                                 "b",
                                 "t", true),
             "a" + kFffd + "b");  // one truncated sequence: one U+FFFD
-  EXPECT_EQ(model::checked_utf8("\xC0\x80", "t", true), kFffd + kFffd);  // C0 can never start a sequence
-  EXPECT_EQ(model::checked_utf8("\xED\xA0\x80", "t", true), kFffd + kFffd + kFffd);  // ED A0: A0 not allowed after ED
+  EXPECT_EQ(model::checked_utf8("\xC0\x80", "t", true),
+            kFffd + kFffd);  // C0 can never start a sequence
+  EXPECT_EQ(model::checked_utf8("\xED\xA0\x80", "t", true),
+            kFffd + kFffd + kFffd);  // ED A0: A0 not allowed after ED
   EXPECT_EQ(model::checked_utf8("caf\xE9 ok", "t", true), "caf" + kFffd + " ok");
   EXPECT_EQ(model::checked_utf8("\x80\x80", "t", true), kFffd + kFffd);
   EXPECT_EQ(model::checked_utf8("\xE2\x82", "t", true), kFffd);
@@ -77,8 +85,8 @@ TEST_F(TrustTest, TextFilesAreCheckedOnReading) {
 std::string book(size_t lines) {
   std::string text;
   for (size_t i = 0; i < lines; ++i)
-    text += (i % 7 == 0 ? "\n" : "") + std::string("the cat sat on the mat, then the dog ran ") + std::to_string(i) +
-            " times.\n";
+    text += (i % 7 == 0 ? "\n" : "") + std::string("the cat sat on the mat, then the dog ran ") +
+            std::to_string(i) + " times.\n";
   return text;
 }
 
@@ -87,7 +95,8 @@ TEST(Tokenization, APrefixGivesTheSameIdsAsTheWholeText) {
   const model::Model m = model::load_model("/tmp/lowbit_trust_tok.gguf");
   const std::string text = book(3000);
   const std::vector<int32_t> all = m.tokenizer->encode(text);
-  for (size_t n : {size_t(1), size_t(100), size_t(2047), size_t(5000), all.size() - 1, all.size(), all.size() + 10}) {
+  for (size_t n : {size_t(1), size_t(100), size_t(2047), size_t(5000), all.size() - 1, all.size(),
+                   all.size() + 10}) {
     const std::vector<int32_t> prefix = m.tokenizer->encode_prefix(text, n);
     ASSERT_EQ(prefix.size(), std::min(n, all.size())) << n;
     EXPECT_TRUE(std::equal(prefix.begin(), prefix.end(), all.begin())) << n;
@@ -111,7 +120,8 @@ TEST(Tokenization, ABudgetTokenizesOnlyThePrefixItNeeds) {
   const std::string text = book(200000);  // about 9 MB
   CountingTokenizer tok;
   EXPECT_EQ(tok.encode_prefix(text, 1000).size(), 1000u);
-  EXPECT_LT(tok.encoded_bytes, size_t(64) << 10) << "for 1000 tokens of " << text.size() << " bytes";
+  EXPECT_LT(tok.encoded_bytes, size_t(64) << 10)
+      << "for 1000 tokens of " << text.size() << " bytes";
   tok.encoded_bytes = 0;
   // The first guess is 6 bytes a token (English BPE runs about 4): with this tokenizer's 1 byte a
   // token, under 8x what is needed, far from the 9 MB of the text.
@@ -135,7 +145,8 @@ TEST(Tokenization, TimeIsLinearInTheText) {
   };
   const double quarter = seconds(line.size() / 4), whole = seconds(line.size());
   EXPECT_LT(whole, 10.0) << "1 MiB took " << whole << " s";
-  EXPECT_LT(whole, 10 * std::max(quarter, 0.01)) << "4x the text took " << whole / quarter << "x the time";
+  EXPECT_LT(whole, 10 * std::max(quarter, 0.01))
+      << "4x the text took " << whole / quarter << "x the time";
 }
 
 TEST_F(TrustTest, ANonFiniteResultIsAnErrorNotNan) {
@@ -152,7 +163,8 @@ TEST_F(TrustTest, ANonFiniteResultIsAnErrorNotNan) {
 TEST(Threads, CountsOutsideTheMachineAreErrors) {
   EXPECT_NO_THROW(model::set_num_threads(0));
   EXPECT_NO_THROW(model::set_num_threads(model::max_threads()));
-  EXPECT_NE(error_of([] { model::set_num_threads(100000); }).find("outside 0 .. "), std::string::npos);
+  EXPECT_NE(error_of([] { model::set_num_threads(100000); }).find("outside 0 .. "),
+            std::string::npos);
   EXPECT_THROW(model::set_num_threads(-1), Error);
   model::set_num_threads(0);
 }
@@ -160,11 +172,13 @@ TEST(Threads, CountsOutsideTheMachineAreErrors) {
 TEST_F(TrustTest, MemoryIsEstimatedBeforeAllocating) {
   TinyLlama::random(6).write_gguf(path("m.gguf"));
   const model::Model m = model::load_model(path("m.gguf"));
-  // 2^26 positions: the attention workspace alone would be workers x 512 x 2^26 floats (>= 128 GiB).
+  // 2^26 positions: the attention workspace alone would be workers x 512 x 2^26 floats (>= 128
+  // GiB).
   const std::string e = error_of([&] { model::LlamaRunState s(m.llama->config(), 512, 1 << 26); });
   EXPECT_NE(e.find("GiB of memory"), std::string::npos) << e;
   EXPECT_NE(e.find("--ctx"), std::string::npos) << e;
-  // The workspace no longer grows with heads x tokens: a 4096-token window needs workers x 512 rows.
+  // The workspace no longer grows with heads x tokens: a 4096-token window needs workers x 512
+  // rows.
   const double bytes = model::LlamaRunState::bytes_needed(m.llama->config(), 4096, 4096);
   EXPECT_LT(bytes, 4.0 * (double(m.llama->config().n_heads) * 4096 * 4096));
 }

@@ -9,11 +9,14 @@ namespace lowbit::model {
 
 using nlohmann::json;
 
-ConfigFields::ConfigFields(const json& object, std::string where) : object_(object), where_(std::move(where)) {
+ConfigFields::ConfigFields(const json& object, std::string where)
+    : object_(object), where_(std::move(where)) {
   if (!object_.is_object()) throw Error(where_ + ": not a JSON object");
 }
 
-bool ConfigFields::has(const std::string& key) const { return object_.contains(key) && !object_[key].is_null(); }
+bool ConfigFields::has(const std::string& key) const {
+  return object_.contains(key) && !object_[key].is_null();
+}
 
 void ConfigFields::fail(const std::string& key, const std::string& problem) const {
   const std::string value = object_.contains(key) ? object_[key].dump() : std::string("(missing)");
@@ -102,12 +105,15 @@ void ConfigFields::not_math(std::initializer_list<const char*> keys) {
 void ConfigFields::finish() const {
   std::vector<std::string> unknown;
   for (const auto& [key, value] : object_.items())
-    if (!used_.count(key) && !value.is_null()) unknown.push_back("\"" + key + "\" = " + value.dump().substr(0, 60));
+    if (!used_.count(key) && !value.is_null())
+      unknown.push_back("\"" + key + "\" = " + value.dump().substr(0, 60));
   if (unknown.empty()) return;
   std::string list;
   for (const std::string& u : unknown) list += (list.empty() ? "" : ", ") + u;
-  throw Error(where_ + ": field" + (unknown.size() > 1 ? "s " : " ") + list + (unknown.size() > 1 ? " are" : " is") +
-              " not known to lowbit, which cannot tell whether it changes the model's arithmetic (docs/model-config.md "
+  throw Error(where_ + ": field" + (unknown.size() > 1 ? "s " : " ") + list +
+              (unknown.size() > 1 ? " are" : " is") +
+              " not known to lowbit, which cannot tell whether it changes the model's arithmetic "
+              "(docs/model-config.md "
               "lists the fields it reads)");
 }
 

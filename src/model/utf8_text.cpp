@@ -18,14 +18,22 @@ int utf8_sequence(const uint8_t* p, size_t n) {
   if (b < 0x80) return 1;
   int len = 0;
   uint8_t lo = 0x80, hi = 0xBF;
-  if (b >= 0xC2 && b <= 0xDF) len = 2;
-  else if (b == 0xE0) len = 3, lo = 0xA0;
-  else if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF) len = 3;
-  else if (b == 0xED) len = 3, hi = 0x9F;
-  else if (b == 0xF0) len = 4, lo = 0x90;
-  else if (b >= 0xF1 && b <= 0xF3) len = 4;
-  else if (b == 0xF4) len = 4, hi = 0x8F;
-  else return -1;
+  if (b >= 0xC2 && b <= 0xDF)
+    len = 2;
+  else if (b == 0xE0)
+    len = 3, lo = 0xA0;
+  else if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF)
+    len = 3;
+  else if (b == 0xED)
+    len = 3, hi = 0x9F;
+  else if (b == 0xF0)
+    len = 4, lo = 0x90;
+  else if (b >= 0xF1 && b <= 0xF3)
+    len = 4;
+  else if (b == 0xF4)
+    len = 4, hi = 0x8F;
+  else
+    return -1;
   for (int i = 1; i < len; ++i) {
     if (size_t(i) >= n || p[i] < lo || p[i] > hi) return -i;
     lo = 0x80, hi = 0xBF;
@@ -52,9 +60,10 @@ std::string checked_utf8(std::string text, const std::string& where, bool repair
   size_t copied = 0, replaced = 0;
   for (size_t i = 0; i < n;) {
     if (p[i] == 0)
-      throw Error(where + ": a NUL byte at offset " + std::to_string(i) +
-                  ": not a text file (UTF-16 text and binary files contain them; convert UTF-16 with "
-                  "iconv -f utf-16 -t utf-8)");
+      throw Error(
+          where + ": a NUL byte at offset " + std::to_string(i) +
+          ": not a text file (UTF-16 text and binary files contain them; convert UTF-16 with "
+          "iconv -f utf-16 -t utf-8)");
     const int len = utf8_sequence(p + i, n - i);
     if (len > 0) {
       i += size_t(len);
@@ -62,11 +71,13 @@ std::string checked_utf8(std::string text, const std::string& where, bool repair
     }
     const size_t bad = size_t(-len);
     if (!repair) {
-      const bool utf16_bom = i == 0 && n >= 2 && ((p[0] == 0xFF && p[1] == 0xFE) || (p[0] == 0xFE && p[1] == 0xFF));
+      const bool utf16_bom =
+          i == 0 && n >= 2 && ((p[0] == 0xFF && p[1] == 0xFE) || (p[0] == 0xFE && p[1] == 0xFF));
       throw Error(where + ": not valid UTF-8 at byte offset " + std::to_string(i) + " (bytes " +
                   hex_bytes(p + i, std::min<size_t>(4, n - i)) + ")" +
                   (utf16_bom ? ": it starts with a UTF-16 byte-order mark" : "") +
-                  ". Convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8), or pass --repair-utf8 to replace each "
+                  ". Convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8), or pass --repair-utf8 to "
+                  "replace each "
                   "invalid sequence by U+FFFD");
     }
     repaired.append(text, copied, i - copied);
@@ -87,12 +98,13 @@ std::string read_text_file(const std::string& path, bool repair) {
 std::vector<int32_t> Tokenizer::encode_prefix(std::string_view text, size_t max_tokens) const {
   if (max_tokens == 0) return encode(text);
   constexpr size_t kMargin = 64;  // ids near the cut that may differ from the whole text's, dropped
-  size_t want = std::max<size_t>(4096, (max_tokens + kMargin) * 6);  // English runs ~4 bytes a token
+  size_t want =
+      std::max<size_t>(4096, (max_tokens + kMargin) * 6);  // English runs ~4 bytes a token
   while (true) {
     size_t cut = want;
     // A line break followed by a non-space character: every pre-tokenizer splits there.
-    while (cut < text.size() && !(text[cut - 1] == '\n' && text[cut] != ' ' && text[cut] != '\n' && text[cut] != '\r' &&
-                                  text[cut] != '\t'))
+    while (cut < text.size() && !(text[cut - 1] == '\n' && text[cut] != ' ' && text[cut] != '\n' &&
+                                  text[cut] != '\r' && text[cut] != '\t'))
       ++cut;
     if (cut >= text.size()) break;
     std::vector<int32_t> ids = encode(text.substr(0, cut));

@@ -35,7 +35,8 @@ inline std::string gib(double bytes) {
 inline void require_memory(double bytes, const std::string& what, const std::string& advice) {
   const double available = double(available_memory_bytes());
   if (bytes > available)
-    throw Error(what + " would need " + gib(bytes) + " of memory, but " + gib(available) + " is available; " + advice);
+    throw Error(what + " would need " + gib(bytes) + " of memory, but " + gib(available) +
+                " is available; " + advice);
 }
 
 }  // namespace lowbit::util
