@@ -85,6 +85,18 @@ TEST_F(ModelConfigTest, RopeParametersOfTransformers5AreApplied) {
             std::string::npos);
 }
 
+TEST_F(ModelConfigTest, RopeInterleavedSelectsAdjacentPairs) {
+  const TinyLlama tiny = TinyLlama::random(23);
+  const model::Model half = load_hf(tiny, [](json& c) { c["rope_interleaved"] = false; });
+  EXPECT_EQ(half.llama->config().rope_style, model::RopeStyle::HalfSplit);
+  EXPECT_LT(max_relative_error(all_logits(*half.llama, kTokens), tiny.reference_logits(kTokens)), 2e-6);
+  const model::Model pairs = load_hf(tiny, [](json& c) {
+    c["rope_interleaved"] = true;
+    c["is_llama_config"] = true;
+  });
+  EXPECT_EQ(pairs.llama->config().rope_style, model::RopeStyle::AdjacentPairs);
+}
+
 TEST_F(ModelConfigTest, ActivationOtherThanSiluIsRefused) {
   const TinyLlama tiny = TinyLlama::random(12);
   EXPECT_NO_THROW(load_hf(tiny, [](json& c) { c["hidden_act"] = "silu"; }));

@@ -303,7 +303,10 @@ void not_math_common(ConfigFields& f) {
               "resid_pdrop",
               "pretraining_tp",
               "_attn_implementation_autoset",
-              "attn_implementation"});
+              "attn_implementation",
+              // SmolLM2's converter marks its configs and leaves hints for transformers.js
+              "is_llama_config",
+              "transformers.js_config"});
   // Quantized checkpoints (GPTQ, AWQ, bitsandbytes, ...) hold packed weights lowbit does not read.
   if (f.has("quantization_config"))
     f.fail("quantization_config", "pre-quantized checkpoints are not supported");
@@ -374,7 +377,8 @@ LlamaConfig llama_config_from_json(const json& j, const std::string& path) {
   c.vocab_size = f.size("vocab_size");
   c.context_length = f.size_or("max_position_embeddings", 2048);
   c.norm_eps = float(f.positive_or("rms_norm_eps", 1e-6));
-  c.rope_style = RopeStyle::HalfSplit;
+  // Hugging Face rotates element i with i + d/2; SmolLM's (nanotron) configs can say interleaved.
+  c.rope_style = f.bool_or("rope_interleaved", false) ? RopeStyle::AdjacentPairs : RopeStyle::HalfSplit;
   if (c.n_heads % c.n_kv_heads != 0)
     f.fail("num_key_value_heads", "num_attention_heads is not a multiple of it");
   f.require_value("hidden_act", {"silu"});
