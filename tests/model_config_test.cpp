@@ -300,6 +300,33 @@ TEST_F(ModelConfigTest, TokenizerJsonThatDoesNotParseAsTheSpecSaysIsAnError) {
   EXPECT_EQ(error_with([](json&) {}), "");
 }
 
+TEST_F(ModelConfigTest, TheTokenizerPostProcessorDecidesTheBos) {
+  // LLaMA-3's tokenizer.json adds <|begin_of_text|> in its post_processor, not tokenizer_config.json.
+  const TinyLlama tiny = TinyLlama::random(24);
+  const std::string folder = path("hf");
+  std::filesystem::create_directories(folder);
+  tiny.write_hf(folder);
+  json tok = json::parse(read_text(folder + "/tokenizer.json"));
+  const json bos = {{"SpecialToken", {{"id", "<|endoftext|>"}, {"type_id", 0}}}};
+  const json seq = {{"Sequence", {{"id", "A"}, {"type_id", 0}}}};
+  tok["post_processor"] = {{"type", "Sequence"},
+                           {"processors", {{{"type", "ByteLevel"}, {"trim_offsets", false}},
+                                           {{"type", "TemplateProcessing"}, {"single", {bos, seq}}}}}};
+  write_text(folder + "/tokenizer.json", tok.dump());
+  const model::Model m = model::load_model(folder);
+  EXPECT_TRUE(m.tokenizer->adds_bos());
+  EXPECT_EQ(m.tokenizer->bos_id(), TinyByteVocab::kEos);
+  EXPECT_EQ(m.tokenizer->encode_for_model("the").front(), TinyByteVocab::kEos);
+  // An EOS appended after the text is not implemented: refused, not dropped.
+  tok["post_processor"] = {{"type", "TemplateProcessing"}, {"single", {seq, bos}}};
+  write_text(folder + "/tokenizer.json", tok.dump());
+  EXPECT_NE(error_of([&] { model::load_model(folder); }).find("post_processor adds 0 token(s) before and 1 after"),
+            std::string::npos);
+  tok["post_processor"] = {{"type", "RobertaProcessing"}, {"cls", {"<|endoftext|>", 256}}, {"sep", {"<|endoftext|>", 256}}};
+  write_text(folder + "/tokenizer.json", tok.dump());
+  EXPECT_THROW(model::load_model(folder), Error);
+}
+
 TEST_F(ModelConfigTest, OverlappingSafetensorsRangesAreAnError) {
   // Two F32 tensors of 4 elements each, the second starting inside the first.
   const json header = {{"a", {{"dtype", "F32"}, {"shape", {4}}, {"data_offsets", {0, 16}}}},

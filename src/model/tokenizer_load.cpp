@@ -135,6 +135,63 @@ void check_merges(const std::vector<std::string>& merges, const std::vector<std:
   }
 }
 
+// What tokenizer.json's post_processor puts around a single sequence (HF tokenizers applies it
+// whenever special tokens are added). `present` is false when there is none.
+struct SpecialTemplate {
+  bool present = false;
+  std::vector<int32_t> before, after;
+};
+
+SpecialTemplate json_post_processor(const json& pp, const std::string& path, const std::vector<std::string>& tokens) {
+  SpecialTemplate t;
+  if (pp.is_null()) return t;
+  t.present = true;
+  const std::string type = pp.value("type", "");
+  const auto id_of = [&](const std::string& text) {
+    if (pp.contains("special_tokens") && pp["special_tokens"].contains(text)) {
+      const json& ids = pp["special_tokens"][text].at("ids");
+      if (ids.size() != 1) throw Error(path + ": post_processor special token " + quote_token(text) + " is not one id");
+      return int32_t(files::json_int(ids[0], path + ": a post_processor id"));
+    }
+    const int32_t id = find_token(tokens, text);
+    if (id < 0) throw Error(path + ": post_processor names token " + quote_token(text) + ", which is not in the vocabulary");
+    return id;
+  };
+  if (type == "ByteLevel") {  // offsets only: ids unchanged
+    t.present = false;
+  } else if (type == "Sequence") {
+    t.present = false;
+    for (const json& p : pp.at("processors")) {
+      const SpecialTemplate part = json_post_processor(p, path, tokens);
+      if (!part.present) continue;
+      if (t.present) throw Error(path + ": more than one post_processor adds special tokens");
+      t = part;
+    }
+  } else if (type == "TemplateProcessing") {
+    bool seen_sequence = false;
+    for (const json& item : pp.at("single")) {
+      if (item.contains("Sequence")) {
+        seen_sequence = true;
+      } else if (item.contains("SpecialToken")) {
+        (seen_sequence ? t.after : t.before).push_back(id_of(item["SpecialToken"].at("id").get<std::string>()));
+      } else {
+        throw Error(path + ": post_processor template item " + item.dump().substr(0, 60) + " is not understood");
+      }
+    }
+    if (!seen_sequence) throw Error(path + ": post_processor template has no $A sequence");
+  } else if (type == "BertProcessing" || type == "RobertaProcessing") {
+    t.before.push_back(int32_t(files::json_int(pp.at("cls").at(1), path + ": post_processor cls id")));
+    t.after.push_back(int32_t(files::json_int(pp.at("sep").at(1), path + ": post_processor sep id")));
+  } else {
+    throw Error(path + ": post_processor type '" + type + "' is not supported");
+  }
+  for (const std::vector<int32_t>* ids : {&t.before, &t.after})
+    for (int32_t id : *ids)
+      if (id < 0 || size_t(id) >= tokens.size())
+        throw Error(path + ": post_processor id " + std::to_string(id) + " is outside the vocabulary");
+  return t;
+}
+
 }  // namespace
 
 std::vector<int32_t> Tokenizer::encode_for_model(std::string_view text) const {
@@ -222,6 +279,11 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const std::string& path) {
       spec.unk = id_of(model.value("unk_token", "[UNK]"));
       spec.cls = id_of("[CLS]");
       spec.sep = id_of("[SEP]");
+      // lowbit's WordPiece puts [CLS] ... [SEP] around a sequence; the file must say the same.
+      const SpecialTemplate t = json_post_processor(root.value("post_processor", json()), path, spec.tokens);
+      if (!t.present || t.before != std::vector<int32_t>{spec.cls} || t.after != std::vector<int32_t>{spec.sep})
+        throw Error(path + ": post_processor does not put [CLS] before and [SEP] after a sequence, which is what "
+                           "lowbit's WordPiece does");
       spec.description = std::string("WordPiece (") + (spec.lowercase ? "uncased" : "cased") + ")";
       return make_wordpiece(std::move(spec));
     }
@@ -260,6 +322,16 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const std::string& path) {
         if (config.contains("bos_token")) spec.bos = id_of(token_text(config["bos_token"]));
         if (config.contains("eos_token")) spec.eos = id_of(token_text(config["eos_token"]));
         spec.add_bos = config.value("add_bos_token", false) && spec.bos >= 0;
+      }
+      // The post_processor is what HF tokenizers applies (LLaMA-3 adds <|begin_of_text|> there): it
+      // decides BOS when present. Tokens after the text (an appended EOS) are not implemented.
+      const SpecialTemplate t = json_post_processor(root.value("post_processor", json()), path, spec.tokens);
+      if (t.present) {
+        if (t.before.size() > 1 || !t.after.empty())
+          throw Error(path + ": post_processor adds " + std::to_string(t.before.size()) + " token(s) before and " +
+                      std::to_string(t.after.size()) + " after a sequence; lowbit implements at most one BOS before");
+        spec.add_bos = !t.before.empty();
+        if (spec.add_bos) spec.bos = t.before[0];
       }
       spec.description = "byte-level BPE (" + std::to_string(spec.pre_patterns.size()) + " pre-tokenizer stages, " +
                          std::to_string(spec.merges.size()) + " merges)";
