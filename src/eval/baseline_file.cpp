@@ -13,6 +13,7 @@
 #include "lowbit/error.h"
 #include "lowbit/eval.h"
 #include "model/mapped_file.h"
+#include "util/content_hash.h"
 
 namespace lowbit::eval {
 namespace {
@@ -30,37 +31,30 @@ void get_array(io::ByteReader& r, std::vector<T>& v, size_t n, const char* what)
 void Baseline::save(const std::string& path) const {
   // Streamed to the file and hashed as it goes (a baseline of 32k tokens x top-64 is ~25 MB; no
   // second copy in memory).
-  XXH3_state_t* state = XXH3_createState();
-  XXH3_128bits_reset(state);
-  try {
-    io::write_file_atomically(path, [&](std::ostream& file) {
-      const auto write = [&](const void* p, size_t n) {
-        file.write(static_cast<const char*>(p), std::streamsize(n));
-        XXH3_128bits_update(state, p, n);
-      };
-      const auto put = [&](const auto& v) { write(&v, sizeof v); };
-      write(kMagic, sizeof kMagic);
-      put(kVersion);
-      put(n_ctx);
-      put(n_vocab);
-      put(top_k);
-      put(n_windows);
-      put(scored_per_window);
-      put(tokens_hash);
-      put(uint32_t(model.size()));
-      write(model.data(), model.size());
-      write(nll.data(), nll.size() * sizeof(double));
-      write(top_ids.data(), top_ids.size() * sizeof(int32_t));
-      write(top_logprobs.data(), top_logprobs.size() * sizeof(float));
-      const XXH128_hash_t sum = XXH3_128bits_digest(state);
-      file.write(reinterpret_cast<const char*>(&sum.high64), 8);
-      file.write(reinterpret_cast<const char*>(&sum.low64), 8);
-    });
-  } catch (...) {
-    XXH3_freeState(state);
-    throw;
-  }
-  XXH3_freeState(state);
+  util::ContentHash hash;
+  io::write_file_atomically(path, [&](std::ostream& file) {
+    const auto write = [&](const void* p, size_t n) {
+      file.write(static_cast<const char*>(p), std::streamsize(n));
+      hash.bytes(p, n);
+    };
+    const auto put = [&](const auto& v) { write(&v, sizeof v); };
+    write(kMagic, sizeof kMagic);
+    put(kVersion);
+    put(n_ctx);
+    put(n_vocab);
+    put(top_k);
+    put(n_windows);
+    put(scored_per_window);
+    put(tokens_hash);
+    put(uint32_t(model.size()));
+    write(model.data(), model.size());
+    write(nll.data(), nll.size() * sizeof(double));
+    write(top_ids.data(), top_ids.size() * sizeof(int32_t));
+    write(top_logprobs.data(), top_logprobs.size() * sizeof(float));
+    const XXH128_hash_t sum = hash.digest();
+    file.write(reinterpret_cast<const char*>(&sum.high64), 8);
+    file.write(reinterpret_cast<const char*>(&sum.low64), 8);
+  });
 }
 
 Baseline Baseline::load(const std::string& path) {

@@ -84,12 +84,12 @@ PerplexityResult perplexity(const model::Llama& llama, const std::vector<int32_t
                   std::to_string(base->n_vocab) + "); record it again with --save-baseline");
   }
   const int top_k = std::min(opt.baseline_top_k, n_vocab);
-  if (opt.record)  // per scored token: its NLL, top_k ids and log-probabilities
+  if (opt.record) {
+    // per scored token: its NLL, top_k ids and log-probabilities
     util::require_memory(double(res.n_windows) * per_window * (8.0 + 8.0 * top_k),
                          "recording a baseline with top-" + std::to_string(top_k) + " log-probabilities for " +
                              std::to_string(res.n_windows * per_window) + " tokens",
                          "use a smaller --top-k or --max-tokens");
-  if (opt.record) {
     Baseline& b = res.recorded;
     b.n_ctx = n_ctx;
     b.n_vocab = n_vocab;

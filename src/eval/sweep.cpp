@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -47,20 +48,20 @@ void write_text(const std::string& path, const std::string& text) {
 // Cache entries and results.json carry a checksum of their own content: XXH3-128 of the JSON
 // without its "checksum" field, dumped compactly (nlohmann's number output round-trips, so a parse
 // and a dump give the same text). A truncated, edited or bit-flipped file fails the check.
-json with_checksum(json j) {
+std::string checksum_of(json j) {
   j.erase("checksum");
-  const std::string sum = util::content_hash(j.dump());
-  j["checksum"] = sum;
+  return util::content_hash(j.dump());
+}
+
+json with_checksum(json j) {
+  j["checksum"] = checksum_of(j);
   return j;
 }
 
 // "" when the checksum holds, else what is wrong.
 std::string checksum_problem(const json& j) {
   if (!j.is_object() || !j.contains("checksum") || !j["checksum"].is_string()) return "it has no checksum";
-  json body = j;
-  body.erase("checksum");
-  return util::content_hash(body.dump()) == j["checksum"].get<std::string>() ? ""
-                                                                            : "its checksum does not match its content";
+  return checksum_of(j) == j["checksum"].get<std::string>() ? "" : "its checksum does not match its content";
 }
 
 // An exclusive lock on a file for as long as the object lives (flock: released if the process dies).
@@ -360,6 +361,7 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
     f.bytes(opt.calibration->id);
     return hex64(f.h);
   };
+  std::map<std::string, RecipeResult> finished;  // this shard's results by cache key
   for (size_t i : mine) {
     const ptq::Recipe& recipe = grid[i];
     const std::string key = cache_key(recipe);
@@ -367,6 +369,7 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
     if (files::exists(path)) {
       std::string problem;
       if (std::optional<RecipeResult> cached = read_cached(path, key, setup_key, problem)) {
+        finished.emplace(key, std::move(*cached));
         done += s.n_windows;
         if (opt.progress) opt.progress(recipe.label(), done, todo);
         note(recipe.label() + ": cached");
@@ -425,16 +428,19 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
     std::snprintf(line, sizeof line, ": ΔPPL %+.4f, KLD %.5f, %.2f bits/weight (%.0f s)", r.delta_ppl, r.kld.mean,
                   r.bits_per_weight, r.seconds);
     note(recipe.label() + line);
+    finished.emplace(key, std::move(r));
   }
 
-  // The report: every grid recipe with an intact result in the cache, gathered and written under
-  // the folder's lock, so that of shards sharing the folder the last to finish sees all results.
+  // The report: this shard's results and every other grid recipe with an intact result in the
+  // cache, gathered and written under the folder's lock, so that of shards sharing the folder the
+  // last to finish sees all results.
   FileLock lock(opt.out_dir + "/.lock");
   for (const ptq::Recipe& recipe : grid) {
     const std::string key = cache_key(recipe);
     std::string problem;
     std::optional<RecipeResult> r;
-    if (files::exists(cache + "/" + key + ".json")) r = read_cached(cache + "/" + key + ".json", key, setup_key, problem);
+    if (auto it = finished.find(key); it != finished.end()) r = std::move(it->second);
+    else if (files::exists(cache + "/" + key + ".json")) r = read_cached(cache + "/" + key + ".json", key, setup_key, problem);
     if (!r) {
       report.pending.push_back(recipe.label());
       continue;

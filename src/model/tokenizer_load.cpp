@@ -105,22 +105,23 @@ std::vector<std::string> json_vocab(const json& root, const std::string& path) {
   return tokens;
 }
 
-// Every token text once (else text -> id is ambiguous), named by the field it came from.
-void check_unique_tokens(const std::vector<std::string>& tokens, const std::string& where) {
-  std::unordered_map<std::string, size_t> seen;
+// Every token text once (else text -> id is ambiguous), named by the field it came from. Returns
+// the text -> id index it built, for check_merges.
+using TokenIndex = std::unordered_map<std::string, size_t>;
+TokenIndex check_unique_tokens(const std::vector<std::string>& tokens, const std::string& where) {
+  TokenIndex seen;
   for (size_t i = 0; i < tokens.size(); ++i) {
     const auto [it, fresh] = seen.emplace(tokens[i], i);
     if (!fresh)
       throw Error(where + ": token " + quote_token(tokens[i]) + " appears twice (ids " + std::to_string(it->second) +
                   " and " + std::to_string(i) + ")");
   }
+  return seen;
 }
 
 // BPE merges as the spec defines them: "left right" (one space; byte-level BPE text has none of
 // its own) with both parts and their concatenation in the vocabulary, as HF tokenizers requires.
-void check_merges(const std::vector<std::string>& merges, const std::vector<std::string>& tokens, const std::string& where) {
-  std::unordered_map<std::string, size_t> index;
-  for (size_t i = 0; i < tokens.size(); ++i) index.emplace(tokens[i], i);
+void check_merges(const std::vector<std::string>& merges, const TokenIndex& index, const std::string& where) {
   for (size_t m = 0; m < merges.size(); ++m) {
     const std::string& rule = merges[m];
     const size_t space = rule.find(' ');
@@ -221,10 +222,10 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& gguf) {
     return v && v->type == GgufType::BOOL ? v->b : fallback;
   };
 
-  check_unique_tokens(spec.tokens, path + ": tokenizer.ggml.tokens");
+  const TokenIndex index = check_unique_tokens(spec.tokens, path + ": tokenizer.ggml.tokens");
   if (model == "gpt2") {
     spec.merges = gguf.get_strings("tokenizer.ggml.merges");
-    check_merges(spec.merges, spec.tokens, path + ": tokenizer.ggml.merges entry");
+    check_merges(spec.merges, index, path + ": tokenizer.ggml.merges entry");
     const std::string pre = gguf.get_string("tokenizer.ggml.pre", "default");
     if (!pre_stages_for(pre, spec))
       throw Error(path + ": pre-tokenizer '" + pre +
@@ -306,8 +307,7 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const std::string& path) {
         spec.merges.push_back(m.is_string() ? m.get<std::string>()
                                             : m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
       }
-      check_unique_tokens(spec.tokens, path + ": model.vocab");
-      check_merges(spec.merges, spec.tokens, path + ": model.merges entry");
+      check_merges(spec.merges, check_unique_tokens(spec.tokens, path + ": model.vocab"), path + ": model.merges entry");
       if (model.contains("unk_token") && model["unk_token"].is_string()) spec.unk = id_of(model["unk_token"]);
       if (root.contains("added_tokens"))
         for (const json& t : root["added_tokens"])

@@ -24,8 +24,9 @@ class ContentHash {
     bytes(&n, sizeof n);
     bytes(s.data(), s.size());
   }
+  XXH128_hash_t digest() const { return XXH3_128bits_digest(state_); }
   std::string hex() const {
-    const XXH128_hash_t h = XXH3_128bits_digest(state_);
+    const XXH128_hash_t h = digest();
     char out[33];
     std::snprintf(out, sizeof out, "%016llx%016llx", static_cast<unsigned long long>(h.high64),
                   static_cast<unsigned long long>(h.low64));

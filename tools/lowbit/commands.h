@@ -6,6 +6,7 @@
 #include <string>
 
 #include "lowbit/linear.h"
+#include "lowbit/model.h"
 
 namespace lowbit::cli {
 
@@ -38,8 +39,7 @@ inline void warn_if_beyond_trained_context(int ctx, int trained, const std::stri
 }
 
 // Prints what the loader accepted but reported (lowbit::model::Model::warnings).
-template <class M>
-void print_model_warnings(const M& m) {
+inline void print_model_warnings(const model::Model& m) {
   for (const std::string& w : m.warnings) std::fprintf(stderr, "lowbit: note: %s: %s\n", m.path.c_str(), w.c_str());
 }
 
