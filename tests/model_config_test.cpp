@@ -11,6 +11,7 @@
 #include "lowbit/error.h"
 #include "lowbit/model.h"
 #include "lowbit/safetensors.h"
+#include "error_message.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 
@@ -34,16 +35,6 @@ class ModelConfigTest : public TempDirTest {
   model::Model load_gguf(const TinyLlama& tiny) {
     tiny.write_gguf(path("m.gguf"));
     return model::load_model(path("m.gguf"));
-  }
-  // The error message of loading, "" when it loads.
-  template <class F>
-  std::string error_of(F&& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
   }
 };
 

@@ -8,6 +8,7 @@
 
 #include "lowbit/error.h"
 #include "lowbit/sweep.h"
+#include "error_message.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 
@@ -22,14 +23,6 @@ size_t count(const std::string& haystack, const std::string& needle) {
 
 class SweepTest : public TempDirTest {
  protected:
-  static std::string error_of_load(const std::string& file) {
-    try {
-      eval::Baseline::load(file);
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
-  }
   void SetUp() override {
     TempDirTest::SetUp();
     TinyLlama::random(41).write_gguf(path("tiny.gguf"));
@@ -195,7 +188,7 @@ TEST_F(SweepTest, ACorruptBaselineIsRecomputedAndNeverUsed) {
   std::string bytes = read_text(baseline);
   bytes[bytes.size() / 2] ^= 0x40;  // one flipped bit in a log-probability
   write_text(baseline, bytes);
-  EXPECT_NE(error_of_load(baseline).find("checksum"), std::string::npos);
+  EXPECT_NE(error_of([&] { eval::Baseline::load(baseline); }).find("checksum"), std::string::npos);
   const eval::SweepReport second = sweep(path("out"));
   EXPECT_NE(log_[0].find("unusable"), std::string::npos) << log_[0];
   EXPECT_NE(log_[1].find("baseline: PPL computed"), std::string::npos) << log_[1];
@@ -207,11 +200,11 @@ TEST_F(SweepTest, ACorruptBaselineIsRecomputedAndNeverUsed) {
   eval::Baseline b = eval::Baseline::load(baseline);
   b.nll[3] = std::nan("");
   b.save(path("nan.bin"));
-  EXPECT_NE(error_of_load(path("nan.bin")).find("NLL of scored token 3"), std::string::npos);
+  EXPECT_NE(error_of([&] { eval::Baseline::load(path("nan.bin")); }).find("NLL of scored token 3"), std::string::npos);
   b = eval::Baseline::load(baseline);
   b.top_logprobs[5] = 0.5f;
   b.save(path("pos.bin"));
-  EXPECT_NE(error_of_load(path("pos.bin")).find("log-probability"), std::string::npos);
+  EXPECT_NE(error_of([&] { eval::Baseline::load(path("pos.bin")); }).find("log-probability"), std::string::npos);
 }
 
 TEST_F(SweepTest, ResultsJsonIsChecked) {

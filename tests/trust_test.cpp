@@ -10,6 +10,7 @@
 #include "lowbit/eval.h"
 #include "lowbit/model.h"
 #include "lowbit/tokenizer.h"
+#include "error_message.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 
@@ -17,15 +18,6 @@ namespace lowbit::testing {
 namespace {
 
 class TrustTest : public TempDirTest {};
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 const std::string kFffd = "\xEF\xBF\xBD";
 
