@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "lowbit/llama.h"
+#include <memory>
+
+#include "lowbit/sites.h"
 #include "lowbit/tokenizer.h"
 
 namespace lowbit::ptq {
@@ -26,17 +28,19 @@ Calibration make_calibration(const model::Tokenizer& tokenizer, const std::strin
 
 class LayerwiseRunner {
  public:
-  // Embeds every sequence with `model`'s embedding.
-  LayerwiseRunner(const model::Llama& model, const Calibration& calibration);
-  // Runs block `layer` of `model` on every sequence's current residual stream (the Linears'
-  // probes see their inputs); with `advance`, the streams become the block's outputs.
-  void run_layer(const model::Llama& model, int layer, bool advance);
+  // Embeds every sequence with `model`'s embedding. `model` must outlive the runner: its blocks
+  // run as they are when run_layer is called (a method changes block l, then advances).
+  LayerwiseRunner(const model::Runtime& model, const Calibration& calibration);
+  // Runs block `layer` on every sequence's current stream (the Linears' probes see their
+  // inputs); with `advance`, the streams become the block's outputs.
+  void run_layer(int layer, bool advance);
   size_t tokens() const;
 
  private:
   const Calibration& calibration_;
-  model::LlamaRunState state_;
+  std::unique_ptr<model::BlockRunner> runner_;
   std::vector<std::vector<float>> streams_;
+  std::vector<float> scratch_;
 };
 
 }  // namespace lowbit::ptq

@@ -75,7 +75,7 @@ uint64_t hash_tokens(const std::vector<int32_t>& tokens, size_t count, int n_ctx
 PerplexityResult perplexity(const model::Model& model, const std::string& text, const PerplexityOptions& options);
 // The same over tokens already encoded; `bos` (when >= 0) replaces the first token of each window,
 // `description` names the model in a recorded baseline.
-PerplexityResult perplexity(const model::Llama& llama, const std::vector<int32_t>& tokens, int32_t bos,
+PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int32_t>& tokens, int32_t bos,
                             const std::string& description, const PerplexityOptions& options);
 
 // Encoder models: sentence embeddings [n, dim] of the given lines, in batches, each truncated to

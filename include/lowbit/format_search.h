@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "lowbit/calibration.h"
-#include "lowbit/llama.h"
+#include "lowbit/sites.h"
 #include "lowbit/recipe.h"
 
 namespace lowbit::ptq {
@@ -29,7 +29,7 @@ Scheme search_scheme(const Scheme& base, const std::vector<float>& w, int out, i
 
 // The chosen scheme of every layer Linear whose weights `scheme_of` quantizes, block by block on
 // the calibration data (inputs from the blocks before, quantized with their chosen schemes).
-std::map<std::string, Scheme> search_model(const model::Llama& base, const std::function<MaybeScheme(const std::string&)>& scheme_of,
+std::map<std::string, Scheme> search_model(const model::Runtime& base, const std::function<MaybeScheme(const std::string&)>& scheme_of,
                                            const Calibration& calibration,
                                            const std::function<void(int, int)>& progress = {});
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "lowbit/calibration.h"
-#include "lowbit/llama.h"
+#include "lowbit/sites.h"
 #include "lowbit/recipe.h"
 #include "lowbit/scheme.h"
 
@@ -51,7 +51,7 @@ std::vector<float> gptq_quantize(const Scheme& scheme, const std::vector<float>&
 // on the calibration data: block l's Hessians come from the inputs that blocks 0 .. l-1, already
 // quantized, produce (full-precision activations; the recipe's run-time quantizers are not
 // applied during calibration). Returns the quantized weights by site name. `progress(l, L)`.
-std::map<std::string, std::vector<float>> gptq_model(const model::Llama& base,
+std::map<std::string, std::vector<float>> gptq_model(const model::Runtime& base,
                                                      const std::function<MaybeScheme(const std::string&)>& scheme_of,
                                                      const Calibration& calibration, const GptqOptions& options,
                                                      const std::function<void(int, int)>& progress = {});

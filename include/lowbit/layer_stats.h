@@ -9,16 +9,16 @@
 #include <string>
 #include <vector>
 
-#include "lowbit/llama.h"
+#include "lowbit/sites.h"
 #include "lowbit/ptq.h"
 #include "lowbit/qtensor.h"
 
 namespace lowbit::eval {
 
-// Every layer Linear's output in one full-precision forward over `window`, by site name.
+// Every block Linear's output in one full-precision forward over `window`, by site name.
 class ReferenceOutputs {
  public:
-  ReferenceOutputs(const model::Llama& fp, std::vector<int32_t> window);
+  ReferenceOutputs(const model::Runtime& fp, std::vector<int32_t> window);
   const std::vector<int32_t>& window() const { return window_; }
   const std::vector<float>* find(const std::string& site) const;
 
@@ -44,7 +44,7 @@ struct LayerRow {
 
 // Runs `quantized` over the reference's window and returns one row per layer Linear, in forward
 // order; weight errors come from the recipe's ApplyReport.
-std::vector<LayerRow> layer_statistics(const model::Llama& quantized, const ReferenceOutputs& reference,
+std::vector<LayerRow> layer_statistics(const model::Runtime& quantized, const ReferenceOutputs& reference,
                                        const ptq::ApplyReport& applied);
 
 }  // namespace lowbit::eval

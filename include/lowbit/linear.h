@@ -74,6 +74,8 @@ class Linear {
   // Replaces the weight (same shape); a tied weight stops being shared.
   void set_weight(std::vector<float> weight);
   void set_weight_shared(std::shared_ptr<std::vector<float>> weight);
+  // Replaces the bias (empty, or out_features values).
+  void set_bias(std::vector<float> bias);
   // Multiply-adds one forward performs per input row.
   double flops_per_row() const { return 2.0 * in_ * out_; }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lowbit/linear.h"
+#include "lowbit/sites.h"
 
 namespace lowbit::model {
 
@@ -90,7 +91,7 @@ struct LlamaRunState {
   int n_tokens = 0;           // rows of the last forward
 };
 
-class Llama {
+class Llama : public Decoder {
  public:
   Llama(LlamaConfig config, LlamaWeights weights);
 
@@ -117,9 +118,21 @@ class Llama {
   void logits(const LlamaRunState& s, int row0, int count, float* out) const;
 
   // Parameters (a tied output head counted once).
-  int64_t parameter_count() const;
+  int64_t parameter_count() const override;
   // Floating-point operations of forward(n tokens at pos0) plus logits for `logit_rows` rows.
   double flops(int n, int pos0, int logit_rows) const;
+
+  // The sites interface (lowbit/sites.h; src/model/llama_sites.cpp).
+  std::string architecture() const override { return config_.arch; }
+  std::string summary() const override { return config_.summary(); }
+  std::unique_ptr<Runtime> clone() const override { return std::make_unique<Llama>(*this); }
+  Sites sites() override;
+  std::unique_ptr<BlockRunner> block_runner(int max_tokens) const override;
+  std::optional<RotationPlan> rotation_plan() override;
+  int vocab_size() const override { return config_.vocab_size; }
+  int context_length() const override { return config_.context_length; }
+  std::unique_ptr<Pass> pass(int max_tokens) const override;
+  double flops(int n, int logit_rows) const override { return flops(n, 0, logit_rows); }
 
  private:
   void attention(int layer, int n, int pos0, LlamaRunState& s) const;

@@ -14,6 +14,7 @@
 #include "lowbit/llama.h"
 #include "lowbit/qtensor.h"
 #include "lowbit/recipe.h"
+#include "lowbit/sites.h"
 
 namespace lowbit::ptq {
 
@@ -37,7 +38,7 @@ struct ApplyReport {
   // The full-precision model after the transforming methods (hadamard, smoothquant), when there
   // were any: the right reference for per-layer output errors, since a rotated model's Linears
   // that write the residual stream produce rotated outputs.
-  std::shared_ptr<const model::Llama> transformed;
+  std::shared_ptr<const model::Runtime> transformed;
 };
 
 // A copy of `fp` with the recipe applied: its methods run in order (hadamard, smoothquant: the
@@ -54,13 +55,21 @@ struct MethodCache {
   std::map<std::string, std::map<std::string, Scheme>> search;            // by key: schemes by site
 };
 
-model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp, ApplyReport* report = nullptr,
-                          const Calibration* calibration = nullptr,
-                          const std::function<void(const std::string&, int, int)>& progress = {},
-                          MethodCache* cache = nullptr);
+std::unique_ptr<model::Runtime> apply_recipe(const Recipe& recipe, const model::Runtime& fp, ApplyReport* report = nullptr,
+                                             const Calibration* calibration = nullptr,
+                                             const std::function<void(const std::string&, int, int)>& progress = {},
+                                             MethodCache* cache = nullptr);
+// The same for a caller that holds a LLaMA-family model.
+inline model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp, ApplyReport* report = nullptr,
+                                 const Calibration* calibration = nullptr,
+                                 const std::function<void(const std::string&, int, int)>& progress = {},
+                                 MethodCache* cache = nullptr) {
+  return model::runtime_as<model::Llama>(
+      apply_recipe(recipe, static_cast<const model::Runtime&>(fp), report, calibration, progress, cache));
+}
 
-// The sites of a model, in forward order (embedding, per layer the seven Linears and kv_cache,
-// output): what `lowbit recipe --sites` lists and what patterns are matched against.
-std::vector<std::string> model_sites(const model::Llama& llama);
+// The sites of a model, in forward order (model::Sites::names: embedding, per block its Linears
+// and kv_cache, output): what `lowbit recipe --sites` lists and what patterns are matched against.
+std::vector<std::string> model_sites(const model::Runtime& model);
 
 }  // namespace lowbit::ptq

@@ -9,7 +9,10 @@
 
 #include <cstdint>
 
+#include <memory>
+
 #include "lowbit/llama.h"
+#include "lowbit/sites.h"
 
 namespace lowbit::ptq {
 
@@ -19,8 +22,12 @@ struct RotationOptions {
   bool qk = true;            // rotate queries and keys per head (for KV-cache quantization)
 };
 
-// A rotated copy of `fp` (weights copied, untied from the embedding). Throws lowbit::Error when a
-// width (dim, hidden, head_dim) has no Hadamard transform.
-model::Llama rotate_model(const model::Llama& fp, const RotationOptions& options = {});
+// A rotated copy of `fp` (weights copied, untied from the embedding), by the model's rotation plan
+// (model::RotationPlan). Throws lowbit::Error when the architecture has no plan or a width (dim,
+// hidden, head_dim) has no Hadamard transform.
+std::unique_ptr<model::Runtime> rotate_model(const model::Runtime& fp, const RotationOptions& options = {});
+inline model::Llama rotate_model(const model::Llama& fp, const RotationOptions& options = {}) {
+  return model::runtime_as<model::Llama>(rotate_model(static_cast<const model::Runtime&>(fp), options));
+}
 
 }  // namespace lowbit::ptq

@@ -8,6 +8,7 @@
 
 #include "lowbit/calibration.h"
 #include "lowbit/llama.h"
+#include "lowbit/sites.h"
 
 namespace lowbit::ptq {
 
@@ -19,9 +20,13 @@ struct SmoothQuantOptions {
   bool pow2 = false;
 };
 
-// A smoothed copy of `base`. down_proj is smoothed only where it has no online input rotation
-// (after a Hadamard rotation its input channels are mixed, and the rotation already spreads
-// outliers).
-model::Llama smooth_model(const model::Llama& base, const Calibration& calibration, const SmoothQuantOptions& options);
+// A smoothed copy of `base`: every input site whose channels can be scaled where they are produced
+// (InputSite::fold) and whose reader does not rotate it online (after a Hadamard rotation the
+// channels are mixed, and the rotation already spreads outliers).
+std::unique_ptr<model::Runtime> smooth_model(const model::Runtime& base, const Calibration& calibration,
+                                             const SmoothQuantOptions& options);
+inline model::Llama smooth_model(const model::Llama& base, const Calibration& calibration, const SmoothQuantOptions& options) {
+  return model::runtime_as<model::Llama>(smooth_model(static_cast<const model::Runtime&>(base), calibration, options));
+}
 
 }  // namespace lowbit::ptq

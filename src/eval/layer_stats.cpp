@@ -10,8 +10,6 @@
 namespace lowbit::eval {
 namespace {
 
-constexpr int kLinearsPerLayer = 7;
-
 // Copies of every Linear's output.
 class Recorder : public model::LinearProbe {
  public:
@@ -67,29 +65,31 @@ class Collector : public model::LinearProbe {
   std::map<std::string, LayerRow>& rows_;
 };
 
-// A shallow copy of `llama` whose layer Linears report to `probe` (the output head does not).
-model::Llama probed_copy(const model::Llama& llama, model::LinearProbe* probe) {
-  model::Llama copy = llama;
-  for (model::Linear* lin : copy.linears())
-    if (lin->name() != "output") lin->set_probe(probe);
-  return copy;
+// Runs the block Linears of a copy of `m` over `window` with `probe` attached (the head is not
+// observed), through the block runner: embedding and every block, as a forward computes them.
+void run_probed(const model::Runtime& m, const std::vector<int32_t>& window, model::LinearProbe* probe) {
+  const std::unique_ptr<model::Runtime> copy = m.clone();
+  const model::Sites sites = copy->sites();
+  for (const model::LinearSite& s : sites.linears) s.linear->set_probe(probe);
+  const int n = int(window.size());
+  const std::unique_ptr<model::BlockRunner> runner = copy->block_runner(n);
+  std::vector<float> stream(size_t(n) * runner->width());
+  runner->embed(window.data(), n, stream.data());
+  for (int b = 0; b < sites.blocks; ++b) runner->run_block(b, n, stream.data());
 }
 
 }  // namespace
 
-ReferenceOutputs::ReferenceOutputs(const model::Llama& fp, std::vector<int32_t> window) : window_(std::move(window)) {
+ReferenceOutputs::ReferenceOutputs(const model::Runtime& fp, std::vector<int32_t> window) : window_(std::move(window)) {
   if (window_.empty()) throw Error("layer statistics need at least one token");
-  // Every layer Linear's output over the window is kept (the head's is not recorded).
+  // Every block Linear's output over the window is kept (the head's is not recorded).
   double floats = 0;
-  const std::vector<const model::Linear*> linears = fp.linears();
-  for (size_t i = 0; i + 1 < linears.size(); ++i) floats += double(linears[i]->out_features());
+  for (const model::LinearSite& s : const_cast<model::Runtime&>(fp).sites().linears) floats += double(s.linear->out_features());
   util::require_memory(4.0 * floats * double(window_.size()),
                        "the per-layer statistics' reference outputs over " + std::to_string(window_.size()) + " tokens",
                        "use a smaller --ctx, or skip them (--no-layers in sweep, no --layers in eval)");
   Recorder recorder(outputs_);
-  const model::Llama probed = probed_copy(fp, &recorder);
-  model::LlamaRunState state(fp.config(), int(window_.size()), int(window_.size()));
-  probed.forward(window_.data(), int(window_.size()), 0, state);
+  run_probed(fp, window_, &recorder);
 }
 
 const std::vector<float>* ReferenceOutputs::find(const std::string& site) const {
@@ -97,23 +97,19 @@ const std::vector<float>* ReferenceOutputs::find(const std::string& site) const 
   return it == outputs_.end() ? nullptr : &it->second;
 }
 
-std::vector<LayerRow> layer_statistics(const model::Llama& quantized, const ReferenceOutputs& reference,
+std::vector<LayerRow> layer_statistics(const model::Runtime& quantized, const ReferenceOutputs& reference,
                                        const ptq::ApplyReport& applied) {
   std::map<std::string, LayerRow> by_site;
   Collector collector(reference, by_site);
-  const model::Llama probed = probed_copy(quantized, &collector);
-  const std::vector<int32_t>& window = reference.window();
-  model::LlamaRunState state(quantized.config(), int(window.size()), int(window.size()));
-  probed.forward(window.data(), int(window.size()), 0, state);
+  run_probed(quantized, reference.window(), &collector);
 
   std::vector<LayerRow> rows;
-  const std::vector<const model::Linear*> linears = quantized.linears();
-  for (size_t i = 0; i + 1 < linears.size(); ++i) {  // the last is the output head
-    const model::Linear& lin = *linears[i];
+  for (const model::LinearSite& site : const_cast<model::Runtime&>(quantized).sites().linears) {
+    const model::Linear& lin = *site.linear;
     LayerRow r = by_site.at(lin.name());
     r.site = lin.name();
-    r.layer = int(i) / kLinearsPerLayer;
-    r.role = r.site.substr(r.site.rfind('.') + 1);
+    r.layer = site.layer;
+    r.role = site.role;
     r.input_scheme = ptq::maybe_scheme_name(lin.input_scheme());
     r.weight_scheme = "fp";
     for (const ptq::WeightReport& w : applied.weights)

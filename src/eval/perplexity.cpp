@@ -58,10 +58,10 @@ PerplexityResult perplexity(const model::Model& m, const std::string& text, cons
   return perplexity(*m.llama, m.tokenizer->encode_prefix(text, budget), bos, m.path + " (" + m.summary() + ")", opt);
 }
 
-PerplexityResult perplexity(const model::Llama& llama, const std::vector<int32_t>& tokens, int32_t bos,
+PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int32_t>& tokens, int32_t bos,
                             const std::string& description, const PerplexityOptions& opt) {
   const int n_ctx = opt.n_ctx;
-  const int n_vocab = llama.config().vocab_size;
+  const int n_vocab = decoder.vocab_size();
   if (n_ctx < 8) throw Error("--ctx must be at least 8");
   PerplexityResult res;
   res.text_tokens = int64_t(tokens.size());
@@ -100,7 +100,7 @@ PerplexityResult perplexity(const model::Llama& llama, const std::vector<int32_t
     b.model = description;
   }
 
-  model::LlamaRunState state(llama.config(), n_ctx, n_ctx);
+  const std::unique_ptr<model::Decoder::Pass> pass = decoder.pass(n_ctx);
   std::vector<float> logits(size_t(kLogitRows) * size_t(n_vocab));
   std::vector<int32_t> window(static_cast<size_t>(n_ctx)), order(static_cast<size_t>(n_vocab));
   std::vector<double> kld;
@@ -111,10 +111,10 @@ PerplexityResult perplexity(const model::Llama& llama, const std::vector<int32_t
     const size_t start = size_t(w) * size_t(n_ctx);
     std::copy_n(tokens.begin() + int64_t(start), n_ctx, window.begin());
     if (bos >= 0) window[0] = bos;
-    llama.forward(window.data(), n_ctx, 0, state);
+    pass->forward(window.data(), n_ctx);
     for (int row0 = first; row0 < first + per_window; row0 += kLogitRows) {
       const int rows = std::min(kLogitRows, first + per_window - row0);
-      llama.logits(state, row0, rows, logits.data());
+      pass->logits(row0, rows, logits.data());
       for (int r = 0; r < rows; ++r) {
         const float* row = logits.data() + size_t(r) * size_t(n_vocab);
         const int pos = row0 + r;
@@ -175,7 +175,7 @@ PerplexityResult perplexity(const model::Llama& llama, const std::vector<int32_t
   const double var = nll2_sum / n - mean * mean;
   res.ppl_stderr = n > 1 ? res.ppl * std::sqrt(std::max(0.0, var) / (n - 1)) : 0;
   res.tokens_per_second = double(res.n_windows * n_ctx) / res.seconds;
-  res.gflops = llama.flops(n_ctx, 0, per_window) * double(res.n_windows) / res.seconds * 1e-9;
+  res.gflops = decoder.flops(n_ctx, per_window) * double(res.n_windows) / res.seconds * 1e-9;
   if (base) {
     res.compared = true;
     res.base_ppl = std::exp(base_sum / n);

@@ -91,6 +91,12 @@ void Linear::set_weight(std::vector<float> weight) {
   weight_ = std::make_shared<std::vector<float>>(std::move(weight));
 }
 
+void Linear::set_bias(std::vector<float> bias) {
+  if (!bias.empty() && bias.size() != size_t(out_))
+    throw Error("Linear '" + name_ + "': bias has " + std::to_string(bias.size()) + " values, expected " + std::to_string(out_));
+  bias_ = std::move(bias);
+}
+
 void Linear::set_weight_shared(std::shared_ptr<std::vector<float>> weight) {
   if (!weight || weight->size() != size_t(out_) * size_t(in_))
     throw Error("Linear '" + name_ + "': replacement weight has the wrong size");

@@ -1,6 +1,7 @@
 // Applies a recipe to a LLaMA-family model: round-to-nearest weights, run-time quantizers.
 #include <fnmatch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -47,16 +48,9 @@ Quantized quantize_weight(const std::string& site, const MaybeScheme& scheme, st
 
 }  // namespace
 
-std::vector<std::string> model_sites(const model::Llama& llama) {
-  std::vector<std::string> sites = {"embedding"};
-  const auto linears = llama.linears();
-  const size_t per_layer = 7;
-  for (size_t l = 0; l < llama.weights().layers.size(); ++l) {
-    for (size_t i = 0; i < per_layer; ++i) sites.push_back(linears[l * per_layer + i]->name());
-    sites.push_back("layers." + std::to_string(l) + ".kv_cache");
-  }
-  sites.push_back("output");
-  return sites;
+std::vector<std::string> model_sites(const model::Runtime& m) {
+  // sites() hands out pointers for changing the model; only the names are read here.
+  return const_cast<model::Runtime&>(m).sites().names();
 }
 
 namespace {
@@ -82,11 +76,11 @@ std::string method_key(const Recipe& recipe, size_t upto, const Calibration& cal
   return r.canonical() + "|" + calibration.id;
 }
 
-model::Llama run_methods(const Recipe& recipe, const model::Llama& fp, const Calibration* calibration,
+std::unique_ptr<model::Runtime> run_methods(const Recipe& recipe, const model::Runtime& fp, const Calibration* calibration,
                          std::map<std::string, std::vector<float>>& prequantized, std::map<std::string, Scheme>& chosen,
                          ApplyReport& rep, const std::function<void(const std::string&, int, int)>& progress,
                          MethodCache* cache) {
-  model::Llama base = fp;
+  std::unique_ptr<model::Runtime> base = fp.clone();
   size_t index = 0;
   const auto scheme_of = [&](const std::string& site) -> MaybeScheme {
     const auto it = chosen.find(site);
@@ -101,9 +95,9 @@ model::Llama run_methods(const Recipe& recipe, const model::Llama& fp, const Cal
       RotationOptions o;
       o.seed = uint64_t(m.number("seed", 1));
       o.online_down_proj = !m.flag("no_online");
-      base = rotate_model(base, o);
+      base = rotate_model(*base, o);
     } else if (m.name == "smoothquant") {
-      base = smooth_model(base, *calibration, SmoothQuantOptions{m.number("alpha", 0.5), m.flag("pow2")});
+      base = smooth_model(*base, *calibration, SmoothQuantOptions{m.number("alpha", 0.5), m.flag("pow2")});
     } else if (m.name == "gptq") {
       GptqOptions o;
       o.damp = m.number("damp", 0.01);
@@ -114,7 +108,7 @@ model::Llama run_methods(const Recipe& recipe, const model::Llama& fp, const Cal
       if (cache && cache->gptq.count(key)) {
         prequantized = cache->gptq.at(key);
       } else {
-        prequantized = gptq_model(base, scheme_of, *calibration, o, [&](int done, int total) {
+        prequantized = gptq_model(*base, scheme_of, *calibration, o, [&](int done, int total) {
           if (progress) progress("gptq", done, total);
         });
         if (cache) cache->gptq[key] = prequantized;
@@ -130,7 +124,7 @@ model::Llama run_methods(const Recipe& recipe, const model::Llama& fp, const Cal
       if (cache && cache->search.count(key)) {
         chosen = cache->search.at(key);
       } else {
-        chosen = search_model(base, of, *calibration, [&](int done, int total) {
+        chosen = search_model(*base, of, *calibration, [&](int done, int total) {
           if (progress) progress("search", done, total);
         });
         if (cache) cache->search[key] = chosen;
@@ -145,43 +139,51 @@ model::Llama run_methods(const Recipe& recipe, const model::Llama& fp, const Cal
 
 }  // namespace
 
-model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp_in, ApplyReport* report,
-                          const Calibration* calibration,
-                          const std::function<void(const std::string&, int, int)>& progress, MethodCache* cache) {
+std::unique_ptr<model::Runtime> apply_recipe(const Recipe& recipe, const model::Runtime& fp_in, ApplyReport* report,
+                                             const Calibration* calibration,
+                                             const std::function<void(const std::string&, int, int)>& progress,
+                                             MethodCache* cache) {
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<std::string> sites = model_sites(fp_in);
+  const std::vector<std::string> names = model_sites(fp_in);
   for (const RecipeOverride& o : recipe.overrides) {
     bool hit = false;
-    for (const std::string& s : sites) hit = hit || ::fnmatch(o.match.c_str(), s.c_str(), 0) == 0;
+    for (const std::string& s : names) hit = hit || ::fnmatch(o.match.c_str(), s.c_str(), 0) == 0;
     if (!hit)
-      throw Error("recipe: override pattern \"" + o.match + "\" matches no site of this model (sites look like "
-                  "layers.0.q_proj, layers.0.kv_cache, embedding, output; `lowbit recipe --sites` lists them)");
+      throw Error("recipe: override pattern \"" + o.match + "\" matches no site of this model (sites look like " +
+                  names.front() + ", " + names[std::min<size_t>(1, names.size() - 1)] + ", " + names.back() +
+                  "; `lowbit recipe --sites` lists them)");
   }
   ApplyReport rep;
   std::map<std::string, std::vector<float>> prequantized;
   std::map<std::string, Scheme> chosen;
-  const model::Llama fp = run_methods(recipe, fp_in, calibration, prequantized, chosen, rep, progress, cache);
+  const std::unique_ptr<model::Runtime> fp = run_methods(recipe, fp_in, calibration, prequantized, chosen, rep, progress, cache);
   for (const Method& m : recipe.methods)
-    if (m.name == "hadamard" || m.name == "smoothquant") rep.transformed = std::make_shared<const model::Llama>(fp);
-  model::Llama q = fp;  // shares every weight until replaced
-  model::LlamaWeights& w = q.weights();
-  const model::LlamaConfig& c = fp.config();
+    if (m.name == "hadamard" || m.name == "smoothquant") rep.transformed = std::shared_ptr<const model::Runtime>(fp->clone());
+  std::unique_ptr<model::Runtime> q = fp->clone();  // shares every weight until replaced
+  const model::Sites fs = fp->sites(), qs = q->sites();
+  if (qs.kv.empty() && (recipe.kv || std::any_of(recipe.overrides.begin(), recipe.overrides.end(),
+                                                 [](const RecipeOverride& o) { return o.kv && *o.kv; })))
+    throw Error("recipe: the " + fp->architecture() + " model has no KV cache (an encoder attends within one pass); "
+                "give no kv scheme");
 
-  const MaybeScheme emb_scheme = recipe.resolve("embedding").weights;
-  Quantized emb = quantize_weight("embedding", emb_scheme, fp.weights().token_embedding, size_t(c.vocab_size), size_t(c.dim));
-  w.token_embedding = emb.values;
+  const MaybeScheme emb_scheme = recipe.resolve(qs.embedding.name).weights;
+  Quantized emb = quantize_weight(qs.embedding.name, emb_scheme, *fs.embedding.values, qs.embedding.rows, qs.embedding.cols);
+  *qs.embedding.values = emb.values;
   rep.weights.push_back(emb.report);
 
-  for (model::Linear* lin : q.linears()) {
-    const bool is_output = lin->name() == "output";
+  std::vector<model::Linear*> linears;
+  for (const model::LinearSite& site : qs.linears) linears.push_back(site.linear);
+  if (qs.head) linears.push_back(qs.head);
+  for (model::Linear* lin : linears) {
+    const bool is_output = lin == qs.head;
+    const bool tied = is_output && fs.head_tied;
     Recipe::Resolved r = recipe.resolve(lin->name());
     if (const auto it = chosen.find(lin->name()); it != chosen.end()) r.weights = it->second;
-    if (is_output && c.tied_output && r.weights == emb_scheme) {
+    if (tied && r.weights == emb_scheme) {
       // One stored tensor serves both (quantized alike, or both kept).
       lin->set_weight_shared(emb.values);
     } else {
-      const std::shared_ptr<std::vector<float>> source =
-          is_output && c.tied_output ? fp.weights().token_embedding : lin->weight_ptr();
+      const std::shared_ptr<std::vector<float>> source = tied ? *fs.embedding.values : lin->weight_ptr();
       const auto pre = prequantized.find(lin->name());
       if (pre != prequantized.end()) {  // quantized by a method (GPTQ): measured against its input
         WeightReport wr;
@@ -206,13 +208,12 @@ model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp_in, Apply
     lin->set_input_scheme(r.activations);
     lin->set_accumulation(recipe.accumulate);
   }
-  for (size_t l = 0; l < w.layers.size(); ++l) {
-    const std::string site = "layers." + std::to_string(l) + ".kv_cache";
-    w.layers[l].kv_cache = recipe.resolve(site).kv;
+  for (const model::KvSite& kv : qs.kv) {
+    *kv.scheme = recipe.resolve(kv.name).kv;
     try {
-      if (w.layers[l].kv_cache) validate_scheme(*w.layers[l].kv_cache);
+      if (*kv.scheme) validate_scheme(**kv.scheme);
     } catch (const Error& e) {
-      throw Error("recipe: " + site + ": " + e.what());
+      throw Error("recipe: " + kv.name + ": " + e.what());
     }
   }
 
@@ -221,7 +222,7 @@ model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp_in, Apply
     const double n = double(r.shape[0] * r.shape[1]);
     bits += n * r.bits_per_element;
     count += n;
-    if (r.site != "embedding" && r.site != "output") {
+    if (r.site != qs.embedding.name && !(qs.head && r.site == qs.head->name())) {
       linear_bits += n * r.bits_per_element;
       linear_count += n;
     }

@@ -33,29 +33,32 @@ Calibration make_calibration(const model::Tokenizer& tokenizer, const std::strin
   return c;
 }
 
-LayerwiseRunner::LayerwiseRunner(const model::Llama& m, const Calibration& c)
-    : calibration_(c),
-      state_(m.config(), int(c.sequences.empty() ? 1 : c.sequences[0].size()), int(c.sequences.empty() ? 1 : c.sequences[0].size())) {
+LayerwiseRunner::LayerwiseRunner(const model::Runtime& m, const Calibration& c) : calibration_(c) {
   if (c.sequences.empty()) throw Error("calibration: no sequences");
-  const size_t n = c.sequences[0].size(), dim = size_t(m.config().dim);
-  // The residual stream of every sequence is kept between blocks.
-  util::require_memory(4.0 * double(c.sequences.size()) * double(n) * double(dim),
+  const size_t n = c.sequences[0].size();
+  runner_ = m.block_runner(int(n));
+  const size_t width = runner_->width();
+  // The stream of every sequence is kept between blocks.
+  util::require_memory(4.0 * double(c.sequences.size()) * double(n) * double(width),
                        "the residual streams of " + std::to_string(c.sequences.size()) + " calibration sequences of " +
                            std::to_string(n) + " tokens",
                        "use fewer (--calib-seqs) or shorter (--calib-len) sequences");
   for (const std::vector<int32_t>& seq : c.sequences) {
     if (seq.size() != n) throw Error("calibration: sequences of different lengths");
-    m.embed(seq.data(), int(n), 0, state_);
-    streams_.emplace_back(state_.x.begin(), state_.x.begin() + int64_t(n * dim));
+    streams_.emplace_back(n * width);
+    runner_->embed(seq.data(), int(n), streams_.back().data());
   }
 }
 
-void LayerwiseRunner::run_layer(const model::Llama& m, int layer, bool advance) {
+void LayerwiseRunner::run_layer(int layer, bool advance) {
   const int n = int(calibration_.sequences[0].size());
   for (std::vector<float>& x : streams_) {
-    std::copy(x.begin(), x.end(), state_.x.begin());
-    m.forward_layer(layer, n, 0, state_);
-    if (advance) std::copy_n(state_.x.begin(), x.size(), x.begin());
+    if (advance) {
+      runner_->run_block(layer, n, x.data());
+    } else {
+      scratch_ = x;
+      runner_->run_block(layer, n, scratch_.data());
+    }
   }
 }
 

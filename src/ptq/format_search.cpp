@@ -9,6 +9,7 @@
 #include "lowbit/error.h"
 #include "lowbit/gptq.h"
 #include "lowbit/qtensor.h"
+#include "ptq/input_hessians.h"
 
 namespace lowbit::ptq {
 
@@ -63,48 +64,36 @@ Scheme search_scheme(const Scheme& base, const std::vector<float>& w, int out, i
   return chosen;
 }
 
-namespace {
-
-// Hessians of the inputs of one block's Linears, by site (shared inputs observed once each).
-class InputHessians : public model::LinearProbe {
- public:
-  void observe(const model::Linear& lin, const float* x, const float*, int n, const float*) override {
-    auto it = hessians.find(lin.name());
-    if (it == hessians.end()) it = hessians.emplace(lin.name(), Hessian(lin.in_features())).first;
-    it->second.add(x, n);
-  }
-  std::map<std::string, Hessian> hessians;
-};
-
-}  // namespace
-
-std::map<std::string, Scheme> search_model(const model::Llama& base, const std::function<MaybeScheme(const std::string&)>& scheme_of,
+std::map<std::string, Scheme> search_model(const model::Runtime& base, const std::function<MaybeScheme(const std::string&)>& scheme_of,
                                            const Calibration& calibration, const std::function<void(int, int)>& progress) {
   std::map<std::string, Scheme> chosen;
-  model::Llama q = base;
-  LayerwiseRunner runner(q, calibration);
-  const int layers = q.config().n_layers;
-  for (int l = 0; l < layers; ++l) {
-    model::LlamaLayer& layer = q.weights().layers[size_t(l)];
-    model::Linear* linears[] = {&layer.wq, &layer.wk, &layer.wv, &layer.wo, &layer.w_gate, &layer.w_up, &layer.w_down};
-    InputHessians probe;
-    for (model::Linear* lin : linears)
-      if (scheme_of(lin->name())) lin->set_probe(&probe);
-    runner.run_layer(q, l, false);
-    for (model::Linear* lin : linears) {
-      lin->set_probe(nullptr);
-      const MaybeScheme s = scheme_of(lin->name());
-      if (!s) continue;
-      const std::vector<double> hd = probe.hessians.at(lin->name()).matrix();
-      const std::vector<float> h(hd.begin(), hd.end());
-      const Scheme pick = search_scheme(*s, lin->weight(), lin->out_features(), lin->in_features(), h);
-      std::vector<float> w(lin->weight().size());
-      fake_quant(pick, lin->weight().data(), {size_t(lin->out_features()), size_t(lin->in_features())}, w.data());
-      lin->set_weight(std::move(w));  // later blocks see this one quantized
-      chosen[lin->name()] = pick;
+  const std::unique_ptr<model::Runtime> q = base.clone();
+  const model::Sites sites = q->sites();
+  LayerwiseRunner runner(*q, calibration);
+  for (int l = 0; l < sites.blocks; ++l) {
+    {
+      // Only inputs with a quantized reader are observed.
+      InputHessians hessians(sites, l, [&](const model::InputSite& in) {
+        for (const model::Linear* lin : in.readers)
+          if (scheme_of(lin->name())) return true;
+        return false;
+      });
+      runner.run_layer(l, false);
+      for (const model::LinearSite& site : sites.block(l)) {
+        model::Linear* lin = site.linear;
+        const MaybeScheme s = scheme_of(lin->name());
+        if (!s) continue;
+        const std::vector<double> hd = hessians.of(site.input).matrix();
+        const std::vector<float> h(hd.begin(), hd.end());
+        const Scheme pick = search_scheme(*s, lin->weight(), lin->out_features(), lin->in_features(), h);
+        std::vector<float> w(lin->weight().size());
+        fake_quant(pick, lin->weight().data(), {size_t(lin->out_features()), size_t(lin->in_features())}, w.data());
+        lin->set_weight(std::move(w));  // later blocks see this one quantized
+        chosen[lin->name()] = pick;
+      }
     }
-    runner.run_layer(q, l, true);
-    if (progress) progress(l + 1, layers);
+    runner.run_layer(l, true);
+    if (progress) progress(l + 1, sites.blocks);
   }
   return chosen;
 }

@@ -12,6 +12,7 @@
 
 #include "lowbit/error.h"
 #include "lowbit/qtensor.h"
+#include "ptq/input_hessians.h"
 
 namespace lowbit::ptq {
 namespace {
@@ -200,63 +201,36 @@ std::vector<float> gptq_quantize(const Scheme& scheme, const std::vector<float>&
   return result;
 }
 
-namespace {
-
-// The Linears of a block that share one input share one Hessian: q/k/v, gate/up; o and down alone.
-std::string input_group(const std::string& site) {
-  const std::string role = site.substr(site.rfind('.') + 1);
-  const std::string layer = site.substr(0, site.rfind('.') + 1);
-  if (role == "q_proj" || role == "k_proj" || role == "v_proj") return layer + "qkv";
-  if (role == "gate_proj" || role == "up_proj") return layer + "gate_up";
-  return site;
-}
-
-class HessianProbe : public model::LinearProbe {
- public:
-  void observe(const model::Linear& lin, const float* x, const float*, int n, const float*) override {
-    const std::string group = input_group(lin.name());
-    // Linears sharing an input see the same rows in one forward: count them once.
-    if (group != lin.name() && lin.name().find("q_proj") == std::string::npos && lin.name().find("gate_proj") == std::string::npos)
-      return;
-    auto it = hessians.find(group);
-    if (it == hessians.end()) it = hessians.emplace(group, Hessian(lin.in_features())).first;
-    it->second.add(x, n);
-  }
-  std::map<std::string, Hessian> hessians;
-};
-
-}  // namespace
-
-std::map<std::string, std::vector<float>> gptq_model(const model::Llama& base,
+std::map<std::string, std::vector<float>> gptq_model(const model::Runtime& base,
                                                      const std::function<MaybeScheme(const std::string&)>& scheme_of,
                                                      const Calibration& calibration, const GptqOptions& opt,
                                                      const std::function<void(int, int)>& progress) {
   std::map<std::string, std::vector<float>> result;
-  model::Llama q = base;  // shares weights until quantized ones replace them
-  LayerwiseRunner runner(q, calibration);
-  const int layers = q.config().n_layers;
-  for (int l = 0; l < layers; ++l) {
-    model::LlamaLayer& layer = q.weights().layers[size_t(l)];
-    model::Linear* linears[] = {&layer.wq, &layer.wk, &layer.wv, &layer.wo, &layer.w_gate, &layer.w_up, &layer.w_down};
-    HessianProbe probe;
-    for (model::Linear* lin : linears) lin->set_probe(&probe);
-    runner.run_layer(q, l, false);
-    for (model::Linear* lin : linears) {
-      lin->set_probe(nullptr);
-      const MaybeScheme scheme = scheme_of(lin->name());
-      if (!scheme) continue;
-      const std::vector<double> h = probe.hessians.at(input_group(lin->name())).matrix();
-      std::vector<float> w;
-      try {
-        w = gptq_quantize(*scheme, lin->weight(), lin->out_features(), lin->in_features(), h, opt);
-      } catch (const Error& e) {
-        throw Error("gptq: " + lin->name() + ": " + e.what());
+  const std::unique_ptr<model::Runtime> q = base.clone();  // shares weights until quantized ones replace them
+  const model::Sites sites = q->sites();
+  LayerwiseRunner runner(*q, calibration);
+  for (int l = 0; l < sites.blocks; ++l) {
+    const std::vector<model::LinearSite> block = sites.block(l);
+    {
+      InputHessians hessians(sites, l, [](const model::InputSite&) { return true; });
+      runner.run_layer(l, false);
+      for (const model::LinearSite& site : block) {
+        model::Linear* lin = site.linear;
+        const MaybeScheme scheme = scheme_of(lin->name());
+        if (!scheme) continue;
+        const std::vector<double> h = hessians.of(site.input).matrix();
+        std::vector<float> w;
+        try {
+          w = gptq_quantize(*scheme, lin->weight(), lin->out_features(), lin->in_features(), h, opt);
+        } catch (const Error& e) {
+          throw Error("gptq: " + lin->name() + ": " + e.what());
+        }
+        lin->set_weight(w);
+        result[lin->name()] = std::move(w);
       }
-      lin->set_weight(w);
-      result[lin->name()] = std::move(w);
     }
-    runner.run_layer(q, l, true);  // the next block sees this one quantized
-    if (progress) progress(l + 1, layers);
+    runner.run_layer(l, true);  // the next block sees this one quantized
+    if (progress) progress(l + 1, sites.blocks);
   }
   return result;
 }

@@ -39,70 +39,65 @@ uint64_t stream(uint64_t seed, uint64_t which) { return seed * 0x9E3779B97F4A7C1
 
 }  // namespace
 
-model::Llama rotate_model(const model::Llama& fp, const RotationOptions& o) {
-  model::LlamaConfig c = fp.config();
-  for (const auto& [what, n] : {std::pair("dim", c.dim), std::pair("hidden_dim", c.hidden_dim), std::pair("head_dim", c.head_dim)})
+std::unique_ptr<model::Runtime> rotate_model(const model::Runtime& fp, const RotationOptions& o) {
+  std::unique_ptr<model::Runtime> out = fp.clone();  // Linears share weights until replaced below
+  const std::optional<model::RotationPlan> plan = out->rotation_plan();
+  if (!plan)
+    throw Error("hadamard: the " + fp.architecture() + " architecture has no rotation plan (which tensors read and write "
+                "its residual stream); rotation is implemented for the LLaMA family");
+  const model::RotationPlan& p = *plan;
+  for (const auto& [what, n] : {std::pair("dim", p.stream_width), std::pair("hidden_dim", p.hidden_width),
+                                std::pair("head_dim", p.head_width)})
     if (!HadamardTransform::supported(n))
       throw Error(std::string("hadamard: the model's ") + what + " " + std::to_string(n) +
                   " has no Hadamard transform (sizes are 2^k times 1, 2 or a Paley order)");
-  const HadamardTransform q(c.dim, stream(o.seed, 1));               // residual stream
-  const auto down = std::make_shared<HadamardTransform>(c.hidden_dim, stream(o.seed, 2));
-  const HadamardTransform head(c.head_dim, stream(o.seed, 3));       // values / attention output
-  const auto qk = std::make_shared<HadamardTransform>(c.head_dim, stream(o.seed, 4));
-  const size_t dim = size_t(c.dim);
+  const HadamardTransform q(p.stream_width, stream(o.seed, 1));                       // residual stream
+  const auto down = std::make_shared<HadamardTransform>(p.hidden_width, stream(o.seed, 2));
+  const HadamardTransform head(p.head_width, stream(o.seed, 3));                      // values / attention output
+  const auto qk = std::make_shared<HadamardTransform>(p.head_width, stream(o.seed, 4));
+  const size_t dim = size_t(p.stream_width);
 
-  model::LlamaWeights w = fp.weights();  // Linears share weights until replaced below
-  auto embedding = std::make_shared<Matrix>(*fp.weights().token_embedding);
-  q.apply(embedding->data(), size_t(c.vocab_size));
-  w.token_embedding = embedding;
-
-  // A Linear reading the stream after a norm with scale `norm`: W·diag(norm)·Q.
-  const auto reader = [&](model::Linear& lin, const std::vector<float>& norm) {
-    Matrix m = lin.weight();
-    scale_columns(m, norm);
-    q.apply(m.data(), size_t(lin.out_features()));
-    lin.set_weight(std::move(m));
-  };
-  for (model::LlamaLayer& l : w.layers) {
-    reader(l.wq, l.attn_norm);
-    reader(l.wk, l.attn_norm);
-    reader(l.wv, l.attn_norm);
-    l.attn_norm.assign(dim, 1.0f);
+  auto embedding = std::make_shared<Matrix>(**p.embedding.values);
+  q.apply(embedding->data(), p.embedding.rows);
+  *p.embedding.values = embedding;
+  // A Linear reading the stream after a norm with scale `norm`: W·diag(norm)·Q; the norm becomes ones.
+  for (const model::RotationPlan::Readers& r : p.readers) {
+    for (model::Linear* lin : r.readers) {
+      Matrix m = lin->weight();
+      scale_columns(m, *r.norm);
+      q.apply(m.data(), size_t(lin->out_features()));
+      lin->set_weight(std::move(m));
+    }
+    r.norm->assign(dim, 1.0f);
+  }
+  for (const model::RotationPlan::Heads& h : p.heads) {
     {  // values rotated per head: W_v <- blockdiag(H)ᵀ W_v
-      Matrix m = l.wv.weight();
-      transform_outputs(m, size_t(l.wv.out_features()), dim, head);
-      l.wv.set_weight(std::move(m));
+      Matrix m = h.values->weight();
+      transform_outputs(m, size_t(h.values->out_features()), size_t(h.values->in_features()), head);
+      h.values->set_weight(std::move(m));
     }
-    {  // wo reads the per-head-rotated attention output (W_o <- W_o blockdiag(H)) and writes the stream
-      Matrix m = l.wo.weight();
-      head.apply(m.data(), m.size() / size_t(c.head_dim));
-      transform_outputs(m, dim, size_t(l.wo.in_features()), q);
-      l.wo.set_weight(std::move(m));
+    {  // the reader of the per-head-rotated attention output: W_o <- W_o blockdiag(H)
+      Matrix m = h.output->weight();
+      head.apply(m.data(), m.size() / size_t(p.head_width));
+      h.output->set_weight(std::move(m));
     }
-    reader(l.w_gate, l.ffn_norm);
-    reader(l.w_up, l.ffn_norm);
-    l.ffn_norm.assign(dim, 1.0f);
-    {  // down_proj: W_down·H on its input (H applied online), then it writes the stream
-      Matrix m = l.w_down.weight();
-      if (o.online_down_proj) {
-        down->apply(m.data(), dim);
-        l.w_down.set_input_transform(down);
-      }
-      transform_outputs(m, dim, size_t(l.w_down.in_features()), q);
-      l.w_down.set_weight(std::move(m));
-    }
-    if (o.qk) l.qk_rotation = qk;
   }
-  // The head reads the final norm: untied from the embedding from here on.
-  {
-    Matrix m = fp.weights().output.weight();
-    scale_columns(m, fp.weights().final_norm);
-    q.apply(m.data(), size_t(c.vocab_size));
-    w.output.set_weight(std::move(m));
-    w.final_norm.assign(dim, 1.0f);
+  if (o.online_down_proj)
+    for (model::Linear* lin : p.online) {  // W·H on the input, H applied at run time
+      Matrix m = lin->weight();
+      down->apply(m.data(), size_t(lin->out_features()));
+      lin->set_weight(std::move(m));
+      lin->set_input_transform(down);
+    }
+  for (model::Linear* lin : p.writers) {  // writers of the stream: Qᵀ·W
+    Matrix m = lin->weight();
+    transform_outputs(m, size_t(lin->out_features()), size_t(lin->in_features()), q);
+    lin->set_weight(std::move(m));
   }
-  c.tied_output = false;
-  return model::Llama(std::move(c), std::move(w));
+  if (o.qk)
+    for (std::shared_ptr<const model::RowTransform>* slot : p.qk) *slot = qk;
+  p.untie();  // the head reads the final norm: untied from the embedding from here on
+  return out;
 }
 
 }  // namespace lowbit::ptq

@@ -48,35 +48,46 @@ void scale_columns(model::Linear& lin, const std::vector<float>& s) {
 
 }  // namespace
 
-model::Llama smooth_model(const model::Llama& base, const Calibration& calibration, const SmoothQuantOptions& o) {
+std::unique_ptr<model::Runtime> smooth_model(const model::Runtime& base, const Calibration& calibration,
+                                             const SmoothQuantOptions& o) {
   if (!(o.alpha >= 0 && o.alpha <= 1)) throw Error("smoothquant: alpha must be in [0, 1]");
-  model::Llama m = base;
+  std::unique_ptr<model::Runtime> m = base.clone();
+  const model::Sites sites = m->sites();
+  // An input can be smoothed where its channels can be scaled where it is produced, and not when
+  // its reader rotates it online (after a Hadamard rotation the channels are mixed, and the
+  // rotation already spreads outliers).
+  std::vector<const model::InputSite*> smoothed;
+  for (const model::InputSite& in : sites.inputs) {
+    const bool foldable = in.fold.norm_weight || in.fold.rows;
+    if (foldable && !in.readers.front()->input_transform()) smoothed.push_back(&in);
+  }
   AbsMaxProbe probe;
-  for (model::LlamaLayer& l : m.weights().layers)
-    for (model::Linear* lin : {&l.wq, &l.w_gate, &l.w_down}) lin->set_probe(&probe);
-  const int n = int(calibration.sequences.at(0).size());
-  model::LlamaRunState state(m.config(), n, n);
-  for (const std::vector<int32_t>& seq : calibration.sequences) m.forward(seq.data(), n, 0, state);
-  for (model::LlamaLayer& l : m.weights().layers) {
-    for (model::Linear* lin : {&l.wq, &l.w_gate, &l.w_down}) lin->set_probe(nullptr);
-    // q/k/v read attn_norm's output.
-    const std::vector<float> s_qkv = smoothing_scales(probe.absmax.at(l.wq.name()), {&l.wq, &l.wk, &l.wv}, o.alpha, o.pow2);
-    for (size_t j = 0; j < s_qkv.size(); ++j) l.attn_norm[j] /= s_qkv[j];
-    for (model::Linear* lin : {&l.wq, &l.wk, &l.wv}) scale_columns(*lin, s_qkv);
-    // gate/up read ffn_norm's output.
-    const std::vector<float> s_ffn = smoothing_scales(probe.absmax.at(l.w_gate.name()), {&l.w_gate, &l.w_up}, o.alpha, o.pow2);
-    for (size_t j = 0; j < s_ffn.size(); ++j) l.ffn_norm[j] /= s_ffn[j];
-    for (model::Linear* lin : {&l.w_gate, &l.w_up}) scale_columns(*lin, s_ffn);
-    // down_proj reads silu(gate) * up: divide up_proj's row j by s_j.
-    if (!l.w_down.input_transform()) {
-      const std::vector<float> s_down = smoothing_scales(probe.absmax.at(l.w_down.name()), {&l.w_down}, o.alpha, o.pow2);
-      std::vector<float> up = l.w_up.weight();
-      const size_t in = size_t(l.w_up.in_features());
-      for (size_t r = 0; r < s_down.size(); ++r)
-        for (size_t c = 0; c < in; ++c) up[r * in + c] /= s_down[r];
-      l.w_up.set_weight(std::move(up));
-      scale_columns(l.w_down, s_down);
+  for (const model::InputSite* in : smoothed) in->readers.front()->set_probe(&probe);
+  {
+    LayerwiseRunner runner(*m, calibration);
+    for (int l = 0; l < sites.blocks; ++l) runner.run_layer(l, true);
+  }
+  for (const model::InputSite* in : smoothed) {
+    model::Linear* first = in->readers.front();
+    first->set_probe(nullptr);
+    const std::vector<const model::Linear*> readers(in->readers.begin(), in->readers.end());
+    const std::vector<float> s = smoothing_scales(probe.absmax.at(first->name()), readers, o.alpha, o.pow2);
+    if (in->fold.norm_weight) {
+      for (size_t j = 0; j < s.size(); ++j) (*in->fold.norm_weight)[j] /= s[j];
+      if (in->fold.norm_bias)
+        for (size_t j = 0; j < s.size(); ++j) (*in->fold.norm_bias)[j] /= s[j];
+    } else {  // the producer's output rows (and bias) are divided
+      model::Linear& producer = *in->fold.rows;
+      std::vector<float> w = producer.weight();
+      const size_t cols = size_t(producer.in_features());
+      for (size_t r = 0; r < s.size(); ++r)
+        for (size_t c = 0; c < cols; ++c) w[r * cols + c] /= s[r];
+      std::vector<float> bias = producer.bias();
+      for (size_t r = 0; r < bias.size(); ++r) bias[r] /= s[r];
+      producer.set_weight(std::move(w));
+      producer.set_bias(std::move(bias));
     }
+    for (model::Linear* lin : in->readers) scale_columns(*lin, s);
   }
   return m;
 }

@@ -115,7 +115,7 @@ void run_decoder(const Args& a, const model::Model& m, const std::string& text) 
     std::vector<int32_t> window(tokens.begin(), tokens.begin() + std::min<size_t>(tokens.size(), size_t(a.ctx)));
     if (bos >= 0) window[0] = bos;
     // A transformed (rotated, smoothed) model is compared with its own full-precision self.
-    layers = eval::layer_statistics(llama, eval::ReferenceOutputs(applied.transformed ? *applied.transformed : *m.llama, window),
+    layers = eval::layer_statistics(llama, eval::ReferenceOutputs(applied.transformed ? *applied.transformed : static_cast<const model::Runtime&>(*m.llama), window),
                                     applied);
   }
 

@@ -1,0 +1,99 @@
+// The LLaMA family's sites (lowbit/sites.h): seven Linears per block reading three inputs, a KV
+// cache per block, the embedding and the (possibly tied) head; its block runner, its window pass
+// and its rotation plan.
+#include <algorithm>
+
+#include "lowbit/llama.h"
+
+namespace lowbit::model {
+
+Sites Llama::sites() {
+  Sites s;
+  s.blocks = config_.n_layers;
+  s.embedding = {"embedding", &weights_.token_embedding, size_t(config_.vocab_size), size_t(config_.dim)};
+  for (int l = 0; l < config_.n_layers; ++l) {
+    LlamaLayer& w = weights_.layers[size_t(l)];
+    const std::string at = "layers." + std::to_string(l) + ".";
+    const auto input = [&](const char* id, std::vector<Linear*> readers, InputFold fold) {
+      s.inputs.push_back({at + id, l, std::move(readers), fold});
+    };
+    input("attn_in", {&w.wq, &w.wk, &w.wv}, {&w.attn_norm, nullptr, nullptr});
+    input("attn_out", {&w.wo}, {});
+    input("mlp_in", {&w.w_gate, &w.w_up}, {&w.ffn_norm, nullptr, nullptr});
+    // down_proj reads silu(gate) * up: up's rows scale it channel by channel.
+    input("mlp_hidden", {&w.w_down}, {nullptr, nullptr, &w.w_up});
+    const std::pair<Linear*, const char*> roles[] = {{&w.wq, "attn_in"},     {&w.wk, "attn_in"}, {&w.wv, "attn_in"},
+                                                     {&w.wo, "attn_out"},    {&w.w_gate, "mlp_in"},
+                                                     {&w.w_up, "mlp_in"},    {&w.w_down, "mlp_hidden"}};
+    for (const auto& [lin, in] : roles) {
+      const std::string& name = lin->name();
+      s.linears.push_back({lin, l, name.substr(name.rfind('.') + 1), at + in});
+    }
+    s.kv.push_back({at + "kv_cache", l, &w.kv_cache});
+  }
+  s.head = &weights_.output;
+  s.head_tied = config_.tied_output;
+  return s;
+}
+
+namespace {
+
+class LlamaBlockRunner : public BlockRunner {
+ public:
+  LlamaBlockRunner(const Llama& m, int max_tokens) : m_(m), s_(m.config(), max_tokens, max_tokens) {}
+  size_t width() const override { return size_t(m_.config().dim); }
+  void embed(const int32_t* tokens, int n, float* stream) override {
+    m_.embed(tokens, n, 0, s_);
+    std::copy_n(s_.x.begin(), size_t(n) * width(), stream);
+  }
+  void run_block(int block, int n, float* stream) override {
+    std::copy_n(stream, size_t(n) * width(), s_.x.begin());
+    m_.forward_layer(block, n, 0, s_);
+    std::copy_n(s_.x.begin(), size_t(n) * width(), stream);
+  }
+
+ private:
+  const Llama& m_;
+  LlamaRunState s_;
+};
+
+class LlamaPass : public Decoder::Pass {
+ public:
+  LlamaPass(const Llama& m, int max_tokens) : m_(m), s_(m.config(), max_tokens, max_tokens) {}
+  void forward(const int32_t* tokens, int n) override { m_.forward(tokens, n, 0, s_); }
+  void logits(int row0, int count, float* out) override { m_.logits(s_, row0, count, out); }
+
+ private:
+  const Llama& m_;
+  LlamaRunState s_;
+};
+
+}  // namespace
+
+std::unique_ptr<BlockRunner> Llama::block_runner(int max_tokens) const {
+  return std::make_unique<LlamaBlockRunner>(*this, max_tokens);
+}
+
+std::unique_ptr<Decoder::Pass> Llama::pass(int max_tokens) const { return std::make_unique<LlamaPass>(*this, max_tokens); }
+
+std::optional<RotationPlan> Llama::rotation_plan() {
+  RotationPlan p;
+  p.stream_width = config_.dim;
+  p.hidden_width = config_.hidden_dim;
+  p.head_width = config_.head_dim;
+  p.embedding = sites().embedding;
+  for (LlamaLayer& l : weights_.layers) {
+    p.readers.push_back({&l.attn_norm, {&l.wq, &l.wk, &l.wv}});
+    p.readers.push_back({&l.ffn_norm, {&l.w_gate, &l.w_up}});
+    p.heads.push_back({&l.wv, &l.wo});
+    p.online.push_back(&l.w_down);
+    p.writers.push_back(&l.wo);
+    p.writers.push_back(&l.w_down);
+    p.qk.push_back(&l.qk_rotation);
+  }
+  p.readers.push_back({&weights_.final_norm, {&weights_.output}});
+  p.untie = [this] { config_.tied_output = false; };
+  return p;
+}
+
+}  // namespace lowbit::model

@@ -1,0 +1,52 @@
+// The calibration Hessians H = 2/N Σ xᵀx of the inputs of one block, one per input site (the
+// Linears that read the same rows share it), gathered by a probe on each input's first reader.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "lowbit/gptq.h"
+#include "lowbit/error.h"
+#include "lowbit/sites.h"
+
+namespace lowbit::ptq {
+
+class InputHessians : public model::LinearProbe {
+ public:
+  // Attaches to the first reader of every input of block `layer` for which `wanted(input)` holds.
+  template <class Wanted>
+  InputHessians(const model::Sites& sites, int layer, Wanted wanted) {
+    for (const model::InputSite& in : sites.inputs)
+      if (in.layer == layer && wanted(in)) {
+        model::Linear* first = in.readers.front();
+        first->set_probe(this);
+        input_of_[first] = in.id;
+      }
+  }
+  ~InputHessians() override {
+    for (const auto& [lin, id] : input_of_) lin->set_probe(nullptr);
+  }
+  InputHessians(const InputHessians&) = delete;
+  InputHessians& operator=(const InputHessians&) = delete;
+
+  void observe(const model::Linear& lin, const float* x, const float*, int n, const float*) override {
+    const std::string& id = input_of_.at(const_cast<model::Linear*>(&lin));
+    auto it = hessians_.find(id);
+    if (it == hessians_.end()) it = hessians_.emplace(id, Hessian(lin.in_features())).first;
+    it->second.add(x, n);
+  }
+  // The Hessian of `input` (lowbit::Error when that input was not observed).
+  const Hessian& of(const std::string& input) const;
+
+ private:
+  std::map<model::Linear*, std::string> input_of_;
+  std::map<std::string, Hessian> hessians_;
+};
+
+inline const Hessian& InputHessians::of(const std::string& input) const {
+  const auto it = hessians_.find(input);
+  if (it == hessians_.end()) throw Error("internal: no calibration inputs reached " + input);
+  return it->second;
+}
+
+}  // namespace lowbit::ptq
