@@ -12,6 +12,7 @@
 #include "lowbit/error.h"
 #include "lowbit/eval.h"
 #include "lowbit/format_search.h"
+#include "lowbit/methods.h"
 #include "lowbit/ptq.h"
 #include "lowbit/smoothquant.h"
 #include "temp_dir.h"
@@ -77,6 +78,32 @@ TEST_F(PtqMethodsTest, MethodSpellingsAreCheckedAndCanonical) {
   // A recipe without methods keeps the canonical form it had before methods existed.
   EXPECT_EQ(plain.canonical().find("methods"), std::string::npos);
   EXPECT_THROW(ptq::apply_recipe(r, fp()), Error);  // gptq without calibration data
+}
+
+TEST(MethodRegistry, ParsingHelpAndErrorsComeFromTheTable) {
+  // Every row parses with its defaults, prints a usage line and is listed by help and errors.
+  std::string unknown;
+  try {
+    ptq::parse_method("awq");
+  } catch (const Error& e) {
+    unknown = e.what();
+  }
+  for (const ptq::MethodInfo& m : ptq::method_registry()) {
+    EXPECT_EQ(ptq::parse_method(m.name).spelling(), m.name);
+    EXPECT_NE(unknown.find(m.usage()), std::string::npos) << m.name;
+    EXPECT_NE(ptq::methods_table().find(m.summary), std::string::npos) << m.name;
+    for (const ptq::MethodParam& p : m.params) EXPECT_NE(m.usage().find(p.name), std::string::npos) << m.name;
+  }
+  // Types and ranges are the table's.
+  EXPECT_THROW(ptq::parse_method("gptq:block=1.5"), Error);  // an integer
+  EXPECT_THROW(ptq::parse_method("gptq:block=0"), Error);    // >= 1
+  EXPECT_THROW(ptq::parse_method("gptq:damp=0"), Error);     // > 0
+  EXPECT_THROW(ptq::parse_method("smoothquant:alpha=1.5"), Error);
+  EXPECT_THROW(ptq::parse_method("gptq:act_order=1"), Error);  // a flag takes no value
+  EXPECT_EQ(ptq::parse_method("smoothquant:alpha=1").spelling(), "smoothquant:alpha=1");
+  EXPECT_TRUE(ptq::find_method("gptq").needs_calibration);
+  EXPECT_FALSE(ptq::find_method("hadamard").needs_calibration);
+  EXPECT_TRUE(ptq::find_method("hadamard").transforms);
 }
 
 TEST_F(PtqMethodsTest, CalibrationSequencesComeFromTheText) {
@@ -177,10 +204,10 @@ TEST_F(PtqMethodsTest, RecipesWithTheSameWeightsShareGptqThroughTheCache) {
   ptq::MethodCache cache;
   const model::Llama qa = ptq::apply_recipe(a, fp(), nullptr, &calib_, {}, &cache);
   const model::Llama qb = ptq::apply_recipe(b, fp(), nullptr, &calib_, {}, &cache);
-  EXPECT_EQ(cache.gptq.size(), 1u);
+  EXPECT_EQ(cache.weights.size(), 1u);
   EXPECT_EQ(qa.weights().layers[1].w_down.weight(), qb.weights().layers[1].w_down.weight());
   ptq::apply_recipe(c, fp(), nullptr, &calib_, {}, &cache);
-  EXPECT_EQ(cache.gptq.size(), 2u);
+  EXPECT_EQ(cache.weights.size(), 2u);
   // And the cached result is what a fresh run computes.
   const model::Llama fresh = ptq::apply_recipe(b, fp(), nullptr, &calib_);
   EXPECT_EQ(fresh.weights().layers[0].wq.weight(), qb.weights().layers[0].wq.weight());

@@ -51,8 +51,8 @@ struct ApplyReport {
 // schemes and the calibration data — not on activation or KV schemes. A sweep passes one cache to
 // every apply_recipe so W4A16, W4A8 and W4A4 recipes with the same weights share that work.
 struct MethodCache {
-  std::map<std::string, std::map<std::string, std::vector<float>>> gptq;  // by key: weights by site
-  std::map<std::string, std::map<std::string, Scheme>> search;            // by key: schemes by site
+  std::map<std::string, std::map<std::string, std::vector<float>>> weights;  // by key: weights by site (gptq)
+  std::map<std::string, std::map<std::string, Scheme>> schemes;             // by key: schemes by site (search)
 };
 
 std::unique_ptr<model::Runtime> apply_recipe(const Recipe& recipe, const model::Runtime& fp, ApplyReport* report = nullptr,

@@ -9,6 +9,7 @@
 #include "lowbit/error.h"
 #include "lowbit/format_search.h"
 #include "lowbit/gptq.h"
+#include "lowbit/methods.h"
 #include "lowbit/ptq.h"
 #include "lowbit/rotate.h"
 #include "lowbit/smoothquant.h"
@@ -89,49 +90,15 @@ std::unique_ptr<model::Runtime> run_methods(const Recipe& recipe, const model::R
   for (const Method& m : recipe.methods) {
     const size_t at = index++;
     const auto t0 = std::chrono::steady_clock::now();
-    if (m.name != "hadamard" && !calibration)
+    const MethodInfo& info = find_method(m.name);
+    if (info.needs_calibration && !calibration)
       throw Error("recipe: the method " + m.name + " needs calibration data (--calib TEXT)");
-    if (m.name == "hadamard") {
-      RotationOptions o;
-      o.seed = uint64_t(m.number("seed", 1));
-      o.online_down_proj = !m.flag("no_online");
-      base = rotate_model(*base, o);
-    } else if (m.name == "smoothquant") {
-      base = smooth_model(*base, *calibration, SmoothQuantOptions{m.number("alpha", 0.5), m.flag("pow2")});
-    } else if (m.name == "gptq") {
-      GptqOptions o;
-      o.damp = m.number("damp", 0.01);
-      o.block = int(m.number("block", 128));
-      o.act_order = m.flag("act_order");
-      if (!(o.damp > 0) || o.block < 1) throw Error("gptq: damp must be > 0 and block >= 1");
-      const std::string key = method_key(recipe, at, *calibration);
-      if (cache && cache->gptq.count(key)) {
-        prequantized = cache->gptq.at(key);
-      } else {
-        prequantized = gptq_model(*base, scheme_of, *calibration, o, [&](int done, int total) {
-          if (progress) progress("gptq", done, total);
-        });
-        if (cache) cache->gptq[key] = prequantized;
-      }
-    } else if (m.name == "search") {
-      const auto bits = m.number("bits", 0);
-      const auto of = [&](const std::string& site) -> MaybeScheme {
-        MaybeScheme s = scheme_of(site);
-        if (s && bits > 0) s->element = Format::integer(int(bits), true);  // only its width matters
-        return s;
-      };
-      const std::string key = method_key(recipe, at, *calibration);
-      if (cache && cache->search.count(key)) {
-        chosen = cache->search.at(key);
-      } else {
-        chosen = search_model(*base, of, *calibration, [&](int done, int total) {
-          if (progress) progress("search", done, total);
-        });
-        if (cache) cache->search[key] = chosen;
-      }
-    } else {
-      throw Error("recipe: the method " + m.name + " is not implemented yet");
-    }
+    MethodRun run{m,      recipe, base,     calibration, prequantized, chosen, scheme_of,
+                  calibration && cache ? method_key(recipe, at, *calibration) : "", cache,
+                  [&](int done, int total) {
+                    if (progress) progress(m.name, done, total);
+                  }};
+    info.run(run);
     rep.method_seconds.emplace_back(m.spelling(), seconds_since(t0));
   }
   return base;
@@ -158,7 +125,7 @@ std::unique_ptr<model::Runtime> apply_recipe(const Recipe& recipe, const model::
   std::map<std::string, Scheme> chosen;
   const std::unique_ptr<model::Runtime> fp = run_methods(recipe, fp_in, calibration, prequantized, chosen, rep, progress, cache);
   for (const Method& m : recipe.methods)
-    if (m.name == "hadamard" || m.name == "smoothquant") rep.transformed = std::shared_ptr<const model::Runtime>(fp->clone());
+    if (find_method(m.name).transforms) rep.transformed = std::shared_ptr<const model::Runtime>(fp->clone());
   std::unique_ptr<model::Runtime> q = fp->clone();  // shares every weight until replaced
   const model::Sites fs = fp->sites(), qs = q->sites();
   if (qs.kv.empty() && (recipe.kv || std::any_of(recipe.overrides.begin(), recipe.overrides.end(),

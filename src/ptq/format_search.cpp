@@ -7,6 +7,8 @@
 #include <limits>
 
 #include "lowbit/error.h"
+#include "lowbit/ptq.h"
+#include "ptq/method_rows.h"
 #include "lowbit/gptq.h"
 #include "lowbit/qtensor.h"
 #include "ptq/input_hessians.h"
@@ -96,6 +98,29 @@ std::map<std::string, Scheme> search_model(const model::Runtime& base, const std
     if (progress) progress(l + 1, sites.blocks);
   }
   return chosen;
+}
+
+MethodInfo search_method() {
+  MethodInfo m;
+  m.name = "search";
+  m.summary = "format and clipping search per Linear among the formats of a bit width, as in LLM-FP4";
+  m.params = {{"bits", MethodParam::Kind::Integer, 0, 0, 16, false, "the width searched (0: the scheme's own)"}};
+  m.needs_calibration = true;
+  m.run = [](MethodRun& r) {
+    const int bits = r.integer("bits");
+    const auto of = [&](const std::string& site) -> MaybeScheme {
+      MaybeScheme s = r.scheme_of(site);
+      if (s && bits > 0) s->element = Format::integer(bits, true);  // only its width matters
+      return s;
+    };
+    if (r.cache && r.cache->schemes.count(r.cache_key)) {
+      r.chosen = r.cache->schemes.at(r.cache_key);
+      return;
+    }
+    r.chosen = search_model(*r.model, of, *r.calibration, r.progress);
+    if (r.cache) r.cache->schemes[r.cache_key] = r.chosen;
+  };
+  return m;
 }
 
 }  // namespace lowbit::ptq

@@ -11,6 +11,8 @@
 #include <numeric>
 
 #include "lowbit/error.h"
+#include "lowbit/ptq.h"
+#include "ptq/method_rows.h"
 #include "lowbit/qtensor.h"
 #include "ptq/input_hessians.h"
 
@@ -233,6 +235,29 @@ std::map<std::string, std::vector<float>> gptq_model(const model::Runtime& base,
     if (progress) progress(l + 1, sites.blocks);
   }
   return result;
+}
+
+MethodInfo gptq_method() {
+  MethodInfo m;
+  m.name = "gptq";
+  m.summary = "GPTQ: second-order rounding with error compensation, block by block (Frantar et al. 2022)";
+  m.params = {{"damp", MethodParam::Kind::Number, 0.01, 0, 1e300, true, "added to the Hessian's diagonal, times its mean"},
+              {"block", MethodParam::Kind::Integer, 128, 1, 1 << 20, false, "columns per lazy batch update"},
+              {"act_order", MethodParam::Kind::Flag, 0, 0, 0, false, "columns in order of decreasing Hessian diagonal"}};
+  m.needs_calibration = true;
+  m.run = [](MethodRun& r) {
+    GptqOptions o;
+    o.damp = r.number("damp");
+    o.block = r.integer("block");
+    o.act_order = r.flag("act_order");
+    if (r.cache && r.cache->weights.count(r.cache_key)) {
+      r.prequantized = r.cache->weights.at(r.cache_key);
+      return;
+    }
+    r.prequantized = gptq_model(*r.model, r.scheme_of, *r.calibration, o, r.progress);
+    if (r.cache) r.cache->weights[r.cache_key] = r.prequantized;
+  };
+  return m;
 }
 
 }  // namespace lowbit::ptq

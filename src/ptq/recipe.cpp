@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lowbit/error.h"
+#include "lowbit/methods.h"
 #include "util/fnv.h"
 #include "util/json_file.h"
 
@@ -31,29 +32,6 @@ MaybeScheme field_scheme(const nlohmann::json& obj, const char* key, const std::
   } catch (const Error& e) {
     throw Error(where + ": \"" + key + "\": " + e.what());
   }
-}
-
-struct MethodSpec {
-  const char* name;
-  std::vector<const char*> numbers;  // parameters with a numeric value
-  std::vector<const char*> flags;    // parameters without a value
-  const char* help;
-};
-
-const std::vector<MethodSpec>& method_specs() {
-  static const std::vector<MethodSpec> specs = {
-      {"hadamard", {"seed"}, {"no_online"}, "hadamard[:seed=S][:no_online] (rotation, QuaRot-style)"},
-      {"smoothquant", {"alpha"}, {"pow2"}, "smoothquant[:alpha=A][:pow2] (default 0.5; pow2: power-of-two factors, LLM-FP4's pre-shifted exponent bias)"},
-      {"gptq", {"damp", "block"}, {"act_order"}, "gptq[:damp=D][:block=B][:act_order] (defaults 0.01, 128)"},
-      {"search", {"bits"}, {}, "search[:bits=N] (format and clipping search among the N-bit formats; default: the scheme's width)"},
-  };
-  return specs;
-}
-
-std::string methods_help() {
-  std::string h;
-  for (const MethodSpec& m : method_specs()) h += std::string(h.empty() ? "" : ", ") + m.help;
-  return h;
 }
 
 }  // namespace
@@ -84,32 +62,32 @@ Method parse_method(const std::string& text) {
     if (colon == std::string::npos) break;
     at = colon + 1;
   }
-  const MethodSpec* spec = nullptr;
-  for (const MethodSpec& m : method_specs())
-    if (parts[0] == m.name) spec = &m;
-  if (!spec) throw Error("unknown method \"" + parts[0] + "\"; known: " + methods_help());
+  const MethodInfo& spec = find_method(parts[0]);
+  const std::string usage = spec.usage() + " (" + spec.summary + ")";
   Method m;
-  m.name = spec->name;
+  m.name = spec.name;
   for (size_t i = 1; i < parts.size(); ++i) {
     const size_t eq = parts[i].find('=');
     const std::string key = parts[i].substr(0, eq);
     const std::string value = eq == std::string::npos ? "" : parts[i].substr(eq + 1);
-    bool numeric = false, flag = false;
-    for (const char* k : spec->numbers) numeric = numeric || key == k;
-    for (const char* k : spec->flags) flag = flag || key == k;
-    if (numeric) {
+    const MethodParam* p = spec.param(key);
+    if (p && p->kind != MethodParam::Kind::Flag) {
       char* end = nullptr;
       const double v = std::strtod(value.c_str(), &end);
       if (value.empty() || *end != '\0' || !std::isfinite(v))
-        throw Error("method \"" + text + "\": " + key + " needs a number; " + spec->help);
+        throw Error("method \"" + text + "\": " + key + " needs a number; " + usage);
+      if (p->kind == MethodParam::Kind::Integer && v != std::floor(v))
+        throw Error("method \"" + text + "\": " + key + " must be a whole number; " + p->describe());
+      if (v < p->min || (p->min_exclusive && v == p->min) || v > p->max)
+        throw Error("method \"" + text + "\": " + key + " = " + value + " is out of range; " + p->describe());
       // Canonical number spelling, so "0.50" and "0.5" are one recipe.
       char buf[32];
       std::snprintf(buf, sizeof buf, "%.9g", v);
       m.params.emplace_back(key, buf);
-    } else if (flag && value.empty()) {
+    } else if (p && value.empty()) {
       m.params.emplace_back(key, "");
     } else {
-      throw Error("method \"" + text + "\": unknown parameter \"" + parts[i] + "\"; " + spec->help);
+      throw Error("method \"" + text + "\": unknown parameter \"" + parts[i] + "\"; " + usage);
     }
   }
   std::sort(m.params.begin(), m.params.end());
@@ -176,7 +154,7 @@ Recipe::Resolved Recipe::resolve(const std::string& site) const {
 
 bool Recipe::needs_calibration() const {
   for (const Method& m : methods)
-    if (m.name != "hadamard") return true;
+    if (find_method(m.name).needs_calibration) return true;
   return false;
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "lowbit/error.h"
+#include "ptq/method_rows.h"
 #include "lowbit/hadamard.h"
 
 namespace lowbit::ptq {
@@ -98,6 +99,22 @@ std::unique_ptr<model::Runtime> rotate_model(const model::Runtime& fp, const Rot
     for (std::shared_ptr<const model::RowTransform>* slot : p.qk) *slot = qk;
   p.untie();  // the head reads the final norm: untied from the embedding from here on
   return out;
+}
+
+MethodInfo hadamard_method() {
+  MethodInfo m;
+  m.name = "hadamard";
+  m.summary = "rotation by randomized Hadamard transforms, QuaRot-style (the model's rotation plan)";
+  m.params = {{"seed", MethodParam::Kind::Integer, 1, 0, 9007199254740992.0, false, "random signs of the transforms"},
+              {"no_online", MethodParam::Kind::Flag, 0, 0, 0, false, "no online rotation of down_proj's input"}};
+  m.transforms = true;
+  m.run = [](MethodRun& r) {
+    RotationOptions o;
+    o.seed = uint64_t(r.number("seed"));
+    o.online_down_proj = !r.flag("no_online");
+    r.model = rotate_model(*r.model, o);
+  };
+  return m;
 }
 
 }  // namespace lowbit::ptq

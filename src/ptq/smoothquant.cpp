@@ -6,6 +6,7 @@
 #include <map>
 
 #include "lowbit/error.h"
+#include "ptq/method_rows.h"
 
 namespace lowbit::ptq {
 namespace {
@@ -89,6 +90,21 @@ std::unique_ptr<model::Runtime> smooth_model(const model::Runtime& base, const C
     }
     for (model::Linear* lin : in->readers) scale_columns(*lin, s);
   }
+  return m;
+}
+
+MethodInfo smoothquant_method() {
+  MethodInfo m;
+  m.name = "smoothquant";
+  m.summary = "SmoothQuant: activation outliers moved into the weights (Xiao et al. 2023)";
+  m.params = {{"alpha", MethodParam::Kind::Number, 0.5, 0, 1, false, "migration strength"},
+              {"pow2", MethodParam::Kind::Flag, 0, 0, 0, false,
+               "power-of-two factors (LLM-FP4's pre-shifted exponent bias: exact in binary formats)"}};
+  m.needs_calibration = true;
+  m.transforms = true;
+  m.run = [](MethodRun& r) {
+    r.model = smooth_model(*r.model, *r.calibration, SmoothQuantOptions{r.number("alpha"), r.flag("pow2")});
+  };
   return m;
 }
 

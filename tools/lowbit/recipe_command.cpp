@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "lowbit/error.h"
+#include "lowbit/methods.h"
 #include "lowbit/model.h"
 #include "lowbit/ptq.h"
 #include "recipe_flags.h"
@@ -14,11 +15,17 @@ void add_recipe_command(CLI::App& app) {
   auto flags = std::make_shared<RecipeFlags>();
   auto model_name = std::make_shared<std::string>();
   auto sites = std::make_shared<bool>(false);
+  auto methods = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("recipe", "Print a recipe's canonical form, and where each scheme applies in a model");
   flags->add_to(cmd);
   cmd->add_flag("--sites", *sites, "List every site of the model with the schemes that apply there");
+  cmd->add_flag("--methods", *methods, "List the PTQ methods with their parameters, defaults and ranges");
   cmd->add_option("--model,-m", *model_name, "Model for --sites")->default_val(model::default_model_name());
-  cmd->callback([flags, model_name, sites] {
+  cmd->callback([flags, model_name, sites, methods] {
+    if (*methods) {
+      fmt::print("{}", ptq::methods_table());
+      return;
+    }
     const ptq::Recipe r = flags->recipe();
     fmt::print("label:     {}\nshort:     {}\ncanonical: {}\nhash:      {}\n", r.label(), r.short_form(), r.canonical(), r.hash_hex());
     if (!*sites) return;

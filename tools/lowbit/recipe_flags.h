@@ -10,6 +10,7 @@
 #include "lowbit/calibration.h"
 #include "lowbit/error.h"
 #include "lowbit/model.h"
+#include "lowbit/methods.h"
 #include "lowbit/recipe.h"
 #include "util/files.h"
 
@@ -32,8 +33,8 @@ struct RecipeFlags {
     cmd->add_option("--accum", accumulate, "Emulate a narrow accumulator: <format>/<every>, e.g. bf16/32, fp16/1");
     cmd->add_option("--override", overrides, "<pattern>:w=..,a=..,kv=.. for matching sites, e.g. '*.down_proj:w=fp' (repeatable)");
     cmd->add_option("--method", methods,
-                    "PTQ methods run in order before quantization, e.g. hadamard, smoothquant:alpha=0.5, "
-                    "gptq:damp=0.01:act_order (comma-separated or repeated; docs/ptq.md)")
+                    "PTQ methods run in order before quantization (comma-separated or repeated; docs/ptq.md): " +
+                        ptq::methods_help())
         ->delimiter(',');
     cmd->add_option("--name", name, "A label for the recipe in reports");
     add_calibration_to(cmd, calib_text, calib_count, calib_length);

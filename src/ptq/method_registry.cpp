@@ -1,0 +1,84 @@
+// The table of post-training methods (lowbit/methods.h) and what is derived from it: parameter
+// descriptions, usage lines, help and the table `lowbit recipe --methods` prints.
+#include <fmt/core.h>
+
+#include <cmath>
+
+#include "lowbit/error.h"
+#include "lowbit/methods.h"
+#include "ptq/method_rows.h"
+
+namespace lowbit::ptq {
+
+const std::vector<MethodInfo>& method_registry() {
+  // One line per method; its row and run function live in the method's file.
+  static const std::vector<MethodInfo> rows = {hadamard_method(), smoothquant_method(), gptq_method(), search_method()};
+  return rows;
+}
+
+const MethodInfo& find_method(const std::string& name) {
+  for (const MethodInfo& m : method_registry())
+    if (m.name == name) return m;
+  throw Error("unknown method \"" + name + "\"; known: " + methods_help());
+}
+
+const MethodParam* MethodInfo::param(const std::string& key) const {
+  for (const MethodParam& p : params)
+    if (p.name == key) return &p;
+  return nullptr;
+}
+
+std::string MethodInfo::usage() const {
+  std::string u = name;
+  for (const MethodParam& p : params) {
+    if (p.kind == MethodParam::Kind::Flag) {
+      u += "[:" + p.name + "]";
+    } else {
+      std::string placeholder = p.name;
+      for (char& c : placeholder) c = char(std::toupper(static_cast<unsigned char>(c)));
+      u += "[:" + p.name + "=" + placeholder.substr(0, 1) + "]";
+    }
+  }
+  return u;
+}
+
+namespace {
+std::string number_text(double v) { return fmt::format("{:.15g}", v); }
+}  // namespace
+
+std::string MethodParam::describe() const {
+  if (kind == Kind::Flag) return name + ": flag — " + help;
+  std::string range;
+  if (min > -1e300) range += std::string(min_exclusive ? " > " : " >= ") + number_text(min);
+  if (max < 1e300) range += (range.empty() ? " <= " : ", <= ") + number_text(max);
+  return name + ": " + (kind == Kind::Integer ? "integer" : "number") + range + ", default " + number_text(default_value) +
+         " — " + help;
+}
+
+std::string methods_help() {
+  std::string h;
+  for (const MethodInfo& m : method_registry()) h += (h.empty() ? "" : ", ") + m.usage() + " (" + m.summary + ")";
+  return h;
+}
+
+std::string methods_table() {
+  std::string t;
+  for (const MethodInfo& m : method_registry()) {
+    t += m.usage() + "\n  " + m.summary + "\n  calibration: " + (m.needs_calibration ? "needed (--calib)" : "not needed") +
+         (m.transforms ? "; transforms the full-precision model" : "") + "\n";
+    for (const MethodParam& p : m.params) t += "  " + p.describe() + "\n";
+  }
+  return t;
+}
+
+double MethodRun::number(const std::string& key) const {
+  const MethodParam* p = find_method(method.name).param(key);
+  if (!p) throw Error("internal: the method " + method.name + " has no parameter " + key);
+  return method.number(key, p->default_value);
+}
+
+int MethodRun::integer(const std::string& key) const { return int(number(key)); }
+
+bool MethodRun::flag(const std::string& key) const { return method.flag(key); }
+
+}  // namespace lowbit::ptq

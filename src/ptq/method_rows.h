@@ -1,0 +1,13 @@
+// The rows of the method registry, each defined in its method's own file.
+#pragma once
+
+#include "lowbit/methods.h"
+
+namespace lowbit::ptq {
+
+MethodInfo hadamard_method();     // rotate.cpp
+MethodInfo smoothquant_method();  // smoothquant.cpp
+MethodInfo gptq_method();         // gptq.cpp
+MethodInfo search_method();       // format_search.cpp
+
+}  // namespace lowbit::ptq
