@@ -64,6 +64,22 @@ struct PerplexityResult {
   double top1_agreement = 0, top1_stderr = 0;
 };
 
+// The one window set-up every decoder evaluation uses: the text's tokens (all of them, or the
+// budget's prefix: Tokenizer::encode_prefix), cut into whole windows of n_ctx; each window's first
+// token is replaced by BOS when the tokenizer adds one.
+struct TextWindows {
+  std::vector<int32_t> tokens;
+  int32_t bos = -1;
+  int n_ctx = 0;
+  int64_t max_tokens = 0;  // the budget (0: the whole text)
+  int64_t n_windows = 0;
+  uint64_t hash = 0;       // hash_tokens over the windows' tokens
+  std::vector<int32_t> window(int64_t w) const;
+};
+// Throws lowbit::Error naming `text_name` when the text has fewer tokens than one window.
+TextWindows make_windows(const model::Tokenizer& tokenizer, const std::string& text, const std::string& text_name, int n_ctx,
+                         int64_t max_tokens);
+
 // FNV-1a of n_ctx and the first `count` token ids: what a Baseline's tokens_hash holds for the
 // tokens it was recorded on.
 uint64_t hash_tokens(const std::vector<int32_t>& tokens, size_t count, int n_ctx);

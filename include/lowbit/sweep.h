@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lowbit/eval.h"
+#include "lowbit/evaluate.h"
 #include "lowbit/calibration.h"
 #include "lowbit/layer_stats.h"
 #include "lowbit/model.h"
@@ -35,20 +36,6 @@ struct SweepSetup {
   // so the text and the tokenizer), layer_tokens and the cache format version. Not over names:
   // a model edited in place is another setup, the same model copied elsewhere the same one.
   std::string key() const;
-};
-
-struct RecipeResult {
-  ptq::Recipe recipe;
-  std::string hash;  // recipe.hash_hex()
-  double bits_per_weight = 0, bits_per_linear_weight = 0;
-  double ppl = 0, ppl_stderr = 0, delta_ppl = 0, delta_ppl_stderr = 0;
-  double ln_ppl_ratio = 0, ln_ppl_ratio_stderr = 0;
-  Distribution kld;
-  double top1 = 0, top1_stderr = 0;
-  double seconds = 0;  // applying the recipe and evaluating it
-  std::vector<std::pair<std::string, double>> method_seconds;  // each method's share of it
-  std::string calibration;  // the calibration data's description, when the recipe used any
-  std::vector<LayerRow> layers;  // empty when per-layer statistics were off
 };
 
 struct SweepReport {

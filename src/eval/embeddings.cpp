@@ -1,38 +1,131 @@
 // Sentence embeddings of an encoder and their cosine similarity to a baseline.
 #include <algorithm>
 #include <cmath>
+#include <numeric>
+#include <sstream>
 
 #include "lowbit/error.h"
 #include "lowbit/eval.h"
+#include "lowbit/evaluate.h"
+#include "util/fnv.h"
+#include "util/memory.h"
 
 namespace lowbit::eval {
 
+namespace {
+
+// A sentence's ids with the model's markers, truncated to max_tokens keeping the final [SEP].
+std::vector<int32_t> encode_sentence(const model::Tokenizer& tokenizer, const std::string& text, int max_tokens) {
+  std::vector<int32_t> ids = tokenizer.encode_for_model(text);
+  if (max_tokens > 0 && int(ids.size()) > max_tokens) {
+    const int32_t last = ids.back();
+    ids.resize(size_t(max_tokens));
+    ids.back() = last;
+  }
+  return ids;
+}
+
+}  // namespace
+
 std::vector<float> embed_sentences(const model::Model& m, const std::vector<std::string>& sentences, int max_tokens) {
   if (!m.bert) throw Error("sentence embeddings need an encoder model (BERT)");
-  constexpr size_t kBatch = 32;
   if (max_tokens <= 0) max_tokens = m.bert->config().max_sequence_tokens;
-  const size_t dim = size_t(m.bert->config().dim);
+  Sentences s;
+  for (const std::string& text : sentences) s.tokens.push_back(encode_sentence(*m.tokenizer, text, max_tokens));
+  return embed_all(*m.bert, s);
+}
+
+Sentences make_sentences(const model::Tokenizer& tokenizer, const std::string& text, const std::string& text_name,
+                         int max_tokens) {
+  Sentences s;
+  std::istringstream lines(text);
+  util::Fnv1a f;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    std::vector<int32_t> ids = encode_sentence(tokenizer, line, max_tokens);
+    f.u64_bytes(ids.size());
+    for (int32_t t : ids) f.u64_bytes(uint32_t(t));
+    s.tokens.push_back(std::move(ids));
+  }
+  if (s.tokens.empty()) throw Error(text_name + ": no non-empty lines to embed (an encoder's text is one sentence per line)");
+  s.hash = f.h;
+  return s;
+}
+
+std::vector<float> embed_all(const model::Encoder& encoder, const Sentences& sentences) {
+  constexpr size_t kBatch = 32;
+  const size_t width = size_t(encoder.embedding_width());
   std::vector<float> out;
-  out.reserve(sentences.size() * dim);
-  for (size_t b0 = 0; b0 < sentences.size(); b0 += kBatch) {
-    std::vector<std::vector<int32_t>> batch;
-    for (size_t i = b0; i < std::min(sentences.size(), b0 + kBatch); ++i) {
-      std::vector<int32_t> ids = m.tokenizer->encode_for_model(sentences[i]);
-      if (int(ids.size()) > max_tokens) {  // truncate, keeping the final [SEP]
-        const int32_t last = ids.back();
-        ids.resize(size_t(max_tokens));
-        ids.back() = last;
-      }
-      batch.push_back(std::move(ids));
-    }
-    const std::vector<float> e = m.bert->embed(batch);
+  out.reserve(sentences.tokens.size() * width);
+  for (size_t b0 = 0; b0 < sentences.tokens.size(); b0 += kBatch) {
+    const std::vector<std::vector<int32_t>> batch(sentences.tokens.begin() + int64_t(b0),
+                                                  sentences.tokens.begin() + int64_t(std::min(sentences.tokens.size(), b0 + kBatch)));
+    const std::vector<float> e = encoder.embed(batch);
     for (size_t k = 0; k < e.size(); ++k)
       if (!std::isfinite(e[k]))
-        throw Error("the embedding of sentence " + std::to_string(b0 + k / dim + 1) +
+        throw Error("the embedding of sentence " + std::to_string(b0 + k / width + 1) +
                     " is not a number: the weights or the recipe produce non-finite values");
     out.insert(out.end(), e.begin(), e.end());
   }
   return out;
+}
+
+namespace {
+
+double dot(const float* a, const float* b, int n) {
+  double s = 0;
+  for (int k = 0; k < n; ++k) s += double(a[k]) * double(b[k]);
+  return s;
+}
+
+// Ranks 1..n (ties share their mean rank), as Spearman's coefficient needs.
+std::vector<double> ranks(const std::vector<double>& v) {
+  std::vector<size_t> order(v.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
+  std::vector<double> r(v.size());
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i;
+    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
+    for (size_t k = i; k <= j; ++k) r[order[k]] = 0.5 * double(i + j) + 1;
+    i = j + 1;
+  }
+  return r;
+}
+
+double pearson(const std::vector<double>& a, const std::vector<double>& b) {
+  const double n = double(a.size());
+  const double ma = std::accumulate(a.begin(), a.end(), 0.0) / n, mb = std::accumulate(b.begin(), b.end(), 0.0) / n;
+  double sab = 0, saa = 0, sbb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) * (a[i] - ma);
+    sbb += (b[i] - mb) * (b[i] - mb);
+  }
+  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : (saa == sbb ? 1.0 : 0.0);
+}
+
+}  // namespace
+
+EmbeddingScores compare_embeddings(const std::vector<float>& e, const std::vector<float>& base, int width) {
+  const CosineResult c = cosine_to_baseline(e, base, width);
+  EmbeddingScores s;
+  s.sentences = c.n;
+  s.cosine_mean = c.mean;
+  s.cosine_min = c.min;
+  // Pairwise similarities (the embeddings are L2-normalised: cosine = dot product).
+  const size_t n = size_t(c.n);
+  util::require_memory(16.0 * double(n) * double(n), "the pairwise similarities of " + std::to_string(n) + " sentences",
+                       "use a text with fewer lines");
+  std::vector<double> sim_base, sim;
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = i + 1; j < n; ++j) {
+      sim_base.push_back(dot(base.data() + i * size_t(width), base.data() + j * size_t(width), width));
+      sim.push_back(dot(e.data() + i * size_t(width), e.data() + j * size_t(width), width));
+    }
+  s.pairs = int64_t(sim.size());
+  s.rank_correlation = sim.empty() ? 1.0 : pearson(ranks(sim_base), ranks(sim));
+  return s;
 }
 
 CosineResult cosine_to_baseline(const std::vector<float>& a, const std::vector<float>& b, int dim) {

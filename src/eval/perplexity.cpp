@@ -23,6 +23,31 @@ uint64_t hash_tokens(const std::vector<int32_t>& tokens, size_t count, int n_ctx
   return f.h;
 }
 
+TextWindows make_windows(const model::Tokenizer& tokenizer, const std::string& text, const std::string& text_name, int n_ctx,
+                         int64_t max_tokens) {
+  if (n_ctx < 8) throw Error("--ctx must be at least 8");
+  TextWindows w;
+  w.tokens = tokenizer.encode_prefix(text, size_t(std::max<int64_t>(0, max_tokens)));
+  w.bos = tokenizer.adds_bos() ? tokenizer.bos_id() : -1;
+  w.n_ctx = n_ctx;
+  w.max_tokens = max_tokens;
+  const int64_t usable = max_tokens > 0 ? std::min<int64_t>(max_tokens, int64_t(w.tokens.size())) : int64_t(w.tokens.size());
+  w.n_windows = usable / n_ctx;
+  if (w.n_windows < 1)
+    throw Error(text_name + " has " + std::to_string(w.tokens.size()) + " tokens" +
+                (max_tokens > 0 ? " (" + std::to_string(max_tokens) + " allowed)" : std::string()) +
+                ", fewer than one window of --ctx " + std::to_string(n_ctx));
+  w.hash = hash_tokens(w.tokens, size_t(w.n_windows * n_ctx), n_ctx);
+  return w;
+}
+
+std::vector<int32_t> TextWindows::window(int64_t w) const {
+  if (w < 0 || w >= n_windows) throw Error("internal: window " + std::to_string(w) + " of " + std::to_string(n_windows));
+  std::vector<int32_t> out(tokens.begin() + w * n_ctx, tokens.begin() + (w + 1) * n_ctx);
+  if (bos >= 0) out[0] = bos;
+  return out;
+}
+
 namespace {
 
 Distribution describe(std::vector<double> v) {
@@ -53,9 +78,8 @@ double log_sum_exp(const float* row, int n) {
 
 PerplexityResult perplexity(const model::Model& m, const std::string& text, const PerplexityOptions& opt) {
   if (!m.llama) throw Error("perplexity needs a decoder model (this one is an encoder; use sentence embeddings)");
-  const int32_t bos = m.tokenizer->adds_bos() ? m.tokenizer->bos_id() : -1;
-  const size_t budget = size_t(std::max<int64_t>(0, opt.max_tokens));
-  return perplexity(*m.llama, m.tokenizer->encode_prefix(text, budget), bos, m.path + " (" + m.summary() + ")", opt);
+  const TextWindows w = make_windows(*m.tokenizer, text, "the text", opt.n_ctx, opt.max_tokens);
+  return perplexity(*m.llama, w.tokens, w.bos, m.path + " (" + m.summary() + ")", opt);
 }
 
 PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int32_t>& tokens, int32_t bos,

@@ -24,6 +24,7 @@
 #include "util/fnv.h"
 #include "util/content_hash.h"
 #include "util/json_file.h"
+#include "eval/result_json.h"
 
 namespace lowbit::eval {
 namespace {
@@ -84,35 +85,6 @@ class FileLock {
 // Bumped when what a cached result means changes (its fields, or the arithmetic behind them).
 constexpr int kCacheVersion = 2;
 
-// SQNR-like figures are +inf when exact; JSON has no infinity, so they travel as null.
-json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
-double inf_if_null(const json& v) { return v.is_null() ? std::numeric_limits<double>::infinity() : v.get<double>(); }
-
-json stats_json(const ErrorStats& e) {
-  return {{"count", e.count},     {"sum_sq_x", e.sum_sq_x}, {"sum_sq_err", e.sum_sq_err}, {"max_abs_err", e.max_abs_err},
-          {"clipped", e.clipped}, {"flushed", e.flushed},   {"non_finite", e.non_finite}};
-}
-
-// Integer fields of files read back: nlohmann's get<int>() casts a float or an out-of-range value
-// with undefined behaviour, so they go through the checked reader with a range.
-int64_t int_field(const json& j, const char* key, int64_t lo = 0, int64_t hi = int64_t(1) << 53) {
-  const int64_t v = files::json_int(j.at(key), std::string("\"") + key + "\"");
-  if (v < lo || v > hi) throw Error(std::string("\"") + key + "\" = " + std::to_string(v) + " is out of range");
-  return v;
-}
-
-ErrorStats stats_from(const json& j) {
-  ErrorStats e;
-  e.count = size_t(int_field(j, "count"));
-  e.sum_sq_x = j.at("sum_sq_x").get<double>();
-  e.sum_sq_err = j.at("sum_sq_err").get<double>();
-  e.max_abs_err = j.at("max_abs_err").get<double>();
-  e.clipped = size_t(int_field(j, "clipped"));
-  e.flushed = size_t(int_field(j, "flushed"));
-  e.non_finite = size_t(int_field(j, "non_finite"));
-  return e;
-}
-
 json setup_json(const SweepSetup& s) {
   return {{"key", s.key()},           {"model", s.model},         {"model_summary", s.model_summary},
           {"model_hash", s.model_hash},
@@ -143,80 +115,6 @@ SweepSetup setup_from(const json& j) {
   s.base_ppl_stderr = j.at("base_ppl_stderr").get<double>();
   s.threads = j.contains("threads") ? int(int_field(j, "threads", 0, 1 << 20)) : 0;
   return s;
-}
-
-json result_json(const RecipeResult& r) {
-  json layers = json::array();
-  for (const LayerRow& l : r.layers)
-    layers.push_back({{"site", l.site},
-                      {"layer", l.layer},
-                      {"role", l.role},
-                      {"weight_scheme", l.weight_scheme},
-                      {"input_scheme", l.input_scheme},
-                      {"weight", stats_json(l.weight)},
-                      {"input_absmax", l.input_absmax},
-                      {"input_kurtosis", l.input_kurtosis},
-                      {"input", stats_json(l.input)},
-                      {"output_sqnr_db", finite_or_null(l.output_sqnr_db)}});
-  return {{"name", r.recipe.name},
-          {"hash", r.hash},
-          {"recipe", json::parse(r.recipe.canonical())},
-          {"short", r.recipe.short_form()},
-          {"bits_per_weight", r.bits_per_weight},
-          {"bits_per_linear_weight", r.bits_per_linear_weight},
-          {"ppl", r.ppl},
-          {"ppl_stderr", r.ppl_stderr},
-          {"delta_ppl", r.delta_ppl},
-          {"delta_ppl_stderr", r.delta_ppl_stderr},
-          {"ln_ppl_ratio", r.ln_ppl_ratio},
-          {"ln_ppl_ratio_stderr", r.ln_ppl_ratio_stderr},
-          {"kld", {{"mean", r.kld.mean}, {"stderr", r.kld.stderr_}, {"median", r.kld.median}, {"p99", r.kld.p99}, {"max", r.kld.max}}},
-          {"top1_agreement", r.top1},
-          {"top1_stderr", r.top1_stderr},
-          {"seconds", r.seconds},
-          {"method_seconds", r.method_seconds},
-          {"calibration", r.calibration},
-          {"layers", layers}};
-}
-
-RecipeResult result_from(const json& j, const std::string& where) {
-  RecipeResult r;
-  json recipe = j.at("recipe");
-  recipe["name"] = j.at("name");
-  r.recipe = ptq::parse_recipe_json(recipe.dump(), where);
-  r.hash = j.at("hash").get<std::string>();
-  if (r.hash != r.recipe.hash_hex()) throw Error(where + ": the stored hash does not match the recipe");
-  r.bits_per_weight = j.at("bits_per_weight").get<double>();
-  r.bits_per_linear_weight = j.at("bits_per_linear_weight").get<double>();
-  r.ppl = j.at("ppl").get<double>();
-  r.ppl_stderr = j.at("ppl_stderr").get<double>();
-  r.delta_ppl = j.at("delta_ppl").get<double>();
-  r.delta_ppl_stderr = j.at("delta_ppl_stderr").get<double>();
-  r.ln_ppl_ratio = j.at("ln_ppl_ratio").get<double>();
-  r.ln_ppl_ratio_stderr = j.at("ln_ppl_ratio_stderr").get<double>();
-  const json& k = j.at("kld");
-  r.kld = {k.at("mean").get<double>(), k.at("stderr").get<double>(), k.at("median").get<double>(), k.at("p99").get<double>(),
-           k.at("max").get<double>()};
-  r.top1 = j.at("top1_agreement").get<double>();
-  r.top1_stderr = j.at("top1_stderr").get<double>();
-  r.seconds = j.at("seconds").get<double>();
-  if (j.contains("method_seconds")) r.method_seconds = j.at("method_seconds").get<std::vector<std::pair<std::string, double>>>();
-  r.calibration = j.value("calibration", std::string());
-  for (const json& l : j.at("layers")) {
-    LayerRow row;
-    row.site = l.at("site").get<std::string>();
-    row.layer = int(int_field(l, "layer", -1, 1 << 24));
-    row.role = l.at("role").get<std::string>();
-    row.weight_scheme = l.at("weight_scheme").get<std::string>();
-    row.input_scheme = l.at("input_scheme").get<std::string>();
-    row.weight = stats_from(l.at("weight"));
-    row.input_absmax = l.at("input_absmax").get<double>();
-    row.input_kurtosis = l.at("input_kurtosis").get<double>();
-    row.input = stats_from(l.at("input"));
-    row.output_sqnr_db = inf_if_null(l.at("output_sqnr_db"));
-    r.layers.push_back(std::move(row));
-  }
-  return r;
 }
 
 // nlohmann's type errors become lowbit errors naming the file.
@@ -274,8 +172,7 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
       throw Error("the recipe " + r.label() + " uses a method that needs calibration data: give --calib TEXT");
   }
   const model::Llama& fp = *m.llama;
-  const std::vector<int32_t> tokens = m.tokenizer->encode_prefix(text, size_t(std::max<int64_t>(0, opt.max_tokens)));
-  const int32_t bos = m.tokenizer->adds_bos() ? m.tokenizer->bos_id() : -1;
+  const TextWindows windows = make_windows(*m.tokenizer, text, text_path, opt.n_ctx, opt.max_tokens);
 
   SweepReport report;
   SweepSetup& s = report.setup;
@@ -287,13 +184,9 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
   s.parameters = fp.parameter_count();
   s.n_ctx = opt.n_ctx;
   s.max_tokens = opt.max_tokens;
-  s.text_tokens = int64_t(tokens.size());
-  const int64_t usable = opt.max_tokens > 0 ? std::min<int64_t>(opt.max_tokens, s.text_tokens) : s.text_tokens;
-  s.n_windows = usable / opt.n_ctx;
-  if (s.n_windows < 1)
-    throw Error(text_path + " has " + std::to_string(tokens.size()) + " tokens, fewer than one window of --ctx " +
-                std::to_string(opt.n_ctx) + " within the token budget");
-  s.tokens_hash = hash_tokens(tokens, size_t(s.n_windows * opt.n_ctx), opt.n_ctx);
+  s.text_tokens = int64_t(windows.tokens.size());
+  s.n_windows = windows.n_windows;
+  s.tokens_hash = windows.hash;
   s.layer_tokens = opt.layer_stats ? opt.n_ctx : 0;
   s.threads = opt.threads;
   const std::string cache = opt.out_dir + "/cache/" + s.key();
@@ -333,7 +226,7 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
     popt.progress = [&](int64_t w, int64_t) {
       if (opt.progress) opt.progress("full-precision baseline", done + w, todo);
     };
-    PerplexityResult base = perplexity(fp, tokens, bos, m.path + " (" + m.summary() + ")", popt);
+    PerplexityResult base = perplexity(fp, windows.tokens, windows.bos, m.path + " (" + m.summary() + ")", popt);
     done += s.n_windows;
     base.recorded.save(baseline_path);
     baseline = std::move(base.recorded);
@@ -350,9 +243,8 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
   s.base_ppl = std::exp(mean);
   s.base_ppl_stderr = n > 1 ? s.base_ppl * std::sqrt(std::max(0.0, sum2 / n - mean * mean) / (n - 1)) : 0;
 
-  std::unique_ptr<ReferenceOutputs> reference;  // built when the first uncached recipe needs it
-  ptq::MethodCache method_cache;                 // GPTQ / search results shared between recipes
-  popt.compare_to = &baseline;
+  const Reference reference(fp, windows, &baseline, opt.layer_stats);
+  ptq::MethodCache method_cache;  // GPTQ / search results shared between recipes
   const std::string setup_key = s.key();
   // Recipes with calibrated methods are cached per calibration data too.
   const auto cache_key = [&](const ptq::Recipe& recipe) {
@@ -377,50 +269,19 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
       }
       note(recipe.label() + ": the cache entry " + path + " is unusable (" + problem + "); recomputing it");
     }
-    const auto t0 = std::chrono::steady_clock::now();
-    ptq::ApplyReport applied;
-    const model::Llama q = ptq::apply_recipe(recipe, fp, &applied, opt.calibration,
-                                             [&](const std::string& what, int done, int total) {
-                                               if (opt.progress)
-                                                 opt.progress(recipe.label() + " (" + what + " " + std::to_string(done) + "/" +
-                                                                  std::to_string(total) + ")",
-                                                              done, todo);
-                                             },
-                                             &method_cache);
-    popt.progress = [&](int64_t w, int64_t) {
-      if (opt.progress) opt.progress(recipe.label(), done + w, todo);
+    EvaluateOptions eopt;
+    eopt.calibration = opt.calibration;
+    eopt.cache = &method_cache;
+    eopt.progress = [&](const std::string& what, int64_t step, int64_t steps) {
+      if (!opt.progress) return;
+      if (what == "eval")
+        opt.progress(recipe.label(), done + step, todo);
+      else
+        opt.progress(recipe.label() + " (" + what + " " + std::to_string(step) + "/" + std::to_string(steps) + ")", done, todo);
     };
-    const PerplexityResult e = perplexity(q, tokens, bos, "", popt);
+    RecipeResult r = evaluate_recipe(recipe, fp, reference, eopt);
     done += s.n_windows;
-    RecipeResult r;
-    r.recipe = recipe;
-    r.hash = recipe.hash_hex();
-    r.bits_per_weight = applied.bits_per_weight;
-    r.bits_per_linear_weight = applied.bits_per_linear_weight;
-    r.ppl = e.ppl;
-    r.ppl_stderr = e.ppl_stderr;
-    r.delta_ppl = e.delta_ppl;
-    r.delta_ppl_stderr = e.delta_ppl_stderr;
-    r.ln_ppl_ratio = e.ln_ppl_ratio;
-    r.ln_ppl_ratio_stderr = e.ln_ppl_ratio_stderr;
-    r.kld = e.kld;
-    r.top1 = e.top1_agreement;
-    r.top1_stderr = e.top1_stderr;
-    r.method_seconds = applied.method_seconds;
-    if (recipe.needs_calibration()) r.calibration = opt.calibration->description;
-    if (opt.layer_stats) {
-      if (!reference) {
-        std::vector<int32_t> window(tokens.begin(), tokens.begin() + opt.n_ctx);
-        if (bos >= 0) window[0] = bos;
-        reference = std::make_unique<ReferenceOutputs>(fp, std::move(window));
-      }
-      // A transformed (rotated, smoothed) model is compared with its own full-precision self.
-      r.layers = applied.transformed
-                     ? layer_statistics(q, ReferenceOutputs(*applied.transformed, reference->window()), applied)
-                     : layer_statistics(q, *reference, applied);
-    }
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    json entry = result_json(r);
+    json entry = result_to_json(r);
     entry["cache_key"] = key;
     entry["setup_key"] = setup_key;
     write_text(path, with_checksum(std::move(entry)).dump(1));
@@ -455,7 +316,7 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
 void write_sweep_outputs(const SweepReport& report, const std::string& dir) {
   make_dirs(dir);
   json results = json::array();
-  for (const RecipeResult& r : report.results) results.push_back(result_json(r));
+  for (const RecipeResult& r : report.results) results.push_back(result_to_json(r));
   const json all = {{"lowbit_sweep", 2}, {"setup", setup_json(report.setup)}, {"results", results}, {"pending", report.pending}};
   write_text(dir + "/results.json", with_checksum(all).dump(1));
   write_text(dir + "/report.md", sweep_markdown(report));

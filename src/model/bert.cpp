@@ -30,27 +30,28 @@ Bert Bert::load(const TensorStore& store, BertConfig c) {
   const std::string prefix = store.find("bert.embeddings.word_embeddings.weight") ? "bert." : "";
   const int64_t dim = c.dim, hidden = c.hidden_dim;
   const auto get = [&](const std::string& name, std::vector<int64_t> shape) { return store.take_f32(prefix + name, shape); };
-  const auto linear = [&](const std::string& name, int64_t out, int64_t in) {
-    return Linear(prefix + name + ".weight", int(out), int(in),
+  // `site` is the name recipes use; `name` the tensor's name in the file.
+  const auto linear = [&](const std::string& name, const std::string& site, int64_t out, int64_t in) {
+    return Linear(site, int(out), int(in),
                   std::make_shared<std::vector<float>>(get(name + ".weight", {out, in})), get(name + ".bias", {out}));
   };
   BertWeights w;
-  w.word_embedding = get("embeddings.word_embeddings.weight", {c.vocab_size, dim});
+  w.word_embedding = std::make_shared<std::vector<float>>(get("embeddings.word_embeddings.weight", {c.vocab_size, dim}));
   w.position_embedding = get("embeddings.position_embeddings.weight", {c.max_positions, dim});
   w.type_embedding = get("embeddings.token_type_embeddings.weight", {c.type_vocab_size, dim});
   w.emb_ln_weight = get("embeddings.LayerNorm.weight", {dim});
   w.emb_ln_bias = get("embeddings.LayerNorm.bias", {dim});
   for (int l = 0; l < c.n_layers; ++l) {
-    const std::string p = "encoder.layer." + std::to_string(l) + ".";
+    const std::string p = "encoder.layer." + std::to_string(l) + ".", site = "layers." + std::to_string(l) + ".";
     BertLayer layer;
-    layer.wq = linear(p + "attention.self.query", dim, dim);
-    layer.wk = linear(p + "attention.self.key", dim, dim);
-    layer.wv = linear(p + "attention.self.value", dim, dim);
-    layer.attn_out = linear(p + "attention.output.dense", dim, dim);
+    layer.wq = linear(p + "attention.self.query", site + "q_proj", dim, dim);
+    layer.wk = linear(p + "attention.self.key", site + "k_proj", dim, dim);
+    layer.wv = linear(p + "attention.self.value", site + "v_proj", dim, dim);
+    layer.attn_out = linear(p + "attention.output.dense", site + "o_proj", dim, dim);
     layer.ln1_weight = get(p + "attention.output.LayerNorm.weight", {dim});
     layer.ln1_bias = get(p + "attention.output.LayerNorm.bias", {dim});
-    layer.ffn_in = linear(p + "intermediate.dense", hidden, dim);
-    layer.ffn_out = linear(p + "output.dense", dim, hidden);
+    layer.ffn_in = linear(p + "intermediate.dense", site + "ffn_in", hidden, dim);
+    layer.ffn_out = linear(p + "output.dense", site + "ffn_out", dim, hidden);
     layer.ln2_weight = get(p + "output.LayerNorm.weight", {dim});
     layer.ln2_bias = get(p + "output.LayerNorm.bias", {dim});
     w.layers.push_back(std::move(layer));
@@ -59,57 +60,120 @@ Bert Bert::load(const TensorStore& store, BertConfig c) {
 }
 
 std::vector<float> Bert::encode(const std::vector<std::vector<int32_t>>& batch, int& max_len) const {
-  const BertConfig& c = config_;
-  const int b_count = int(batch.size());
   max_len = 0;
-  for (const auto& ids : batch) max_len = std::max(max_len, int(ids.size()));
-  if (max_len > c.max_positions)
-    throw Error("BERT: a sequence of " + std::to_string(max_len) + " tokens exceeds the model's " +
+  std::vector<int> lens;
+  for (const auto& ids : batch) {
+    max_len = std::max(max_len, int(ids.size()));
+    lens.push_back(int(ids.size()));
+  }
+  std::vector<float> x(batch.size() * size_t(max_len) * size_t(config_.dim), 0.0f);
+  embed_tokens(batch, max_len, x.data());
+  for (int l = 0; l < config_.n_layers; ++l) forward_layer(l, lens, max_len, x.data());
+  return x;
+}
+
+void Bert::embed_tokens(const std::vector<std::vector<int32_t>>& batch, int L, float* x) const {
+  const BertConfig& c = config_;
+  if (L > c.max_positions)
+    throw Error("BERT: a sequence of " + std::to_string(L) + " tokens exceeds the model's " +
                 std::to_string(c.max_positions) + " positions (truncate it)");
-  const int L = max_len, n = b_count * L;
+  const int n = int(batch.size()) * L;
   const size_t dim = size_t(c.dim);
-  std::vector<float> x(size_t(n) * dim, 0.0f), tmp(size_t(n) * dim);
-  for (int b = 0; b < b_count; ++b)
-    for (int t = 0; t < int(batch[size_t(b)].size()); ++t) {
-      const int32_t id = batch[size_t(b)][size_t(t)];
+  std::fill_n(x, size_t(n) * dim, 0.0f);
+  for (size_t b = 0; b < batch.size(); ++b)
+    for (int t = 0; t < int(batch[b].size()); ++t) {
+      const int32_t id = batch[b][size_t(t)];
       if (id < 0 || id >= c.vocab_size) throw Error("BERT: token id " + std::to_string(id) + " is outside the vocabulary");
-      float* row = x.data() + (size_t(b) * size_t(L) + size_t(t)) * dim;
+      float* row = x + (b * size_t(L) + size_t(t)) * dim;
       for (size_t i = 0; i < dim; ++i)  // token type 0 for a single sentence
-        row[i] = weights_.word_embedding[size_t(id) * dim + i] + weights_.position_embedding[size_t(t) * dim + i] +
+        row[i] = (*weights_.word_embedding)[size_t(id) * dim + i] + weights_.position_embedding[size_t(t) * dim + i] +
                  weights_.type_embedding[i];
     }
-  layer_norm(x.data(), weights_.emb_ln_weight.data(), weights_.emb_ln_bias.data(), n, c.dim, c.norm_eps, x.data());
+  layer_norm(x, weights_.emb_ln_weight.data(), weights_.emb_ln_bias.data(), n, c.dim, c.norm_eps, x);
+}
 
+void Bert::forward_layer(int layer, const std::vector<int>& lens, int L, float* x) const {
+  const BertConfig& c = config_;
+  const int b_count = int(lens.size()), n = b_count * L;
+  const size_t dim = size_t(c.dim), size = size_t(n) * dim;
   const int hd = c.dim / c.n_heads;
   const float scale = 1.0f / std::sqrt(float(hd));
-  std::vector<float> q(x.size()), k(x.size()), v(x.size()), att(x.size()), h(size_t(n) * size_t(c.hidden_dim));
+  std::vector<float> q(size), k(size), v(size), att(size), tmp(size), h(size_t(n) * size_t(c.hidden_dim));
   std::vector<float> scores(size_t(b_count) * size_t(c.n_heads) * size_t(L) * size_t(L));
-  for (const BertLayer& w : weights_.layers) {
-    w.wq.forward(x.data(), n, q.data());
-    w.wk.forward(x.data(), n, k.data());
-    w.wv.forward(x.data(), n, v.data());
+  const BertLayer& w = weights_.layers[size_t(layer)];
+  w.wq.forward(x, n, q.data());
+  w.wk.forward(x, n, k.data());
+  w.wv.forward(x, n, v.data());
 #pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < b_count; ++b)
-      for (int head = 0; head < c.n_heads; ++head) {
-        const int len = int(batch[size_t(b)].size());  // keys beyond it are padding: masked out
-        const size_t base = size_t(b) * size_t(L) * dim + size_t(head) * size_t(hd);
-        float* s = scores.data() + (size_t(b) * size_t(c.n_heads) + size_t(head)) * size_t(L) * size_t(L);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hd, scale, q.data() + base, c.dim, k.data() + base,
-                    c.dim, 0.0f, s, L);
-        for (int i = 0; i < L; ++i) softmax_prefix(s + size_t(i) * size_t(L), std::max(len, 1), L);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hd, L, 1.0f, s, L, v.data() + base, c.dim, 0.0f,
-                    att.data() + base, c.dim);
-      }
-    w.attn_out.forward(att.data(), n, tmp.data());
-    add_in_place(tmp.data(), x.data(), x.size());
-    layer_norm(tmp.data(), w.ln1_weight.data(), w.ln1_bias.data(), n, c.dim, c.norm_eps, x.data());
-    w.ffn_in.forward(x.data(), n, h.data());
-    gelu_in_place(h.data(), h.size());
-    w.ffn_out.forward(h.data(), n, tmp.data());
-    add_in_place(tmp.data(), x.data(), x.size());
-    layer_norm(tmp.data(), w.ln2_weight.data(), w.ln2_bias.data(), n, c.dim, c.norm_eps, x.data());
+  for (int b = 0; b < b_count; ++b)
+    for (int head = 0; head < c.n_heads; ++head) {
+      const int len = lens[size_t(b)];  // keys beyond it are padding: masked out
+      const size_t base = size_t(b) * size_t(L) * dim + size_t(head) * size_t(hd);
+      float* s = scores.data() + (size_t(b) * size_t(c.n_heads) + size_t(head)) * size_t(L) * size_t(L);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hd, scale, q.data() + base, c.dim, k.data() + base,
+                  c.dim, 0.0f, s, L);
+      for (int i = 0; i < L; ++i) softmax_prefix(s + size_t(i) * size_t(L), std::max(len, 1), L);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hd, L, 1.0f, s, L, v.data() + base, c.dim, 0.0f,
+                  att.data() + base, c.dim);
+    }
+  w.attn_out.forward(att.data(), n, tmp.data());
+  add_in_place(tmp.data(), x, size);
+  layer_norm(tmp.data(), w.ln1_weight.data(), w.ln1_bias.data(), n, c.dim, c.norm_eps, x);
+  w.ffn_in.forward(x, n, h.data());
+  gelu_in_place(h.data(), h.size());
+  w.ffn_out.forward(h.data(), n, tmp.data());
+  add_in_place(tmp.data(), x, size);
+  layer_norm(tmp.data(), w.ln2_weight.data(), w.ln2_bias.data(), n, c.dim, c.norm_eps, x);
+}
+
+Sites Bert::sites() {
+  Sites s;
+  s.blocks = config_.n_layers;
+  s.embedding = {"embedding", &weights_.word_embedding, size_t(config_.vocab_size), size_t(config_.dim)};
+  for (int l = 0; l < config_.n_layers; ++l) {
+    BertLayer& w = weights_.layers[size_t(l)];
+    const std::string at = "layers." + std::to_string(l) + ".";
+    // No folds: each input is also the residual (post-LayerNorm), or comes out of attention or GELU.
+    s.inputs.push_back({at + "attn_in", l, {&w.wq, &w.wk, &w.wv}, {}});
+    s.inputs.push_back({at + "attn_out", l, {&w.attn_out}, {}});
+    s.inputs.push_back({at + "ffn_in", l, {&w.ffn_in}, {}});
+    s.inputs.push_back({at + "ffn_hidden", l, {&w.ffn_out}, {}});
+    const std::pair<Linear*, const char*> roles[] = {{&w.wq, "attn_in"},       {&w.wk, "attn_in"},   {&w.wv, "attn_in"},
+                                                     {&w.attn_out, "attn_out"}, {&w.ffn_in, "ffn_in"}, {&w.ffn_out, "ffn_hidden"}};
+    for (const auto& [lin, in] : roles) s.linears.push_back({lin, l, lin->name().substr(at.size()), at + in});
   }
-  return x;
+  return s;
+}
+
+namespace {
+
+class BertBlockRunner : public BlockRunner {
+ public:
+  explicit BertBlockRunner(const Bert& m) : m_(m) {}
+  size_t width() const override { return size_t(m_.config().dim); }
+  void embed(const int32_t* tokens, int n, float* stream) override {
+    m_.embed_tokens({std::vector<int32_t>(tokens, tokens + n)}, n, stream);
+  }
+  void run_block(int block, int n, float* stream) override { m_.forward_layer(block, {n}, n, stream); }
+
+ private:
+  const Bert& m_;
+};
+
+}  // namespace
+
+std::unique_ptr<BlockRunner> Bert::block_runner(int) const { return std::make_unique<BertBlockRunner>(*this); }
+
+int64_t Bert::parameter_count() const {
+  const BertWeights& w = weights_;
+  int64_t n = int64_t(w.word_embedding->size() + w.position_embedding.size() + w.type_embedding.size() +
+                      w.emb_ln_weight.size() + w.emb_ln_bias.size());
+  for (const BertLayer& l : w.layers) {
+    for (const Linear* lin : {&l.wq, &l.wk, &l.wv, &l.attn_out, &l.ffn_in, &l.ffn_out})
+      n += int64_t(lin->weight().size() + lin->bias().size());
+    n += int64_t(l.ln1_weight.size() + l.ln1_bias.size() + l.ln2_weight.size() + l.ln2_bias.size());
+  }
+  return n;
 }
 
 std::vector<float> Bert::embed(const std::vector<std::vector<int32_t>>& batch) const {

@@ -13,6 +13,7 @@
 #include "io/atomic_file.h"
 #include "lowbit/error.h"
 #include "lowbit/eval.h"
+#include "lowbit/evaluate.h"
 #include "lowbit/npy.h"
 #include "lowbit/calibration.h"
 #include "lowbit/layer_stats.h"
@@ -48,17 +49,6 @@ double peak_rss_mib() {
   return double(u.ru_maxrss) / 1024.0;
 }
 
-json distribution_json(const eval::Distribution& d) {
-  return {{"mean", d.mean}, {"stderr", d.stderr_}, {"median", d.median}, {"p99", d.p99}, {"max", d.max}};
-}
-
-json stats_json(const ErrorStats& e) {
-  return {{"sqnr_db", std::isfinite(e.sqnr_db()) ? json(e.sqnr_db()) : json(nullptr)},
-          {"clipped_fraction", e.clipped_fraction()},
-          {"flushed_fraction", e.flushed_fraction()},
-          {"count", e.count}};
-}
-
 std::string db(double v) { return std::isfinite(v) ? fmt::format("{:.1f}", v) : "exact"; }
 
 void print_layers(const std::vector<eval::LayerRow>& rows, const ptq::ApplyReport& applied) {
@@ -76,130 +66,153 @@ void print_layers(const std::vector<eval::LayerRow>& rows, const ptq::ApplyRepor
                  100 * w.error.flushed_fraction());
 }
 
-void run_decoder(const Args& a, const model::Model& m, const std::string& text) {
-  const bool quantized = a.recipe.any();
-  if (a.layers && !quantized) throw Error("--layers describes a recipe's error: give one (--recipe or --w/--a/--kv ...)");
-  ptq::Recipe recipe;
-  ptq::ApplyReport applied;
-  std::unique_ptr<model::Llama> q;
-  if (quantized) {
-    recipe = a.recipe.recipe();
-    const std::unique_ptr<ptq::Calibration> calib = a.recipe.calibration(recipe, m);
-    ProgressBar method_bar("methods", "layers");
-    q = std::make_unique<model::Llama>(ptq::apply_recipe(recipe, *m.llama, &applied, calib.get(),
-                                                         [&](const std::string&, int done, int total) { method_bar.update(done, total); }));
-    for (const auto& [method, sec] : applied.method_seconds) fmt::print(stderr, "{}: {:.1f} s\n", method, sec);
-    if (calib) fmt::print(stderr, "calibration: {}\n", calib->description);
-  }
-  const model::Llama& llama = q ? *q : *m.llama;
-  warn_if_beyond_trained_context(a.ctx, m.llama->config().context_length, m.path);
-  const std::vector<int32_t> tokens = m.tokenizer->encode_prefix(text, size_t(a.max_tokens));
-  const int32_t bos = m.tokenizer->adds_bos() ? m.tokenizer->bos_id() : -1;
+// The document `--json` prints (docs/results.md): what was evaluated and the result object.
+json result_document(const Args& a, const model::Model& m, const eval::RecipeResult& r, const json& setup) {
+  json j = {{"lowbit_result", 1},
+            {"model", m.path},
+            {"architecture", m.summary()},
+            {"model_hash", m.content_hash},
+            {"text", a.text},
+            {"setup", setup},
+            {"result", json::parse(eval::result_json(r))},
+            {"peak_rss_mib", peak_rss_mib()}};
+  if (!a.baseline.empty()) j["baseline"] = a.baseline;
+  return j;
+}
+
+void print_recipe(const ptq::Recipe& recipe, const eval::RecipeResult& r, const ptq::ApplyReport& applied) {
+  if (recipe.is_full_precision()) return;
+  fmt::print("recipe:  {}\n         {}\n         {:.3f} bits per weight (model), {:.3f} per Linear weight; quantized in {:.1f} s\n",
+             recipe.label(), recipe.canonical(), r.bits_per_weight, r.bits_per_linear_weight, applied.seconds);
+  for (const auto& [method, sec] : applied.method_seconds) fmt::print(stderr, "{}: {:.1f} s\n", method, sec);
+  if (!r.calibration.empty()) fmt::print(stderr, "calibration: {}\n", r.calibration);
+}
+
+// Records the full-precision model's baseline (no recipe: a baseline is what recipes are measured against).
+void record_baseline(const Args& a, const model::Model& m, const eval::TextWindows& windows) {
   eval::PerplexityOptions opt;
   opt.n_ctx = a.ctx;
   opt.max_tokens = a.max_tokens;
-  opt.record = !a.save_baseline.empty();
+  opt.record = true;
   opt.baseline_top_k = a.top_k;
-  eval::Baseline base;
-  if (!a.baseline.empty()) {
-    base = eval::Baseline::load(a.baseline);
-    opt.compare_to = &base;
-  }
   ProgressBar bar("eval", "windows");
   opt.progress = [&](int64_t done, int64_t total) { bar.update(done, total); };
-  const eval::PerplexityResult r =
-      eval::perplexity(llama, tokens, bos, m.path + " (" + m.summary() + ")" + (quantized ? " with " + recipe.canonical() : ""), opt);
-  if (opt.record) r.recorded.save(a.save_baseline);
-  std::vector<eval::LayerRow> layers;
-  if (a.layers) {
-    std::vector<int32_t> window(tokens.begin(), tokens.begin() + std::min<size_t>(tokens.size(), size_t(a.ctx)));
-    if (bos >= 0) window[0] = bos;
-    // A transformed (rotated, smoothed) model is compared with its own full-precision self.
-    layers = eval::layer_statistics(llama, eval::ReferenceOutputs(applied.transformed ? *applied.transformed : static_cast<const model::Runtime&>(*m.llama), window),
-                                    applied);
-  }
-
+  const eval::PerplexityResult r = eval::perplexity(*m.llama, windows.tokens, windows.bos, m.path + " (" + m.summary() + ")", opt);
+  r.recorded.save(a.save_baseline);
   if (a.json) {
-    json j = {{"model", m.path},         {"architecture", m.summary()},   {"text", a.text},
-              {"text_tokens", r.text_tokens}, {"ctx", r.n_ctx},            {"windows", r.n_windows},
-              {"scored_tokens", r.n_scored},  {"ppl", r.ppl},              {"ppl_stderr", r.ppl_stderr},
-              {"seconds", r.seconds},         {"tokens_per_second", r.tokens_per_second}, {"gflops", r.gflops},
-              {"parameters", m.llama->parameter_count()}, {"peak_rss_mib", peak_rss_mib()}};
-    if (r.compared)
-      j["baseline"] = {{"file", a.baseline},        {"base_ppl", r.base_ppl},        {"delta_ppl", r.delta_ppl},  {"delta_ppl_stderr", r.delta_ppl_stderr},
-                       {"ln_ppl_ratio", r.ln_ppl_ratio}, {"ln_ppl_ratio_stderr", r.ln_ppl_ratio_stderr},
-                       {"ppl_ratio", r.ppl_ratio},  {"kld", distribution_json(r.kld)}, {"top1_agreement", r.top1_agreement},
-                       {"top1_stderr", r.top1_stderr}};
-    if (opt.record) j["saved_baseline"] = a.save_baseline;
-    if (quantized) {
-      j["recipe"] = json::parse(recipe.canonical());
-      j["bits_per_weight"] = applied.bits_per_weight;
-      j["bits_per_linear_weight"] = applied.bits_per_linear_weight;
-    }
-    if (a.layers) {
-      json rows = json::array();
-      for (const eval::LayerRow& l : layers)
-        rows.push_back({{"site", l.site}, {"weight_scheme", l.weight_scheme}, {"input_scheme", l.input_scheme},
-                        {"weight", stats_json(l.weight)}, {"input", stats_json(l.input)}, {"input_absmax", l.input_absmax},
-                        {"input_kurtosis", l.input_kurtosis},
-                        {"output_sqnr_db", std::isfinite(l.output_sqnr_db) ? json(l.output_sqnr_db) : json(nullptr)}});
-      j["layers"] = rows;
-    }
-    fmt::print("{}\n", j.dump(2));
+    fmt::print("{}\n", json({{"model", m.path}, {"text", a.text}, {"ctx", r.n_ctx}, {"windows", r.n_windows}, {"ppl", r.ppl},
+                             {"ppl_stderr", r.ppl_stderr}, {"saved_baseline", a.save_baseline}})
+                           .dump(2));
     return;
   }
   fmt::print("model:   {}\n         {}\n", m.path, m.summary());
-  if (quantized)
-    fmt::print("recipe:  {}\n         {}\n         {:.3f} bits per weight (model), {:.3f} per Linear weight; quantized in {:.1f} s\n",
-               recipe.label(), recipe.canonical(), applied.bits_per_weight, applied.bits_per_linear_weight, applied.seconds);
   fmt::print("text:    {} ({} tokens tokenized); {} windows of {} tokens, {} scored (second half of each window)\n", a.text,
              r.text_tokens, r.n_windows, r.n_ctx, r.n_scored);
   fmt::print("PPL:     {:.4f} ± {:.4f}\n", r.ppl, r.ppl_stderr);
   fmt::print("speed:   {:.1f} tokens/s, {:.1f} GFLOP/s ({:.1f} s)\n", r.tokens_per_second, r.gflops, r.seconds);
+  fmt::print("baseline saved to {} (top-{} log-probabilities per scored token)\n", a.save_baseline, a.top_k);
+}
+
+void run_decoder(const Args& a, const model::Model& m, const std::string& text) {
+  const ptq::Recipe recipe = a.recipe.any() ? a.recipe.recipe() : ptq::Recipe();
+  if (a.layers && recipe.is_full_precision())
+    throw Error("--layers describes a recipe's error: give one (--recipe or --w/--a/--kv ...)");
+  warn_if_beyond_trained_context(a.ctx, m.llama->config().context_length, m.path);
+  const eval::TextWindows windows = eval::make_windows(*m.tokenizer, text, a.text, a.ctx, a.max_tokens);
+  if (!a.save_baseline.empty()) {
+    if (!recipe.is_full_precision())
+      throw Error("--save-baseline records the full-precision model (what recipes are compared with): drop the recipe flags");
+    return record_baseline(a, m, windows);
+  }
+  eval::Baseline base;
+  if (!a.baseline.empty()) base = eval::Baseline::load(a.baseline);
+  const eval::Reference reference(*m.llama, windows, a.baseline.empty() ? nullptr : &base, a.layers);
+  const std::unique_ptr<ptq::Calibration> calib = a.recipe.any() ? a.recipe.calibration(recipe, m) : nullptr;
+  ProgressBar method_bar("methods", "layers"), bar("eval", "windows");
+  eval::EvaluateOptions opt;
+  opt.calibration = calib.get();
+  opt.progress = [&](const std::string& what, int64_t done, int64_t total) {
+    (what == "eval" ? bar : method_bar).update(done, total);
+  };
+  ptq::ApplyReport applied;
+  const eval::RecipeResult r = eval::evaluate_recipe(recipe, *m.llama, reference, opt, &applied);
+  const int per_window = a.ctx - 1 - a.ctx / 2;
+  if (a.json) {
+    const json setup = {{"ctx", a.ctx},
+                        {"max_tokens", a.max_tokens},
+                        {"text_tokens", windows.tokens.size()},
+                        {"windows", windows.n_windows},
+                        {"scored_tokens", windows.n_windows * per_window},
+                        {"parameters", m.llama->parameter_count()},
+                        {"tokens_per_second", r.tokens_per_second},
+                        {"gflops", r.gflops}};
+    fmt::print("{}\n", result_document(a, m, r, setup).dump(2));
+    return;
+  }
+  fmt::print("model:   {}\n         {}\n", m.path, m.summary());
+  print_recipe(recipe, r, applied);
+  fmt::print("text:    {} ({} tokens tokenized); {} windows of {} tokens, {} scored (second half of each window)\n", a.text,
+             windows.tokens.size(), windows.n_windows, a.ctx, windows.n_windows * per_window);
+  fmt::print("PPL:     {:.4f} ± {:.4f}\n", r.ppl, r.ppl_stderr);
+  fmt::print("speed:   {:.1f} tokens/s, {:.1f} GFLOP/s\n", r.tokens_per_second, r.gflops);
   const double f32_mib = double(m.llama->parameter_count()) * 4 / (1 << 20);
   fmt::print("memory:  peak {:.0f} MiB resident; the float32 weights are {:.0f} MiB ({:.1f}M parameters)\n",
              peak_rss_mib(), f32_mib, double(m.llama->parameter_count()) * 1e-6);
-  if (r.compared) {
+  if (r.compared && !a.baseline.empty()) {
     fmt::print("against baseline {}:\n", a.baseline);
     fmt::print("  PPL(base)        {:.4f}\n  ΔPPL             {:+.4f} ± {:.4f}  (ratio {:.5f}; ln ratio {:+.5f} ± {:.5f})\n",
-               r.base_ppl, r.delta_ppl, r.delta_ppl_stderr, r.ppl_ratio, r.ln_ppl_ratio, r.ln_ppl_ratio_stderr);
+               r.ppl - r.delta_ppl, r.delta_ppl, r.delta_ppl_stderr, r.ppl / (r.ppl - r.delta_ppl), r.ln_ppl_ratio,
+               r.ln_ppl_ratio_stderr);
     fmt::print("  KLD mean         {:.6f} ± {:.6f}\n  KLD median       {:.6f}\n  KLD p99          {:.6f}\n"
                "  KLD max          {:.6f}\n",
                r.kld.mean, r.kld.stderr_, r.kld.median, r.kld.p99, r.kld.max);
-    fmt::print("  top-1 agreement  {:.3f} ± {:.3f} %\n", 100 * r.top1_agreement, 100 * r.top1_stderr);
+    fmt::print("  top-1 agreement  {:.3f} ± {:.3f} %\n", 100 * r.top1, 100 * r.top1_stderr);
   }
-  if (opt.record) fmt::print("baseline saved to {} (top-{} log-probabilities per scored token)\n", a.save_baseline, a.top_k);
-  if (a.layers) print_layers(layers, applied);
+  if (a.layers) print_layers(r.layers, applied);
 }
 
-// Encoders: each non-empty line of the text is a sentence.
+// Encoders: each non-empty line of the text is a sentence. A recipe is measured against the
+// full-precision model's embeddings of the same sentences (computed here, or read from --baseline).
 void run_encoder(const Args& a, const model::Model& m, const std::string& text) {
-  std::vector<std::string> sentences;
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);)
-    if (line.find_first_not_of(" \t\r") != std::string::npos) sentences.push_back(line);
-  if (sentences.empty()) throw Error(a.text + ": no non-empty lines to embed");
-  const int dim = m.bert->config().dim;
-  const std::vector<float> emb = eval::embed_sentences(m, sentences);
-  const std::vector<size_t> shape = {sentences.size(), size_t(dim)};
-  if (!a.save_baseline.empty()) write_npy(a.save_baseline, "<f4", shape, emb.data(), emb.size() * sizeof(float));
-  json j = {{"model", m.path}, {"architecture", m.summary()}, {"sentences", sentences.size()}};
+  const ptq::Recipe recipe = a.recipe.any() ? a.recipe.recipe() : ptq::Recipe();
+  const eval::Sentences sentences = eval::make_sentences(*m.tokenizer, text, a.text, m.bert->config().max_sequence_tokens);
+  const int width = m.bert->embedding_width();
+  std::vector<float> base;
   if (!a.baseline.empty()) {
     std::vector<size_t> base_shape;
-    const std::vector<float> base = read_npy_float32(a.baseline, base_shape);
-    const eval::CosineResult c = eval::cosine_to_baseline(emb, base, dim);
-    j["cosine_mean"] = c.mean;
-    j["cosine_min"] = c.min;
+    base = read_npy_float32(a.baseline, base_shape);
+    if (base.size() != sentences.tokens.size() * size_t(width))
+      throw Error(a.baseline + ": holds " + std::to_string(base.size()) + " values, not the " +
+                  std::to_string(sentences.tokens.size()) + " x " + std::to_string(width) +
+                  " embeddings of this text's sentences: record it again on the same text");
+  } else {
+    base = eval::embed_all(*m.bert, sentences);
   }
+  if (!a.save_baseline.empty()) {
+    if (!recipe.is_full_precision())
+      throw Error("--save-baseline records the full-precision model (what recipes are compared with): drop the recipe flags");
+    const std::vector<size_t> shape = {sentences.tokens.size(), size_t(width)};
+    write_npy(a.save_baseline, "<f4", shape, base.data(), base.size() * sizeof(float));
+  }
+  const eval::Reference reference(*m.bert, sentences, base, a.layers);
+  const std::unique_ptr<ptq::Calibration> calib = a.recipe.any() ? a.recipe.calibration(recipe, m) : nullptr;
+  eval::EvaluateOptions opt;
+  opt.calibration = calib.get();
+  ptq::ApplyReport applied;
+  const eval::RecipeResult r = eval::evaluate_recipe(recipe, *m.bert, reference, opt, &applied);
   if (a.json) {
-    fmt::print("{}\n", j.dump(2));
+    fmt::print("{}\n", result_document(a, m, r, {{"sentences", sentences.tokens.size()}, {"pairs", r.embedding.pairs}}).dump(2));
     return;
   }
-  fmt::print("model:     {}\n           {}\nsentences: {} from {}\n", m.path, m.summary(), sentences.size(), a.text);
-  if (j.contains("cosine_mean"))
-    fmt::print("cosine to baseline {}: mean {:.6f}, min {:.6f}\n", a.baseline, double(j["cosine_mean"]),
-               double(j["cosine_min"]));
+  fmt::print("model:     {}\n           {}\n", m.path, m.summary());
+  print_recipe(recipe, r, applied);
+  fmt::print("sentences: {} from {}\n", sentences.tokens.size(), a.text);
+  if (!recipe.is_full_precision() || !a.baseline.empty())
+    fmt::print("against {}: cosine mean {:.6f}, worst {:.6f}; rank correlation of {} pairwise similarities {:.6f}\n",
+               a.baseline.empty() ? "the full-precision embeddings" : "baseline " + a.baseline, r.embedding.cosine_mean,
+               r.embedding.cosine_min, r.embedding.pairs, r.embedding.rank_correlation);
   if (!a.save_baseline.empty()) fmt::print("embeddings saved to {}\n", a.save_baseline);
+  if (a.layers) print_layers(r.layers, applied);
 }
 
 void run(const Args& a) {
@@ -210,7 +223,6 @@ void run(const Args& a) {
   if (a.recipe.any()) a.recipe.recipe();               // likewise: a bad recipe fails before loading
   const model::Model m = model::load_model(a.model);
   print_model_warnings(m);
-  if (m.is_encoder() && a.recipe.any()) throw Error("recipes apply to decoder (LLaMA-family) models; " + m.path + " is an encoder");
   if (m.is_encoder()) run_encoder(a, m, text); else run_decoder(a, m, text);
 }
 
