@@ -8,7 +8,10 @@
 #include <fstream>
 
 #include "lowbit/error.h"
+#include "error_message.h"
 #include "lowbit/eval.h"
+#include "lowbit/evaluate.h"
+#include "lowbit/sweep.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 
@@ -173,6 +176,98 @@ TEST(EmbeddingCosine, IdenticalIsOneAndShapeMismatchIsAnError) {
   EXPECT_NEAR(r.min, std::sqrt(0.5), 1e-12);
   EXPECT_NEAR(r.mean, (1 + std::sqrt(0.5)) / 2, 1e-12);
   EXPECT_THROW(eval::cosine_to_baseline(a, {1, 0}, 2), Error);
+}
+
+}  // namespace
+}  // namespace lowbit::testing
+
+namespace lowbit::testing {
+namespace {
+
+// Encoders take recipes: measured against the full-precision embeddings of the same sentences,
+// through the same evaluate_recipe and sweep as decoders.
+class EncoderRecipes : public TempDirTest {
+ protected:
+  void SetUp() override {
+    TempDirTest::SetUp();
+    TinyBert::random(3).write_hf(path(""));
+    model_ = model::load_model(path(""));
+    const char* lines[] = {"the cat sat on the mat.", "a dog ran!", "the big dog sat.", "small cats ran on a mat,",
+                           "the unknown cat.", "a big mat."};
+    for (const char* l : lines) text_ += std::string(l) + "\n";
+    sentences_ = eval::make_sentences(*model_.tokenizer, text_, "text", 32);
+  }
+  eval::RecipeResult evaluate(const ptq::Recipe& r, bool layers = false) {
+    const eval::Reference reference(*model_.bert, sentences_, eval::embed_all(*model_.bert, sentences_), layers);
+    return eval::evaluate_recipe(r, *model_.bert, reference, {});
+  }
+  model::Model model_;
+  std::string text_;
+  eval::Sentences sentences_;
+};
+
+TEST_F(EncoderRecipes, FullPrecisionIsExactAndQuantizationMovesTheEmbeddings) {
+  const eval::RecipeResult fp = evaluate(ptq::Recipe());
+  EXPECT_TRUE(fp.encoder);
+  EXPECT_EQ(fp.embedding.sentences, 6);
+  EXPECT_EQ(fp.embedding.pairs, 15);
+  EXPECT_NEAR(fp.embedding.cosine_mean, 1.0, 1e-12);
+  EXPECT_EQ(fp.embedding.rank_correlation, 1.0);
+  ptq::Recipe r;
+  r.weights = parse_scheme("int4:g16");
+  r.activations = parse_scheme("int8_token");
+  const eval::RecipeResult q = evaluate(r, true);
+  EXPECT_LT(q.embedding.cosine_mean, 1.0);
+  EXPECT_LE(q.embedding.cosine_min, q.embedding.cosine_mean);
+  EXPECT_LE(q.embedding.rank_correlation, 1.0);
+  EXPECT_GT(q.embedding.rank_correlation, -1.0);
+  ASSERT_EQ(q.layers.size(), 12u);  // 6 Linears per layer
+  EXPECT_EQ(q.layers[5].site, "layers.0.ffn_out");
+  EXPECT_EQ(q.layers[5].role, "ffn_out");
+  // The result round-trips through its JSON.
+  const eval::RecipeResult back = eval::result_from_json(eval::result_json(q), "q");
+  EXPECT_TRUE(back.encoder);
+  EXPECT_EQ(back.embedding.rank_correlation, q.embedding.rank_correlation);
+  // No KV cache and no rotation plan: clear errors naming the architecture.
+  ptq::Recipe kv;
+  kv.kv = parse_scheme("int8:token");
+  EXPECT_NE(error_of([&] { evaluate(kv); }).find("no KV cache"), std::string::npos);
+  ptq::Recipe rot;
+  rot.methods.push_back(ptq::parse_method("hadamard"));
+  EXPECT_NE(error_of([&] { evaluate(rot); }).find("bert"), std::string::npos);
+}
+
+TEST_F(EncoderRecipes, RankCorrelationIsSpearmans) {
+  // Embeddings on a circle: the baseline's pairwise similarities, and a version with two
+  // sentences swapped (order of pairs changes) must give a correlation below 1.
+  const int n = 5, w = 2;
+  std::vector<float> base, swapped;
+  for (int i = 0; i < n; ++i) {
+    const double a = 0.4 * i;
+    base.insert(base.end(), {float(std::cos(a)), float(std::sin(a))});
+  }
+  swapped = base;
+  std::swap_ranges(swapped.begin(), swapped.begin() + w, swapped.begin() + 4 * w);
+  EXPECT_EQ(eval::compare_embeddings(base, base, w).rank_correlation, 1.0);
+  const eval::EmbeddingScores s = eval::compare_embeddings(swapped, base, w);
+  EXPECT_LT(s.rank_correlation, 0.9);
+  EXPECT_EQ(s.pairs, 10);
+}
+
+TEST_F(EncoderRecipes, TheSweepRunsOnEncoders) {
+  eval::SweepOptions opt;
+  opt.out_dir = path("sweep");
+  std::vector<ptq::Recipe> grid(2);
+  grid[0].weights = parse_scheme("mxfp4");
+  grid[1].weights = parse_scheme("int8:channel");
+  const eval::SweepReport r = eval::run_sweep(model_, "text", text_, grid, opt);
+  ASSERT_EQ(r.results.size(), 2u);
+  EXPECT_TRUE(r.setup.encoder);
+  EXPECT_GT(r.results[1].embedding.cosine_mean, r.results[0].embedding.cosine_mean);  // 8 bits beat 4
+  EXPECT_NE(eval::sweep_table(r).find("rank corr"), std::string::npos);
+  const eval::SweepReport again = eval::read_sweep_results(path("sweep/results.json"));
+  EXPECT_EQ(again.results[0].embedding.cosine_mean, r.results[0].embedding.cosine_mean);
+  EXPECT_TRUE(again.setup.encoder);
 }
 
 }  // namespace

@@ -32,6 +32,9 @@ struct SweepSetup {
   int layer_tokens = 0;         // tokens of the per-layer statistics window (0: none)
   double base_ppl = 0, base_ppl_stderr = 0;
   int threads = 0;              // informational
+  // Encoders: n_ctx is the sentence length limit, n_windows the sentences, n_scored the pairs,
+  // tokens_hash over the sentences' ids; base_ppl is 0.
+  bool encoder = false;
   // 16 hex digits over the model's content hash, n_ctx, tokens_hash (the evaluated token ids,
   // so the text and the tokenizer), layer_tokens and the cache format version. Not over names:
   // a model edited in place is another setup, the same model copied elsewhere the same one.

@@ -86,12 +86,14 @@ class FileLock {
 constexpr int kCacheVersion = 2;
 
 json setup_json(const SweepSetup& s) {
-  return {{"key", s.key()},           {"model", s.model},         {"model_summary", s.model_summary},
+  json j = {{"key", s.key()},           {"model", s.model},         {"model_summary", s.model_summary},
           {"model_hash", s.model_hash},
           {"text", s.text},           {"parameters", s.parameters}, {"ctx", s.n_ctx},
           {"max_tokens", s.max_tokens}, {"text_tokens", s.text_tokens}, {"windows", s.n_windows},
           {"scored_tokens", s.n_scored}, {"tokens_hash", hex64(s.tokens_hash)}, {"layer_tokens", s.layer_tokens},
           {"base_ppl", s.base_ppl},   {"base_ppl_stderr", s.base_ppl_stderr}, {"threads", s.threads}};
+  if (s.encoder) j["encoder"] = true;
+  return j;
 }
 
 SweepSetup setup_from(const json& j) {
@@ -114,6 +116,7 @@ SweepSetup setup_from(const json& j) {
   s.base_ppl = j.at("base_ppl").get<double>();
   s.base_ppl_stderr = j.at("base_ppl_stderr").get<double>();
   s.threads = j.contains("threads") ? int(int_field(j, "threads", 0, 1 << 20)) : 0;
+  s.encoder = j.value("encoder", false);
   return s;
 }
 
@@ -154,14 +157,13 @@ std::optional<RecipeResult> read_cached(const std::string& path, const std::stri
 }  // namespace
 
 std::string SweepSetup::key() const {
-  const std::string id = "lowbit sweep cache " + std::to_string(kCacheVersion) + "\n" + model_hash + "\n" +
+  const std::string id = "lowbit sweep cache " + std::to_string(kCacheVersion) + (encoder ? " encoder" : "") + "\n" + model_hash + "\n" +
                          std::to_string(n_ctx) + "\n" + hex64(tokens_hash) + "\n" + std::to_string(layer_tokens);
   return util::content_hash(id).substr(0, 16);
 }
 
 SweepReport run_sweep(const model::Model& m, const std::string& text_path, const std::string& text,
                       const std::vector<ptq::Recipe>& grid, const SweepOptions& opt) {
-  if (!m.llama) throw Error("sweep needs a decoder model (LLaMA family); this one is an encoder");
   if (opt.shard_count < 1 || opt.shard_index < 1 || opt.shard_index > opt.shard_count)
     throw Error("--shard must be i/n with 1 <= i <= n");
   if (opt.out_dir.empty()) throw Error("sweep: an output folder is required");
@@ -171,8 +173,16 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
     if (r.needs_calibration() && !opt.calibration)
       throw Error("the recipe " + r.label() + " uses a method that needs calibration data: give --calib TEXT");
   }
-  const model::Llama& fp = *m.llama;
-  const TextWindows windows = make_windows(*m.tokenizer, text, text_path, opt.n_ctx, opt.max_tokens);
+  // Decoders are measured on windows of the text against a recorded baseline; encoders on its
+  // lines against the full-precision embeddings of them.
+  const bool encoder = m.is_encoder();
+  const model::Runtime& fp = encoder ? static_cast<const model::Runtime&>(*m.bert) : *m.llama;
+  std::optional<TextWindows> windows;
+  std::optional<Sentences> sentences;
+  if (encoder)
+    sentences = make_sentences(*m.tokenizer, text, text_path, m.bert->max_sequence_tokens());
+  else
+    windows = make_windows(*m.tokenizer, text, text_path, opt.n_ctx, opt.max_tokens);
 
   SweepReport report;
   SweepSetup& s = report.setup;
@@ -182,12 +192,22 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
   if (s.model_hash.empty()) throw Error("sweep: the model has no content hash (load it with model::load_model)");
   s.text = text_path;
   s.parameters = fp.parameter_count();
-  s.n_ctx = opt.n_ctx;
-  s.max_tokens = opt.max_tokens;
-  s.text_tokens = int64_t(windows.tokens.size());
-  s.n_windows = windows.n_windows;
-  s.tokens_hash = windows.hash;
-  s.layer_tokens = opt.layer_stats ? opt.n_ctx : 0;
+  s.encoder = encoder;
+  if (encoder) {
+    s.n_ctx = m.bert->max_sequence_tokens();
+    for (const std::vector<int32_t>& t : sentences->tokens) s.text_tokens += int64_t(t.size());
+    s.n_windows = int64_t(sentences->tokens.size());
+    s.n_scored = s.n_windows * (s.n_windows - 1) / 2;  // pairs
+    s.tokens_hash = sentences->hash;
+    s.layer_tokens = opt.layer_stats ? int(sentences->tokens.front().size()) : 0;
+  } else {
+    s.n_ctx = opt.n_ctx;
+    s.max_tokens = opt.max_tokens;
+    s.text_tokens = int64_t(windows->tokens.size());
+    s.n_windows = windows->n_windows;
+    s.tokens_hash = windows->hash;
+    s.layer_tokens = opt.layer_stats ? opt.n_ctx : 0;
+  }
   s.threads = opt.threads;
   const std::string cache = opt.out_dir + "/cache/" + s.key();
   make_dirs(cache);
@@ -200,50 +220,57 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
   const auto note = [&](const std::string& line) {
     if (opt.log) opt.log(line);
   };
-  // A cached baseline is used only when its checksum holds and it fits this setup; otherwise it
-  // is reported and recorded again.
   Baseline baseline;
-  bool have_baseline = false;
-  if (files::exists(baseline_path)) {
-    try {
-      baseline = Baseline::load(baseline_path);
-      if (baseline.tokens_hash != s.tokens_hash || baseline.n_ctx != s.n_ctx || baseline.n_windows != s.n_windows)
-        throw Error(baseline_path + ": recorded for another text or budget");
-      have_baseline = true;
-    } catch (const Error& e) {
-      note(std::string("baseline: the cached file is unusable (") + e.what() + "); recomputing it");
-    }
-  }
-  todo = (have_baseline ? 0 : s.n_windows) + int64_t(mine.size()) * s.n_windows;
-
-  PerplexityOptions popt;
-  popt.n_ctx = opt.n_ctx;
-  popt.max_tokens = opt.max_tokens;
-  if (have_baseline) {
-    note("baseline: cached (" + baseline_path + ")");
+  std::unique_ptr<Reference> reference;
+  if (encoder) {
+    todo = int64_t(mine.size()) * s.n_windows;
+    note("baseline: the full-precision embeddings of " + std::to_string(s.n_windows) + " sentences");
+    reference = std::make_unique<Reference>(*m.bert, *sentences, embed_all(*m.bert, *sentences), opt.layer_stats);
   } else {
-    popt.record = true;
-    popt.progress = [&](int64_t w, int64_t) {
-      if (opt.progress) opt.progress("full-precision baseline", done + w, todo);
-    };
-    PerplexityResult base = perplexity(fp, windows.tokens, windows.bos, m.path + " (" + m.summary() + ")", popt);
-    done += s.n_windows;
-    base.recorded.save(baseline_path);
-    baseline = std::move(base.recorded);
-    note("baseline: PPL computed in " + std::to_string(int(base.seconds + 0.5)) + " s");
-    popt.record = false;
-  }
-  double sum = 0, sum2 = 0;
-  for (double v : baseline.nll) {
-    sum += v;
-    sum2 += v * v;
-  }
-  const double n = double(baseline.nll.size()), mean = sum / n;
-  s.n_scored = int64_t(baseline.nll.size());
-  s.base_ppl = std::exp(mean);
-  s.base_ppl_stderr = n > 1 ? s.base_ppl * std::sqrt(std::max(0.0, sum2 / n - mean * mean) / (n - 1)) : 0;
+    // A cached baseline is used only when its checksum holds and it fits this setup; otherwise it
+    // is reported and recorded again.
+    bool have_baseline = false;
+    if (files::exists(baseline_path)) {
+      try {
+        baseline = Baseline::load(baseline_path);
+        if (baseline.tokens_hash != s.tokens_hash || baseline.n_ctx != s.n_ctx || baseline.n_windows != s.n_windows)
+          throw Error(baseline_path + ": recorded for another text or budget");
+        have_baseline = true;
+      } catch (const Error& e) {
+        note(std::string("baseline: the cached file is unusable (") + e.what() + "); recomputing it");
+      }
+    }
+    todo = (have_baseline ? 0 : s.n_windows) + int64_t(mine.size()) * s.n_windows;
 
-  const Reference reference(fp, windows, &baseline, opt.layer_stats);
+    PerplexityOptions popt;
+    popt.n_ctx = opt.n_ctx;
+    popt.max_tokens = opt.max_tokens;
+    if (have_baseline) {
+      note("baseline: cached (" + baseline_path + ")");
+    } else {
+      popt.record = true;
+      popt.progress = [&](int64_t w, int64_t) {
+        if (opt.progress) opt.progress("full-precision baseline", done + w, todo);
+      };
+      PerplexityResult base = perplexity(*m.llama, windows->tokens, windows->bos, m.path + " (" + m.summary() + ")", popt);
+      done += s.n_windows;
+      base.recorded.save(baseline_path);
+      baseline = std::move(base.recorded);
+      note("baseline: PPL computed in " + std::to_string(int(base.seconds + 0.5)) + " s");
+      popt.record = false;
+    }
+    double sum = 0, sum2 = 0;
+    for (double v : baseline.nll) {
+      sum += v;
+      sum2 += v * v;
+    }
+    const double n = double(baseline.nll.size()), mean = sum / n;
+    s.n_scored = int64_t(baseline.nll.size());
+    s.base_ppl = std::exp(mean);
+    s.base_ppl_stderr = n > 1 ? s.base_ppl * std::sqrt(std::max(0.0, sum2 / n - mean * mean) / (n - 1)) : 0;
+    reference = std::make_unique<Reference>(*m.llama, *windows, &baseline, opt.layer_stats);
+  }
+
   ptq::MethodCache method_cache;  // GPTQ / search results shared between recipes
   const std::string setup_key = s.key();
   // Recipes with calibrated methods are cached per calibration data too.
@@ -279,7 +306,7 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
       else
         opt.progress(recipe.label() + " (" + what + " " + std::to_string(step) + "/" + std::to_string(steps) + ")", done, todo);
     };
-    RecipeResult r = evaluate_recipe(recipe, fp, reference, eopt);
+    RecipeResult r = evaluate_recipe(recipe, fp, *reference, eopt);
     done += s.n_windows;
     json entry = result_to_json(r);
     entry["cache_key"] = key;

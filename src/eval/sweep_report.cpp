@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -14,7 +15,47 @@ namespace {
 
 double relative_delta_percent(const RecipeResult& r, double base_ppl) { return 100.0 * (r.ppl / base_ppl - 1.0); }
 
+// The columns every report's results table has, for decoders and for encoders: the terminal
+// table, Markdown and HTML are all rendered from this one list.
+struct Column {
+  const char* header;
+  int width;
+  std::function<std::string(const RecipeResult&, const SweepSetup&)> cell;
+};
+
+std::vector<Column> result_columns(const SweepSetup& s) {
+  const auto f = [](const char* spec) {
+    return [spec](double v) { return fmt::format(fmt::runtime(spec), v); };
+  };
+  const auto f3 = f("{:.3f}"), f4 = f("{:.4f}"), f5 = f("{:.5f}"), f6 = f("{:.6f}");
+  std::vector<Column> c = {{"bits/w", 7, [=](const RecipeResult& r, const SweepSetup&) { return f3(r.bits_per_weight); }},
+                           {"lin b/w", 7, [=](const RecipeResult& r, const SweepSetup&) { return f3(r.bits_per_linear_weight); }}};
+  if (s.encoder) {
+    c.push_back({"cos mean", 9, [=](const RecipeResult& r, const SweepSetup&) { return f6(r.embedding.cosine_mean); }});
+    c.push_back({"cos worst", 9, [=](const RecipeResult& r, const SweepSetup&) { return f6(r.embedding.cosine_min); }});
+    c.push_back({"rank corr", 9, [=](const RecipeResult& r, const SweepSetup&) { return f6(r.embedding.rank_correlation); }});
+    return c;
+  }
+  c.push_back({"PPL", 9, [=](const RecipeResult& r, const SweepSetup&) { return f4(r.ppl); }});
+  c.push_back({"ΔPPL ± stderr", 19, [](const RecipeResult& r, const SweepSetup&) {
+                 return fmt::format("{:+.4f} ± {:.4f}", r.delta_ppl, r.delta_ppl_stderr);
+               }});
+  c.push_back({"ΔPPL %", 8, [](const RecipeResult& r, const SweepSetup& setup) {
+                 return fmt::format("{:+.2f}", 100.0 * (r.ppl / setup.base_ppl - 1.0));
+               }});
+  c.push_back({"KLD mean", 9, [=](const RecipeResult& r, const SweepSetup&) { return f5(r.kld.mean); }});
+  c.push_back({"KLD p99", 8, [=](const RecipeResult& r, const SweepSetup&) { return f4(r.kld.p99); }});
+  c.push_back({"top-1 %", 7, [](const RecipeResult& r, const SweepSetup&) { return fmt::format("{:.2f}", 100 * r.top1); }});
+  return c;
+}
+
+// The error recipes are ranked and plotted by: mean KL divergence, or 1 - mean cosine.
+double headline_error(const RecipeResult& r) { return r.encoder ? 1.0 - r.embedding.cosine_mean : r.kld.mean; }
+
 std::string setup_line(const SweepSetup& s) {
+  if (s.encoder)
+    return fmt::format("{} on {}: {} sentences ({} tokens, at most {} each), {} pairs, against the full-precision embeddings",
+                       s.model, s.text, s.n_windows, s.text_tokens, s.n_ctx, s.n_scored);
   // With a budget only its prefix of the text is tokenized, so the text's own count is unknown.
   return fmt::format("{} on {}: {} windows of {} tokens ({} scored of {}), full-precision PPL {:.4f} ± {:.4f}",
                      s.model, s.text, s.n_windows, s.n_ctx, s.n_scored,
@@ -192,7 +233,7 @@ std::vector<const RecipeResult*> sorted_by_bits(const SweepReport& report) {
   for (const RecipeResult& r : report.results) rs.push_back(&r);
   std::stable_sort(rs.begin(), rs.end(), [](const RecipeResult* a, const RecipeResult* b) {
     if (a->bits_per_weight != b->bits_per_weight) return a->bits_per_weight < b->bits_per_weight;
-    return a->kld.mean < b->kld.mean;
+    return headline_error(*a) < headline_error(*b);
   });
   return rs;
 }
@@ -211,27 +252,34 @@ std::vector<size_t> pareto_front(const std::vector<std::pair<double, double>>& p
 
 std::string sweep_table(const SweepReport& report) {
   const SweepSetup& s = report.setup;
-  std::string t = setup_line(s) + "\n\n";
-  t += fmt::format("{:<30} {:>7} {:>7} {:>9} {:>19} {:>8} {:>9} {:>8} {:>7}\n", "recipe", "bits/w", "lin b/w", "PPL",
-                   "ΔPPL ± stderr", "ΔPPL %", "KLD mean", "KLD p99", "top-1 %");
-  for (const RecipeResult* r : sorted_by_bits(report))
-    t += fmt::format("{:<30} {:>7.3f} {:>7.3f} {:>9.4f} {:>+10.4f} ± {:<6.4f} {:>+8.2f} {:>9.5f} {:>8.4f} {:>7.2f}\n",
-                     r->recipe.label().substr(0, 30), r->bits_per_weight, r->bits_per_linear_weight, r->ppl, r->delta_ppl,
-                     r->delta_ppl_stderr, relative_delta_percent(*r, s.base_ppl), r->kld.mean, r->kld.p99, 100 * r->top1);
+  const std::vector<Column> columns = result_columns(s);
+  std::string t = setup_line(s) + "\n\n" + fmt::format("{:<30}", "recipe");
+  for (const Column& c : columns) t += fmt::format(" {:>{}}", c.header, c.width);
+  t += "\n";
+  for (const RecipeResult* r : sorted_by_bits(report)) {
+    t += fmt::format("{:<30}", r->recipe.label().substr(0, 30));
+    for (const Column& c : columns) t += fmt::format(" {:>{}}", c.cell(*r, s), c.width);
+    t += "\n";
+  }
   return t;
 }
 
 std::string sweep_markdown(const SweepReport& report) {
   const SweepSetup& s = report.setup;
+  const std::vector<Column> columns = result_columns(s);
   std::string md = "# lowbit sweep\n\n" + setup_line(s) + ".\n\nModel: " + s.model_summary +
                    ". Bits per weight: element + scale storage averaged over all weight matrices (embedding, "
                    "every Linear, output head; kept matrices count 16 bits); \"lin b/w\" over the layers' Linears only.\n\n";
-  md += "| recipe | bits/w | lin b/w | PPL | ΔPPL ± stderr | ΔPPL % | KLD mean | KLD p99 | top-1 % |\n";
-  md += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
-  for (const RecipeResult* r : sorted_by_bits(report))
-    md += fmt::format("| {} | {:.3f} | {:.3f} | {:.4f} | {:+.4f} ± {:.4f} | {:+.2f} | {:.5f} | {:.4f} | {:.2f} |\n",
-                      r->recipe.label(), r->bits_per_weight, r->bits_per_linear_weight, r->ppl, r->delta_ppl,
-                      r->delta_ppl_stderr, relative_delta_percent(*r, s.base_ppl), r->kld.mean, r->kld.p99, 100 * r->top1);
+  md += "| recipe |";
+  for (const Column& c : columns) md += std::string(" ") + c.header + " |";
+  md += "\n| --- |";
+  for (size_t i = 0; i < columns.size(); ++i) md += " ---: |";
+  md += "\n";
+  for (const RecipeResult* r : sorted_by_bits(report)) {
+    md += "| " + r->recipe.label() + " |";
+    for (const Column& c : columns) md += " " + c.cell(*r, s) + " |";
+    md += "\n";
+  }
   md += "\n## Recipes\n\n";
   for (const RecipeResult* r : sorted_by_bits(report))
     md += fmt::format("- **{}** (`{}`): `{}`\n", r->recipe.label(), r->hash, r->recipe.canonical());
@@ -241,10 +289,10 @@ std::string sweep_markdown(const SweepReport& report) {
 std::string sweep_html(const SweepReport& report) {
   const SweepSetup& s = report.setup;
   const std::vector<const RecipeResult*> rs = sorted_by_bits(report);
-  std::vector<double> kld, dppl;
+  std::vector<double> first, second;  // the two plotted errors
   for (const RecipeResult* r : rs) {
-    kld.push_back(r->kld.mean);
-    dppl.push_back(relative_delta_percent(*r, s.base_ppl));
+    first.push_back(headline_error(*r));
+    second.push_back(s.encoder ? 1.0 - r->embedding.rank_correlation : relative_delta_percent(*r, s.base_ppl));
   }
   std::string h =
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>lowbit sweep: " + html_escape(s.model) +
@@ -267,16 +315,21 @@ std::string sweep_html(const SweepReport& report) {
   h += "<h2>Accuracy against storage</h2>\n<p>Blue: the Pareto front (no other recipe has fewer bits and less error). "
        "Hollow points lie at or below the plot's floor (for ΔPPL: no increase). Hover a point for its figures.</p>\n";
   h += "<div class=\"plots\">\n" +
-       pareto_svg("pareto-kld", "Mean KL divergence from the full-precision model", "mean KL divergence (nats/token)", rs, kld) +
-       pareto_svg("pareto-ppl", "Perplexity increase", "ΔPPL (%)", rs, dppl) + "</div>\n";
-  h += "<h2>Results</h2>\n<table><tr><th>recipe</th><th>bits/w</th><th>lin b/w</th><th>PPL</th><th>ΔPPL ± stderr</th>"
-       "<th>ΔPPL %</th><th>KLD mean</th><th>KLD p99</th><th>top-1 %</th></tr>\n";
-  for (const RecipeResult* r : rs)
-    h += fmt::format("<tr><td>{}</td><td class=num>{:.3f}</td><td class=num>{:.3f}</td><td class=num>{:.4f}</td>"
-                     "<td class=num>{:+.4f} ± {:.4f}</td><td class=num>{:+.2f}</td><td class=num>{:.5f}</td>"
-                     "<td class=num>{:.4f}</td><td class=num>{:.2f}</td></tr>\n",
-                     html_escape(r->recipe.label()), r->bits_per_weight, r->bits_per_linear_weight, r->ppl, r->delta_ppl,
-                     r->delta_ppl_stderr, relative_delta_percent(*r, s.base_ppl), r->kld.mean, r->kld.p99, 100 * r->top1);
+       (s.encoder ? pareto_svg("pareto-kld", "Distance of sentence embeddings from full precision", "1 - mean cosine", rs, first) +
+                        pareto_svg("pareto-ppl", "Pairwise similarity order lost", "1 - rank correlation", rs, second)
+                  : pareto_svg("pareto-kld", "Mean KL divergence from the full-precision model", "mean KL divergence (nats/token)",
+                               rs, first) +
+                        pareto_svg("pareto-ppl", "Perplexity increase", "ΔPPL (%)", rs, second)) +
+       "</div>\n";
+  const std::vector<Column> columns = result_columns(s);
+  h += "<h2>Results</h2>\n<table><tr><th>recipe</th>";
+  for (const Column& c : columns) h += std::string("<th>") + c.header + "</th>";
+  h += "</tr>\n";
+  for (const RecipeResult* r : rs) {
+    h += "<tr><td>" + html_escape(r->recipe.label()) + "</td>";
+    for (const Column& c : columns) h += "<td class=num>" + html_escape(c.cell(*r, s)) + "</td>";
+    h += "</tr>\n";
+  }
   h += "</table>\n<h2>Per-layer error</h2>\n<p>Measured on the first window (" + std::to_string(s.layer_tokens) +
        " tokens): each Linear's output against the full-precision model's on the same tokens, so a layer's figure includes "
        "the error it inherits from the layers before it.</p>\n" +

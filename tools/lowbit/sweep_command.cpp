@@ -47,8 +47,16 @@ void print_outputs(const eval::SweepReport& r, const std::string& out) {
   fmt::print("report: {}/report.html (open in a browser; self-contained)\n        {}/report.md, {}/results.json\n", out, out, out);
 }
 
+// The default grid, less the KV-cache recipes for an encoder (it has no KV cache).
+std::vector<ptq::Recipe> default_grid_for(const model::Model* m) {
+  std::vector<ptq::Recipe> grid;
+  for (const ptq::Recipe& r : ptq::default_sweep_grid())
+    if (!(m && m->is_encoder() && r.kv)) grid.push_back(r);
+  return grid;
+}
+
 void run_sweep_command(const SweepArgs& a) {
-  const std::vector<ptq::Recipe> grid = a.grid.empty() ? ptq::default_sweep_grid() : ptq::read_recipe_grid(a.grid);
+  std::vector<ptq::Recipe> grid = a.grid.empty() ? default_grid_for(nullptr) : ptq::read_recipe_grid(a.grid);
   if (a.list) {
     for (const ptq::Recipe& r : grid) fmt::print("{:<30} {}  {}\n", r.label(), r.hash_hex(), r.short_form());
     return;
@@ -60,6 +68,7 @@ void run_sweep_command(const SweepArgs& a) {
   const std::string text = model::read_text_file(a.text, a.repair_utf8);
   const model::Model m = model::load_model(a.model);
   print_model_warnings(m);
+  if (a.grid.empty()) grid = default_grid_for(&m);
   if (m.llama) warn_if_beyond_trained_context(a.ctx, m.llama->config().context_length, m.path);
   std::unique_ptr<ptq::Calibration> calib;
   if (!a.calib_text.empty())
