@@ -974,49 +974,9 @@ const bool kRegistered =
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include <algorithm>
-#include <mutex>
-
-#include "lowbit/error.h"
-
 namespace lowbit::kernels {
-namespace {
-std::vector<ConvertBackend>& simd_registry() {
-  static std::vector<ConvertBackend> backends;
-  return backends;
-}
-}  // namespace
-
-void register_simd_backend(const ConvertBackend& backend) {
-  simd_registry().push_back(backend);
-}
-
-std::vector<std::string> compiled_simd_targets() {
-  std::vector<std::string> names;
-  for (const ConvertBackend& b : simd_registry()) names.push_back(b.name);
-  return names;
-}
-
-// Defined here (not beside the reference) so that linking the registry links the registrations.
-const std::vector<ConvertBackend>& convert_backends() {
-  static const std::vector<ConvertBackend> backends = [] {
-    std::vector<ConvertBackend> list = {reference_convert_backend()};
-    std::vector<ConvertBackend> simd;
-    for (const ConvertBackend& b : simd_registry())
-      if ((hwy::SupportedTargets() & b.hwy_target) != 0) simd.push_back(b);
-    // Highway target bits: a smaller bit is a better target. Best last.
-    std::sort(simd.begin(), simd.end(), [](const ConvertBackend& a, const ConvertBackend& b) {
-      return a.hwy_target > b.hwy_target;
-    });
-    list.insert(list.end(), simd.begin(), simd.end());
-    return list;
-  }();
-  return backends;
-}
-
-const ConvertBackend& default_convert_backend() {
-  return convert_backends().back();
-}
-
+// The registry (kernels/registry.cpp) calls this, so that linking the registry links this file and
+// with it every target's registration above.
+void link_hwy_convert_backends() {}
 }  // namespace lowbit::kernels
 #endif  // HWY_ONCE
