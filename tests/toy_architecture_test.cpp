@@ -21,9 +21,11 @@ namespace {
 
 using model::Linear;
 
-constexpr int kVocab = 64, kDim = 16, kHeads = 2, kHead = kDim / kHeads, kHidden = 32, kLayers = 2, kPositions = 64;
+constexpr int kVocab = 64, kDim = 16, kHeads = 2, kHead = kDim / kHeads, kHidden = 32, kLayers = 2,
+              kPositions = 64;
 
-std::shared_ptr<std::vector<float>> random_values(std::mt19937& rng, size_t n, float scale, float offset = 0) {
+std::shared_ptr<std::vector<float>> random_values(std::mt19937& rng, size_t n, float scale,
+                                                  float offset = 0) {
   std::uniform_real_distribution<float> u(-scale, scale);
   auto v = std::make_shared<std::vector<float>>(n);
   for (float& x : *v) x = offset + u(rng);
@@ -31,11 +33,13 @@ std::shared_ptr<std::vector<float>> random_values(std::mt19937& rng, size_t n, f
 }
 
 Linear random_linear(std::mt19937& rng, const std::string& name, int out, int in) {
-  return Linear(name, out, in, random_values(rng, size_t(out) * size_t(in), 1.0f / std::sqrt(float(in))),
+  return Linear(name, out, in,
+                random_values(rng, size_t(out) * size_t(in), 1.0f / std::sqrt(float(in))),
                 *random_values(rng, size_t(out), 0.1f));
 }
 
-void layer_norm(const float* x, const std::vector<float>& w, const std::vector<float>& b, int n, float* y) {
+void layer_norm(const float* x, const std::vector<float>& w, const std::vector<float>& b, int n,
+                float* y) {
   for (int r = 0; r < n; ++r) {
     const float* row = x + size_t(r) * kDim;
     double mean = 0, var = 0;
@@ -43,7 +47,8 @@ void layer_norm(const float* x, const std::vector<float>& w, const std::vector<f
     mean /= kDim;
     for (int i = 0; i < kDim; ++i) var += (row[i] - mean) * (row[i] - mean);
     const double inv = 1.0 / std::sqrt(var / kDim + 1e-5);
-    for (int i = 0; i < kDim; ++i) y[size_t(r) * kDim + i] = float((row[i] - mean) * inv) * w[size_t(i)] + b[size_t(i)];
+    for (int i = 0; i < kDim; ++i)
+      y[size_t(r) * kDim + i] = float((row[i] - mean) * inv) * w[size_t(i)] + b[size_t(i)];
   }
 }
 
@@ -61,10 +66,15 @@ class ToyGpt2 : public model::Decoder {
     wpe_ = *random_values(rng, size_t(kPositions) * kDim, 0.1f);
     for (int l = 0; l < kLayers; ++l) {
       const std::string at = "layers." + std::to_string(l) + ".";
-      ToyBlock b{*random_values(rng, kDim, 0.2f, 1), *random_values(rng, kDim, 0.1f), *random_values(rng, kDim, 0.2f, 1),
-                 *random_values(rng, kDim, 0.1f), random_linear(rng, at + "qkv_proj", 3 * kDim, kDim),
-                 random_linear(rng, at + "o_proj", kDim, kDim), random_linear(rng, at + "fc_in", kHidden, kDim),
-                 random_linear(rng, at + "fc_out", kDim, kHidden), std::nullopt};
+      ToyBlock b{*random_values(rng, kDim, 0.2f, 1),
+                 *random_values(rng, kDim, 0.1f),
+                 *random_values(rng, kDim, 0.2f, 1),
+                 *random_values(rng, kDim, 0.1f),
+                 random_linear(rng, at + "qkv_proj", 3 * kDim, kDim),
+                 random_linear(rng, at + "o_proj", kDim, kDim),
+                 random_linear(rng, at + "fc_in", kHidden, kDim),
+                 random_linear(rng, at + "fc_out", kDim, kHidden),
+                 std::nullopt};
       blocks_.push_back(std::move(b));
     }
     lnf_w_ = *random_values(rng, kDim, 0.2f, 1);
@@ -100,12 +110,14 @@ class ToyGpt2 : public model::Decoder {
   void embed(const int32_t* tokens, int n, float* x) const {
     for (int t = 0; t < n; ++t)
       for (int i = 0; i < kDim; ++i)
-        x[size_t(t) * kDim + i] = (*wte_)[size_t(tokens[t]) * kDim + i] + wpe_[size_t(t) * kDim + i];
+        x[size_t(t) * kDim + i] =
+            (*wte_)[size_t(tokens[t]) * kDim + i] + wpe_[size_t(t) * kDim + i];
   }
 
   void block(int l, int n, float* x) const {
     const ToyBlock& b = blocks_[size_t(l)];
-    std::vector<float> h(size_t(n) * kDim), qkv(size_t(n) * 3 * kDim), att(size_t(n) * kDim), y(size_t(n) * kDim);
+    std::vector<float> h(size_t(n) * kDim), qkv(size_t(n) * 3 * kDim), att(size_t(n) * kDim),
+        y(size_t(n) * kDim);
     layer_norm(x, b.ln1_w, b.ln1_b, n, h.data());
     b.qkv.forward(h.data(), n, qkv.data());
     std::vector<float> k(size_t(n) * kDim), v(size_t(n) * kDim);
@@ -127,14 +139,16 @@ class ToyGpt2 : public model::Decoder {
         for (int u = 0; u <= t; ++u) {
           double d = 0;
           for (int i = 0; i < kHead; ++i)
-            d += double(qkv[size_t(t) * 3 * kDim + size_t(hd * kHead + i)]) * k[size_t(u) * kDim + size_t(hd * kHead + i)];
+            d += double(qkv[size_t(t) * 3 * kDim + size_t(hd * kHead + i)]) *
+                 k[size_t(u) * kDim + size_t(hd * kHead + i)];
           p[size_t(u)] = d / std::sqrt(double(kHead));
           max = std::max(max, p[size_t(u)]);
         }
         for (double& e : p) sum += (e = std::exp(e - max));
         for (int i = 0; i < kHead; ++i) {
           double o = 0;
-          for (int u = 0; u <= t; ++u) o += p[size_t(u)] / sum * v[size_t(u) * kDim + size_t(hd * kHead + i)];
+          for (int u = 0; u <= t; ++u)
+            o += p[size_t(u)] / sum * v[size_t(u) * kDim + size_t(hd * kHead + i)];
           att[size_t(t) * kDim + size_t(hd * kHead + i)] = float(o);
         }
       }
@@ -169,7 +183,9 @@ class ToyGpt2 : public model::Decoder {
         out.resize(x.size());
         layer_norm(x.data(), m.lnf_w_, m.lnf_b_, n, out.data());
       }
-      void logits(int row0, int count, float* y) override { m.head_.forward(out.data() + size_t(row0) * kDim, count, y); }
+      void logits(int row0, int count, float* y) override {
+        m.head_.forward(out.data() + size_t(row0) * kDim, count, y);
+      }
       const ToyGpt2& m;
       std::vector<float> out;
     };
@@ -225,7 +241,9 @@ class ToyArchitecture : public ::testing::Test {
   eval::Baseline baseline_;
 };
 
-ptq::Recipe recipe(const char* json) { return ptq::parse_recipe_json(json, "test"); }
+ptq::Recipe recipe(const char* json) {
+  return ptq::parse_recipe_json(json, "test");
+}
 
 TEST_F(ToyArchitecture, FullPrecisionRecipeIsExact) {
   const eval::RecipeResult r = evaluate(ptq::Recipe());
@@ -234,9 +252,10 @@ TEST_F(ToyArchitecture, FullPrecisionRecipeIsExact) {
 }
 
 TEST_F(ToyArchitecture, ARecipeWithOverridesAndLayerStatisticsRunsThroughTheSites) {
-  const eval::RecipeResult r = evaluate(recipe(R"({"weights": "int4:g16", "activations": "int8_token", "kv": "int8:token",
+  const eval::RecipeResult r =
+      evaluate(recipe(R"({"weights": "int4:g16", "activations": "int8_token", "kv": "int8:token",
       "overrides": [{"match": "layers.1.fc_out", "weights": "fp"}, {"match": "layers.0.*", "activations": "fp"}]})"),
-                                        true);
+               true);
   EXPECT_GT(r.kld.mean, 0.0);
   EXPECT_TRUE(std::isfinite(r.ppl));
   ASSERT_EQ(r.layers.size(), size_t(4 * kLayers));
@@ -248,33 +267,41 @@ TEST_F(ToyArchitecture, ARecipeWithOverridesAndLayerStatisticsRunsThroughTheSite
   for (const eval::LayerRow& row : r.layers) EXPECT_TRUE(row.output_sqnr_db > 0) << row.site;
   // The tied head is the embedding: kept alike, stored once.
   EXPECT_EQ(ptq::model_sites(fp_).back(), "output");
-  EXPECT_NE(error_of([&] { evaluate(recipe(R"({"overrides": [{"match": "*.down_proj", "weights": "fp"}]})")); })
-                .find("layers.0.qkv_proj"),
+  EXPECT_NE(error_of([&] {
+              evaluate(recipe(R"({"overrides": [{"match": "*.down_proj", "weights": "fp"}]})"));
+            }).find("layers.0.qkv_proj"),
             std::string::npos)
       << "an override that matches nothing names this model's sites";
 }
 
 TEST_F(ToyArchitecture, GptqAndFormatSearchRunBlockByBlock) {
   const eval::RecipeResult rtn = evaluate(recipe(R"({"weights": "int4:g16"})"));
-  const eval::RecipeResult gptq = evaluate(recipe(R"({"methods": ["gptq"], "weights": "int4:g16"})"));
+  const eval::RecipeResult gptq =
+      evaluate(recipe(R"({"methods": ["gptq"], "weights": "int4:g16"})"));
   EXPECT_NE(gptq.kld.mean, rtn.kld.mean);
   EXPECT_LT(gptq.kld.mean, 2 * rtn.kld.mean);
-  const auto scheme_of = [](const std::string&) -> ptq::MaybeScheme { return parse_scheme("int4:g16"); };
+  const auto scheme_of = [](const std::string&) -> ptq::MaybeScheme {
+    return parse_scheme("int4:g16");
+  };
   const std::map<std::string, Scheme> chosen = ptq::search_model(fp_, scheme_of, calib_);
   EXPECT_EQ(chosen.size(), size_t(4 * kLayers));
   for (const auto& [site, s] : chosen) EXPECT_EQ(s.element.bits(), 4) << site;
-  const eval::RecipeResult searched = evaluate(recipe(R"({"methods": ["search"], "weights": "int4:g16"})"));
+  const eval::RecipeResult searched =
+      evaluate(recipe(R"({"methods": ["search"], "weights": "int4:g16"})"));
   EXPECT_TRUE(std::isfinite(searched.kld.mean));
 }
 
 TEST_F(ToyArchitecture, SmoothingFoldsIntoLayerNormsAndRotationNamesTheArchitecture) {
-  // Folded into the LayerNorms' weights and biases, the smoothing factors leave the function as it was.
+  // Folded into the LayerNorms' weights and biases, the smoothing factors leave the function as it
+  // was.
   const eval::RecipeResult smoothed = evaluate(recipe(R"({"methods": ["smoothquant:alpha=0.5"]})"));
   EXPECT_LT(smoothed.kld.mean, 1e-5);  // float rounding only (a bias left out: 1.4e-2)
   EXPECT_GT(smoothed.top1, 0.99);
   // Power-of-two factors are exact in float: the smoothed model is bit-identical.
   EXPECT_EQ(evaluate(recipe(R"({"methods": ["smoothquant:alpha=0.5:pow2"]})")).kld.mean, 0.0);
-  EXPECT_NE(error_of([&] { evaluate(recipe(R"({"methods": ["hadamard"], "weights": "mxfp4"})")); }).find("gpt2-toy"),
+  EXPECT_NE(error_of([&] {
+              evaluate(recipe(R"({"methods": ["hadamard"], "weights": "mxfp4"})"));
+            }).find("gpt2-toy"),
             std::string::npos);
 }
 

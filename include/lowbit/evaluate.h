@@ -28,8 +28,8 @@ struct Sentences {
   std::vector<std::vector<int32_t>> tokens;  // markers ([CLS] ... [SEP]) included
   uint64_t hash = 0;                         // of every sentence's token ids
 };
-Sentences make_sentences(const model::Tokenizer& tokenizer, const std::string& text, const std::string& text_name,
-                         int max_tokens);
+Sentences make_sentences(const model::Tokenizer& tokenizer, const std::string& text,
+                         const std::string& text_name, int max_tokens);
 // Embeddings [n, width] of the sentences, in batches; non-finite output is a lowbit::Error.
 std::vector<float> embed_all(const model::Encoder& encoder, const Sentences& sentences);
 
@@ -41,7 +41,8 @@ struct EmbeddingScores {
   // embeddings and of these (1: every pair ranked alike — retrieval order preserved).
   double rank_correlation = 0;
 };
-EmbeddingScores compare_embeddings(const std::vector<float>& embeddings, const std::vector<float>& baseline, int width);
+EmbeddingScores compare_embeddings(const std::vector<float>& embeddings,
+                                   const std::vector<float>& baseline, int width);
 
 struct RecipeResult {
   ptq::Recipe recipe;
@@ -58,7 +59,7 @@ struct RecipeResult {
   EmbeddingScores embedding;
   double seconds = 0;  // applying the recipe and evaluating it
   std::vector<std::pair<std::string, double>> method_seconds;  // each method's share of it
-  std::string calibration;  // the calibration data's description, when the recipe used any
+  std::string calibration;       // the calibration data's description, when the recipe used any
   std::vector<LayerRow> layers;  // empty when per-layer statistics were off
   // Of this run only (not stored in results): the model's speed over the windows.
   double tokens_per_second = 0, gflops = 0;
@@ -69,9 +70,11 @@ struct RecipeResult {
 class Reference {
  public:
   // Decoders: the windows and the baseline recorded on them (nullptr: PPL only, no comparison).
-  Reference(const model::Decoder& fp, const TextWindows& windows, const Baseline* baseline, bool layer_stats);
+  Reference(const model::Decoder& fp, const TextWindows& windows, const Baseline* baseline,
+            bool layer_stats);
   // Encoders: the sentences and the full-precision embeddings of them.
-  Reference(const model::Encoder& fp, const Sentences& sentences, std::vector<float> embeddings, bool layer_stats);
+  Reference(const model::Encoder& fp, const Sentences& sentences, std::vector<float> embeddings,
+            bool layer_stats);
   ~Reference();
 
   const TextWindows* windows() const { return windows_; }
@@ -103,8 +106,9 @@ struct EvaluateOptions {
 
 // Applies `recipe` to `fp` and measures it against `reference`. `applied` (when given) receives
 // the recipe's report (per-weight errors, method times).
-RecipeResult evaluate_recipe(const ptq::Recipe& recipe, const model::Runtime& fp, const Reference& reference,
-                             const EvaluateOptions& options, ptq::ApplyReport* applied = nullptr);
+RecipeResult evaluate_recipe(const ptq::Recipe& recipe, const model::Runtime& fp,
+                             const Reference& reference, const EvaluateOptions& options,
+                             ptq::ApplyReport* applied = nullptr);
 
 // The result as its JSON object (docs/results.md) and back; `where` names the file in errors.
 std::string result_json(const RecipeResult& result);

@@ -35,11 +35,12 @@ struct LinearSite {
 struct InputFold {
   std::vector<float>* norm_weight = nullptr;  // the norm producing the input: its weight ...
   std::vector<float>* norm_bias = nullptr;    // ... and bias (LayerNorm) are divided by s
-  Linear* rows = nullptr;  // or the Linear whose outputs multiply into the input elementwise (up_proj)
+  Linear* rows =
+      nullptr;  // or the Linear whose outputs multiply into the input elementwise (up_proj)
 };
 
 struct InputSite {
-  std::string id;                // "layers.3.attn_in"
+  std::string id;  // "layers.3.attn_in"
   int layer = -1;
   std::vector<Linear*> readers;  // in forward order
   InputFold fold;
@@ -95,8 +96,9 @@ struct RotationPlan {
   int stream_width = 0, hidden_width = 0, head_width = 0;
   TableSite embedding;  // rows live in the stream: rotated
   struct Readers {
-    std::vector<float>* norm = nullptr;  // a scale-only norm in front (folded into readers, then ones)
-    std::vector<Linear*> readers;        // read the normalised stream
+    std::vector<float>* norm =
+        nullptr;                   // a scale-only norm in front (folded into readers, then ones)
+    std::vector<Linear*> readers;  // read the normalised stream
   };
   std::vector<Readers> readers;  // the output head (after the final norm) is the last
   struct Heads {
@@ -107,7 +109,7 @@ struct RotationPlan {
   std::vector<Linear*> online;   // inputs of hidden_width rotated at run time (down_proj)
   std::vector<Linear*> writers;  // write the stream
   std::vector<std::shared_ptr<const RowTransform>*> qk;  // per-head query/key rotation slots
-  std::function<void()> untie;   // the head stops sharing the embedding
+  std::function<void()> untie;                           // the head stops sharing the embedding
 };
 
 class Runtime {
@@ -156,7 +158,9 @@ class Encoder : public Runtime {
 template <class T>
 T runtime_as(std::unique_ptr<Runtime> r) {
   T* t = dynamic_cast<T*>(r.get());
-  if (!t) throw Error("internal: expected a " + std::string(typeid(T).name()) + " runtime, got " + r->architecture());
+  if (!t)
+    throw Error("internal: expected a " + std::string(typeid(T).name()) + " runtime, got " +
+                r->architecture());
   return std::move(*t);
 }
 

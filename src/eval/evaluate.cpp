@@ -9,35 +9,39 @@
 
 namespace lowbit::eval {
 
-Reference::Reference(const model::Decoder& fp, const TextWindows& windows, const Baseline* baseline, bool layer_stats)
+Reference::Reference(const model::Decoder& fp, const TextWindows& windows, const Baseline* baseline,
+                     bool layer_stats)
     : fp_(fp), windows_(&windows), baseline_(baseline) {
   if (layer_stats) layer_window_ = windows.window(0);
 }
 
-Reference::Reference(const model::Encoder& fp, const Sentences& sentences, std::vector<float> embeddings, bool layer_stats)
+Reference::Reference(const model::Encoder& fp, const Sentences& sentences,
+                     std::vector<float> embeddings, bool layer_stats)
     : fp_(fp), sentences_(&sentences), embeddings_(std::move(embeddings)) {
   if (layer_stats) layer_window_ = sentences.tokens.front();
 }
 
 Reference::~Reference() = default;
 
-std::shared_ptr<const ReferenceOutputs> Reference::layer_outputs(const model::Runtime* transformed) const {
+std::shared_ptr<const ReferenceOutputs> Reference::layer_outputs(
+    const model::Runtime* transformed) const {
   // A transformed (rotated, smoothed) model is compared with its own full-precision self.
   if (transformed) return std::make_shared<const ReferenceOutputs>(*transformed, layer_window_);
   if (!fp_outputs_) fp_outputs_ = std::make_shared<const ReferenceOutputs>(fp_, layer_window_);
   return fp_outputs_;
 }
 
-RecipeResult evaluate_recipe(const ptq::Recipe& recipe, const model::Runtime& fp, const Reference& reference,
-                             const EvaluateOptions& opt, ptq::ApplyReport* applied_out) {
+RecipeResult evaluate_recipe(const ptq::Recipe& recipe, const model::Runtime& fp,
+                             const Reference& reference, const EvaluateOptions& opt,
+                             ptq::ApplyReport* applied_out) {
   const auto t0 = std::chrono::steady_clock::now();
   ptq::ApplyReport applied;
-  const std::unique_ptr<model::Runtime> q =
-      ptq::apply_recipe(recipe, fp, &applied, opt.calibration,
-                        [&](const std::string& what, int done, int total) {
-                          if (opt.progress) opt.progress(what, done, total);
-                        },
-                        opt.cache);
+  const std::unique_ptr<model::Runtime> q = ptq::apply_recipe(
+      recipe, fp, &applied, opt.calibration,
+      [&](const std::string& what, int done, int total) {
+        if (opt.progress) opt.progress(what, done, total);
+      },
+      opt.cache);
   RecipeResult r;
   r.recipe = recipe;
   r.hash = recipe.hash_hex();
@@ -70,7 +74,8 @@ RecipeResult evaluate_recipe(const ptq::Recipe& recipe, const model::Runtime& fp
     r.gflops = e.gflops;
   } else {
     const auto* encoder = dynamic_cast<const model::Encoder*>(q.get());
-    if (!encoder || !reference.sentences()) throw Error("internal: an encoder reference for a model that is not an encoder");
+    if (!encoder || !reference.sentences())
+      throw Error("internal: an encoder reference for a model that is not an encoder");
     r.encoder = true;
     const std::vector<float> e = embed_all(*encoder, *reference.sentences());
     r.embedding = compare_embeddings(e, reference.embeddings(), encoder->embedding_width());

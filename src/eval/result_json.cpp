@@ -13,12 +13,18 @@ namespace {
 using nlohmann::json;
 
 // SQNR-like figures are +inf when exact; JSON has no infinity, so they travel as null.
-json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
-double inf_if_null(const json& v) { return v.is_null() ? std::numeric_limits<double>::infinity() : v.get<double>(); }
+json finite_or_null(double v) {
+  return std::isfinite(v) ? json(v) : json(nullptr);
+}
+double inf_if_null(const json& v) {
+  return v.is_null() ? std::numeric_limits<double>::infinity() : v.get<double>();
+}
 
 json stats_json(const ErrorStats& e) {
-  return {{"count", e.count},     {"sum_sq_x", e.sum_sq_x}, {"sum_sq_err", e.sum_sq_err}, {"max_abs_err", e.max_abs_err},
-          {"clipped", e.clipped}, {"flushed", e.flushed},   {"non_finite", e.non_finite}};
+  return {{"count", e.count},           {"sum_sq_x", e.sum_sq_x},
+          {"sum_sq_err", e.sum_sq_err}, {"max_abs_err", e.max_abs_err},
+          {"clipped", e.clipped},       {"flushed", e.flushed},
+          {"non_finite", e.non_finite}};
 }
 
 // Integer fields of files read back: nlohmann's get<int>() casts a float or an out-of-range value
@@ -27,7 +33,8 @@ json stats_json(const ErrorStats& e) {
 
 int64_t int_field(const json& j, const char* key, int64_t lo, int64_t hi) {
   const int64_t v = files::json_int(j.at(key), std::string("\"") + key + "\"");
-  if (v < lo || v > hi) throw Error(std::string("\"") + key + "\" = " + std::to_string(v) + " is out of range");
+  if (v < lo || v > hi)
+    throw Error(std::string("\"") + key + "\" = " + std::to_string(v) + " is out of range");
   return v;
 }
 
@@ -45,7 +52,6 @@ ErrorStats stats_from(const json& j) {
   return e;
 }
 
-
 }  // namespace
 
 json result_to_json(const RecipeResult& r) {
@@ -62,28 +68,36 @@ json result_to_json(const RecipeResult& r) {
                       {"input", stats_json(l.input)},
                       {"output_sqnr_db", finite_or_null(l.output_sqnr_db)}});
   json j = {{"name", r.recipe.name},
-          {"hash", r.hash},
-          {"recipe", json::parse(r.recipe.canonical())},
-          {"short", r.recipe.short_form()},
-          {"bits_per_weight", r.bits_per_weight},
-          {"bits_per_linear_weight", r.bits_per_linear_weight},
-          {"ppl", r.ppl},
-          {"ppl_stderr", r.ppl_stderr},
-          {"delta_ppl", r.delta_ppl},
-          {"delta_ppl_stderr", r.delta_ppl_stderr},
-          {"ln_ppl_ratio", r.ln_ppl_ratio},
-          {"ln_ppl_ratio_stderr", r.ln_ppl_ratio_stderr},
-          {"kld", {{"mean", r.kld.mean}, {"stderr", r.kld.stderr_}, {"median", r.kld.median}, {"p99", r.kld.p99}, {"max", r.kld.max}}},
-          {"top1_agreement", r.top1},
-          {"top1_stderr", r.top1_stderr},
-          {"seconds", r.seconds},
-          {"method_seconds", r.method_seconds},
-          {"calibration", r.calibration},
-          {"layers", layers}};
-  // Encoders have no perplexity: their figures are the embedding scores (the decoder fields stay 0).
+            {"hash", r.hash},
+            {"recipe", json::parse(r.recipe.canonical())},
+            {"short", r.recipe.short_form()},
+            {"bits_per_weight", r.bits_per_weight},
+            {"bits_per_linear_weight", r.bits_per_linear_weight},
+            {"ppl", r.ppl},
+            {"ppl_stderr", r.ppl_stderr},
+            {"delta_ppl", r.delta_ppl},
+            {"delta_ppl_stderr", r.delta_ppl_stderr},
+            {"ln_ppl_ratio", r.ln_ppl_ratio},
+            {"ln_ppl_ratio_stderr", r.ln_ppl_ratio_stderr},
+            {"kld",
+             {{"mean", r.kld.mean},
+              {"stderr", r.kld.stderr_},
+              {"median", r.kld.median},
+              {"p99", r.kld.p99},
+              {"max", r.kld.max}}},
+            {"top1_agreement", r.top1},
+            {"top1_stderr", r.top1_stderr},
+            {"seconds", r.seconds},
+            {"method_seconds", r.method_seconds},
+            {"calibration", r.calibration},
+            {"layers", layers}};
+  // Encoders have no perplexity: their figures are the embedding scores (the decoder fields stay
+  // 0).
   if (r.encoder)
-    j["embedding"] = {{"sentences", r.embedding.sentences},     {"pairs", r.embedding.pairs},
-                      {"cosine_mean", r.embedding.cosine_mean}, {"cosine_min", r.embedding.cosine_min},
+    j["embedding"] = {{"sentences", r.embedding.sentences},
+                      {"pairs", r.embedding.pairs},
+                      {"cosine_mean", r.embedding.cosine_mean},
+                      {"cosine_min", r.embedding.cosine_min},
                       {"rank_correlation", r.embedding.rank_correlation}};
   if (!r.compared) j["compared"] = false;
   return j;
@@ -95,7 +109,8 @@ RecipeResult result_from(const json& j, const std::string& where) {
   recipe["name"] = j.at("name");
   r.recipe = ptq::parse_recipe_json(recipe.dump(), where);
   r.hash = j.at("hash").get<std::string>();
-  if (r.hash != r.recipe.hash_hex()) throw Error(where + ": the stored hash does not match the recipe");
+  if (r.hash != r.recipe.hash_hex())
+    throw Error(where + ": the stored hash does not match the recipe");
   r.bits_per_weight = j.at("bits_per_weight").get<double>();
   r.bits_per_linear_weight = j.at("bits_per_linear_weight").get<double>();
   r.ppl = j.at("ppl").get<double>();
@@ -105,12 +120,13 @@ RecipeResult result_from(const json& j, const std::string& where) {
   r.ln_ppl_ratio = j.at("ln_ppl_ratio").get<double>();
   r.ln_ppl_ratio_stderr = j.at("ln_ppl_ratio_stderr").get<double>();
   const json& k = j.at("kld");
-  r.kld = {k.at("mean").get<double>(), k.at("stderr").get<double>(), k.at("median").get<double>(), k.at("p99").get<double>(),
-           k.at("max").get<double>()};
+  r.kld = {k.at("mean").get<double>(), k.at("stderr").get<double>(), k.at("median").get<double>(),
+           k.at("p99").get<double>(), k.at("max").get<double>()};
   r.top1 = j.at("top1_agreement").get<double>();
   r.top1_stderr = j.at("top1_stderr").get<double>();
   r.seconds = j.at("seconds").get<double>();
-  if (j.contains("method_seconds")) r.method_seconds = j.at("method_seconds").get<std::vector<std::pair<std::string, double>>>();
+  if (j.contains("method_seconds"))
+    r.method_seconds = j.at("method_seconds").get<std::vector<std::pair<std::string, double>>>();
   r.calibration = j.value("calibration", std::string());
   r.compared = j.value("compared", true);
   if (j.contains("embedding")) {
@@ -139,7 +155,9 @@ RecipeResult result_from(const json& j, const std::string& where) {
   return r;
 }
 
-std::string result_json(const RecipeResult& r) { return result_to_json(r).dump(1); }
+std::string result_json(const RecipeResult& r) {
+  return result_to_json(r).dump(1);
+}
 
 RecipeResult result_from_json(const std::string& text, const std::string& where) {
   try {

@@ -15,6 +15,7 @@ RecipeResult result_from(const nlohmann::json& j, const std::string& where);
 
 // Integer fields of files read back, range-checked (nlohmann's get<int>() casts a float or an
 // out-of-range value with undefined behaviour).
-int64_t int_field(const nlohmann::json& j, const char* key, int64_t lo = 0, int64_t hi = int64_t(1) << 53);
+int64_t int_field(const nlohmann::json& j, const char* key, int64_t lo = 0,
+                  int64_t hi = int64_t(1) << 53);
 
 }  // namespace lowbit::eval

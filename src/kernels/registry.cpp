@@ -19,7 +19,9 @@ std::vector<ConvertBackend>& simd_registry() {
 }
 }  // namespace
 
-void register_simd_backend(const ConvertBackend& backend) { simd_registry().push_back(backend); }
+void register_simd_backend(const ConvertBackend& backend) {
+  simd_registry().push_back(backend);
+}
 
 std::vector<std::string> compiled_simd_targets() {
   link_hwy_convert_backends();
@@ -45,6 +47,8 @@ const std::vector<ConvertBackend>& convert_backends() {
   return backends;
 }
 
-const ConvertBackend& default_convert_backend() { return convert_backends().back(); }
+const ConvertBackend& default_convert_backend() {
+  return convert_backends().back();
+}
 
 }  // namespace lowbit::kernels

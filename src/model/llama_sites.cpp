@@ -10,7 +10,8 @@ namespace lowbit::model {
 Sites Llama::sites() {
   Sites s;
   s.blocks = config_.n_layers;
-  s.embedding = {"embedding", &weights_.token_embedding, size_t(config_.vocab_size), size_t(config_.dim)};
+  s.embedding = {"embedding", &weights_.token_embedding, size_t(config_.vocab_size),
+                 size_t(config_.dim)};
   for (int l = 0; l < config_.n_layers; ++l) {
     LlamaLayer& w = weights_.layers[size_t(l)];
     const std::string at = "layers." + std::to_string(l) + ".";
@@ -22,9 +23,9 @@ Sites Llama::sites() {
     input("mlp_in", {&w.w_gate, &w.w_up}, {&w.ffn_norm, nullptr, nullptr});
     // down_proj reads silu(gate) * up: up's rows scale it channel by channel.
     input("mlp_hidden", {&w.w_down}, {nullptr, nullptr, &w.w_up});
-    const std::pair<Linear*, const char*> roles[] = {{&w.wq, "attn_in"},     {&w.wk, "attn_in"}, {&w.wv, "attn_in"},
-                                                     {&w.wo, "attn_out"},    {&w.w_gate, "mlp_in"},
-                                                     {&w.w_up, "mlp_in"},    {&w.w_down, "mlp_hidden"}};
+    const std::pair<Linear*, const char*> roles[] = {
+        {&w.wq, "attn_in"},    {&w.wk, "attn_in"},  {&w.wv, "attn_in"},       {&w.wo, "attn_out"},
+        {&w.w_gate, "mlp_in"}, {&w.w_up, "mlp_in"}, {&w.w_down, "mlp_hidden"}};
     for (const auto& [lin, in] : roles) {
       const std::string& name = lin->name();
       s.linears.push_back({lin, l, name.substr(name.rfind('.') + 1), at + in});
@@ -40,7 +41,8 @@ namespace {
 
 class LlamaBlockRunner : public BlockRunner {
  public:
-  LlamaBlockRunner(const Llama& m, int max_tokens) : m_(m), s_(m.config(), max_tokens, max_tokens) {}
+  LlamaBlockRunner(const Llama& m, int max_tokens)
+      : m_(m), s_(m.config(), max_tokens, max_tokens) {}
   size_t width() const override { return size_t(m_.config().dim); }
   void embed(const int32_t* tokens, int n, float* stream) override {
     m_.embed(tokens, n, 0, s_);
@@ -74,7 +76,9 @@ std::unique_ptr<BlockRunner> Llama::block_runner(int max_tokens) const {
   return std::make_unique<LlamaBlockRunner>(*this, max_tokens);
 }
 
-std::unique_ptr<Decoder::Pass> Llama::pass(int max_tokens) const { return std::make_unique<LlamaPass>(*this, max_tokens); }
+std::unique_ptr<Decoder::Pass> Llama::pass(int max_tokens) const {
+  return std::make_unique<LlamaPass>(*this, max_tokens);
+}
 
 std::optional<RotationPlan> Llama::rotation_plan() {
   RotationPlan p;

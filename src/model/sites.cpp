@@ -21,7 +21,8 @@ std::vector<std::string> Sites::names() const {
 const InputSite& Sites::input_of(const LinearSite& site) const {
   for (const InputSite& in : inputs)
     if (in.id == site.input) return in;
-  throw Error("internal: the site " + site.linear->name() + " reads an input (" + site.input + ") the model does not list");
+  throw Error("internal: the site " + site.linear->name() + " reads an input (" + site.input +
+              ") the model does not list");
 }
 
 std::vector<LinearSite> Sites::block(int layer) const {

@@ -5,8 +5,8 @@
 #include <map>
 #include <string>
 
-#include "lowbit/gptq.h"
 #include "lowbit/error.h"
+#include "lowbit/gptq.h"
 #include "lowbit/sites.h"
 
 namespace lowbit::ptq {
@@ -29,7 +29,8 @@ class InputHessians : public model::LinearProbe {
   InputHessians(const InputHessians&) = delete;
   InputHessians& operator=(const InputHessians&) = delete;
 
-  void observe(const model::Linear& lin, const float* x, const float*, int n, const float*) override {
+  void observe(const model::Linear& lin, const float* x, const float*, int n,
+               const float*) override {
     const std::string& id = input_of_.at(const_cast<model::Linear*>(&lin));
     auto it = hessians_.find(id);
     if (it == hessians_.end()) it = hessians_.emplace(id, Hessian(lin.in_features())).first;

@@ -12,7 +12,8 @@ namespace lowbit::ptq {
 
 const std::vector<MethodInfo>& method_registry() {
   // One line per method; its row and run function live in the method's file.
-  static const std::vector<MethodInfo> rows = {hadamard_method(), smoothquant_method(), gptq_method(), search_method()};
+  static const std::vector<MethodInfo> rows = {hadamard_method(), smoothquant_method(),
+                                               gptq_method(), search_method()};
   return rows;
 }
 
@@ -43,7 +44,9 @@ std::string MethodInfo::usage() const {
 }
 
 namespace {
-std::string number_text(double v) { return fmt::format("{:.15g}", v); }
+std::string number_text(double v) {
+  return fmt::format("{:.15g}", v);
+}
 }  // namespace
 
 std::string MethodParam::describe() const {
@@ -51,20 +54,22 @@ std::string MethodParam::describe() const {
   std::string range;
   if (min > -1e300) range += std::string(min_exclusive ? " > " : " >= ") + number_text(min);
   if (max < 1e300) range += (range.empty() ? " <= " : ", <= ") + number_text(max);
-  return name + ": " + (kind == Kind::Integer ? "integer" : "number") + range + ", default " + number_text(default_value) +
-         " — " + help;
+  return name + ": " + (kind == Kind::Integer ? "integer" : "number") + range + ", default " +
+         number_text(default_value) + " — " + help;
 }
 
 std::string methods_help() {
   std::string h;
-  for (const MethodInfo& m : method_registry()) h += (h.empty() ? "" : ", ") + m.usage() + " (" + m.summary + ")";
+  for (const MethodInfo& m : method_registry())
+    h += (h.empty() ? "" : ", ") + m.usage() + " (" + m.summary + ")";
   return h;
 }
 
 std::string methods_table() {
   std::string t;
   for (const MethodInfo& m : method_registry()) {
-    t += m.usage() + "\n  " + m.summary + "\n  calibration: " + (m.needs_calibration ? "needed (--calib)" : "not needed") +
+    t += m.usage() + "\n  " + m.summary +
+         "\n  calibration: " + (m.needs_calibration ? "needed (--calib)" : "not needed") +
          (m.transforms ? "; transforms the full-precision model" : "") + "\n";
     for (const MethodParam& p : m.params) t += "  " + p.describe() + "\n";
   }
@@ -77,8 +82,12 @@ double MethodRun::number(const std::string& key) const {
   return method.number(key, p->default_value);
 }
 
-int MethodRun::integer(const std::string& key) const { return int(number(key)); }
+int MethodRun::integer(const std::string& key) const {
+  return int(number(key));
+}
 
-bool MethodRun::flag(const std::string& key) const { return method.flag(key); }
+bool MethodRun::flag(const std::string& key) const {
+  return method.flag(key);
+}
 
 }  // namespace lowbit::ptq
