@@ -14,11 +14,11 @@
 #include <random>
 #include <vector>
 
-#include "kernels/convert_backend.h"
-#include "lowbit/convert.h"
-#include "lowbit/error.h"
-#include "lowbit/npy.h"
-#include "lowbit/reference.h"
+#include "lowbit/kernels/convert_backend.h"
+#include "lowbit/kernels/convert.h"
+#include "lowbit/util/error.h"
+#include "lowbit/io/npy.h"
+#include "lowbit/format/reference.h"
 
 namespace lowbit {
 namespace {

@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "lowbit/error.h"
-#include "lowbit/model.h"
+#include "lowbit/util/error.h"
+#include "lowbit/model/model.h"
 
 namespace lowbit {
 namespace {

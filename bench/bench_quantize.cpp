@@ -13,8 +13,8 @@
 #include <random>
 #include <vector>
 
-#include "kernels/convert_backend.h"
-#include "lowbit/qtensor.h"
+#include "lowbit/kernels/convert_backend.h"
+#include "lowbit/quant/qtensor.h"
 #include "quant/engine.h"
 
 namespace lowbit {

@@ -5,7 +5,7 @@
 #include <functional>
 #include <string>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::testing {
 

@@ -7,11 +7,11 @@
 #include <cmath>
 #include <fstream>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 #include "error_message.h"
-#include "lowbit/eval.h"
-#include "lowbit/evaluate.h"
-#include "lowbit/sweep.h"
+#include "lowbit/eval/eval.h"
+#include "lowbit/eval/evaluate.h"
+#include "lowbit/eval/sweep.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 

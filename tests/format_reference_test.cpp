@@ -8,9 +8,9 @@
 #include <random>
 
 #include "formats_under_test.h"
-#include "lowbit/error.h"
-#include "lowbit/format.h"
-#include "lowbit/reference.h"
+#include "lowbit/util/error.h"
+#include "lowbit/format/format.h"
+#include "lowbit/format/reference.h"
 
 namespace lowbit {
 namespace {

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "lowbit/format.h"
-#include "lowbit/reference.h"
+#include "lowbit/format/format.h"
+#include "lowbit/format/reference.h"
 
 namespace lowbit::testing {
 

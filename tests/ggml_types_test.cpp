@@ -7,8 +7,8 @@
 #include <cstring>
 #include <vector>
 
-#include "lowbit/error.h"
-#include "lowbit/ggml_types.h"
+#include "lowbit/util/error.h"
+#include "lowbit/model/ggml_types.h"
 
 namespace lowbit {
 namespace {

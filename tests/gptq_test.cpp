@@ -5,8 +5,8 @@
 #include <cstring>
 #include <random>
 
-#include "lowbit/gptq.h"
-#include "lowbit/qtensor.h"
+#include "lowbit/ptq/gptq.h"
+#include "lowbit/quant/qtensor.h"
 
 namespace lowbit::testing {
 namespace {

@@ -5,10 +5,10 @@
 #include <cmath>
 #include <random>
 
-#include "lowbit/error.h"
-#include "lowbit/hadamard.h"
-#include "lowbit/model.h"
-#include "lowbit/rotate.h"
+#include "lowbit/util/error.h"
+#include "lowbit/ptq/hadamard.h"
+#include "lowbit/model/model.h"
+#include "lowbit/ptq/rotate.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 

@@ -8,9 +8,9 @@
 #include <cstring>
 #include <functional>
 
-#include "lowbit/error.h"
-#include "lowbit/model.h"
-#include "lowbit/safetensors.h"
+#include "lowbit/util/error.h"
+#include "lowbit/model/model.h"
+#include "lowbit/model/safetensors.h"
 #include "error_message.h"
 #include "temp_dir.h"
 #include "tiny_models.h"

@@ -7,9 +7,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "lowbit/error.h"
-#include "lowbit/gguf.h"
-#include "lowbit/safetensors.h"
+#include "lowbit/util/error.h"
+#include "lowbit/model/gguf.h"
+#include "lowbit/model/safetensors.h"
 #include "temp_dir.h"
 
 namespace lowbit::testing {

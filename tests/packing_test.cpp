@@ -3,7 +3,7 @@
 
 #include <random>
 
-#include "lowbit/packing.h"
+#include "lowbit/quant/packing.h"
 
 namespace lowbit {
 namespace {

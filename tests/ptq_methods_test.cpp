@@ -7,14 +7,14 @@
 #include <cmath>
 #include <cstring>
 
-#include "lowbit/calibration.h"
-#include "lowbit/convert.h"
-#include "lowbit/error.h"
-#include "lowbit/eval.h"
-#include "lowbit/format_search.h"
-#include "lowbit/methods.h"
-#include "lowbit/ptq.h"
-#include "lowbit/smoothquant.h"
+#include "lowbit/ptq/calibration.h"
+#include "lowbit/kernels/convert.h"
+#include "lowbit/util/error.h"
+#include "lowbit/eval/eval.h"
+#include "lowbit/ptq/format_search.h"
+#include "lowbit/ptq/methods.h"
+#include "lowbit/ptq/ptq.h"
+#include "lowbit/ptq/smoothquant.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 

@@ -8,11 +8,11 @@
 #include <limits>
 #include <random>
 
-#include "kernels/convert_backend.h"
-#include "lowbit/error.h"
-#include "lowbit/packing.h"
-#include "lowbit/qtensor.h"
-#include "lowbit/reference.h"
+#include "lowbit/kernels/convert_backend.h"
+#include "lowbit/util/error.h"
+#include "lowbit/quant/packing.h"
+#include "lowbit/quant/qtensor.h"
+#include "lowbit/format/reference.h"
 #include "quant/engine.h"
 
 namespace lowbit {

@@ -10,9 +10,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "lowbit/error.h"
-#include "lowbit/eval.h"
-#include "lowbit/model.h"
+#include "lowbit/util/error.h"
+#include "lowbit/eval/eval.h"
+#include "lowbit/model/model.h"
 
 #ifndef LOWBIT_CORPORA_DIR
 #define LOWBIT_CORPORA_DIR "../shared/corpora"

@@ -6,11 +6,11 @@
 
 #include <cmath>
 
-#include "lowbit/convert.h"
-#include "lowbit/error.h"
-#include "lowbit/eval.h"
-#include "lowbit/layer_stats.h"
-#include "lowbit/ptq.h"
+#include "lowbit/kernels/convert.h"
+#include "lowbit/util/error.h"
+#include "lowbit/eval/eval.h"
+#include "lowbit/eval/layer_stats.h"
+#include "lowbit/ptq/ptq.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 

@@ -6,8 +6,8 @@
 #include <fstream>
 #include <regex>
 
-#include "lowbit/error.h"
-#include "lowbit/sweep.h"
+#include "lowbit/util/error.h"
+#include "lowbit/eval/sweep.h"
 #include "error_message.h"
 #include "temp_dir.h"
 #include "tiny_models.h"

@@ -7,8 +7,8 @@
 #include <cmath>
 #include <filesystem>
 
-#include "lowbit/error.h"
-#include "lowbit/model.h"
+#include "lowbit/util/error.h"
+#include "lowbit/model/model.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "lowbit/gguf.h"
-#include "lowbit/llama.h"
-#include "lowbit/safetensors.h"
+#include "lowbit/model/gguf.h"
+#include "lowbit/model/llama.h"
+#include "lowbit/model/safetensors.h"
 #include "model/unicode.h"
 
 namespace lowbit::testing {

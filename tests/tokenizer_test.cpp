@@ -5,7 +5,7 @@
 
 #include <set>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 #include "model/text_splitting.h"
 #include "model/tokenizer_spec.h"
 #include "model/unicode.h"

@@ -8,13 +8,13 @@
 #include <random>
 
 #include "error_message.h"
-#include "lowbit/error.h"
-#include "lowbit/evaluate.h"
-#include "lowbit/format_search.h"
-#include "lowbit/methods.h"
-#include "lowbit/ptq.h"
-#include "lowbit/qtensor.h"
-#include "lowbit/sites.h"
+#include "lowbit/util/error.h"
+#include "lowbit/eval/evaluate.h"
+#include "lowbit/ptq/format_search.h"
+#include "lowbit/ptq/methods.h"
+#include "lowbit/ptq/ptq.h"
+#include "lowbit/quant/qtensor.h"
+#include "lowbit/model/sites.h"
 
 namespace lowbit::testing {
 namespace {

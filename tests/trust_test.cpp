@@ -6,10 +6,10 @@
 #include <chrono>
 #include <cmath>
 
-#include "lowbit/error.h"
-#include "lowbit/eval.h"
-#include "lowbit/model.h"
-#include "lowbit/tokenizer.h"
+#include "lowbit/util/error.h"
+#include "lowbit/eval/eval.h"
+#include "lowbit/model/model.h"
+#include "lowbit/model/tokenizer.h"
 #include "error_message.h"
 #include "temp_dir.h"
 #include "tiny_models.h"

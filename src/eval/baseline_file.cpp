@@ -8,11 +8,11 @@
 #include <cmath>
 #include <cstring>
 
-#include "io/atomic_file.h"
-#include "io/byte_reader.h"
-#include "lowbit/error.h"
-#include "lowbit/eval.h"
-#include "model/mapped_file.h"
+#include "lowbit/io/atomic_file.h"
+#include "lowbit/io/byte_reader.h"
+#include "lowbit/util/error.h"
+#include "lowbit/eval/eval.h"
+#include "lowbit/io/mapped_file.h"
 #include "util/content_hash.h"
 
 namespace lowbit::eval {

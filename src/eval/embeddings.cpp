@@ -4,9 +4,9 @@
 #include <numeric>
 #include <sstream>
 
-#include "lowbit/error.h"
-#include "lowbit/eval.h"
-#include "lowbit/evaluate.h"
+#include "lowbit/util/error.h"
+#include "lowbit/eval/eval.h"
+#include "lowbit/eval/evaluate.h"
 #include "util/fnv.h"
 #include "util/memory.h"
 

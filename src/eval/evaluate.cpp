@@ -1,11 +1,11 @@
 // evaluate_recipe: the one path from a recipe to its numbers (lowbit/evaluate.h).
-#include "lowbit/evaluate.h"
+#include "lowbit/eval/evaluate.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::eval {
 

@@ -1,10 +1,10 @@
 // Per-Linear statistics of a quantized model against the full-precision one, gathered by probes
 // attached to every Linear of a (shallow) copy of the model during one forward.
-#include "lowbit/layer_stats.h"
+#include "lowbit/eval/layer_stats.h"
 
 #include <cmath>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 #include "util/memory.h"
 
 namespace lowbit::eval {

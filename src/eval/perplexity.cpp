@@ -4,8 +4,8 @@
 #include <cmath>
 #include <numeric>
 
-#include "lowbit/error.h"
-#include "lowbit/eval.h"
+#include "lowbit/util/error.h"
+#include "lowbit/eval/eval.h"
 #include "util/fnv.h"
 #include "util/memory.h"
 

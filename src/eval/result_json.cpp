@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 #include "util/json_file.h"
 
 namespace lowbit::eval {

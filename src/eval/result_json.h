@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "lowbit/evaluate.h"
+#include "lowbit/eval/evaluate.h"
 
 namespace lowbit::eval {
 

@@ -1,6 +1,6 @@
 // The sweep: baseline once, every recipe of a grid against it, a result file per recipe in the
 // cache so nothing finished is ever recomputed; shards and their merge; results.json.
-#include "lowbit/sweep.h"
+#include "lowbit/eval/sweep.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -18,9 +18,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "io/atomic_file.h"
-#include "lowbit/error.h"
-#include "lowbit/ptq.h"
+#include "lowbit/io/atomic_file.h"
+#include "lowbit/util/error.h"
+#include "lowbit/ptq/ptq.h"
 #include "util/fnv.h"
 #include "util/content_hash.h"
 #include "util/json_file.h"

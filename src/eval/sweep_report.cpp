@@ -8,7 +8,7 @@
 #include <limits>
 #include <map>
 
-#include "lowbit/sweep.h"
+#include "lowbit/eval/sweep.h"
 
 namespace lowbit::eval {
 namespace {

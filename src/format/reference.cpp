@@ -1,13 +1,13 @@
 // The scalar reference codecs (see lowbit/reference.h). Every value, midpoint and rounding step
 // below is exact in double: formats have at most 10 mantissa bits and float32 exponent range.
-#include "lowbit/reference.h"
+#include "lowbit/format/reference.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::ref {
 namespace {

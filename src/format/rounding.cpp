@@ -1,7 +1,7 @@
 // Rounding-mode names.
-#include "lowbit/rounding.h"
+#include "lowbit/format/rounding.h"
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit {
 

@@ -5,11 +5,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "io/atomic_file.h"
-#include "lowbit/error.h"
-#include "lowbit/packing.h"
-#include "lowbit/qtensor_file.h"
-#include "quant/group_layout.h"
+#include "lowbit/io/atomic_file.h"
+#include "lowbit/util/error.h"
+#include "lowbit/quant/packing.h"
+#include "lowbit/io/qtensor_file.h"
+#include "lowbit/quant/group_layout.h"
 
 namespace lowbit {
 namespace {

@@ -2,16 +2,16 @@
 // (https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html). The header is a Python
 // dict literal; we parse only the three keys the format defines and reject everything else, so a
 // malformed file is an error and never an out-of-bounds read.
-#include "lowbit/npy.h"
+#include "lowbit/io/npy.h"
 
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
 
-#include "io/atomic_file.h"
-#include "lowbit/error.h"
-#include "lowbit/reference.h"
+#include "lowbit/io/atomic_file.h"
+#include "lowbit/util/error.h"
+#include "lowbit/format/reference.h"
 
 namespace lowbit {
 namespace {

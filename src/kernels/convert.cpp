@@ -1,14 +1,14 @@
 // The public bulk API (lowbit/convert.h): argument checks, the plan, chunking and threads.
-#include "lowbit/convert.h"
+#include "lowbit/kernels/convert.h"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <string>
 
-#include "kernels/convert_backend.h"
-#include "kernels/convert_run.h"
-#include "lowbit/error.h"
+#include "lowbit/kernels/convert_backend.h"
+#include "lowbit/kernels/convert_run.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit {
 namespace kernels {

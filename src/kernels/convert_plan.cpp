@@ -1,12 +1,12 @@
 // Builds a ConvertPlan from a format and rounding options (see convert_plan.h).
-#include "kernels/convert_plan.h"
+#include "lowbit/kernels/convert_plan.h"
 
 #include <cmath>
 #include <cstring>
 #include <limits>
 
-#include "lowbit/error.h"
-#include "lowbit/reference.h"
+#include "lowbit/util/error.h"
+#include "lowbit/format/reference.h"
 
 namespace lowbit::kernels {
 namespace {

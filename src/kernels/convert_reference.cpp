@@ -2,8 +2,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kernels/convert_backend.h"
-#include "lowbit/reference.h"
+#include "lowbit/kernels/convert_backend.h"
+#include "lowbit/format/reference.h"
 
 namespace lowbit::kernels {
 namespace {

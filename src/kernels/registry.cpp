@@ -5,8 +5,8 @@
 
 #include <algorithm>
 
-#include "kernels/convert_backend.h"
-#include "lowbit/error.h"
+#include "lowbit/kernels/convert_backend.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::kernels {
 

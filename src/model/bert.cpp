@@ -1,6 +1,6 @@
 // BERT encoder forward: embeddings + LayerNorm, then per layer
 // x = LN(x + attn_out(softmax(q kᵀ/√d + mask) v)); x = LN(x + ffn_out(gelu(ffn_in x))).
-#include "lowbit/bert.h"
+#include "lowbit/model/bert.h"
 
 #include <cblas.h>
 
@@ -9,8 +9,8 @@
 #include <limits>
 #include <sstream>
 
-#include "lowbit/error.h"
-#include "lowbit/tensor_store.h"
+#include "lowbit/util/error.h"
+#include "lowbit/model/tensor_store.h"
 #include "model/transformer_ops.h"
 
 namespace lowbit::model {

@@ -4,7 +4,7 @@
 #include <queue>
 #include <unordered_map>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 #include "model/text_splitting.h"
 #include "model/tokenizer_spec.h"
 #include "model/unicode.h"

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 #include "util/json_file.h"
 
 namespace lowbit::model {

@@ -1,11 +1,11 @@
 // GGML block formats: sizes and dequantization (layouts as in ggml's ggml-common.h; d and m are
 // IEEE fp16 unless said otherwise, all little-endian).
-#include "lowbit/ggml_types.h"
+#include "lowbit/model/ggml_types.h"
 
 #include <cstring>
 #include <string>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit {
 namespace {

@@ -1,17 +1,17 @@
 // GGUF reader and writer. The reader validates everything before trusting it: counts against the
 // bytes that remain, string and array lengths, tensor ranks, types, shapes (no overflow, whole
 // blocks), offsets (aligned, inside the data section), and duplicate names.
-#include "lowbit/gguf.h"
+#include "lowbit/model/gguf.h"
 
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <sstream>
 
-#include "io/atomic_file.h"
-#include "io/byte_reader.h"
-#include "lowbit/error.h"
-#include "model/mapped_file.h"
+#include "lowbit/io/atomic_file.h"
+#include "lowbit/io/byte_reader.h"
+#include "lowbit/util/error.h"
+#include "lowbit/io/mapped_file.h"
 
 namespace lowbit::model {
 namespace {

@@ -1,5 +1,5 @@
 // Linear: y = x Wᵀ + b with OpenBLAS.
-#include "lowbit/linear.h"
+#include "lowbit/model/linear.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -7,9 +7,9 @@
 #include <algorithm>
 #include <thread>
 
-#include "lowbit/convert.h"
-#include "lowbit/error.h"
-#include "lowbit/qtensor.h"
+#include "lowbit/kernels/convert.h"
+#include "lowbit/util/error.h"
+#include "lowbit/quant/qtensor.h"
 
 namespace lowbit::model {
 

@@ -1,6 +1,6 @@
 // The LLaMA-family forward pass: batched over the tokens of a window, matrix products in
 // OpenBLAS (through Linear), everything else in OpenMP loops over rows or heads.
-#include "lowbit/llama.h"
+#include "lowbit/model/llama.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -10,9 +10,9 @@
 #include <sstream>
 #include <utility>
 
-#include "lowbit/error.h"
-#include "lowbit/qtensor.h"
-#include "lowbit/tensor_store.h"
+#include "lowbit/util/error.h"
+#include "lowbit/quant/qtensor.h"
+#include "lowbit/model/tensor_store.h"
 #include "model/transformer_ops.h"
 #include "util/memory.h"
 

@@ -3,7 +3,7 @@
 // and its rotation plan.
 #include <algorithm>
 
-#include "lowbit/llama.h"
+#include "lowbit/model/llama.h"
 
 namespace lowbit::model {
 

@@ -6,7 +6,7 @@
 #include <optional>
 #include <set>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 #include "model/config_fields.h"
 #include "model/rope_frequencies.h"
 #include "util/files.h"

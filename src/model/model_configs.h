@@ -7,9 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "lowbit/bert.h"
-#include "lowbit/gguf.h"
-#include "lowbit/llama.h"
+#include "lowbit/model/bert.h"
+#include "lowbit/model/gguf.h"
+#include "lowbit/model/llama.h"
 
 namespace lowbit::model {
 

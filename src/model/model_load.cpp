@@ -4,11 +4,11 @@
 #include <memory>
 #include <sstream>
 
-#include "lowbit/error.h"
-#include "lowbit/gguf.h"
-#include "lowbit/model.h"
-#include "lowbit/safetensors.h"
-#include "model/mapped_file.h"
+#include "lowbit/util/error.h"
+#include "lowbit/model/gguf.h"
+#include "lowbit/model/model.h"
+#include "lowbit/model/safetensors.h"
+#include "lowbit/io/mapped_file.h"
 #include "model/model_configs.h"
 #include "util/content_hash.h"
 #include "util/json_file.h"

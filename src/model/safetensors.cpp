@@ -1,5 +1,5 @@
 // safetensors reader (single file or sharded) and float32 writer.
-#include "lowbit/safetensors.h"
+#include "lowbit/model/safetensors.h"
 
 #include <cstring>
 #include <limits>
@@ -8,10 +8,10 @@
 #include <set>
 #include <tuple>
 
-#include "io/atomic_file.h"
-#include "io/byte_reader.h"
-#include "lowbit/error.h"
-#include "model/mapped_file.h"
+#include "lowbit/io/atomic_file.h"
+#include "lowbit/io/byte_reader.h"
+#include "lowbit/util/error.h"
+#include "lowbit/io/mapped_file.h"
 #include "util/json_file.h"
 
 namespace lowbit::model {

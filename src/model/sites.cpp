@@ -1,7 +1,7 @@
 // What every runtime's Sites can answer for itself.
-#include "lowbit/sites.h"
+#include "lowbit/model/sites.h"
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::model {
 

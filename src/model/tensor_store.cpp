@@ -1,12 +1,12 @@
 // TensorStore: lookup by name, shape checks, conversion to float32.
-#include "lowbit/tensor_store.h"
+#include "lowbit/model/tensor_store.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <sstream>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::model {
 

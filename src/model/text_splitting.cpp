@@ -6,7 +6,7 @@
 
 #include <algorithm>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::model {
 

@@ -3,8 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
-#include "lowbit/error.h"
-#include "lowbit/gguf.h"
+#include "lowbit/util/error.h"
+#include "lowbit/model/gguf.h"
 #include "model/text_splitting.h"
 #include "model/tokenizer_spec.h"
 #include "util/json_file.h"

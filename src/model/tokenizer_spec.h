@@ -7,7 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "lowbit/tokenizer.h"
+#include "lowbit/model/tokenizer.h"
 
 namespace lowbit::model {
 

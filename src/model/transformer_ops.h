@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "lowbit/llama.h"
+#include "lowbit/model/llama.h"
 
 namespace lowbit::model {
 

@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <memory>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::model::unicode {
 

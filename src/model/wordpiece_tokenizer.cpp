@@ -3,7 +3,7 @@
 // whitespace and punctuation, then greedy longest-match subwords with "##" continuations.
 #include <unordered_map>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 #include "model/tokenizer_spec.h"
 #include "model/unicode.h"
 

@@ -6,13 +6,13 @@
 #include <map>
 #include <memory>
 
-#include "lowbit/error.h"
-#include "lowbit/format_search.h"
-#include "lowbit/gptq.h"
-#include "lowbit/methods.h"
-#include "lowbit/ptq.h"
-#include "lowbit/rotate.h"
-#include "lowbit/smoothquant.h"
+#include "lowbit/util/error.h"
+#include "lowbit/ptq/format_search.h"
+#include "lowbit/ptq/gptq.h"
+#include "lowbit/ptq/methods.h"
+#include "lowbit/ptq/ptq.h"
+#include "lowbit/ptq/rotate.h"
+#include "lowbit/ptq/smoothquant.h"
 
 namespace lowbit::ptq {
 namespace {

@@ -1,9 +1,9 @@
 // Calibration sequences and the block-by-block runner.
-#include "lowbit/calibration.h"
+#include "lowbit/ptq/calibration.h"
 
 #include <algorithm>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 #include "util/memory.h"
 #include "util/fnv.h"
 

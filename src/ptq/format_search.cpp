@@ -1,16 +1,16 @@
 // Format and clipping search over the formats of one bit width, scored by the layer's output
 // error under the calibration Hessian.
-#include "lowbit/format_search.h"
+#include "lowbit/ptq/format_search.h"
 
 #include <cblas.h>
 
 #include <limits>
 
-#include "lowbit/error.h"
-#include "lowbit/ptq.h"
+#include "lowbit/util/error.h"
+#include "lowbit/ptq/ptq.h"
 #include "ptq/method_rows.h"
-#include "lowbit/gptq.h"
-#include "lowbit/qtensor.h"
+#include "lowbit/ptq/gptq.h"
+#include "lowbit/quant/qtensor.h"
 #include "ptq/input_hessians.h"
 
 namespace lowbit::ptq {

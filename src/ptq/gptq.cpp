@@ -1,6 +1,6 @@
 // GPTQ with any lowbit scheme as the quantizer; Cholesky factorisations by Eigen, the lazy batch
 // updates by OpenBLAS.
-#include "lowbit/gptq.h"
+#include "lowbit/ptq/gptq.h"
 
 #include <cblas.h>
 
@@ -10,10 +10,10 @@
 #include <cmath>
 #include <numeric>
 
-#include "lowbit/error.h"
-#include "lowbit/ptq.h"
+#include "lowbit/util/error.h"
+#include "lowbit/ptq/ptq.h"
 #include "ptq/method_rows.h"
-#include "lowbit/qtensor.h"
+#include "lowbit/quant/qtensor.h"
 #include "ptq/input_hessians.h"
 
 namespace lowbit::ptq {

@@ -1,10 +1,10 @@
 // Hadamard matrices (Sylvester, Paley I and II) and the fast randomized transform.
-#include "lowbit/hadamard.h"
+#include "lowbit/ptq/hadamard.h"
 
 #include <cmath>
 #include <random>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::ptq {
 namespace {

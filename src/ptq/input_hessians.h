@@ -5,9 +5,9 @@
 #include <map>
 #include <string>
 
-#include "lowbit/error.h"
-#include "lowbit/gptq.h"
-#include "lowbit/sites.h"
+#include "lowbit/util/error.h"
+#include "lowbit/ptq/gptq.h"
+#include "lowbit/model/sites.h"
 
 namespace lowbit::ptq {
 

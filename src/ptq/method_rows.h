@@ -1,7 +1,7 @@
 // The rows of the method registry, each defined in its method's own file.
 #pragma once
 
-#include "lowbit/methods.h"
+#include "lowbit/ptq/methods.h"
 
 namespace lowbit::ptq {
 

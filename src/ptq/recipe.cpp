@@ -1,6 +1,6 @@
 // Recipes: parsing (JSON, command-line overrides), site resolution, the canonical form that
 // identifies a recipe, and the default sweep grid.
-#include "lowbit/recipe.h"
+#include "lowbit/ptq/recipe.h"
 
 #include <fnmatch.h>
 
@@ -10,8 +10,8 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
-#include "lowbit/error.h"
-#include "lowbit/methods.h"
+#include "lowbit/util/error.h"
+#include "lowbit/ptq/methods.h"
 #include "util/fnv.h"
 #include "util/json_file.h"
 

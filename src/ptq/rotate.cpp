@@ -2,13 +2,13 @@
 // With x' = x·Q on the residual stream: a Linear reading it needs W' = W·Q (rows rotated), one
 // writing it W' = Qᵀ·W (columns rotated); RMSNorm commutes with Q once its scale is folded
 // into the readers, because ||x·Q|| = ||x||.
-#include "lowbit/rotate.h"
+#include "lowbit/ptq/rotate.h"
 
 #include <memory>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 #include "ptq/method_rows.h"
-#include "lowbit/hadamard.h"
+#include "lowbit/ptq/hadamard.h"
 
 namespace lowbit::ptq {
 namespace {

@@ -1,11 +1,11 @@
 // SmoothQuant: per-channel scales from calibration activations, folded into norms and weights.
-#include "lowbit/smoothquant.h"
+#include "lowbit/ptq/smoothquant.h"
 
 #include <algorithm>
 #include <cmath>
 #include <map>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 #include "ptq/method_rows.h"
 
 namespace lowbit::ptq {

@@ -13,8 +13,8 @@
 #include <cstring>
 #include <limits>
 
-#include "kernels/convert_run.h"
-#include "lowbit/error.h"
+#include "lowbit/kernels/convert_run.h"
+#include "lowbit/util/error.h"
 #include "quant/scale_picker.h"
 
 namespace lowbit::quant {

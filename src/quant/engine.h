@@ -8,9 +8,9 @@
 #include <memory>
 #include <vector>
 
-#include "kernels/convert_backend.h"
-#include "lowbit/qtensor.h"
-#include "quant/group_layout.h"
+#include "lowbit/kernels/convert_backend.h"
+#include "lowbit/quant/qtensor.h"
+#include "lowbit/quant/group_layout.h"
 
 namespace lowbit::quant {
 

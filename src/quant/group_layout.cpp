@@ -1,9 +1,9 @@
 // Group layouts (see group_layout.h).
-#include "quant/group_layout.h"
+#include "lowbit/quant/group_layout.h"
 
 #include <string>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::quant {
 namespace {

@@ -1,10 +1,10 @@
 // Bit packing (see lowbit/packing.h for the layouts). The 4- and 8-bit cases, by far the most
 // common, have their own loops; everything else goes through the generic bit stream.
-#include "lowbit/packing.h"
+#include "lowbit/quant/packing.h"
 
 #include <cstring>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit {
 namespace {

@@ -5,10 +5,10 @@
 #include <limits>
 #include <memory>
 
-#include "kernels/convert_backend.h"
-#include "lowbit/error.h"
-#include "lowbit/packing.h"
-#include "lowbit/qtensor.h"
+#include "lowbit/kernels/convert_backend.h"
+#include "lowbit/util/error.h"
+#include "lowbit/quant/packing.h"
+#include "lowbit/quant/qtensor.h"
 #include "quant/engine.h"
 #include "quant/scale_picker.h"
 

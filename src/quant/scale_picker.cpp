@@ -6,8 +6,8 @@
 #include <cstring>
 #include <limits>
 
-#include "lowbit/error.h"
-#include "lowbit/reference.h"
+#include "lowbit/util/error.h"
+#include "lowbit/format/reference.h"
 
 namespace lowbit::quant {
 namespace {

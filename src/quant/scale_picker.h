@@ -7,8 +7,8 @@
 #include <functional>
 #include <vector>
 
-#include "kernels/convert_backend.h"
-#include "lowbit/scheme.h"
+#include "lowbit/kernels/convert_backend.h"
+#include "lowbit/quant/scheme.h"
 
 namespace lowbit::quant {
 

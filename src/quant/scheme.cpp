@@ -1,10 +1,10 @@
 // Scheme descriptors: presets, parsing, canonical printing and validation.
-#include "lowbit/scheme.h"
+#include "lowbit/quant/scheme.h"
 
 #include <cmath>
 #include <cstdlib>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 #include "util/text.h"
 
 namespace lowbit {

@@ -7,7 +7,7 @@
 #include <sstream>
 #include <string>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::files {
 

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 #include "util/files.h"
 
 namespace lowbit::files {

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <string>
 
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::util {
 

@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <string>
 
-#include "lowbit/linear.h"
-#include "lowbit/model.h"
+#include "lowbit/model/linear.h"
+#include "lowbit/model/model.h"
 
 namespace lowbit::cli {
 

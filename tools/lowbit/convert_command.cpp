@@ -6,11 +6,11 @@
 #include <cstring>
 
 #include "commands.h"
-#include "lowbit/convert.h"
-#include "lowbit/error.h"
-#include "lowbit/format.h"
-#include "lowbit/npy.h"
-#include "lowbit/reference.h"
+#include "lowbit/kernels/convert.h"
+#include "lowbit/util/error.h"
+#include "lowbit/format/format.h"
+#include "lowbit/io/npy.h"
+#include "lowbit/format/reference.h"
 
 namespace lowbit::cli {
 namespace {

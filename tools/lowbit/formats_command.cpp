@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "lowbit/format.h"
+#include "lowbit/format/format.h"
 
 namespace lowbit::cli {
 namespace {

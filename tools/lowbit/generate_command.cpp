@@ -5,11 +5,11 @@
 #include <chrono>
 
 #include "commands.h"
-#include "io/atomic_file.h"
-#include "lowbit/error.h"
-#include "lowbit/model.h"
-#include "lowbit/npy.h"
-#include "lowbit/ptq.h"
+#include "lowbit/io/atomic_file.h"
+#include "lowbit/util/error.h"
+#include "lowbit/model/model.h"
+#include "lowbit/io/npy.h"
+#include "lowbit/ptq/ptq.h"
 #include "recipe_flags.h"
 
 namespace lowbit::cli {

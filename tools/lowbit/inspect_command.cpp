@@ -6,11 +6,11 @@
 #include <map>
 
 #include "commands.h"
-#include "lowbit/error.h"
-#include "lowbit/gguf.h"
-#include "lowbit/model.h"
-#include "lowbit/npy.h"
-#include "lowbit/safetensors.h"
+#include "lowbit/util/error.h"
+#include "lowbit/model/gguf.h"
+#include "lowbit/model/model.h"
+#include "lowbit/io/npy.h"
+#include "lowbit/model/safetensors.h"
 
 namespace lowbit::cli {
 namespace {

@@ -4,7 +4,7 @@
 #include <new>
 
 #include "commands.h"
-#include "lowbit/error.h"
+#include "lowbit/util/error.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"lowbit: low-precision number formats, quantization, and the models to measure them on"};

@@ -8,11 +8,11 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "io/atomic_file.h"
-#include "lowbit/error.h"
-#include "lowbit/npy.h"
-#include "lowbit/qtensor.h"
-#include "lowbit/qtensor_file.h"
+#include "lowbit/io/atomic_file.h"
+#include "lowbit/util/error.h"
+#include "lowbit/io/npy.h"
+#include "lowbit/quant/qtensor.h"
+#include "lowbit/io/qtensor_file.h"
 
 namespace lowbit::cli {
 namespace {

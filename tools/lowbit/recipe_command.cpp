@@ -3,10 +3,10 @@
 #include <fmt/core.h>
 
 #include "commands.h"
-#include "lowbit/error.h"
-#include "lowbit/methods.h"
-#include "lowbit/model.h"
-#include "lowbit/ptq.h"
+#include "lowbit/util/error.h"
+#include "lowbit/ptq/methods.h"
+#include "lowbit/model/model.h"
+#include "lowbit/ptq/ptq.h"
 #include "recipe_flags.h"
 
 namespace lowbit::cli {

@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
-#include "lowbit/calibration.h"
-#include "lowbit/error.h"
-#include "lowbit/model.h"
-#include "lowbit/methods.h"
-#include "lowbit/recipe.h"
+#include "lowbit/ptq/calibration.h"
+#include "lowbit/util/error.h"
+#include "lowbit/model/model.h"
+#include "lowbit/ptq/methods.h"
+#include "lowbit/ptq/recipe.h"
 #include "util/files.h"
 
 namespace lowbit::cli {

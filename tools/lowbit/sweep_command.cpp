@@ -5,8 +5,8 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "lowbit/error.h"
-#include "lowbit/sweep.h"
+#include "lowbit/util/error.h"
+#include "lowbit/eval/sweep.h"
 #include "progress.h"
 #include "recipe_flags.h"
 #include "util/files.h"

@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "lowbit/error.h"
-#include "lowbit/gguf.h"
-#include "lowbit/model.h"
+#include "lowbit/util/error.h"
+#include "lowbit/model/gguf.h"
+#include "lowbit/model/model.h"
 
 namespace lowbit::cli {
 namespace {

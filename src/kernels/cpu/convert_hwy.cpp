@@ -10,8 +10,8 @@
 #include <cstring>
 #include <limits>
 
-#include "kernels/convert_backend.h"
-#include "kernels/convert_plan.h"
+#include "lowbit/kernels/convert_backend.h"
+#include "lowbit/kernels/convert_plan.h"
 
 // Lambdas in the hot loops must inline (GCC outlines large ones called from several places).
 #ifndef HWY_ATTR_ALWAYS_INLINE

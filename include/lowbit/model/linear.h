@@ -1,0 +1,101 @@
+// lowbit/model/linear.h — the one place a model multiplies by a weight matrix. Every matrix product of
+// the transformer runtimes goes through a Linear, so quantized weights and activation quantizers
+// are swapped in here and nowhere else.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lowbit/format/format.h"
+#include "lowbit/quant/scheme.h"
+
+namespace lowbit::model {
+
+// Emulation of a narrow matrix-product accumulator: the products of each output are summed
+// `every` at a time in float32, and the running total is rounded onto `format` (nearest even)
+// after each such partial sum is added. every = 1 rounds after every product.
+struct Accumulation {
+  Format format;
+  int every = 1;
+};
+
+class Linear;
+
+// An orthogonal transform applied to each row of an activation at run time (the online
+// rotations of rotation-based quantization, e.g. a Hadamard transform before down_proj).
+class RowTransform {
+ public:
+  virtual ~RowTransform() = default;
+  virtual int size() const = 0;
+  virtual void apply(float* x, size_t rows) const = 0;
+};
+
+// Sees every forward of the Linears it is attached to (per-layer statistics). `x` is the input
+// as given, `xq` what was multiplied (x itself when the input is not quantized), y the output.
+class LinearProbe {
+ public:
+  virtual ~LinearProbe() = default;
+  virtual void observe(const Linear& linear, const float* x, const float* xq, int n, const float* y) = 0;
+};
+
+class Linear {
+ public:
+  Linear() = default;
+  // weight: [out, in] row-major (as PyTorch and GGUF store it); bias: empty or [out].
+  Linear(std::string name, int out_features, int in_features, std::shared_ptr<std::vector<float>> weight,
+         std::vector<float> bias = {});
+
+  // y[n, out] = x[n, in] · weightᵀ + bias (OpenBLAS sgemm; threads as openblas_set_num_threads).
+  // With an input scheme, x is fake-quantized first (the whole [n, in] tensor, as a kernel
+  // quantizing its activations on the fly would); with an accumulation, the product is summed
+  // as Accumulation says.
+  void forward(const float* x, int n, float* y) const;
+
+  // An online rotation of the input, applied before the input scheme (the weight must have been
+  // rotated to match: W Qᵀ... see ptq/rotate).
+  void set_input_transform(std::shared_ptr<const RowTransform> t);
+  const std::shared_ptr<const RowTransform>& input_transform() const { return input_transform_; }
+  // Run-time emulation (the weight itself is quantized once, by whoever sets it).
+  void set_input_scheme(std::optional<Scheme> s) { input_scheme_ = std::move(s); }
+  const std::optional<Scheme>& input_scheme() const { return input_scheme_; }
+  void set_accumulation(std::optional<Accumulation> a);
+  const std::optional<Accumulation>& accumulation() const { return accumulation_; }
+  // Not owned; nullptr detaches.
+  void set_probe(LinearProbe* probe) { probe_ = probe; }
+
+  const std::string& name() const { return name_; }
+  int in_features() const { return in_; }
+  int out_features() const { return out_; }
+  const std::vector<float>& weight() const { return *weight_; }
+  const std::vector<float>& bias() const { return bias_; }
+  const std::shared_ptr<std::vector<float>>& weight_ptr() const { return weight_; }
+  // Replaces the weight (same shape); a tied weight stops being shared.
+  void set_weight(std::vector<float> weight);
+  void set_weight_shared(std::shared_ptr<std::vector<float>> weight);
+  // Replaces the bias (empty, or out_features values).
+  void set_bias(std::vector<float> bias);
+  // Multiply-adds one forward performs per input row.
+  double flops_per_row() const { return 2.0 * in_ * out_; }
+
+ private:
+  std::string name_;
+  int out_ = 0, in_ = 0;
+  std::shared_ptr<std::vector<float>> weight_;
+  std::vector<float> bias_;
+  std::shared_ptr<const RowTransform> input_transform_;
+  std::optional<Scheme> input_scheme_;
+  std::optional<Accumulation> accumulation_;
+  LinearProbe* probe_ = nullptr;
+
+  void multiply_accumulating(const float* x, int n, float* y) const;
+};
+
+// Sets the threads OpenBLAS and the runtimes' own OpenMP loops use (0: all cores).
+// Threads for OpenBLAS and OpenMP: 1 .. max_threads(), or 0 for all of them; anything else is a
+// lowbit::Error (more threads than the hardware has is never faster, and huge counts crash libgomp).
+void set_num_threads(int threads);
+int max_threads();  // the machine's hardware threads (at least 1)
+
+}  // namespace lowbit::model

@@ -1,0 +1,75 @@
+// lowbit/ptq/ptq.h — turning a full-precision model into the model a recipe describes. For now the
+// calibration-free path: round-to-nearest weights (quantized once, here) and the run-time
+// quantizers (activations, KV cache, accumulator) installed where the forward applies them.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lowbit/ptq/calibration.h"
+#include "lowbit/model/llama.h"
+#include "lowbit/quant/qtensor.h"
+#include "lowbit/ptq/recipe.h"
+#include "lowbit/model/sites.h"
+
+namespace lowbit::ptq {
+
+// What happened to one stored weight tensor.
+struct WeightReport {
+  std::string site;         // "layers.3.down_proj", "embedding", "output"
+  std::vector<size_t> shape;
+  std::string scheme;       // maybe_scheme_name: "fp" when kept
+  ErrorStats error;         // of the quantization (count 0 when kept)
+  double bits_per_element;  // kept weights count as 16 (bf16, the precision models ship in)
+};
+
+struct ApplyReport {
+  std::vector<WeightReport> weights;  // every stored matrix: embedding, Linears, output (if stored)
+  // Storage averaged over all matrix parameters (the embedding, every Linear, the output head
+  // once when tied to the embedding and quantized alike) and over the layers' Linears only.
+  double bits_per_weight = 0;
+  double bits_per_linear_weight = 0;
+  double seconds = 0;
+  std::vector<std::pair<std::string, double>> method_seconds;  // each method's time, in order
+  // The full-precision model after the transforming methods (hadamard, smoothquant), when there
+  // were any: the right reference for per-layer output errors, since a rotated model's Linears
+  // that write the residual stream produce rotated outputs.
+  std::shared_ptr<const model::Runtime> transformed;
+};
+
+// A copy of `fp` with the recipe applied: its methods run in order (hadamard, smoothquant: the
+// model is transformed; gptq: weights are quantized with error compensation), then every weight
+// not yet quantized is rounded to nearest (measured per tensor), and the input schemes, KV-cache
+// schemes and accumulator are set on the Linears and layers. Unquantized weights stay shared with
+// `fp`. Methods that need calibration data throw lowbit::Error without it; so does a scheme that
+// does not fit a tensor. `progress(what, done, total)` reports long methods.
+// GPTQ's and the search's results depend only on the model, the methods before them, the weight
+// schemes and the calibration data — not on activation or KV schemes. A sweep passes one cache to
+// every apply_recipe so W4A16, W4A8 and W4A4 recipes with the same weights share that work.
+struct MethodCache {
+  std::map<std::string, std::map<std::string, std::vector<float>>> weights;  // by key: weights by site (gptq)
+  std::map<std::string, std::map<std::string, Scheme>> schemes;             // by key: schemes by site (search)
+};
+
+std::unique_ptr<model::Runtime> apply_recipe(const Recipe& recipe, const model::Runtime& fp, ApplyReport* report = nullptr,
+                                             const Calibration* calibration = nullptr,
+                                             const std::function<void(const std::string&, int, int)>& progress = {},
+                                             MethodCache* cache = nullptr);
+// The same for a caller that holds a LLaMA-family model.
+inline model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp, ApplyReport* report = nullptr,
+                                 const Calibration* calibration = nullptr,
+                                 const std::function<void(const std::string&, int, int)>& progress = {},
+                                 MethodCache* cache = nullptr) {
+  return model::runtime_as<model::Llama>(
+      apply_recipe(recipe, static_cast<const model::Runtime&>(fp), report, calibration, progress, cache));
+}
+
+// The sites of a model, in forward order (model::Sites::names: embedding, per block its Linears
+// and kv_cache, output): what `lowbit recipe --sites` lists and what patterns are matched against.
+std::vector<std::string> model_sites(const model::Runtime& model);
+
+}  // namespace lowbit::ptq

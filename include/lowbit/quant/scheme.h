@@ -1,0 +1,105 @@
+// lowbit/quant/scheme.h — quantization schemes: an element format plus how tensors are scaled onto it.
+//
+//   Scheme = element format + granularity + scale format + scale rule
+//            [+ a second, per-tensor f32 scale level (NVFP4)] [+ zero point (asymmetric ints)]
+//
+// The named presets (mxfp4, nvfp4, int4 g128 asym, ...) are ordinary schemes with a name. The
+// exact arithmetic of every step is written down in docs/quantization.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lowbit/format/format.h"
+#include "lowbit/format/rounding.h"
+
+namespace lowbit {
+
+// Which elements share one scale.
+enum class Granularity : uint8_t {
+  Tensor,   // one scale for the whole tensor
+  Channel,  // one scale per index along `axis` (default 0: output channels of a [out, in] weight)
+  Token,    // one scale per row: every index of all axes but the last (activations [..., hidden])
+  Group,    // runs of `group` consecutive elements along `axis` (default: the last, reduction
+            // axis); the last run of each row may be short
+  Block2D,  // block_rows x block_cols tiles over the last two axes (ragged at the edges)
+};
+
+// How a group's scale is chosen from its values.
+enum class ScaleRule : uint8_t {
+  AbsMax,      // the group's largest magnitude maps to the element format's largest value
+  Mse,         // the clip ratio in [mse_min_ratio, 1] (mse_steps candidates) that minimises the
+               // group's squared quantization error; ratio 1 (absmax) is always a candidate
+  Percentile,  // the `percentile`-th percentile of the group's magnitudes maps to the largest value
+  Fixed,       // every group uses `fixed_scale`
+};
+
+// How a power-of-two scale is picked from a group's largest magnitude `amax`.
+enum class Pow2Rounding : uint8_t {
+  Floor,    // OCP MX: 2^(floor(log2 amax) - emax(element)); the top element values may clip
+  Ceil,     // 2^ceil(log2(amax / max_element)): the smallest power of two that never clips
+  Nearest,  // amax / max_element rounded to the nearest power of two (as a cast to E8M0 would)
+};
+
+struct Scheme {
+  Format element = formats::e4m3fn;
+  Granularity granularity = Granularity::Tensor;
+  int axis = 0;        // Channel, Group; negative counts from the end (-1: last)
+  int group = 0;       // Group: elements per group
+  int block_rows = 0;  // Block2D
+  int block_cols = 0;
+  bool scale_is_f32 = true;                // scales kept as float32 ...
+  Format scale_format = formats::e8m0fnu;  // ... or stored in this format
+  bool pow2 = false;  // scales constrained to powers of two (implied by E8M0 scales)
+  Pow2Rounding pow2_rounding = Pow2Rounding::Floor;
+  ScaleRule rule = ScaleRule::AbsMax;
+  float percentile = 99.9f;
+  float fixed_scale = 1.0f;
+  int mse_steps = 64;
+  float mse_min_ratio = 0.5f;
+  bool global_scale = false;  // second level: per-tensor float32 scale (NVFP4)
+  bool asymmetric = false;    // integer elements with a per-group zero point
+  RoundOptions round{RoundMode::NearestEven, Overflow::Saturate, 0};  // for the elements
+  std::string preset;  // the preset name this came from, if any (printing only)
+};
+
+bool operator==(const Scheme& a, const Scheme& b);  // ignores `preset`
+inline bool operator!=(const Scheme& a, const Scheme& b) {
+  return !(a == b);
+}
+
+struct NamedScheme {
+  std::string name;
+  std::string definition;  // the long spelling it stands for
+  std::string description;
+};
+
+// Every named preset, in the order `lowbit schemes` prints them.
+const std::vector<NamedScheme>& named_schemes();
+
+// Parses a preset name or the long spelling
+//   <element>[:tensor|:channel|:token|:g<G>|:block<R>x<C>][:axis=<a>][:scale=<format>|f32]
+//     [:pow2[=floor|ceil|nearest]][:mse|:percentile=<p>|:fixed=<s>][:global][:asym]
+//     [:round=<mode>][:seed=<n>]
+// Throws lowbit::Error with the known presets and the syntax for anything invalid.
+Scheme parse_scheme(std::string_view text);
+
+// The preset name, or the canonical long spelling; parse_scheme(scheme_name(s)) == s.
+std::string scheme_name(const Scheme& s);
+
+// Throws lowbit::Error when the combination is not usable (e.g. asym with a float element).
+void validate_scheme(const Scheme& s);
+
+// The element format's exponent of its largest binade: floor(log2(max_finite)) (OCP "emax").
+int element_emax(const Format& element);
+
+// Largest magnitude the element takes (for asymmetric integers: the number of levels - 1).
+double element_max(const Scheme& s);
+
+// A scaled value is "clipped" when its magnitude is at least this: half a step beyond the largest
+// element value, where rounding would have gone past it had saturation not stopped it.
+double clip_threshold(const Scheme& s);
+
+}  // namespace lowbit
