@@ -14,11 +14,11 @@
 #include <random>
 #include <vector>
 
-#include "lowbit/kernels/convert_backend.h"
-#include "lowbit/kernels/convert.h"
-#include "lowbit/util/error.h"
-#include "lowbit/io/npy.h"
 #include "lowbit/format/reference.h"
+#include "lowbit/io/npy.h"
+#include "lowbit/kernels/convert.h"
+#include "lowbit/kernels/convert_backend.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit {
 namespace {

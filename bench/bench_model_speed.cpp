@@ -20,15 +20,17 @@
 #include <string>
 #include <vector>
 
-#include "lowbit/util/error.h"
 #include "lowbit/model/model.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 struct Product {
   int rows, out, in;
@@ -40,7 +42,8 @@ std::vector<Product> forward_products(const model::Llama& llama, int n, int logi
   for (const model::LlamaLayer& w : llama.weights().layers)
     for (const model::Linear* lin : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down})
       p.push_back({n, lin->out_features(), lin->in_features()});
-  p.push_back({logit_rows, llama.weights().output.out_features(), llama.weights().output.in_features()});
+  p.push_back(
+      {logit_rows, llama.weights().output.out_features(), llama.weights().output.in_features()});
   return p;
 }
 
@@ -51,12 +54,14 @@ void check_sgemm() {
   std::uniform_real_distribution<float> u(-1, 1);
   for (float& x : a) x = u(rng);
   for (float& x : b) x = u(rng);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f, c.data(), n);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a.data(), k, b.data(), k,
+              0.0f, c.data(), n);
   for (int i = 0; i < m; ++i)
     for (int j = 0; j < n; ++j) {
       double s = 0;
       for (int t = 0; t < k; ++t) s += double(a[size_t(i * k + t)]) * b[size_t(j * k + t)];
-      if (std::abs(s - c[size_t(i * n + j)]) > 1e-4) throw Error("sgemm check failed: OpenBLAS gives wrong results");
+      if (std::abs(s - c[size_t(i * n + j)]) > 1e-4)
+        throw Error("sgemm check failed: OpenBLAS gives wrong results");
     }
 }
 
@@ -79,8 +84,8 @@ double sgemm_gflops(const std::vector<Product>& products, int repeats) {
     const auto t0 = Clock::now();
     for (size_t i = 0; i < products.size(); ++i) {
       const Product& p = products[i];
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p.rows, p.out, p.in, 1.0f, x.data(), p.in,
-                  weights[i].data(), p.in, 0.0f, y.data(), p.out);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p.rows, p.out, p.in, 1.0f, x.data(),
+                  p.in, weights[i].data(), p.in, 0.0f, y.data(), p.out);
     }
     if (r > 0) best = std::min(best, seconds_since(t0));
   }
@@ -105,7 +110,8 @@ ForwardTiming forward_speed(const model::Llama& llama, int n_ctx, int repeats) {
     for (int row = first; row < first + scored; row += 64) {
       const int rows = std::min(64, first + scored - row);
       llama.logits(s, row, rows, logits.data());
-      if (!std::all_of(logits.begin(), logits.begin() + rows, [](float v) { return std::isfinite(v); }))
+      if (!std::all_of(logits.begin(), logits.begin() + rows,
+                       [](float v) { return std::isfinite(v); }))
         throw Error("the forward produced non-finite logits");
     }
     if (r > 0) best = std::min(best, seconds_since(t0));
@@ -116,7 +122,8 @@ ForwardTiming forward_speed(const model::Llama& llama, int n_ctx, int repeats) {
 model::Llama random_smollm2_shaped() {
   model::LlamaConfig c;
   c.arch = "llama (random weights, SmolLM2-135M shapes)";
-  c.dim = 576, c.n_layers = 30, c.n_heads = 9, c.n_kv_heads = 3, c.head_dim = 64, c.hidden_dim = 1536;
+  c.dim = 576, c.n_layers = 30, c.n_heads = 9, c.n_kv_heads = 3, c.head_dim = 64,
+  c.hidden_dim = 1536;
   c.vocab_size = 49152, c.context_length = 8192, c.rope_theta = 100000;
   c.rope_inv_freq.assign(32, 0.0f);
   for (int i = 0; i < 32; ++i) c.rope_inv_freq[size_t(i)] = float(std::pow(1e5, -2.0 * i / 64));
@@ -154,9 +161,12 @@ int run(int argc, char** argv) {
   std::vector<int> thread_counts = {1, 2};
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--model") model_name = value;
-    else if (flag == "--ctx") n_ctx = std::stoi(value);
-    else if (flag == "--repeats") repeats = std::stoi(value);
+    if (flag == "--model")
+      model_name = value;
+    else if (flag == "--ctx")
+      n_ctx = std::stoi(value);
+    else if (flag == "--repeats")
+      repeats = std::stoi(value);
     else if (flag == "--threads") {
       thread_counts.clear();
       for (size_t p = 0; p < value.size();) {
@@ -178,23 +188,28 @@ int run(int argc, char** argv) {
     llama = loaded->llama.get();
     std::printf("model: %s\n", loaded->path.c_str());
   } catch (const Error& e) {
-    std::printf("model: %s not available (%s); using random weights of SmolLM2-135M's shapes\n", model_name.c_str(),
-                e.what());
+    std::printf("model: %s not available (%s); using random weights of SmolLM2-135M's shapes\n",
+                model_name.c_str(), e.what());
     synthetic = std::make_unique<model::Llama>(random_smollm2_shaped());
     llama = synthetic.get();
   }
   if (!llama) throw Error("bench_model_speed needs a decoder model");
   std::printf("       %s\n", llama->config().summary().c_str());
   const std::vector<Product> products = forward_products(*llama, n_ctx, n_ctx - 1 - n_ctx / 2);
-  std::printf("window: %d tokens, logits for the scored %d; best of %d runs\n\n", n_ctx, n_ctx - 1 - n_ctx / 2, repeats);
-  std::printf("threads | sgemm on the model's shapes | forward (eval window)             | forward / sgemm\n");
-  std::printf("--------|-----------------------------|-----------------------------------|----------------\n");
+  std::printf("window: %d tokens, logits for the scored %d; best of %d runs\n\n", n_ctx,
+              n_ctx - 1 - n_ctx / 2, repeats);
+  std::printf(
+      "threads | sgemm on the model's shapes | forward (eval window)             | forward / "
+      "sgemm\n");
+  std::printf(
+      "--------|-----------------------------|-----------------------------------|----------------"
+      "\n");
   for (int t : thread_counts) {
     model::set_num_threads(t);
     const double sgemm = sgemm_gflops(products, repeats);
     const ForwardTiming f = forward_speed(*llama, n_ctx, repeats);
-    std::printf("%7d | %20.1f GFLOP/s | %7.1f tokens/s, %6.1f GFLOP/s | %13.0f %%\n", t, sgemm, f.tokens_per_second,
-                f.gflops, 100.0 * f.gflops / sgemm);
+    std::printf("%7d | %20.1f GFLOP/s | %7.1f tokens/s, %6.1f GFLOP/s | %13.0f %%\n", t, sgemm,
+                f.tokens_per_second, f.gflops, 100.0 * f.gflops / sgemm);
   }
   return 0;
 }

@@ -7,8 +7,8 @@
 #include <fstream>
 
 #include "fuzz_input_file.h"
-#include "lowbit/util/error.h"
 #include "lowbit/model/model.h"
+#include "lowbit/util/error.h"
 #include "tiny_models.h"
 
 namespace {

@@ -3,8 +3,8 @@
 #include <cstdint>
 
 #include "fuzz_input_file.h"
-#include "lowbit/util/error.h"
 #include "lowbit/model/safetensors.h"
+#include "lowbit/util/error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = lowbit::fuzz::write_input(data, size, ".safetensors");

@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include "fuzz_input_file.h"
-#include "lowbit/util/error.h"
 #include "lowbit/eval/eval.h"
 #include "lowbit/eval/sweep.h"
+#include "lowbit/util/error.h"
 #include "util/content_hash.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

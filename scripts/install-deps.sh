@@ -9,7 +9,7 @@ set -euo pipefail
 
 packages=(g++ cmake make libhwy-dev libcli11-dev nlohmann-json3-dev libfmt-dev libgtest-dev
           libbenchmark-dev python3 python3-pip pkg-config libopenblas-openmp-dev libpcre2-dev
-          libutf8proc-dev libeigen3-dev libxxhash-dev)
+          libutf8proc-dev libeigen3-dev libxxhash-dev clang-format git)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -13,8 +13,8 @@
 #include <functional>
 
 #include "convert_inputs.h"
-#include "lowbit/kernels/convert.h"
 #include "lowbit/format/reference.h"
+#include "lowbit/kernels/convert.h"
 
 namespace lowbit {
 namespace {

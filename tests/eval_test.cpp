@@ -7,11 +7,11 @@
 #include <cmath>
 #include <fstream>
 
-#include "lowbit/util/error.h"
 #include "error_message.h"
 #include "lowbit/eval/eval.h"
 #include "lowbit/eval/evaluate.h"
 #include "lowbit/eval/sweep.h"
+#include "lowbit/util/error.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 
@@ -25,7 +25,8 @@ class EvalTest : public TempDirTest {
     tiny_ = TinyLlama::random(21);
     tiny_.write_gguf(path("tiny.gguf"));
     model_ = model::load_model(path("tiny.gguf"));
-    for (int i = 0; i < 40; ++i) text_ += "the cat sat on the mat; then the dog ran " + std::to_string(i) + ". ";
+    for (int i = 0; i < 40; ++i)
+      text_ += "the cat sat on the mat; then the dog ran " + std::to_string(i) + ". ";
   }
   // log-softmax rows of reference logits
   static std::vector<double> log_softmax(const std::vector<double>& logits, int vocab) {
@@ -34,7 +35,8 @@ class EvalTest : public TempDirTest {
       const double* row = logits.data() + r * size_t(vocab);
       double mx = *std::max_element(row, row + vocab), sum = 0;
       for (int v = 0; v < vocab; ++v) sum += std::exp(row[v] - mx);
-      for (int v = 0; v < vocab; ++v) out[r * size_t(vocab) + size_t(v)] = row[v] - mx - std::log(sum);
+      for (int v = 0; v < vocab; ++v)
+        out[r * size_t(vocab) + size_t(v)] = row[v] - mx - std::log(sum);
     }
     return out;
   }
@@ -55,7 +57,8 @@ TEST_F(EvalTest, PerplexityScoresTheSecondHalfOfEachWindow) {
   for (int64_t w = 0; w < r.n_windows; ++w) {
     const std::vector<int32_t> window(tokens.begin() + w * 32, tokens.begin() + (w + 1) * 32);
     const std::vector<double> lp = log_softmax(tiny_.reference_logits(window), tiny_.vocab);
-    for (int i = 16; i < 31; ++i) nll -= lp[size_t(i) * size_t(tiny_.vocab) + size_t(window[size_t(i) + 1])];
+    for (int i = 16; i < 31; ++i)
+      nll -= lp[size_t(i) * size_t(tiny_.vocab) + size_t(window[size_t(i) + 1])];
   }
   const double want = std::exp(nll / double(r.n_scored));
   EXPECT_NEAR(r.ppl, want, 1e-5 * want);
@@ -122,7 +125,8 @@ TEST_F(EvalTest, KlDivergenceOfAPerturbedModelIsExactWithTheWholeVocabulary) {
       const double* pr = p.data() + size_t(i) * size_t(tiny_.vocab);
       const double* qr = q.data() + size_t(i) * size_t(tiny_.vocab);
       for (int v = 0; v < tiny_.vocab; ++v) kl_sum += std::exp(pr[v]) * (pr[v] - qr[v]);
-      agree += std::max_element(pr, pr + tiny_.vocab) - pr == std::max_element(qr, qr + tiny_.vocab) - qr;
+      agree += std::max_element(pr, pr + tiny_.vocab) - pr ==
+               std::max_element(qr, qr + tiny_.vocab) - qr;
     }
   }
   const double kl_want = kl_sum / n;
@@ -192,13 +196,14 @@ class EncoderRecipes : public TempDirTest {
     TempDirTest::SetUp();
     TinyBert::random(3).write_hf(path(""));
     model_ = model::load_model(path(""));
-    const char* lines[] = {"the cat sat on the mat.", "a dog ran!", "the big dog sat.", "small cats ran on a mat,",
-                           "the unknown cat.", "a big mat."};
+    const char* lines[] = {"the cat sat on the mat.",  "a dog ran!",       "the big dog sat.",
+                           "small cats ran on a mat,", "the unknown cat.", "a big mat."};
     for (const char* l : lines) text_ += std::string(l) + "\n";
     sentences_ = eval::make_sentences(*model_.tokenizer, text_, "text", 32);
   }
   eval::RecipeResult evaluate(const ptq::Recipe& r, bool layers = false) {
-    const eval::Reference reference(*model_.bert, sentences_, eval::embed_all(*model_.bert, sentences_), layers);
+    const eval::Reference reference(*model_.bert, sentences_,
+                                    eval::embed_all(*model_.bert, sentences_), layers);
     return eval::evaluate_recipe(r, *model_.bert, reference, {});
   }
   model::Model model_;
@@ -263,7 +268,8 @@ TEST_F(EncoderRecipes, TheSweepRunsOnEncoders) {
   const eval::SweepReport r = eval::run_sweep(model_, "text", text_, grid, opt);
   ASSERT_EQ(r.results.size(), 2u);
   EXPECT_TRUE(r.setup.encoder);
-  EXPECT_GT(r.results[1].embedding.cosine_mean, r.results[0].embedding.cosine_mean);  // 8 bits beat 4
+  EXPECT_GT(r.results[1].embedding.cosine_mean,
+            r.results[0].embedding.cosine_mean);  // 8 bits beat 4
   EXPECT_NE(eval::sweep_table(r).find("rank corr"), std::string::npos);
   const eval::SweepReport again = eval::read_sweep_results(path("sweep/results.json"));
   EXPECT_EQ(again.results[0].embedding.cosine_mean, r.results[0].embedding.cosine_mean);

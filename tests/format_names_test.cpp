@@ -3,9 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "formats_under_test.h"
-#include "lowbit/util/error.h"
 #include "lowbit/format/format.h"
 #include "lowbit/format/rounding.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit {
 namespace {

@@ -8,9 +8,9 @@
 #include <random>
 
 #include "formats_under_test.h"
-#include "lowbit/util/error.h"
 #include "lowbit/format/format.h"
 #include "lowbit/format/reference.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit {
 namespace {

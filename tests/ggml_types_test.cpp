@@ -7,8 +7,8 @@
 #include <cstring>
 #include <vector>
 
-#include "lowbit/util/error.h"
 #include "lowbit/model/ggml_types.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit {
 namespace {
@@ -27,16 +27,16 @@ std::vector<float> decode(GgmlType t, const std::vector<uint8_t>& block, size_t 
 }
 
 TEST(GgmlTypes, TableMatchesGgml) {
-  EXPECT_EQ(ggml_type_info(2)->block_bytes, 18u);   // Q4_0: fp16 + 16 bytes
-  EXPECT_EQ(ggml_type_info(3)->block_bytes, 20u);   // Q4_1: 2 x fp16 + 16
-  EXPECT_EQ(ggml_type_info(6)->block_bytes, 22u);   // Q5_0: fp16 + 4 + 16
-  EXPECT_EQ(ggml_type_info(7)->block_bytes, 24u);   // Q5_1
-  EXPECT_EQ(ggml_type_info(8)->block_bytes, 34u);   // Q8_0: fp16 + 32
-  EXPECT_EQ(ggml_type_info(12)->block_bytes, 144u); // Q4_K: 2 fp16 + 12 scales + 128
-  EXPECT_EQ(ggml_type_info(13)->block_bytes, 176u); // Q5_K: + 32 high bits
-  EXPECT_EQ(ggml_type_info(14)->block_bytes, 210u); // Q6_K: 128 + 64 + 16 + fp16
-  EXPECT_EQ(ggml_type_info(30)->block_bytes, 2u);   // BF16
-  EXPECT_EQ(ggml_type_info(4), nullptr);            // removed Q4_2
+  EXPECT_EQ(ggml_type_info(2)->block_bytes, 18u);    // Q4_0: fp16 + 16 bytes
+  EXPECT_EQ(ggml_type_info(3)->block_bytes, 20u);    // Q4_1: 2 x fp16 + 16
+  EXPECT_EQ(ggml_type_info(6)->block_bytes, 22u);    // Q5_0: fp16 + 4 + 16
+  EXPECT_EQ(ggml_type_info(7)->block_bytes, 24u);    // Q5_1
+  EXPECT_EQ(ggml_type_info(8)->block_bytes, 34u);    // Q8_0: fp16 + 32
+  EXPECT_EQ(ggml_type_info(12)->block_bytes, 144u);  // Q4_K: 2 fp16 + 12 scales + 128
+  EXPECT_EQ(ggml_type_info(13)->block_bytes, 176u);  // Q5_K: + 32 high bits
+  EXPECT_EQ(ggml_type_info(14)->block_bytes, 210u);  // Q6_K: 128 + 64 + 16 + fp16
+  EXPECT_EQ(ggml_type_info(30)->block_bytes, 2u);    // BF16
+  EXPECT_EQ(ggml_type_info(4), nullptr);             // removed Q4_2
   EXPECT_EQ(ggml_type_info(999), nullptr);
 }
 
@@ -121,7 +121,8 @@ TEST(GgmlTypes, Q4_K) {
   for (int i = 0; i < 128; ++i) b[size_t(16 + i)] = 0x33;
   const auto y = decode(GgmlType::Q4_K, b, 256);
   for (int s = 0; s < 8; ++s)
-    for (int l = 0; l < 32; ++l) EXPECT_EQ(y[size_t(32 * s + l)], float(sc[s] * 3) - 0.5f * float(mn[s])) << s;
+    for (int l = 0; l < 32; ++l)
+      EXPECT_EQ(y[size_t(32 * s + l)], float(sc[s] * 3) - 0.5f * float(mn[s])) << s;
 }
 
 TEST(GgmlTypes, Q5_K) {
@@ -138,7 +139,8 @@ TEST(GgmlTypes, Q5_K) {
   const auto y = decode(GgmlType::Q5_K, b, 256);
   for (int s = 0; s < 8; ++s) {
     const int q = s % 2 == 0 ? 19 : 3;
-    for (int l = 0; l < 32; ++l) EXPECT_EQ(y[size_t(32 * s + l)], float(sc[s] * q) - 0.5f * float(mn[s])) << s;
+    for (int l = 0; l < 32; ++l)
+      EXPECT_EQ(y[size_t(32 * s + l)], float(sc[s] * q) - 0.5f * float(mn[s])) << s;
   }
 }
 
@@ -160,7 +162,8 @@ TEST(GgmlTypes, Q6_K) {
     for (int s = 0; s < 4; ++s)
       for (int l = 0; l < 32; ++l) {
         const int scale = 8 * h + l / 16 + 2 * s - 8;
-        EXPECT_EQ(y[size_t(128 * h + 32 * s + l)], 0.5f * float(scale) * float(q[s] - 32)) << h << " " << s << " " << l;
+        EXPECT_EQ(y[size_t(128 * h + 32 * s + l)], 0.5f * float(scale) * float(q[s] - 32))
+            << h << " " << s << " " << l;
       }
 }
 
@@ -183,7 +186,8 @@ TEST(GgmlTypes, HalfAndBFloat16) {
 
 TEST(GgmlTypes, EmptyTensorsTouchNothing) {
   // Found by the GGUF fuzzer: a tensor with a zero dimension reached memcpy with null pointers.
-  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::Q4_K}) EXPECT_NO_THROW(dequantize_ggml(t, nullptr, 0, nullptr));
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::Q4_K})
+    EXPECT_NO_THROW(dequantize_ggml(t, nullptr, 0, nullptr));
 }
 
 TEST(GgmlTypes, UnsupportedAndPartialBlocksAreErrors) {

@@ -11,8 +11,9 @@
 namespace lowbit::testing {
 namespace {
 
-const char* const kSchemes[] = {"mxfp4", "nvfp4", "int4_g128", "nf4_g64", "fp8_channel", "int8_channel",
-                                "e2m1fn:g32", "int4:g16:asym", "mxfp6_e2m3", "e4m3fn:tensor", "e2m1fn:block16x32"};
+const char* const kSchemes[] = {"mxfp4",       "nvfp4",         "int4_g128",        "nf4_g64",
+                                "fp8_channel", "int8_channel",  "e2m1fn:g32",       "int4:g16:asym",
+                                "mxfp6_e2m3",  "e4m3fn:tensor", "e2m1fn:block16x32"};
 
 std::vector<float> random_weight(std::mt19937& rng, int out, int in) {
   std::normal_distribution<float> g(0.f, 0.05f);
@@ -36,12 +37,16 @@ std::vector<float> correlated_inputs(std::mt19937& rng, int rows, int in) {
   return x;
 }
 
-double output_error(const std::vector<float>& x, int rows, const std::vector<float>& w, const std::vector<float>& q, int out, int in) {
+double output_error(const std::vector<float>& x, int rows, const std::vector<float>& w,
+                    const std::vector<float>& q, int out, int in) {
   double e = 0;
   for (int r = 0; r < rows; ++r)
     for (int o = 0; o < out; ++o) {
       double d = 0;
-      for (int c = 0; c < in; ++c) d += double(x[size_t(r) * size_t(in) + size_t(c)]) * (double(q[size_t(o) * size_t(in) + size_t(c)]) - w[size_t(o) * size_t(in) + size_t(c)]);
+      for (int c = 0; c < in; ++c)
+        d +=
+            double(x[size_t(r) * size_t(in) + size_t(c)]) *
+            (double(q[size_t(o) * size_t(in) + size_t(c)]) - w[size_t(o) * size_t(in) + size_t(c)]);
       e += d * d;
     }
   return e;
@@ -51,8 +56,8 @@ double output_error(const std::vector<float>& x, int rows, const std::vector<flo
 struct BothQuantized {
   std::vector<float> rtn, gptq;
 };
-BothQuantized quantize_both(const char* name, const std::vector<float>& w, int out, int in, const std::vector<double>& h,
-                            bool act_order, int block) {
+BothQuantized quantize_both(const char* name, const std::vector<float>& w, int out, int in,
+                            const std::vector<double>& h, bool act_order, int block) {
   const Scheme s = parse_scheme(name);
   BothQuantized b;
   b.rtn.resize(w.size());
@@ -73,7 +78,8 @@ TEST(Gptq, EqualsRoundToNearestWhenTheHessianIsTheIdentity) {
   for (const char* name : kSchemes)
     for (const bool act_order : {false, true}) {
       const BothQuantized b = quantize_both(name, w, out, in, identity, act_order, 64);
-      EXPECT_EQ(0, std::memcmp(b.gptq.data(), b.rtn.data(), w.size() * 4)) << name << (act_order ? " act_order" : "");
+      EXPECT_EQ(0, std::memcmp(b.gptq.data(), b.rtn.data(), w.size() * 4))
+          << name << (act_order ? " act_order" : "");
     }
 }
 
@@ -90,7 +96,8 @@ TEST(Gptq, NeverWorseThanRoundToNearestOnItsCalibrationData) {
   for (const char* name : kSchemes)
     for (const bool act_order : {false, true}) {
       const BothQuantized b = quantize_both(name, w, out, in, hm, act_order, 128);
-      const double e_rtn = output_error(x, rows, w, b.rtn, out, in), e_gptq = output_error(x, rows, w, b.gptq, out, in);
+      const double e_rtn = output_error(x, rows, w, b.rtn, out, in),
+                   e_gptq = output_error(x, rows, w, b.gptq, out, in);
       EXPECT_LE(e_gptq, e_rtn) << name << (act_order ? " act_order" : "");
       if (std::string(name) == "int4_g128" || std::string(name) == "mxfp4") {
         EXPECT_LT(e_gptq, 0.8 * e_rtn) << name << ": GPTQ should clearly help on correlated inputs";

@@ -5,10 +5,10 @@
 #include <cmath>
 #include <random>
 
-#include "lowbit/util/error.h"
-#include "lowbit/ptq/hadamard.h"
 #include "lowbit/model/model.h"
+#include "lowbit/ptq/hadamard.h"
 #include "lowbit/ptq/rotate.h"
+#include "lowbit/util/error.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 
@@ -49,7 +49,8 @@ TEST(Hadamard, TransformIsOrthogonalAndTheFastFormIsTheDenseProduct) {
         for (int a = 0; a < n; ++a)
           for (int b = 0; b < n; ++b) {
             double dot = 0;
-            for (int k = 0; k < n; ++k) dot += q[size_t(a) * size_t(n) + size_t(k)] * q[size_t(b) * size_t(n) + size_t(k)];
+            for (int k = 0; k < n; ++k)
+              dot += q[size_t(a) * size_t(n) + size_t(k)] * q[size_t(b) * size_t(n) + size_t(k)];
             worst = std::max(worst, std::fabs(dot - (a == b ? 1 : 0)));
           }
         EXPECT_LT(worst, 1e-12) << n;
@@ -62,7 +63,8 @@ TEST(Hadamard, TransformIsOrthogonalAndTheFastFormIsTheDenseProduct) {
       for (int r = 0; r < rows; ++r)
         for (int c = 0; c < n; ++c) {
           double want = 0;
-          for (int k = 0; k < n; ++k) want += double(x[size_t(r * n + k)]) * q[size_t(k) * size_t(n) + size_t(c)];
+          for (int k = 0; k < n; ++k)
+            want += double(x[size_t(r * n + k)]) * q[size_t(k) * size_t(n) + size_t(c)];
           ASSERT_NEAR(y[size_t(r * n + c)], want, 1e-5) << "n " << n << " seed " << seed;
         }
       t.apply_inverse(y.data(), rows);
@@ -83,7 +85,8 @@ TEST_F(RotationTest, RotatedModelComputesTheSameFunction) {
     TinyLlama::random(51, tied, /*bias=*/!tied).write_gguf(path("tiny.gguf"));
     const model::Model m = model::load_model(path("tiny.gguf"));
     const model::Llama rotated = ptq::rotate_model(*m.llama, {3, true, true});
-    const std::vector<int32_t> tokens = m.tokenizer->encode("the cat sat on the mat and the dog ran after it");
+    const std::vector<int32_t> tokens =
+        m.tokenizer->encode("the cat sat on the mat and the dog ran after it");
     const int n = int(tokens.size());
     const int vocab = m.llama->config().vocab_size;
     model::LlamaRunState a(m.llama->config(), n, n), b(rotated.config(), n, n);

@@ -12,9 +12,9 @@
 #include <cstring>
 #include <functional>
 
-#include "lowbit/kernels/convert_backend.h"
 #include "lowbit/format/format.h"
 #include "lowbit/format/reference.h"
+#include "lowbit/kernels/convert_backend.h"
 
 #if LOWBIT_HAVE_CUDA_HEADERS
 #include <cuda_bf16.h>

@@ -9,11 +9,11 @@
 
 #include "convert_inputs.h"
 #include "formats_under_test.h"
+#include "lowbit/format/reference.h"
+#include "lowbit/kernels/convert.h"
 #include "lowbit/kernels/convert_backend.h"
 #include "lowbit/kernels/convert_run.h"
-#include "lowbit/kernels/convert.h"
 #include "lowbit/util/error.h"
-#include "lowbit/format/reference.h"
 
 namespace lowbit {
 namespace {

@@ -8,10 +8,10 @@
 #include <cstring>
 #include <functional>
 
-#include "lowbit/util/error.h"
+#include "error_message.h"
 #include "lowbit/model/model.h"
 #include "lowbit/model/safetensors.h"
-#include "error_message.h"
+#include "lowbit/util/error.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 
@@ -80,7 +80,8 @@ TEST_F(ModelConfigTest, RopeInterleavedSelectsAdjacentPairs) {
   const TinyLlama tiny = TinyLlama::random(23);
   const model::Model half = load_hf(tiny, [](json& c) { c["rope_interleaved"] = false; });
   EXPECT_EQ(half.llama->config().rope_style, model::RopeStyle::HalfSplit);
-  EXPECT_LT(max_relative_error(all_logits(*half.llama, kTokens), tiny.reference_logits(kTokens)), 2e-6);
+  EXPECT_LT(max_relative_error(all_logits(*half.llama, kTokens), tiny.reference_logits(kTokens)),
+            2e-6);
   const model::Model pairs = load_hf(tiny, [](json& c) {
     c["rope_interleaved"] = true;
     c["is_llama_config"] = true;
@@ -292,7 +293,8 @@ TEST_F(ModelConfigTest, TokenizerJsonThatDoesNotParseAsTheSpecSaysIsAnError) {
 }
 
 TEST_F(ModelConfigTest, TheTokenizerPostProcessorDecidesTheBos) {
-  // LLaMA-3's tokenizer.json adds <|begin_of_text|> in its post_processor, not tokenizer_config.json.
+  // LLaMA-3's tokenizer.json adds <|begin_of_text|> in its post_processor, not
+  // tokenizer_config.json.
   const TinyLlama tiny = TinyLlama::random(24);
   const std::string folder = path("hf");
   std::filesystem::create_directories(folder);
@@ -301,8 +303,9 @@ TEST_F(ModelConfigTest, TheTokenizerPostProcessorDecidesTheBos) {
   const json bos = {{"SpecialToken", {{"id", "<|endoftext|>"}, {"type_id", 0}}}};
   const json seq = {{"Sequence", {{"id", "A"}, {"type_id", 0}}}};
   tok["post_processor"] = {{"type", "Sequence"},
-                           {"processors", {{{"type", "ByteLevel"}, {"trim_offsets", false}},
-                                           {{"type", "TemplateProcessing"}, {"single", {bos, seq}}}}}};
+                           {"processors",
+                            {{{"type", "ByteLevel"}, {"trim_offsets", false}},
+                             {{"type", "TemplateProcessing"}, {"single", {bos, seq}}}}}};
   write_text(folder + "/tokenizer.json", tok.dump());
   const model::Model m = model::load_model(folder);
   EXPECT_TRUE(m.tokenizer->adds_bos());
@@ -311,9 +314,13 @@ TEST_F(ModelConfigTest, TheTokenizerPostProcessorDecidesTheBos) {
   // An EOS appended after the text is not implemented: refused, not dropped.
   tok["post_processor"] = {{"type", "TemplateProcessing"}, {"single", {seq, bos}}};
   write_text(folder + "/tokenizer.json", tok.dump());
-  EXPECT_NE(error_of([&] { model::load_model(folder); }).find("post_processor adds 0 token(s) before and 1 after"),
+  EXPECT_NE(error_of([&] {
+              model::load_model(folder);
+            }).find("post_processor adds 0 token(s) before and 1 after"),
             std::string::npos);
-  tok["post_processor"] = {{"type", "RobertaProcessing"}, {"cls", {"<|endoftext|>", 256}}, {"sep", {"<|endoftext|>", 256}}};
+  tok["post_processor"] = {{"type", "RobertaProcessing"},
+                           {"cls", {"<|endoftext|>", 256}},
+                           {"sep", {"<|endoftext|>", 256}}};
   write_text(folder + "/tokenizer.json", tok.dump());
   EXPECT_THROW(model::load_model(folder), Error);
 }

@@ -7,9 +7,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "lowbit/util/error.h"
 #include "lowbit/model/gguf.h"
 #include "lowbit/model/safetensors.h"
+#include "lowbit/util/error.h"
 #include "temp_dir.h"
 
 namespace lowbit::testing {
@@ -24,7 +24,9 @@ class ModelFilesTest : public TempDirTest {
     std::ifstream in(p, std::ios::binary);
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   }
-  void write_bytes(const std::string& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
+  void write_bytes(const std::string& p, const std::string& bytes) {
+    std::ofstream(p, std::ios::binary) << bytes;
+  }
   // Expects loading `bytes` to throw a lowbit::Error whose message names the file.
   template <class Load>
   void expect_rejected(const std::string& bytes, Load load, const std::string& why) {
@@ -57,16 +59,33 @@ TEST_F(ModelFilesTest, GgufRoundTripsEveryMetadataType) {
     w.set(key, v);
   };
   GgufValue v;
-  v.type = GgufType::U8; v.u = 200; add("u8", v);
-  v = {}; v.type = GgufType::I8; v.i = -100; add("i8", v);
-  v = {}; v.type = GgufType::U16; v.u = 60000; add("u16", v);
-  v = {}; v.type = GgufType::I16; v.i = -30000; add("i16", v);
+  v.type = GgufType::U8;
+  v.u = 200;
+  add("u8", v);
+  v = {};
+  v.type = GgufType::I8;
+  v.i = -100;
+  add("i8", v);
+  v = {};
+  v.type = GgufType::U16;
+  v.u = 60000;
+  add("u16", v);
+  v = {};
+  v.type = GgufType::I16;
+  v.i = -30000;
+  add("i16", v);
   add("u32", GgufValue::of_u32(4000000000u));
   add("i32", GgufValue::of_i32(-2000000000));
   add("u64", GgufValue::of_u64(uint64_t(1) << 60));
-  v = {}; v.type = GgufType::I64; v.i = -(int64_t(1) << 60); add("i64", v);
+  v = {};
+  v.type = GgufType::I64;
+  v.i = -(int64_t(1) << 60);
+  add("i64", v);
   add("f32", GgufValue::of_f32(0.25f));
-  v = {}; v.type = GgufType::F64; v.f = 1e-300; add("f64", v);
+  v = {};
+  v.type = GgufType::F64;
+  v.f = 1e-300;
+  add("f64", v);
   add("bool", GgufValue::of_bool(true));
   add("string", GgufValue::of_string("héllo"));
   add("strings", GgufValue::of_strings({"x", "", "zz"}));
@@ -100,7 +119,8 @@ TEST_F(ModelFilesTest, GgufRoundTripsEveryMetadataType) {
   EXPECT_EQ(g.get_int("missing", 5), 5);
   const model::TensorView& t = g.store().get("t");
   EXPECT_EQ(g.store().to_f32(t), std::vector<float>{3.0f});
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % 64, 0u) << "tensor data must honour general.alignment";
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % 64, 0u)
+      << "tensor data must honour general.alignment";
 }
 
 TEST_F(ModelFilesTest, GgufShapesAreRowMajor) {
@@ -195,7 +215,8 @@ TEST_F(ModelFilesTest, GgufLiesAreRejected) {
 }
 
 TEST_F(ModelFilesTest, SafetensorsRoundTripAndShards) {
-  model::write_safetensors(path("one.safetensors"), {{"w", {2, 2}, {1, 2, 3, 4}}, {"b", {3}, {5, 6, 7}}},
+  model::write_safetensors(path("one.safetensors"),
+                           {{"w", {2, 2}, {1, 2, 3, 4}}, {"b", {3}, {5, 6, 7}}},
                            {{"format", "pt"}});
   const model::TensorStore s = model::load_safetensors(path("one.safetensors"));
   EXPECT_EQ(s.tensors().size(), 2u);
@@ -204,7 +225,8 @@ TEST_F(ModelFilesTest, SafetensorsRoundTripAndShards) {
 
   model::write_safetensors(path("model-1.safetensors"), {{"x", {2}, {1, 2}}});
   model::write_safetensors(path("model-2.safetensors"), {{"y", {1}, {3}}, {"unlisted", {1}, {9}}});
-  nlohmann::json index = {{"weight_map", {{"x", "model-1.safetensors"}, {"y", "model-2.safetensors"}}}};
+  nlohmann::json index = {
+      {"weight_map", {{"x", "model-1.safetensors"}, {"y", "model-2.safetensors"}}}};
   std::ofstream(path("model.safetensors.index.json")) << index.dump();
   const model::TensorStore sharded = model::load_safetensors(dir_.string());
   EXPECT_EQ(sharded.to_f32("x", {2}), (std::vector<float>{1, 2}));
@@ -249,19 +271,28 @@ TEST_F(ModelFilesTest, SafetensorsLiesAreRejected) {
   expect_rejected(huge, load, "header length beyond the file");
   expect_rejected(with_header("{not json", 0), load, "malformed JSON");
   expect_rejected(with_header("[1,2]", 0), load, "header not an object");
-  expect_rejected(with_header(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 4), load, "truncated data");
-  expect_rejected(with_header(R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8), load, "shape vs bytes");
-  expect_rejected(with_header(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", 8), load, "reversed offsets");
-  expect_rejected(with_header(R"({"t":{"dtype":"Q9","shape":[2],"data_offsets":[0,8]}})", 8), load, "unknown dtype");
-  expect_rejected(with_header(R"({"t":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8), load, "negative dim");
-  expect_rejected(with_header(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", 8),
-                  load, "overflowing shape");
+  expect_rejected(with_header(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 4), load,
+                  "truncated data");
+  expect_rejected(with_header(R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8), load,
+                  "shape vs bytes");
+  expect_rejected(with_header(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", 8), load,
+                  "reversed offsets");
+  expect_rejected(with_header(R"({"t":{"dtype":"Q9","shape":[2],"data_offsets":[0,8]}})", 8), load,
+                  "unknown dtype");
+  expect_rejected(with_header(R"({"t":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8),
+                  load, "negative dim");
+  expect_rejected(
+      with_header(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})",
+                  8),
+      load, "overflowing shape");
   expect_rejected(with_header(R"({"t":{"dtype":"F32","shape":[2]}})", 8), load, "no offsets");
-  expect_rejected(with_header(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,"8"]}})", 8), load, "string offset");
+  expect_rejected(with_header(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,"8"]}})", 8),
+                  load, "string offset");
   // Every truncation of a good file.
   model::write_safetensors(path("good.safetensors"), {{"w", {2, 2}, {1, 2, 3, 4}}});
   const std::string good = read_bytes(path("good.safetensors"));
-  for (size_t cut = 0; cut < good.size(); ++cut) expect_rejected(good.substr(0, cut), load, "cut " + std::to_string(cut));
+  for (size_t cut = 0; cut < good.size(); ++cut)
+    expect_rejected(good.substr(0, cut), load, "cut " + std::to_string(cut));
 }
 
 }  // namespace

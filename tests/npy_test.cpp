@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "lowbit/util/error.h"
 #include "lowbit/io/npy.h"
+#include "lowbit/util/error.h"
 #include "temp_dir.h"
 
 namespace lowbit {

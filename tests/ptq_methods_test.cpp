@@ -7,14 +7,14 @@
 #include <cmath>
 #include <cstring>
 
-#include "lowbit/ptq/calibration.h"
-#include "lowbit/kernels/convert.h"
-#include "lowbit/util/error.h"
 #include "lowbit/eval/eval.h"
+#include "lowbit/kernels/convert.h"
+#include "lowbit/ptq/calibration.h"
 #include "lowbit/ptq/format_search.h"
 #include "lowbit/ptq/methods.h"
 #include "lowbit/ptq/ptq.h"
 #include "lowbit/ptq/smoothquant.h"
+#include "lowbit/util/error.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 
@@ -27,8 +27,10 @@ class PtqMethodsTest : public TempDirTest {
     TempDirTest::SetUp();
     TinyLlama::random(61).write_gguf(path("tiny.gguf"));
     model_ = model::load_model(path("tiny.gguf"));
-    for (int i = 0; i < 40; ++i) eval_text_ += "the cat sat on the mat; then the dog ran " + std::to_string(i) + ". ";
-    for (int i = 0; i < 40; ++i) calib_text_ += "a bird flew over the house and sang " + std::to_string(i * 7) + " songs. ";
+    for (int i = 0; i < 40; ++i)
+      eval_text_ += "the cat sat on the mat; then the dog ran " + std::to_string(i) + ". ";
+    for (int i = 0; i < 40; ++i)
+      calib_text_ += "a bird flew over the house and sang " + std::to_string(i * 7) + " songs. ";
     calib_ = ptq::make_calibration(*model_.tokenizer, calib_text_, "calib.txt", 4, 32);
   }
   const model::Llama& fp() const { return *model_.llama; }
@@ -53,7 +55,8 @@ class PtqMethodsTest : public TempDirTest {
     const eval::PerplexityResult base = eval::perplexity(fp(), tokens, -1, "tiny", opt);
     opt.record = false;
     opt.compare_to = &base.recorded;
-    return eval::perplexity(ptq::apply_recipe(r, fp(), nullptr, &calib_), tokens, -1, "q", opt).kld.mean;
+    return eval::perplexity(ptq::apply_recipe(r, fp(), nullptr, &calib_), tokens, -1, "q", opt)
+        .kld.mean;
   }
   model::Model model_;
   std::string eval_text_, calib_text_;
@@ -68,7 +71,8 @@ TEST_F(PtqMethodsTest, MethodSpellingsAreCheckedAndCanonical) {
   EXPECT_THROW(ptq::parse_method("gptq:damp=x"), Error);
   EXPECT_THROW(ptq::parse_method("gptq:speed=2"), Error);
   EXPECT_THROW(ptq::parse_method("gptq:damp=0.1:damp=0.2"), Error);
-  ptq::Recipe r = ptq::parse_recipe_json(R"({"methods": ["hadamard:seed=2", "gptq"], "weights": "mxfp4"})", "r");
+  ptq::Recipe r = ptq::parse_recipe_json(
+      R"({"methods": ["hadamard:seed=2", "gptq"], "weights": "mxfp4"})", "r");
   EXPECT_EQ(r.short_form(), "hadamard:seed=2 + gptq + w=mxfp4 a=fp kv=fp");
   EXPECT_EQ(ptq::parse_recipe_json(r.canonical(), "c").hash(), r.hash());
   EXPECT_TRUE(r.needs_calibration());
@@ -92,7 +96,8 @@ TEST(MethodRegistry, ParsingHelpAndErrorsComeFromTheTable) {
     EXPECT_EQ(ptq::parse_method(m.name).spelling(), m.name);
     EXPECT_NE(unknown.find(m.usage()), std::string::npos) << m.name;
     EXPECT_NE(ptq::methods_table().find(m.summary), std::string::npos) << m.name;
-    for (const ptq::MethodParam& p : m.params) EXPECT_NE(m.usage().find(p.name), std::string::npos) << m.name;
+    for (const ptq::MethodParam& p : m.params)
+      EXPECT_NE(m.usage().find(p.name), std::string::npos) << m.name;
   }
   // Types and ranges are the table's.
   EXPECT_THROW(ptq::parse_method("gptq:block=1.5"), Error);  // an integer
@@ -112,7 +117,8 @@ TEST_F(PtqMethodsTest, CalibrationSequencesComeFromTheText) {
   const size_t stride = all.size() / 4;
   for (size_t i = 0; i < 4; ++i) {
     ASSERT_EQ(calib_.sequences[i].size(), 32u);
-    EXPECT_TRUE(std::equal(calib_.sequences[i].begin(), calib_.sequences[i].end(), all.begin() + int64_t(i * stride)));
+    EXPECT_TRUE(std::equal(calib_.sequences[i].begin(), calib_.sequences[i].end(),
+                           all.begin() + int64_t(i * stride)));
   }
   EXPECT_NE(calib_.id, ptq::make_calibration(*model_.tokenizer, eval_text_, "e", 4, 32).id);
   EXPECT_THROW(ptq::make_calibration(*model_.tokenizer, "too short", "x", 4, 32), Error);
@@ -120,9 +126,11 @@ TEST_F(PtqMethodsTest, CalibrationSequencesComeFromTheText) {
 
 TEST_F(PtqMethodsTest, RotationAndSmoothingLeaveTheFullPrecisionFunctionUnchanged) {
   const std::vector<float> want = logits(fp());
-  for (const char* methods : {R"(["hadamard"])", R"(["smoothquant:alpha=0.5"])", R"(["smoothquant:alpha=0.9"])",
-                              R"(["hadamard", "smoothquant"])", R"(["smoothquant", "hadamard:seed=5"])"}) {
-    const ptq::Recipe r = ptq::parse_recipe_json(std::string(R"({"methods": )") + methods + "}", "r");
+  for (const char* methods :
+       {R"(["hadamard"])", R"(["smoothquant:alpha=0.5"])", R"(["smoothquant:alpha=0.9"])",
+        R"(["hadamard", "smoothquant"])", R"(["smoothquant", "hadamard:seed=5"])"}) {
+    const ptq::Recipe r =
+        ptq::parse_recipe_json(std::string(R"({"methods": )") + methods + "}", "r");
     const model::Llama m = ptq::apply_recipe(r, fp(), nullptr, &calib_);
     EXPECT_LT(relative_difference(want, logits(m)), 2e-5) << methods;
   }
@@ -165,7 +173,8 @@ TEST(FormatSearch, PicksTheFormatTheWeightsAreMadeOf) {
   const Scheme base = parse_scheme("int4:channel");
   ASSERT_EQ(ptq::search_candidates(base).size(), 8u);  // e1m2, e2m1, e3m0, int4 x (absmax, mse)
   std::mt19937 rng(9);
-  for (const char* name : {"e1m2:specials=none", "e2m1:specials=none", "e3m0:specials=none", "int4"}) {
+  for (const char* name :
+       {"e1m2:specials=none", "e2m1:specials=none", "e3m0:specials=none", "int4"}) {
     const Format f = parse_format(name);
     // Every row: random codes of f, decoded, with the format's largest magnitude present, times a
     // power-of-two row scale: exactly representable in f with an absmax channel scale.
@@ -177,7 +186,8 @@ TEST(FormatSearch, PicksTheFormatTheWeightsAreMadeOf) {
     for (float& v : w) v = std::clamp(v, float(-max_finite(f)), float(max_finite(f)));  // int4's -8
     for (int r = 0; r < out; ++r) {
       w[size_t(r) * size_t(in)] = float(max_finite(f));
-      for (int c = 0; c < in; ++c) w[size_t(r) * size_t(in) + size_t(c)] *= std::ldexp(1.0f, r % 5 - 6);
+      for (int c = 0; c < in; ++c)
+        w[size_t(r) * size_t(in) + size_t(c)] *= std::ldexp(1.0f, r % 5 - 6);
     }
     const Scheme pick = ptq::search_scheme(base, w, out, in, identity);
     // e1m2 without special codes is int4's grid halved (0, 0.5, ..., 3.5): the two tie.
@@ -200,7 +210,7 @@ TEST_F(PtqMethodsTest, RecipesWithTheSameWeightsShareGptqThroughTheCache) {
   ptq::Recipe b = a;
   b.activations = parse_scheme("mxfp4");  // W4A4: same weights as W4A16
   ptq::Recipe c = a;
-  c.weights = parse_scheme("nvfp4");      // other weights: computed anew
+  c.weights = parse_scheme("nvfp4");  // other weights: computed anew
   ptq::MethodCache cache;
   const model::Llama qa = ptq::apply_recipe(a, fp(), nullptr, &calib_, {}, &cache);
   const model::Llama qb = ptq::apply_recipe(b, fp(), nullptr, &calib_, {}, &cache);
@@ -224,8 +234,9 @@ TEST_F(PtqMethodsTest, SearchChoosesPerLayerAndTheRecipeUsesTheChoice) {
     if (w.site == "embedding" || w.site == "output") continue;
     ++searched;
     const Scheme chosen = parse_scheme(w.scheme);  // may print as a preset ("mxfp4")
-    EXPECT_TRUE(chosen.granularity == Granularity::Group && chosen.group == 32 && !chosen.scale_is_f32 &&
-                chosen.scale_format == formats::e8m0fnu && chosen.element.bits() == 4)
+    EXPECT_TRUE(chosen.granularity == Granularity::Group && chosen.group == 32 &&
+                !chosen.scale_is_f32 && chosen.scale_format == formats::e8m0fnu &&
+                chosen.element.bits() == 4)
         << w.site << " must keep the scheme's blocks and scales: " << w.scheme;
     EXPECT_NEAR(w.bits_per_element, 4.25, 0.1) << w.site;
   }

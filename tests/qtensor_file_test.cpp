@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "lowbit/util/error.h"
 #include "lowbit/io/qtensor_file.h"
+#include "lowbit/util/error.h"
 #include "temp_dir.h"
 
 namespace lowbit {

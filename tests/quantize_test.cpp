@@ -8,11 +8,11 @@
 #include <limits>
 #include <random>
 
+#include "lowbit/format/reference.h"
 #include "lowbit/kernels/convert_backend.h"
-#include "lowbit/util/error.h"
 #include "lowbit/quant/packing.h"
 #include "lowbit/quant/qtensor.h"
-#include "lowbit/format/reference.h"
+#include "lowbit/util/error.h"
 #include "quant/engine.h"
 
 namespace lowbit {
@@ -189,8 +189,9 @@ TEST(Nvfp4, UnsignedE4m3ScalesMatchSignedOnes) {
   fake_quant(parse_scheme("nvfp4"), x.data(), {64}, a.data());
   fake_quant(parse_scheme("e2m1fn:g16:scale=ue4m3:global"), x.data(), {64}, b.data());
   EXPECT_EQ(a, b);
-  EXPECT_DOUBLE_EQ(scheme_bits_per_element(parse_scheme("e2m1fn:g16:scale=ue4m3:global"), {4096, 4096}),
-                   4.0 + 7.0 / 16 + 32.0 / (4096.0 * 4096.0));
+  EXPECT_DOUBLE_EQ(
+      scheme_bits_per_element(parse_scheme("e2m1fn:g16:scale=ue4m3:global"), {4096, 4096}),
+      4.0 + 7.0 / 16 + 32.0 / (4096.0 * 4096.0));
 }
 
 TEST(Pow2Rounding, FloorCeilNearest) {

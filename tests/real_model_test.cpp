@@ -3,16 +3,16 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
-#include <algorithm>
 #include <fstream>
 #include <sstream>
 
-#include "lowbit/util/error.h"
 #include "lowbit/eval/eval.h"
 #include "lowbit/model/model.h"
+#include "lowbit/util/error.h"
 
 #ifndef LOWBIT_CORPORA_DIR
 #define LOWBIT_CORPORA_DIR "../shared/corpora"
@@ -93,12 +93,14 @@ TEST_F(SmolLM2, PrefixTokenizationEqualsTheWholeTextOnTheCorpora) {
     const std::string text = model::read_text_file(dir + "/" + name);
     const auto t0 = std::chrono::steady_clock::now();
     const std::vector<int32_t> all = model_->tokenizer->encode(text);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     EXPECT_LT(seconds, 30.0) << name << ": " << text.size() << " bytes took " << seconds << " s";
     for (size_t n : {size_t(1000), size_t(4096), size_t(32768)}) {
       const std::vector<int32_t> prefix = model_->tokenizer->encode_prefix(text, n);
       ASSERT_EQ(prefix.size(), n) << name;
-      EXPECT_TRUE(std::equal(prefix.begin(), prefix.end(), all.begin())) << name << ", " << n << " tokens";
+      EXPECT_TRUE(std::equal(prefix.begin(), prefix.end(), all.begin()))
+          << name << ", " << n << " tokens";
     }
   }
 }
@@ -121,14 +123,19 @@ TEST_F(SmolLM2, GreedyContinuationIsEnglish) {
 }
 
 TEST(MiniLM, ParaphrasesScoreCloserThanUnrelatedSentences) {
-  if (installed("minilm").empty()) GTEST_SKIP() << "all-MiniLM-L6-v2 is not installed (scripts/install-models.sh)";
+  if (installed("minilm").empty())
+    GTEST_SKIP() << "all-MiniLM-L6-v2 is not installed (scripts/install-models.sh)";
   const model::Model m = model::load_model("minilm");
   // (sentence, paraphrase, unrelated)
   const std::vector<std::array<std::string, 3>> triples = {
-      {"A man is playing a guitar.", "Someone is strumming a guitar.", "The stock market fell sharply today."},
-      {"The cat sleeps on the sofa.", "A cat is napping on the couch.", "Quantum computers use qubits."},
-      {"She bought a new car yesterday.", "Yesterday she purchased a new automobile.", "Rain is expected tomorrow in Paris."},
-      {"It is a truth universally acknowledged that a single man in possession of a good fortune must be in want of a wife.",
+      {"A man is playing a guitar.", "Someone is strumming a guitar.",
+       "The stock market fell sharply today."},
+      {"The cat sleeps on the sofa.", "A cat is napping on the couch.",
+       "Quantum computers use qubits."},
+      {"She bought a new car yesterday.", "Yesterday she purchased a new automobile.",
+       "Rain is expected tomorrow in Paris."},
+      {"It is a truth universally acknowledged that a single man in possession of a good fortune "
+       "must be in want of a wife.",
        "Everyone knows a rich bachelor must be looking for a wife.", "Call me Ishmael."},
   };
   for (const auto& t : triples) {

@@ -6,11 +6,11 @@
 
 #include <cmath>
 
-#include "lowbit/kernels/convert.h"
-#include "lowbit/util/error.h"
 #include "lowbit/eval/eval.h"
 #include "lowbit/eval/layer_stats.h"
+#include "lowbit/kernels/convert.h"
 #include "lowbit/ptq/ptq.h"
+#include "lowbit/util/error.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 
@@ -25,7 +25,8 @@ class RecipeTest : public TempDirTest {
     TempDirTest::SetUp();
     TinyLlama::random(31).write_gguf(path("tiny.gguf"));
     model_ = model::load_model(path("tiny.gguf"));
-    for (int i = 0; i < 30; ++i) text_ += "the cat sat on the mat; then the dog ran " + std::to_string(i) + ". ";
+    for (int i = 0; i < 30; ++i)
+      text_ += "the cat sat on the mat; then the dog ran " + std::to_string(i) + ". ";
   }
   const model::Llama& fp() const { return *model_.llama; }
   static Recipe flags(const char* w, const char* a = "fp", const char* kv = "fp") {
@@ -35,7 +36,8 @@ class RecipeTest : public TempDirTest {
     r.kv = ptq::parse_maybe_scheme(kv);
     return r;
   }
-  eval::PerplexityResult evaluate(const model::Llama& llama, const eval::Baseline* base, bool record) const {
+  eval::PerplexityResult evaluate(const model::Llama& llama, const eval::Baseline* base,
+                                  bool record) const {
     eval::PerplexityOptions opt;
     opt.n_ctx = 32;
     opt.record = record;
@@ -52,7 +54,8 @@ TEST_F(RecipeTest, CanonicalFormRoundTripsAndIdentifiesTheRecipe) {
       R"({"name": "mine", "weights": "e2m1fn:g32:scale=e8m0fnu", "activations": "mxfp8_e4m3", "kv": "e4m3fn:token",
           "accumulate": "bf16/32", "overrides": [{"match": "*.down_proj", "weights": "fp"}]})",
       "test");
-  EXPECT_EQ(ptq::maybe_scheme_name(r.weights), "mxfp4");  // the long spelling of a preset prints as the preset
+  EXPECT_EQ(ptq::maybe_scheme_name(r.weights),
+            "mxfp4");  // the long spelling of a preset prints as the preset
   const Recipe again = ptq::parse_recipe_json(r.canonical(), "canonical");
   EXPECT_EQ(again.canonical(), r.canonical());
   EXPECT_EQ(again.hash(), r.hash());  // the name is a label, not part of the identity
@@ -64,7 +67,8 @@ TEST_F(RecipeTest, CanonicalFormRoundTripsAndIdentifiesTheRecipe) {
   EXPECT_TRUE(Recipe().is_full_precision());
   EXPECT_FALSE(r.is_full_precision());
   // Command-line overrides: scheme names contain ':' and the pattern ends before the first key.
-  const ptq::RecipeOverride o = ptq::parse_override("layers.1.*:w=int4:g16:asym,a=fp,kv=e4m3fn:token");
+  const ptq::RecipeOverride o =
+      ptq::parse_override("layers.1.*:w=int4:g16:asym,a=fp,kv=e4m3fn:token");
   EXPECT_EQ(o.match, "layers.1.*");
   ASSERT_TRUE(o.weights && *o.weights);
   EXPECT_EQ(ptq::maybe_scheme_name(*o.weights), "int4:g16:asym");
@@ -82,7 +86,8 @@ TEST_F(RecipeTest, BadRecipesAreErrorsNamingTheField) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(message(R"({"weight": "mxfp4"})").find("unknown recipe field \"weight\""), std::string::npos);
+  EXPECT_NE(message(R"({"weight": "mxfp4"})").find("unknown recipe field \"weight\""),
+            std::string::npos);
   EXPECT_NE(message(R"({"weights": "mxfp5"})").find("r.json: \"weights\""), std::string::npos);
   EXPECT_NE(message(R"({"weights": 4})").find("must be a scheme name"), std::string::npos);
   EXPECT_NE(message(R"({"accumulate": "bf16"})").find("accumulator"), std::string::npos);
@@ -112,13 +117,15 @@ TEST_F(RecipeTest, FullPrecisionRecipeReproducesTheBaselineExactly) {
   EXPECT_EQ(r.delta_ppl, 0.0);
   EXPECT_EQ(rep.bits_per_weight, 16.0);  // kept matrices count as bf16
   // And a real recipe is measurably different from it.
-  const eval::PerplexityResult q = evaluate(ptq::apply_recipe(flags("mxfp4", "mxfp4"), fp()), &base.recorded, false);
+  const eval::PerplexityResult q =
+      evaluate(ptq::apply_recipe(flags("mxfp4", "mxfp4"), fp()), &base.recorded, false);
   EXPECT_GT(q.kld.mean, 1e-4);
   EXPECT_NE(q.ppl, base.ppl);
 }
 
 TEST_F(RecipeTest, QuantizedWeightsAreTheSchemesFakeQuantOfEachTensor) {
-  for (const char* scheme : {"mxfp4", "nvfp4", "int4_g128", "fp8_channel", "nf4_g64", "e3m2fn:g16:mse"}) {
+  for (const char* scheme :
+       {"mxfp4", "nvfp4", "int4_g128", "fp8_channel", "nf4_g64", "e3m2fn:g16:mse"}) {
     Recipe r = flags(scheme);
     r.embedding = ptq::parse_maybe_scheme("mxfp6_e2m3");
     const model::Llama q = ptq::apply_recipe(r, fp());
@@ -127,13 +134,16 @@ TEST_F(RecipeTest, QuantizedWeightsAreTheSchemesFakeQuantOfEachTensor) {
     for (size_t i = 0; i + 1 < q_linears.size(); ++i) {
       const model::Linear& a = *fp_linears[i];
       std::vector<float> want(a.weight().size());
-      fake_quant(*r.weights, a.weight().data(), {size_t(a.out_features()), size_t(a.in_features())}, want.data());
-      ASSERT_EQ(0, std::memcmp(want.data(), q_linears[i]->weight().data(), want.size() * 4)) << scheme << " " << a.name();
+      fake_quant(*r.weights, a.weight().data(), {size_t(a.out_features()), size_t(a.in_features())},
+                 want.data());
+      ASSERT_EQ(0, std::memcmp(want.data(), q_linears[i]->weight().data(), want.size() * 4))
+          << scheme << " " << a.name();
     }
     const std::vector<float>& emb = *fp().weights().token_embedding;
     std::vector<float> want(emb.size());
     fake_quant(*r.embedding, emb.data(), {260, 32}, want.data());
-    EXPECT_EQ(0, std::memcmp(want.data(), q.weights().token_embedding->data(), want.size() * 4)) << scheme;
+    EXPECT_EQ(0, std::memcmp(want.data(), q.weights().token_embedding->data(), want.size() * 4))
+        << scheme;
     // The tied head kept in full precision no longer shares the (now quantized) embedding.
     EXPECT_EQ(0, std::memcmp(emb.data(), q.weights().output.weight().data(), emb.size() * 4));
   }
@@ -151,7 +161,9 @@ TEST_F(RecipeTest, OverridesReachExactlyTheSitesTheyName) {
     const std::string& site = q_linears[i]->name();
     const bool kept = site.rfind("layers.1.", 0) == 0 || site == "output";
     EXPECT_EQ(kept, q_linears[i]->weight_ptr() == fp_linears[i]->weight_ptr()) << site;
-    const std::string want_input = site == "output" ? "fp" : site.find("down_proj") != std::string::npos ? "int8_token" : "mxfp8_e4m3";
+    const std::string want_input = site == "output"                              ? "fp"
+                                   : site.find("down_proj") != std::string::npos ? "int8_token"
+                                                                                 : "mxfp8_e4m3";
     EXPECT_EQ(ptq::maybe_scheme_name(q_linears[i]->input_scheme()), want_input) << site;
   }
   ASSERT_TRUE(q.weights().layers[0].kv_cache.has_value());
@@ -170,7 +182,8 @@ TEST_F(RecipeTest, ActivationsAreQuantizedAsTheKernelWouldSeeThem) {
   const int n = 5, in = lin.in_features(), out = lin.out_features();
   std::mt19937 rng(3);
   std::normal_distribution<float> g(0.f, 2.f);
-  std::vector<float> x(size_t(n) * size_t(in)), xq(x.size()), want(size_t(n) * size_t(out)), got(want.size());
+  std::vector<float> x(size_t(n) * size_t(in)), xq(x.size()), want(size_t(n) * size_t(out)),
+      got(want.size());
   for (float& v : x) v = g(rng);
   const Scheme s = parse_scheme("mxfp4");
   fake_quant(s, x.data(), {size_t(n), size_t(in)}, xq.data());
@@ -193,9 +206,12 @@ TEST_F(RecipeTest, KeysAndValuesEnterTheCacheQuantized) {
   q.forward(tokens.data(), n, 0, b);
   // Layer 0 sees the same input in both runs, so its cache must be the scheme's rounding of it.
   const int kv = fp().config().kv_dim();
-  for (const auto& [fp_cache, q_cache] : {std::pair(&a.key_cache, &b.key_cache), std::pair(&a.value_cache, &b.value_cache)}) {
+  for (const auto& [fp_cache, q_cache] :
+       {std::pair(&a.key_cache, &b.key_cache), std::pair(&a.value_cache, &b.value_cache)}) {
     std::vector<float> want(size_t(n) * size_t(kv));
-    fake_quant(s, fp_cache->data(), {size_t(n), size_t(fp().config().n_kv_heads), size_t(fp().config().head_dim)}, want.data());
+    fake_quant(s, fp_cache->data(),
+               {size_t(n), size_t(fp().config().n_kv_heads), size_t(fp().config().head_dim)},
+               want.data());
     EXPECT_EQ(0, std::memcmp(want.data(), q_cache->data(), want.size() * 4));
     EXPECT_NE(0, std::memcmp(fp_cache->data(), q_cache->data(), want.size() * 4));
   }
@@ -221,13 +237,15 @@ TEST_F(RecipeTest, AccumulatorRoundsTheRunningSumEveryKProducts) {
         for (int k0 = 0; k0 < in; k0 += every) {
           double slice = 0;
           for (int k = k0; k < std::min(in, k0 + every); ++k)
-            slice += double(x[size_t(r) * size_t(in) + size_t(k)]) * double(w[size_t(c) * size_t(in) + size_t(k)]);
+            slice += double(x[size_t(r) * size_t(in) + size_t(k)]) *
+                     double(w[size_t(c) * size_t(in) + size_t(k)]);
           float sum = total + float(slice);
           fake_quant(formats::bf16, &sum, 1, &total);
         }
         const float have = got[size_t(r) * size_t(out) + size_t(c)];
         if (every == 1) {
-          EXPECT_EQ(have, total) << "every 1, row " << r << " col " << c;  // single products are exact in float
+          EXPECT_EQ(have, total) << "every 1, row " << r << " col "
+                                 << c;  // single products are exact in float
         } else {
           // sgemm sums a slice in float in its own order: allow one bf16 step of the result.
           EXPECT_NEAR(have, total, std::ldexp(std::fabs(total), -7) + 1e-6) << "every " << every;
@@ -245,7 +263,8 @@ TEST_F(RecipeTest, BitsPerWeightAverageElementAndScaleStorage) {
   for (const model::Linear* l : fp().linears()) {
     if (l->name() == "output") continue;
     const double n = double(l->weight().size());
-    linear_bits += n * scheme_bits_per_element(mx, {size_t(l->out_features()), size_t(l->in_features())});
+    linear_bits +=
+        n * scheme_bits_per_element(mx, {size_t(l->out_features()), size_t(l->in_features())});
     linear_count += n;
   }
   ptq::ApplyReport rep;
@@ -264,7 +283,8 @@ TEST_F(RecipeTest, BitsPerWeightAverageElementAndScaleStorage) {
   both.output = parse_scheme("mxfp8_e4m3");
   ptq::apply_recipe(both, fp(), &rep);
   EXPECT_EQ(rep.weights.size(), 1 + 14u + 1);
-  EXPECT_NEAR(rep.bits_per_weight, (emb * (4.25 + 8.25) + linear_bits) / (2 * emb + linear_count), 1e-12);
+  EXPECT_NEAR(rep.bits_per_weight, (emb * (4.25 + 8.25) + linear_bits) / (2 * emb + linear_count),
+              1e-12);
 }
 
 TEST_F(RecipeTest, LayerStatisticsLocateTheError) {
@@ -283,7 +303,8 @@ TEST_F(RecipeTest, LayerStatisticsLocateTheError) {
   // Only layer 1's down_proj quantized: everything before it is exact, it is not.
   Recipe one;
   one.overrides.push_back(ptq::parse_override("layers.1.down_proj:w=mxfp4,a=mxfp4"));
-  const std::vector<eval::LayerRow> rows = eval::layer_statistics(ptq::apply_recipe(one, fp(), &rep), ref, rep);
+  const std::vector<eval::LayerRow> rows =
+      eval::layer_statistics(ptq::apply_recipe(one, fp(), &rep), ref, rep);
   for (const eval::LayerRow& r : rows) {
     const bool target = r.site == "layers.1.down_proj";
     EXPECT_EQ(std::isinf(r.output_sqnr_db), !target) << r.site;

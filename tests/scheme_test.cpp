@@ -1,8 +1,8 @@
 // Scheme strings: presets, the long spelling, canonical printing, and clear errors.
 #include <gtest/gtest.h>
 
-#include "lowbit/util/error.h"
 #include "lowbit/quant/scheme.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit {
 namespace {

@@ -6,9 +6,9 @@
 #include <fstream>
 #include <regex>
 
-#include "lowbit/util/error.h"
-#include "lowbit/eval/sweep.h"
 #include "error_message.h"
+#include "lowbit/eval/sweep.h"
+#include "lowbit/util/error.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 
@@ -17,7 +17,9 @@ namespace {
 
 size_t count(const std::string& haystack, const std::string& needle) {
   size_t n = 0;
-  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  for (size_t at = haystack.find(needle); at != std::string::npos;
+       at = haystack.find(needle, at + 1))
+    ++n;
   return n;
 }
 
@@ -27,7 +29,8 @@ class SweepTest : public TempDirTest {
     TempDirTest::SetUp();
     TinyLlama::random(41).write_gguf(path("tiny.gguf"));
     model_ = model::load_model(path("tiny.gguf"));
-    for (int i = 0; i < 30; ++i) text_ += "the cat sat on the mat; then the dog ran " + std::to_string(i) + ". ";
+    for (int i = 0; i < 30; ++i)
+      text_ += "the cat sat on the mat; then the dog ran " + std::to_string(i) + ". ";
     for (const char* w : {"fp", "mxfp8_e4m3", "mxfp4", "nvfp4", "int4_g128"}) {
       ptq::Recipe r;
       r.name = std::string("W ") + w;
@@ -88,7 +91,8 @@ TEST_F(SweepTest, AResumedSweepRecomputesNothingItHad) {
   // Interrupted after three recipes: remove the others' results.
   std::vector<std::string> removed;
   for (size_t i = 3; i < grid_.size(); ++i) {
-    const std::string file = path("out/cache/" + first.setup.key() + "/" + grid_[i].hash_hex() + ".json");
+    const std::string file =
+        path("out/cache/" + first.setup.key() + "/" + grid_[i].hash_hex() + ".json");
     ASSERT_EQ(0, std::remove(file.c_str())) << file;
   }
   const eval::SweepReport resumed = sweep(path("out"));
@@ -96,10 +100,12 @@ TEST_F(SweepTest, AResumedSweepRecomputesNothingItHad) {
   EXPECT_NE(log_[0].find("baseline: cached"), std::string::npos);
   for (size_t i = 0; i < grid_.size(); ++i)
     EXPECT_EQ(log_[1 + i].find(": cached") != std::string::npos, i < 3) << log_[1 + i];
-  for (size_t i = 0; i < grid_.size(); ++i) EXPECT_EQ(resumed.results[i].kld.mean, first.results[i].kld.mean);
+  for (size_t i = 0; i < grid_.size(); ++i)
+    EXPECT_EQ(resumed.results[i].kld.mean, first.results[i].kld.mean);
   // A third run has everything.
   sweep(path("out"));
-  for (size_t i = 1; i < log_.size(); ++i) EXPECT_NE(log_[i].find(": cached"), std::string::npos) << log_[i];
+  for (size_t i = 1; i < log_.size(); ++i)
+    EXPECT_NE(log_[i].find(": cached"), std::string::npos) << log_[i];
 }
 
 TEST_F(SweepTest, ShardsMergeIntoTheWholeSweep) {
@@ -123,12 +129,14 @@ TEST_F(SweepTest, ShardsMergeIntoTheWholeSweep) {
   eval::SweepOptions opt;
   opt.n_ctx = 16;
   opt.out_dir = path("other");
-  eval::write_sweep_outputs(eval::run_sweep(model_, "text.txt", text_, {grid_[0]}, opt), path("other"));
+  eval::write_sweep_outputs(eval::run_sweep(model_, "text.txt", text_, {grid_[0]}, opt),
+                            path("other"));
   EXPECT_THROW(eval::merge_sweeps({path("a"), path("other")}), Error);
   EXPECT_THROW(eval::merge_sweeps({path("missing")}), Error);
 }
 
-std::string entry_path(const std::string& out, const eval::SweepReport& r, const ptq::Recipe& recipe) {
+std::string entry_path(const std::string& out, const eval::SweepReport& r,
+                       const ptq::Recipe& recipe) {
   return out + "/cache/" + r.setup.key() + "/" + recipe.hash_hex() + ".json";
 }
 
@@ -147,7 +155,8 @@ TEST_F(SweepTest, AModelEditedInPlaceIsAnotherSetup) {
   TinyLlama::random(41).write_gguf(path("copy.gguf"));
   model_ = model::load_model(path("copy.gguf"));
   EXPECT_EQ(sweep(path("out")).setup.key(), first.setup.key());
-  for (size_t i = 1; i < log_.size(); ++i) EXPECT_NE(log_[i].find(": cached"), std::string::npos) << log_[i];
+  for (size_t i = 1; i < log_.size(); ++i)
+    EXPECT_NE(log_[i].find(": cached"), std::string::npos) << log_[i];
 }
 
 TEST_F(SweepTest, UnusableCacheEntriesAreReportedAndRecomputed) {
@@ -166,7 +175,8 @@ TEST_F(SweepTest, UnusableCacheEntriesAreReportedAndRecomputed) {
   // Another recipe's (intact) entry under this recipe's name.
   write_text(copied, read_text(entry_path(path("out"), first, grid_[4])));
   const eval::SweepReport second = sweep(path("out"));
-  ASSERT_EQ(log_.size(), 1 + grid_.size() + 3);  // baseline, 3 reports of unusable entries, 5 results
+  ASSERT_EQ(log_.size(),
+            1 + grid_.size() + 3);  // baseline, 3 reports of unusable entries, 5 results
   size_t unusable = 0;
   for (const std::string& line : log_) unusable += line.find("is unusable") != std::string::npos;
   EXPECT_EQ(unusable, 3u);
@@ -200,11 +210,13 @@ TEST_F(SweepTest, ACorruptBaselineIsRecomputedAndNeverUsed) {
   eval::Baseline b = eval::Baseline::load(baseline);
   b.nll[3] = std::nan("");
   b.save(path("nan.bin"));
-  EXPECT_NE(error_of([&] { eval::Baseline::load(path("nan.bin")); }).find("NLL of scored token 3"), std::string::npos);
+  EXPECT_NE(error_of([&] { eval::Baseline::load(path("nan.bin")); }).find("NLL of scored token 3"),
+            std::string::npos);
   b = eval::Baseline::load(baseline);
   b.top_logprobs[5] = 0.5f;
   b.save(path("pos.bin"));
-  EXPECT_NE(error_of([&] { eval::Baseline::load(path("pos.bin")); }).find("log-probability"), std::string::npos);
+  EXPECT_NE(error_of([&] { eval::Baseline::load(path("pos.bin")); }).find("log-probability"),
+            std::string::npos);
 }
 
 TEST_F(SweepTest, ResultsJsonIsChecked) {
@@ -246,14 +258,16 @@ TEST_F(SweepTest, HtmlReportPlotsEveryRecipe) {
     // The front is drawn through at least two points and every front point is marked.
     const std::smatch m = [&] {
       std::smatch mm;
-      std::regex_search(svg, mm, std::regex("<path class=\"front\" d=\"M[-0-9.]+,[-0-9.]+ L[-0-9.]+,[-0-9.]+"));
+      std::regex_search(
+          svg, mm, std::regex("<path class=\"front\" d=\"M[-0-9.]+,[-0-9.]+ L[-0-9.]+,[-0-9.]+"));
       return mm;
     }();
     EXPECT_FALSE(m.empty()) << id << ": no Pareto front drawn";
     EXPECT_GE(count(svg, "front-point"), 2u) << id;
     // Points are inside the plot area.
     std::regex cx("cx=\"([-0-9.]+)\" cy=\"([-0-9.]+)\"");
-    for (auto it = std::sregex_iterator(svg.begin(), svg.end(), cx); it != std::sregex_iterator(); ++it) {
+    for (auto it = std::sregex_iterator(svg.begin(), svg.end(), cx); it != std::sregex_iterator();
+         ++it) {
       const double x = std::stod((*it)[1]), y = std::stod((*it)[2]);
       EXPECT_GE(x, 70);
       EXPECT_LE(x, 580);
@@ -269,7 +283,8 @@ TEST_F(SweepTest, HtmlReportPlotsEveryRecipe) {
 
 TEST_F(SweepTest, ParetoFrontKeepsTheUndominated) {
   // (bits, error): (4, 1.0) (4.5, 0.3) (8, 0.01) are the front; (6, 0.5) and (8, 0.02) are not.
-  const std::vector<std::pair<double, double>> p = {{6, 0.5}, {4, 1.0}, {8, 0.02}, {4.5, 0.3}, {8, 0.01}};
+  const std::vector<std::pair<double, double>> p = {
+      {6, 0.5}, {4, 1.0}, {8, 0.02}, {4.5, 0.3}, {8, 0.01}};
   EXPECT_EQ(eval::pareto_front(p), (std::vector<size_t>{1, 3, 4}));
 }
 

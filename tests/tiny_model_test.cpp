@@ -7,8 +7,8 @@
 #include <cmath>
 #include <filesystem>
 
-#include "lowbit/util/error.h"
 #include "lowbit/model/model.h"
+#include "lowbit/util/error.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 
@@ -47,7 +47,8 @@ TEST_F(TinyModelTest, LlamaFromSafetensorsMatchesFloat64Reference) {
     EXPECT_FALSE(m.llama->config().tied_output);
     EXPECT_EQ(m.llama->config().rope_style, model::RopeStyle::HalfSplit);
     const auto tokens = some_tokens(33, tiny.vocab, 8);
-    EXPECT_LT(max_relative_error(all_logits(*m.llama, tokens), tiny.reference_logits(tokens)), 2e-6) << "sharded " << sharded;
+    EXPECT_LT(max_relative_error(all_logits(*m.llama, tokens), tiny.reference_logits(tokens)), 2e-6)
+        << "sharded " << sharded;
   }
 }
 
@@ -74,7 +75,8 @@ TEST_F(TinyModelTest, CachedDecodingMatchesBatchedPrefill) {
     m.llama->logits(s, 0, n, row.data());
     for (int r = 0; r < n; ++r)
       for (int v = 0; v < vocab; ++v)
-        ASSERT_NEAR(row[size_t(r * vocab + v)], batched[size_t((pos0 + r) * vocab + v)], 1e-4) << "position " << pos0 + r;
+        ASSERT_NEAR(row[size_t(r * vocab + v)], batched[size_t((pos0 + r) * vocab + v)], 1e-4)
+            << "position " << pos0 + r;
   };
   m.llama->forward(tokens.data(), 10, 0, s);
   check_rows(0, 10);
@@ -128,7 +130,8 @@ TEST_F(TinyModelTest, MalformedConfigAndTokenizerJsonAreErrors) {
   const std::string config = path("config.json"), tokenizer = path("tokenizer.json");
   const nlohmann::json good_config = nlohmann::json::parse(read_text(config));
   const nlohmann::json good_tokenizer = nlohmann::json::parse(read_text(tokenizer));
-  const auto expect_error = [&](const std::string& file, const nlohmann::json& j, const std::string& why) {
+  const auto expect_error = [&](const std::string& file, const nlohmann::json& j,
+                                const std::string& why) {
     write_text(file, j.dump());
     try {
       model::load_model(dir_.string());

@@ -3,8 +3,8 @@
 // independent straightforward float64 reference forward for each (no BLAS, HF conventions).
 #pragma once
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -57,7 +57,8 @@ inline std::string read_text(const std::string& path) {
 }
 
 // Logits [n, vocab] of every position of `tokens` in one forward.
-inline std::vector<float> all_logits(const model::Llama& llama, const std::vector<int32_t>& tokens) {
+inline std::vector<float> all_logits(const model::Llama& llama,
+                                     const std::vector<int32_t>& tokens) {
   const int n = int(tokens.size());
   model::LlamaRunState s(llama.config(), n, n);
   llama.forward(tokens.data(), n, 0, s);
@@ -66,7 +67,8 @@ inline std::vector<float> all_logits(const model::Llama& llama, const std::vecto
   return out;
 }
 
-// Largest |got - want| relative to the reference's largest magnitude (infinite when the sizes differ).
+// Largest |got - want| relative to the reference's largest magnitude (infinite when the sizes
+// differ).
 inline double max_relative_error(const std::vector<float>& got, const std::vector<double>& want) {
   if (got.size() != want.size()) return std::numeric_limits<double>::infinity();
   double scale = 0, err = 0;
@@ -93,8 +95,8 @@ struct TinyLlama {
     TinyLlama m;
     m.tied = tied_output;
     m.qkv_bias = bias;
-    const size_t d = size_t(m.dim), q = size_t(m.n_heads * m.head_dim), kv = size_t(m.n_kv_heads * m.head_dim),
-                 h = size_t(m.hidden), v = size_t(m.vocab);
+    const size_t d = size_t(m.dim), q = size_t(m.n_heads * m.head_dim),
+                 kv = size_t(m.n_kv_heads * m.head_dim), h = size_t(m.hidden), v = size_t(m.vocab);
     m.embedding = random_matrix(rng, v, d, 1.0f);
     for (int l = 0; l < m.n_layers; ++l) {
       Layer L;
@@ -216,10 +218,12 @@ struct TinyLlama {
       model::write_safetensors(folder + "/model.safetensors", t);
     } else {
       const size_t half = t.size() / 2;
-      const std::vector<model::NamedTensor> a(t.begin(), t.begin() + int64_t(half)), b(t.begin() + int64_t(half), t.end());
+      const std::vector<model::NamedTensor> a(t.begin(), t.begin() + int64_t(half)),
+          b(t.begin() + int64_t(half), t.end());
       model::write_safetensors(folder + "/model-00001-of-00002.safetensors", a);
       model::write_safetensors(folder + "/model-00002-of-00002.safetensors", b);
-      nlohmann::json index = {{"metadata", nlohmann::json::object()}, {"weight_map", nlohmann::json::object()}};
+      nlohmann::json index = {{"metadata", nlohmann::json::object()},
+                              {"weight_map", nlohmann::json::object()}};
       for (const auto& x : a) index["weight_map"][x.name] = "model-00001-of-00002.safetensors";
       for (const auto& x : b) index["weight_map"][x.name] = "model-00002-of-00002.safetensors";
       write_text(folder + "/model.safetensors.index.json", index.dump(2));
@@ -230,9 +234,11 @@ struct TinyLlama {
       if (int(i) != TinyByteVocab::kEos) vocab_map[bv.tokens[i]] = i;
     nlohmann::json tok = {
         {"version", "1.0"},
-        {"added_tokens", {{{"id", TinyByteVocab::kEos}, {"content", "<|endoftext|>"}, {"special", true}}}},
+        {"added_tokens",
+         {{{"id", TinyByteVocab::kEos}, {"content", "<|endoftext|>"}, {"special", true}}}},
         {"normalizer", nullptr},
-        {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
+        {"pre_tokenizer",
+         {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
         {"decoder", {{"type", "ByteLevel"}}},
         {"model", {{"type", "BPE"}, {"vocab", vocab_map}, {"merges", bv.merges}}}};
     write_text(folder + "/tokenizer.json", tok.dump());
@@ -255,8 +261,8 @@ struct TinyLlama {
       }
       return out;
     };
-    const auto matmul = [&](const std::vector<double>& in, size_t in_dim, const Matrix& w, size_t out_dim,
-                            const Matrix& bias) {
+    const auto matmul = [&](const std::vector<double>& in, size_t in_dim, const Matrix& w,
+                            size_t out_dim, const Matrix& bias) {
       std::vector<double> out(n * out_dim);
       for (size_t t = 0; t < n; ++t)
         for (size_t o = 0; o < out_dim; ++o) {
@@ -280,7 +286,8 @@ struct TinyLlama {
     };
     for (const Layer& L : layers) {
       const std::vector<double> h1 = rmsnorm(x, L.attn_norm);
-      std::vector<double> q = matmul(h1, d, L.wq, H * hd, L.bq), k = matmul(h1, d, L.wk, KV * hd, L.bk),
+      std::vector<double> q = matmul(h1, d, L.wq, H * hd, L.bq),
+                          k = matmul(h1, d, L.wk, KV * hd, L.bk),
                           v = matmul(h1, d, L.wv, KV * hd, L.bv);
       rope(q, H);
       rope(k, KV);
@@ -292,14 +299,16 @@ struct TinyLlama {
           double mx = -1e300;
           for (size_t j = 0; j <= i; ++j) {
             double dot = 0;
-            for (size_t e = 0; e < hd; ++e) dot += q[(i * H + h) * hd + e] * k[(j * KV + g) * hd + e];
+            for (size_t e = 0; e < hd; ++e)
+              dot += q[(i * H + h) * hd + e] * k[(j * KV + g) * hd + e];
             s[j] = dot / std::sqrt(double(hd));
             mx = std::max(mx, s[j]);
           }
           double sum = 0;
           for (double& z : s) sum += (z = std::exp(z - mx));
           for (size_t j = 0; j <= i; ++j)
-            for (size_t e = 0; e < hd; ++e) att[(i * H + h) * hd + e] += s[j] / sum * v[(j * KV + g) * hd + e];
+            for (size_t e = 0; e < hd; ++e)
+              att[(i * H + h) * hd + e] += s[j] / sum * v[(j * KV + g) * hd + e];
         }
       }
       const std::vector<double> o = matmul(att, H * hd, L.wo, d, {});
@@ -317,8 +326,9 @@ struct TinyLlama {
 struct TinyBert {
   int dim = 16, n_layers = 2, n_heads = 2, hidden = 32, max_positions = 32, type_vocab = 2;
   double eps = 1e-12;
-  std::vector<std::string> vocab = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "cat", "sat", "on", "mat", "dog",
-                                    "ran", "a", "##s", ".", ",", "un", "##known", "!", "big", "small"};
+  std::vector<std::string> vocab = {"[PAD]", "[UNK]", "[CLS]",   "[SEP]", "the", "cat",  "sat",
+                                    "on",    "mat",   "dog",     "ran",   "a",   "##s",  ".",
+                                    ",",     "un",    "##known", "!",     "big", "small"};
   struct Layer {
     Matrix wq, bq, wk, bk, wv, bv, wo, bo, ln1_w, ln1_b, w1, b1, w2, b2, ln2_w, ln2_b;
   };
@@ -337,7 +347,8 @@ struct TinyBert {
     for (int l = 0; l < m.n_layers; ++l) {
       Layer L;
       for (Matrix* w : {&L.wq, &L.wk, &L.wv, &L.wo}) *w = random_matrix(rng, d, d, 0.5f);
-      for (Matrix* b : {&L.bq, &L.bk, &L.bv, &L.bo, &L.ln1_b, &L.ln2_b, &L.b2}) *b = random_matrix(rng, d, 1, 0.1f);
+      for (Matrix* b : {&L.bq, &L.bk, &L.bv, &L.bo, &L.ln1_b, &L.ln2_b, &L.b2})
+        *b = random_matrix(rng, d, 1, 0.1f);
       L.ln1_w = random_norm(rng, d);
       L.ln2_w = random_norm(rng, d);
       L.w1 = random_matrix(rng, f, d, 0.5f);
@@ -349,11 +360,16 @@ struct TinyBert {
   }
 
   void write_hf(const std::string& folder) const {
-    nlohmann::json config = {{"model_type", "bert"},          {"hidden_size", dim},
-                             {"num_hidden_layers", n_layers}, {"num_attention_heads", n_heads},
-                             {"intermediate_size", hidden},   {"vocab_size", vocab.size()},
-                             {"max_position_embeddings", max_positions}, {"type_vocab_size", type_vocab},
-                             {"layer_norm_eps", eps},         {"hidden_act", "gelu"}};
+    nlohmann::json config = {{"model_type", "bert"},
+                             {"hidden_size", dim},
+                             {"num_hidden_layers", n_layers},
+                             {"num_attention_heads", n_heads},
+                             {"intermediate_size", hidden},
+                             {"vocab_size", vocab.size()},
+                             {"max_position_embeddings", max_positions},
+                             {"type_vocab_size", type_vocab},
+                             {"layer_norm_eps", eps},
+                             {"hidden_act", "gelu"}};
     write_text(folder + "/config.json", config.dump(2));
     const int64_t d = dim, f = hidden;
     std::vector<model::NamedTensor> t = {
@@ -385,25 +401,34 @@ struct TinyBert {
     model::write_safetensors(folder + "/model.safetensors", t);
     nlohmann::json vocab_map = nlohmann::json::object();
     for (size_t i = 0; i < vocab.size(); ++i) vocab_map[vocab[i]] = i;
-    nlohmann::json tok = {
-        {"version", "1.0"},
-        {"normalizer", {{"type", "BertNormalizer"}, {"clean_text", true}, {"handle_chinese_chars", true},
-                        {"strip_accents", nullptr}, {"lowercase", true}}},
-        {"pre_tokenizer", {{"type", "BertPreTokenizer"}}},
-        // [CLS] $A [SEP], as every BERT tokenizer.json says
-        {"post_processor",
-         {{"type", "TemplateProcessing"},
-          {"single", {{{"SpecialToken", {{"id", "[CLS]"}, {"type_id", 0}}}},
-                      {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-                      {{"SpecialToken", {{"id", "[SEP]"}, {"type_id", 0}}}}}}}},
-        {"model", {{"type", "WordPiece"}, {"unk_token", "[UNK]"}, {"continuing_subword_prefix", "##"},
-                   {"max_input_chars_per_word", 100}, {"vocab", vocab_map}}}};
+    nlohmann::json tok = {{"version", "1.0"},
+                          {"normalizer",
+                           {{"type", "BertNormalizer"},
+                            {"clean_text", true},
+                            {"handle_chinese_chars", true},
+                            {"strip_accents", nullptr},
+                            {"lowercase", true}}},
+                          {"pre_tokenizer", {{"type", "BertPreTokenizer"}}},
+                          // [CLS] $A [SEP], as every BERT tokenizer.json says
+                          {"post_processor",
+                           {{"type", "TemplateProcessing"},
+                            {"single",
+                             {{{"SpecialToken", {{"id", "[CLS]"}, {"type_id", 0}}}},
+                              {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                              {{"SpecialToken", {{"id", "[SEP]"}, {"type_id", 0}}}}}}}},
+                          {"model",
+                           {{"type", "WordPiece"},
+                            {"unk_token", "[UNK]"},
+                            {"continuing_subword_prefix", "##"},
+                            {"max_input_chars_per_word", 100},
+                            {"vocab", vocab_map}}}};
     write_text(folder + "/tokenizer.json", tok.dump());
   }
 
   // Float64 reference: mean-pooled, L2-normalised embedding of one sequence (ids include markers).
   std::vector<double> reference_embedding(const std::vector<int32_t>& ids) const {
-    const size_t n = ids.size(), d = size_t(dim), H = size_t(n_heads), hd = d / H, f = size_t(hidden);
+    const size_t n = ids.size(), d = size_t(dim), H = size_t(n_heads), hd = d / H,
+                 f = size_t(hidden);
     std::vector<double> x(n * d);
     const auto layernorm = [&](std::vector<double>& v, const Matrix& w, const Matrix& b) {
       for (size_t t = 0; t < n; ++t) {
@@ -412,11 +437,12 @@ struct TinyBert {
         mean /= double(d);
         for (size_t i = 0; i < d; ++i) var += (v[t * d + i] - mean) * (v[t * d + i] - mean);
         var /= double(d);
-        for (size_t i = 0; i < d; ++i) v[t * d + i] = (v[t * d + i] - mean) / std::sqrt(var + eps) * w[i] + b[i];
+        for (size_t i = 0; i < d; ++i)
+          v[t * d + i] = (v[t * d + i] - mean) / std::sqrt(var + eps) * w[i] + b[i];
       }
     };
-    const auto matmul = [&](const std::vector<double>& in, size_t in_dim, const Matrix& w, const Matrix& b,
-                            size_t out_dim) {
+    const auto matmul = [&](const std::vector<double>& in, size_t in_dim, const Matrix& w,
+                            const Matrix& b, size_t out_dim) {
       std::vector<double> out(n * out_dim);
       for (size_t t = 0; t < n; ++t)
         for (size_t o = 0; o < out_dim; ++o) {
@@ -428,10 +454,12 @@ struct TinyBert {
     };
     for (size_t t = 0; t < n; ++t)
       for (size_t i = 0; i < d; ++i)
-        x[t * d + i] = double(word[size_t(ids[t]) * d + i]) + double(pos[t * d + i]) + double(type[i]);
+        x[t * d + i] =
+            double(word[size_t(ids[t]) * d + i]) + double(pos[t * d + i]) + double(type[i]);
     layernorm(x, ln_w, ln_b);
     for (const Layer& L : layers) {
-      const auto q = matmul(x, d, L.wq, L.bq, d), k = matmul(x, d, L.wk, L.bk, d), v = matmul(x, d, L.wv, L.bv, d);
+      const auto q = matmul(x, d, L.wq, L.bq, d), k = matmul(x, d, L.wk, L.bk, d),
+                 v = matmul(x, d, L.wv, L.bv, d);
       std::vector<double> att(n * d, 0.0);
       for (size_t h = 0; h < H; ++h)
         for (size_t i = 0; i < n; ++i) {
@@ -444,7 +472,8 @@ struct TinyBert {
           }
           for (double& z : s) sum += (z = std::exp(z - mx));
           for (size_t j = 0; j < n; ++j)
-            for (size_t e = 0; e < hd; ++e) att[i * d + h * hd + e] += s[j] / sum * v[j * d + h * hd + e];
+            for (size_t e = 0; e < hd; ++e)
+              att[i * d + h * hd + e] += s[j] / sum * v[j * d + h * hd + e];
         }
       std::vector<double> o = matmul(att, d, L.wo, L.bo, d);
       for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];

@@ -33,7 +33,8 @@ TEST(PreTokenizer, DigitsFirstThenGpt2LikeSmolLM) {
   PreTokenizer pre;
   pre.add_stage(regex::kEachDigit);
   pre.add_stage(regex::kGpt2);
-  EXPECT_EQ(pieces(pre, "abc 2024x"), (std::vector<std::string>{"abc", " ", "2", "0", "2", "4", "x"}));
+  EXPECT_EQ(pieces(pre, "abc 2024x"),
+            (std::vector<std::string>{"abc", " ", "2", "0", "2", "4", "x"}));
 }
 
 TEST(PreTokenizer, PiecesAlwaysConcatenateToTheInput) {
@@ -50,7 +51,9 @@ TEST(PreTokenizer, PiecesAlwaysConcatenateToTheInput) {
   EXPECT_EQ(joined, bad);
 }
 
-TEST(PreTokenizer, BadRegexIsAnError) { EXPECT_THROW(RegexSplitter("(unclosed"), Error); }
+TEST(PreTokenizer, BadRegexIsAnError) {
+  EXPECT_THROW(RegexSplitter("(unclosed"), Error);
+}
 
 TEST(SpecialTokens, MatchedLiterallyLongestFirst) {
   SpecialTokens s;
@@ -84,17 +87,32 @@ TEST(ByteLevelBpe, MergesByRankAndRoundTrips) {
   // "tt" has no merge; " t" merges to "Ġt" (259).
   EXPECT_EQ(tok->encode(" tt"), (std::vector<int32_t>{259, 't'}));
   EXPECT_EQ(tok->encode("a<|endoftext|>b"), (std::vector<int32_t>{'a', 256, 'b'}));
-  for (const std::string text : {"the cat sat", "naïve — 😀 \xFF\xFE bytes", "", "  spaces\n\nlines\t"}) {
+  for (const std::string text :
+       {"the cat sat", "naïve — 😀 \xFF\xFE bytes", "", "  spaces\n\nlines\t"}) {
     EXPECT_EQ(tok->decode(tok->encode(text)), text) << text;
   }
 }
 
 std::unique_ptr<Tokenizer> tiny_sentencepiece() {
   TokenizerSpec spec;
-  const std::vector<std::pair<std::string, float>> vocab = {
-      {"<unk>", 0}, {"<s>", 0}, {"</s>", 0}, {"<0xC3>", 0}, {"<0xA9>", 0}, {"\xE2\x96\x81", -1},
-      {"h", -1},    {"e", -1},  {"l", -1},   {"o", -1},     {"\xE2\x96\x81h", -3}, {"el", -2},
-      {"ll", -4},   {"lo", -5}, {"hel", -6}, {"\xE2\x96\x81hel", -7}, {"\xE2\x96\x81hello", -8}, {"llo", -9}};
+  const std::vector<std::pair<std::string, float>> vocab = {{"<unk>", 0},
+                                                            {"<s>", 0},
+                                                            {"</s>", 0},
+                                                            {"<0xC3>", 0},
+                                                            {"<0xA9>", 0},
+                                                            {"\xE2\x96\x81", -1},
+                                                            {"h", -1},
+                                                            {"e", -1},
+                                                            {"l", -1},
+                                                            {"o", -1},
+                                                            {"\xE2\x96\x81h", -3},
+                                                            {"el", -2},
+                                                            {"ll", -4},
+                                                            {"lo", -5},
+                                                            {"hel", -6},
+                                                            {"\xE2\x96\x81hel", -7},
+                                                            {"\xE2\x96\x81hello", -8},
+                                                            {"llo", -9}};
   for (const auto& [t, s] : vocab) {
     spec.tokens.push_back(t);
     spec.scores.push_back(s);
@@ -121,7 +139,8 @@ TEST(SentencePieceBpe, MergesByScoreWithByteFallback) {
 
 std::unique_ptr<Tokenizer> tiny_wordpiece() {
   TokenizerSpec spec;
-  spec.tokens = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "cafe", "un", "##aff", "##able", ",", "!", "的", "a"};
+  spec.tokens = {"[PAD]", "[UNK]",  "[CLS]", "[SEP]", "cafe", "un",
+                 "##aff", "##able", ",",     "!",     "的",   "a"};
   spec.unk = 1;
   spec.cls = 2;
   spec.sep = 3;

@@ -8,13 +8,13 @@
 #include <random>
 
 #include "error_message.h"
-#include "lowbit/util/error.h"
 #include "lowbit/eval/evaluate.h"
+#include "lowbit/model/sites.h"
 #include "lowbit/ptq/format_search.h"
 #include "lowbit/ptq/methods.h"
 #include "lowbit/ptq/ptq.h"
 #include "lowbit/quant/qtensor.h"
-#include "lowbit/model/sites.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::testing {
 namespace {

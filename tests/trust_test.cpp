@@ -6,11 +6,11 @@
 #include <chrono>
 #include <cmath>
 
-#include "lowbit/util/error.h"
+#include "error_message.h"
 #include "lowbit/eval/eval.h"
 #include "lowbit/model/model.h"
 #include "lowbit/model/tokenizer.h"
-#include "error_message.h"
+#include "lowbit/util/error.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 

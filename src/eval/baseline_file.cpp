@@ -1,18 +1,19 @@
 // The baseline file: a small header, then per scored token its NLL and top-k log-probabilities,
 // then a checksum of everything before it.
 //   "LOWBITKL" | u32 version (2) | i32 n_ctx, n_vocab, top_k | i64 n_windows, scored_per_window |
-//   u64 tokens_hash | u32 length + model description | f64 nll[n] | i32 ids[n*k] | f32 logprobs[n*k] |
-//   16 bytes XXH3-128 of all preceding bytes (high 64 bits, then low, little-endian)
+//   u64 tokens_hash | u32 length + model description | f64 nll[n] | i32 ids[n*k] | f32
+//   logprobs[n*k] | 16 bytes XXH3-128 of all preceding bytes (high 64 bits, then low,
+//   little-endian)
 #include <xxhash.h>
 
 #include <cmath>
 #include <cstring>
 
+#include "lowbit/eval/eval.h"
 #include "lowbit/io/atomic_file.h"
 #include "lowbit/io/byte_reader.h"
-#include "lowbit/util/error.h"
-#include "lowbit/eval/eval.h"
 #include "lowbit/io/mapped_file.h"
+#include "lowbit/util/error.h"
 #include "util/content_hash.h"
 
 namespace lowbit::eval {
@@ -74,7 +75,9 @@ Baseline Baseline::load(const std::string& path) {
   std::memcpy(&high, file.data() + body, 8);
   std::memcpy(&low, file.data() + body + 8, 8);
   if (sum.high64 != high || sum.low64 != low)
-    throw Error(what + ": its checksum does not match its content (truncated, corrupted or edited); record it again");
+    throw Error(what +
+                ": its checksum does not match its content (truncated, corrupted or edited); "
+                "record it again");
   io::ByteReader r(file.data() + 12, body - 12, what);
   Baseline b;
   b.n_ctx = r.read<int32_t>("n_ctx");
@@ -96,10 +99,12 @@ Baseline Baseline::load(const std::string& path) {
     if (id < 0 || id >= b.n_vocab) r.fail("a top-k token id lies outside the vocabulary");
   // What a model can produce: NLL >= 0 and log-probabilities <= 0, all finite (NaN never passes).
   for (size_t i = 0; i < b.nll.size(); ++i)
-    if (!(b.nll[i] >= 0 && std::isfinite(b.nll[i]))) r.fail("the NLL of scored token " + std::to_string(i) + " is " + std::to_string(b.nll[i]));
+    if (!(b.nll[i] >= 0 && std::isfinite(b.nll[i])))
+      r.fail("the NLL of scored token " + std::to_string(i) + " is " + std::to_string(b.nll[i]));
   for (size_t i = 0; i < b.top_logprobs.size(); ++i)
     if (!(b.top_logprobs[i] <= 1e-5f && std::isfinite(b.top_logprobs[i])))
-      r.fail("a top-k log-probability (entry " + std::to_string(i) + ") is " + std::to_string(b.top_logprobs[i]));
+      r.fail("a top-k log-probability (entry " + std::to_string(i) + ") is " +
+             std::to_string(b.top_logprobs[i]));
   return b;
 }
 

@@ -4,9 +4,9 @@
 #include <numeric>
 #include <sstream>
 
-#include "lowbit/util/error.h"
 #include "lowbit/eval/eval.h"
 #include "lowbit/eval/evaluate.h"
+#include "lowbit/util/error.h"
 #include "util/fnv.h"
 #include "util/memory.h"
 
@@ -15,7 +15,8 @@ namespace lowbit::eval {
 namespace {
 
 // A sentence's ids with the model's markers, truncated to max_tokens keeping the final [SEP].
-std::vector<int32_t> encode_sentence(const model::Tokenizer& tokenizer, const std::string& text, int max_tokens) {
+std::vector<int32_t> encode_sentence(const model::Tokenizer& tokenizer, const std::string& text,
+                                     int max_tokens) {
   std::vector<int32_t> ids = tokenizer.encode_for_model(text);
   if (max_tokens > 0 && int(ids.size()) > max_tokens) {
     const int32_t last = ids.back();
@@ -27,16 +28,18 @@ std::vector<int32_t> encode_sentence(const model::Tokenizer& tokenizer, const st
 
 }  // namespace
 
-std::vector<float> embed_sentences(const model::Model& m, const std::vector<std::string>& sentences, int max_tokens) {
+std::vector<float> embed_sentences(const model::Model& m, const std::vector<std::string>& sentences,
+                                   int max_tokens) {
   if (!m.bert) throw Error("sentence embeddings need an encoder model (BERT)");
   if (max_tokens <= 0) max_tokens = m.bert->config().max_sequence_tokens;
   Sentences s;
-  for (const std::string& text : sentences) s.tokens.push_back(encode_sentence(*m.tokenizer, text, max_tokens));
+  for (const std::string& text : sentences)
+    s.tokens.push_back(encode_sentence(*m.tokenizer, text, max_tokens));
   return embed_all(*m.bert, s);
 }
 
-Sentences make_sentences(const model::Tokenizer& tokenizer, const std::string& text, const std::string& text_name,
-                         int max_tokens) {
+Sentences make_sentences(const model::Tokenizer& tokenizer, const std::string& text,
+                         const std::string& text_name, int max_tokens) {
   Sentences s;
   std::istringstream lines(text);
   util::Fnv1a f;
@@ -47,7 +50,9 @@ Sentences make_sentences(const model::Tokenizer& tokenizer, const std::string& t
     for (int32_t t : ids) f.u64_bytes(uint32_t(t));
     s.tokens.push_back(std::move(ids));
   }
-  if (s.tokens.empty()) throw Error(text_name + ": no non-empty lines to embed (an encoder's text is one sentence per line)");
+  if (s.tokens.empty())
+    throw Error(text_name +
+                ": no non-empty lines to embed (an encoder's text is one sentence per line)");
   s.hash = f.h;
   return s;
 }
@@ -58,8 +63,9 @@ std::vector<float> embed_all(const model::Encoder& encoder, const Sentences& sen
   std::vector<float> out;
   out.reserve(sentences.tokens.size() * width);
   for (size_t b0 = 0; b0 < sentences.tokens.size(); b0 += kBatch) {
-    const std::vector<std::vector<int32_t>> batch(sentences.tokens.begin() + int64_t(b0),
-                                                  sentences.tokens.begin() + int64_t(std::min(sentences.tokens.size(), b0 + kBatch)));
+    const std::vector<std::vector<int32_t>> batch(
+        sentences.tokens.begin() + int64_t(b0),
+        sentences.tokens.begin() + int64_t(std::min(sentences.tokens.size(), b0 + kBatch)));
     const std::vector<float> e = encoder.embed(batch);
     for (size_t k = 0; k < e.size(); ++k)
       if (!std::isfinite(e[k]))
@@ -95,7 +101,8 @@ std::vector<double> ranks(const std::vector<double>& v) {
 
 double pearson(const std::vector<double>& a, const std::vector<double>& b) {
   const double n = double(a.size());
-  const double ma = std::accumulate(a.begin(), a.end(), 0.0) / n, mb = std::accumulate(b.begin(), b.end(), 0.0) / n;
+  const double ma = std::accumulate(a.begin(), a.end(), 0.0) / n,
+               mb = std::accumulate(b.begin(), b.end(), 0.0) / n;
   double sab = 0, saa = 0, sbb = 0;
   for (size_t i = 0; i < a.size(); ++i) {
     sab += (a[i] - ma) * (b[i] - mb);
@@ -107,7 +114,8 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b) {
 
 }  // namespace
 
-EmbeddingScores compare_embeddings(const std::vector<float>& e, const std::vector<float>& base, int width) {
+EmbeddingScores compare_embeddings(const std::vector<float>& e, const std::vector<float>& base,
+                                   int width) {
   const CosineResult c = cosine_to_baseline(e, base, width);
   EmbeddingScores s;
   s.sentences = c.n;
@@ -115,12 +123,14 @@ EmbeddingScores compare_embeddings(const std::vector<float>& e, const std::vecto
   s.cosine_min = c.min;
   // Pairwise similarities (the embeddings are L2-normalised: cosine = dot product).
   const size_t n = size_t(c.n);
-  util::require_memory(16.0 * double(n) * double(n), "the pairwise similarities of " + std::to_string(n) + " sentences",
+  util::require_memory(16.0 * double(n) * double(n),
+                       "the pairwise similarities of " + std::to_string(n) + " sentences",
                        "use a text with fewer lines");
   std::vector<double> sim_base, sim;
   for (size_t i = 0; i < n; ++i)
     for (size_t j = i + 1; j < n; ++j) {
-      sim_base.push_back(dot(base.data() + i * size_t(width), base.data() + j * size_t(width), width));
+      sim_base.push_back(
+          dot(base.data() + i * size_t(width), base.data() + j * size_t(width), width));
       sim.push_back(dot(e.data() + i * size_t(width), e.data() + j * size_t(width), width));
     }
   s.pairs = int64_t(sim.size());
@@ -131,7 +141,8 @@ EmbeddingScores compare_embeddings(const std::vector<float>& e, const std::vecto
 CosineResult cosine_to_baseline(const std::vector<float>& a, const std::vector<float>& b, int dim) {
   if (a.size() != b.size() || dim <= 0 || a.size() % size_t(dim) != 0)
     throw Error("embeddings and baseline differ in shape (" + std::to_string(a.size()) + " vs " +
-                std::to_string(b.size()) + " values): record the baseline again on the same sentences");
+                std::to_string(b.size()) +
+                " values): record the baseline again on the same sentences");
   CosineResult r;
   r.n = int64_t(a.size() / size_t(dim));
   r.min = 1;
@@ -139,7 +150,8 @@ CosineResult cosine_to_baseline(const std::vector<float>& a, const std::vector<f
   for (int64_t i = 0; i < r.n; ++i) {
     double dot = 0, na = 0, nb = 0;
     for (int k = 0; k < dim; ++k) {
-      const double x = a[size_t(i) * size_t(dim) + size_t(k)], y = b[size_t(i) * size_t(dim) + size_t(k)];
+      const double x = a[size_t(i) * size_t(dim) + size_t(k)],
+                   y = b[size_t(i) * size_t(dim) + size_t(k)];
       dot += x * y;
       na += x * x;
       nb += y * y;

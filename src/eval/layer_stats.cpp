@@ -14,7 +14,8 @@ namespace {
 class Recorder : public model::LinearProbe {
  public:
   explicit Recorder(std::map<std::string, std::vector<float>>& out) : out_(out) {}
-  void observe(const model::Linear& lin, const float*, const float*, int n, const float* y) override {
+  void observe(const model::Linear& lin, const float*, const float*, int n,
+               const float* y) override {
     out_[lin.name()].assign(y, y + size_t(n) * size_t(lin.out_features()));
   }
 
@@ -24,8 +25,10 @@ class Recorder : public model::LinearProbe {
 
 class Collector : public model::LinearProbe {
  public:
-  Collector(const ReferenceOutputs& ref, std::map<std::string, LayerRow>& rows) : ref_(ref), rows_(rows) {}
-  void observe(const model::Linear& lin, const float* x, const float* xq, int n, const float* y) override {
+  Collector(const ReferenceOutputs& ref, std::map<std::string, LayerRow>& rows)
+      : ref_(ref), rows_(rows) {}
+  void observe(const model::Linear& lin, const float* x, const float* xq, int n,
+               const float* y) override {
     LayerRow& r = rows_[lin.name()];
     const size_t m = size_t(n) * size_t(lin.in_features());
     double sum = 0, absmax = 0;
@@ -50,14 +53,16 @@ class Collector : public model::LinearProbe {
     }
     const std::vector<float>* want = ref_.find(lin.name());
     const size_t out_n = size_t(n) * size_t(lin.out_features());
-    if (!want || want->size() != out_n) throw Error("layer statistics: no reference output for " + lin.name());
+    if (!want || want->size() != out_n)
+      throw Error("layer statistics: no reference output for " + lin.name());
     double signal = 0, noise = 0;
     for (size_t i = 0; i < out_n; ++i) {
       const double d = double(y[i]) - double((*want)[i]);
       signal += double((*want)[i]) * double((*want)[i]);
       noise += d * d;
     }
-    r.output_sqnr_db = noise > 0 ? 10 * std::log10(signal / noise) : std::numeric_limits<double>::infinity();
+    r.output_sqnr_db =
+        noise > 0 ? 10 * std::log10(signal / noise) : std::numeric_limits<double>::infinity();
   }
 
  private:
@@ -67,7 +72,8 @@ class Collector : public model::LinearProbe {
 
 // Runs the block Linears of a copy of `m` over `window` with `probe` attached (the head is not
 // observed), through the block runner: embedding and every block, as a forward computes them.
-void run_probed(const model::Runtime& m, const std::vector<int32_t>& window, model::LinearProbe* probe) {
+void run_probed(const model::Runtime& m, const std::vector<int32_t>& window,
+                model::LinearProbe* probe) {
   const std::unique_ptr<model::Runtime> copy = m.clone();
   const model::Sites sites = copy->sites();
   for (const model::LinearSite& s : sites.linears) s.linear->set_probe(probe);
@@ -80,14 +86,18 @@ void run_probed(const model::Runtime& m, const std::vector<int32_t>& window, mod
 
 }  // namespace
 
-ReferenceOutputs::ReferenceOutputs(const model::Runtime& fp, std::vector<int32_t> window) : window_(std::move(window)) {
+ReferenceOutputs::ReferenceOutputs(const model::Runtime& fp, std::vector<int32_t> window)
+    : window_(std::move(window)) {
   if (window_.empty()) throw Error("layer statistics need at least one token");
   // Every block Linear's output over the window is kept (the head's is not recorded).
   double floats = 0;
-  for (const model::LinearSite& s : const_cast<model::Runtime&>(fp).sites().linears) floats += double(s.linear->out_features());
-  util::require_memory(4.0 * floats * double(window_.size()),
-                       "the per-layer statistics' reference outputs over " + std::to_string(window_.size()) + " tokens",
-                       "use a smaller --ctx, or skip them (--no-layers in sweep, no --layers in eval)");
+  for (const model::LinearSite& s : const_cast<model::Runtime&>(fp).sites().linears)
+    floats += double(s.linear->out_features());
+  util::require_memory(
+      4.0 * floats * double(window_.size()),
+      "the per-layer statistics' reference outputs over " + std::to_string(window_.size()) +
+          " tokens",
+      "use a smaller --ctx, or skip them (--no-layers in sweep, no --layers in eval)");
   Recorder recorder(outputs_);
   run_probed(fp, window_, &recorder);
 }
@@ -97,7 +107,8 @@ const std::vector<float>* ReferenceOutputs::find(const std::string& site) const 
   return it == outputs_.end() ? nullptr : &it->second;
 }
 
-std::vector<LayerRow> layer_statistics(const model::Runtime& quantized, const ReferenceOutputs& reference,
+std::vector<LayerRow> layer_statistics(const model::Runtime& quantized,
+                                       const ReferenceOutputs& reference,
                                        const ptq::ApplyReport& applied) {
   std::map<std::string, LayerRow> by_site;
   Collector collector(reference, by_site);

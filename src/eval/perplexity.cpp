@@ -4,8 +4,8 @@
 #include <cmath>
 #include <numeric>
 
-#include "lowbit/util/error.h"
 #include "lowbit/eval/eval.h"
+#include "lowbit/util/error.h"
 #include "util/fnv.h"
 #include "util/memory.h"
 
@@ -23,15 +23,16 @@ uint64_t hash_tokens(const std::vector<int32_t>& tokens, size_t count, int n_ctx
   return f.h;
 }
 
-TextWindows make_windows(const model::Tokenizer& tokenizer, const std::string& text, const std::string& text_name, int n_ctx,
-                         int64_t max_tokens) {
+TextWindows make_windows(const model::Tokenizer& tokenizer, const std::string& text,
+                         const std::string& text_name, int n_ctx, int64_t max_tokens) {
   if (n_ctx < 8) throw Error("--ctx must be at least 8");
   TextWindows w;
   w.tokens = tokenizer.encode_prefix(text, size_t(std::max<int64_t>(0, max_tokens)));
   w.bos = tokenizer.adds_bos() ? tokenizer.bos_id() : -1;
   w.n_ctx = n_ctx;
   w.max_tokens = max_tokens;
-  const int64_t usable = max_tokens > 0 ? std::min<int64_t>(max_tokens, int64_t(w.tokens.size())) : int64_t(w.tokens.size());
+  const int64_t usable = max_tokens > 0 ? std::min<int64_t>(max_tokens, int64_t(w.tokens.size()))
+                                        : int64_t(w.tokens.size());
   w.n_windows = usable / n_ctx;
   if (w.n_windows < 1)
     throw Error(text_name + " has " + std::to_string(w.tokens.size()) + " tokens" +
@@ -42,7 +43,8 @@ TextWindows make_windows(const model::Tokenizer& tokenizer, const std::string& t
 }
 
 std::vector<int32_t> TextWindows::window(int64_t w) const {
-  if (w < 0 || w >= n_windows) throw Error("internal: window " + std::to_string(w) + " of " + std::to_string(n_windows));
+  if (w < 0 || w >= n_windows)
+    throw Error("internal: window " + std::to_string(w) + " of " + std::to_string(n_windows));
   std::vector<int32_t> out(tokens.begin() + w * n_ctx, tokens.begin() + (w + 1) * n_ctx);
   if (bos >= 0) out[0] = bos;
   return out;
@@ -76,14 +78,18 @@ double log_sum_exp(const float* row, int n) {
 
 }  // namespace
 
-PerplexityResult perplexity(const model::Model& m, const std::string& text, const PerplexityOptions& opt) {
-  if (!m.llama) throw Error("perplexity needs a decoder model (this one is an encoder; use sentence embeddings)");
+PerplexityResult perplexity(const model::Model& m, const std::string& text,
+                            const PerplexityOptions& opt) {
+  if (!m.llama)
+    throw Error(
+        "perplexity needs a decoder model (this one is an encoder; use sentence embeddings)");
   const TextWindows w = make_windows(*m.tokenizer, text, "the text", opt.n_ctx, opt.max_tokens);
   return perplexity(*m.llama, w.tokens, w.bos, m.path + " (" + m.summary() + ")", opt);
 }
 
-PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int32_t>& tokens, int32_t bos,
-                            const std::string& description, const PerplexityOptions& opt) {
+PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int32_t>& tokens,
+                            int32_t bos, const std::string& description,
+                            const PerplexityOptions& opt) {
   const int n_ctx = opt.n_ctx;
   const int n_vocab = decoder.vocab_size();
   if (n_ctx < 8) throw Error("--ctx must be at least 8");
@@ -94,24 +100,31 @@ PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int
   if (opt.max_tokens > 0) usable = std::min(usable, opt.max_tokens);
   res.n_windows = usable / n_ctx;
   if (res.n_windows < 1)
-    throw Error("the text has " + std::to_string(tokens.size()) + " tokens" +
-                (opt.max_tokens > 0 ? " (" + std::to_string(opt.max_tokens) + " allowed)" : std::string()) +
-                ", fewer than one window of --ctx " + std::to_string(n_ctx));
-  const int first = n_ctx / 2;                 // the first half of a window is context only
-  const int per_window = n_ctx - 1 - first;    // positions first .. n_ctx-2 predict the next token
+    throw Error(
+        "the text has " + std::to_string(tokens.size()) + " tokens" +
+        (opt.max_tokens > 0 ? " (" + std::to_string(opt.max_tokens) + " allowed)" : std::string()) +
+        ", fewer than one window of --ctx " + std::to_string(n_ctx));
+  const int first = n_ctx / 2;               // the first half of a window is context only
+  const int per_window = n_ctx - 1 - first;  // positions first .. n_ctx-2 predict the next token
   const uint64_t hash = hash_tokens(tokens, size_t(res.n_windows * n_ctx), n_ctx);
   const Baseline* base = opt.compare_to;
   if (base) {
-    if (base->n_ctx != n_ctx || base->n_windows != res.n_windows || base->n_vocab != n_vocab || base->tokens_hash != hash)
-      throw Error("the baseline was recorded on a different text, context size, token budget or tokenizer (baseline: "
-                  "ctx " + std::to_string(base->n_ctx) + ", " + std::to_string(base->n_windows) + " windows, vocab " +
-                  std::to_string(base->n_vocab) + "); record it again with --save-baseline");
+    if (base->n_ctx != n_ctx || base->n_windows != res.n_windows || base->n_vocab != n_vocab ||
+        base->tokens_hash != hash)
+      throw Error(
+          "the baseline was recorded on a different text, context size, token budget or tokenizer "
+          "(baseline: "
+          "ctx " +
+          std::to_string(base->n_ctx) + ", " + std::to_string(base->n_windows) +
+          " windows, vocab " + std::to_string(base->n_vocab) +
+          "); record it again with --save-baseline");
   }
   const int top_k = std::min(opt.baseline_top_k, n_vocab);
   if (opt.record) {
     // per scored token: its NLL, top_k ids and log-probabilities
     util::require_memory(double(res.n_windows) * per_window * (8.0 + 8.0 * top_k),
-                         "recording a baseline with top-" + std::to_string(top_k) + " log-probabilities for " +
+                         "recording a baseline with top-" + std::to_string(top_k) +
+                             " log-probabilities for " +
                              std::to_string(res.n_windows * per_window) + " tokens",
                          "use a smaller --top-k or --max-tokens");
     Baseline& b = res.recorded;
@@ -146,17 +159,20 @@ PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int
         const double lse = log_sum_exp(row, n_vocab);
         const double nll = lse - row[target];
         if (!std::isfinite(nll))
-          throw Error("the model's output is not a number (NLL " + std::to_string(nll) + " at token " +
-                      std::to_string(start + size_t(pos) + 1) + ", window " + std::to_string(w + 1) +
-                      "): the weights or the recipe produce non-finite logits, so no perplexity can be reported");
+          throw Error("the model's output is not a number (NLL " + std::to_string(nll) +
+                      " at token " + std::to_string(start + size_t(pos) + 1) + ", window " +
+                      std::to_string(w + 1) +
+                      "): the weights or the recipe produce non-finite logits, so no perplexity "
+                      "can be reported");
         const size_t idx = size_t(w) * size_t(per_window) + size_t(pos - first);
         nll_sum += nll;
         nll2_sum += nll * nll;
         res.nll.push_back(float(nll));
         if (opt.record) {
           std::iota(order.begin(), order.end(), 0);
-          std::partial_sort(order.begin(), order.begin() + top_k, order.end(),
-                            [&](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+          std::partial_sort(
+              order.begin(), order.begin() + top_k, order.end(),
+              [&](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
           res.recorded.nll.push_back(nll);
           for (int k = 0; k < top_k; ++k) {
             res.recorded.top_ids.push_back(order[size_t(k)]);
@@ -208,13 +224,15 @@ PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int
     // Paired per-token differences d = NLL - NLL(base): mean(d) = ln(PPL / PPL(base)); ΔPPL's
     // uncertainty by the delta method is PPL times the standard error of mean(d).
     const double mean_d = diff_sum / n;
-    const double se_d = n > 1 ? std::sqrt(std::max(0.0, diff2_sum / n - mean_d * mean_d) / (n - 1)) : 0;
+    const double se_d =
+        n > 1 ? std::sqrt(std::max(0.0, diff2_sum / n - mean_d * mean_d) / (n - 1)) : 0;
     res.ln_ppl_ratio = mean_d;
     res.ln_ppl_ratio_stderr = se_d;
     res.delta_ppl_stderr = res.ppl * se_d;
     res.kld = describe(std::move(kld));
     res.top1_agreement = double(same_top1) / n;
-    res.top1_stderr = n > 1 ? std::sqrt(res.top1_agreement * (1 - res.top1_agreement) / (n - 1)) : 0;
+    res.top1_stderr =
+        n > 1 ? std::sqrt(res.top1_agreement * (1 - res.top1_agreement) / (n - 1)) : 0;
   }
   return res;
 }

@@ -14,17 +14,17 @@
 #include <limits>
 #include <map>
 #include <memory>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
-#include "lowbit/io/atomic_file.h"
-#include "lowbit/util/error.h"
-#include "lowbit/ptq/ptq.h"
-#include "util/fnv.h"
-#include "util/content_hash.h"
-#include "util/json_file.h"
 #include "eval/result_json.h"
+#include "lowbit/io/atomic_file.h"
+#include "lowbit/ptq/ptq.h"
+#include "lowbit/util/error.h"
+#include "util/content_hash.h"
+#include "util/fnv.h"
+#include "util/json_file.h"
 
 namespace lowbit::eval {
 namespace {
@@ -61,15 +61,20 @@ json with_checksum(json j) {
 
 // "" when the checksum holds, else what is wrong.
 std::string checksum_problem(const json& j) {
-  if (!j.is_object() || !j.contains("checksum") || !j["checksum"].is_string()) return "it has no checksum";
-  return checksum_of(j) == j["checksum"].get<std::string>() ? "" : "its checksum does not match its content";
+  if (!j.is_object() || !j.contains("checksum") || !j["checksum"].is_string())
+    return "it has no checksum";
+  return checksum_of(j) == j["checksum"].get<std::string>()
+             ? ""
+             : "its checksum does not match its content";
 }
 
-// An exclusive lock on a file for as long as the object lives (flock: released if the process dies).
+// An exclusive lock on a file for as long as the object lives (flock: released if the process
+// dies).
 class FileLock {
  public:
   explicit FileLock(const std::string& path) : fd_(::open(path.c_str(), O_CREAT | O_RDWR, 0644)) {
-    if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0) throw Error(path + ": cannot lock the output folder");
+    if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0)
+      throw Error(path + ": cannot lock the output folder");
   }
   ~FileLock() {
     ::flock(fd_, LOCK_UN);
@@ -86,12 +91,22 @@ class FileLock {
 constexpr int kCacheVersion = 2;
 
 json setup_json(const SweepSetup& s) {
-  json j = {{"key", s.key()},           {"model", s.model},         {"model_summary", s.model_summary},
-          {"model_hash", s.model_hash},
-          {"text", s.text},           {"parameters", s.parameters}, {"ctx", s.n_ctx},
-          {"max_tokens", s.max_tokens}, {"text_tokens", s.text_tokens}, {"windows", s.n_windows},
-          {"scored_tokens", s.n_scored}, {"tokens_hash", hex64(s.tokens_hash)}, {"layer_tokens", s.layer_tokens},
-          {"base_ppl", s.base_ppl},   {"base_ppl_stderr", s.base_ppl_stderr}, {"threads", s.threads}};
+  json j = {{"key", s.key()},
+            {"model", s.model},
+            {"model_summary", s.model_summary},
+            {"model_hash", s.model_hash},
+            {"text", s.text},
+            {"parameters", s.parameters},
+            {"ctx", s.n_ctx},
+            {"max_tokens", s.max_tokens},
+            {"text_tokens", s.text_tokens},
+            {"windows", s.n_windows},
+            {"scored_tokens", s.n_scored},
+            {"tokens_hash", hex64(s.tokens_hash)},
+            {"layer_tokens", s.layer_tokens},
+            {"base_ppl", s.base_ppl},
+            {"base_ppl_stderr", s.base_ppl_stderr},
+            {"threads", s.threads}};
   if (s.encoder) j["encoder"] = true;
   return j;
 }
@@ -109,7 +124,8 @@ SweepSetup setup_from(const json& j) {
   s.n_windows = int_field(j, "windows");
   s.n_scored = int_field(j, "scored_tokens");
   const std::string hash = j.at("tokens_hash").get<std::string>();
-  if (hash.empty() || hash.size() > 16 || hash.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+  if (hash.empty() || hash.size() > 16 ||
+      hash.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
     throw Error("\"tokens_hash\" = \"" + hash.substr(0, 20) + "\" is not 1-16 hex digits");
   s.tokens_hash = std::stoull(hash, nullptr, 16);
   s.layer_tokens = int(int_field(j, "layer_tokens", 0, 1 << 24));
@@ -136,13 +152,14 @@ auto parsing(const std::string& where, F f) {
 
 // A cached result, if the entry at `path` is intact and was stored for this key and setup;
 // otherwise nullopt and `problem` says why.
-std::optional<RecipeResult> read_cached(const std::string& path, const std::string& key, const std::string& setup_key,
-                                        std::string& problem) {
+std::optional<RecipeResult> read_cached(const std::string& path, const std::string& key,
+                                        const std::string& setup_key, std::string& problem) {
   try {
     const json j = files::read_json(path);
     problem = checksum_problem(j);
     if (problem.empty() && (!j.contains("cache_key") || j["cache_key"] != key))
-      problem = "it was stored under another key (" + (j.contains("cache_key") ? j["cache_key"].dump() : "none") +
+      problem = "it was stored under another key (" +
+                (j.contains("cache_key") ? j["cache_key"].dump() : "none") +
                 "): a copy of another recipe's result";
     if (problem.empty() && (!j.contains("setup_key") || j["setup_key"] != setup_key))
       problem = "it belongs to another setup";
@@ -157,8 +174,10 @@ std::optional<RecipeResult> read_cached(const std::string& path, const std::stri
 }  // namespace
 
 std::string SweepSetup::key() const {
-  const std::string id = "lowbit sweep cache " + std::to_string(kCacheVersion) + (encoder ? " encoder" : "") + "\n" + model_hash + "\n" +
-                         std::to_string(n_ctx) + "\n" + hex64(tokens_hash) + "\n" + std::to_string(layer_tokens);
+  const std::string id = "lowbit sweep cache " + std::to_string(kCacheVersion) +
+                         (encoder ? " encoder" : "") + "\n" + model_hash + "\n" +
+                         std::to_string(n_ctx) + "\n" + hex64(tokens_hash) + "\n" +
+                         std::to_string(layer_tokens);
   return util::content_hash(id).substr(0, 16);
 }
 
@@ -169,9 +188,11 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
   if (opt.out_dir.empty()) throw Error("sweep: an output folder is required");
   std::set<std::string> seen;
   for (const ptq::Recipe& r : grid) {
-    if (!seen.insert(r.hash_hex()).second) throw Error("the grid lists the recipe " + r.short_form() + " twice");
+    if (!seen.insert(r.hash_hex()).second)
+      throw Error("the grid lists the recipe " + r.short_form() + " twice");
     if (r.needs_calibration() && !opt.calibration)
-      throw Error("the recipe " + r.label() + " uses a method that needs calibration data: give --calib TEXT");
+      throw Error("the recipe " + r.label() +
+                  " uses a method that needs calibration data: give --calib TEXT");
   }
   // Decoders are measured on windows of the text against a recorded baseline; encoders on its
   // lines against the full-precision embeddings of them.
@@ -189,7 +210,8 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
   s.model = m.path;
   s.model_summary = m.summary();
   s.model_hash = m.content_hash;
-  if (s.model_hash.empty()) throw Error("sweep: the model has no content hash (load it with model::load_model)");
+  if (s.model_hash.empty())
+    throw Error("sweep: the model has no content hash (load it with model::load_model)");
   s.text = text_path;
   s.parameters = fp.parameter_count();
   s.encoder = encoder;
@@ -224,8 +246,10 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
   std::unique_ptr<Reference> reference;
   if (encoder) {
     todo = int64_t(mine.size()) * s.n_windows;
-    note("baseline: the full-precision embeddings of " + std::to_string(s.n_windows) + " sentences");
-    reference = std::make_unique<Reference>(*m.bert, *sentences, embed_all(*m.bert, *sentences), opt.layer_stats);
+    note("baseline: the full-precision embeddings of " + std::to_string(s.n_windows) +
+         " sentences");
+    reference = std::make_unique<Reference>(*m.bert, *sentences, embed_all(*m.bert, *sentences),
+                                            opt.layer_stats);
   } else {
     // A cached baseline is used only when its checksum holds and it fits this setup; otherwise it
     // is reported and recorded again.
@@ -233,11 +257,13 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
     if (files::exists(baseline_path)) {
       try {
         baseline = Baseline::load(baseline_path);
-        if (baseline.tokens_hash != s.tokens_hash || baseline.n_ctx != s.n_ctx || baseline.n_windows != s.n_windows)
+        if (baseline.tokens_hash != s.tokens_hash || baseline.n_ctx != s.n_ctx ||
+            baseline.n_windows != s.n_windows)
           throw Error(baseline_path + ": recorded for another text or budget");
         have_baseline = true;
       } catch (const Error& e) {
-        note(std::string("baseline: the cached file is unusable (") + e.what() + "); recomputing it");
+        note(std::string("baseline: the cached file is unusable (") + e.what() +
+             "); recomputing it");
       }
     }
     todo = (have_baseline ? 0 : s.n_windows) + int64_t(mine.size()) * s.n_windows;
@@ -252,7 +278,8 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
       popt.progress = [&](int64_t w, int64_t) {
         if (opt.progress) opt.progress("full-precision baseline", done + w, todo);
       };
-      PerplexityResult base = perplexity(*m.llama, windows->tokens, windows->bos, m.path + " (" + m.summary() + ")", popt);
+      PerplexityResult base = perplexity(*m.llama, windows->tokens, windows->bos,
+                                         m.path + " (" + m.summary() + ")", popt);
       done += s.n_windows;
       base.recorded.save(baseline_path);
       baseline = std::move(base.recorded);
@@ -267,7 +294,8 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
     const double n = double(baseline.nll.size()), mean = sum / n;
     s.n_scored = int64_t(baseline.nll.size());
     s.base_ppl = std::exp(mean);
-    s.base_ppl_stderr = n > 1 ? s.base_ppl * std::sqrt(std::max(0.0, sum2 / n - mean * mean) / (n - 1)) : 0;
+    s.base_ppl_stderr =
+        n > 1 ? s.base_ppl * std::sqrt(std::max(0.0, sum2 / n - mean * mean) / (n - 1)) : 0;
     reference = std::make_unique<Reference>(*m.llama, *windows, &baseline, opt.layer_stats);
   }
 
@@ -294,7 +322,8 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
         note(recipe.label() + ": cached");
         continue;
       }
-      note(recipe.label() + ": the cache entry " + path + " is unusable (" + problem + "); recomputing it");
+      note(recipe.label() + ": the cache entry " + path + " is unusable (" + problem +
+           "); recomputing it");
     }
     EvaluateOptions eopt;
     eopt.calibration = opt.calibration;
@@ -304,7 +333,9 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
       if (what == "eval")
         opt.progress(recipe.label(), done + step, todo);
       else
-        opt.progress(recipe.label() + " (" + what + " " + std::to_string(step) + "/" + std::to_string(steps) + ")", done, todo);
+        opt.progress(recipe.label() + " (" + what + " " + std::to_string(step) + "/" +
+                         std::to_string(steps) + ")",
+                     done, todo);
     };
     RecipeResult r = evaluate_recipe(recipe, fp, *reference, eopt);
     done += s.n_windows;
@@ -313,8 +344,8 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
     entry["setup_key"] = setup_key;
     write_text(path, with_checksum(std::move(entry)).dump(1));
     char line[256];
-    std::snprintf(line, sizeof line, ": ΔPPL %+.4f, KLD %.5f, %.2f bits/weight (%.0f s)", r.delta_ppl, r.kld.mean,
-                  r.bits_per_weight, r.seconds);
+    std::snprintf(line, sizeof line, ": ΔPPL %+.4f, KLD %.5f, %.2f bits/weight (%.0f s)",
+                  r.delta_ppl, r.kld.mean, r.bits_per_weight, r.seconds);
     note(recipe.label() + line);
     finished.emplace(key, std::move(r));
   }
@@ -327,8 +358,10 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
     const std::string key = cache_key(recipe);
     std::string problem;
     std::optional<RecipeResult> r;
-    if (auto it = finished.find(key); it != finished.end()) r = std::move(it->second);
-    else if (files::exists(cache + "/" + key + ".json")) r = read_cached(cache + "/" + key + ".json", key, setup_key, problem);
+    if (auto it = finished.find(key); it != finished.end())
+      r = std::move(it->second);
+    else if (files::exists(cache + "/" + key + ".json"))
+      r = read_cached(cache + "/" + key + ".json", key, setup_key, problem);
     if (!r) {
       report.pending.push_back(recipe.label());
       continue;
@@ -344,7 +377,10 @@ void write_sweep_outputs(const SweepReport& report, const std::string& dir) {
   make_dirs(dir);
   json results = json::array();
   for (const RecipeResult& r : report.results) results.push_back(result_to_json(r));
-  const json all = {{"lowbit_sweep", 2}, {"setup", setup_json(report.setup)}, {"results", results}, {"pending", report.pending}};
+  const json all = {{"lowbit_sweep", 2},
+                    {"setup", setup_json(report.setup)},
+                    {"results", results},
+                    {"pending", report.pending}};
   write_text(dir + "/results.json", with_checksum(all).dump(1));
   write_text(dir + "/report.md", sweep_markdown(report));
   write_text(dir + "/report.html", sweep_html(report));
@@ -353,10 +389,13 @@ void write_sweep_outputs(const SweepReport& report, const std::string& dir) {
 SweepReport read_sweep_results(const std::string& path) {
   return parsing(path, [&] {
     const json j = files::read_json(path);
-    if (!j.is_object() || !j.contains("lowbit_sweep")) throw Error(path + ": not a lowbit sweep results.json");
-    if (j["lowbit_sweep"] != 2) throw Error(path + ": written by another version of lowbit; run the sweep again");
+    if (!j.is_object() || !j.contains("lowbit_sweep"))
+      throw Error(path + ": not a lowbit sweep results.json");
+    if (j["lowbit_sweep"] != 2)
+      throw Error(path + ": written by another version of lowbit; run the sweep again");
     if (const std::string problem = checksum_problem(j); !problem.empty())
-      throw Error(path + ": " + problem + " (truncated or edited); run the sweep again to rewrite it");
+      throw Error(path + ": " + problem +
+                  " (truncated or edited); run the sweep again to rewrite it");
     SweepReport r;
     r.setup = setup_from(j.at("setup"));
     if (j.at("setup").at("key").get<std::string>() != r.setup.key())
@@ -377,8 +416,9 @@ SweepReport merge_sweeps(const std::vector<std::string>& dirs) {
     if (d == 0) {
       merged.setup = part.setup;
     } else if (part.setup.key() != merged.setup.key()) {
-      throw Error(path + ": a different setup (model, text, context, token budget or layer window) than " + dirs[0] +
-                  "; only shards of the same sweep can be merged");
+      throw Error(path +
+                  ": a different setup (model, text, context, token budget or layer window) than " +
+                  dirs[0] + "; only shards of the same sweep can be merged");
     }
     for (RecipeResult& r : part.results)
       if (have.insert(r.hash).second) merged.results.push_back(std::move(r));
@@ -389,7 +429,8 @@ SweepReport merge_sweeps(const std::vector<std::string>& dirs) {
   for (const RecipeResult& r : merged.results) done_labels.insert(r.recipe.label());
   std::vector<std::string> pending;
   for (const std::string& p : merged.pending)
-    if (!done_labels.count(p) && std::find(pending.begin(), pending.end(), p) == pending.end()) pending.push_back(p);
+    if (!done_labels.count(p) && std::find(pending.begin(), pending.end(), p) == pending.end())
+      pending.push_back(p);
   merged.pending = pending;
   return merged;
 }

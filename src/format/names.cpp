@@ -6,9 +6,9 @@
 #include <mutex>
 #include <set>
 
-#include "lowbit/util/error.h"
 #include "lowbit/format/format.h"
 #include "lowbit/format/reference.h"
+#include "lowbit/util/error.h"
 #include "util/text.h"
 
 namespace lowbit {

@@ -6,10 +6,10 @@
 #include <nlohmann/json.hpp>
 
 #include "lowbit/io/atomic_file.h"
-#include "lowbit/util/error.h"
-#include "lowbit/quant/packing.h"
 #include "lowbit/io/qtensor_file.h"
 #include "lowbit/quant/group_layout.h"
+#include "lowbit/quant/packing.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit {
 namespace {

@@ -9,9 +9,9 @@
 #include <fstream>
 #include <limits>
 
+#include "lowbit/format/reference.h"
 #include "lowbit/io/atomic_file.h"
 #include "lowbit/util/error.h"
-#include "lowbit/format/reference.h"
 
 namespace lowbit {
 namespace {
@@ -180,7 +180,8 @@ std::vector<float> read_npy_float32(const std::string& path, std::vector<size_t>
   shape = a.shape;
   std::vector<float> out(a.count());
   if (a.descr == "<f4") {
-    if (!a.data.empty()) std::memcpy(out.data(), a.data.data(), a.data.size());  // empty: both may be null
+    if (!a.data.empty())
+      std::memcpy(out.data(), a.data.data(), a.data.size());  // empty: both may be null
   } else if (a.descr == "<f2" || a.descr == "<V2" || a.descr == "|V2") {
     for (size_t i = 0; i < out.size(); ++i) {
       const uint32_t bits = uint32_t(a.data[2 * i]) | uint32_t(a.data[2 * i + 1]) << 8;

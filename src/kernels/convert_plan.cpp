@@ -5,8 +5,8 @@
 #include <cstring>
 #include <limits>
 
-#include "lowbit/util/error.h"
 #include "lowbit/format/reference.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::kernels {
 namespace {

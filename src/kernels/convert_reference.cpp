@@ -2,8 +2,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "lowbit/kernels/convert_backend.h"
 #include "lowbit/format/reference.h"
+#include "lowbit/kernels/convert_backend.h"
 
 namespace lowbit::kernels {
 namespace {

@@ -9,40 +9,49 @@
 #include <limits>
 #include <sstream>
 
-#include "lowbit/util/error.h"
 #include "lowbit/model/tensor_store.h"
+#include "lowbit/util/error.h"
 #include "model/transformer_ops.h"
 
 namespace lowbit::model {
 
 std::string BertConfig::summary() const {
   std::ostringstream s;
-  s << "bert: " << n_layers << " layers, dim " << dim << ", " << n_heads << " heads, GELU " << hidden_dim << ", vocab "
-    << vocab_size << ", " << max_positions << " positions, LayerNorm eps " << norm_eps;
+  s << "bert: " << n_layers << " layers, dim " << dim << ", " << n_heads << " heads, GELU "
+    << hidden_dim << ", vocab " << vocab_size << ", " << max_positions
+    << " positions, LayerNorm eps " << norm_eps;
   return s.str();
 }
 
-Bert::Bert(BertConfig config, BertWeights weights) : config_(std::move(config)), weights_(std::move(weights)) {
-  if (config_.dim % config_.n_heads != 0) throw Error("BERT: dim must be a multiple of the head count");
+Bert::Bert(BertConfig config, BertWeights weights)
+    : config_(std::move(config)), weights_(std::move(weights)) {
+  if (config_.dim % config_.n_heads != 0)
+    throw Error("BERT: dim must be a multiple of the head count");
 }
 
 Bert Bert::load(const TensorStore& store, BertConfig c) {
   const std::string prefix = store.find("bert.embeddings.word_embeddings.weight") ? "bert." : "";
   const int64_t dim = c.dim, hidden = c.hidden_dim;
-  const auto get = [&](const std::string& name, std::vector<int64_t> shape) { return store.take_f32(prefix + name, shape); };
+  const auto get = [&](const std::string& name, std::vector<int64_t> shape) {
+    return store.take_f32(prefix + name, shape);
+  };
   // `site` is the name recipes use; `name` the tensor's name in the file.
-  const auto linear = [&](const std::string& name, const std::string& site, int64_t out, int64_t in) {
+  const auto linear = [&](const std::string& name, const std::string& site, int64_t out,
+                          int64_t in) {
     return Linear(site, int(out), int(in),
-                  std::make_shared<std::vector<float>>(get(name + ".weight", {out, in})), get(name + ".bias", {out}));
+                  std::make_shared<std::vector<float>>(get(name + ".weight", {out, in})),
+                  get(name + ".bias", {out}));
   };
   BertWeights w;
-  w.word_embedding = std::make_shared<std::vector<float>>(get("embeddings.word_embeddings.weight", {c.vocab_size, dim}));
+  w.word_embedding = std::make_shared<std::vector<float>>(
+      get("embeddings.word_embeddings.weight", {c.vocab_size, dim}));
   w.position_embedding = get("embeddings.position_embeddings.weight", {c.max_positions, dim});
   w.type_embedding = get("embeddings.token_type_embeddings.weight", {c.type_vocab_size, dim});
   w.emb_ln_weight = get("embeddings.LayerNorm.weight", {dim});
   w.emb_ln_bias = get("embeddings.LayerNorm.bias", {dim});
   for (int l = 0; l < c.n_layers; ++l) {
-    const std::string p = "encoder.layer." + std::to_string(l) + ".", site = "layers." + std::to_string(l) + ".";
+    const std::string p = "encoder.layer." + std::to_string(l) + ".",
+                      site = "layers." + std::to_string(l) + ".";
     BertLayer layer;
     layer.wq = linear(p + "attention.self.query", site + "q_proj", dim, dim);
     layer.wk = linear(p + "attention.self.key", site + "k_proj", dim, dim);
@@ -59,7 +68,8 @@ Bert Bert::load(const TensorStore& store, BertConfig c) {
   return Bert(std::move(c), std::move(w));
 }
 
-std::vector<float> Bert::encode(const std::vector<std::vector<int32_t>>& batch, int& max_len) const {
+std::vector<float> Bert::encode(const std::vector<std::vector<int32_t>>& batch,
+                                int& max_len) const {
   max_len = 0;
   std::vector<int> lens;
   for (const auto& ids : batch) {
@@ -83,13 +93,15 @@ void Bert::embed_tokens(const std::vector<std::vector<int32_t>>& batch, int L, f
   for (size_t b = 0; b < batch.size(); ++b)
     for (int t = 0; t < int(batch[b].size()); ++t) {
       const int32_t id = batch[b][size_t(t)];
-      if (id < 0 || id >= c.vocab_size) throw Error("BERT: token id " + std::to_string(id) + " is outside the vocabulary");
+      if (id < 0 || id >= c.vocab_size)
+        throw Error("BERT: token id " + std::to_string(id) + " is outside the vocabulary");
       float* row = x + (b * size_t(L) + size_t(t)) * dim;
       for (size_t i = 0; i < dim; ++i)  // token type 0 for a single sentence
-        row[i] = (*weights_.word_embedding)[size_t(id) * dim + i] + weights_.position_embedding[size_t(t) * dim + i] +
-                 weights_.type_embedding[i];
+        row[i] = (*weights_.word_embedding)[size_t(id) * dim + i] +
+                 weights_.position_embedding[size_t(t) * dim + i] + weights_.type_embedding[i];
     }
-  layer_norm(x, weights_.emb_ln_weight.data(), weights_.emb_ln_bias.data(), n, c.dim, c.norm_eps, x);
+  layer_norm(x, weights_.emb_ln_weight.data(), weights_.emb_ln_bias.data(), n, c.dim, c.norm_eps,
+             x);
 }
 
 void Bert::forward_layer(int layer, const std::vector<int>& lens, int L, float* x) const {
@@ -98,7 +110,8 @@ void Bert::forward_layer(int layer, const std::vector<int>& lens, int L, float* 
   const size_t dim = size_t(c.dim), size = size_t(n) * dim;
   const int hd = c.dim / c.n_heads;
   const float scale = 1.0f / std::sqrt(float(hd));
-  std::vector<float> q(size), k(size), v(size), att(size), tmp(size), h(size_t(n) * size_t(c.hidden_dim));
+  std::vector<float> q(size), k(size), v(size), att(size), tmp(size),
+      h(size_t(n) * size_t(c.hidden_dim));
   std::vector<float> scores(size_t(b_count) * size_t(c.n_heads) * size_t(L) * size_t(L));
   const BertLayer& w = weights_.layers[size_t(layer)];
   w.wq.forward(x, n, q.data());
@@ -109,12 +122,13 @@ void Bert::forward_layer(int layer, const std::vector<int>& lens, int L, float* 
     for (int head = 0; head < c.n_heads; ++head) {
       const int len = lens[size_t(b)];  // keys beyond it are padding: masked out
       const size_t base = size_t(b) * size_t(L) * dim + size_t(head) * size_t(hd);
-      float* s = scores.data() + (size_t(b) * size_t(c.n_heads) + size_t(head)) * size_t(L) * size_t(L);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hd, scale, q.data() + base, c.dim, k.data() + base,
-                  c.dim, 0.0f, s, L);
+      float* s =
+          scores.data() + (size_t(b) * size_t(c.n_heads) + size_t(head)) * size_t(L) * size_t(L);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hd, scale, q.data() + base, c.dim,
+                  k.data() + base, c.dim, 0.0f, s, L);
       for (int i = 0; i < L; ++i) softmax_prefix(s + size_t(i) * size_t(L), std::max(len, 1), L);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hd, L, 1.0f, s, L, v.data() + base, c.dim, 0.0f,
-                  att.data() + base, c.dim);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hd, L, 1.0f, s, L, v.data() + base,
+                  c.dim, 0.0f, att.data() + base, c.dim);
     }
   w.attn_out.forward(att.data(), n, tmp.data());
   add_in_place(tmp.data(), x, size);
@@ -129,18 +143,22 @@ void Bert::forward_layer(int layer, const std::vector<int>& lens, int L, float* 
 Sites Bert::sites() {
   Sites s;
   s.blocks = config_.n_layers;
-  s.embedding = {"embedding", &weights_.word_embedding, size_t(config_.vocab_size), size_t(config_.dim)};
+  s.embedding = {"embedding", &weights_.word_embedding, size_t(config_.vocab_size),
+                 size_t(config_.dim)};
   for (int l = 0; l < config_.n_layers; ++l) {
     BertLayer& w = weights_.layers[size_t(l)];
     const std::string at = "layers." + std::to_string(l) + ".";
-    // No folds: each input is also the residual (post-LayerNorm), or comes out of attention or GELU.
+    // No folds: each input is also the residual (post-LayerNorm), or comes out of attention or
+    // GELU.
     s.inputs.push_back({at + "attn_in", l, {&w.wq, &w.wk, &w.wv}, {}});
     s.inputs.push_back({at + "attn_out", l, {&w.attn_out}, {}});
     s.inputs.push_back({at + "ffn_in", l, {&w.ffn_in}, {}});
     s.inputs.push_back({at + "ffn_hidden", l, {&w.ffn_out}, {}});
-    const std::pair<Linear*, const char*> roles[] = {{&w.wq, "attn_in"},       {&w.wk, "attn_in"},   {&w.wv, "attn_in"},
-                                                     {&w.attn_out, "attn_out"}, {&w.ffn_in, "ffn_in"}, {&w.ffn_out, "ffn_hidden"}};
-    for (const auto& [lin, in] : roles) s.linears.push_back({lin, l, lin->name().substr(at.size()), at + in});
+    const std::pair<Linear*, const char*> roles[] = {
+        {&w.wq, "attn_in"},        {&w.wk, "attn_in"},    {&w.wv, "attn_in"},
+        {&w.attn_out, "attn_out"}, {&w.ffn_in, "ffn_in"}, {&w.ffn_out, "ffn_hidden"}};
+    for (const auto& [lin, in] : roles)
+      s.linears.push_back({lin, l, lin->name().substr(at.size()), at + in});
   }
   return s;
 }
@@ -154,7 +172,9 @@ class BertBlockRunner : public BlockRunner {
   void embed(const int32_t* tokens, int n, float* stream) override {
     m_.embed_tokens({std::vector<int32_t>(tokens, tokens + n)}, n, stream);
   }
-  void run_block(int block, int n, float* stream) override { m_.forward_layer(block, {n}, n, stream); }
+  void run_block(int block, int n, float* stream) override {
+    m_.forward_layer(block, {n}, n, stream);
+  }
 
  private:
   const Bert& m_;
@@ -162,12 +182,14 @@ class BertBlockRunner : public BlockRunner {
 
 }  // namespace
 
-std::unique_ptr<BlockRunner> Bert::block_runner(int) const { return std::make_unique<BertBlockRunner>(*this); }
+std::unique_ptr<BlockRunner> Bert::block_runner(int) const {
+  return std::make_unique<BertBlockRunner>(*this);
+}
 
 int64_t Bert::parameter_count() const {
   const BertWeights& w = weights_;
-  int64_t n = int64_t(w.word_embedding->size() + w.position_embedding.size() + w.type_embedding.size() +
-                      w.emb_ln_weight.size() + w.emb_ln_bias.size());
+  int64_t n = int64_t(w.word_embedding->size() + w.position_embedding.size() +
+                      w.type_embedding.size() + w.emb_ln_weight.size() + w.emb_ln_bias.size());
   for (const BertLayer& l : w.layers) {
     for (const Linear* lin : {&l.wq, &l.wk, &l.wv, &l.attn_out, &l.ffn_in, &l.ffn_out})
       n += int64_t(lin->weight().size() + lin->bias().size());

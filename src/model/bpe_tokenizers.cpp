@@ -56,7 +56,10 @@ class ByteLevelBpe final : public SpecTokenizer {
       char32_t cp;
       const int n = unicode::next_code_point(text, pos, cp);
       const int b = unicode::text_to_byte(cp);
-      if (b >= 0) out.push_back(char(b)); else out.append(text, pos, size_t(n));
+      if (b >= 0)
+        out.push_back(char(b));
+      else
+        out.append(text, pos, size_t(n));
       pos += size_t(n);
     }
     return out;
@@ -86,7 +89,8 @@ class ByteLevelBpe final : public SpecTokenizer {
       if (best == INT32_MAX) break;
       const std::string& rule = spec_.merges[size_t(best)];
       const size_t space = rule.find(' ');
-      const std::string_view left(rule.data(), space), right(rule.data() + space + 1, rule.size() - space - 1);
+      const std::string_view left(rule.data(), space),
+          right(rule.data() + space + 1, rule.size() - space - 1);
       std::vector<std::string> merged;
       for (size_t k = 0; k < symbols.size(); ++k) {
         if (k + 1 < symbols.size() && symbols[k] == left && symbols[k + 1] == right) {
@@ -101,8 +105,10 @@ class ByteLevelBpe final : public SpecTokenizer {
     std::vector<int32_t> out;
     for (const std::string& s : symbols) {
       auto it = ids_.find(s);
-      if (it != ids_.end()) out.push_back(it->second);
-      else if (spec_.unk >= 0) out.push_back(spec_.unk);
+      if (it != ids_.end())
+        out.push_back(it->second);
+      else if (spec_.unk >= 0)
+        out.push_back(spec_.unk);
     }
     ids.insert(ids.end(), out.begin(), out.end());
     std::lock_guard<std::mutex> lock(cache_mutex_);
@@ -117,12 +123,14 @@ class ByteLevelBpe final : public SpecTokenizer {
   mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
 };
 
-const std::string kWordBoundary = "\xE2\x96\x81";  // U+2581 LOWER ONE EIGHTH BLOCK, SentencePiece's space
+const std::string kWordBoundary =
+    "\xE2\x96\x81";  // U+2581 LOWER ONE EIGHTH BLOCK, SentencePiece's space
 
 class SentencePieceBpe final : public SpecTokenizer {
  public:
   explicit SentencePieceBpe(TokenizerSpec spec) : SpecTokenizer(std::move(spec)) {
-    if (spec_.scores.size() != tokens_.size()) throw Error("SentencePiece tokenizer: scores and tokens differ in length");
+    if (spec_.scores.size() != tokens_.size())
+      throw Error("SentencePiece tokenizer: scores and tokens differ in length");
     for (int b = 0; b < 256; ++b) {
       char name[8];
       std::snprintf(name, sizeof name, "<0x%02X>", b);
@@ -141,7 +149,10 @@ class SentencePieceBpe final : public SpecTokenizer {
       } else {
         std::string escaped = (first && spec_.add_space_prefix) ? kWordBoundary : std::string();
         for (char c : seg.text) {
-          if (c == ' ') escaped += kWordBoundary; else escaped.push_back(c);
+          if (c == ' ')
+            escaped += kWordBoundary;
+          else
+            escaped.push_back(c);
         }
         encode_segment(escaped, ids);
       }
@@ -194,7 +205,9 @@ class SentencePieceBpe final : public SpecTokenizer {
       float score;
       int left;
       size_t len;
-      bool operator<(const Bigram& o) const { return score < o.score || (score == o.score && left > o.left); }
+      bool operator<(const Bigram& o) const {
+        return score < o.score || (score == o.score && left > o.left);
+      }
     };
     std::priority_queue<Bigram> queue;
     const auto try_pair = [&](int l, int r) {
@@ -227,8 +240,12 @@ class SentencePieceBpe final : public SpecTokenizer {
       }
       for (char c : piece) {  // byte fallback, else unknown
         const int32_t id = byte_ids_[uint8_t(c)];
-        if (id >= 0) ids.push_back(id);
-        else if (spec_.unk >= 0) { ids.push_back(spec_.unk); break; }
+        if (id >= 0)
+          ids.push_back(id);
+        else if (spec_.unk >= 0) {
+          ids.push_back(spec_.unk);
+          break;
+        }
       }
     }
   }
@@ -239,7 +256,9 @@ class SentencePieceBpe final : public SpecTokenizer {
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> make_byte_level_bpe(TokenizerSpec spec) { return std::make_unique<ByteLevelBpe>(std::move(spec)); }
+std::unique_ptr<Tokenizer> make_byte_level_bpe(TokenizerSpec spec) {
+  return std::make_unique<ByteLevelBpe>(std::move(spec));
+}
 std::unique_ptr<Tokenizer> make_sentencepiece_bpe(TokenizerSpec spec) {
   return std::make_unique<SentencePieceBpe>(std::move(spec));
 }

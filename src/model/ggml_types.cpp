@@ -10,11 +10,15 @@
 namespace lowbit {
 namespace {
 
-constexpr int kQK = 32;    // elements per block of the simple quants
-constexpr int kQK_K = 256; // elements per super-block of the K-quants
+constexpr int kQK = 32;     // elements per block of the simple quants
+constexpr int kQK_K = 256;  // elements per super-block of the K-quants
 
-uint16_t load_u16(const uint8_t* p) { return uint16_t(p[0] | p[1] << 8); }
-float load_half(const uint8_t* p) { return half_to_float(load_u16(p)); }
+uint16_t load_u16(const uint8_t* p) {
+  return uint16_t(p[0] | p[1] << 8);
+}
+float load_half(const uint8_t* p) {
+  return half_to_float(load_u16(p));
+}
 
 // Q4_0 (18 bytes): d, qs[16]. Element j (< 16) is the low nibble of qs[j], element j + 16 the
 // high nibble; value = (q - 8) * d.
@@ -114,7 +118,8 @@ void dequant_q5_k(const uint8_t* b, float* y) {
   }
 }
 
-// Q6_K (210 bytes): ql[128], qh[64], scales[16] int8, d. Two halves of 128; value = d * sc * (q - 32).
+// Q6_K (210 bytes): ql[128], qh[64], scales[16] int8, d. Two halves of 128; value = d * sc * (q -
+// 32).
 void dequant_q6_k(const uint8_t* b, float* y) {
   const uint8_t* ql = b;
   const uint8_t* qh = b + 128;
@@ -142,16 +147,26 @@ struct TypeEntry {
 };
 
 const TypeEntry kTypes[] = {
-    {0, {"F32", 1, 4, true}, nullptr},          {1, {"F16", 1, 2, true}, nullptr},
-    {2, {"Q4_0", 32, 18, true}, dequant_q4_0},  {3, {"Q4_1", 32, 20, true}, dequant_q4_1},
-    {6, {"Q5_0", 32, 22, true}, dequant_q5_0},  {7, {"Q5_1", 32, 24, true}, dequant_q5_1},
-    {8, {"Q8_0", 32, 34, true}, dequant_q8_0},  {9, {"Q8_1", 32, 36, false}, nullptr},
-    {10, {"Q2_K", 256, 84, false}, nullptr},    {11, {"Q3_K", 256, 110, false}, nullptr},
-    {12, {"Q4_K", 256, 144, true}, dequant_q4_k}, {13, {"Q5_K", 256, 176, true}, dequant_q5_k},
-    {14, {"Q6_K", 256, 210, true}, dequant_q6_k}, {15, {"Q8_K", 256, 292, false}, nullptr},
-    {24, {"I8", 1, 1, false}, nullptr},         {25, {"I16", 1, 2, false}, nullptr},
-    {26, {"I32", 1, 4, false}, nullptr},        {27, {"I64", 1, 8, false}, nullptr},
-    {28, {"F64", 1, 8, false}, nullptr},        {30, {"BF16", 1, 2, true}, nullptr},
+    {0, {"F32", 1, 4, true}, nullptr},
+    {1, {"F16", 1, 2, true}, nullptr},
+    {2, {"Q4_0", 32, 18, true}, dequant_q4_0},
+    {3, {"Q4_1", 32, 20, true}, dequant_q4_1},
+    {6, {"Q5_0", 32, 22, true}, dequant_q5_0},
+    {7, {"Q5_1", 32, 24, true}, dequant_q5_1},
+    {8, {"Q8_0", 32, 34, true}, dequant_q8_0},
+    {9, {"Q8_1", 32, 36, false}, nullptr},
+    {10, {"Q2_K", 256, 84, false}, nullptr},
+    {11, {"Q3_K", 256, 110, false}, nullptr},
+    {12, {"Q4_K", 256, 144, true}, dequant_q4_k},
+    {13, {"Q5_K", 256, 176, true}, dequant_q5_k},
+    {14, {"Q6_K", 256, 210, true}, dequant_q6_k},
+    {15, {"Q8_K", 256, 292, false}, nullptr},
+    {24, {"I8", 1, 1, false}, nullptr},
+    {25, {"I16", 1, 2, false}, nullptr},
+    {26, {"I32", 1, 4, false}, nullptr},
+    {27, {"I64", 1, 8, false}, nullptr},
+    {28, {"F64", 1, 8, false}, nullptr},
+    {30, {"BF16", 1, 2, true}, nullptr},
 };
 
 const TypeEntry* find(uint32_t id) {
@@ -189,7 +204,8 @@ void dequantize_ggml(GgmlType type, const uint8_t* data, size_t n, float* out) {
   const TypeEntry* e = find(uint32_t(type));
   if (!e || !e->info.dequantizable)
     throw Error(std::string("tensor type ") + (e ? e->info.name : std::to_string(uint32_t(type))) +
-                " cannot be dequantized by lowbit yet (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
+                " cannot be dequantized by lowbit yet (supported: F32, F16, BF16, Q4_0, Q4_1, "
+                "Q5_0, Q5_1, Q8_0, "
                 "Q4_K, Q5_K, Q6_K)");
   if (n % e->info.block_elements != 0) throw Error("element count is not a whole number of blocks");
   if (n == 0) return;  // an empty tensor: nothing to read (and memcpy must not see null pointers)

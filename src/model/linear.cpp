@@ -8,20 +8,24 @@
 #include <thread>
 
 #include "lowbit/kernels/convert.h"
-#include "lowbit/util/error.h"
 #include "lowbit/quant/qtensor.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::model {
 
-Linear::Linear(std::string name, int out_features, int in_features, std::shared_ptr<std::vector<float>> weight,
-               std::vector<float> bias)
-    : name_(std::move(name)), out_(out_features), in_(in_features), weight_(std::move(weight)), bias_(std::move(bias)) {
+Linear::Linear(std::string name, int out_features, int in_features,
+               std::shared_ptr<std::vector<float>> weight, std::vector<float> bias)
+    : name_(std::move(name)),
+      out_(out_features),
+      in_(in_features),
+      weight_(std::move(weight)),
+      bias_(std::move(bias)) {
   if (!weight_ || weight_->size() != size_t(out_) * size_t(in_))
-    throw Error("Linear '" + name_ + "': weight does not hold out x in = " + std::to_string(out_) + " x " +
-                std::to_string(in_) + " values");
+    throw Error("Linear '" + name_ + "': weight does not hold out x in = " + std::to_string(out_) +
+                " x " + std::to_string(in_) + " values");
   if (!bias_.empty() && bias_.size() != size_t(out_))
-    throw Error("Linear '" + name_ + "': bias has " + std::to_string(bias_.size()) + " values, expected " +
-                std::to_string(out_));
+    throw Error("Linear '" + name_ + "': bias has " + std::to_string(bias_.size()) +
+                " values, expected " + std::to_string(out_));
 }
 
 void Linear::forward(const float* x, int n, float* y) const {
@@ -42,8 +46,8 @@ void Linear::forward(const float* x, int n, float* y) const {
   if (accumulation_)
     multiply_accumulating(xq, n, y);
   else
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out_, in_, 1.0f, xq, in_, weight_->data(), in_, 0.0f, y,
-                out_);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out_, in_, 1.0f, xq, in_,
+                weight_->data(), in_, 0.0f, y, out_);
   if (!bias_.empty()) {
     for (int r = 0; r < n; ++r) {
       float* row = y + size_t(r) * size_t(out_);
@@ -66,34 +70,38 @@ void Linear::multiply_accumulating(const float* x, int n, float* y) const {
   std::fill_n(y, count, 0.0f);
   for (int k0 = 0; k0 < in_; k0 += a.every) {
     const int k = std::min(a.every, in_ - k0);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out_, k, 1.0f, x + k0, in_, weight_->data() + k0, in_, 0.0f,
-                slice.data(), out_);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out_, k, 1.0f, x + k0, in_,
+                weight_->data() + k0, in_, 0.0f, slice.data(), out_);
     for (size_t i = 0; i < count; ++i) y[i] += slice[i];
-    lowbit::fake_quant(a.format, y, count, y, RoundOptions{RoundMode::NearestEven, Overflow::Default, 0});
+    lowbit::fake_quant(a.format, y, count, y,
+                       RoundOptions{RoundMode::NearestEven, Overflow::Default, 0});
   }
 }
 
 void Linear::set_input_transform(std::shared_ptr<const RowTransform> t) {
   if (t && t->size() != in_)
-    throw Error("Linear '" + name_ + "': an input transform of size " + std::to_string(t->size()) + " for " +
-                std::to_string(in_) + " inputs");
+    throw Error("Linear '" + name_ + "': an input transform of size " + std::to_string(t->size()) +
+                " for " + std::to_string(in_) + " inputs");
   input_transform_ = std::move(t);
 }
 
 void Linear::set_accumulation(std::optional<Accumulation> a) {
   if (a && (a->every < 1 || a->format.kind != FormatKind::Float))
-    throw Error("Linear '" + name_ + "': an accumulator needs a floating-point format and every >= 1");
+    throw Error("Linear '" + name_ +
+                "': an accumulator needs a floating-point format and every >= 1");
   accumulation_ = std::move(a);
 }
 
 void Linear::set_weight(std::vector<float> weight) {
-  if (weight.size() != size_t(out_) * size_t(in_)) throw Error("Linear '" + name_ + "': replacement weight has the wrong size");
+  if (weight.size() != size_t(out_) * size_t(in_))
+    throw Error("Linear '" + name_ + "': replacement weight has the wrong size");
   weight_ = std::make_shared<std::vector<float>>(std::move(weight));
 }
 
 void Linear::set_bias(std::vector<float> bias) {
   if (!bias.empty() && bias.size() != size_t(out_))
-    throw Error("Linear '" + name_ + "': bias has " + std::to_string(bias.size()) + " values, expected " + std::to_string(out_));
+    throw Error("Linear '" + name_ + "': bias has " + std::to_string(bias.size()) +
+                " values, expected " + std::to_string(out_));
   bias_ = std::move(bias);
 }
 
@@ -103,13 +111,16 @@ void Linear::set_weight_shared(std::shared_ptr<std::vector<float>> weight) {
   weight_ = std::move(weight);
 }
 
-int max_threads() { return std::max(1, int(std::thread::hardware_concurrency())); }
+int max_threads() {
+  return std::max(1, int(std::thread::hardware_concurrency()));
+}
 
 void set_num_threads(int threads) {
   // More threads than hardware threads is never faster here, and absurd counts crash libgomp.
   if (threads < 0 || threads > max_threads())
-    throw Error("threads: " + std::to_string(threads) + " is outside 0 .. " + std::to_string(max_threads()) +
-                " (0 means all " + std::to_string(max_threads()) + " hardware threads of this machine)");
+    throw Error("threads: " + std::to_string(threads) + " is outside 0 .. " +
+                std::to_string(max_threads()) + " (0 means all " + std::to_string(max_threads()) +
+                " hardware threads of this machine)");
   if (threads == 0) threads = max_threads();
   openblas_set_num_threads(threads);
   omp_set_num_threads(threads);

@@ -10,9 +10,9 @@
 #include <sstream>
 #include <utility>
 
-#include "lowbit/util/error.h"
-#include "lowbit/quant/qtensor.h"
 #include "lowbit/model/tensor_store.h"
+#include "lowbit/quant/qtensor.h"
+#include "lowbit/util/error.h"
 #include "model/transformer_ops.h"
 #include "util/memory.h"
 
@@ -20,11 +20,13 @@ namespace lowbit::model {
 
 std::string LlamaConfig::summary() const {
   std::ostringstream s;
-  s << arch << ": " << n_layers << " layers, dim " << dim << ", " << n_heads << " query / " << n_kv_heads
-    << " key-value heads of " << head_dim << ", SwiGLU " << hidden_dim << ", vocab " << vocab_size << ", RoPE theta "
-    << rope_theta << " (" << (rope_style == RopeStyle::AdjacentPairs ? "adjacent pairs" : "half split")
-    << ", scaling " << rope_scaling << "), RMSNorm eps " << norm_eps << (tied_output ? ", tied output head" : "")
-    << (qkv_bias ? ", qkv bias" : "") << (o_bias ? ", output-projection bias" : "") << (mlp_bias ? ", MLP bias" : "")
+  s << arch << ": " << n_layers << " layers, dim " << dim << ", " << n_heads << " query / "
+    << n_kv_heads << " key-value heads of " << head_dim << ", SwiGLU " << hidden_dim << ", vocab "
+    << vocab_size << ", RoPE theta " << rope_theta << " ("
+    << (rope_style == RopeStyle::AdjacentPairs ? "adjacent pairs" : "half split") << ", scaling "
+    << rope_scaling << "), RMSNorm eps " << norm_eps << (tied_output ? ", tied output head" : "")
+    << (qkv_bias ? ", qkv bias" : "") << (o_bias ? ", output-projection bias" : "")
+    << (mlp_bias ? ", MLP bias" : "")
     << (sliding_window ? ", sliding window " + std::to_string(sliding_window) : std::string())
     << ", trained context " << context_length;
   return s.str();
@@ -35,12 +37,15 @@ namespace {
 // workspace is workers x 512 x context instead of heads x tokens x context (which at a context of
 // 65536 would be 150 GiB). Windows of up to 512 tokens run as one block, as before.
 constexpr int kQueryBlock = 512;
-int attention_workers(const LlamaConfig& c) { return std::max(1, std::min(c.n_heads, omp_get_max_threads())); }
+int attention_workers(const LlamaConfig& c) {
+  return std::max(1, std::min(c.n_heads, omp_get_max_threads()));
+}
 }  // namespace
 
 double LlamaRunState::bytes_needed(const LlamaConfig& c, int max_tokens, int max_context) {
   const double t = max_tokens, ctx = max_context;
-  const double activations = t * (2.0 * c.dim + 2.0 * c.q_dim() + 2.0 * c.kv_dim() + 2.0 * c.hidden_dim);
+  const double activations =
+      t * (2.0 * c.dim + 2.0 * c.q_dim() + 2.0 * c.kv_dim() + 2.0 * c.hidden_dim);
   const double scores = double(attention_workers(c)) * std::min(kQueryBlock, max_tokens) * ctx;
   const double kv_cache = 2.0 * c.n_layers * ctx * c.kv_dim();
   return 4.0 * (activations + scores + kv_cache);
@@ -49,10 +54,11 @@ double LlamaRunState::bytes_needed(const LlamaConfig& c, int max_tokens, int max
 LlamaRunState::LlamaRunState(const LlamaConfig& c, int max_tokens_, int max_context_)
     : max_tokens(max_tokens_), max_context(max_context_) {
   if (max_tokens < 1 || max_context < max_tokens)
-    throw Error("run state: need 1 <= tokens per forward <= context (got " + std::to_string(max_tokens) + ", " +
-                std::to_string(max_context) + ")");
+    throw Error("run state: need 1 <= tokens per forward <= context (got " +
+                std::to_string(max_tokens) + ", " + std::to_string(max_context) + ")");
   util::require_memory(bytes_needed(c, max_tokens, max_context),
-                       "the activations, attention workspace and KV cache for a context of " + std::to_string(max_context),
+                       "the activations, attention workspace and KV cache for a context of " +
+                           std::to_string(max_context),
                        "use a smaller --ctx");
   const size_t t = size_t(max_tokens);
   x.resize(t * size_t(c.dim));
@@ -70,9 +76,12 @@ LlamaRunState::LlamaRunState(const LlamaConfig& c, int max_tokens_, int max_cont
   value_cache.resize(key_cache.size());
 }
 
-Llama::Llama(LlamaConfig config, LlamaWeights weights) : config_(std::move(config)), weights_(std::move(weights)) {
-  if (config_.n_heads % config_.n_kv_heads != 0) throw Error("n_heads must be a multiple of n_kv_heads");
-  if (int(config_.rope_inv_freq.size()) != config_.head_dim / 2) throw Error("rope_inv_freq must have head_dim/2 entries");
+Llama::Llama(LlamaConfig config, LlamaWeights weights)
+    : config_(std::move(config)), weights_(std::move(weights)) {
+  if (config_.n_heads % config_.n_kv_heads != 0)
+    throw Error("n_heads must be a multiple of n_kv_heads");
+  if (int(config_.rope_inv_freq.size()) != config_.head_dim / 2)
+    throw Error("rope_inv_freq must have head_dim/2 entries");
 }
 
 void Llama::forward(const int32_t* tokens, int n, int pos0, LlamaRunState& s) const {
@@ -83,19 +92,24 @@ void Llama::forward(const int32_t* tokens, int n, int pos0, LlamaRunState& s) co
 
 void Llama::embed(const int32_t* tokens, int n, int pos0, LlamaRunState& s) const {
   const LlamaConfig& c = config_;
-  if (n <= 0 || n > s.max_tokens) throw Error("forward: " + std::to_string(n) + " tokens do not fit the run state");
+  if (n <= 0 || n > s.max_tokens)
+    throw Error("forward: " + std::to_string(n) + " tokens do not fit the run state");
   if (pos0 < 0 || pos0 + n > s.max_context)
     throw Error("forward: positions up to " + std::to_string(pos0 + n) + " exceed the context of " +
                 std::to_string(s.max_context));
   if (c.sliding_window > 0 && pos0 + n > c.sliding_window)
-    throw Error("the model attends through a sliding window of " + std::to_string(c.sliding_window) +
-                " positions, which lowbit does not implement; a context of " + std::to_string(pos0 + n) +
-                " would give different numbers than the model's: use at most " + std::to_string(c.sliding_window));
+    throw Error(
+        "the model attends through a sliding window of " + std::to_string(c.sliding_window) +
+        " positions, which lowbit does not implement; a context of " + std::to_string(pos0 + n) +
+        " would give different numbers than the model's: use at most " +
+        std::to_string(c.sliding_window));
   const size_t dim = size_t(c.dim);
   for (int i = 0; i < n; ++i) {
     if (tokens[i] < 0 || tokens[i] >= c.vocab_size)
-      throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary of " + std::to_string(c.vocab_size));
-    std::copy_n(weights_.token_embedding->data() + size_t(tokens[i]) * dim, dim, s.x.data() + size_t(i) * dim);
+      throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary of " +
+                  std::to_string(c.vocab_size));
+    std::copy_n(weights_.token_embedding->data() + size_t(tokens[i]) * dim, dim,
+                s.x.data() + size_t(i) * dim);
   }
 }
 
@@ -138,7 +152,8 @@ void Llama::finish(int n, LlamaRunState& s) const {
 }
 
 void Llama::quantize_kv(const Scheme& scheme, int n, LlamaRunState& s) const {
-  const std::vector<size_t> shape = {size_t(n), size_t(config_.n_kv_heads), size_t(config_.head_dim)};
+  const std::vector<size_t> shape = {size_t(n), size_t(config_.n_kv_heads),
+                                     size_t(config_.head_dim)};
   thread_local std::vector<float> rounded;
   rounded.resize(size_t(n) * size_t(config_.kv_dim()));
   for (std::vector<float>* t : {&s.k, &s.v}) {
@@ -150,7 +165,8 @@ void Llama::quantize_kv(const Scheme& scheme, int n, LlamaRunState& s) const {
 std::vector<const Linear*> Llama::linears() const {
   std::vector<const Linear*> all;
   for (const LlamaLayer& w : weights_.layers)
-    for (const Linear* lin : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down}) all.push_back(lin);
+    for (const Linear* lin : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down})
+      all.push_back(lin);
   all.push_back(&weights_.output);
   return all;
 }
@@ -162,7 +178,8 @@ std::vector<Linear*> Llama::linears() {
 }
 
 // Causal grouped-query attention of this step's queries over the cache, one head per thread;
-// each block of up to kQueryBlock queries is two sgemm calls (scores = q kᵀ, out = softmax(scores) v).
+// each block of up to kQueryBlock queries is two sgemm calls (scores = q kᵀ, out = softmax(scores)
+// v).
 void Llama::attention(int layer, int n, int pos0, LlamaRunState& s) const {
   const LlamaConfig& c = config_;
   const int group = c.n_heads / c.n_kv_heads;
@@ -173,30 +190,35 @@ void Llama::attention(int layer, int n, int pos0, LlamaRunState& s) const {
 #pragma omp parallel for schedule(static) num_threads(s.score_workers)
   for (int h = 0; h < c.n_heads; ++h) {
     const int g = h / group;
-    float* scores = s.scores.data() + size_t(omp_get_thread_num()) * size_t(s.score_rows) * size_t(s.max_context);
+    float* scores = s.scores.data() +
+                    size_t(omp_get_thread_num()) * size_t(s.score_rows) * size_t(s.max_context);
     for (int i0 = 0; i0 < n; i0 += s.score_rows) {
       const int rows = std::min(s.score_rows, n - i0);
       const int total = pos0 + i0 + rows;  // keys visible to the block's last query
       const float* q = s.q.data() + size_t(i0) * size_t(c.q_dim()) + size_t(h) * size_t(c.head_dim);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, total, c.head_dim, scale, q, c.q_dim(),
-                  keys + size_t(g) * size_t(c.head_dim), int(kv), 0.0f, scores, total);
-      for (int i = 0; i < rows; ++i) softmax_prefix(scores + size_t(i) * size_t(total), pos0 + i0 + i + 1, total);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, c.head_dim, total, 1.0f, scores, total,
-                  values + size_t(g) * size_t(c.head_dim), int(kv), 0.0f,
-                  s.att.data() + size_t(i0) * size_t(c.q_dim()) + size_t(h) * size_t(c.head_dim), c.q_dim());
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, total, c.head_dim, scale, q,
+                  c.q_dim(), keys + size_t(g) * size_t(c.head_dim), int(kv), 0.0f, scores, total);
+      for (int i = 0; i < rows; ++i)
+        softmax_prefix(scores + size_t(i) * size_t(total), pos0 + i0 + i + 1, total);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, c.head_dim, total, 1.0f, scores,
+                  total, values + size_t(g) * size_t(c.head_dim), int(kv), 0.0f,
+                  s.att.data() + size_t(i0) * size_t(c.q_dim()) + size_t(h) * size_t(c.head_dim),
+                  c.q_dim());
     }
   }
 }
 
 void Llama::logits(const LlamaRunState& s, int row0, int count, float* out) const {
-  if (row0 < 0 || count < 0 || row0 + count > s.n_tokens) throw Error("logits: rows outside the last forward");
+  if (row0 < 0 || count < 0 || row0 + count > s.n_tokens)
+    throw Error("logits: rows outside the last forward");
   weights_.output.forward(s.xb.data() + size_t(row0) * size_t(config_.dim), count, out);
 }
 
 double Llama::flops(int n, int pos0, int logit_rows) const {
   double per_row = 0;
   for (const LlamaLayer& w : weights_.layers)
-    for (const Linear* lin : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down}) per_row += lin->flops_per_row();
+    for (const Linear* lin : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down})
+      per_row += lin->flops_per_row();
   // Attention: query i sees pos0 + i + 1 keys; two multiply-adds (q·k and p·v) per key and
   // head dimension. Only the causal (useful) part counts, though the sgemm computes the square.
   const double keys = double(n) * pos0 + double(n) * (n + 1) / 2;
@@ -224,37 +246,53 @@ struct LlamaNames {
   std::string final_norm() const { return gguf ? "output_norm.weight" : "model.norm.weight"; }
   std::string output() const { return gguf ? "output.weight" : "lm_head.weight"; }
   std::string layer(int l, const std::string& gguf_part, const std::string& hf_part) const {
-    return gguf ? "blk." + std::to_string(l) + "." + gguf_part : "model.layers." + std::to_string(l) + "." + hf_part;
+    return gguf ? "blk." + std::to_string(l) + "." + gguf_part
+                : "model.layers." + std::to_string(l) + "." + hf_part;
   }
 };
 }  // namespace
 
 Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names) {
   const LlamaNames names{gguf_names};
-  const int64_t dim = c.dim, q = c.q_dim(), kv = c.kv_dim(), hidden = c.hidden_dim, vocab = c.vocab_size;
+  const int64_t dim = c.dim, q = c.q_dim(), kv = c.kv_dim(), hidden = c.hidden_dim,
+                vocab = c.vocab_size;
   const auto shared = [&](const std::string& name, std::vector<int64_t> shape) {
     return std::make_shared<std::vector<float>>(store.take_f32(name, shape));
   };
   // `site` is the name recipes use (lowbit/recipe.h); `name` the tensor's name in the file.
-  const auto linear = [&](const std::string& name, const std::string& site, int64_t out, int64_t in, bool bias) {
+  const auto linear = [&](const std::string& name, const std::string& site, int64_t out, int64_t in,
+                          bool bias) {
     std::vector<float> b;
-    if (bias) b = store.take_f32(name.substr(0, name.size() - 6) + "bias", {out});  // "x.weight" -> "x.bias"
+    if (bias)
+      b = store.take_f32(name.substr(0, name.size() - 6) + "bias",
+                         {out});  // "x.weight" -> "x.bias"
     return Linear(site, int(out), int(in), shared(name, {out, in}), std::move(b));
   };
-  const auto site = [](int l, const char* role) { return "layers." + std::to_string(l) + "." + role; };
+  const auto site = [](int l, const char* role) {
+    return "layers." + std::to_string(l) + "." + role;
+  };
   LlamaWeights w;
   w.token_embedding = shared(names.embedding(), {vocab, dim});
   for (int l = 0; l < c.n_layers; ++l) {
     LlamaLayer layer;
-    layer.attn_norm = store.take_f32(names.layer(l, "attn_norm.weight", "input_layernorm.weight"), {dim});
-    layer.wq = linear(names.layer(l, "attn_q.weight", "self_attn.q_proj.weight"), site(l, "q_proj"), q, dim, c.qkv_bias);
-    layer.wk = linear(names.layer(l, "attn_k.weight", "self_attn.k_proj.weight"), site(l, "k_proj"), kv, dim, c.qkv_bias);
-    layer.wv = linear(names.layer(l, "attn_v.weight", "self_attn.v_proj.weight"), site(l, "v_proj"), kv, dim, c.qkv_bias);
-    layer.wo = linear(names.layer(l, "attn_output.weight", "self_attn.o_proj.weight"), site(l, "o_proj"), dim, q, c.o_bias);
-    layer.ffn_norm = store.take_f32(names.layer(l, "ffn_norm.weight", "post_attention_layernorm.weight"), {dim});
-    layer.w_gate = linear(names.layer(l, "ffn_gate.weight", "mlp.gate_proj.weight"), site(l, "gate_proj"), hidden, dim, c.mlp_bias);
-    layer.w_up = linear(names.layer(l, "ffn_up.weight", "mlp.up_proj.weight"), site(l, "up_proj"), hidden, dim, c.mlp_bias);
-    layer.w_down = linear(names.layer(l, "ffn_down.weight", "mlp.down_proj.weight"), site(l, "down_proj"), dim, hidden, c.mlp_bias);
+    layer.attn_norm =
+        store.take_f32(names.layer(l, "attn_norm.weight", "input_layernorm.weight"), {dim});
+    layer.wq = linear(names.layer(l, "attn_q.weight", "self_attn.q_proj.weight"), site(l, "q_proj"),
+                      q, dim, c.qkv_bias);
+    layer.wk = linear(names.layer(l, "attn_k.weight", "self_attn.k_proj.weight"), site(l, "k_proj"),
+                      kv, dim, c.qkv_bias);
+    layer.wv = linear(names.layer(l, "attn_v.weight", "self_attn.v_proj.weight"), site(l, "v_proj"),
+                      kv, dim, c.qkv_bias);
+    layer.wo = linear(names.layer(l, "attn_output.weight", "self_attn.o_proj.weight"),
+                      site(l, "o_proj"), dim, q, c.o_bias);
+    layer.ffn_norm =
+        store.take_f32(names.layer(l, "ffn_norm.weight", "post_attention_layernorm.weight"), {dim});
+    layer.w_gate = linear(names.layer(l, "ffn_gate.weight", "mlp.gate_proj.weight"),
+                          site(l, "gate_proj"), hidden, dim, c.mlp_bias);
+    layer.w_up = linear(names.layer(l, "ffn_up.weight", "mlp.up_proj.weight"), site(l, "up_proj"),
+                        hidden, dim, c.mlp_bias);
+    layer.w_down = linear(names.layer(l, "ffn_down.weight", "mlp.down_proj.weight"),
+                          site(l, "down_proj"), dim, hidden, c.mlp_bias);
     w.layers.push_back(std::move(layer));
   }
   w.final_norm = store.take_f32(names.final_norm(), {dim});
@@ -264,13 +302,17 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names) {
   if (c.tied_output && !gguf_names && store.find(names.output())) {
     // Some checkpoints store the tied head anyway; it must then be the embedding itself.
     if (store.to_f32(names.output(), {vocab, dim}) != *w.token_embedding)
-      throw Error(store.get(names.output()).file + ": tie_word_embeddings is true but lm_head.weight differs from the "
-                  "embedding: the config and the weights disagree (set tie_word_embeddings to false to use it)");
+      throw Error(store.get(names.output()).file +
+                  ": tie_word_embeddings is true but lm_head.weight differs from the "
+                  "embedding: the config and the weights disagree (set tie_word_embeddings to "
+                  "false to use it)");
   }
   if (!c.tied_output && !store.find(names.output()))
-    throw Error((store.tensors().empty() ? std::string("the model") : store.tensors().front().file) +
-                ": the output head " + names.output() + " is missing and the config does not tie it to the embedding "
-                "(tie_word_embeddings is false or absent, whose default is false)");
+    throw Error(
+        (store.tensors().empty() ? std::string("the model") : store.tensors().front().file) +
+        ": the output head " + names.output() +
+        " is missing and the config does not tie it to the embedding "
+        "(tie_word_embeddings is false or absent, whose default is false)");
   w.output = Linear("output", int(vocab), int(dim),
                     c.tied_output ? w.token_embedding : shared(names.output(), {vocab, dim}));
   return Llama(std::move(c), std::move(w));

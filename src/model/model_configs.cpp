@@ -235,78 +235,25 @@ namespace {
 // provenance, dtype of the checkpoint, generation defaults, training-only settings, heads lowbit
 // does not run (classification labels), special-token ids lowbit reads from the tokenizer.
 void not_math_common(ConfigFields& f) {
-  f.not_math({"architectures",
-              "_name_or_path",
-              "name_or_path",
-              "transformers_version",
-              "torch_dtype",
-              "dtype",
-              "bos_token_id",
-              "eos_token_id",
-              "pad_token_id",
-              "sep_token_id",
-              "decoder_start_token_id",
-              "initializer_range",
-              "use_cache",
-              "gradient_checkpointing",
-              "output_attentions",
-              "output_hidden_states",
-              "return_dict",
-              "torchscript",
-              "use_bfloat16",
-              "tf_legacy_loss",
-              "pruned_heads",
-              "chunk_size_feed_forward",
-              "id2label",
-              "label2id",
-              "problem_type",
-              "finetuning_task",
-              "task_specific_params",
-              "tokenizer_class",
-              "prefix",
-              "max_length",
-              "min_length",
-              "do_sample",
-              "early_stopping",
-              "num_beams",
-              "num_beam_groups",
-              "diversity_penalty",
-              "temperature",
-              "top_k",
-              "top_p",
-              "typical_p",
-              "repetition_penalty",
-              "length_penalty",
-              "no_repeat_ngram_size",
-              "encoder_no_repeat_ngram_size",
-              "bad_words_ids",
-              "num_return_sequences",
-              "output_scores",
-              "return_dict_in_generate",
-              "forced_bos_token_id",
-              "forced_eos_token_id",
-              "remove_invalid_values",
-              "exponential_decay_length_penalty",
-              "suppress_tokens",
-              "begin_suppress_tokens",
-              "is_decoder",
-              "add_cross_attention",
-              "cross_attention_hidden_size",
-              "tie_encoder_decoder",
-              "is_encoder_decoder",
-              "attention_dropout",
-              "hidden_dropout",
-              "hidden_dropout_prob",
-              "attention_probs_dropout_prob",
-              "classifier_dropout",
-              "embd_pdrop",
-              "resid_pdrop",
-              "pretraining_tp",
-              "_attn_implementation_autoset",
-              "attn_implementation",
-              // SmolLM2's converter marks its configs and leaves hints for transformers.js
-              "is_llama_config",
-              "transformers.js_config"});
+  f.not_math(
+      {"architectures", "_name_or_path", "name_or_path", "transformers_version", "torch_dtype",
+       "dtype", "bos_token_id", "eos_token_id", "pad_token_id", "sep_token_id",
+       "decoder_start_token_id", "initializer_range", "use_cache", "gradient_checkpointing",
+       "output_attentions", "output_hidden_states", "return_dict", "torchscript", "use_bfloat16",
+       "tf_legacy_loss", "pruned_heads", "chunk_size_feed_forward", "id2label", "label2id",
+       "problem_type", "finetuning_task", "task_specific_params", "tokenizer_class", "prefix",
+       "max_length", "min_length", "do_sample", "early_stopping", "num_beams", "num_beam_groups",
+       "diversity_penalty", "temperature", "top_k", "top_p", "typical_p", "repetition_penalty",
+       "length_penalty", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size", "bad_words_ids",
+       "num_return_sequences", "output_scores", "return_dict_in_generate", "forced_bos_token_id",
+       "forced_eos_token_id", "remove_invalid_values", "exponential_decay_length_penalty",
+       "suppress_tokens", "begin_suppress_tokens", "is_decoder", "add_cross_attention",
+       "cross_attention_hidden_size", "tie_encoder_decoder", "is_encoder_decoder",
+       "attention_dropout", "hidden_dropout", "hidden_dropout_prob", "attention_probs_dropout_prob",
+       "classifier_dropout", "embd_pdrop", "resid_pdrop", "pretraining_tp",
+       "_attn_implementation_autoset", "attn_implementation",
+       // SmolLM2's converter marks its configs and leaves hints for transformers.js
+       "is_llama_config", "transformers.js_config"});
   // Quantized checkpoints (GPTQ, AWQ, bitsandbytes, ...) hold packed weights lowbit does not read.
   if (f.has("quantization_config"))
     f.fail("quantization_config", "pre-quantized checkpoints are not supported");
@@ -378,7 +325,8 @@ LlamaConfig llama_config_from_json(const json& j, const std::string& path) {
   c.context_length = f.size_or("max_position_embeddings", 2048);
   c.norm_eps = float(f.positive_or("rms_norm_eps", 1e-6));
   // Hugging Face rotates element i with i + d/2; SmolLM's (nanotron) configs can say interleaved.
-  c.rope_style = f.bool_or("rope_interleaved", false) ? RopeStyle::AdjacentPairs : RopeStyle::HalfSplit;
+  c.rope_style =
+      f.bool_or("rope_interleaved", false) ? RopeStyle::AdjacentPairs : RopeStyle::HalfSplit;
   if (c.n_heads % c.n_kv_heads != 0)
     f.fail("num_key_value_heads", "num_attention_heads is not a multiple of it");
   f.require_value("hidden_act", {"silu"});

@@ -1,14 +1,14 @@
 // Finding, recognising and loading models: GGUF files and Hugging Face folders.
 #include <cstdlib>
-#include <nlohmann/json.hpp>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "lowbit/util/error.h"
+#include "lowbit/io/mapped_file.h"
 #include "lowbit/model/gguf.h"
 #include "lowbit/model/model.h"
 #include "lowbit/model/safetensors.h"
-#include "lowbit/io/mapped_file.h"
+#include "lowbit/util/error.h"
 #include "model/model_configs.h"
 #include "util/content_hash.h"
 #include "util/json_file.h"
@@ -20,30 +20,35 @@
 namespace lowbit::model {
 namespace {
 
-using nlohmann::json;
 using files::ends_with;
 using files::exists;
 using files::is_dir;
+using nlohmann::json;
 
 std::string folder_of(const std::string& path) {
-  return is_dir(path) ? (ends_with(path, "/") ? path : path + "/") : path.substr(0, path.find_last_of('/') + 1);
+  return is_dir(path) ? (ends_with(path, "/") ? path : path + "/")
+                      : path.substr(0, path.find_last_of('/') + 1);
 }
 
 json read_json(const std::string& path) {
-  if (!exists(path)) throw Error(path + ": missing (a Hugging Face model folder needs config.json)");
+  if (!exists(path))
+    throw Error(path + ": missing (a Hugging Face model folder needs config.json)");
   return files::read_json(path);
 }
 
 std::string hf_tokenizer_path(const std::string& folder) {
   const std::string p = folder + "tokenizer.json";
-  if (!exists(p)) throw Error(folder + ": tokenizer.json is missing (lowbit reads the tokenizer from it)");
+  if (!exists(p))
+    throw Error(folder + ": tokenizer.json is missing (lowbit reads the tokenizer from it)");
   return p;
 }
 
 }  // namespace
 
 std::string Model::summary() const {
-  return llama ? llama->config().summary() : bert ? bert->config().summary() : std::string("(empty)");
+  return llama  ? llama->config().summary()
+         : bert ? bert->config().summary()
+                : std::string("(empty)");
 }
 
 std::string models_dir() {
@@ -51,7 +56,9 @@ std::string models_dir() {
   return std::string(LOWBIT_SOURCE_DIR) + "/models";
 }
 
-std::string default_model_name() { return "smollm2"; }
+std::string default_model_name() {
+  return "smollm2";
+}
 
 std::string resolve_model_path(const std::string& name) {
   static const std::pair<const char*, const char*> kInstalled[] = {
@@ -62,22 +69,27 @@ std::string resolve_model_path(const std::string& name) {
     if (name == alias) {
       const std::string p = models_dir() + "/" + rel;
       if (!exists(p))
-        throw Error("model '" + name + "' is not installed at " + p + " (run scripts/install-models.sh, or set LOWBIT_MODELS)");
+        throw Error("model '" + name + "' is not installed at " + p +
+                    " (run scripts/install-models.sh, or set LOWBIT_MODELS)");
       return p;
     }
   if (!exists(name))
-    throw Error(name + ": no such file or folder, and not an installed model name (installed names: smollm2, minilm)");
+    throw Error(name +
+                ": no such file or folder, and not an installed model name (installed names: "
+                "smollm2, minilm)");
   return name;
 }
 
 namespace {
 
 // XXH3-128 over the bytes of every file a model is built from (with names relative to the model's
-// folder, so a copy elsewhere hashes the same; a single GGUF file by its bytes alone). Memory-mapped: about 25 ms for SmolLM2's 96 MB GGUF when cached.
+// folder, so a copy elsewhere hashes the same; a single GGUF file by its bytes alone).
+// Memory-mapped: about 25 ms for SmolLM2's 96 MB GGUF when cached.
 std::string hash_files(const std::vector<std::string>& paths, const std::string& folder) {
   util::ContentHash h;
   for (const std::string& p : paths) {
-    if (!folder.empty()) h.text(p.rfind(folder, 0) == 0 ? p.substr(folder.size()) : p.substr(p.find_last_of('/') + 1));
+    if (!folder.empty())
+      h.text(p.rfind(folder, 0) == 0 ? p.substr(folder.size()) : p.substr(p.find_last_of('/') + 1));
     const MappedFile f(p);
     h.text(std::string_view(reinterpret_cast<const char*>(f.data()), f.size()));
   }
@@ -90,17 +102,20 @@ std::string hash_files(const std::vector<std::string>& paths, const std::string&
 void check_vocabulary(Model& m, int embedding_rows) {
   const int tokens = m.tokenizer->vocab_size();
   if (tokens > embedding_rows)
-    throw Error(m.path + ": the tokenizer has " + std::to_string(tokens) + " tokens but the embedding only " +
-                std::to_string(embedding_rows) + " rows: ids past " + std::to_string(embedding_rows - 1) +
+    throw Error(m.path + ": the tokenizer has " + std::to_string(tokens) +
+                " tokens but the embedding only " + std::to_string(embedding_rows) +
+                " rows: ids past " + std::to_string(embedding_rows - 1) +
                 " would have no embedding; the tokenizer does not belong to these weights");
   if (tokens < embedding_rows) {
     if (m.format == "gguf")
-      throw Error(m.path + ": the tokenizer has " + std::to_string(tokens) + " tokens but token_embd.weight has " +
-                  std::to_string(embedding_rows) + " rows (llama.cpp requires them equal)");
-    m.warnings.push_back("the embedding has " + std::to_string(embedding_rows - tokens) +
-                         " rows past the tokenizer's " + std::to_string(tokens) +
-                         " tokens (padding): they are never input, and their logits take part in the softmax as in "
-                         "the reference implementation");
+      throw Error(m.path + ": the tokenizer has " + std::to_string(tokens) +
+                  " tokens but token_embd.weight has " + std::to_string(embedding_rows) +
+                  " rows (llama.cpp requires them equal)");
+    m.warnings.push_back(
+        "the embedding has " + std::to_string(embedding_rows - tokens) +
+        " rows past the tokenizer's " + std::to_string(tokens) +
+        " tokens (padding): they are never input, and their logits take part in the softmax as in "
+        "the reference implementation");
   }
 }
 
@@ -128,10 +143,16 @@ Model load_model(const std::string& name_or_path) {
   std::unique_ptr<BertConfig> bert_config;
   try {  // a field of the wrong JSON type surfaces as json::exception
     if (!config.is_object()) throw Error(config_path + ": not a JSON object");
-    type = config.contains("model_type") && config["model_type"].is_string() ? config["model_type"].get<std::string>() : "";
-    if (type == "bert") bert_config = std::make_unique<BertConfig>(bert_config_from_json(config, config_path));
-    else if (is_llama_family(type)) llama_config = std::make_unique<LlamaConfig>(llama_config_from_json(config, config_path));
-    else throw Error(config_path + ": model_type '" + type + "' is not supported (supported: llama, mistral, qwen2, bert)");
+    type = config.contains("model_type") && config["model_type"].is_string()
+               ? config["model_type"].get<std::string>()
+               : "";
+    if (type == "bert")
+      bert_config = std::make_unique<BertConfig>(bert_config_from_json(config, config_path));
+    else if (is_llama_family(type))
+      llama_config = std::make_unique<LlamaConfig>(llama_config_from_json(config, config_path));
+    else
+      throw Error(config_path + ": model_type '" + type +
+                  "' is not supported (supported: llama, mistral, qwen2, bert)");
   } catch (const json::exception& e) {
     throw Error(config_path + ": unexpected structure (" + e.what() + ")");
   }
@@ -144,21 +165,23 @@ Model load_model(const std::string& name_or_path) {
   if (bert_config) {
     m.bert = std::make_unique<Bert>(Bert::load(store, *bert_config));
     // BertModel's buffers and its [CLS] pooler: sentence embeddings pool the hidden states by mean.
-    for (const char* unused : {"embeddings.position_ids", "pooler.dense.weight", "pooler.dense.bias"})
-      for (const char* prefix : {"", "bert."})
-        store.mark_used(std::string(prefix) + unused);
+    for (const char* unused :
+         {"embeddings.position_ids", "pooler.dense.weight", "pooler.dense.bias"})
+      for (const char* prefix : {"", "bert."}) store.mark_used(std::string(prefix) + unused);
     store.require_all_used("the BERT encoder (mean-pooled sentence embeddings)");
     check_vocabulary(m, bert_config->vocab_size);
   } else {
     m.llama = std::make_unique<Llama>(Llama::load(store, *llama_config, false));
-    // Older checkpoints saved RoPE's inverse frequencies as a buffer; they are recomputed from the config.
+    // Older checkpoints saved RoPE's inverse frequencies as a buffer; they are recomputed from the
+    // config.
     for (const TensorView& t : store.tensors())
       if (ends_with(t.name, ".rotary_emb.inv_freq")) store.mark_used(t.name);
     store.require_all_used("the " + llama_config->arch + " runtime with this config.json");
     check_vocabulary(m, llama_config->vocab_size);
   }
   std::vector<std::string> inputs = {config_path, tokenizer_path};
-  for (const char* extra : {"tokenizer_config.json", "1_Pooling/config.json", "modules.json", "sentence_bert_config.json"})
+  for (const char* extra : {"tokenizer_config.json", "1_Pooling/config.json", "modules.json",
+                            "sentence_bert_config.json"})
     if (exists(folder + extra)) inputs.push_back(folder + extra);
   inputs.insert(inputs.end(), weight_files.begin(), weight_files.end());
   m.content_hash = hash_files(inputs, folder);
@@ -170,13 +193,16 @@ ModelInfo inspect_model(const std::string& name_or_path) {
   ModelInfo info;
   info.path = resolve_model_path(name_or_path);
   const auto list_tensors = [&](const TensorStore& store) {
-    for (const TensorView& t : store.tensors()) info.tensors.push_back({t.name, t.dtype, t.shape_string(), t.nbytes});
+    for (const TensorView& t : store.tensors())
+      info.tensors.push_back({t.name, t.dtype, t.shape_string(), t.nbytes});
   };
-  if (!is_dir(info.path) && !ends_with(info.path, ".json") && !ends_with(info.path, ".safetensors")) {
+  if (!is_dir(info.path) && !ends_with(info.path, ".json") &&
+      !ends_with(info.path, ".safetensors")) {
     GgufFile g(info.path);
     info.format = "GGUF v" + std::to_string(g.version());
     info.architecture = g.get_string("general.architecture", "(unknown)");
-    for (const auto& [key, value] : g.metadata()) info.metadata.emplace_back(key, value.to_string());
+    for (const auto& [key, value] : g.metadata())
+      info.metadata.emplace_back(key, value.to_string());
     list_tensors(g.store());
     try {
       auto tok = tokenizer_from_gguf(g);
@@ -189,7 +215,9 @@ ModelInfo inspect_model(const std::string& name_or_path) {
   const std::string folder = folder_of(info.path);
   const json config = read_json(folder + "config.json");
   info.format = "safetensors";
-  info.architecture = config.is_object() && config.contains("model_type") ? config["model_type"].dump() : "(unknown)";
+  info.architecture = config.is_object() && config.contains("model_type")
+                          ? config["model_type"].dump()
+                          : "(unknown)";
   for (const auto& [key, value] : config.items()) info.metadata.emplace_back(key, value.dump());
   list_tensors(load_safetensors(is_dir(info.path) ? folder : info.path));
   try {

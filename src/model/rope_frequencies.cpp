@@ -14,8 +14,8 @@ void rope_scale_linear(std::vector<float>& inv_freq, double factor) {
   for (float& f : inv_freq) f = float(f / factor);
 }
 
-void rope_scale_llama3(std::vector<float>& inv_freq, double factor, double low_freq_factor, double high_freq_factor,
-                       double original_context) {
+void rope_scale_llama3(std::vector<float>& inv_freq, double factor, double low_freq_factor,
+                       double high_freq_factor, double original_context) {
   const double low_freq_wavelen = original_context / low_freq_factor;
   const double high_freq_wavelen = original_context / high_freq_factor;
   for (float& f : inv_freq) {
@@ -24,7 +24,8 @@ void rope_scale_llama3(std::vector<float>& inv_freq, double factor, double low_f
     if (wavelen > low_freq_wavelen) {
       f = float(f / factor);
     } else {
-      const double smooth = (original_context / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+      const double smooth =
+          (original_context / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
       f = float((1 - smooth) * f / factor + smooth * f);
     }
   }

@@ -1,27 +1,27 @@
 // safetensors reader (single file or sharded) and float32 writer.
 #include "lowbit/model/safetensors.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <algorithm>
 #include <set>
 #include <tuple>
 
 #include "lowbit/io/atomic_file.h"
 #include "lowbit/io/byte_reader.h"
-#include "lowbit/util/error.h"
 #include "lowbit/io/mapped_file.h"
+#include "lowbit/util/error.h"
 #include "util/json_file.h"
 
 namespace lowbit::model {
 namespace {
 
-using nlohmann::json;
 using files::ends_with;
 using files::exists;
 using files::is_dir;
 using files::parse_json;
+using nlohmann::json;
 
 constexpr uint64_t kMaxHeader = uint64_t(100) << 20;  // the format's own limit is 100 MB
 
@@ -31,10 +31,10 @@ struct Dtype {
   std::optional<GgmlType> type;
 };
 const Dtype kDtypes[] = {
-    {"F32", 4, GgmlType::F32}, {"F16", 2, GgmlType::F16},  {"BF16", 2, GgmlType::BF16},
-    {"F64", 8, std::nullopt},  {"I64", 8, std::nullopt},   {"I32", 4, std::nullopt},
-    {"I16", 2, std::nullopt},  {"I8", 1, std::nullopt},    {"U8", 1, std::nullopt},
-    {"U16", 2, std::nullopt},  {"U32", 4, std::nullopt},   {"U64", 8, std::nullopt},
+    {"F32", 4, GgmlType::F32}, {"F16", 2, GgmlType::F16},    {"BF16", 2, GgmlType::BF16},
+    {"F64", 8, std::nullopt},  {"I64", 8, std::nullopt},     {"I32", 4, std::nullopt},
+    {"I16", 2, std::nullopt},  {"I8", 1, std::nullopt},      {"U8", 1, std::nullopt},
+    {"U16", 2, std::nullopt},  {"U32", 4, std::nullopt},     {"U64", 8, std::nullopt},
     {"BOOL", 1, std::nullopt}, {"F8_E4M3", 1, std::nullopt}, {"F8_E5M2", 1, std::nullopt},
 };
 
@@ -55,7 +55,8 @@ void add_file(TensorStore& store, const std::string& path, const std::set<std::s
   for (const auto& [name, info] : header.items()) {
     if (name == "__metadata__") continue;
     const std::string t = "tensor '" + name + "'";
-    if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
+    if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") ||
+        !info.contains("data_offsets"))
       r.fail(t + " lacks dtype, shape or data_offsets");
     const json& dt = info["dtype"];
     const json& shape = info["shape"];
@@ -85,10 +86,12 @@ void add_file(TensorStore& store, const std::string& path, const std::set<std::s
     const auto begin = offsets[0].get<uint64_t>(), end = offsets[1].get<uint64_t>();
     if (begin > end || end > data_size)
       r.fail(t + " has data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
-             "] outside the data section of " + std::to_string(data_size) + " bytes (truncated file or lying offsets)");
+             "] outside the data section of " + std::to_string(data_size) +
+             " bytes (truncated file or lying offsets)");
     if (end - begin != numel * dtype->bytes)
-      r.fail(t + " occupies " + std::to_string(end - begin) + " bytes but its shape " + view.shape_string() + " and dtype " +
-             dtype->name + " need " + std::to_string(numel * dtype->bytes));
+      r.fail(t + " occupies " + std::to_string(end - begin) + " bytes but its shape " +
+             view.shape_string() + " and dtype " + dtype->name + " need " +
+             std::to_string(numel * dtype->bytes));
     if (end > begin) ranges.emplace_back(begin, end, name);
     view.data = data + begin;
     view.nbytes = size_t(end - begin);
@@ -99,13 +102,16 @@ void add_file(TensorStore& store, const std::string& path, const std::set<std::s
       r.fail(e.what());
     }
   }
-  // Two tensors over the same bytes would alias: writing one (or trusting both) gives wrong numbers.
+  // Two tensors over the same bytes would alias: writing one (or trusting both) gives wrong
+  // numbers.
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); ++i)
     if (std::get<0>(ranges[i]) < std::get<1>(ranges[i - 1]))
-      r.fail("tensors '" + std::get<2>(ranges[i - 1]) + "' and '" + std::get<2>(ranges[i]) + "' overlap (bytes [" +
-             std::to_string(std::get<0>(ranges[i - 1])) + ", " + std::to_string(std::get<1>(ranges[i - 1])) + ") and [" +
-             std::to_string(std::get<0>(ranges[i])) + ", " + std::to_string(std::get<1>(ranges[i])) + "))");
+      r.fail("tensors '" + std::get<2>(ranges[i - 1]) + "' and '" + std::get<2>(ranges[i]) +
+             "' overlap (bytes [" + std::to_string(std::get<0>(ranges[i - 1])) + ", " +
+             std::to_string(std::get<1>(ranges[i - 1])) + ") and [" +
+             std::to_string(std::get<0>(ranges[i])) + ", " +
+             std::to_string(std::get<1>(ranges[i])) + "))");
   const MappedFile* raw = file.get();
   store.set_page_releaser([raw] { raw->release_pages(); });
   store.keep_alive(std::move(file));
@@ -119,7 +125,8 @@ TensorStore load_index(const std::string& index_path, std::vector<std::string>* 
   std::map<std::string, std::set<std::string>> by_file;
   for (const auto& [name, file] : index["weight_map"].items()) {
     if (!file.is_string() || file.get<std::string>().find('/') != std::string::npos)
-      throw Error(index_path + ": weight_map entry for '" + name + "' must be a file name in the same folder");
+      throw Error(index_path + ": weight_map entry for '" + name +
+                  "' must be a file name in the same folder");
     by_file[file.get<std::string>()].insert(name);
   }
   TensorStore store;
@@ -131,7 +138,8 @@ TensorStore load_index(const std::string& index_path, std::vector<std::string>* 
   for (const auto& [file, names] : by_file)
     for (const std::string& name : names)
       if (!store.find(name))
-        throw Error(index_path + ": lists tensor '" + name + "' in " + file + ", which does not contain it");
+        throw Error(index_path + ": lists tensor '" + name + "' in " + file +
+                    ", which does not contain it");
   return store;
 }
 
@@ -140,8 +148,10 @@ TensorStore load_index(const std::string& index_path, std::vector<std::string>* 
 TensorStore load_safetensors(const std::string& path, std::vector<std::string>* files_read) {
   if (is_dir(path)) {
     const std::string dir = ends_with(path, "/") ? path : path + "/";
-    if (exists(dir + "model.safetensors.index.json")) return load_index(dir + "model.safetensors.index.json", files_read);
-    if (exists(dir + "model.safetensors")) return load_safetensors(dir + "model.safetensors", files_read);
+    if (exists(dir + "model.safetensors.index.json"))
+      return load_index(dir + "model.safetensors.index.json", files_read);
+    if (exists(dir + "model.safetensors"))
+      return load_safetensors(dir + "model.safetensors", files_read);
     throw Error(path + ": folder has neither model.safetensors nor model.safetensors.index.json");
   }
   if (ends_with(path, ".json")) return load_index(path, files_read);
@@ -159,8 +169,10 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
   for (const NamedTensor& t : tensors) {
     uint64_t numel = 1;
     for (int64_t d : t.shape) numel *= uint64_t(d);
-    if (numel != t.values.size()) throw Error("safetensors tensor '" + t.name + "': shape does not match its values");
-    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + numel * 4}}};
+    if (numel != t.values.size())
+      throw Error("safetensors tensor '" + t.name + "': shape does not match its values");
+    header[t.name] = {
+        {"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + numel * 4}}};
     offset += numel * 4;
   }
   std::string text = header.dump();
@@ -170,7 +182,8 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
     out.write(reinterpret_cast<const char*>(&n), 8);
     out.write(text.data(), std::streamsize(n));
     for (const NamedTensor& t : tensors)
-      out.write(reinterpret_cast<const char*>(t.values.data()), std::streamsize(t.values.size() * 4));
+      out.write(reinterpret_cast<const char*>(t.values.data()),
+                std::streamsize(t.values.size() * 4));
   });
 }
 

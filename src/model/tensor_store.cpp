@@ -38,7 +38,8 @@ const TensorView* TensorStore::find(const std::string& name) const {
 const TensorView& TensorStore::get(const std::string& name) const {
   if (const TensorView* t = find(name)) return *t;
   const std::string file = tensors_.empty() ? std::string("the model") : tensors_.front().file;
-  throw Error(file + ": tensor '" + name + "' is missing (is this the architecture lowbit thinks it is? "
+  throw Error(file + ": tensor '" + name +
+              "' is missing (is this the architecture lowbit thinks it is? "
               "`lowbit inspect` lists the tensors)");
 }
 
@@ -51,19 +52,21 @@ std::vector<float> TensorStore::to_f32(const TensorView& t) const {
   return out;
 }
 
-std::vector<float> TensorStore::to_f32(const std::string& name, const std::vector<int64_t>& expected_shape) const {
+std::vector<float> TensorStore::to_f32(const std::string& name,
+                                       const std::vector<int64_t>& expected_shape) const {
   const TensorView& t = get(name);
   used_.insert(name);
   if (t.shape != expected_shape) {
     TensorView expected;
     expected.shape = expected_shape;
-    throw Error(t.file + ": tensor '" + name + "' has shape " + t.shape_string() + " but the model's config implies " +
-                expected.shape_string());
+    throw Error(t.file + ": tensor '" + name + "' has shape " + t.shape_string() +
+                " but the model's config implies " + expected.shape_string());
   }
   return to_f32(t);
 }
 
-std::vector<float> TensorStore::take_f32(const std::string& name, const std::vector<int64_t>& expected_shape) const {
+std::vector<float> TensorStore::take_f32(const std::string& name,
+                                         const std::vector<int64_t>& expected_shape) const {
   std::vector<float> values = to_f32(name, expected_shape);
   const TensorView& t = get(name);
   // Only whole pages inside the tensor: its neighbours may share the first and last page.
@@ -88,10 +91,12 @@ void TensorStore::require_all_used(const std::string& what) const {
   for (size_t i = 0; i < names.size() && i < 10; ++i) list += (i ? ", " : "") + names[i];
   if (names.size() > 10) list += ", ... (" + std::to_string(names.size() - 10) + " more)";
   const std::string file = tensors_.front().file;
-  throw Error(file + ": " + std::to_string(names.size()) + " tensor" + (names.size() > 1 ? "s are" : " is") +
-              " not used by " + what + ": " + list +
-              ". The configuration and the weights disagree (fewer layers than the file holds, a head the "
-              "architecture does not have, ...); lowbit refuses rather than run a different model than the file's");
+  throw Error(
+      file + ": " + std::to_string(names.size()) + " tensor" +
+      (names.size() > 1 ? "s are" : " is") + " not used by " + what + ": " + list +
+      ". The configuration and the weights disagree (fewer layers than the file holds, a head the "
+      "architecture does not have, ...); lowbit refuses rather than run a different model than the "
+      "file's");
 }
 
 void TensorStore::release_pages() const {

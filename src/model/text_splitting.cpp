@@ -13,16 +13,19 @@ namespace lowbit::model {
 RegexSplitter::RegexSplitter(const std::string& pattern) : pattern_(pattern) {
   int err = 0;
   PCRE2_SIZE err_offset = 0;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                   PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &err_offset, nullptr);
+  pcre2_code* code =
+      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                    PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &err_offset, nullptr);
   if (!code) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof msg);
-    throw Error("tokenizer pre-tokenizer regex does not compile at offset " + std::to_string(err_offset) + ": " +
-                reinterpret_cast<const char*>(msg) + " (pattern: " + pattern + ")");
+    throw Error("tokenizer pre-tokenizer regex does not compile at offset " +
+                std::to_string(err_offset) + ": " + reinterpret_cast<const char*>(msg) +
+                " (pattern: " + pattern + ")");
   }
   pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // optional speed-up; matching works without it
-  code_ = std::shared_ptr<void>(code, [](void* p) { pcre2_code_free(static_cast<pcre2_code*>(p)); });
+  code_ =
+      std::shared_ptr<void>(code, [](void* p) { pcre2_code_free(static_cast<pcre2_code*>(p)); });
 }
 
 void RegexSplitter::split(std::string_view text, std::vector<std::string_view>& out) const {
@@ -93,7 +96,8 @@ std::vector<SpecialTokens::Segment> SpecialTokens::split(std::string_view text) 
       }
     }
     if (!best) break;
-    if (best_pos > plain_start) out.push_back({text.substr(plain_start, best_pos - plain_start), -1});
+    if (best_pos > plain_start)
+      out.push_back({text.substr(plain_start, best_pos - plain_start), -1});
     out.push_back({text.substr(best_pos, best->first.size()), best->second});
     pos = plain_start = best_pos + best->first.size();
   }

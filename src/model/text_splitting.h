@@ -45,7 +45,7 @@ inline const std::string kLlama3 =
 // Qwen2: as LLaMA-3 but single digits.
 inline const std::string kQwen2 =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-inline const std::string kEachDigit = R"(\p{N})";  // HF Digits(individual_digits=true)
+inline const std::string kEachDigit = R"(\p{N})";   // HF Digits(individual_digits=true)
 inline const std::string kDigitRuns = R"(\p{N}+)";  // HF Digits(individual_digits=false)
 }  // namespace regex
 

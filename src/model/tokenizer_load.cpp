@@ -3,8 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
-#include "lowbit/util/error.h"
 #include "lowbit/model/gguf.h"
+#include "lowbit/util/error.h"
 #include "model/text_splitting.h"
 #include "model/tokenizer_spec.h"
 #include "util/json_file.h"
@@ -14,13 +14,21 @@ namespace {
 
 using nlohmann::json;
 
-enum GgufTokenType { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+enum GgufTokenType {
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6
+};
 
 // GGUF's tokenizer.ggml.pre names (llama.cpp's list) for the pre-tokenizers lowbit implements.
 bool pre_stages_for(const std::string& pre, TokenizerSpec& spec) {
   if (pre.empty() || pre == "default" || pre == "gpt2" || pre == "gpt-2") {
     spec.pre_patterns = {regex::kGpt2};
-  } else if (pre == "smollm" || pre == "starcoder" || pre == "refact" || pre == "codeshell" || pre == "command-r") {
+  } else if (pre == "smollm" || pre == "starcoder" || pre == "refact" || pre == "codeshell" ||
+             pre == "command-r") {
     spec.pre_patterns = {regex::kEachDigit, regex::kGpt2};
   } else if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") {
     spec.pre_patterns = {regex::kLlama3};
@@ -41,13 +49,14 @@ int32_t find_token(const std::vector<std::string>& tokens, const std::string& te
 
 int32_t checked_id(int64_t id, size_t vocab, const std::string& where, const char* what) {
   if (id < -1 || id >= int64_t(vocab))
-    throw Error(where + ": " + what + " id " + std::to_string(id) + " is outside the vocabulary of " +
-                std::to_string(vocab) + " tokens");
+    throw Error(where + ": " + what + " id " + std::to_string(id) +
+                " is outside the vocabulary of " + std::to_string(vocab) + " tokens");
   return int32_t(id);
 }
 
 // The pre-tokenizer of a tokenizer.json: regex stages, and whether byte-level mapping is on.
-void json_pre_tokenizer(const json& pre, const std::string& path, TokenizerSpec& spec, bool& byte_level) {
+void json_pre_tokenizer(const json& pre, const std::string& path, TokenizerSpec& spec,
+                        bool& byte_level) {
   if (pre.is_null()) return;
   const std::string type = pre.value("type", "");
   if (type == "Sequence") {
@@ -58,11 +67,15 @@ void json_pre_tokenizer(const json& pre, const std::string& path, TokenizerSpec&
       throw Error(path + ": ByteLevel add_prefix_space=true is not supported by lowbit yet");
     if (pre.value("use_regex", true)) spec.pre_patterns.push_back(regex::kGpt2);
   } else if (type == "Digits") {
-    spec.pre_patterns.push_back(pre.value("individual_digits", false) ? regex::kEachDigit : regex::kDigitRuns);
+    spec.pre_patterns.push_back(pre.value("individual_digits", false) ? regex::kEachDigit
+                                                                      : regex::kDigitRuns);
   } else if (type == "Split") {
     const json& pattern = pre.at("pattern");
-    if (!pattern.contains("Regex") || pre.value("behavior", "") != "Isolated" || pre.value("invert", false))
-      throw Error(path + ": only Split pre-tokenizers with a Regex pattern, behavior Isolated and invert false are supported");
+    if (!pattern.contains("Regex") || pre.value("behavior", "") != "Isolated" ||
+        pre.value("invert", false))
+      throw Error(path +
+                  ": only Split pre-tokenizers with a Regex pattern, behavior Isolated and invert "
+                  "false are supported");
     spec.pre_patterns.push_back(pattern["Regex"].get<std::string>());
   } else {
     throw Error(path + ": pre-tokenizer type '" + type + "' is not supported by lowbit yet");
@@ -81,7 +94,8 @@ std::vector<std::string> json_vocab(const json& root, const std::string& path) {
   std::vector<std::string> tokens;
   std::vector<bool> assigned;
   const auto put = [&](const std::string& text, int64_t id, const char* field) {
-    if (id < 0 || id > (int64_t(1) << 24)) throw Error(path + ": " + field + ": token id " + std::to_string(id) + " is out of range");
+    if (id < 0 || id > (int64_t(1) << 24))
+      throw Error(path + ": " + field + ": token id " + std::to_string(id) + " is out of range");
     if (size_t(id) >= tokens.size()) {
       tokens.resize(size_t(id) + 1);
       assigned.resize(size_t(id) + 1, false);
@@ -94,14 +108,16 @@ std::vector<std::string> json_vocab(const json& root, const std::string& path) {
   };
   const json& vocab = root.at("model").at("vocab");
   if (!vocab.is_object()) throw Error(path + ": model.vocab must be an object of token -> id");
-  for (const auto& [text, id] : vocab.items()) put(text, files::json_int(id, path + ": a token id"), "model.vocab");
+  for (const auto& [text, id] : vocab.items())
+    put(text, files::json_int(id, path + ": a token id"), "model.vocab");
   if (root.contains("added_tokens"))
     for (const json& t : root["added_tokens"])
-      put(t.at("content").get<std::string>(), files::json_int(t.at("id"), path + ": an added token id"), "added_tokens");
+      put(t.at("content").get<std::string>(),
+          files::json_int(t.at("id"), path + ": an added token id"), "added_tokens");
   for (size_t i = 0; i < assigned.size(); ++i)
     if (!assigned[i])
-      throw Error(path + ": model.vocab has no token with id " + std::to_string(i) + " (ids must run 0 .. " +
-                  std::to_string(tokens.size() - 1) + " without gaps)");
+      throw Error(path + ": model.vocab has no token with id " + std::to_string(i) +
+                  " (ids must run 0 .. " + std::to_string(tokens.size() - 1) + " without gaps)");
   return tokens;
 }
 
@@ -113,26 +129,30 @@ TokenIndex check_unique_tokens(const std::vector<std::string>& tokens, const std
   for (size_t i = 0; i < tokens.size(); ++i) {
     const auto [it, fresh] = seen.emplace(tokens[i], i);
     if (!fresh)
-      throw Error(where + ": token " + quote_token(tokens[i]) + " appears twice (ids " + std::to_string(it->second) +
-                  " and " + std::to_string(i) + ")");
+      throw Error(where + ": token " + quote_token(tokens[i]) + " appears twice (ids " +
+                  std::to_string(it->second) + " and " + std::to_string(i) + ")");
   }
   return seen;
 }
 
 // BPE merges as the spec defines them: "left right" (one space; byte-level BPE text has none of
 // its own) with both parts and their concatenation in the vocabulary, as HF tokenizers requires.
-void check_merges(const std::vector<std::string>& merges, const TokenIndex& index, const std::string& where) {
+void check_merges(const std::vector<std::string>& merges, const TokenIndex& index,
+                  const std::string& where) {
   for (size_t m = 0; m < merges.size(); ++m) {
     const std::string& rule = merges[m];
     const size_t space = rule.find(' ');
     const std::string problem =
-        space == std::string::npos || space == 0 || space + 1 == rule.size() || rule.find(' ', space + 1) != std::string::npos
+        space == std::string::npos || space == 0 || space + 1 == rule.size() ||
+                rule.find(' ', space + 1) != std::string::npos
             ? "is not two tokens separated by one space"
         : !index.count(rule.substr(0, space))  ? "has a left part that is not in the vocabulary"
         : !index.count(rule.substr(space + 1)) ? "has a right part that is not in the vocabulary"
-        : !index.count(rule.substr(0, space) + rule.substr(space + 1)) ? "merges into a token that is not in the vocabulary"
-                                                                         : "";
-    if (!problem.empty()) throw Error(where + " " + std::to_string(m) + " " + quote_token(rule) + " " + problem);
+        : !index.count(rule.substr(0, space) + rule.substr(space + 1))
+            ? "merges into a token that is not in the vocabulary"
+            : "";
+    if (!problem.empty())
+      throw Error(where + " " + std::to_string(m) + " " + quote_token(rule) + " " + problem);
   }
 }
 
@@ -143,7 +163,8 @@ struct SpecialTemplate {
   std::vector<int32_t> before, after;
 };
 
-SpecialTemplate json_post_processor(const json& pp, const std::string& path, const std::vector<std::string>& tokens) {
+SpecialTemplate json_post_processor(const json& pp, const std::string& path,
+                                    const std::vector<std::string>& tokens) {
   SpecialTemplate t;
   if (pp.is_null()) return t;
   t.present = true;
@@ -151,11 +172,15 @@ SpecialTemplate json_post_processor(const json& pp, const std::string& path, con
   const auto id_of = [&](const std::string& text) {
     if (pp.contains("special_tokens") && pp["special_tokens"].contains(text)) {
       const json& ids = pp["special_tokens"][text].at("ids");
-      if (ids.size() != 1) throw Error(path + ": post_processor special token " + quote_token(text) + " is not one id");
+      if (ids.size() != 1)
+        throw Error(path + ": post_processor special token " + quote_token(text) +
+                    " is not one id");
       return int32_t(files::json_int(ids[0], path + ": a post_processor id"));
     }
     const int32_t id = find_token(tokens, text);
-    if (id < 0) throw Error(path + ": post_processor names token " + quote_token(text) + ", which is not in the vocabulary");
+    if (id < 0)
+      throw Error(path + ": post_processor names token " + quote_token(text) +
+                  ", which is not in the vocabulary");
     return id;
   };
   if (type == "ByteLevel") {  // offsets only: ids unchanged
@@ -174,22 +199,27 @@ SpecialTemplate json_post_processor(const json& pp, const std::string& path, con
       if (item.contains("Sequence")) {
         seen_sequence = true;
       } else if (item.contains("SpecialToken")) {
-        (seen_sequence ? t.after : t.before).push_back(id_of(item["SpecialToken"].at("id").get<std::string>()));
+        (seen_sequence ? t.after : t.before)
+            .push_back(id_of(item["SpecialToken"].at("id").get<std::string>()));
       } else {
-        throw Error(path + ": post_processor template item " + item.dump().substr(0, 60) + " is not understood");
+        throw Error(path + ": post_processor template item " + item.dump().substr(0, 60) +
+                    " is not understood");
       }
     }
     if (!seen_sequence) throw Error(path + ": post_processor template has no $A sequence");
   } else if (type == "BertProcessing" || type == "RobertaProcessing") {
-    t.before.push_back(int32_t(files::json_int(pp.at("cls").at(1), path + ": post_processor cls id")));
-    t.after.push_back(int32_t(files::json_int(pp.at("sep").at(1), path + ": post_processor sep id")));
+    t.before.push_back(
+        int32_t(files::json_int(pp.at("cls").at(1), path + ": post_processor cls id")));
+    t.after.push_back(
+        int32_t(files::json_int(pp.at("sep").at(1), path + ": post_processor sep id")));
   } else {
     throw Error(path + ": post_processor type '" + type + "' is not supported");
   }
   for (const std::vector<int32_t>* ids : {&t.before, &t.after})
     for (int32_t id : *ids)
       if (id < 0 || size_t(id) >= tokens.size())
-        throw Error(path + ": post_processor id " + std::to_string(id) + " is outside the vocabulary");
+        throw Error(path + ": post_processor id " + std::to_string(id) +
+                    " is outside the vocabulary");
   return t;
 }
 
@@ -208,15 +238,18 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& gguf) {
   const std::string model = gguf.get_string("tokenizer.ggml.model");
   TokenizerSpec spec;
   spec.tokens = gguf.get_strings("tokenizer.ggml.tokens");
-  if (spec.tokens.empty()) throw Error(path + ": no tokenizer.ggml.tokens: this file carries no tokenizer");
+  if (spec.tokens.empty())
+    throw Error(path + ": no tokenizer.ggml.tokens: this file carries no tokenizer");
   const size_t n = spec.tokens.size();
   const std::vector<double> types = gguf.get_numbers("tokenizer.ggml.token_type");
-  if (!types.empty() && types.size() != n) throw Error(path + ": tokenizer.ggml.token_type and tokens differ in length");
+  if (!types.empty() && types.size() != n)
+    throw Error(path + ": tokenizer.ggml.token_type and tokens differ in length");
   for (size_t i = 0; i < types.size(); ++i)
     if (types[i] == kControl || types[i] == kUserDefined) spec.literal_ids.push_back(int32_t(i));
   spec.bos = checked_id(gguf.get_int("tokenizer.ggml.bos_token_id", -1), n, path, "BOS");
   spec.eos = checked_id(gguf.get_int("tokenizer.ggml.eos_token_id", -1), n, path, "EOS");
-  spec.unk = checked_id(gguf.get_int("tokenizer.ggml.unknown_token_id", -1), n, path, "unknown-token");
+  spec.unk =
+      checked_id(gguf.get_int("tokenizer.ggml.unknown_token_id", -1), n, path, "unknown-token");
   const auto flag = [&](const std::string& key, bool fallback) {
     const GgufValue* v = gguf.find(key);
     return v && v->type == GgufType::BOOL ? v->b : fallback;
@@ -229,14 +262,17 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& gguf) {
     const std::string pre = gguf.get_string("tokenizer.ggml.pre", "default");
     if (!pre_stages_for(pre, spec))
       throw Error(path + ": pre-tokenizer '" + pre +
-                  "' is not supported by lowbit yet (supported: default/gpt2, smollm, starcoder, llama-bpe, qwen2)");
+                  "' is not supported by lowbit yet (supported: default/gpt2, smollm, starcoder, "
+                  "llama-bpe, qwen2)");
     spec.add_bos = flag("tokenizer.ggml.add_bos_token", false);
-    spec.description = "byte-level BPE (pre-tokenizer " + pre + ", " + std::to_string(spec.merges.size()) + " merges)";
+    spec.description = "byte-level BPE (pre-tokenizer " + pre + ", " +
+                       std::to_string(spec.merges.size()) + " merges)";
     return make_byte_level_bpe(std::move(spec));
   }
   if (model == "llama") {
     const std::vector<double> scores = gguf.get_numbers("tokenizer.ggml.scores");
-    if (scores.size() != n) throw Error(path + ": tokenizer.ggml.scores and tokens differ in length");
+    if (scores.size() != n)
+      throw Error(path + ": tokenizer.ggml.scores and tokens differ in length");
     spec.scores.assign(scores.begin(), scores.end());
     spec.add_bos = flag("tokenizer.ggml.add_bos_token", true);
     spec.add_space_prefix = flag("tokenizer.ggml.add_space_prefix", true);
@@ -244,8 +280,12 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& gguf) {
     return make_sentencepiece_bpe(std::move(spec));
   }
   if (model == "bert") {
-    spec.cls = checked_id(gguf.get_int("tokenizer.ggml.cls_token_id", find_token(spec.tokens, "[CLS]")), n, path, "CLS");
-    spec.sep = checked_id(gguf.get_int("tokenizer.ggml.seperator_token_id", find_token(spec.tokens, "[SEP]")), n, path, "SEP");
+    spec.cls =
+        checked_id(gguf.get_int("tokenizer.ggml.cls_token_id", find_token(spec.tokens, "[CLS]")), n,
+                   path, "CLS");
+    spec.sep = checked_id(
+        gguf.get_int("tokenizer.ggml.seperator_token_id", find_token(spec.tokens, "[SEP]")), n,
+        path, "SEP");
     if (spec.unk < 0) spec.unk = find_token(spec.tokens, "[UNK]");
     // GGUF does not record casing; an uncased vocabulary has no capital letters outside [MARKERS].
     spec.lowercase = true;
@@ -257,7 +297,8 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& gguf) {
     spec.description = std::string("WordPiece (") + (spec.lowercase ? "uncased" : "cased") + ")";
     return make_wordpiece(std::move(spec));
   }
-  throw Error(path + ": tokenizer kind '" + model + "' is not supported by lowbit yet (supported: gpt2, llama, bert)");
+  throw Error(path + ": tokenizer kind '" + model +
+              "' is not supported by lowbit yet (supported: gpt2, llama, bert)");
 }
 
 std::unique_ptr<Tokenizer> tokenizer_from_json(const std::string& path) {
@@ -271,7 +312,8 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const std::string& path) {
     if (type == "WordPiece") {
       const json& norm = root.value("normalizer", json());
       if (!norm.is_null() && norm.value("type", "") != "BertNormalizer")
-        throw Error(path + ": WordPiece with normalizer '" + norm.value("type", "") + "' is not supported");
+        throw Error(path + ": WordPiece with normalizer '" + norm.value("type", "") +
+                    "' is not supported");
       spec.lowercase = norm.is_null() ? false : norm.value("lowercase", true);
       spec.strip_accents = norm.is_null() ? false
                            : norm.contains("strip_accents") && !norm["strip_accents"].is_null()
@@ -281,43 +323,59 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const std::string& path) {
       spec.cls = id_of("[CLS]");
       spec.sep = id_of("[SEP]");
       // lowbit's WordPiece puts [CLS] ... [SEP] around a sequence; the file must say the same.
-      const SpecialTemplate t = json_post_processor(root.value("post_processor", json()), path, spec.tokens);
-      if (!t.present || t.before != std::vector<int32_t>{spec.cls} || t.after != std::vector<int32_t>{spec.sep})
-        throw Error(path + ": post_processor does not put [CLS] before and [SEP] after a sequence, which is what "
-                           "lowbit's WordPiece does");
+      const SpecialTemplate t =
+          json_post_processor(root.value("post_processor", json()), path, spec.tokens);
+      if (!t.present || t.before != std::vector<int32_t>{spec.cls} ||
+          t.after != std::vector<int32_t>{spec.sep})
+        throw Error(
+            path +
+            ": post_processor does not put [CLS] before and [SEP] after a sequence, which is what "
+            "lowbit's WordPiece does");
       spec.description = std::string("WordPiece (") + (spec.lowercase ? "uncased" : "cased") + ")";
       return make_wordpiece(std::move(spec));
     }
     if (type == "BPE") {
       bool byte_level = false;
       json_pre_tokenizer(root.value("pre_tokenizer", json()), path, spec, byte_level);
-      if (!byte_level && root.contains("decoder") && root["decoder"].value("type", "") == "ByteLevel") byte_level = true;
+      if (!byte_level && root.contains("decoder") &&
+          root["decoder"].value("type", "") == "ByteLevel")
+        byte_level = true;
       if (!byte_level)
-        throw Error(path + ": only byte-level BPE tokenizer.json files are supported (SentencePiece-style BPE "
-                           "is read from GGUF files)");
+        throw Error(
+            path +
+            ": only byte-level BPE tokenizer.json files are supported (SentencePiece-style BPE "
+            "is read from GGUF files)");
       const json& norm = root.value("normalizer", json());
       if (!norm.is_null()) {
-        if (norm.value("type", "") != "NFC") throw Error(path + ": normalizer '" + norm.value("type", "") + "' is not supported");
+        if (norm.value("type", "") != "NFC")
+          throw Error(path + ": normalizer '" + norm.value("type", "") + "' is not supported");
         spec.nfc = true;
       }
       for (const json& m : model.at("merges")) {
         if (!m.is_string() && !(m.is_array() && m.size() == 2))
-          throw Error(path + ": model.merges entry " + std::to_string(spec.merges.size()) + " " + m.dump().substr(0, 60) +
-                      " is neither \"left right\" nor [left, right]");
-        spec.merges.push_back(m.is_string() ? m.get<std::string>()
-                                            : m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
+          throw Error(path + ": model.merges entry " + std::to_string(spec.merges.size()) + " " +
+                      m.dump().substr(0, 60) + " is neither \"left right\" nor [left, right]");
+        spec.merges.push_back(m.is_string()
+                                  ? m.get<std::string>()
+                                  : m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
       }
-      check_merges(spec.merges, check_unique_tokens(spec.tokens, path + ": model.vocab"), path + ": model.merges entry");
-      if (model.contains("unk_token") && model["unk_token"].is_string()) spec.unk = id_of(model["unk_token"]);
+      check_merges(spec.merges, check_unique_tokens(spec.tokens, path + ": model.vocab"),
+                   path + ": model.merges entry");
+      if (model.contains("unk_token") && model["unk_token"].is_string())
+        spec.unk = id_of(model["unk_token"]);
       if (root.contains("added_tokens"))
         for (const json& t : root["added_tokens"])
-          spec.literal_ids.push_back(int32_t(files::json_int(t.at("id"), path + ": an added token id")));
+          spec.literal_ids.push_back(
+              int32_t(files::json_int(t.at("id"), path + ": an added token id")));
       // BOS / EOS live in tokenizer_config.json beside it, when present.
-      const std::string config_path = path.substr(0, path.find_last_of('/') + 1) + "tokenizer_config.json";
+      const std::string config_path =
+          path.substr(0, path.find_last_of('/') + 1) + "tokenizer_config.json";
       if (files::exists(config_path)) {
         const json config = files::read_json(config_path);
         const auto token_text = [](const json& v) {
-          return v.is_string() ? v.get<std::string>() : v.is_object() ? v.value("content", "") : std::string();
+          return v.is_string()   ? v.get<std::string>()
+                 : v.is_object() ? v.value("content", "")
+                                 : std::string();
         };
         if (config.contains("bos_token")) spec.bos = id_of(token_text(config["bos_token"]));
         if (config.contains("eos_token")) spec.eos = id_of(token_text(config["eos_token"]));
@@ -325,19 +383,23 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const std::string& path) {
       }
       // The post_processor is what HF tokenizers applies (LLaMA-3 adds <|begin_of_text|> there): it
       // decides BOS when present. Tokens after the text (an appended EOS) are not implemented.
-      const SpecialTemplate t = json_post_processor(root.value("post_processor", json()), path, spec.tokens);
+      const SpecialTemplate t =
+          json_post_processor(root.value("post_processor", json()), path, spec.tokens);
       if (t.present) {
         if (t.before.size() > 1 || !t.after.empty())
-          throw Error(path + ": post_processor adds " + std::to_string(t.before.size()) + " token(s) before and " +
-                      std::to_string(t.after.size()) + " after a sequence; lowbit implements at most one BOS before");
+          throw Error(path + ": post_processor adds " + std::to_string(t.before.size()) +
+                      " token(s) before and " + std::to_string(t.after.size()) +
+                      " after a sequence; lowbit implements at most one BOS before");
         spec.add_bos = !t.before.empty();
         if (spec.add_bos) spec.bos = t.before[0];
       }
-      spec.description = "byte-level BPE (" + std::to_string(spec.pre_patterns.size()) + " pre-tokenizer stages, " +
-                         std::to_string(spec.merges.size()) + " merges)";
+      spec.description = "byte-level BPE (" + std::to_string(spec.pre_patterns.size()) +
+                         " pre-tokenizer stages, " + std::to_string(spec.merges.size()) +
+                         " merges)";
       return make_byte_level_bpe(std::move(spec));
     }
-    throw Error(path + ": tokenizer model type '" + type + "' is not supported (supported: BPE, WordPiece)");
+    throw Error(path + ": tokenizer model type '" + type +
+                "' is not supported (supported: BPE, WordPiece)");
   } catch (const json::exception& e) {
     throw Error(path + ": unexpected tokenizer.json structure (" + e.what() + ")");
   }

@@ -12,17 +12,17 @@
 namespace lowbit::model {
 
 struct TokenizerSpec {
-  std::vector<std::string> tokens;         // id -> vocabulary entry
-  std::vector<float> scores;               // SentencePiece BPE: merge priority of each entry
-  std::vector<std::string> merges;         // byte-level BPE: "left right", highest priority first
-  std::vector<int32_t> literal_ids;        // special / added tokens matched literally in text
-  std::vector<std::string> pre_patterns;   // regex pre-tokenizer stages, in order
-  bool nfc = false;                        // NFC-normalise text first (Qwen2)
-  bool add_space_prefix = true;            // SentencePiece: text starts with a word boundary
-  bool lowercase = true;                   // WordPiece: BERT "uncased"
-  bool strip_accents = true;               // WordPiece
-  int32_t bos = -1, eos = -1, unk = -1;    // -1: none
-  int32_t cls = -1, sep = -1;              // WordPiece markers
+  std::vector<std::string> tokens;        // id -> vocabulary entry
+  std::vector<float> scores;              // SentencePiece BPE: merge priority of each entry
+  std::vector<std::string> merges;        // byte-level BPE: "left right", highest priority first
+  std::vector<int32_t> literal_ids;       // special / added tokens matched literally in text
+  std::vector<std::string> pre_patterns;  // regex pre-tokenizer stages, in order
+  bool nfc = false;                       // NFC-normalise text first (Qwen2)
+  bool add_space_prefix = true;           // SentencePiece: text starts with a word boundary
+  bool lowercase = true;                  // WordPiece: BERT "uncased"
+  bool strip_accents = true;              // WordPiece
+  int32_t bos = -1, eos = -1, unk = -1;   // -1: none
+  int32_t cls = -1, sep = -1;             // WordPiece markers
   bool add_bos = false;
   std::string description;
 };

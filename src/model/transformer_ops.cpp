@@ -17,7 +17,8 @@ void rms_norm(const float* x, const float* weight, int n, int dim, float eps, fl
   }
 }
 
-void layer_norm(const float* x, const float* weight, const float* bias, int n, int dim, float eps, float* out) {
+void layer_norm(const float* x, const float* weight, const float* bias, int n, int dim, float eps,
+                float* out) {
 #pragma omp parallel for schedule(static) if (n > 1)
   for (int r = 0; r < n; ++r) {
     const float* xr = x + size_t(r) * size_t(dim);
@@ -60,7 +61,8 @@ void softmax_prefix(float* row, int valid, int total) {
   std::fill(row + valid, row + total, 0.0f);
 }
 
-RopeTable::RopeTable(const std::vector<float>& inv_freq, int pos0, int n) : half_(int(inv_freq.size())) {
+RopeTable::RopeTable(const std::vector<float>& inv_freq, int pos0, int n)
+    : half_(int(inv_freq.size())) {
   cos_.resize(size_t(n) * size_t(half_));
   sin_.resize(cos_.size());
   for (int r = 0; r < n; ++r)

@@ -12,7 +12,8 @@ namespace lowbit::model {
 // out[r] = x[r] / sqrt(mean(x[r]²) + eps) * weight, for n rows of width dim (sums in double).
 void rms_norm(const float* x, const float* weight, int n, int dim, float eps, float* out);
 // out[r] = (x[r] - mean) / sqrt(var + eps) * weight + bias (population variance, sums in double).
-void layer_norm(const float* x, const float* weight, const float* bias, int n, int dim, float eps, float* out);
+void layer_norm(const float* x, const float* weight, const float* bias, int n, int dim, float eps,
+                float* out);
 void add_in_place(float* x, const float* y, size_t n);
 // gate[i] = silu(gate[i]) * up[i]
 void swiglu_in_place(float* gate, const float* up, size_t n);

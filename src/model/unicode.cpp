@@ -37,7 +37,8 @@ struct ByteMap {
     from_cp.fill(-1);
     int next = 256;
     for (int b = 0; b < 256; ++b) {
-      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+      const bool printable =
+          (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
       const char32_t cp = printable ? char32_t(b) : char32_t(next++);
       append_utf8(to_text[size_t(b)], cp);
       from_cp[cp] = b;
@@ -55,44 +56,63 @@ utf8proc_category_t category(char32_t cp) {
 
 std::string map_with(std::string_view text, int options) {
   utf8proc_uint8_t* out = nullptr;
-  const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), utf8proc_ssize_t(text.size()),
-                              &out, utf8proc_option_t(options));
+  const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                              utf8proc_ssize_t(text.size()), &out, utf8proc_option_t(options));
   if (n < 0) return std::string(text);  // invalid UTF-8: leave it for the byte-level path
   std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> hold(out, &std::free);
   return std::string(reinterpret_cast<const char*>(out), size_t(n));
 }
 }  // namespace
 
-const std::string& byte_to_text(uint8_t b) { return byte_map().to_text[b]; }
-int text_to_byte(char32_t cp) { return cp < 512 ? byte_map().from_cp[cp] : -1; }
+const std::string& byte_to_text(uint8_t b) {
+  return byte_map().to_text[b];
+}
+int text_to_byte(char32_t cp) {
+  return cp < 512 ? byte_map().from_cp[cp] : -1;
+}
 
 bool is_whitespace(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
 bool is_punctuation(char32_t cp) {
   switch (category(cp)) {
-    case UTF8PROC_CATEGORY_PC: case UTF8PROC_CATEGORY_PD: case UTF8PROC_CATEGORY_PS:
-    case UTF8PROC_CATEGORY_PE: case UTF8PROC_CATEGORY_PI: case UTF8PROC_CATEGORY_PF:
-    case UTF8PROC_CATEGORY_PO: return true;
-    default: return false;
+    case UTF8PROC_CATEGORY_PC:
+    case UTF8PROC_CATEGORY_PD:
+    case UTF8PROC_CATEGORY_PS:
+    case UTF8PROC_CATEGORY_PE:
+    case UTF8PROC_CATEGORY_PI:
+    case UTF8PROC_CATEGORY_PF:
+    case UTF8PROC_CATEGORY_PO:
+      return true;
+    default:
+      return false;
   }
 }
 
 bool is_other(char32_t cp) {
   switch (category(cp)) {
-    case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_CS:
-    case UTF8PROC_CATEGORY_CO: case UTF8PROC_CATEGORY_CN: return true;
-    default: return false;
+    case UTF8PROC_CATEGORY_CC:
+    case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_CS:
+    case UTF8PROC_CATEGORY_CO:
+    case UTF8PROC_CATEGORY_CN:
+      return true;
+    default:
+      return false;
   }
 }
 
-bool is_mark_nonspacing(char32_t cp) { return category(cp) == UTF8PROC_CATEGORY_MN; }
+bool is_mark_nonspacing(char32_t cp) {
+  return category(cp) == UTF8PROC_CATEGORY_MN;
+}
 
 bool is_cjk_ideograph(char32_t c) {
-  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
-         (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+         (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
+         (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
          (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
@@ -107,7 +127,11 @@ std::string to_lower(std::string_view text) {
   return out;
 }
 
-std::string nfd(std::string_view text) { return map_with(text, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE); }
-std::string nfc(std::string_view text) { return map_with(text, UTF8PROC_STABLE | UTF8PROC_COMPOSE); }
+std::string nfd(std::string_view text) {
+  return map_with(text, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE);
+}
+std::string nfc(std::string_view text) {
+  return map_with(text, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+}
 
 }  // namespace lowbit::model::unicode

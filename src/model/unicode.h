@@ -19,9 +19,9 @@ const std::string& byte_to_text(uint8_t b);
 // Inverse of byte_to_text for one code point; -1 when cp is not an image of a byte.
 int text_to_byte(char32_t cp);
 
-bool is_whitespace(char32_t cp);   // Unicode White_Space (Rust's char::is_whitespace)
-bool is_punctuation(char32_t cp);  // general category P* (Pc Pd Ps Pe Pi Pf Po)
-bool is_other(char32_t cp);        // general category C* (Cc Cf Cs Co Cn)
+bool is_whitespace(char32_t cp);       // Unicode White_Space (Rust's char::is_whitespace)
+bool is_punctuation(char32_t cp);      // general category P* (Pc Pd Ps Pe Pi Pf Po)
+bool is_other(char32_t cp);            // general category C* (Cc Cf Cs Co Cn)
 bool is_mark_nonspacing(char32_t cp);  // Mn
 bool is_cjk_ideograph(char32_t cp);    // the ranges BERT puts spaces around
 

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "lowbit/util/error.h"
 #include "lowbit/model/tokenizer.h"
+#include "lowbit/util/error.h"
 #include "util/files.h"
 
 namespace lowbit::model {

@@ -92,8 +92,8 @@ class WordPiece final : public SpecTokenizer {
     for (size_t pos = 0; pos < text.size();) {
       char32_t cp;
       const int n = unicode::next_code_point(text, pos, cp);
-      const bool ascii_punct = (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) ||
-                               (cp >= 123 && cp <= 126);
+      const bool ascii_punct = (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) ||
+                               (cp >= 91 && cp <= 96) || (cp >= 123 && cp <= 126);
       if (unicode::is_whitespace(cp)) {
         flush();
       } else if (ascii_punct || unicode::is_punctuation(cp)) {
@@ -122,7 +122,8 @@ class WordPiece final : public SpecTokenizer {
       size_t found_end = start;
       for (size_t end = word.size(); end > start; --end) {
         if (end < word.size() && (uint8_t(word[end]) & 0xC0) == 0x80) continue;
-        const std::string candidate = (start > 0 ? kContinuation : std::string()) + word.substr(start, end - start);
+        const std::string candidate =
+            (start > 0 ? kContinuation : std::string()) + word.substr(start, end - start);
         auto it = ids_.find(candidate);
         if (it != ids_.end()) {
           found = it->second;
@@ -139,11 +140,12 @@ class WordPiece final : public SpecTokenizer {
     }
     ids.insert(ids.end(), pieces.begin(), pieces.end());
   }
-
 };
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> make_wordpiece(TokenizerSpec spec) { return std::make_unique<WordPiece>(std::move(spec)); }
+std::unique_ptr<Tokenizer> make_wordpiece(TokenizerSpec spec) {
+  return std::make_unique<WordPiece>(std::move(spec));
+}
 
 }  // namespace lowbit::model

@@ -6,13 +6,13 @@
 #include <map>
 #include <memory>
 
-#include "lowbit/util/error.h"
 #include "lowbit/ptq/format_search.h"
 #include "lowbit/ptq/gptq.h"
 #include "lowbit/ptq/methods.h"
 #include "lowbit/ptq/ptq.h"
 #include "lowbit/ptq/rotate.h"
 #include "lowbit/ptq/smoothquant.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::ptq {
 namespace {
@@ -24,8 +24,8 @@ struct Quantized {
   WeightReport report;
 };
 
-Quantized quantize_weight(const std::string& site, const MaybeScheme& scheme, std::shared_ptr<std::vector<float>> w,
-                          size_t rows, size_t cols) {
+Quantized quantize_weight(const std::string& site, const MaybeScheme& scheme,
+                          std::shared_ptr<std::vector<float>> w, size_t rows, size_t cols) {
   Quantized q;
   q.report.site = site;
   q.report.shape = {rows, cols};
@@ -77,10 +77,11 @@ std::string method_key(const Recipe& recipe, size_t upto, const Calibration& cal
   return r.canonical() + "|" + calibration.id;
 }
 
-std::unique_ptr<model::Runtime> run_methods(const Recipe& recipe, const model::Runtime& fp, const Calibration* calibration,
-                         std::map<std::string, std::vector<float>>& prequantized, std::map<std::string, Scheme>& chosen,
-                         ApplyReport& rep, const std::function<void(const std::string&, int, int)>& progress,
-                         MethodCache* cache) {
+std::unique_ptr<model::Runtime> run_methods(
+    const Recipe& recipe, const model::Runtime& fp, const Calibration* calibration,
+    std::map<std::string, std::vector<float>>& prequantized, std::map<std::string, Scheme>& chosen,
+    ApplyReport& rep, const std::function<void(const std::string&, int, int)>& progress,
+    MethodCache* cache) {
   std::unique_ptr<model::Runtime> base = fp.clone();
   size_t index = 0;
   const auto scheme_of = [&](const std::string& site) -> MaybeScheme {
@@ -93,8 +94,15 @@ std::unique_ptr<model::Runtime> run_methods(const Recipe& recipe, const model::R
     const MethodInfo& info = find_method(m.name);
     if (info.needs_calibration && !calibration)
       throw Error("recipe: the method " + m.name + " needs calibration data (--calib TEXT)");
-    MethodRun run{m,      recipe, base,     calibration, prequantized, chosen, scheme_of,
-                  calibration && cache ? method_key(recipe, at, *calibration) : "", cache,
+    MethodRun run{m,
+                  recipe,
+                  base,
+                  calibration,
+                  prequantized,
+                  chosen,
+                  scheme_of,
+                  calibration && cache ? method_key(recipe, at, *calibration) : "",
+                  cache,
                   [&](int done, int total) {
                     if (progress) progress(m.name, done, total);
                   }};
@@ -106,35 +114,41 @@ std::unique_ptr<model::Runtime> run_methods(const Recipe& recipe, const model::R
 
 }  // namespace
 
-std::unique_ptr<model::Runtime> apply_recipe(const Recipe& recipe, const model::Runtime& fp_in, ApplyReport* report,
-                                             const Calibration* calibration,
-                                             const std::function<void(const std::string&, int, int)>& progress,
-                                             MethodCache* cache) {
+std::unique_ptr<model::Runtime> apply_recipe(
+    const Recipe& recipe, const model::Runtime& fp_in, ApplyReport* report,
+    const Calibration* calibration,
+    const std::function<void(const std::string&, int, int)>& progress, MethodCache* cache) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<std::string> names = model_sites(fp_in);
   for (const RecipeOverride& o : recipe.overrides) {
     bool hit = false;
     for (const std::string& s : names) hit = hit || ::fnmatch(o.match.c_str(), s.c_str(), 0) == 0;
     if (!hit)
-      throw Error("recipe: override pattern \"" + o.match + "\" matches no site of this model (sites look like " +
-                  names.front() + ", " + names[std::min<size_t>(1, names.size() - 1)] + ", " + names.back() +
+      throw Error("recipe: override pattern \"" + o.match +
+                  "\" matches no site of this model (sites look like " + names.front() + ", " +
+                  names[std::min<size_t>(1, names.size() - 1)] + ", " + names.back() +
                   "; `lowbit recipe --sites` lists them)");
   }
   ApplyReport rep;
   std::map<std::string, std::vector<float>> prequantized;
   std::map<std::string, Scheme> chosen;
-  const std::unique_ptr<model::Runtime> fp = run_methods(recipe, fp_in, calibration, prequantized, chosen, rep, progress, cache);
+  const std::unique_ptr<model::Runtime> fp =
+      run_methods(recipe, fp_in, calibration, prequantized, chosen, rep, progress, cache);
   for (const Method& m : recipe.methods)
-    if (find_method(m.name).transforms) rep.transformed = std::shared_ptr<const model::Runtime>(fp->clone());
+    if (find_method(m.name).transforms)
+      rep.transformed = std::shared_ptr<const model::Runtime>(fp->clone());
   std::unique_ptr<model::Runtime> q = fp->clone();  // shares every weight until replaced
   const model::Sites fs = fp->sites(), qs = q->sites();
-  if (qs.kv.empty() && (recipe.kv || std::any_of(recipe.overrides.begin(), recipe.overrides.end(),
-                                                 [](const RecipeOverride& o) { return o.kv && *o.kv; })))
-    throw Error("recipe: the " + fp->architecture() + " model has no KV cache (an encoder attends within one pass); "
+  if (qs.kv.empty() &&
+      (recipe.kv || std::any_of(recipe.overrides.begin(), recipe.overrides.end(),
+                                [](const RecipeOverride& o) { return o.kv && *o.kv; })))
+    throw Error("recipe: the " + fp->architecture() +
+                " model has no KV cache (an encoder attends within one pass); "
                 "give no kv scheme");
 
   const MaybeScheme emb_scheme = recipe.resolve(qs.embedding.name).weights;
-  Quantized emb = quantize_weight(qs.embedding.name, emb_scheme, *fs.embedding.values, qs.embedding.rows, qs.embedding.cols);
+  Quantized emb = quantize_weight(qs.embedding.name, emb_scheme, *fs.embedding.values,
+                                  qs.embedding.rows, qs.embedding.cols);
   *qs.embedding.values = emb.values;
   rep.weights.push_back(emb.report);
 
@@ -150,7 +164,8 @@ std::unique_ptr<model::Runtime> apply_recipe(const Recipe& recipe, const model::
       // One stored tensor serves both (quantized alike, or both kept).
       lin->set_weight_shared(emb.values);
     } else {
-      const std::shared_ptr<std::vector<float>> source = tied ? *fs.embedding.values : lin->weight_ptr();
+      const std::shared_ptr<std::vector<float>> source =
+          tied ? *fs.embedding.values : lin->weight_ptr();
       const auto pre = prequantized.find(lin->name());
       if (pre != prequantized.end()) {  // quantized by a method (GPTQ): measured against its input
         WeightReport wr;
@@ -162,7 +177,8 @@ std::unique_ptr<model::Runtime> apply_recipe(const Recipe& recipe, const model::
         lin->set_weight(pre->second);
         rep.weights.push_back(wr);
       } else {
-        Quantized qw = quantize_weight(lin->name(), r.weights, source, size_t(lin->out_features()), size_t(lin->in_features()));
+        Quantized qw = quantize_weight(lin->name(), r.weights, source, size_t(lin->out_features()),
+                                       size_t(lin->in_features()));
         lin->set_weight_shared(qw.values);
         rep.weights.push_back(qw.report);
       }

@@ -6,12 +6,12 @@
 
 #include <limits>
 
-#include "lowbit/util/error.h"
-#include "lowbit/ptq/ptq.h"
-#include "ptq/method_rows.h"
 #include "lowbit/ptq/gptq.h"
+#include "lowbit/ptq/ptq.h"
 #include "lowbit/quant/qtensor.h"
+#include "lowbit/util/error.h"
 #include "ptq/input_hessians.h"
+#include "ptq/method_rows.h"
 
 namespace lowbit::ptq {
 
@@ -21,7 +21,8 @@ std::vector<Scheme> search_candidates(const Scheme& base) {
   for (int e = 1; e <= std::min(8, bits - 1); ++e) {
     const int m = bits - 1 - e;
     if (m > 10) continue;
-    elements.push_back(parse_format("e" + std::to_string(e) + "m" + std::to_string(m) + ":specials=none"));
+    elements.push_back(
+        parse_format("e" + std::to_string(e) + "m" + std::to_string(m) + ":specials=none"));
   }
   if (bits >= 2 && bits <= 16) elements.push_back(Format::integer(bits, true));
   std::vector<Scheme> out;
@@ -42,16 +43,19 @@ std::vector<Scheme> search_candidates(const Scheme& base) {
   return out;
 }
 
-double output_error(const std::vector<float>& w, const std::vector<float>& q, int out, int in, const std::vector<float>& h) {
+double output_error(const std::vector<float>& w, const std::vector<float>& q, int out, int in,
+                    const std::vector<float>& h) {
   std::vector<float> d(w.size()), dh(w.size());
   for (size_t i = 0; i < w.size(); ++i) d[i] = q[i] - w[i];
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in, in, 1.0f, d.data(), in, h.data(), in, 0.0f, dh.data(), in);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in, in, 1.0f, d.data(), in, h.data(),
+              in, 0.0f, dh.data(), in);
   double e = 0;
   for (size_t i = 0; i < d.size(); ++i) e += double(d[i]) * double(dh[i]);
   return e;
 }
 
-Scheme search_scheme(const Scheme& base, const std::vector<float>& w, int out, int in, const std::vector<float>& h) {
+Scheme search_scheme(const Scheme& base, const std::vector<float>& w, int out, int in,
+                     const std::vector<float>& h) {
   double best = std::numeric_limits<double>::infinity();
   Scheme chosen = base;
   std::vector<float> q(w.size());
@@ -66,8 +70,9 @@ Scheme search_scheme(const Scheme& base, const std::vector<float>& w, int out, i
   return chosen;
 }
 
-std::map<std::string, Scheme> search_model(const model::Runtime& base, const std::function<MaybeScheme(const std::string&)>& scheme_of,
-                                           const Calibration& calibration, const std::function<void(int, int)>& progress) {
+std::map<std::string, Scheme> search_model(
+    const model::Runtime& base, const std::function<MaybeScheme(const std::string&)>& scheme_of,
+    const Calibration& calibration, const std::function<void(int, int)>& progress) {
   std::map<std::string, Scheme> chosen;
   const std::unique_ptr<model::Runtime> q = base.clone();
   const model::Sites sites = q->sites();
@@ -87,9 +92,11 @@ std::map<std::string, Scheme> search_model(const model::Runtime& base, const std
         if (!s) continue;
         const std::vector<double> hd = hessians.of(site.input).matrix();
         const std::vector<float> h(hd.begin(), hd.end());
-        const Scheme pick = search_scheme(*s, lin->weight(), lin->out_features(), lin->in_features(), h);
+        const Scheme pick =
+            search_scheme(*s, lin->weight(), lin->out_features(), lin->in_features(), h);
         std::vector<float> w(lin->weight().size());
-        fake_quant(pick, lin->weight().data(), {size_t(lin->out_features()), size_t(lin->in_features())}, w.data());
+        fake_quant(pick, lin->weight().data(),
+                   {size_t(lin->out_features()), size_t(lin->in_features())}, w.data());
         lin->set_weight(std::move(w));  // later blocks see this one quantized
         chosen[lin->name()] = pick;
       }
@@ -103,8 +110,10 @@ std::map<std::string, Scheme> search_model(const model::Runtime& base, const std
 MethodInfo search_method() {
   MethodInfo m;
   m.name = "search";
-  m.summary = "format and clipping search per Linear among the formats of a bit width, as in LLM-FP4";
-  m.params = {{"bits", MethodParam::Kind::Integer, 0, 0, 16, false, "the width searched (0: the scheme's own)"}};
+  m.summary =
+      "format and clipping search per Linear among the formats of a bit width, as in LLM-FP4";
+  m.params = {{"bits", MethodParam::Kind::Integer, 0, 0, 16, false,
+               "the width searched (0: the scheme's own)"}};
   m.needs_calibration = true;
   m.run = [](MethodRun& r) {
     const int bits = r.integer("bits");

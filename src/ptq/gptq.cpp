@@ -10,11 +10,11 @@
 #include <cmath>
 #include <numeric>
 
-#include "lowbit/util/error.h"
 #include "lowbit/ptq/ptq.h"
-#include "ptq/method_rows.h"
 #include "lowbit/quant/qtensor.h"
+#include "lowbit/util/error.h"
 #include "ptq/input_hessians.h"
+#include "ptq/method_rows.h"
 
 namespace lowbit::ptq {
 namespace {
@@ -27,11 +27,15 @@ int scale_width(const Scheme& s, int in) {
   const int rank = 2;
   const int axis = s.axis < 0 ? s.axis + rank : s.axis;
   switch (s.granularity) {
-    case Granularity::Group: return axis == 1 ? std::min(s.group, in) : 1;
-    case Granularity::Block2D: return std::min(s.block_cols, in);
-    case Granularity::Channel: return axis == 1 ? 1 : in;
+    case Granularity::Group:
+      return axis == 1 ? std::min(s.group, in) : 1;
+    case Granularity::Block2D:
+      return std::min(s.block_cols, in);
+    case Granularity::Channel:
+      return axis == 1 ? 1 : in;
     case Granularity::Tensor:
-    case Granularity::Token: return in;
+    case Granularity::Token:
+      return in;
   }
   return in;
 }
@@ -40,15 +44,20 @@ int scale_width(const Scheme& s, int in) {
 size_t group_of(const Scheme& s, size_t r, size_t c, size_t rows, size_t width) {
   const int axis = s.axis < 0 ? s.axis + 2 : s.axis;
   switch (s.granularity) {
-    case Granularity::Tensor: return 0;
-    case Granularity::Token: return r;
-    case Granularity::Channel: return axis == 0 ? r : c;
+    case Granularity::Tensor:
+      return 0;
+    case Granularity::Token:
+      return r;
+    case Granularity::Channel:
+      return axis == 0 ? r : c;
     case Granularity::Group: {
       const size_t g = size_t(s.group);
       return axis == 1 ? r * ((width + g - 1) / g) + c / g : (r / g) * width + c;
     }
     case Granularity::Block2D:
-      return (r / size_t(s.block_rows)) * ((width + size_t(s.block_cols) - 1) / size_t(s.block_cols)) + c / size_t(s.block_cols);
+      return (r / size_t(s.block_rows)) *
+                 ((width + size_t(s.block_cols) - 1) / size_t(s.block_cols)) +
+             c / size_t(s.block_cols);
   }
   (void)rows;
   return 0;
@@ -56,11 +65,12 @@ size_t group_of(const Scheme& s, size_t r, size_t c, size_t rows, size_t width) 
 
 // Scales (and zero points) for columns [c0, c0 + width) of w, fixed from w's current values.
 struct ColumnScales {
-  std::vector<float> scale;       // [width][out] (column-major: one column's rows together)
-  std::vector<uint8_t> zero;      // same, asymmetric schemes
+  std::vector<float> scale;   // [width][out] (column-major: one column's rows together)
+  std::vector<uint8_t> zero;  // same, asymmetric schemes
 };
 
-ColumnScales fix_scales(const Scheme& s, const std::vector<float>& w, int out, int in, int c0, int width, float global) {
+ColumnScales fix_scales(const Scheme& s, const std::vector<float>& w, int out, int in, int c0,
+                        int width, float global) {
   std::vector<float> block(size_t(out) * size_t(width));
   for (int r = 0; r < out; ++r)
     std::copy_n(w.begin() + int64_t(r) * in + c0, width, block.begin() + int64_t(r) * width);
@@ -74,7 +84,8 @@ ColumnScales fix_scales(const Scheme& s, const std::vector<float>& w, int out, i
   for (int c = 0; c < width; ++c)
     for (int r = 0; r < out; ++r) {
       const size_t g = group_of(s, size_t(r), size_t(c), size_t(out), size_t(width));
-      if (g >= q.scales.size()) throw Error("internal: GPTQ group index out of range for scheme " + scheme_name(s));
+      if (g >= q.scales.size())
+        throw Error("internal: GPTQ group index out of range for scheme " + scheme_name(s));
       cs.scale[size_t(c) * size_t(out) + size_t(r)] = group_scales[g];
       if (s.asymmetric) cs.zero[size_t(c) * size_t(out) + size_t(r)] = q.zero_points[g];
     }
@@ -83,14 +94,17 @@ ColumnScales fix_scales(const Scheme& s, const std::vector<float>& w, int out, i
 
 }  // namespace
 
-Hessian::Hessian(int n) : n_(n), sum_(size_t(n) * size_t(n), 0.0), chunk_(size_t(n) * size_t(n), 0.0f) {}
+Hessian::Hessian(int n)
+    : n_(n), sum_(size_t(n) * size_t(n), 0.0), chunk_(size_t(n) * size_t(n), 0.0f) {}
 
 void Hessian::add(const float* x, int rows) {
   if (rows <= 0) return;
   // One float syrk per batch (exact enough for a batch), summed into doubles across batches.
-  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n_, rows, 1.0f, x, n_, 0.0f, chunk_.data(), n_);
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n_, rows, 1.0f, x, n_, 0.0f, chunk_.data(),
+              n_);
   for (int i = 0; i < n_; ++i)
-    for (int j = i; j < n_; ++j) sum_[size_t(i) * size_t(n_) + size_t(j)] += chunk_[size_t(i) * size_t(n_) + size_t(j)];
+    for (int j = i; j < n_; ++j)
+      sum_[size_t(i) * size_t(n_) + size_t(j)] += chunk_[size_t(i) * size_t(n_) + size_t(j)];
   samples_ += rows;
 }
 
@@ -99,12 +113,13 @@ std::vector<double> Hessian::matrix() const {
   const double k = samples_ > 0 ? 2.0 / double(samples_) : 0.0;
   for (int i = 0; i < n_; ++i)
     for (int j = i; j < n_; ++j)
-      h[size_t(i) * size_t(n_) + size_t(j)] = h[size_t(j) * size_t(n_) + size_t(i)] = k * sum_[size_t(i) * size_t(n_) + size_t(j)];
+      h[size_t(i) * size_t(n_) + size_t(j)] = h[size_t(j) * size_t(n_) + size_t(i)] =
+          k * sum_[size_t(i) * size_t(n_) + size_t(j)];
   return h;
 }
 
-std::vector<float> gptq_quantize(const Scheme& scheme, const std::vector<float>& w_in, int out, int in,
-                                 const std::vector<double>& h_in, const GptqOptions& opt) {
+std::vector<float> gptq_quantize(const Scheme& scheme, const std::vector<float>& w_in, int out,
+                                 int in, const std::vector<double>& h_in, const GptqOptions& opt) {
   validate_scheme(scheme);
   if (w_in.size() != size_t(out) * size_t(in) || h_in.size() != size_t(in) * size_t(in))
     throw Error("gptq: weight and Hessian shapes do not match");
@@ -145,19 +160,24 @@ std::vector<float> gptq_quantize(const Scheme& scheme, const std::vector<float>&
         break;
       }
     }
-    if (damp > 1e3) throw Error("gptq: the calibration Hessian is not positive definite even with damping " + std::to_string(damp));
+    if (damp > 1e3)
+      throw Error("gptq: the calibration Hessian is not positive definite even with damping " +
+                  std::to_string(damp));
   }
   // Work on the permuted columns: wp[r][i] = w[r][perm[i]].
   std::vector<float> wp(w.size());
   for (int r = 0; r < out; ++r)
-    for (int i = 0; i < in; ++i) wp[size_t(r) * size_t(in) + size_t(i)] = w[size_t(r) * size_t(in) + size_t(perm[size_t(i)])];
+    for (int i = 0; i < in; ++i)
+      wp[size_t(r) * size_t(in) + size_t(i)] = w[size_t(r) * size_t(in) + size_t(perm[size_t(i)])];
   std::vector<float> uf(size_t(in) * size_t(in));
   for (int i = 0; i < in; ++i)
     for (int j = 0; j < in; ++j) uf[size_t(i) * size_t(in) + size_t(j)] = float(u(i, j));
 
   int block = std::max(1, opt.block);
-  if (!static_scales && width < in) block = (block + width - 1) / width * width;  // a group never spans two batches
-  std::vector<float> q(w.size()), col(static_cast<size_t>(out)), qcol(static_cast<size_t>(out)), err(size_t(out) * size_t(block));
+  if (!static_scales && width < in)
+    block = (block + width - 1) / width * width;  // a group never spans two batches
+  std::vector<float> q(w.size()), col(static_cast<size_t>(out)), qcol(static_cast<size_t>(out)),
+      err(size_t(out) * size_t(block));
   ColumnScales current;
   int current_start = -1;
   ScaledElementRounder rounder(scheme);
@@ -171,7 +191,8 @@ std::vector<float> gptq_quantize(const Scheme& scheme, const std::vector<float>&
         sc = fixed.scale.data() + size_t(orig) * size_t(out);
         if (scheme.asymmetric) zp = fixed.zero.data() + size_t(orig) * size_t(out);
       } else {
-        if (i % width == 0) {  // the first column of a group: fix its scales from the current weights
+        if (i % width ==
+            0) {  // the first column of a group: fix its scales from the current weights
           current = fix_scales(scheme, wp, out, in, i, std::min(width, in - i), global);
           current_start = i;
         }
@@ -193,22 +214,26 @@ std::vector<float> gptq_quantize(const Scheme& scheme, const std::vector<float>&
     }
     // Lazy update of every later column at once: W[:, i2:] -= Err · U[i1:i2, i2:].
     if (i2 < in)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in - i2, count, -1.0f, err.data(), block,
-                  uf.data() + size_t(i1) * size_t(in) + size_t(i2), in, 1.0f, wp.data() + i2, in);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in - i2, count, -1.0f, err.data(),
+                  block, uf.data() + size_t(i1) * size_t(in) + size_t(i2), in, 1.0f, wp.data() + i2,
+                  in);
   }
   // Back to the original column order.
   std::vector<float> result(w.size());
   for (int r = 0; r < out; ++r)
-    for (int i = 0; i < in; ++i) result[size_t(r) * size_t(in) + size_t(perm[size_t(i)])] = q[size_t(r) * size_t(in) + size_t(i)];
+    for (int i = 0; i < in; ++i)
+      result[size_t(r) * size_t(in) + size_t(perm[size_t(i)])] =
+          q[size_t(r) * size_t(in) + size_t(i)];
   return result;
 }
 
-std::map<std::string, std::vector<float>> gptq_model(const model::Runtime& base,
-                                                     const std::function<MaybeScheme(const std::string&)>& scheme_of,
-                                                     const Calibration& calibration, const GptqOptions& opt,
-                                                     const std::function<void(int, int)>& progress) {
+std::map<std::string, std::vector<float>> gptq_model(
+    const model::Runtime& base, const std::function<MaybeScheme(const std::string&)>& scheme_of,
+    const Calibration& calibration, const GptqOptions& opt,
+    const std::function<void(int, int)>& progress) {
   std::map<std::string, std::vector<float>> result;
-  const std::unique_ptr<model::Runtime> q = base.clone();  // shares weights until quantized ones replace them
+  const std::unique_ptr<model::Runtime> q =
+      base.clone();  // shares weights until quantized ones replace them
   const model::Sites sites = q->sites();
   LayerwiseRunner runner(*q, calibration);
   for (int l = 0; l < sites.blocks; ++l) {
@@ -223,7 +248,8 @@ std::map<std::string, std::vector<float>> gptq_model(const model::Runtime& base,
         const std::vector<double> h = hessians.of(site.input).matrix();
         std::vector<float> w;
         try {
-          w = gptq_quantize(*scheme, lin->weight(), lin->out_features(), lin->in_features(), h, opt);
+          w = gptq_quantize(*scheme, lin->weight(), lin->out_features(), lin->in_features(), h,
+                            opt);
         } catch (const Error& e) {
           throw Error("gptq: " + lin->name() + ": " + e.what());
         }
@@ -240,10 +266,14 @@ std::map<std::string, std::vector<float>> gptq_model(const model::Runtime& base,
 MethodInfo gptq_method() {
   MethodInfo m;
   m.name = "gptq";
-  m.summary = "GPTQ: second-order rounding with error compensation, block by block (Frantar et al. 2022)";
-  m.params = {{"damp", MethodParam::Kind::Number, 0.01, 0, 1e300, true, "added to the Hessian's diagonal, times its mean"},
-              {"block", MethodParam::Kind::Integer, 128, 1, 1 << 20, false, "columns per lazy batch update"},
-              {"act_order", MethodParam::Kind::Flag, 0, 0, 0, false, "columns in order of decreasing Hessian diagonal"}};
+  m.summary =
+      "GPTQ: second-order rounding with error compensation, block by block (Frantar et al. 2022)";
+  m.params = {{"damp", MethodParam::Kind::Number, 0.01, 0, 1e300, true,
+               "added to the Hessian's diagonal, times its mean"},
+              {"block", MethodParam::Kind::Integer, 128, 1, 1 << 20, false,
+               "columns per lazy batch update"},
+              {"act_order", MethodParam::Kind::Flag, 0, 0, 0, false,
+               "columns in order of decreasing Hessian diagonal"}};
   m.needs_calibration = true;
   m.run = [](MethodRun& r) {
     GptqOptions o;

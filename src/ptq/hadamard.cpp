@@ -41,7 +41,8 @@ bool is_hadamard(const std::vector<double>& h, int m) {
   for (int a = 0; a < m; ++a)
     for (int b = 0; b < m; ++b) {
       double dot = 0;
-      for (int k = 0; k < m; ++k) dot += h[size_t(a) * size_t(m) + size_t(k)] * h[size_t(b) * size_t(m) + size_t(k)];
+      for (int k = 0; k < m; ++k)
+        dot += h[size_t(a) * size_t(m) + size_t(k)] * h[size_t(b) * size_t(m) + size_t(k)];
       if (dot != (a == b ? m : 0)) return false;
     }
   return true;
@@ -55,16 +56,20 @@ std::vector<double> paley1(int q) {
   for (int r = 0; r < m; ++r)
     for (int c = 0; c < m; ++c) {
       int s;
-      if (r == 0) s = c == 0 ? 0 : 1;
-      else if (c == 0) s = -1;
-      else s = Q[size_t(r - 1) * size_t(q) + size_t(c - 1)];
+      if (r == 0)
+        s = c == 0 ? 0 : 1;
+      else if (c == 0)
+        s = -1;
+      else
+        s = Q[size_t(r - 1) * size_t(q) + size_t(c - 1)];
       h[size_t(r) * size_t(m) + size_t(c)] = s + (r == c ? 1 : 0);
     }
   return h;
 }
 
 // Paley II: q prime, q ≡ 1 (mod 4), order 2(q + 1): the symmetric conference matrix
-// C = [[0, 1ᵀ], [1, Q]] with each 0 replaced by [[1, -1], [-1, -1]] and each ±1 by ±[[1, 1], [1, -1]].
+// C = [[0, 1ᵀ], [1, Q]] with each 0 replaced by [[1, -1], [-1, -1]] and each ±1 by ±[[1, 1], [1,
+// -1]].
 std::vector<double> paley2(int q) {
   const int c_order = q + 1, m = 2 * c_order;
   const std::vector<int> Q = jacobsthal(q);
@@ -72,12 +77,17 @@ std::vector<double> paley2(int q) {
   for (int r = 0; r < c_order; ++r)
     for (int c = 0; c < c_order; ++c) {
       int v;
-      if (r == 0) v = c == 0 ? 0 : 1;
-      else if (c == 0) v = 1;
-      else v = Q[size_t(r - 1) * size_t(q) + size_t(c - 1)];
-      const int block[2][2] = {{v == 0 ? 1 : v, v == 0 ? -1 : v}, {v == 0 ? -1 : v, v == 0 ? -1 : -v}};
+      if (r == 0)
+        v = c == 0 ? 0 : 1;
+      else if (c == 0)
+        v = 1;
+      else
+        v = Q[size_t(r - 1) * size_t(q) + size_t(c - 1)];
+      const int block[2][2] = {{v == 0 ? 1 : v, v == 0 ? -1 : v},
+                               {v == 0 ? -1 : v, v == 0 ? -1 : -v}};
       for (int a = 0; a < 2; ++a)
-        for (int b = 0; b < 2; ++b) h[size_t(2 * r + a) * size_t(m) + size_t(2 * c + b)] = block[a][b];
+        for (int b = 0; b < 2; ++b)
+          h[size_t(2 * r + a) * size_t(m) + size_t(2 * c + b)] = block[a][b];
     }
   return h;
 }
@@ -101,17 +111,21 @@ std::vector<double> hadamard_matrix(int m) {
   if (m == 2) return {1, 1, 1, -1};
   if (m % 4 != 0) return {};
   std::vector<double> h;
-  if (is_prime(m - 1) && (m - 1) % 4 == 3) h = paley1(m - 1);
-  else if (m % 2 == 0 && is_prime(m / 2 - 1) && (m / 2 - 1) % 4 == 1) h = paley2(m / 2 - 1);
+  if (is_prime(m - 1) && (m - 1) % 4 == 3)
+    h = paley1(m - 1);
+  else if (m % 2 == 0 && is_prime(m / 2 - 1) && (m / 2 - 1) % 4 == 1)
+    h = paley2(m / 2 - 1);
   else if ((m & (m - 1)) == 0) {  // Sylvester
     const std::vector<double> half = hadamard_matrix(m / 2);
     h.resize(size_t(m) * size_t(m));
     const int k = m / 2;
     for (int r = 0; r < m; ++r)
       for (int c = 0; c < m; ++c)
-        h[size_t(r) * size_t(m) + size_t(c)] = half[size_t(r % k) * size_t(k) + size_t(c % k)] * (r >= k && c >= k ? -1 : 1);
+        h[size_t(r) * size_t(m) + size_t(c)] =
+            half[size_t(r % k) * size_t(k) + size_t(c % k)] * (r >= k && c >= k ? -1 : 1);
   }
-  if (!h.empty() && !is_hadamard(h, m)) throw Error("internal: Hadamard construction of order " + std::to_string(m) + " failed");
+  if (!h.empty() && !is_hadamard(h, m))
+    throw Error("internal: Hadamard construction of order " + std::to_string(m) + " failed");
   return h;
 }
 
@@ -132,11 +146,13 @@ HadamardTransform::HadamardTransform(int n, uint64_t seed) : n_(n) {
   }
 }
 
-// Row index i = a · p + b (a < m, b < p): y[c·p + d] = Σ_{a,b} x[a·p + b] H_m[a][c] H_p[b][d] / sqrt(n).
+// Row index i = a · p + b (a < m, b < p): y[c·p + d] = Σ_{a,b} x[a·p + b] H_m[a][c] H_p[b][d] /
+// sqrt(n).
 void HadamardTransform::transform_row(double* x, bool inverse) const {
   if (!inverse)
     for (int i = 0; i < n_; ++i) x[i] *= signs_[size_t(i)];
-  for (int a = 0; a < m_; ++a) {  // fast Walsh–Hadamard over each run of p (Sylvester H_p is symmetric)
+  for (int a = 0; a < m_;
+       ++a) {  // fast Walsh–Hadamard over each run of p (Sylvester H_p is symmetric)
     double* v = x + size_t(a) * size_t(p_);
     for (int len = 1; len < p_; len *= 2)
       for (int i = 0; i < p_; i += 2 * len)
@@ -153,7 +169,8 @@ void HadamardTransform::transform_row(double* x, bool inverse) const {
       for (int c = 0; c < m_; ++c) {
         double s = 0;
         for (int a = 0; a < m_; ++a)
-          s += t[size_t(a)] * (inverse ? small_[size_t(c) * size_t(m_) + size_t(a)] : small_[size_t(a) * size_t(m_) + size_t(c)]);
+          s += t[size_t(a)] * (inverse ? small_[size_t(c) * size_t(m_) + size_t(a)]
+                                       : small_[size_t(a) * size_t(m_) + size_t(c)]);
         x[size_t(c) * size_t(p_) + size_t(d)] = s;
       }
     }

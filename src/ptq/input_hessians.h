@@ -5,9 +5,9 @@
 #include <map>
 #include <string>
 
-#include "lowbit/util/error.h"
-#include "lowbit/ptq/gptq.h"
 #include "lowbit/model/sites.h"
+#include "lowbit/ptq/gptq.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::ptq {
 

@@ -4,8 +4,8 @@
 
 #include <cmath>
 
-#include "lowbit/util/error.h"
 #include "lowbit/ptq/methods.h"
+#include "lowbit/util/error.h"
 #include "ptq/method_rows.h"
 
 namespace lowbit::ptq {

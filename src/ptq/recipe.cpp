@@ -10,8 +10,8 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
-#include "lowbit/util/error.h"
 #include "lowbit/ptq/methods.h"
+#include "lowbit/util/error.h"
 #include "util/fnv.h"
 #include "util/json_file.h"
 
@@ -20,13 +20,18 @@ namespace {
 
 using nlohmann::ordered_json;
 
-bool is_full_precision_word(const std::string& t) { return t == "fp" || t == "none" || t == "keep" || t == "f32"; }
+bool is_full_precision_word(const std::string& t) {
+  return t == "fp" || t == "none" || t == "keep" || t == "f32";
+}
 
-ordered_json maybe_json(const MaybeScheme& s) { return maybe_scheme_name(s); }
+ordered_json maybe_json(const MaybeScheme& s) {
+  return maybe_scheme_name(s);
+}
 
 MaybeScheme field_scheme(const nlohmann::json& obj, const char* key, const std::string& where) {
   if (!obj.contains(key) || obj[key].is_null()) return std::nullopt;
-  if (!obj[key].is_string()) throw Error(where + ": \"" + key + "\" must be a scheme name string (or \"fp\")");
+  if (!obj[key].is_string())
+    throw Error(where + ": \"" + key + "\" must be a scheme name string (or \"fp\")");
   try {
     return parse_maybe_scheme(obj[key].get<std::string>());
   } catch (const Error& e) {
@@ -77,9 +82,11 @@ Method parse_method(const std::string& text) {
       if (value.empty() || *end != '\0' || !std::isfinite(v))
         throw Error("method \"" + text + "\": " + key + " needs a number; " + usage);
       if (p->kind == MethodParam::Kind::Integer && v != std::floor(v))
-        throw Error("method \"" + text + "\": " + key + " must be a whole number; " + p->describe());
+        throw Error("method \"" + text + "\": " + key + " must be a whole number; " +
+                    p->describe());
       if (v < p->min || (p->min_exclusive && v == p->min) || v > p->max)
-        throw Error("method \"" + text + "\": " + key + " = " + value + " is out of range; " + p->describe());
+        throw Error("method \"" + text + "\": " + key + " = " + value + " is out of range; " +
+                    p->describe());
       // Canonical number spelling, so "0.50" and "0.5" are one recipe.
       char buf[32];
       std::snprintf(buf, sizeof buf, "%.9g", v);
@@ -92,7 +99,8 @@ Method parse_method(const std::string& text) {
   }
   std::sort(m.params.begin(), m.params.end());
   for (size_t i = 1; i < m.params.size(); ++i)
-    if (m.params[i].first == m.params[i - 1].first) throw Error("method \"" + text + "\": " + m.params[i].first + " given twice");
+    if (m.params[i].first == m.params[i - 1].first)
+      throw Error("method \"" + text + "\": " + m.params[i].first + " given twice");
   return m;
 }
 
@@ -112,7 +120,8 @@ std::string maybe_scheme_name(const MaybeScheme& s) {
 
 model::Accumulation parse_accumulation(const std::string& text) {
   const size_t slash = text.find('/');
-  const std::string usage = "accumulator \"" + text + "\": expected <float format>/<every>, e.g. bf16/32 or fp16/1";
+  const std::string usage =
+      "accumulator \"" + text + "\": expected <float format>/<every>, e.g. bf16/32 or fp16/1";
   if (slash == std::string::npos) throw Error(usage);
   model::Accumulation a;
   try {
@@ -121,7 +130,9 @@ model::Accumulation parse_accumulation(const std::string& text) {
     throw Error(usage + " (" + e.what() + ")");
   }
   const std::string every = text.substr(slash + 1);
-  if (every.empty() || every.size() > 7 || every.find_first_not_of("0123456789") != std::string::npos) throw Error(usage);
+  if (every.empty() || every.size() > 7 ||
+      every.find_first_not_of("0123456789") != std::string::npos)
+    throw Error(usage);
   a.every = std::stoi(every);
   if (a.every < 1 || a.format.kind != FormatKind::Float) throw Error(usage);
   return a;
@@ -162,7 +173,8 @@ bool Recipe::is_full_precision() const {
   if (!methods.empty()) return false;
   if (weights || activations || kv || embedding || output || accumulate) return false;
   for (const RecipeOverride& o : overrides)
-    if ((o.weights && *o.weights) || (o.activations && *o.activations) || (o.kv && *o.kv)) return false;
+    if ((o.weights && *o.weights) || (o.activations && *o.activations) || (o.kv && *o.kv))
+      return false;
   return true;
 }
 
@@ -179,7 +191,8 @@ std::string Recipe::canonical() const {
   j["kv"] = maybe_json(kv);
   j["embedding"] = maybe_json(embedding);
   j["output"] = maybe_json(output);
-  j["accumulate"] = accumulate ? ordered_json(accumulation_name(*accumulate)) : ordered_json(nullptr);
+  j["accumulate"] =
+      accumulate ? ordered_json(accumulation_name(*accumulate)) : ordered_json(nullptr);
   ordered_json list = ordered_json::array();
   for (const RecipeOverride& o : overrides) {
     ordered_json e;
@@ -199,12 +212,15 @@ uint64_t Recipe::hash() const {
   return f.h;
 }
 
-std::string Recipe::hash_hex() const { return util::hex64(hash()); }
+std::string Recipe::hash_hex() const {
+  return util::hex64(hash());
+}
 
 std::string Recipe::short_form() const {
   std::string s;
   for (const Method& m : methods) s += m.spelling() + " + ";
-  s += "w=" + maybe_scheme_name(weights) + " a=" + maybe_scheme_name(activations) + " kv=" + maybe_scheme_name(kv);
+  s += "w=" + maybe_scheme_name(weights) + " a=" + maybe_scheme_name(activations) +
+       " kv=" + maybe_scheme_name(kv);
   if (embedding) s += " emb=" + maybe_scheme_name(embedding);
   if (output) s += " head=" + maybe_scheme_name(output);
   if (accumulate) s += " acc=" + accumulation_name(*accumulate);
@@ -221,18 +237,22 @@ std::string Recipe::short_form() const {
   return s;
 }
 
-std::string Recipe::label() const { return name.empty() ? short_form() : name; }
+std::string Recipe::label() const {
+  return name.empty() ? short_form() : name;
+}
 
 Recipe parse_recipe_json(const std::string& json_text, const std::string& where) {
   const nlohmann::json j = files::parse_json(json_text, where);
   if (!j.is_object()) throw Error(where + ": a recipe must be a JSON object");
-  static const char* const known[] = {"name", "methods", "weights", "activations", "kv", "embedding", "output", "accumulate", "overrides"};
+  static const char* const known[] = {"name",      "methods", "weights",    "activations", "kv",
+                                      "embedding", "output",  "accumulate", "overrides"};
   for (const auto& item : j.items()) {
     bool ok = false;
     for (const char* k : known) ok = ok || item.key() == k;
     if (!ok)
       throw Error(where + ": unknown recipe field \"" + item.key() +
-                  "\" (known: name, methods, weights, activations, kv, embedding, output, accumulate, overrides)");
+                  "\" (known: name, methods, weights, activations, kv, embedding, output, "
+                  "accumulate, overrides)");
   }
   Recipe r;
   if (j.contains("name")) {
@@ -240,7 +260,8 @@ Recipe parse_recipe_json(const std::string& json_text, const std::string& where)
     r.name = j["name"].get<std::string>();
   }
   if (j.contains("methods")) {
-    if (!j["methods"].is_array()) throw Error(where + ": \"methods\" must be an array of method names like \"gptq:damp=0.01\"");
+    if (!j["methods"].is_array())
+      throw Error(where + ": \"methods\" must be an array of method names like \"gptq:damp=0.01\"");
     for (const nlohmann::json& m : j["methods"]) {
       if (!m.is_string()) throw Error(where + ": \"methods\" must be an array of strings");
       try {
@@ -256,7 +277,8 @@ Recipe parse_recipe_json(const std::string& json_text, const std::string& where)
   r.embedding = field_scheme(j, "embedding", where);
   r.output = field_scheme(j, "output", where);
   if (j.contains("accumulate") && !j["accumulate"].is_null()) {
-    if (!j["accumulate"].is_string()) throw Error(where + ": \"accumulate\" must be a string like \"bf16/32\"");
+    if (!j["accumulate"].is_string())
+      throw Error(where + ": \"accumulate\" must be a string like \"bf16/32\"");
     try {
       r.accumulate = parse_accumulation(j["accumulate"].get<std::string>());
     } catch (const Error& e) {
@@ -270,8 +292,10 @@ Recipe parse_recipe_json(const std::string& json_text, const std::string& where)
       if (!o.is_object() || !o.contains("match") || !o["match"].is_string())
         throw Error(at + " must be an object with a \"match\" pattern string");
       for (const auto& item : o.items())
-        if (item.key() != "match" && item.key() != "weights" && item.key() != "activations" && item.key() != "kv")
-          throw Error(at + ": unknown field \"" + item.key() + "\" (known: match, weights, activations, kv)");
+        if (item.key() != "match" && item.key() != "weights" && item.key() != "activations" &&
+            item.key() != "kv")
+          throw Error(at + ": unknown field \"" + item.key() +
+                      "\" (known: match, weights, activations, kv)");
       RecipeOverride ov;
       ov.match = o["match"].get<std::string>();
       if (o.contains("weights")) ov.weights = field_scheme(o, "weights", at);
@@ -283,11 +307,15 @@ Recipe parse_recipe_json(const std::string& json_text, const std::string& where)
   return r;
 }
 
-Recipe read_recipe_file(const std::string& path) { return parse_recipe_json(files::read_all(path), path); }
+Recipe read_recipe_file(const std::string& path) {
+  return parse_recipe_json(files::read_all(path), path);
+}
 
 RecipeOverride parse_override(const std::string& text) {
-  const std::string usage = "override \"" + text + "\": expected <pattern>:w=<scheme>,a=<scheme>,kv=<scheme> "
-                            "(any of the three; \"fp\" keeps full precision), e.g. \"*.down_proj:w=fp\"";
+  const std::string usage =
+      "override \"" + text +
+      "\": expected <pattern>:w=<scheme>,a=<scheme>,kv=<scheme> "
+      "(any of the three; \"fp\" keeps full precision), e.g. \"*.down_proj:w=fp\"";
   // The pattern ends at the first ':' followed by a key: scheme names contain ':' too.
   size_t split = std::string::npos;
   for (const char* key : {":w=", ":a=", ":kv="}) split = std::min(split, text.find(key));
@@ -309,10 +337,14 @@ RecipeOverride parse_override(const std::string& text) {
     } catch (const Error& e) {
       throw Error(usage + ": " + e.what());
     }
-    if (key == "w") o.weights = s;
-    else if (key == "a") o.activations = s;
-    else if (key == "kv") o.kv = s;
-    else throw Error(usage);
+    if (key == "w")
+      o.weights = s;
+    else if (key == "a")
+      o.activations = s;
+    else if (key == "kv")
+      o.kv = s;
+    else
+      throw Error(usage);
   }
   return o;
 }

@@ -6,9 +6,9 @@
 
 #include <memory>
 
+#include "lowbit/ptq/hadamard.h"
 #include "lowbit/util/error.h"
 #include "ptq/method_rows.h"
-#include "lowbit/ptq/hadamard.h"
 
 namespace lowbit::ptq {
 namespace {
@@ -36,7 +36,9 @@ void transform_outputs(Matrix& w, size_t out, size_t in, const HadamardTransform
   w = transpose(wt, in, out);
 }
 
-uint64_t stream(uint64_t seed, uint64_t which) { return seed * 0x9E3779B97F4A7C15ull + which; }
+uint64_t stream(uint64_t seed, uint64_t which) {
+  return seed * 0x9E3779B97F4A7C15ull + which;
+}
 
 }  // namespace
 
@@ -44,24 +46,27 @@ std::unique_ptr<model::Runtime> rotate_model(const model::Runtime& fp, const Rot
   std::unique_ptr<model::Runtime> out = fp.clone();  // Linears share weights until replaced below
   const std::optional<model::RotationPlan> plan = out->rotation_plan();
   if (!plan)
-    throw Error("hadamard: the " + fp.architecture() + " architecture has no rotation plan (which tensors read and write "
+    throw Error("hadamard: the " + fp.architecture() +
+                " architecture has no rotation plan (which tensors read and write "
                 "its residual stream); rotation is implemented for the LLaMA family");
   const model::RotationPlan& p = *plan;
-  for (const auto& [what, n] : {std::pair("dim", p.stream_width), std::pair("hidden_dim", p.hidden_width),
-                                std::pair("head_dim", p.head_width)})
+  for (const auto& [what, n] :
+       {std::pair("dim", p.stream_width), std::pair("hidden_dim", p.hidden_width),
+        std::pair("head_dim", p.head_width)})
     if (!HadamardTransform::supported(n))
       throw Error(std::string("hadamard: the model's ") + what + " " + std::to_string(n) +
                   " has no Hadamard transform (sizes are 2^k times 1, 2 or a Paley order)");
-  const HadamardTransform q(p.stream_width, stream(o.seed, 1));                       // residual stream
+  const HadamardTransform q(p.stream_width, stream(o.seed, 1));  // residual stream
   const auto down = std::make_shared<HadamardTransform>(p.hidden_width, stream(o.seed, 2));
-  const HadamardTransform head(p.head_width, stream(o.seed, 3));                      // values / attention output
+  const HadamardTransform head(p.head_width, stream(o.seed, 3));  // values / attention output
   const auto qk = std::make_shared<HadamardTransform>(p.head_width, stream(o.seed, 4));
   const size_t dim = size_t(p.stream_width);
 
   auto embedding = std::make_shared<Matrix>(**p.embedding.values);
   q.apply(embedding->data(), p.embedding.rows);
   *p.embedding.values = embedding;
-  // A Linear reading the stream after a norm with scale `norm`: W·diag(norm)·Q; the norm becomes ones.
+  // A Linear reading the stream after a norm with scale `norm`: W·diag(norm)·Q; the norm becomes
+  // ones.
   for (const model::RotationPlan::Readers& r : p.readers) {
     for (model::Linear* lin : r.readers) {
       Matrix m = lin->weight();
@@ -104,9 +109,12 @@ std::unique_ptr<model::Runtime> rotate_model(const model::Runtime& fp, const Rot
 MethodInfo hadamard_method() {
   MethodInfo m;
   m.name = "hadamard";
-  m.summary = "rotation by randomized Hadamard transforms, QuaRot-style (the model's rotation plan)";
-  m.params = {{"seed", MethodParam::Kind::Integer, 1, 0, 9007199254740992.0, false, "random signs of the transforms"},
-              {"no_online", MethodParam::Kind::Flag, 0, 0, 0, false, "no online rotation of down_proj's input"}};
+  m.summary =
+      "rotation by randomized Hadamard transforms, QuaRot-style (the model's rotation plan)";
+  m.params = {{"seed", MethodParam::Kind::Integer, 1, 0, 9007199254740992.0, false,
+               "random signs of the transforms"},
+              {"no_online", MethodParam::Kind::Flag, 0, 0, 0, false,
+               "no online rotation of down_proj's input"}};
   m.transforms = true;
   m.run = [](MethodRun& r) {
     RotationOptions o;

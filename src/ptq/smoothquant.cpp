@@ -14,18 +14,21 @@ namespace {
 // The largest |x_j| per input channel of each observed Linear.
 class AbsMaxProbe : public model::LinearProbe {
  public:
-  void observe(const model::Linear& lin, const float* x, const float*, int n, const float*) override {
+  void observe(const model::Linear& lin, const float* x, const float*, int n,
+               const float*) override {
     std::vector<float>& m = absmax[lin.name()];
     const int in = lin.in_features();
     m.resize(size_t(in), 0.0f);
     for (int r = 0; r < n; ++r)
-      for (int j = 0; j < in; ++j) m[size_t(j)] = std::max(m[size_t(j)], std::fabs(x[size_t(r) * size_t(in) + size_t(j)]));
+      for (int j = 0; j < in; ++j)
+        m[size_t(j)] = std::max(m[size_t(j)], std::fabs(x[size_t(r) * size_t(in) + size_t(j)]));
   }
   std::map<std::string, std::vector<float>> absmax;
 };
 
 // s_j for the Linears sharing one input.
-std::vector<float> smoothing_scales(const std::vector<float>& act, const std::vector<const model::Linear*>& linears, double alpha,
+std::vector<float> smoothing_scales(const std::vector<float>& act,
+                                    const std::vector<const model::Linear*>& linears, double alpha,
                                     bool pow2) {
   const size_t in = act.size();
   std::vector<float> w(in, 0.0f), s(in);
@@ -49,7 +52,8 @@ void scale_columns(model::Linear& lin, const std::vector<float>& s) {
 
 }  // namespace
 
-std::unique_ptr<model::Runtime> smooth_model(const model::Runtime& base, const Calibration& calibration,
+std::unique_ptr<model::Runtime> smooth_model(const model::Runtime& base,
+                                             const Calibration& calibration,
                                              const SmoothQuantOptions& o) {
   if (!(o.alpha >= 0 && o.alpha <= 1)) throw Error("smoothquant: alpha must be in [0, 1]");
   std::unique_ptr<model::Runtime> m = base.clone();
@@ -72,7 +76,8 @@ std::unique_ptr<model::Runtime> smooth_model(const model::Runtime& base, const C
     model::Linear* first = in->readers.front();
     first->set_probe(nullptr);
     const std::vector<const model::Linear*> readers(in->readers.begin(), in->readers.end());
-    const std::vector<float> s = smoothing_scales(probe.absmax.at(first->name()), readers, o.alpha, o.pow2);
+    const std::vector<float> s =
+        smoothing_scales(probe.absmax.at(first->name()), readers, o.alpha, o.pow2);
     if (in->fold.norm_weight) {
       for (size_t j = 0; j < s.size(); ++j) (*in->fold.norm_weight)[j] /= s[j];
       if (in->fold.norm_bias)
@@ -97,13 +102,15 @@ MethodInfo smoothquant_method() {
   MethodInfo m;
   m.name = "smoothquant";
   m.summary = "SmoothQuant: activation outliers moved into the weights (Xiao et al. 2023)";
-  m.params = {{"alpha", MethodParam::Kind::Number, 0.5, 0, 1, false, "migration strength"},
-              {"pow2", MethodParam::Kind::Flag, 0, 0, 0, false,
-               "power-of-two factors (LLM-FP4's pre-shifted exponent bias: exact in binary formats)"}};
+  m.params = {
+      {"alpha", MethodParam::Kind::Number, 0.5, 0, 1, false, "migration strength"},
+      {"pow2", MethodParam::Kind::Flag, 0, 0, 0, false,
+       "power-of-two factors (LLM-FP4's pre-shifted exponent bias: exact in binary formats)"}};
   m.needs_calibration = true;
   m.transforms = true;
   m.run = [](MethodRun& r) {
-    r.model = smooth_model(*r.model, *r.calibration, SmoothQuantOptions{r.number("alpha"), r.flag("pow2")});
+    r.model = smooth_model(*r.model, *r.calibration,
+                           SmoothQuantOptions{r.number("alpha"), r.flag("pow2")});
   };
   return m;
 }

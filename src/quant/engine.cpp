@@ -95,8 +95,8 @@ class SpanQuantizer {
 
   // The element step alone: x[i] in a group of one whose effective scale (and zero point) are
   // given, by the same arithmetic run() uses once it has picked the scales.
-  void run_given_scales(const float* x, size_t n, const float* effective, const uint8_t* zero_points,
-                        float* dequantized) {
+  void run_given_scales(const float* x, size_t n, const float* effective,
+                        const uint8_t* zero_points, float* dequantized) {
     effective_.assign(effective, effective + n);
     zero_points_.assign(n, 0);
     scales_.assign(n, GroupScale{});
@@ -293,7 +293,8 @@ GivenScaleQuantizer::GivenScaleQuantizer(const kernels::ConvertBackend& backend,
     : impl_(new Impl{SpanQuantizer(backend, s, 1.0f)}) {}
 GivenScaleQuantizer::~GivenScaleQuantizer() = default;
 
-void GivenScaleQuantizer::run(const float* x, size_t n, const float* scales, const uint8_t* zero_points, float* out) {
+void GivenScaleQuantizer::run(const float* x, size_t n, const float* scales,
+                              const uint8_t* zero_points, float* out) {
   impl_->q.run_given_scales(x, n, scales, zero_points, out);
 }
 

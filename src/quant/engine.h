@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "lowbit/kernels/convert_backend.h"
-#include "lowbit/quant/qtensor.h"
 #include "lowbit/quant/group_layout.h"
+#include "lowbit/quant/qtensor.h"
 
 namespace lowbit::quant {
 

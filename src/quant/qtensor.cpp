@@ -6,9 +6,9 @@
 #include <memory>
 
 #include "lowbit/kernels/convert_backend.h"
-#include "lowbit/util/error.h"
 #include "lowbit/quant/packing.h"
 #include "lowbit/quant/qtensor.h"
+#include "lowbit/util/error.h"
 #include "quant/engine.h"
 #include "quant/scale_picker.h"
 
@@ -66,13 +66,16 @@ float QTensor::group_scale(size_t group) const {
   return quant::ScalePicker(scheme, global_scale).effective_of(scales.at(group));
 }
 
-float tensor_global_scale(const Scheme& s, const float* x, size_t n) { return global_scale_of(s, x, n); }
+float tensor_global_scale(const Scheme& s, const float* x, size_t n) {
+  return global_scale_of(s, x, n);
+}
 
 QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& shape) {
   return quantize(s, x, shape, global_scale_of(s, x, product(shape)));
 }
 
-QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& shape, float global_scale) {
+QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& shape,
+                 float global_scale) {
   validate_scheme(s);
   const quant::GroupLayout layout = quant::make_group_layout(s, shape);
   QTensor q;
@@ -157,8 +160,10 @@ ScaledElementRounder::ScaledElementRounder(const Scheme& s) {
 }
 ScaledElementRounder::~ScaledElementRounder() = default;
 
-void ScaledElementRounder::round(const float* x, size_t n, const float* scales, const uint8_t* zero_points, float* out) {
-  if (impl_->scheme.asymmetric && !zero_points) throw Error("ScaledElementRounder: an asymmetric scheme needs zero points");
+void ScaledElementRounder::round(const float* x, size_t n, const float* scales,
+                                 const uint8_t* zero_points, float* out) {
+  if (impl_->scheme.asymmetric && !zero_points)
+    throw Error("ScaledElementRounder: an asymmetric scheme needs zero points");
   impl_->q.run(x, n, scales, zero_points, out);
 }
 

@@ -20,19 +20,23 @@ inline nlohmann::json parse_json(const std::string& text, const std::string& whe
   }
 }
 
-inline nlohmann::json read_json(const std::string& path) { return parse_json(read_all(path), path); }
+inline nlohmann::json read_json(const std::string& path) {
+  return parse_json(read_all(path), path);
+}
 
 // An integer field. nlohmann's get<int64_t>() casts a float silently (and out of range, with
 // undefined behaviour), so untrusted files go through this instead.
 inline int64_t json_int(const nlohmann::json& v, const std::string& what) {
-  const bool fits = v.is_number_integer() &&
-                    !(v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()));
+  const bool fits =
+      v.is_number_integer() && !(v.is_number_unsigned() &&
+                                 v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()));
   if (!fits) throw Error(what + " must be an integer (got " + v.dump().substr(0, 40) + ")");
   return v.get<int64_t>();
 }
 
 // obj[key] as an integer, or `fallback` when absent or null.
-inline int64_t json_int_or(const nlohmann::json& obj, const char* key, int64_t fallback, const std::string& where) {
+inline int64_t json_int_or(const nlohmann::json& obj, const char* key, int64_t fallback,
+                           const std::string& where) {
   if (!obj.is_object() || !obj.contains(key) || obj[key].is_null()) return fallback;
   return json_int(obj[key], where + ": \"" + key + "\"");
 }

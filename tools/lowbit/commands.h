@@ -14,16 +14,19 @@ namespace lowbit::cli {
 inline CLI::Option* add_threads_option(CLI::App* cmd, int& threads) {
   const int max = model::max_threads();
   return cmd
-      ->add_option("--threads,-t", threads,
-                   "Threads: 1.." + std::to_string(max) + " (this machine's hardware threads), 0 for all")
+      ->add_option(
+          "--threads,-t", threads,
+          "Threads: 1.." + std::to_string(max) + " (this machine's hardware threads), 0 for all")
       ->default_val(0)
       ->check(CLI::Range(0, max));
 }
 
-// --repair-utf8: invalid UTF-8 in the text becomes U+FFFD (model::checked_utf8) instead of an error.
+// --repair-utf8: invalid UTF-8 in the text becomes U+FFFD (model::checked_utf8) instead of an
+// error.
 inline void add_repair_utf8_flag(CLI::App* cmd, bool& repair) {
   cmd->add_flag("--repair-utf8", repair,
-                "Replace each invalid UTF-8 sequence of the text by U+FFFD instead of stopping (default: an error naming "
+                "Replace each invalid UTF-8 sequence of the text by U+FFFD instead of stopping "
+                "(default: an error naming "
                 "the first bad byte offset)");
 }
 
@@ -32,20 +35,26 @@ inline void add_repair_utf8_flag(CLI::App* cmd, bool& repair) {
 inline void warn_if_beyond_trained_context(int ctx, int trained, const std::string& model) {
   if (ctx > trained)
     std::fprintf(stderr,
-                 "lowbit: warning: --ctx %d exceeds the trained context of %s (%d positions): positions past %d "
-                 "are RoPE extrapolation the model never saw, and its perplexity there measures that, not the "
+                 "lowbit: warning: --ctx %d exceeds the trained context of %s (%d positions): "
+                 "positions past %d "
+                 "are RoPE extrapolation the model never saw, and its perplexity there measures "
+                 "that, not the "
                  "quantization\n",
                  ctx, model.c_str(), trained, trained);
 }
 
 // Prints what the loader accepted but reported (lowbit::model::Model::warnings).
 inline void print_model_warnings(const model::Model& m) {
-  for (const std::string& w : m.warnings) std::fprintf(stderr, "lowbit: note: %s: %s\n", m.path.c_str(), w.c_str());
+  for (const std::string& w : m.warnings)
+    std::fprintf(stderr, "lowbit: note: %s: %s\n", m.path.c_str(), w.c_str());
 }
 
 // --max-tokens: a budget of tokens, 0 meaning the whole text; negative values are refused.
-inline CLI::Option* add_max_tokens_option(CLI::App* cmd, int64_t& max_tokens, const std::string& help, int64_t fallback) {
-  return cmd->add_option("--max-tokens", max_tokens, help)->default_val(fallback)->check(CLI::NonNegativeNumber);
+inline CLI::Option* add_max_tokens_option(CLI::App* cmd, int64_t& max_tokens,
+                                          const std::string& help, int64_t fallback) {
+  return cmd->add_option("--max-tokens", max_tokens, help)
+      ->default_val(fallback)
+      ->check(CLI::NonNegativeNumber);
 }
 
 void add_formats_command(CLI::App& app);

@@ -6,11 +6,11 @@
 #include <cstring>
 
 #include "commands.h"
+#include "lowbit/format/format.h"
+#include "lowbit/format/reference.h"
+#include "lowbit/io/npy.h"
 #include "lowbit/kernels/convert.h"
 #include "lowbit/util/error.h"
-#include "lowbit/format/format.h"
-#include "lowbit/io/npy.h"
-#include "lowbit/format/reference.h"
 
 namespace lowbit::cli {
 namespace {

@@ -6,10 +6,10 @@
 
 #include "commands.h"
 #include "lowbit/io/atomic_file.h"
-#include "lowbit/util/error.h"
-#include "lowbit/model/model.h"
 #include "lowbit/io/npy.h"
+#include "lowbit/model/model.h"
 #include "lowbit/ptq/ptq.h"
+#include "lowbit/util/error.h"
 #include "recipe_flags.h"
 
 namespace lowbit::cli {
@@ -33,8 +33,10 @@ void run(const Args& a) {
   // With a recipe, the quantized model talks (emulated: weights rounded once, activations and
   // KV cache at run time).
   const ptq::Recipe recipe = a.recipe.recipe();
-  const std::unique_ptr<ptq::Calibration> calib = a.recipe.any() ? a.recipe.calibration(recipe, m) : nullptr;
-  const model::Llama quantized = a.recipe.any() ? ptq::apply_recipe(recipe, *m.llama, nullptr, calib.get()) : *m.llama;
+  const std::unique_ptr<ptq::Calibration> calib =
+      a.recipe.any() ? a.recipe.calibration(recipe, m) : nullptr;
+  const model::Llama quantized =
+      a.recipe.any() ? ptq::apply_recipe(recipe, *m.llama, nullptr, calib.get()) : *m.llama;
   const model::Llama& llama = quantized;
   // --chat wraps the prompt in the ChatML turn markers SmolLM2-Instruct and Qwen2 were tuned on.
   model::checked_utf8(a.prompt, "--prompt");
@@ -44,7 +46,8 @@ void run(const Args& a) {
   if (ids.empty()) throw Error("the prompt is empty");
   const int max_context = std::min(llama.config().context_length, int(ids.size()) + a.n);
   if (int(ids.size()) >= max_context)
-    throw Error("the prompt's " + std::to_string(ids.size()) + " tokens fill the model's trained context of " +
+    throw Error("the prompt's " + std::to_string(ids.size()) +
+                " tokens fill the model's trained context of " +
                 std::to_string(llama.config().context_length));
   model::LlamaRunState state(llama.config(), int(ids.size()), max_context);
   std::vector<float> logits(size_t(llama.config().vocab_size));
@@ -54,7 +57,8 @@ void run(const Args& a) {
   if (!a.logits_out.empty()) {  // every prompt position's logits, for checks against other tools
     std::vector<float> all(ids.size() * logits.size());
     llama.logits(state, 0, int(ids.size()), all.data());
-    write_npy(a.logits_out, "<f4", {ids.size(), logits.size()}, all.data(), all.size() * sizeof(float));
+    write_npy(a.logits_out, "<f4", {ids.size(), logits.size()}, all.data(),
+              all.size() * sizeof(float));
   }
   llama.logits(state, state.n_tokens - 1, 1, logits.data());
   std::fputs(a.prompt.c_str(), stdout);
@@ -79,7 +83,8 @@ void run(const Args& a) {
     }
     if (pos >= max_context) {
       if (step + 1 < a.n)
-        stopped = "the model's trained context of " + std::to_string(llama.config().context_length) + " positions is full";
+        stopped = "the model's trained context of " +
+                  std::to_string(llama.config().context_length) + " positions is full";
       break;
     }
     llama.forward(&next, 1, pos++, state);
@@ -89,10 +94,13 @@ void run(const Args& a) {
   std::fputs("\n", stdout);
   const double prefill = std::chrono::duration<double>(t1 - t0).count();
   const double decode = std::chrono::duration<double>(t2 - t1).count();
-  std::fprintf(stderr, "[%zu prompt tokens in %.2f s; %zu generated in %.2f s, %.1f tokens/s; greedy]\n", ids.size(),
-               prefill, generated.size(), decode, double(generated.size()) / std::max(decode, 1e-9));
+  std::fprintf(stderr,
+               "[%zu prompt tokens in %.2f s; %zu generated in %.2f s, %.1f tokens/s; greedy]\n",
+               ids.size(), prefill, generated.size(), decode,
+               double(generated.size()) / std::max(decode, 1e-9));
   if (!stopped.empty())
-    std::fprintf(stderr, "[stopped after %zu of %d tokens: %s]\n", generated.size(), a.n, stopped.c_str());
+    std::fprintf(stderr, "[stopped after %zu of %d tokens: %s]\n", generated.size(), a.n,
+                 stopped.c_str());
 }
 
 }  // namespace
@@ -100,12 +108,16 @@ void run(const Args& a) {
 void add_generate_command(CLI::App& app) {
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("generate", "Continue a prompt with greedy decoding");
-  cmd->add_option("--model,-m", args->model, "GGUF file, Hugging Face folder, or installed model name")
+  cmd->add_option("--model,-m", args->model,
+                  "GGUF file, Hugging Face folder, or installed model name")
       ->default_val(model::default_model_name());
   cmd->add_option("--prompt,-p", args->prompt, "The text to continue")->required();
-  cmd->add_option("-n", args->n, "Tokens to generate")->default_val(64)->check(CLI::Range(1, 100000));
+  cmd->add_option("-n", args->n, "Tokens to generate")
+      ->default_val(64)
+      ->check(CLI::Range(1, 100000));
   add_threads_option(cmd, args->threads);
-  cmd->add_option("--logits-out", args->logits_out, "Write the logits of every prompt position to this .npy file");
+  cmd->add_option("--logits-out", args->logits_out,
+                  "Write the logits of every prompt position to this .npy file");
   cmd->add_flag("--chat", args->chat, "Wrap the prompt as a user turn of the ChatML chat template");
   args->recipe.add_to(cmd);
   cmd->callback([args] { run(*args); });

@@ -6,11 +6,11 @@
 #include <map>
 
 #include "commands.h"
-#include "lowbit/util/error.h"
+#include "lowbit/io/npy.h"
 #include "lowbit/model/gguf.h"
 #include "lowbit/model/model.h"
-#include "lowbit/io/npy.h"
 #include "lowbit/model/safetensors.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::cli {
 namespace {
@@ -26,13 +26,17 @@ void dump_tensor(const Args& a) {
   const bool gguf = path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
   std::unique_ptr<model::GgufFile> g;
   model::TensorStore st;
-  if (gguf) g = std::make_unique<model::GgufFile>(path); else st = model::load_safetensors(path);
+  if (gguf)
+    g = std::make_unique<model::GgufFile>(path);
+  else
+    st = model::load_safetensors(path);
   const model::TensorStore& store = gguf ? g->store() : st;
   const model::TensorView& t = store.get(a.dump);
   const std::vector<float> values = store.to_f32(t);
   std::vector<size_t> shape(t.shape.begin(), t.shape.end());
   write_npy(a.out, "<f4", shape, values.data(), values.size() * sizeof(float));
-  fmt::print("wrote {} ({} {}, dequantized to float32) to {}\n", t.name, t.dtype, t.shape_string(), a.out);
+  fmt::print("wrote {} ({} {}, dequantized to float32) to {}\n", t.name, t.dtype, t.shape_string(),
+             a.out);
 }
 
 void run(const Args& a) {
@@ -42,8 +46,8 @@ void run(const Args& a) {
     return;
   }
   const model::ModelInfo info = model::inspect_model(a.model);
-  fmt::print("model:        {}\nformat:       {}\narchitecture: {}\ntokenizer:    {}\n", info.path, info.format,
-             info.architecture, info.tokenizer);
+  fmt::print("model:        {}\nformat:       {}\narchitecture: {}\ntokenizer:    {}\n", info.path,
+             info.format, info.architecture, info.tokenizer);
   fmt::print("\nmetadata ({} keys; long arrays abbreviated):\n", info.metadata.size());
   for (const auto& [key, value] : info.metadata) fmt::print("  {:<44} {}\n", key, value);
   size_t total = 0;
@@ -53,7 +57,8 @@ void run(const Args& a) {
     ++by_type[t.dtype];
   }
   fmt::print("\ntensors ({}, {:.1f} MiB):\n", info.tensors.size(), double(total) / (1 << 20));
-  for (const auto& t : info.tensors) fmt::print("  {:<44} {:<6} {:<16} {:>10} bytes\n", t.name, t.dtype, t.shape, t.bytes);
+  for (const auto& t : info.tensors)
+    fmt::print("  {:<44} {:<6} {:<16} {:>10} bytes\n", t.name, t.dtype, t.shape, t.bytes);
   fmt::print("\ntensor types:");
   for (const auto& [type, count] : by_type) fmt::print(" {} x{}", type, count);
   fmt::print("\n");
@@ -63,8 +68,10 @@ void run(const Args& a) {
 
 void add_inspect_command(CLI::App& app) {
   auto args = std::make_shared<Args>();
-  CLI::App* cmd = app.add_subcommand("inspect", "Show a model's architecture, metadata, tensors and tokenizer");
-  cmd->add_option("model", args->model, "GGUF file, Hugging Face folder, or installed model name (smollm2, minilm)")
+  CLI::App* cmd =
+      app.add_subcommand("inspect", "Show a model's architecture, metadata, tensors and tokenizer");
+  cmd->add_option("model", args->model,
+                  "GGUF file, Hugging Face folder, or installed model name (smollm2, minilm)")
       ->default_val(model::default_model_name());
   cmd->add_option("--dump", args->dump, "Write this tensor, dequantized to float32, to --out");
   cmd->add_option("--out", args->out, "The .npy file for --dump");

@@ -7,7 +7,8 @@
 #include "lowbit/util/error.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"lowbit: low-precision number formats, quantization, and the models to measure them on"};
+  CLI::App app{
+      "lowbit: low-precision number formats, quantization, and the models to measure them on"};
   app.set_version_flag("--version", "lowbit 0.1.0");
   app.require_subcommand(1);
   lowbit::cli::add_formats_command(app);
@@ -29,8 +30,10 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const std::bad_alloc&) {
     // Sizes are estimated before the large allocations; this is what is left (e.g. a huge text).
-    std::fprintf(stderr, "lowbit: out of memory (the run needs more memory than this machine can give; try a smaller "
-                         "--ctx, --max-tokens or model)\n");
+    std::fprintf(stderr,
+                 "lowbit: out of memory (the run needs more memory than this machine can give; try "
+                 "a smaller "
+                 "--ctx, --max-tokens or model)\n");
     return 1;
   } catch (const std::exception& e) {
     // No exception escapes main: anything else is reported, not an abort.

@@ -13,20 +13,25 @@ namespace lowbit::cli {
 class ProgressBar {
  public:
   ProgressBar(std::string label, std::string unit)
-      : label_(std::move(label)), unit_(std::move(unit)), enabled_(::isatty(2) != 0),
+      : label_(std::move(label)),
+        unit_(std::move(unit)),
+        enabled_(::isatty(2) != 0),
         start_(std::chrono::steady_clock::now()) {}
 
   void update(int64_t done, int64_t total) {
     done_ = done;
     total_ = total;
     if (!enabled_ || total <= 0) return;
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     const double eta = done > 0 ? elapsed / double(done) * double(total - done) : 0;
     constexpr int kWidth = 30;
     const int filled = int(kWidth * done / total);
-    std::fprintf(stderr, "\r%s [%s%s] %lld/%lld %s, %s elapsed, ETA %s ", label_.c_str(), std::string(size_t(filled), '#').c_str(),
+    std::fprintf(stderr, "\r%s [%s%s] %lld/%lld %s, %s elapsed, ETA %s ", label_.c_str(),
+                 std::string(size_t(filled), '#').c_str(),
                  std::string(size_t(kWidth - filled), '.').c_str(), static_cast<long long>(done),
-                 static_cast<long long>(total), unit_.c_str(), clock(elapsed).c_str(), clock(eta).c_str());
+                 static_cast<long long>(total), unit_.c_str(), clock(elapsed).c_str(),
+                 clock(eta).c_str());
     if (done == total) std::fprintf(stderr, "\n");
     std::fflush(stderr);
   }

@@ -9,10 +9,10 @@
 
 #include "commands.h"
 #include "lowbit/io/atomic_file.h"
-#include "lowbit/util/error.h"
 #include "lowbit/io/npy.h"
-#include "lowbit/quant/qtensor.h"
 #include "lowbit/io/qtensor_file.h"
+#include "lowbit/quant/qtensor.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::cli {
 namespace {
@@ -98,7 +98,8 @@ void run(const Args& a) {
     rows.push_back({scheme_name(s), measure(s, x.data(), shape, &dq)});
     // Both outputs or neither: the dequantized file is removed when the quantized one fails.
     const QTensor q = a.out.empty() ? QTensor{} : quantize(s, x.data(), shape);
-    if (!a.dequant.empty()) write_npy(a.dequant, "<f4", shape, dq.data(), dq.size() * sizeof(float));
+    if (!a.dequant.empty())
+      write_npy(a.dequant, "<f4", shape, dq.data(), dq.size() * sizeof(float));
     try {
       if (!a.out.empty()) write_qtensor(a.out, q);
     } catch (...) {

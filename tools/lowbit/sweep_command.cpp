@@ -5,8 +5,8 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "lowbit/util/error.h"
 #include "lowbit/eval/sweep.h"
+#include "lowbit/util/error.h"
 #include "progress.h"
 #include "recipe_flags.h"
 #include "util/files.h"
@@ -36,15 +36,20 @@ void parse_shard(const std::string& text, int& index, int& count) {
   } catch (const std::exception&) {
     throw Error("--shard \"" + text + "\": expected i/n, e.g. 2/8 for the second of eight slices");
   }
-  if (count < 1 || index < 1 || index > count) throw Error("--shard \"" + text + "\": need 1 <= i <= n");
+  if (count < 1 || index < 1 || index > count)
+    throw Error("--shard \"" + text + "\": need 1 <= i <= n");
 }
 
 void print_outputs(const eval::SweepReport& r, const std::string& out) {
   fmt::print("\n{}\n", eval::sweep_table(r));
   if (!r.pending.empty())
-    fmt::print("{} of {} recipes are still to be done by other shards (the report lists those finished)\n",
-               r.pending.size(), r.pending.size() + r.results.size());
-  fmt::print("report: {}/report.html (open in a browser; self-contained)\n        {}/report.md, {}/results.json\n", out, out, out);
+    fmt::print(
+        "{} of {} recipes are still to be done by other shards (the report lists those finished)\n",
+        r.pending.size(), r.pending.size() + r.results.size());
+  fmt::print(
+      "report: {}/report.html (open in a browser; self-contained)\n        {}/report.md, "
+      "{}/results.json\n",
+      out, out, out);
 }
 
 // The default grid, less the KV-cache recipes for an encoder (it has no KV cache).
@@ -56,9 +61,11 @@ std::vector<ptq::Recipe> default_grid_for(const model::Model* m) {
 }
 
 void run_sweep_command(const SweepArgs& a) {
-  std::vector<ptq::Recipe> grid = a.grid.empty() ? default_grid_for(nullptr) : ptq::read_recipe_grid(a.grid);
+  std::vector<ptq::Recipe> grid =
+      a.grid.empty() ? default_grid_for(nullptr) : ptq::read_recipe_grid(a.grid);
   if (a.list) {
-    for (const ptq::Recipe& r : grid) fmt::print("{:<30} {}  {}\n", r.label(), r.hash_hex(), r.short_form());
+    for (const ptq::Recipe& r : grid)
+      fmt::print("{:<30} {}  {}\n", r.label(), r.hash_hex(), r.short_form());
     return;
   }
   if (a.text.empty()) throw Error("sweep: --text is required");
@@ -73,16 +80,19 @@ void run_sweep_command(const SweepArgs& a) {
   std::unique_ptr<ptq::Calibration> calib;
   if (!a.calib_text.empty())
     calib = std::make_unique<ptq::Calibration>(
-        ptq::make_calibration(*m.tokenizer, model::read_text_file(a.calib_text), a.calib_text, a.calib_count, a.calib_length));
+        ptq::make_calibration(*m.tokenizer, model::read_text_file(a.calib_text), a.calib_text,
+                              a.calib_count, a.calib_length));
   opt.calibration = calib.get();
   opt.n_ctx = a.ctx;
   opt.max_tokens = a.max_tokens;
   opt.layer_stats = !a.no_layers;
   opt.out_dir = a.out;
   opt.threads = a.threads;
-  fmt::print("model:  {}\n        {}\ngrid:   {} recipes{}; token budget {} (ctx {})\n", m.path, m.summary(), grid.size(),
-             opt.shard_count > 1 ? fmt::format(" (shard {}/{})", opt.shard_index, opt.shard_count) : "",
-             a.max_tokens > 0 ? std::to_string(a.max_tokens) : "the whole text", a.ctx);
+  fmt::print(
+      "model:  {}\n        {}\ngrid:   {} recipes{}; token budget {} (ctx {})\n", m.path,
+      m.summary(), grid.size(),
+      opt.shard_count > 1 ? fmt::format(" (shard {}/{})", opt.shard_index, opt.shard_count) : "",
+      a.max_tokens > 0 ? std::to_string(a.max_tokens) : "the whole text", a.ctx);
   std::fflush(stdout);
   ProgressBar bar("sweep", "windows");
   std::string current;
@@ -91,7 +101,8 @@ void run_sweep_command(const SweepArgs& a) {
     bar.update(done, total);
   };
   opt.log = [&](const std::string& line) { bar.log(line); };
-  const eval::SweepReport r = eval::run_sweep(m, a.text, text, grid, opt);  // writes the reports too
+  const eval::SweepReport r =
+      eval::run_sweep(m, a.text, text, grid, opt);  // writes the reports too
   print_outputs(r, a.out);
 }
 
@@ -99,15 +110,23 @@ void run_sweep_command(const SweepArgs& a) {
 
 void add_sweep_commands(CLI::App& app) {
   auto a = std::make_shared<SweepArgs>();
-  CLI::App* cmd = app.add_subcommand("sweep", "Evaluate a grid of recipes against the full-precision model; table and HTML report");
+  CLI::App* cmd = app.add_subcommand(
+      "sweep",
+      "Evaluate a grid of recipes against the full-precision model; table and HTML report");
   cmd->add_option("--model,-m", a->model, "GGUF file, Hugging Face folder, or installed model name")
       ->default_val(model::default_model_name());
   cmd->add_option("--text", a->text, "Evaluation text (UTF-8)");
-  cmd->add_option("--grid", a->grid, "Grid JSON file: an array of recipes (default: the built-in grid, docs/recipes.md)");
-  cmd->add_option("--ctx", a->ctx, "Window length in tokens")->default_val(512)->check(CLI::Range(8, 1 << 20));
+  cmd->add_option(
+      "--grid", a->grid,
+      "Grid JSON file: an array of recipes (default: the built-in grid, docs/recipes.md)");
+  cmd->add_option("--ctx", a->ctx, "Window length in tokens")
+      ->default_val(512)
+      ->check(CLI::Range(8, 1 << 20));
   add_max_tokens_option(cmd, a->max_tokens, "Token budget per recipe (0: the whole text)", 4096);
-  cmd->add_option("--out,-o", a->out, "Output folder: results.json, report.md, report.html, cache/")->default_val("lowbit-sweep");
-  cmd->add_option("--shard", a->shard, "Run slice i of n of the grid (i/n), e.g. as a job array; join with sweep-merge")
+  cmd->add_option("--out,-o", a->out, "Output folder: results.json, report.md, report.html, cache/")
+      ->default_val("lowbit-sweep");
+  cmd->add_option("--shard", a->shard,
+                  "Run slice i of n of the grid (i/n), e.g. as a job array; join with sweep-merge")
       ->default_val("1/1");
   add_threads_option(cmd, a->threads);
   cmd->add_flag("--no-layers", a->no_layers, "Skip the per-layer statistics (and the heat map)");
@@ -118,8 +137,10 @@ void add_sweep_commands(CLI::App& app) {
 
   auto dirs = std::make_shared<std::vector<std::string>>();
   auto out = std::make_shared<std::string>();
-  CLI::App* merge = app.add_subcommand("sweep-merge", "Join the output folders of sweep shards into one report");
-  merge->add_option("folders", *dirs, "Output folders of `lowbit sweep --shard i/n` runs")->required();
+  CLI::App* merge =
+      app.add_subcommand("sweep-merge", "Join the output folders of sweep shards into one report");
+  merge->add_option("folders", *dirs, "Output folders of `lowbit sweep --shard i/n` runs")
+      ->required();
   merge->add_option("--out,-o", *out, "Folder for the joined results.json and reports")->required();
   merge->callback([dirs, out] {
     const eval::SweepReport r = eval::merge_sweeps(*dirs);

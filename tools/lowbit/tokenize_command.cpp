@@ -4,13 +4,13 @@
 #include <fmt/core.h>
 
 #include <fstream>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "commands.h"
-#include "lowbit/util/error.h"
 #include "lowbit/model/gguf.h"
 #include "lowbit/model/model.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::cli {
 namespace {
@@ -68,11 +68,14 @@ void run(const Args& a) {
 void add_tokenize_command(CLI::App& app) {
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Token ids of text with a model's tokenizer");
-  cmd->add_option("--model,-m", args->model, "GGUF file, Hugging Face folder, or installed model name")
+  cmd->add_option("--model,-m", args->model,
+                  "GGUF file, Hugging Face folder, or installed model name")
       ->default_val(model::default_model_name());
-  cmd->add_option("--lines", args->lines, "Tokenize each line of this file (one JSON array of ids per line)");
+  cmd->add_option("--lines", args->lines,
+                  "Tokenize each line of this file (one JSON array of ids per line)");
   cmd->add_flag("--jsonl", args->json_lines, "With --lines: each line is a JSON-encoded string");
-  cmd->add_flag("--pieces", args->show_pieces, "Print one token per line with its vocabulary entry");
+  cmd->add_flag("--pieces", args->show_pieces,
+                "Print one token per line with its vocabulary entry");
   add_repair_utf8_flag(cmd, args->repair_utf8);
   cmd->add_option("text", args->text, "Text to tokenize");
   cmd->callback([args] { run(*args); });

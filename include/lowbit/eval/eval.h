@@ -21,10 +21,10 @@ namespace lowbit::eval {
 struct Baseline {
   int32_t n_ctx = 0, n_vocab = 0, top_k = 0;
   int64_t n_windows = 0, scored_per_window = 0;
-  uint64_t tokens_hash = 0;  // of the evaluated token ids: a baseline only fits the same text
-  std::string model;         // description of what produced it
-  std::vector<double> nll;          // [n_scored]
-  std::vector<int32_t> top_ids;     // [n_scored, top_k]
+  uint64_t tokens_hash = 0;      // of the evaluated token ids: a baseline only fits the same text
+  std::string model;             // description of what produced it
+  std::vector<double> nll;       // [n_scored]
+  std::vector<int32_t> top_ids;  // [n_scored, top_k]
   std::vector<float> top_logprobs;  // [n_scored, top_k]
 
   void save(const std::string& path) const;  // atomic
@@ -33,9 +33,9 @@ struct Baseline {
 
 struct PerplexityOptions {
   int n_ctx = 512;
-  int64_t max_tokens = 0;       // 0: all whole windows of the text
-  int baseline_top_k = 64;      // recorded when `record` is set
-  bool record = false;          // fill result.recorded
+  int64_t max_tokens = 0;   // 0: all whole windows of the text
+  int baseline_top_k = 64;  // recorded when `record` is set
+  bool record = false;      // fill result.recorded
   const Baseline* compare_to = nullptr;
   // Called after each window with (windows done, windows total).
   std::function<void(int64_t, int64_t)> progress;
@@ -46,12 +46,13 @@ struct Distribution {
 };
 
 struct PerplexityResult {
-  int64_t text_tokens = 0;   // tokens tokenized: the whole text, or the budget (Tokenizer::encode_prefix)
+  int64_t text_tokens =
+      0;  // tokens tokenized: the whole text, or the budget (Tokenizer::encode_prefix)
   int64_t n_windows = 0;
-  int64_t n_scored = 0;      // tokens whose log-likelihood counts (second half of each window)
+  int64_t n_scored = 0;  // tokens whose log-likelihood counts (second half of each window)
   int n_ctx = 0;
   double ppl = 0, ppl_stderr = 0;
-  double seconds = 0;        // model time (forward + logits)
+  double seconds = 0;            // model time (forward + logits)
   double tokens_per_second = 0;  // window tokens processed per second
   double gflops = 0;             // arithmetic rate of the model over the run
   std::vector<float> nll;        // per scored token
@@ -59,7 +60,8 @@ struct PerplexityResult {
   // Against options.compare_to:
   bool compared = false;
   double base_ppl = 0, delta_ppl = 0, delta_ppl_stderr = 0, ppl_ratio = 0;
-  double ln_ppl_ratio = 0, ln_ppl_ratio_stderr = 0;  // mean of NLL - NLL(base), as llama.cpp reports
+  double ln_ppl_ratio = 0,
+         ln_ppl_ratio_stderr = 0;  // mean of NLL - NLL(base), as llama.cpp reports
   Distribution kld;
   double top1_agreement = 0, top1_stderr = 0;
 };
@@ -73,12 +75,12 @@ struct TextWindows {
   int n_ctx = 0;
   int64_t max_tokens = 0;  // the budget (0: the whole text)
   int64_t n_windows = 0;
-  uint64_t hash = 0;       // hash_tokens over the windows' tokens
+  uint64_t hash = 0;  // hash_tokens over the windows' tokens
   std::vector<int32_t> window(int64_t w) const;
 };
 // Throws lowbit::Error naming `text_name` when the text has fewer tokens than one window.
-TextWindows make_windows(const model::Tokenizer& tokenizer, const std::string& text, const std::string& text_name, int n_ctx,
-                         int64_t max_tokens);
+TextWindows make_windows(const model::Tokenizer& tokenizer, const std::string& text,
+                         const std::string& text_name, int n_ctx, int64_t max_tokens);
 
 // FNV-1a of n_ctx and the first `count` token ids: what a Baseline's tokens_hash holds for the
 // tokens it was recorded on.
@@ -88,20 +90,23 @@ uint64_t hash_tokens(const std::vector<int32_t>& tokens, size_t count, int n_ctx
 // half of each window as llama.cpp's perplexity tool does (each scored token sees at least
 // n_ctx/2 tokens of context). Throws lowbit::Error when the text is shorter than one window or
 // the baseline was recorded on something else.
-PerplexityResult perplexity(const model::Model& model, const std::string& text, const PerplexityOptions& options);
+PerplexityResult perplexity(const model::Model& model, const std::string& text,
+                            const PerplexityOptions& options);
 // The same over tokens already encoded; `bos` (when >= 0) replaces the first token of each window,
 // `description` names the model in a recorded baseline.
-PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int32_t>& tokens, int32_t bos,
-                            const std::string& description, const PerplexityOptions& options);
+PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int32_t>& tokens,
+                            int32_t bos, const std::string& description,
+                            const PerplexityOptions& options);
 
 // Encoder models: sentence embeddings [n, dim] of the given lines, in batches, each truncated to
 // max_tokens (0: the model's sentence-transformers max_seq_length). Non-finite output is an error.
-std::vector<float> embed_sentences(const model::Model& model, const std::vector<std::string>& sentences,
-                                   int max_tokens = 0);
+std::vector<float> embed_sentences(const model::Model& model,
+                                   const std::vector<std::string>& sentences, int max_tokens = 0);
 struct CosineResult {
   int64_t n = 0;
   double mean = 0, min = 0;
 };
-CosineResult cosine_to_baseline(const std::vector<float>& embeddings, const std::vector<float>& baseline, int dim);
+CosineResult cosine_to_baseline(const std::vector<float>& embeddings,
+                                const std::vector<float>& baseline, int dim);
 
 }  // namespace lowbit::eval

@@ -13,12 +13,12 @@
 #include <utility>
 #include <vector>
 
-#include "lowbit/ptq/calibration.h"
 #include "lowbit/eval/eval.h"
 #include "lowbit/eval/layer_stats.h"
+#include "lowbit/model/sites.h"
+#include "lowbit/ptq/calibration.h"
 #include "lowbit/ptq/ptq.h"
 #include "lowbit/ptq/recipe.h"
-#include "lowbit/model/sites.h"
 
 namespace lowbit::eval {
 

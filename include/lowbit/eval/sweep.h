@@ -11,9 +11,9 @@
 
 #include "lowbit/eval/eval.h"
 #include "lowbit/eval/evaluate.h"
-#include "lowbit/ptq/calibration.h"
 #include "lowbit/eval/layer_stats.h"
 #include "lowbit/model/model.h"
+#include "lowbit/ptq/calibration.h"
 #include "lowbit/ptq/recipe.h"
 
 namespace lowbit::eval {
@@ -22,16 +22,16 @@ namespace lowbit::eval {
 // setups have the same key().
 struct SweepSetup {
   std::string model, model_summary, text;  // paths as given, architecture line
-  std::string model_hash;       // model::Model::content_hash: the weights, config and tokenizer
+  std::string model_hash;  // model::Model::content_hash: the weights, config and tokenizer
   int64_t parameters = 0;
   int n_ctx = 0;
-  int64_t max_tokens = 0;       // the token budget (0: the whole text)
-  int64_t text_tokens = 0;      // tokens tokenized: the whole text, or the budget
+  int64_t max_tokens = 0;   // the token budget (0: the whole text)
+  int64_t text_tokens = 0;  // tokens tokenized: the whole text, or the budget
   int64_t n_windows = 0, n_scored = 0;
-  uint64_t tokens_hash = 0;     // of the evaluated tokens (eval::hash_tokens)
-  int layer_tokens = 0;         // tokens of the per-layer statistics window (0: none)
+  uint64_t tokens_hash = 0;  // of the evaluated tokens (eval::hash_tokens)
+  int layer_tokens = 0;      // tokens of the per-layer statistics window (0: none)
   double base_ppl = 0, base_ppl_stderr = 0;
-  int threads = 0;              // informational
+  int threads = 0;  // informational
   // Encoders: n_ctx is the sentence length limit, n_windows the sentences, n_scored the pairs,
   // tokens_hash over the sentences' ids; base_ppl is 0.
   bool encoder = false;
@@ -71,8 +71,9 @@ struct SweepOptions {
 // of other shards sharing the folder that have finished) and written to out_dir (results.json,
 // report.md, report.html), so the last shard to finish writes the complete report. Returns it;
 // `pending` lists the grid recipes not yet done by any shard.
-SweepReport run_sweep(const model::Model& model, const std::string& text_path, const std::string& text,
-                      const std::vector<ptq::Recipe>& grid, const SweepOptions& options);
+SweepReport run_sweep(const model::Model& model, const std::string& text_path,
+                      const std::string& text, const std::vector<ptq::Recipe>& grid,
+                      const SweepOptions& options);
 
 // Joins the results.json of several shard folders (same setup key required; a recipe present
 // twice is taken once). Throws lowbit::Error naming the folder that does not fit.

@@ -1,4 +1,5 @@
-// lowbit/format/format.h — number-format descriptors: what a code means, and the limits derived from it.
+// lowbit/format/format.h — number-format descriptors: what a code means, and the limits derived
+// from it.
 //
 // A Format is a small value type, not a class hierarchy. Three kinds:
 //   Float  sign? + exponent field E (exp_bits) + mantissa field M (man_bits), with a bias, a
@@ -361,7 +362,8 @@ static_assert(max_finite(formats::e5m2fnuz) == 57344.0, "E5M2FNUZ max is 57344")
 static_assert(max_finite(formats::e4m3b11fnuz) == 30.0, "E4M3B11FNUZ max is 30");
 static_assert(max_finite(formats::e3m4) == 15.5, "E3M4 max is 15.5");
 static_assert(max_finite(formats::e8m0fnu) == exp2i(127), "E8M0 max is 2^127");
-static_assert(max_finite(formats::ue4m3) == 448.0 && formats::ue4m3.bits() == 7, "UE4M3: E4M3 without a sign");
+static_assert(max_finite(formats::ue4m3) == 448.0 && formats::ue4m3.bits() == 7,
+              "UE4M3: E4M3 without a sign");
 static_assert(lowest_finite(formats::e8m0fnu) == exp2i(-127), "E8M0 min is 2^-127");
 static_assert(max_finite(formats::fp16) == 65504.0, "fp16 max is 65504");
 static_assert(min_subnormal(formats::e4m3fn) == exp2i(-9), "E4M3 min subnormal is 2^-9");

@@ -1,5 +1,5 @@
-// lowbit/format/reference.h — the scalar reference codecs: the definition every fast path must match
-// bit for bit. Written for clarity (exact double arithmetic on values), not speed.
+// lowbit/format/reference.h — the scalar reference codecs: the definition every fast path must
+// match bit for bit. Written for clarity (exact double arithmetic on values), not speed.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
-// lowbit/format/rounding.h — how a real value is mapped onto a format: rounding mode, overflow policy,
-// and the counter-based random stream behind stochastic rounding.
+// lowbit/format/rounding.h — how a real value is mapped onto a format: rounding mode, overflow
+// policy, and the counter-based random stream behind stochastic rounding.
 #pragma once
 
 #include <cstdint>

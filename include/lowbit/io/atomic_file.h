@@ -47,7 +47,9 @@ inline void require_writable(const std::string& path, const std::string& what) {
   const std::string probe = path + ".tmp-lowbit-probe-" + std::to_string(::getpid());
   {
     std::ofstream out(probe, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(what + " " + path + ": cannot write there (does the folder exist, and is it writable?)");
+    if (!out)
+      throw Error(what + " " + path +
+                  ": cannot write there (does the folder exist, and is it writable?)");
   }
   std::remove(probe.c_str());
 }

@@ -66,6 +66,7 @@ class ByteReader {
   std::string path_;
 };
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "lowbit's file readers assume a little-endian host");
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "lowbit's file readers assume a little-endian host");
 
 }  // namespace lowbit::io

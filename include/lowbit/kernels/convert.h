@@ -1,8 +1,8 @@
-// lowbit/kernels/convert.h — bulk conversion of arrays: round onto a format and encode, decode codes, and
-// fake-quantize (round, stay float32). Runs the fastest SIMD path this CPU supports (Highway
-// runtime dispatch: AVX-512, AVX2, SSE4 or scalar), multi-threaded for large arrays. Results are
-// bit-identical to the scalar reference (lowbit/reference.h) on every path, thread count and
-// chunking, stochastic rounding included: element i draws the stream at first_index + i.
+// lowbit/kernels/convert.h — bulk conversion of arrays: round onto a format and encode, decode
+// codes, and fake-quantize (round, stay float32). Runs the fastest SIMD path this CPU supports
+// (Highway runtime dispatch: AVX-512, AVX2, SSE4 or scalar), multi-threaded for large arrays.
+// Results are bit-identical to the scalar reference (lowbit/reference.h) on every path, thread
+// count and chunking, stochastic rounding included: element i draws the stream at first_index + i.
 #pragma once
 
 #include <cstddef>

@@ -18,7 +18,7 @@ struct BertConfig {
   int dim = 0;
   int n_layers = 0;
   int n_heads = 0;
-  int hidden_dim = 0;      // feed-forward inner width
+  int hidden_dim = 0;  // feed-forward inner width
   int vocab_size = 0;
   int max_positions = 0;
   int type_vocab_size = 0;
@@ -30,19 +30,19 @@ struct BertConfig {
 
 // Linears are named by site: layers.<l>.{q_proj,k_proj,v_proj,o_proj,ffn_in,ffn_out}.
 struct BertLayer {
-  Linear wq, wk, wv;                     // [dim, dim] each, with bias
-  Linear attn_out;                       // [dim, dim]
+  Linear wq, wk, wv;                        // [dim, dim] each, with bias
+  Linear attn_out;                          // [dim, dim]
   std::vector<float> ln1_weight, ln1_bias;  // [dim], after attention + residual
-  Linear ffn_in;                         // [hidden_dim, dim]
-  Linear ffn_out;                        // [dim, hidden_dim]
+  Linear ffn_in;                            // [hidden_dim, dim]
+  Linear ffn_out;                           // [dim, hidden_dim]
   std::vector<float> ln2_weight, ln2_bias;  // [dim], after feed-forward + residual
 };
 
 struct BertWeights {
   std::shared_ptr<std::vector<float>> word_embedding;  // [vocab_size, dim]
-  std::vector<float> position_embedding;  // [max_positions, dim]
-  std::vector<float> type_embedding;      // [type_vocab_size, dim]
-  std::vector<float> emb_ln_weight, emb_ln_bias;  // [dim]
+  std::vector<float> position_embedding;               // [max_positions, dim]
+  std::vector<float> type_embedding;                   // [type_vocab_size, dim]
+  std::vector<float> emb_ln_weight, emb_ln_bias;       // [dim]
   std::vector<BertLayer> layers;
 };
 

@@ -1,7 +1,7 @@
-// lowbit/model/gguf.h — GGUF files (llama.cpp's model container, versions 2 and 3): metadata of every
-// value type, tensor infos, alignment, memory-mapped tensor data; and a writer (used by the tests
-// to build small models, and by anything that wants to save one).
-// Layout: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md
+// lowbit/model/gguf.h — GGUF files (llama.cpp's model container, versions 2 and 3): metadata of
+// every value type, tensor infos, alignment, memory-mapped tensor data; and a writer (used by the
+// tests to build small models, and by anything that wants to save one). Layout:
+// https://github.com/ggml-org/ggml/blob/master/docs/gguf.md
 #pragma once
 
 #include <cstdint>
@@ -15,8 +15,19 @@
 namespace lowbit::model {
 
 enum class GgufType : uint32_t {
-  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7, STRING = 8, ARRAY = 9,
-  U64 = 10, I64 = 11, F64 = 12,
+  U8 = 0,
+  I8 = 1,
+  U16 = 2,
+  I16 = 3,
+  U32 = 4,
+  I32 = 5,
+  F32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  U64 = 10,
+  I64 = 11,
+  F64 = 12,
 };
 const char* gguf_type_name(GgufType t);
 
@@ -34,8 +45,8 @@ struct GgufValue {
 
   bool is_integer() const;
   bool is_number() const { return is_integer() || type == GgufType::F32 || type == GgufType::F64; }
-  double as_double() const;  // any number
-  int64_t as_int() const;    // integers only
+  double as_double() const;                           // any number
+  int64_t as_int() const;                             // integers only
   std::string to_string(size_t max_items = 8) const;  // short human-readable form
 
   static GgufValue of_u32(uint32_t v);
@@ -89,7 +100,8 @@ class GgufWriter {
   // size the type and shape imply.
   void add_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& shape,
                   std::vector<uint8_t> bytes);
-  void add_f32(const std::string& name, const std::vector<int64_t>& shape, const std::vector<float>& values);
+  void add_f32(const std::string& name, const std::vector<int64_t>& shape,
+               const std::vector<float>& values);
   void write(const std::string& path, uint64_t alignment = 32) const;
 
  private:

@@ -1,5 +1,5 @@
-// lowbit/model/linear.h — the one place a model multiplies by a weight matrix. Every matrix product of
-// the transformer runtimes goes through a Linear, so quantized weights and activation quantizers
+// lowbit/model/linear.h — the one place a model multiplies by a weight matrix. Every matrix product
+// of the transformer runtimes goes through a Linear, so quantized weights and activation quantizers
 // are swapped in here and nowhere else.
 #pragma once
 
@@ -37,15 +37,16 @@ class RowTransform {
 class LinearProbe {
  public:
   virtual ~LinearProbe() = default;
-  virtual void observe(const Linear& linear, const float* x, const float* xq, int n, const float* y) = 0;
+  virtual void observe(const Linear& linear, const float* x, const float* xq, int n,
+                       const float* y) = 0;
 };
 
 class Linear {
  public:
   Linear() = default;
   // weight: [out, in] row-major (as PyTorch and GGUF store it); bias: empty or [out].
-  Linear(std::string name, int out_features, int in_features, std::shared_ptr<std::vector<float>> weight,
-         std::vector<float> bias = {});
+  Linear(std::string name, int out_features, int in_features,
+         std::shared_ptr<std::vector<float>> weight, std::vector<float> bias = {});
 
   // y[n, out] = x[n, in] · weightᵀ + bias (OpenBLAS sgemm; threads as openblas_set_num_threads).
   // With an input scheme, x is fake-quantized first (the whole [n, in] tensor, as a kernel
@@ -94,7 +95,8 @@ class Linear {
 
 // Sets the threads OpenBLAS and the runtimes' own OpenMP loops use (0: all cores).
 // Threads for OpenBLAS and OpenMP: 1 .. max_threads(), or 0 for all of them; anything else is a
-// lowbit::Error (more threads than the hardware has is never faster, and huge counts crash libgomp).
+// lowbit::Error (more threads than the hardware has is never faster, and huge counts crash
+// libgomp).
 void set_num_threads(int threads);
 int max_threads();  // the machine's hardware threads (at least 1)
 

@@ -20,24 +20,25 @@ class TensorStore;
 enum class RopeStyle { AdjacentPairs, HalfSplit };
 
 struct LlamaConfig {
-  std::string arch;        // "llama", "mistral", "qwen2" ...
-  int dim = 0;             // width of the residual stream
+  std::string arch;  // "llama", "mistral", "qwen2" ...
+  int dim = 0;       // width of the residual stream
   int n_layers = 0;
-  int n_heads = 0;         // query heads
-  int n_kv_heads = 0;      // key/value heads (grouped-query attention when fewer than n_heads)
+  int n_heads = 0;     // query heads
+  int n_kv_heads = 0;  // key/value heads (grouped-query attention when fewer than n_heads)
   int head_dim = 0;
-  int hidden_dim = 0;      // SwiGLU inner width
+  int hidden_dim = 0;  // SwiGLU inner width
   int vocab_size = 0;
   int context_length = 0;  // what the model was trained for
   float norm_eps = 1e-5f;
   float rope_theta = 10000.0f;
   RopeStyle rope_style = RopeStyle::HalfSplit;
-  std::vector<float> rope_inv_freq;  // [head_dim / 2]: theta^(-2i/d), with the model's scaling applied
-  std::string rope_scaling = "none"; // "none", "linear", "llama3" or "gguf rope_freqs"
-  bool tied_output = false;          // output head shares the token embedding
-  bool qkv_bias = false;             // qwen2 has biases on wq, wk, wv
-  bool o_bias = false;               // LLaMA's attention_bias also puts one on wo
-  bool mlp_bias = false;             // LLaMA's mlp_bias: biases on w_gate, w_up, w_down
+  std::vector<float>
+      rope_inv_freq;  // [head_dim / 2]: theta^(-2i/d), with the model's scaling applied
+  std::string rope_scaling = "none";  // "none", "linear", "llama3" or "gguf rope_freqs"
+  bool tied_output = false;           // output head shares the token embedding
+  bool qkv_bias = false;              // qwen2 has biases on wq, wk, wv
+  bool o_bias = false;                // LLaMA's attention_bias also puts one on wo
+  bool mlp_bias = false;              // LLaMA's mlp_bias: biases on w_gate, w_up, w_down
   // Sliding-window attention span (0: none). lowbit attends to every earlier position, which is
   // the same arithmetic only while a window fits inside the span; forward() refuses longer ones.
   int sliding_window = 0;
@@ -70,7 +71,7 @@ struct LlamaWeights {
   std::shared_ptr<std::vector<float>> token_embedding;  // [vocab_size, dim]
   std::vector<LlamaLayer> layers;                       // [n_layers]
   std::vector<float> final_norm;                        // [dim]
-  Linear output;                                        // [vocab_size, dim]; shares token_embedding when tied
+  Linear output;  // [vocab_size, dim]; shares token_embedding when tied
 };
 
 // Activations for up to max_tokens tokens per forward() and the KV cache for max_context positions.
@@ -79,16 +80,16 @@ struct LlamaRunState {
   LlamaRunState(const LlamaConfig& c, int max_tokens, int max_context);
   static double bytes_needed(const LlamaConfig& c, int max_tokens, int max_context);
   int max_tokens, max_context;
-  std::vector<float> x;       // [max_tokens, dim] residual stream
-  std::vector<float> xb;      // [max_tokens, dim] normalised input of a block
-  std::vector<float> q;       // [max_tokens, q_dim]
-  std::vector<float> k, v;    // [max_tokens, kv_dim] this step's keys and values
-  std::vector<float> att;     // [max_tokens, q_dim] attention output, heads side by side
-  int score_workers = 1, score_rows = 1;  // attention workspace: one block per worker thread
-  std::vector<float> scores;  // [score_workers, score_rows, max_context]
-  std::vector<float> hb, hb2; // [max_tokens, hidden_dim]
+  std::vector<float> x;     // [max_tokens, dim] residual stream
+  std::vector<float> xb;    // [max_tokens, dim] normalised input of a block
+  std::vector<float> q;     // [max_tokens, q_dim]
+  std::vector<float> k, v;  // [max_tokens, kv_dim] this step's keys and values
+  std::vector<float> att;   // [max_tokens, q_dim] attention output, heads side by side
+  int score_workers = 1, score_rows = 1;      // attention workspace: one block per worker thread
+  std::vector<float> scores;                  // [score_workers, score_rows, max_context]
+  std::vector<float> hb, hb2;                 // [max_tokens, hidden_dim]
   std::vector<float> key_cache, value_cache;  // [n_layers, max_context, kv_dim]
-  int n_tokens = 0;           // rows of the last forward
+  int n_tokens = 0;                           // rows of the last forward
 };
 
 class Llama : public Decoder {

@@ -1,5 +1,5 @@
-// lowbit/model/model.h — a model loaded from disk: GGUF files and Hugging Face folders (config.json +
-// safetensors + tokenizer.json), LLaMA-family decoders and BERT encoders, with their tokenizer.
+// lowbit/model/model.h — a model loaded from disk: GGUF files and Hugging Face folders (config.json
+// + safetensors + tokenizer.json), LLaMA-family decoders and BERT encoders, with their tokenizer.
 #pragma once
 
 #include <memory>

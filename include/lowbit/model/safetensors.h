@@ -1,7 +1,7 @@
-// lowbit/model/safetensors.h — Hugging Face safetensors checkpoints: one file, or shards listed by a
-// model.safetensors.index.json; memory-mapped; and a writer.
-// Layout: 8-byte little-endian header length N, N bytes of JSON {name: {dtype, shape,
-// data_offsets: [begin, end]}, "__metadata__": {...}}, then the data (offsets relative to it).
+// lowbit/model/safetensors.h — Hugging Face safetensors checkpoints: one file, or shards listed by
+// a model.safetensors.index.json; memory-mapped; and a writer. Layout: 8-byte little-endian header
+// length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__":
+// {...}}, then the data (offsets relative to it).
 #pragma once
 
 #include <map>
@@ -14,7 +14,8 @@ namespace lowbit::model {
 
 // Reads `path`: a .safetensors file, an index .json, or a folder holding model.safetensors or
 // model.safetensors.index.json. Throws lowbit::Error naming the file and the problem.
-TensorStore load_safetensors(const std::string& path, std::vector<std::string>* files_read = nullptr);
+TensorStore load_safetensors(const std::string& path,
+                             std::vector<std::string>* files_read = nullptr);
 
 // Writes float32 tensors (row-major shapes) to one .safetensors file, atomically.
 struct NamedTensor {

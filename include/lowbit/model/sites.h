@@ -15,9 +15,9 @@
 #include <typeinfo>
 #include <vector>
 
-#include "lowbit/util/error.h"
 #include "lowbit/model/linear.h"
 #include "lowbit/quant/scheme.h"
+#include "lowbit/util/error.h"
 
 namespace lowbit::model {
 

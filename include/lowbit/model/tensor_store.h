@@ -1,5 +1,5 @@
-// lowbit/model/tensor_store.h — the tensors of a model file (GGUF or safetensors), read in place from
-// memory-mapped files, and their conversion to float32.
+// lowbit/model/tensor_store.h — the tensors of a model file (GGUF or safetensors), read in place
+// from memory-mapped files, and their conversion to float32.
 #pragma once
 
 #include <cstdint>
@@ -44,12 +44,14 @@ class TensorStore {
   // Dequantizes / widens to float32; throws naming the tensor when its type is not supported.
   std::vector<float> to_f32(const TensorView& t) const;
   // The same, checking the shape first (a lying or unexpected shape is an error naming the tensor).
-  std::vector<float> to_f32(const std::string& name, const std::vector<int64_t>& expected_shape) const;
+  std::vector<float> to_f32(const std::string& name,
+                            const std::vector<int64_t>& expected_shape) const;
 
   // to_f32 with the shape check, then drops the tensor's mapped pages from memory: loaders read
   // each tensor once, and this keeps peak memory near the float32 model size (the pages come
   // back from the file if the tensor is read again).
-  std::vector<float> take_f32(const std::string& name, const std::vector<int64_t>& expected_shape) const;
+  std::vector<float> take_f32(const std::string& name,
+                              const std::vector<int64_t>& expected_shape) const;
 
   // Tensors that no loader read (to_f32 / take_f32 by name, or mark_used): a model file whose
   // tensors the runtime does not use is not the model the config describes.

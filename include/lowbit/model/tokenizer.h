@@ -20,7 +20,8 @@ class Tokenizer {
 
   // Token ids of `text`, without the model's begin/end markers.
   virtual std::vector<int32_t> encode(std::string_view text) const = 0;
-  // `encode` plus what the model adds around a sequence (BOS for LLaMA-2, [CLS] ... [SEP] for BERT).
+  // `encode` plus what the model adds around a sequence (BOS for LLaMA-2, [CLS] ... [SEP] for
+  // BERT).
   virtual std::vector<int32_t> encode_for_model(std::string_view text) const;
   // The first max_tokens ids of encode(text) (all of them when max_tokens is 0), tokenizing only a
   // prefix of the text: growing prefixes cut where every pre-tokenizer splits (after a line break,
@@ -32,11 +33,15 @@ class Tokenizer {
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
 
   int32_t vocab_size() const { return int32_t(tokens_.size()); }
-  const std::string& token(int32_t id) const { return tokens_.at(size_t(id)); }  // raw vocabulary entry
+  const std::string& token(int32_t id) const {
+    return tokens_.at(size_t(id));
+  }                                           // raw vocabulary entry
   int32_t bos_id() const { return bos_id_; }  // -1 when the model has none
   int32_t eos_id() const { return eos_id_; }
   bool adds_bos() const { return add_bos_; }
-  const std::string& description() const { return description_; }  // e.g. "byte-level BPE, pre-tokenizer smollm"
+  const std::string& description() const {
+    return description_;
+  }  // e.g. "byte-level BPE, pre-tokenizer smollm"
 
  protected:
   std::vector<std::string> tokens_;

@@ -23,8 +23,8 @@ struct Calibration {
 
 // `count` sequences of `length` tokens spread evenly over the text (the first token of each
 // replaced by BOS when the tokenizer adds one). Throws lowbit::Error when the text is too short.
-Calibration make_calibration(const model::Tokenizer& tokenizer, const std::string& text, const std::string& name, int count,
-                             int length);
+Calibration make_calibration(const model::Tokenizer& tokenizer, const std::string& text,
+                             const std::string& name, int count, int length);
 
 class LayerwiseRunner {
  public:

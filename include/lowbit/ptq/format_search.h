@@ -1,9 +1,9 @@
-// lowbit/ptq/format_search.h — format and clipping search (as in LLM-FP4): for each Linear, among the
-// element formats of the scheme's bit width (every signed ExMy with E + M = bits - 1, no special
-// codes, and the integer of that width) and two clipping rules (absmax, and the per-group MSE clip
-// search), pick the one whose quantized weight moves the layer's output least on calibration
-// data: the smallest tr(ΔW · H · ΔWᵀ), H the calibration Hessian. The scale format, granularity
-// and second level of the scheme stay as they are.
+// lowbit/ptq/format_search.h — format and clipping search (as in LLM-FP4): for each Linear, among
+// the element formats of the scheme's bit width (every signed ExMy with E + M = bits - 1, no
+// special codes, and the integer of that width) and two clipping rules (absmax, and the per-group
+// MSE clip search), pick the one whose quantized weight moves the layer's output least on
+// calibration data: the smallest tr(ΔW · H · ΔWᵀ), H the calibration Hessian. The scale format,
+// granularity and second level of the scheme stay as they are.
 #pragma once
 
 #include <functional>
@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "lowbit/ptq/calibration.h"
 #include "lowbit/model/sites.h"
+#include "lowbit/ptq/calibration.h"
 #include "lowbit/ptq/recipe.h"
 
 namespace lowbit::ptq {
@@ -22,15 +22,17 @@ namespace lowbit::ptq {
 std::vector<Scheme> search_candidates(const Scheme& base);
 
 // tr(ΔW · H · ΔWᵀ) for ΔW = q - w ([out, in]) and H (in x in, row-major).
-double output_error(const std::vector<float>& w, const std::vector<float>& q, int out, int in, const std::vector<float>& h);
+double output_error(const std::vector<float>& w, const std::vector<float>& q, int out, int in,
+                    const std::vector<float>& h);
 
 // The candidate with the smallest output error for one weight.
-Scheme search_scheme(const Scheme& base, const std::vector<float>& w, int out, int in, const std::vector<float>& h);
+Scheme search_scheme(const Scheme& base, const std::vector<float>& w, int out, int in,
+                     const std::vector<float>& h);
 
 // The chosen scheme of every layer Linear whose weights `scheme_of` quantizes, block by block on
 // the calibration data (inputs from the blocks before, quantized with their chosen schemes).
-std::map<std::string, Scheme> search_model(const model::Runtime& base, const std::function<MaybeScheme(const std::string&)>& scheme_of,
-                                           const Calibration& calibration,
-                                           const std::function<void(int, int)>& progress = {});
+std::map<std::string, Scheme> search_model(
+    const model::Runtime& base, const std::function<MaybeScheme(const std::string&)>& scheme_of,
+    const Calibration& calibration, const std::function<void(int, int)>& progress = {});
 
 }  // namespace lowbit::ptq

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "lowbit/ptq/calibration.h"
 #include "lowbit/model/sites.h"
+#include "lowbit/ptq/calibration.h"
 #include "lowbit/ptq/recipe.h"
 #include "lowbit/quant/scheme.h"
 
@@ -37,8 +37,8 @@ class Hessian {
  private:
   int n_;
   int64_t samples_ = 0;
-  std::vector<double> sum_;    // Σ xᵀx, full matrix
-  std::vector<float> chunk_;   // float accumulator of the current batch
+  std::vector<double> sum_;   // Σ xᵀx, full matrix
+  std::vector<float> chunk_;  // float accumulator of the current batch
 };
 
 // GPTQ of W [out, in] (row-major) with `scheme` under Hessian `h` (in x in). Returns the quantized
@@ -47,13 +47,13 @@ class Hessian {
 std::vector<float> gptq_quantize(const Scheme& scheme, const std::vector<float>& w, int out, int in,
                                  const std::vector<double>& h, const GptqOptions& options = {});
 
-// GPTQ of every layer Linear whose weights `scheme_of(site)` quantizes, one transformer block at a time
-// on the calibration data: block l's Hessians come from the inputs that blocks 0 .. l-1, already
-// quantized, produce (full-precision activations; the recipe's run-time quantizers are not
+// GPTQ of every layer Linear whose weights `scheme_of(site)` quantizes, one transformer block at a
+// time on the calibration data: block l's Hessians come from the inputs that blocks 0 .. l-1,
+// already quantized, produce (full-precision activations; the recipe's run-time quantizers are not
 // applied during calibration). Returns the quantized weights by site name. `progress(l, L)`.
-std::map<std::string, std::vector<float>> gptq_model(const model::Runtime& base,
-                                                     const std::function<MaybeScheme(const std::string&)>& scheme_of,
-                                                     const Calibration& calibration, const GptqOptions& options,
-                                                     const std::function<void(int, int)>& progress = {});
+std::map<std::string, std::vector<float>> gptq_model(
+    const model::Runtime& base, const std::function<MaybeScheme(const std::string&)>& scheme_of,
+    const Calibration& calibration, const GptqOptions& options,
+    const std::function<void(int, int)>& progress = {});
 
 }  // namespace lowbit::ptq

@@ -1,7 +1,7 @@
-// lowbit/ptq/hadamard.h — randomized orthonormal Hadamard transforms, the rotations of QuaRot / HALO /
-// Quartet: Q = diag(s) · H_n / sqrt(n), with random signs s from a seed, applied as y = x · Q to
-// each row of a matrix. Sizes n = 2^k · m, where m is 1, 2 or the order of a Hadamard matrix from
-// a Paley construction (12, 20, 28, 36, 44, ...): the transform is a fast Walsh–Hadamard over
+// lowbit/ptq/hadamard.h — randomized orthonormal Hadamard transforms, the rotations of QuaRot /
+// HALO / Quartet: Q = diag(s) · H_n / sqrt(n), with random signs s from a seed, applied as y = x ·
+// Q to each row of a matrix. Sizes n = 2^k · m, where m is 1, 2 or the order of a Hadamard matrix
+// from a Paley construction (12, 20, 28, 36, 44, ...): the transform is a fast Walsh–Hadamard over
 // the 2^k part, O(n log n), and a dense m × m product over the other (the Kronecker product
 // H_m ⊗ H_{2^k}).
 #pragma once

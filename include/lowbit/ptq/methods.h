@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/model/sites.h"
 #include "lowbit/ptq/calibration.h"
 #include "lowbit/ptq/recipe.h"
-#include "lowbit/model/sites.h"
 
 namespace lowbit::ptq {
 

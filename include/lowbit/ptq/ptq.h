@@ -10,17 +10,17 @@
 #include <string>
 #include <vector>
 
-#include "lowbit/ptq/calibration.h"
 #include "lowbit/model/llama.h"
-#include "lowbit/quant/qtensor.h"
-#include "lowbit/ptq/recipe.h"
 #include "lowbit/model/sites.h"
+#include "lowbit/ptq/calibration.h"
+#include "lowbit/ptq/recipe.h"
+#include "lowbit/quant/qtensor.h"
 
 namespace lowbit::ptq {
 
 // What happened to one stored weight tensor.
 struct WeightReport {
-  std::string site;         // "layers.3.down_proj", "embedding", "output"
+  std::string site;  // "layers.3.down_proj", "embedding", "output"
   std::vector<size_t> shape;
   std::string scheme;       // maybe_scheme_name: "fp" when kept
   ErrorStats error;         // of the quantization (count 0 when kept)
@@ -51,21 +51,24 @@ struct ApplyReport {
 // schemes and the calibration data — not on activation or KV schemes. A sweep passes one cache to
 // every apply_recipe so W4A16, W4A8 and W4A4 recipes with the same weights share that work.
 struct MethodCache {
-  std::map<std::string, std::map<std::string, std::vector<float>>> weights;  // by key: weights by site (gptq)
-  std::map<std::string, std::map<std::string, Scheme>> schemes;             // by key: schemes by site (search)
+  std::map<std::string, std::map<std::string, std::vector<float>>>
+      weights;                                                   // by key: weights by site (gptq)
+  std::map<std::string, std::map<std::string, Scheme>> schemes;  // by key: schemes by site (search)
 };
 
-std::unique_ptr<model::Runtime> apply_recipe(const Recipe& recipe, const model::Runtime& fp, ApplyReport* report = nullptr,
-                                             const Calibration* calibration = nullptr,
-                                             const std::function<void(const std::string&, int, int)>& progress = {},
-                                             MethodCache* cache = nullptr);
+std::unique_ptr<model::Runtime> apply_recipe(
+    const Recipe& recipe, const model::Runtime& fp, ApplyReport* report = nullptr,
+    const Calibration* calibration = nullptr,
+    const std::function<void(const std::string&, int, int)>& progress = {},
+    MethodCache* cache = nullptr);
 // The same for a caller that holds a LLaMA-family model.
-inline model::Llama apply_recipe(const Recipe& recipe, const model::Llama& fp, ApplyReport* report = nullptr,
-                                 const Calibration* calibration = nullptr,
-                                 const std::function<void(const std::string&, int, int)>& progress = {},
-                                 MethodCache* cache = nullptr) {
-  return model::runtime_as<model::Llama>(
-      apply_recipe(recipe, static_cast<const model::Runtime&>(fp), report, calibration, progress, cache));
+inline model::Llama apply_recipe(
+    const Recipe& recipe, const model::Llama& fp, ApplyReport* report = nullptr,
+    const Calibration* calibration = nullptr,
+    const std::function<void(const std::string&, int, int)>& progress = {},
+    MethodCache* cache = nullptr) {
+  return model::runtime_as<model::Llama>(apply_recipe(
+      recipe, static_cast<const model::Runtime&>(fp), report, calibration, progress, cache));
 }
 
 // The sites of a model, in forward order (model::Sites::names: embedding, per block its Linears

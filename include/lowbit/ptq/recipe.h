@@ -38,8 +38,9 @@ struct RecipeOverride {
 };
 
 // A post-training method run on the full-precision model before the weights are quantized, in
-// the order given: "hadamard[:seed=S]", "smoothquant[:alpha=A]", "gptq[:damp=D][:block=B][:act_order]",
-// "search[:bits=N]". docs/ptq.md describes each and its parameters.
+// the order given: "hadamard[:seed=S]", "smoothquant[:alpha=A]",
+// "gptq[:damp=D][:block=B][:act_order]", "search[:bits=N]". docs/ptq.md describes each and its
+// parameters.
 struct Method {
   std::string name;
   std::vector<std::pair<std::string, std::string>> params;  // in canonical (sorted) order
@@ -55,11 +56,11 @@ Method parse_method(const std::string& text);
 struct Recipe {
   std::string name;  // a label for tables; not part of the identity (hash, canonical form)
   std::vector<Method> methods;  // run in order before quantization
-  MaybeScheme weights;      // every Linear of every layer
-  MaybeScheme activations;  // the input of every Linear of every layer (quantized at run time)
-  MaybeScheme kv;           // keys (after RoPE) and values, as [tokens, kv_heads, head_dim]
-  MaybeScheme embedding;    // token embedding table [vocab, dim]
-  MaybeScheme output;       // output head weight [vocab, dim] (tied or not)
+  MaybeScheme weights;          // every Linear of every layer
+  MaybeScheme activations;      // the input of every Linear of every layer (quantized at run time)
+  MaybeScheme kv;               // keys (after RoPE) and values, as [tokens, kv_heads, head_dim]
+  MaybeScheme embedding;        // token embedding table [vocab, dim]
+  MaybeScheme output;           // output head weight [vocab, dim] (tied or not)
   std::optional<model::Accumulation> accumulate;  // every Linear, quantized or not
   std::vector<RecipeOverride> overrides;          // applied in order; later ones win
 
@@ -74,8 +75,8 @@ struct Recipe {
   // The canonical JSON (fixed key order, canonical scheme names, no name): parse_recipe of it
   // gives an equal recipe, and it is what hash() digests.
   std::string canonical() const;
-  uint64_t hash() const;          // FNV-1a of canonical()
-  std::string hash_hex() const;   // 16 hex digits
+  uint64_t hash() const;         // FNV-1a of canonical()
+  std::string hash_hex() const;  // 16 hex digits
   // "w=mxfp4 a=mxfp8_e4m3 kv=fp" (+ embedding, output, accumulator and overrides when set).
   std::string short_form() const;
   // name, or short_form() when unnamed.
@@ -83,8 +84,9 @@ struct Recipe {
 };
 
 // Parses a recipe from JSON text: {"name", "methods": ["hadamard", ...], "weights", "activations",
-// "kv", "embedding", "output", "accumulate", "overrides": [{"match", "weights", "activations", "kv"}]}; every
-// field optional (absent: full precision). Throws lowbit::Error naming `where` and the field.
+// "kv", "embedding", "output", "accumulate", "overrides": [{"match", "weights", "activations",
+// "kv"}]}; every field optional (absent: full precision). Throws lowbit::Error naming `where` and
+// the field.
 Recipe parse_recipe_json(const std::string& json_text, const std::string& where);
 Recipe read_recipe_file(const std::string& path);
 

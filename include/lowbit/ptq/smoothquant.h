@@ -1,14 +1,14 @@
-// lowbit/ptq/smoothquant.h — SmoothQuant (Xiao et al. 2023): move activation outliers into the weights.
-// For each input channel j of a Linear (or of the Linears sharing one input), with a_j the
+// lowbit/ptq/smoothquant.h — SmoothQuant (Xiao et al. 2023): move activation outliers into the
+// weights. For each input channel j of a Linear (or of the Linears sharing one input), with a_j the
 // channel's largest calibration activation and w_j its largest weight magnitude,
 // s_j = a_j^α / w_j^(1-α); the activation is divided by s_j where it is produced (the RMSNorm
 // scale before q/k/v and gate/up; up_proj's rows before down_proj) and the weight column
 // multiplied by it, so the model computes the same function in exact arithmetic.
 #pragma once
 
-#include "lowbit/ptq/calibration.h"
 #include "lowbit/model/llama.h"
 #include "lowbit/model/sites.h"
+#include "lowbit/ptq/calibration.h"
 
 namespace lowbit::ptq {
 
@@ -23,10 +23,13 @@ struct SmoothQuantOptions {
 // A smoothed copy of `base`: every input site whose channels can be scaled where they are produced
 // (InputSite::fold) and whose reader does not rotate it online (after a Hadamard rotation the
 // channels are mixed, and the rotation already spreads outliers).
-std::unique_ptr<model::Runtime> smooth_model(const model::Runtime& base, const Calibration& calibration,
+std::unique_ptr<model::Runtime> smooth_model(const model::Runtime& base,
+                                             const Calibration& calibration,
                                              const SmoothQuantOptions& options);
-inline model::Llama smooth_model(const model::Llama& base, const Calibration& calibration, const SmoothQuantOptions& options) {
-  return model::runtime_as<model::Llama>(smooth_model(static_cast<const model::Runtime&>(base), calibration, options));
+inline model::Llama smooth_model(const model::Llama& base, const Calibration& calibration,
+                                 const SmoothQuantOptions& options) {
+  return model::runtime_as<model::Llama>(
+      smooth_model(static_cast<const model::Runtime&>(base), calibration, options));
 }
 
 }  // namespace lowbit::ptq

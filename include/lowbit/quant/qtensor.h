@@ -40,7 +40,8 @@ QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& sha
 QTensor quantize(const Scheme& s, const BF16* x, const std::vector<size_t>& shape);
 // With the two-level (per-tensor) scale given instead of computed from x: for quantizing a part of
 // a tensor consistently with the whole (ignored by schemes without a global scale).
-QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& shape, float global_scale);
+QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& shape,
+                 float global_scale);
 // The per-tensor scale quantize() would choose for x (1 for schemes without one).
 float tensor_global_scale(const Scheme& s, const float* x, size_t n);
 void dequantize(const QTensor& q, float* out);

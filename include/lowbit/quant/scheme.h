@@ -1,4 +1,5 @@
-// lowbit/quant/scheme.h — quantization schemes: an element format plus how tensors are scaled onto it.
+// lowbit/quant/scheme.h — quantization schemes: an element format plus how tensors are scaled onto
+// it.
 //
 //   Scheme = element format + granularity + scale format + scale rule
 //            [+ a second, per-tensor f32 scale level (NVFP4)] [+ zero point (asymmetric ints)]
