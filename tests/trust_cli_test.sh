@@ -36,6 +36,10 @@ expect_ok "generate stop reason" "stopped after [0-9]+ of 100000 tokens: (the mo
 printf 'caf\xe9 au lait\n' > "$work/latin1.txt"
 expect_error "latin-1 text" "latin1.txt: not valid UTF-8 at byte offset 3" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/latin1.txt"
 printf '\xff\xfeh\x00i\x00' > "$work/utf16.txt"
+# The library's errors name what is wrong; the CLI adds the flag that changes it.
+expect_error "repair flag named" "on the command line: UTF-8 repair: --repair-utf8" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/latin1.txt"
+expect_error "calib flag named" "calibration data: --calib TEXT" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/text.txt" --ctx 64 --w mxfp4 --method gptq
+expect_error "ctx flag named" "context length: --ctx" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/text.txt" --ctx 1000000
 expect_error "utf-16 text" "UTF-16" "$LOWBIT" tokenize --model "$work/tiny.gguf" --lines "$work/utf16.txt"
 expect_ok "repair" "EF BF BD|65533|\\[" "$LOWBIT" tokenize --model "$work/tiny.gguf" --lines "$work/latin1.txt" --repair-utf8
 expect_error "prompt not utf-8" "prompt: not valid UTF-8" "$LOWBIT" generate --model "$work/tiny.gguf" --prompt $'caf\xe9'

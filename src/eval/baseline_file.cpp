@@ -62,12 +62,12 @@ Baseline Baseline::load(const std::string& path) {
   model::MappedFile file(path);
   const std::string what = path + ": not a usable lowbit baseline file";
   if (file.size() < 8 + 4 + 16 || std::memcmp(file.data(), kMagic, sizeof kMagic) != 0)
-    throw Error(what + ": bad magic or too short (write one with lowbit eval --save-baseline)");
+    throw Error(what + ": bad magic or too short (record one from the full-precision model)");
   uint32_t version = 0;
   std::memcpy(&version, file.data() + 8, 4);
   if (version != kVersion)
     throw Error(what + ": version " + std::to_string(version) + ", this lowbit reads version " +
-                std::to_string(kVersion) + " (record it again with --save-baseline)");
+                std::to_string(kVersion) + " (record the baseline again)");
   // The checksum first: a truncated or patched file is refused before any of it is believed.
   const size_t body = file.size() - 16;
   const XXH128_hash_t sum = XXH3_128bits(file.data(), body);

@@ -93,11 +93,10 @@ ReferenceOutputs::ReferenceOutputs(const model::Runtime& fp, std::vector<int32_t
   double floats = 0;
   for (const model::LinearSite& s : const_cast<model::Runtime&>(fp).sites().linears)
     floats += double(s.linear->out_features());
-  util::require_memory(
-      4.0 * floats * double(window_.size()),
-      "the per-layer statistics' reference outputs over " + std::to_string(window_.size()) +
-          " tokens",
-      "use a smaller --ctx, or skip them (--no-layers in sweep, no --layers in eval)");
+  util::require_memory(4.0 * floats * double(window_.size()),
+                       "the per-layer statistics' reference outputs over " +
+                           std::to_string(window_.size()) + " tokens",
+                       "use a shorter context, or turn the per-layer statistics off");
   Recorder recorder(outputs_);
   run_probed(fp, window_, &recorder);
 }

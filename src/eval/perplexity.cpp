@@ -25,7 +25,7 @@ uint64_t hash_tokens(const std::vector<int32_t>& tokens, size_t count, int n_ctx
 
 TextWindows make_windows(const model::Tokenizer& tokenizer, const std::string& text,
                          const std::string& text_name, int n_ctx, int64_t max_tokens) {
-  if (n_ctx < 8) throw Error("--ctx must be at least 8");
+  if (n_ctx < 8) throw Error("the context length must be at least 8 tokens");
   TextWindows w;
   w.tokens = tokenizer.encode_prefix(text, size_t(std::max<int64_t>(0, max_tokens)));
   w.bos = tokenizer.adds_bos() ? tokenizer.bos_id() : -1;
@@ -37,7 +37,7 @@ TextWindows make_windows(const model::Tokenizer& tokenizer, const std::string& t
   if (w.n_windows < 1)
     throw Error(text_name + " has " + std::to_string(w.tokens.size()) + " tokens" +
                 (max_tokens > 0 ? " (" + std::to_string(max_tokens) + " allowed)" : std::string()) +
-                ", fewer than one window of --ctx " + std::to_string(n_ctx));
+                ", fewer than one window of the context length " + std::to_string(n_ctx));
   w.hash = hash_tokens(w.tokens, size_t(w.n_windows * n_ctx), n_ctx);
   return w;
 }
@@ -92,7 +92,7 @@ PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int
                             const PerplexityOptions& opt) {
   const int n_ctx = opt.n_ctx;
   const int n_vocab = decoder.vocab_size();
-  if (n_ctx < 8) throw Error("--ctx must be at least 8");
+  if (n_ctx < 8) throw Error("the context length must be at least 8 tokens");
   PerplexityResult res;
   res.text_tokens = int64_t(tokens.size());
   res.n_ctx = n_ctx;
@@ -103,7 +103,7 @@ PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int
     throw Error(
         "the text has " + std::to_string(tokens.size()) + " tokens" +
         (opt.max_tokens > 0 ? " (" + std::to_string(opt.max_tokens) + " allowed)" : std::string()) +
-        ", fewer than one window of --ctx " + std::to_string(n_ctx));
+        ", fewer than one window of the context length " + std::to_string(n_ctx));
   const int first = n_ctx / 2;               // the first half of a window is context only
   const int per_window = n_ctx - 1 - first;  // positions first .. n_ctx-2 predict the next token
   const uint64_t hash = hash_tokens(tokens, size_t(res.n_windows * n_ctx), n_ctx);
@@ -116,8 +116,7 @@ PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int
           "(baseline: "
           "ctx " +
           std::to_string(base->n_ctx) + ", " + std::to_string(base->n_windows) +
-          " windows, vocab " + std::to_string(base->n_vocab) +
-          "); record it again with --save-baseline");
+          " windows, vocab " + std::to_string(base->n_vocab) + "); record the baseline again");
   }
   const int top_k = std::min(opt.baseline_top_k, n_vocab);
   if (opt.record) {
@@ -126,7 +125,7 @@ PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int
                          "recording a baseline with top-" + std::to_string(top_k) +
                              " log-probabilities for " +
                              std::to_string(res.n_windows * per_window) + " tokens",
-                         "use a smaller --top-k or --max-tokens");
+                         "keep fewer top-k log-probabilities, or use a smaller token budget");
     Baseline& b = res.recorded;
     b.n_ctx = n_ctx;
     b.n_vocab = n_vocab;

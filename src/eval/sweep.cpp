@@ -184,15 +184,14 @@ std::string SweepSetup::key() const {
 SweepReport run_sweep(const model::Model& m, const std::string& text_path, const std::string& text,
                       const std::vector<ptq::Recipe>& grid, const SweepOptions& opt) {
   if (opt.shard_count < 1 || opt.shard_index < 1 || opt.shard_index > opt.shard_count)
-    throw Error("--shard must be i/n with 1 <= i <= n");
+    throw Error("the shard must be i of n with 1 <= i <= n");
   if (opt.out_dir.empty()) throw Error("sweep: an output folder is required");
   std::set<std::string> seen;
   for (const ptq::Recipe& r : grid) {
     if (!seen.insert(r.hash_hex()).second)
       throw Error("the grid lists the recipe " + r.short_form() + " twice");
     if (r.needs_calibration() && !opt.calibration)
-      throw Error("the recipe " + r.label() +
-                  " uses a method that needs calibration data: give --calib TEXT");
+      throw Error("the recipe " + r.label() + " uses a method that needs calibration data");
   }
   // Decoders are measured on windows of the text against a recorded baseline; encoders on its
   // lines against the full-precision embeddings of them.

@@ -59,7 +59,7 @@ LlamaRunState::LlamaRunState(const LlamaConfig& c, int max_tokens_, int max_cont
   util::require_memory(bytes_needed(c, max_tokens, max_context),
                        "the activations, attention workspace and KV cache for a context of " +
                            std::to_string(max_context),
-                       "use a smaller --ctx");
+                       "use a shorter context");
   const size_t t = size_t(max_tokens);
   x.resize(t * size_t(c.dim));
   xb.resize(t * size_t(c.dim));

@@ -73,12 +73,12 @@ std::string checked_utf8(std::string text, const std::string& where, bool repair
     if (!repair) {
       const bool utf16_bom =
           i == 0 && n >= 2 && ((p[0] == 0xFF && p[1] == 0xFE) || (p[0] == 0xFE && p[1] == 0xFF));
-      throw Error(where + ": not valid UTF-8 at byte offset " + std::to_string(i) + " (bytes " +
-                  hex_bytes(p + i, std::min<size_t>(4, n - i)) + ")" +
-                  (utf16_bom ? ": it starts with a UTF-16 byte-order mark" : "") +
-                  ". Convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8), or pass --repair-utf8 to "
-                  "replace each "
-                  "invalid sequence by U+FFFD");
+      throw Error(
+          where + ": not valid UTF-8 at byte offset " + std::to_string(i) + " (bytes " +
+          hex_bytes(p + i, std::min<size_t>(4, n - i)) + ")" +
+          (utf16_bom ? ": it starts with a UTF-16 byte-order mark" : "") +
+          ". Convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8), or read it with UTF-8 repair, "
+          "which replaces each invalid sequence by U+FFFD");
     }
     repaired.append(text, copied, i - copied);
     repaired += "\xEF\xBF\xBD";  // U+FFFD

@@ -93,7 +93,7 @@ std::unique_ptr<model::Runtime> run_methods(
     const auto t0 = std::chrono::steady_clock::now();
     const MethodInfo& info = find_method(m.name);
     if (info.needs_calibration && !calibration)
-      throw Error("recipe: the method " + m.name + " needs calibration data (--calib TEXT)");
+      throw Error("recipe: the method " + m.name + " needs calibration data");
     MethodRun run{m,
                   recipe,
                   base,
@@ -127,7 +127,7 @@ std::unique_ptr<model::Runtime> apply_recipe(
       throw Error("recipe: override pattern \"" + o.match +
                   "\" matches no site of this model (sites look like " + names.front() + ", " +
                   names[std::min<size_t>(1, names.size() - 1)] + ", " + names.back() +
-                  "; `lowbit recipe --sites` lists them)");
+                  "; model_sites() lists them)");
   }
   ApplyReport rep;
   std::map<std::string, std::vector<float>> prequantized;

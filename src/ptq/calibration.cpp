@@ -44,7 +44,7 @@ LayerwiseRunner::LayerwiseRunner(const model::Runtime& m, const Calibration& c) 
   util::require_memory(4.0 * double(c.sequences.size()) * double(n) * double(width),
                        "the residual streams of " + std::to_string(c.sequences.size()) +
                            " calibration sequences of " + std::to_string(n) + " tokens",
-                       "use fewer (--calib-seqs) or shorter (--calib-len) sequences");
+                       "use fewer or shorter calibration sequences");
   for (const std::vector<int32_t>& seq : c.sequences) {
     if (seq.size() != n) throw Error("calibration: sequences of different lengths");
     streams_.emplace_back(n * width);

@@ -69,7 +69,7 @@ std::string methods_table() {
   std::string t;
   for (const MethodInfo& m : method_registry()) {
     t += m.usage() + "\n  " + m.summary +
-         "\n  calibration: " + (m.needs_calibration ? "needed (--calib)" : "not needed") +
+         "\n  calibration: " + (m.needs_calibration ? "needed" : "not needed") +
          (m.transforms ? "; transforms the full-precision model" : "") + "\n";
     for (const MethodParam& p : m.params) t += "  " + p.describe() + "\n";
   }

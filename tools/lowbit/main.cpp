@@ -4,6 +4,7 @@
 #include <new>
 
 #include "commands.h"
+#include "flag_names.h"
 #include "lowbit/util/error.h"
 
 int main(int argc, char** argv) {
@@ -26,7 +27,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const lowbit::Error& e) {
-    std::fprintf(stderr, "lowbit: %s\n", e.what());
+    std::fprintf(stderr, "lowbit: %s\n", lowbit::cli::with_flag_names(e.what()).c_str());
     return 1;
   } catch (const std::bad_alloc&) {
     // Sizes are estimated before the large allocations; this is what is left (e.g. a huge text).
