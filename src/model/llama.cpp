@@ -21,13 +21,23 @@ namespace lowbit::model {
 std::string LlamaConfig::summary() const {
   std::ostringstream s;
   s << arch << ": " << n_layers << " layers, dim " << dim << ", " << n_heads << " query / "
-    << n_kv_heads << " key-value heads of " << head_dim << ", SwiGLU " << hidden_dim << ", vocab "
+    << n_kv_heads << " key-value heads of " << head_dim
+    << (gate_activation == GateActivation::GeluTanh ? ", GeGLU " : ", SwiGLU ") << hidden_dim << ", vocab "
     << vocab_size << ", RoPE theta " << rope_theta << " ("
     << (rope_style == RopeStyle::AdjacentPairs ? "adjacent pairs" : "half split") << ", scaling "
     << rope_scaling << "), RMSNorm eps " << norm_eps << (tied_output ? ", tied output head" : "")
     << (qkv_bias ? ", qkv bias" : "") << (o_bias ? ", output-projection bias" : "")
     << (mlp_bias ? ", MLP bias" : "")
     << (sliding_window ? ", sliding window " + std::to_string(sliding_window) : std::string())
+    << (qk_norm ? ", QK-norm" : "") << (sandwich_norms ? ", pre- and post-norms" : "")
+    << (embedding_scale != 1.0f ? ", embeddings scaled by " + std::to_string(embedding_scale) : std::string())
+    << (layer_window.empty() ? std::string()
+                             : ", local attention window " +
+                                   std::to_string(*std::max_element(layer_window.begin(), layer_window.end())) +
+                                   " in " +
+                                   std::to_string(std::count_if(layer_window.begin(), layer_window.end(),
+                                                                [](int w) { return w > 0; })) +
+                                   " of " + std::to_string(n_layers) + " layers (RoPE " + rope_local + ")")
     << ", trained context " << context_length;
   return s.str();
 }
@@ -111,18 +121,26 @@ void Llama::embed(const int32_t* tokens, int n, int pos0, LlamaRunState& s) cons
     std::copy_n(weights_.token_embedding->data() + size_t(tokens[i]) * dim, dim,
                 s.x.data() + size_t(i) * dim);
   }
+  if (c.embedding_scale != 1.0f)
+    for (size_t i = 0; i < size_t(n) * dim; ++i) s.x[i] *= c.embedding_scale;
 }
 
 void Llama::forward_layer(int l, int n, int pos0, LlamaRunState& s) const {
   const LlamaConfig& c = config_;
   const size_t dim = size_t(c.dim);
-  const RopeTable rope(c.rope_inv_freq, pos0, n);
+  const bool local = !c.layer_window.empty() && c.layer_window[size_t(l)] > 0;
+  const RopeTable rope(local && !c.rope_inv_freq_local.empty() ? c.rope_inv_freq_local : c.rope_inv_freq,
+                       pos0, n);
   const LlamaLayer& w = weights_.layers[size_t(l)];
   // Attention block: x += wo(attention(rope(wq xb), rope(wk xb), wv xb)), xb = rmsnorm(x).
   rms_norm(s.x.data(), w.attn_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
   w.wq.forward(s.xb.data(), n, s.q.data());
   w.wk.forward(s.xb.data(), n, s.k.data());
   w.wv.forward(s.xb.data(), n, s.v.data());
+  if (c.qk_norm) {  // each head of each token normalised on its own
+    rms_norm(s.q.data(), w.q_norm.data(), n * c.n_heads, c.head_dim, c.norm_eps, s.q.data());
+    rms_norm(s.k.data(), w.k_norm.data(), n * c.n_kv_heads, c.head_dim, c.norm_eps, s.k.data());
+  }
   rope.apply(s.q.data(), n, c.n_heads, c.head_dim, c.rope_style);
   rope.apply(s.k.data(), n, c.n_kv_heads, c.head_dim, c.rope_style);
   if (w.qk_rotation) {
@@ -136,13 +154,18 @@ void Llama::forward_layer(int l, int n, int pos0, LlamaRunState& s) const {
   std::copy_n(s.v.data(), size_t(n) * kv, s.value_cache.data() + cache_at);
   attention(l, n, pos0, s);
   w.wo.forward(s.att.data(), n, s.xb.data());
+  if (c.sandwich_norms) rms_norm(s.xb.data(), w.post_attn_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
   add_in_place(s.x.data(), s.xb.data(), size_t(n) * dim);
-  // Feed-forward block: x += w_down(silu(w_gate xb) * w_up xb), xb = rmsnorm(x).
+  // Feed-forward block: x += w_down(act(w_gate xb) * w_up xb), xb = rmsnorm(x).
   rms_norm(s.x.data(), w.ffn_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
   w.w_gate.forward(s.xb.data(), n, s.hb.data());
   w.w_up.forward(s.xb.data(), n, s.hb2.data());
-  swiglu_in_place(s.hb.data(), s.hb2.data(), size_t(n) * size_t(c.hidden_dim));
+  if (c.gate_activation == GateActivation::GeluTanh)
+    geglu_in_place(s.hb.data(), s.hb2.data(), size_t(n) * size_t(c.hidden_dim));
+  else
+    swiglu_in_place(s.hb.data(), s.hb2.data(), size_t(n) * size_t(c.hidden_dim));
   w.w_down.forward(s.hb.data(), n, s.xb.data());
+  if (c.sandwich_norms) rms_norm(s.xb.data(), w.post_ffn_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
   add_in_place(s.x.data(), s.xb.data(), size_t(n) * dim);
 }
 
@@ -183,7 +206,8 @@ std::vector<Linear*> Llama::linears() {
 void Llama::attention(int layer, int n, int pos0, LlamaRunState& s) const {
   const LlamaConfig& c = config_;
   const int group = c.n_heads / c.n_kv_heads;
-  const float scale = 1.0f / std::sqrt(float(c.head_dim));
+  const float scale = c.attention_scale > 0 ? c.attention_scale : 1.0f / std::sqrt(float(c.head_dim));
+  const int window = c.layer_window.empty() ? 0 : c.layer_window[size_t(layer)];
   const size_t kv = size_t(c.kv_dim());
   const float* keys = s.key_cache.data() + size_t(layer) * size_t(s.max_context) * kv;
   const float* values = s.value_cache.data() + size_t(layer) * size_t(s.max_context) * kv;
@@ -198,8 +222,11 @@ void Llama::attention(int layer, int n, int pos0, LlamaRunState& s) const {
       const float* q = s.q.data() + size_t(i0) * size_t(c.q_dim()) + size_t(h) * size_t(c.head_dim);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, total, c.head_dim, scale, q,
                   c.q_dim(), keys + size_t(g) * size_t(c.head_dim), int(kv), 0.0f, scores, total);
-      for (int i = 0; i < rows; ++i)
-        softmax_prefix(scores + size_t(i) * size_t(total), pos0 + i0 + i + 1, total);
+      for (int i = 0; i < rows; ++i) {
+        const int pos = pos0 + i0 + i;  // sees keys first .. pos
+        const int first = window > 0 ? std::max(0, pos - window + 1) : 0;
+        softmax_window(scores + size_t(i) * size_t(total), first, pos + 1, total);
+      }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, c.head_dim, total, 1.0f, scores,
                   total, values + size_t(g) * size_t(c.head_dim), int(kv), 0.0f,
                   s.att.data() + size_t(i0) * size_t(c.q_dim()) + size_t(h) * size_t(c.head_dim),
@@ -229,7 +256,8 @@ double Llama::flops(int n, int pos0, int logit_rows) const {
 int64_t Llama::parameter_count() const {
   int64_t n = int64_t(weights_.token_embedding->size()) + int64_t(weights_.final_norm.size());
   for (const LlamaLayer& w : weights_.layers) {
-    n += int64_t(w.attn_norm.size() + w.ffn_norm.size());
+    n += int64_t(w.attn_norm.size() + w.ffn_norm.size() + w.q_norm.size() + w.k_norm.size() +
+                 w.post_attn_norm.size() + w.post_ffn_norm.size());
     for (const Linear* lin : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down})
       n += int64_t(lin->weight().size() + lin->bias().size());
   }
@@ -287,6 +315,14 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names) {
                       site(l, "o_proj"), dim, q, c.o_bias);
     layer.ffn_norm =
         store.take_f32(names.layer(l, "ffn_norm.weight", "post_attention_layernorm.weight"), {dim});
+    if (c.qk_norm) {  // Gemma 3, from GGUF only (the config readers allow it nowhere else)
+      layer.q_norm = store.take_f32(names.layer(l, "attn_q_norm.weight", ""), {c.head_dim});
+      layer.k_norm = store.take_f32(names.layer(l, "attn_k_norm.weight", ""), {c.head_dim});
+    }
+    if (c.sandwich_norms) {
+      layer.post_attn_norm = store.take_f32(names.layer(l, "post_attention_norm.weight", ""), {dim});
+      layer.post_ffn_norm = store.take_f32(names.layer(l, "post_ffw_norm.weight", ""), {dim});
+    }
     layer.w_gate = linear(names.layer(l, "ffn_gate.weight", "mlp.gate_proj.weight"),
                           site(l, "gate_proj"), hidden, dim, c.mlp_bias);
     layer.w_up = linear(names.layer(l, "ffn_up.weight", "mlp.up_proj.weight"), site(l, "up_proj"),

@@ -81,6 +81,9 @@ std::unique_ptr<Decoder::Pass> Llama::pass(int max_tokens) const {
 }
 
 std::optional<RotationPlan> Llama::rotation_plan() {
+  // Norms on a block's output (Gemma's post-norms) or per head (QK-norm) scale channels one by
+  // one where a rotation would have to pass through them: no exact rotation exists.
+  if (config_.sandwich_norms || config_.qk_norm) return std::nullopt;
   RotationPlan p;
   p.stream_width = config_.dim;
   p.hidden_width = config_.hidden_dim;

@@ -140,13 +140,46 @@ class GgufConfigReader {
 
 }  // namespace
 
+namespace {
+
+// Gemma 3 as llama.cpp's converter writes it (and as llama.cpp runs it): norm weights hold 1 + w
+// already; embeddings scaled by sqrt(dim); QK-norm; post-attention and post-MLP norms; GeGLU with
+// GELU's tanh form; every sixth layer global, the others local with a sliding window and RoPE
+// theta 10000 (unscaled), the global ones with the file's theta (and scaling); q·k scaled by
+// 1/sqrt(head_dim), or 1/sqrt(dim / heads) for the 27B model (query_pre_attn_scalar).
+void gemma3_config(GgufConfigReader& r, const GgufFile& g, LlamaConfig& c) {
+  const std::string p = "gemma3.";
+  c.embedding_scale = std::sqrt(float(c.dim));
+  c.qk_norm = true;
+  c.sandwich_norms = true;
+  c.gate_activation = GateActivation::GeluTanh;
+  const bool is_27b = r.string("general.size_label", "") == "27B";
+  c.attention_scale = 1.0f / std::sqrt(float(is_27b ? c.dim / c.n_heads : c.head_dim));
+  const int window = c.sliding_window;
+  if (window < 1) r.fail(p + "attention.sliding_window", "Gemma 3 needs its local attention window");
+  c.sliding_window = 0;  // implemented per layer below, not refused
+  const int pattern = r.find(p + "attention.sliding_window_pattern")
+                          ? r.size(p + "attention.sliding_window_pattern")
+                          : 6;
+  c.layer_window.assign(size_t(c.n_layers), 0);
+  for (int l = 0; l < c.n_layers; ++l)
+    if (l % pattern < pattern - 1) c.layer_window[size_t(l)] = window;
+  c.rope_inv_freq_local = rope_inv_freq(c.head_dim, 10000.0);
+  c.rope_local = "theta 10000";
+  if (!g.store().find("blk.0.attn_q_norm.weight") || !g.store().find("blk.0.post_ffw_norm.weight"))
+    throw Error(g.path() + ": a gemma3 file without attn_q_norm / post_ffw_norm tensors");
+}
+
+}  // namespace
+
 LlamaConfig llama_config_from_gguf(const GgufFile& g) {
   GgufConfigReader r(g);
   const std::string arch = r.string("general.architecture", "");
   const std::string& path = g.path();
-  if (!is_llama_family(arch))
+  const bool gemma3 = arch == "gemma3";
+  if (!is_llama_family(arch) && !gemma3)
     throw Error(path + ": architecture '" + arch +
-                "' is not supported (supported: llama, mistral, qwen2; BERT from a "
+                "' is not supported (supported: llama, mistral, qwen2, gemma3; BERT from a "
                 "Hugging Face folder)");
   // Version 1 of ggml's quantized blocks had other layouts; lowbit decodes version 2.
   r.require_number("general.quantization_version", 2,
@@ -178,6 +211,8 @@ LlamaConfig llama_config_from_gguf(const GgufFile& g) {
   // Tokenizer switches the tokenizer does not implement: the only accepted value is "off".
   r.require_number("tokenizer.ggml.add_eos_token", 0,
                    "lowbit does not append an end-of-sequence token to text");
+  r.require_number("tokenizer.ggml.add_sep_token", 0,
+                   "lowbit does not append a separator token to text");
   r.require_number("tokenizer.ggml.remove_extra_whitespaces", 0,
                    "SentencePiece whitespace folding is not implemented");
   c.sliding_window =
@@ -190,7 +225,7 @@ LlamaConfig llama_config_from_gguf(const GgufFile& g) {
            "differs from the rows of token_embd.weight (" + std::to_string(c.vocab_size) + ")");
   // llama.cpp's converter permutes wq / wk of llama-style models into adjacent pairs; qwen2 is
   // converted unpermuted and rotated NeoX-style.
-  c.rope_style = arch == "qwen2" ? RopeStyle::HalfSplit : RopeStyle::AdjacentPairs;
+  c.rope_style = arch == "qwen2" || gemma3 ? RopeStyle::HalfSplit : RopeStyle::AdjacentPairs;
   c.qkv_bias = g.store().find("blk.0.attn_q.bias") != nullptr;
   c.o_bias = g.store().find("blk.0.attn_output.bias") != nullptr;
   c.mlp_bias = g.store().find("blk.0.ffn_up.bias") != nullptr;
@@ -223,6 +258,7 @@ LlamaConfig llama_config_from_gguf(const GgufFile& g) {
     }
     c.rope_scaling = "rope_freqs";
   }
+  if (gemma3) gemma3_config(r, g, c);
   r.finish();
   return c;
 }

@@ -64,6 +64,7 @@ std::string resolve_model_path(const std::string& name) {
   static const std::pair<const char*, const char*> kInstalled[] = {
       {"smollm2", "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"},
       {"minilm", "all-minilm-l6-v2"},
+      {"gemma3", "gemma3-270m/gemma-3-270m-q4_k_m.gguf"},
   };
   for (const auto& [alias, rel] : kInstalled)
     if (name == alias) {
@@ -76,7 +77,7 @@ std::string resolve_model_path(const std::string& name) {
   if (!exists(name))
     throw Error(name +
                 ": no such file or folder, and not an installed model name (installed names: "
-                "smollm2, minilm)");
+                "smollm2, minilm, gemma3)");
   return name;
 }
 

@@ -48,16 +48,29 @@ void gelu_in_place(float* x, size_t n) {
   for (size_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * float(M_SQRT1_2)));
 }
 
-void softmax_prefix(float* row, int valid, int total) {
-  float max = row[0];
-  for (int j = 1; j < valid; ++j) max = std::max(max, row[j]);
+void geglu_in_place(float* gate, const float* up, size_t n) {
+  // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as PyTorch's gelu(approximate="tanh").
+  const float k = 0.7978845608028654f;
+#pragma omp parallel for schedule(static) if (n > 16384)
+  for (size_t i = 0; i < n; ++i) {
+    const float x = gate[i];
+    gate[i] = 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x))) * up[i];
+  }
+}
+
+void softmax_prefix(float* row, int valid, int total) { softmax_window(row, 0, valid, total); }
+
+void softmax_window(float* row, int first, int valid, int total) {
+  std::fill(row, row + first, 0.0f);
+  float max = row[first];
+  for (int j = first + 1; j < valid; ++j) max = std::max(max, row[j]);
   float sum = 0;
-  for (int j = 0; j < valid; ++j) {
+  for (int j = first; j < valid; ++j) {
     row[j] = std::exp(row[j] - max);
     sum += row[j];
   }
   const float inv = 1.0f / sum;
-  for (int j = 0; j < valid; ++j) row[j] *= inv;
+  for (int j = first; j < valid; ++j) row[j] *= inv;
   std::fill(row + valid, row + total, 0.0f);
 }
 

@@ -17,11 +17,15 @@ void layer_norm(const float* x, const float* weight, const float* bias, int n, i
 void add_in_place(float* x, const float* y, size_t n);
 // gate[i] = silu(gate[i]) * up[i]
 void swiglu_in_place(float* gate, const float* up, size_t n);
+// gate[i] = gelu_tanh(gate[i]) * up[i], GELU in its tanh approximation (Gemma's GeGLU)
+void geglu_in_place(float* gate, const float* up, size_t n);
 // x = x * Φ(x), the exact (erf) GELU that BERT uses.
 void gelu_in_place(float* x, size_t n);
 // Softmax over row[0, valid), zeros in row[valid, total): the causal mask (valid = position + 1)
 // and the padding mask (valid = sequence length) alike.
 void softmax_prefix(float* row, int valid, int total);
+// The same over row[first, valid), zeros elsewhere: causal attention through a sliding window.
+void softmax_window(float* row, int first, int valid, int total);
 
 // cos / sin of position x frequency for n positions from pos0, computed once per forward.
 class RopeTable {

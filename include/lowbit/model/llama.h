@@ -19,6 +19,9 @@ class TensorStore;
 // that pairs are adjacent; Hugging Face checkpoints (and GGUF qwen2) pair element i with i + d/2.
 enum class RopeStyle { AdjacentPairs, HalfSplit };
 
+// The gate activation of the gated MLP: SiLU (SwiGLU, LLaMA) or GELU's tanh form (GeGLU, Gemma).
+enum class GateActivation { SiLU, GeluTanh };
+
 struct LlamaConfig {
   std::string arch;  // "llama", "mistral", "qwen2" ...
   int dim = 0;       // width of the residual stream
@@ -43,6 +46,18 @@ struct LlamaConfig {
   // the same arithmetic only while a window fits inside the span; forward() refuses longer ones.
   int sliding_window = 0;
 
+  // Gemma 3 (arch "gemma3") on the same runtime: what sets it apart from LLaMA.
+  float embedding_scale = 1.0f;  // token embeddings are multiplied by it (Gemma: sqrt(dim))
+  bool qk_norm = false;          // RMSNorm of each query and key head (q_norm, k_norm) before RoPE
+  bool sandwich_norms = false;   // RMSNorm of each block's output before the residual addition
+  GateActivation gate_activation = GateActivation::SiLU;
+  float attention_scale = 0;     // multiplies q·k; 0: 1/sqrt(head_dim)
+  // Per layer (empty: none): a layer with window w > 0 lets position p attend to positions
+  // p - w + 1 .. p only (local attention); 0 attends to every earlier position (global).
+  std::vector<int> layer_window;
+  std::vector<float> rope_inv_freq_local;  // the windowed layers' RoPE (empty: rope_inv_freq)
+  std::string rope_local = "";             // its description, "theta 10000"
+
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }
   std::string summary() const;
@@ -59,6 +74,8 @@ struct LlamaLayer {
   Linear w_gate;                 // [hidden_dim, dim]
   Linear w_up;                   // [hidden_dim, dim]
   Linear w_down;                 // [dim, hidden_dim]
+  std::vector<float> q_norm, k_norm;               // [head_dim] when qk_norm
+  std::vector<float> post_attn_norm, post_ffn_norm;  // [dim] when sandwich_norms
   // When set, this step's keys (after RoPE) and values are fake-quantized as a tensor
   // [tokens, n_kv_heads, head_dim] before they enter the cache.
   std::optional<Scheme> kv_cache;
