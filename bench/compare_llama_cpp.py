@@ -58,6 +58,10 @@ def main():
     ap.add_argument("--tolerance", type=float, default=0.005)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
+    for path in (a.model, a.text):
+        if not os.path.exists(path):
+            print(f"SKIPPED: {path} not found (scripts/install-models.sh, ../shared/corpora)")
+            sys.exit(77)
     text = open(a.text, encoding="utf-8").read()
     failed = False
     with tempfile.TemporaryDirectory() as tmp:

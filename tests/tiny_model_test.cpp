@@ -9,6 +9,7 @@
 
 #include "lowbit/model/model.h"
 #include "lowbit/util/error.h"
+#include "model/transformer_ops.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
 
@@ -182,6 +183,56 @@ TEST_F(TinyModelTest, BertMatchesFloat64ReferenceAndPaddingIsMasked) {
     EXPECT_NEAR(batch[i], want2[i], 2e-6);
     EXPECT_NEAR(batch[d + i], want[i], 2e-6);
   }
+}
+
+}  // namespace
+}  // namespace lowbit::testing
+
+namespace lowbit::testing {
+namespace {
+
+// Gemma 3's pieces on the tiny model: a sliding window as wide as the sequence changes nothing,
+// a window of one makes each position see only itself, and the tanh-GELU gate is what it says.
+TEST(GemmaPieces, SlidingWindowAttentionSeesOnlyTheWindow) {
+  const std::string dir = ::testing::TempDir() + "/gemma_pieces";
+  std::filesystem::create_directories(dir);
+  TinyLlama::random(8).write_gguf(dir + "/m.gguf");
+  const model::Model m = model::load_model(dir + "/m.gguf");
+  const std::vector<int32_t> a = {5, 9, 2, 7, 1, 3, 8, 4},
+                             b = {6, 9, 2, 7, 1, 3, 8, 4};  // first token differs
+  const auto with_window = [&](int w) {
+    model::LlamaConfig c = m.llama->config();
+    c.layer_window.assign(size_t(c.n_layers), w);
+    return model::Llama(c, m.llama->weights());
+  };
+  EXPECT_EQ(all_logits(with_window(int(a.size())), a), all_logits(*m.llama, a));  // bit-identical
+  const model::Llama one = with_window(1), three = with_window(3);
+  const size_t vocab = size_t(m.llama->config().vocab_size);
+  const std::vector<float> la = all_logits(one, a), lb = all_logits(one, b);
+  EXPECT_NE(std::vector<float>(la.begin(), la.begin() + vocab),
+            std::vector<float>(lb.begin(), lb.begin() + vocab));
+  EXPECT_EQ(std::vector<float>(la.begin() + vocab, la.end()),
+            std::vector<float>(lb.begin() + vocab, lb.end()))
+      << "with a window of one, later positions do not see the first token";
+  // Two layers of window 3: position p sees tokens down to p - 4; token 0 reaches position 4,
+  // not 5.
+  const std::vector<float> ta = all_logits(three, a), tb = all_logits(three, b);
+  EXPECT_NE(std::vector<float>(ta.begin() + 4 * vocab, ta.begin() + 5 * vocab),
+            std::vector<float>(tb.begin() + 4 * vocab, tb.begin() + 5 * vocab));
+  EXPECT_EQ(std::vector<float>(ta.begin() + 5 * vocab, ta.end()),
+            std::vector<float>(tb.begin() + 5 * vocab, tb.end()));
+}
+
+TEST(GemmaPieces, GegluIsTanhGeluTimesUp) {
+  std::vector<float> gate = {-3.0f, -1.0f, 0.0f, 0.5f, 2.0f}, up = {1.0f, 2.0f, 3.0f, -1.0f, 0.5f};
+  std::vector<float> want(gate.size());
+  for (size_t i = 0; i < gate.size(); ++i) {
+    const double x = gate[i];
+    want[i] =
+        float(0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))) * up[i]);
+  }
+  model::geglu_in_place(gate.data(), up.data(), gate.size());
+  for (size_t i = 0; i < gate.size(); ++i) EXPECT_NEAR(gate[i], want[i], 1e-6) << i;
 }
 
 }  // namespace

@@ -22,22 +22,24 @@ std::string LlamaConfig::summary() const {
   std::ostringstream s;
   s << arch << ": " << n_layers << " layers, dim " << dim << ", " << n_heads << " query / "
     << n_kv_heads << " key-value heads of " << head_dim
-    << (gate_activation == GateActivation::GeluTanh ? ", GeGLU " : ", SwiGLU ") << hidden_dim << ", vocab "
-    << vocab_size << ", RoPE theta " << rope_theta << " ("
+    << (gate_activation == GateActivation::GeluTanh ? ", GeGLU " : ", SwiGLU ") << hidden_dim
+    << ", vocab " << vocab_size << ", RoPE theta " << rope_theta << " ("
     << (rope_style == RopeStyle::AdjacentPairs ? "adjacent pairs" : "half split") << ", scaling "
     << rope_scaling << "), RMSNorm eps " << norm_eps << (tied_output ? ", tied output head" : "")
     << (qkv_bias ? ", qkv bias" : "") << (o_bias ? ", output-projection bias" : "")
     << (mlp_bias ? ", MLP bias" : "")
     << (sliding_window ? ", sliding window " + std::to_string(sliding_window) : std::string())
     << (qk_norm ? ", QK-norm" : "") << (sandwich_norms ? ", pre- and post-norms" : "")
-    << (embedding_scale != 1.0f ? ", embeddings scaled by " + std::to_string(embedding_scale) : std::string())
-    << (layer_window.empty() ? std::string()
-                             : ", local attention window " +
-                                   std::to_string(*std::max_element(layer_window.begin(), layer_window.end())) +
-                                   " in " +
-                                   std::to_string(std::count_if(layer_window.begin(), layer_window.end(),
-                                                                [](int w) { return w > 0; })) +
-                                   " of " + std::to_string(n_layers) + " layers (RoPE " + rope_local + ")")
+    << (embedding_scale != 1.0f ? ", embeddings scaled by " + std::to_string(embedding_scale)
+                                : std::string())
+    << (layer_window.empty()
+            ? std::string()
+            : ", local attention window " +
+                  std::to_string(*std::max_element(layer_window.begin(), layer_window.end())) +
+                  " in " +
+                  std::to_string(std::count_if(layer_window.begin(), layer_window.end(),
+                                               [](int w) { return w > 0; })) +
+                  " of " + std::to_string(n_layers) + " layers (RoPE " + rope_local + ")")
     << ", trained context " << context_length;
   return s.str();
 }
@@ -129,8 +131,8 @@ void Llama::forward_layer(int l, int n, int pos0, LlamaRunState& s) const {
   const LlamaConfig& c = config_;
   const size_t dim = size_t(c.dim);
   const bool local = !c.layer_window.empty() && c.layer_window[size_t(l)] > 0;
-  const RopeTable rope(local && !c.rope_inv_freq_local.empty() ? c.rope_inv_freq_local : c.rope_inv_freq,
-                       pos0, n);
+  const RopeTable rope(
+      local && !c.rope_inv_freq_local.empty() ? c.rope_inv_freq_local : c.rope_inv_freq, pos0, n);
   const LlamaLayer& w = weights_.layers[size_t(l)];
   // Attention block: x += wo(attention(rope(wq xb), rope(wk xb), wv xb)), xb = rmsnorm(x).
   rms_norm(s.x.data(), w.attn_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
@@ -154,7 +156,8 @@ void Llama::forward_layer(int l, int n, int pos0, LlamaRunState& s) const {
   std::copy_n(s.v.data(), size_t(n) * kv, s.value_cache.data() + cache_at);
   attention(l, n, pos0, s);
   w.wo.forward(s.att.data(), n, s.xb.data());
-  if (c.sandwich_norms) rms_norm(s.xb.data(), w.post_attn_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
+  if (c.sandwich_norms)
+    rms_norm(s.xb.data(), w.post_attn_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
   add_in_place(s.x.data(), s.xb.data(), size_t(n) * dim);
   // Feed-forward block: x += w_down(act(w_gate xb) * w_up xb), xb = rmsnorm(x).
   rms_norm(s.x.data(), w.ffn_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
@@ -165,7 +168,8 @@ void Llama::forward_layer(int l, int n, int pos0, LlamaRunState& s) const {
   else
     swiglu_in_place(s.hb.data(), s.hb2.data(), size_t(n) * size_t(c.hidden_dim));
   w.w_down.forward(s.hb.data(), n, s.xb.data());
-  if (c.sandwich_norms) rms_norm(s.xb.data(), w.post_ffn_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
+  if (c.sandwich_norms)
+    rms_norm(s.xb.data(), w.post_ffn_norm.data(), n, c.dim, c.norm_eps, s.xb.data());
   add_in_place(s.x.data(), s.xb.data(), size_t(n) * dim);
 }
 
@@ -206,7 +210,8 @@ std::vector<Linear*> Llama::linears() {
 void Llama::attention(int layer, int n, int pos0, LlamaRunState& s) const {
   const LlamaConfig& c = config_;
   const int group = c.n_heads / c.n_kv_heads;
-  const float scale = c.attention_scale > 0 ? c.attention_scale : 1.0f / std::sqrt(float(c.head_dim));
+  const float scale =
+      c.attention_scale > 0 ? c.attention_scale : 1.0f / std::sqrt(float(c.head_dim));
   const int window = c.layer_window.empty() ? 0 : c.layer_window[size_t(layer)];
   const size_t kv = size_t(c.kv_dim());
   const float* keys = s.key_cache.data() + size_t(layer) * size_t(s.max_context) * kv;
@@ -320,7 +325,8 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names) {
       layer.k_norm = store.take_f32(names.layer(l, "attn_k_norm.weight", ""), {c.head_dim});
     }
     if (c.sandwich_norms) {
-      layer.post_attn_norm = store.take_f32(names.layer(l, "post_attention_norm.weight", ""), {dim});
+      layer.post_attn_norm =
+          store.take_f32(names.layer(l, "post_attention_norm.weight", ""), {dim});
       layer.post_ffn_norm = store.take_f32(names.layer(l, "post_ffw_norm.weight", ""), {dim});
     }
     layer.w_gate = linear(names.layer(l, "ffn_gate.weight", "mlp.gate_proj.weight"),

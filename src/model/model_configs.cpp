@@ -156,7 +156,8 @@ void gemma3_config(GgufConfigReader& r, const GgufFile& g, LlamaConfig& c) {
   const bool is_27b = r.string("general.size_label", "") == "27B";
   c.attention_scale = 1.0f / std::sqrt(float(is_27b ? c.dim / c.n_heads : c.head_dim));
   const int window = c.sliding_window;
-  if (window < 1) r.fail(p + "attention.sliding_window", "Gemma 3 needs its local attention window");
+  if (window < 1)
+    r.fail(p + "attention.sliding_window", "Gemma 3 needs its local attention window");
   c.sliding_window = 0;  // implemented per layer below, not refused
   const int pattern = r.find(p + "attention.sliding_window_pattern")
                           ? r.size(p + "attention.sliding_window_pattern")

@@ -58,7 +58,9 @@ void geglu_in_place(float* gate, const float* up, size_t n) {
   }
 }
 
-void softmax_prefix(float* row, int valid, int total) { softmax_window(row, 0, valid, total); }
+void softmax_prefix(float* row, int valid, int total) {
+  softmax_window(row, 0, valid, total);
+}
 
 void softmax_window(float* row, int first, int valid, int total) {
   std::fill(row, row + first, 0.0f);

@@ -51,7 +51,7 @@ struct LlamaConfig {
   bool qk_norm = false;          // RMSNorm of each query and key head (q_norm, k_norm) before RoPE
   bool sandwich_norms = false;   // RMSNorm of each block's output before the residual addition
   GateActivation gate_activation = GateActivation::SiLU;
-  float attention_scale = 0;     // multiplies q·k; 0: 1/sqrt(head_dim)
+  float attention_scale = 0;  // multiplies q·k; 0: 1/sqrt(head_dim)
   // Per layer (empty: none): a layer with window w > 0 lets position p attend to positions
   // p - w + 1 .. p only (local attention); 0 attends to every earlier position (global).
   std::vector<int> layer_window;
@@ -65,16 +65,16 @@ struct LlamaConfig {
 
 // Linears are named by site: layers.<l>.q_proj ... down_proj, and output (lowbit/recipe.h).
 struct LlamaLayer {
-  std::vector<float> attn_norm;  // [dim]
-  Linear wq;                     // [n_heads * head_dim, dim]
-  Linear wk;                     // [n_kv_heads * head_dim, dim]
-  Linear wv;                     // [n_kv_heads * head_dim, dim]
-  Linear wo;                     // [dim, n_heads * head_dim]
-  std::vector<float> ffn_norm;   // [dim]
-  Linear w_gate;                 // [hidden_dim, dim]
-  Linear w_up;                   // [hidden_dim, dim]
-  Linear w_down;                 // [dim, hidden_dim]
-  std::vector<float> q_norm, k_norm;               // [head_dim] when qk_norm
+  std::vector<float> attn_norm;                      // [dim]
+  Linear wq;                                         // [n_heads * head_dim, dim]
+  Linear wk;                                         // [n_kv_heads * head_dim, dim]
+  Linear wv;                                         // [n_kv_heads * head_dim, dim]
+  Linear wo;                                         // [dim, n_heads * head_dim]
+  std::vector<float> ffn_norm;                       // [dim]
+  Linear w_gate;                                     // [hidden_dim, dim]
+  Linear w_up;                                       // [hidden_dim, dim]
+  Linear w_down;                                     // [dim, hidden_dim]
+  std::vector<float> q_norm, k_norm;                 // [head_dim] when qk_norm
   std::vector<float> post_attn_norm, post_ffn_norm;  // [dim] when sandwich_norms
   // When set, this step's keys (after RoPE) and values are fake-quantized as a tensor
   // [tokens, n_kv_heads, head_dim] before they enter the cache.
