@@ -214,10 +214,10 @@ TEST_F(PtqMethodsTest, RecipesWithTheSameWeightsShareGptqThroughTheCache) {
   ptq::MethodCache cache;
   const model::Llama qa = ptq::apply_recipe(a, fp(), nullptr, &calib_, {}, &cache);
   const model::Llama qb = ptq::apply_recipe(b, fp(), nullptr, &calib_, {}, &cache);
-  EXPECT_EQ(cache.weights.size(), 1u);
+  EXPECT_EQ(cache.size(), 1u);
   EXPECT_EQ(qa.weights().layers[1].w_down.weight(), qb.weights().layers[1].w_down.weight());
   ptq::apply_recipe(c, fp(), nullptr, &calib_, {}, &cache);
-  EXPECT_EQ(cache.weights.size(), 2u);
+  EXPECT_EQ(cache.size(), 2u);
   // And the cached result is what a fresh run computes.
   const model::Llama fresh = ptq::apply_recipe(b, fp(), nullptr, &calib_);
   EXPECT_EQ(fresh.weights().layers[0].wq.weight(), qb.weights().layers[0].wq.weight());

@@ -122,12 +122,9 @@ MethodInfo search_method() {
       if (s && bits > 0) s->element = Format::integer(bits, true);  // only its width matters
       return s;
     };
-    if (r.cache && r.cache->schemes.count(r.cache_key)) {
-      r.chosen = r.cache->schemes.at(r.cache_key);
-      return;
-    }
+    if (r.cache && r.cache->restore(r)) return;
     r.chosen = search_model(*r.model, of, *r.calibration, r.progress);
-    if (r.cache) r.cache->schemes[r.cache_key] = r.chosen;
+    if (r.cache) r.cache->store(r);
   };
   return m;
 }

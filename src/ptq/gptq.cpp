@@ -280,12 +280,9 @@ MethodInfo gptq_method() {
     o.damp = r.number("damp");
     o.block = r.integer("block");
     o.act_order = r.flag("act_order");
-    if (r.cache && r.cache->weights.count(r.cache_key)) {
-      r.prequantized = r.cache->weights.at(r.cache_key);
-      return;
-    }
+    if (r.cache && r.cache->restore(r)) return;
     r.prequantized = gptq_model(*r.model, r.scheme_of, *r.calibration, o, r.progress);
-    if (r.cache) r.cache->weights[r.cache_key] = r.prequantized;
+    if (r.cache) r.cache->store(r);
   };
   return m;
 }

@@ -76,6 +76,33 @@ std::string methods_table() {
   return t;
 }
 
+struct MethodCache::Results {
+  struct Result {
+    std::map<std::string, std::vector<float>> prequantized;
+    std::map<std::string, Scheme> chosen;
+  };
+  std::map<std::string, Result> by_key;
+};
+
+MethodCache::MethodCache() : results_(std::make_unique<Results>()) {}
+MethodCache::~MethodCache() = default;
+
+bool MethodCache::restore(MethodRun& run) const {
+  const auto it = results_->by_key.find(run.cache_key);
+  if (run.cache_key.empty() || it == results_->by_key.end()) return false;
+  run.prequantized = it->second.prequantized;
+  run.chosen = it->second.chosen;
+  return true;
+}
+
+void MethodCache::store(const MethodRun& run) {
+  if (!run.cache_key.empty()) results_->by_key[run.cache_key] = {run.prequantized, run.chosen};
+}
+
+size_t MethodCache::size() const {
+  return results_->by_key.size();
+}
+
 double MethodRun::number(const std::string& key) const {
   const MethodParam* p = find_method(method.name).param(key);
   if (!p) throw Error("internal: the method " + method.name + " has no parameter " + key);

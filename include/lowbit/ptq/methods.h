@@ -19,7 +19,7 @@
 
 namespace lowbit::ptq {
 
-struct MethodCache;
+class MethodCache;
 
 struct MethodParam {
   enum class Kind { Number, Integer, Flag };
@@ -65,6 +65,26 @@ struct MethodInfo {
 
   const MethodParam* param(const std::string& name) const;
   std::string usage() const;  // "gptq[:damp=D][:block=B][:act_order]"
+};
+
+// Results of methods shared between the recipes of a sweep (W4A16, W4A8 and W4A4 with the same
+// weights share GPTQ's work), by MethodRun::cache_key. What is kept is opaque: a method asks for
+// its result back (restore) before computing it and hands it over (store) after.
+class MethodCache {
+ public:
+  MethodCache();
+  ~MethodCache();
+  MethodCache(const MethodCache&) = delete;
+  MethodCache& operator=(const MethodCache&) = delete;
+  // Puts the stored result for run.cache_key into `run` (its prequantized weights and chosen
+  // schemes); false when there is none.
+  bool restore(MethodRun& run) const;
+  void store(const MethodRun& run);
+  size_t size() const;  // results stored
+
+ private:
+  struct Results;
+  std::unique_ptr<Results> results_;
 };
 
 // Every method, in the order help lists them.

@@ -50,11 +50,7 @@ struct ApplyReport {
 // GPTQ's and the search's results depend only on the model, the methods before them, the weight
 // schemes and the calibration data — not on activation or KV schemes. A sweep passes one cache to
 // every apply_recipe so W4A16, W4A8 and W4A4 recipes with the same weights share that work.
-struct MethodCache {
-  std::map<std::string, std::map<std::string, std::vector<float>>>
-      weights;                                                   // by key: weights by site (gptq)
-  std::map<std::string, std::map<std::string, Scheme>> schemes;  // by key: schemes by site (search)
-};
+class MethodCache;  // lowbit/ptq/methods.h
 
 std::unique_ptr<model::Runtime> apply_recipe(
     const Recipe& recipe, const model::Runtime& fp, ApplyReport* report = nullptr,
