@@ -8,7 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "fuzz_input_file.h"
-#include "lowbit/eval/eval.h"
+#include "lowbit/eval/embeddings.h"
+#include "lowbit/eval/perplexity.h"
 #include "lowbit/eval/sweep.h"
 #include "lowbit/util/error.h"
 #include "util/content_hash.h"

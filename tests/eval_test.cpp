@@ -8,8 +8,9 @@
 #include <fstream>
 
 #include "error_message.h"
-#include "lowbit/eval/eval.h"
+#include "lowbit/eval/embeddings.h"
 #include "lowbit/eval/evaluate.h"
+#include "lowbit/eval/perplexity.h"
 #include "lowbit/eval/sweep.h"
 #include "lowbit/util/error.h"
 #include "temp_dir.h"

@@ -22,7 +22,7 @@ check() {  # expect(ok|fail) layer include
   fi
 }
 check ok format lowbit/format/format.h
-check fail format lowbit/eval/eval.h          # up: format -> eval
+check fail format lowbit/eval/perplexity.h    # up: format -> eval
 check fail format lowbit/quant/scheme.h       # up: format -> quant
 check ok quant lowbit/kernels/convert.h        # down
 check fail quant lowbit/model/llama.h          # up

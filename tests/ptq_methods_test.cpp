@@ -7,12 +7,13 @@
 #include <cmath>
 #include <cstring>
 
-#include "lowbit/eval/eval.h"
+#include "lowbit/eval/embeddings.h"
+#include "lowbit/eval/perplexity.h"
 #include "lowbit/kernels/convert.h"
+#include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/ptq/calibration.h"
 #include "lowbit/ptq/format_search.h"
 #include "lowbit/ptq/methods.h"
-#include "lowbit/ptq/ptq.h"
 #include "lowbit/ptq/smoothquant.h"
 #include "lowbit/util/error.h"
 #include "temp_dir.h"

@@ -10,7 +10,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "lowbit/eval/eval.h"
+#include "lowbit/eval/embeddings.h"
+#include "lowbit/eval/perplexity.h"
 #include "lowbit/model/model.h"
 #include "lowbit/util/error.h"
 

@@ -6,10 +6,11 @@
 
 #include <cmath>
 
-#include "lowbit/eval/eval.h"
+#include "lowbit/eval/embeddings.h"
 #include "lowbit/eval/layer_stats.h"
+#include "lowbit/eval/perplexity.h"
 #include "lowbit/kernels/convert.h"
-#include "lowbit/ptq/ptq.h"
+#include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/util/error.h"
 #include "temp_dir.h"
 #include "tiny_models.h"

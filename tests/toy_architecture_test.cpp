@@ -10,9 +10,9 @@
 #include "error_message.h"
 #include "lowbit/eval/evaluate.h"
 #include "lowbit/model/sites.h"
+#include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/ptq/format_search.h"
 #include "lowbit/ptq/methods.h"
-#include "lowbit/ptq/ptq.h"
 #include "lowbit/quant/qtensor.h"
 #include "lowbit/util/error.h"
 

@@ -7,7 +7,8 @@
 #include <cmath>
 
 #include "error_message.h"
-#include "lowbit/eval/eval.h"
+#include "lowbit/eval/embeddings.h"
+#include "lowbit/eval/perplexity.h"
 #include "lowbit/model/model.h"
 #include "lowbit/model/tokenizer.h"
 #include "lowbit/util/error.h"

@@ -4,8 +4,9 @@
 #include <numeric>
 #include <sstream>
 
-#include "lowbit/eval/eval.h"
+#include "lowbit/eval/embeddings.h"
 #include "lowbit/eval/evaluate.h"
+#include "lowbit/eval/perplexity.h"
 #include "lowbit/util/error.h"
 #include "util/fnv.h"
 #include "util/memory.h"

@@ -4,7 +4,8 @@
 #include <cmath>
 #include <numeric>
 
-#include "lowbit/eval/eval.h"
+#include "lowbit/eval/embeddings.h"
+#include "lowbit/eval/perplexity.h"
 #include "lowbit/util/error.h"
 #include "util/fnv.h"
 #include "util/memory.h"

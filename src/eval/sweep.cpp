@@ -20,8 +20,8 @@
 
 #include "eval/result_json.h"
 #include "lowbit/io/atomic_file.h"
+#include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/ptq/methods.h"
-#include "lowbit/ptq/ptq.h"
 #include "lowbit/util/error.h"
 #include "util/content_hash.h"
 #include "util/fnv.h"

@@ -6,10 +6,10 @@
 #include <map>
 #include <memory>
 
+#include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/ptq/format_search.h"
 #include "lowbit/ptq/gptq.h"
 #include "lowbit/ptq/methods.h"
-#include "lowbit/ptq/ptq.h"
 #include "lowbit/ptq/rotate.h"
 #include "lowbit/ptq/smoothquant.h"
 #include "lowbit/util/error.h"

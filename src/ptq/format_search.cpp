@@ -6,8 +6,8 @@
 
 #include <limits>
 
+#include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/ptq/gptq.h"
-#include "lowbit/ptq/ptq.h"
 #include "lowbit/quant/qtensor.h"
 #include "lowbit/util/error.h"
 #include "ptq/input_hessians.h"

@@ -10,7 +10,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "lowbit/ptq/ptq.h"
+#include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/quant/qtensor.h"
 #include "lowbit/util/error.h"
 #include "ptq/input_hessians.h"

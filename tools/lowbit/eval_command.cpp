@@ -10,13 +10,14 @@
 #include <sstream>
 
 #include "commands.h"
-#include "lowbit/eval/eval.h"
+#include "lowbit/eval/embeddings.h"
 #include "lowbit/eval/evaluate.h"
 #include "lowbit/eval/layer_stats.h"
+#include "lowbit/eval/perplexity.h"
 #include "lowbit/io/atomic_file.h"
 #include "lowbit/io/npy.h"
+#include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/ptq/calibration.h"
-#include "lowbit/ptq/ptq.h"
 #include "lowbit/util/error.h"
 #include "progress.h"
 #include "recipe_flags.h"

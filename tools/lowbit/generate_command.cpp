@@ -8,7 +8,7 @@
 #include "lowbit/io/atomic_file.h"
 #include "lowbit/io/npy.h"
 #include "lowbit/model/model.h"
-#include "lowbit/ptq/ptq.h"
+#include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/util/error.h"
 #include "recipe_flags.h"
 

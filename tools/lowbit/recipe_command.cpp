@@ -4,8 +4,8 @@
 
 #include "commands.h"
 #include "lowbit/model/model.h"
+#include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/ptq/methods.h"
-#include "lowbit/ptq/ptq.h"
 #include "lowbit/util/error.h"
 #include "recipe_flags.h"
 

@@ -13,36 +13,15 @@
 #include <utility>
 #include <vector>
 
-#include "lowbit/eval/eval.h"
+#include "lowbit/eval/embeddings.h"
 #include "lowbit/eval/layer_stats.h"
+#include "lowbit/eval/perplexity.h"
 #include "lowbit/model/sites.h"
+#include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/ptq/calibration.h"
-#include "lowbit/ptq/ptq.h"
 #include "lowbit/ptq/recipe.h"
 
 namespace lowbit::eval {
-
-// Encoders are measured on sentences: each non-empty line of the text, truncated to the model's
-// max_sequence_tokens; the pairs compared are all pairs of sentences.
-struct Sentences {
-  std::vector<std::vector<int32_t>> tokens;  // markers ([CLS] ... [SEP]) included
-  uint64_t hash = 0;                         // of every sentence's token ids
-};
-Sentences make_sentences(const model::Tokenizer& tokenizer, const std::string& text,
-                         const std::string& text_name, int max_tokens);
-// Embeddings [n, width] of the sentences, in batches; non-finite output is a lowbit::Error.
-std::vector<float> embed_all(const model::Encoder& encoder, const Sentences& sentences);
-
-// How close an encoder's embeddings are to the full-precision ones.
-struct EmbeddingScores {
-  int64_t sentences = 0, pairs = 0;
-  double cosine_mean = 0, cosine_min = 0;  // cosine of each sentence's embedding to its baseline
-  // Spearman's rank correlation between the pairwise cosine similarities of the baseline's
-  // embeddings and of these (1: every pair ranked alike — retrieval order preserved).
-  double rank_correlation = 0;
-};
-EmbeddingScores compare_embeddings(const std::vector<float>& embeddings,
-                                   const std::vector<float>& baseline, int width);
 
 struct RecipeResult {
   ptq::Recipe recipe;

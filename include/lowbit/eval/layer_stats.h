@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "lowbit/model/sites.h"
-#include "lowbit/ptq/ptq.h"
+#include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/quant/qtensor.h"
 
 namespace lowbit::eval {

@@ -9,9 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "lowbit/eval/eval.h"
+#include "lowbit/eval/embeddings.h"
 #include "lowbit/eval/evaluate.h"
 #include "lowbit/eval/layer_stats.h"
+#include "lowbit/eval/perplexity.h"
 #include "lowbit/model/model.h"
 #include "lowbit/ptq/calibration.h"
 #include "lowbit/ptq/recipe.h"

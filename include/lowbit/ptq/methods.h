@@ -3,7 +3,7 @@
 // the full-precision model, its help, and the function that runs it. Parsing a method spelling,
 // printing and hashing recipes, `--help`, `lowbit recipe --methods`, docs and the error for an
 // unknown method all come from it. Adding a method is one file (its run function and its row)
-// and one line in src/ptq/method_registry.cpp.
+// and one line in src/ptq/methods.cpp.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
-// lowbit/ptq/ptq.h — turning a full-precision model into the model a recipe describes. For now the
-// calibration-free path: round-to-nearest weights (quantized once, here) and the run-time
+// lowbit/ptq/apply_recipe.h — turning a full-precision model into the model a recipe describes. For
+// now the calibration-free path: round-to-nearest weights (quantized once, here) and the run-time
 // quantizers (activations, KV cache, accumulator) installed where the forward applies them.
 #pragma once
 

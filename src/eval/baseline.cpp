@@ -9,7 +9,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "lowbit/eval/eval.h"
+#include "lowbit/eval/embeddings.h"
+#include "lowbit/eval/perplexity.h"
 #include "lowbit/io/atomic_file.h"
 #include "lowbit/io/byte_reader.h"
 #include "lowbit/io/mapped_file.h"

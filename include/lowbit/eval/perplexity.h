@@ -1,35 +1,17 @@
-// lowbit/eval/eval.h — how good a model is on a text: perplexity the way llama.cpp measures it, and
-// the distance of a run from a recorded full-precision baseline (KL divergence, top-1 agreement,
-// ΔPPL — the figures llama.cpp's --kl-divergence reports). For encoders: cosine similarity of
-// sentence embeddings to a baseline.
+// lowbit/eval/perplexity.h — how good a decoder is on a text: perplexity the way llama.cpp
+// measures it, over the one window set-up, and the distance of a run from a recorded baseline
+// (KL divergence, top-1 agreement, ΔPPL — the figures llama.cpp's --kl-divergence reports).
 #pragma once
 
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <string>
 #include <vector>
 
+#include "lowbit/eval/baseline.h"
 #include "lowbit/model/model.h"
 
 namespace lowbit::eval {
-
-// What a baseline run records per scored token: the target's negative log-likelihood, the top-k
-// log-probabilities (ids and values, best first). KL is computed over those k tokens plus one
-// lumped "rest" bucket, which bounds the full-vocabulary KL from below and equals it when the
-// k tokens hold all the mass (DESIGN: docs/models.md).
-struct Baseline {
-  int32_t n_ctx = 0, n_vocab = 0, top_k = 0;
-  int64_t n_windows = 0, scored_per_window = 0;
-  uint64_t tokens_hash = 0;      // of the evaluated token ids: a baseline only fits the same text
-  std::string model;             // description of what produced it
-  std::vector<double> nll;       // [n_scored]
-  std::vector<int32_t> top_ids;  // [n_scored, top_k]
-  std::vector<float> top_logprobs;  // [n_scored, top_k]
-
-  void save(const std::string& path) const;  // atomic
-  static Baseline load(const std::string& path);
-};
 
 struct PerplexityOptions {
   int n_ctx = 512;
@@ -97,16 +79,5 @@ PerplexityResult perplexity(const model::Model& model, const std::string& text,
 PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int32_t>& tokens,
                             int32_t bos, const std::string& description,
                             const PerplexityOptions& options);
-
-// Encoder models: sentence embeddings [n, dim] of the given lines, in batches, each truncated to
-// max_tokens (0: the model's sentence-transformers max_seq_length). Non-finite output is an error.
-std::vector<float> embed_sentences(const model::Model& model,
-                                   const std::vector<std::string>& sentences, int max_tokens = 0);
-struct CosineResult {
-  int64_t n = 0;
-  double mean = 0, min = 0;
-};
-CosineResult cosine_to_baseline(const std::vector<float>& embeddings,
-                                const std::vector<float>& baseline, int dim);
 
 }  // namespace lowbit::eval
