@@ -197,7 +197,7 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
   // Decoders are measured on windows of the text against a recorded baseline; encoders on its
   // lines against the full-precision embeddings of them.
   const bool encoder = m.is_encoder();
-  const model::Runtime& fp = encoder ? static_cast<const model::Runtime&>(*m.bert) : *m.llama;
+  const model::Runtime& fp = m.runtime();
   std::optional<TextWindows> windows;
   std::optional<Sentences> sentences;
   if (encoder)

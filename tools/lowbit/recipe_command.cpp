@@ -35,12 +35,10 @@ void add_recipe_command(CLI::App& app) {
                r.short_form(), r.canonical(), r.hash_hex());
     if (!*sites) return;
     const model::Model m = model::load_model(*model_name);
-    if (!m.llama)
-      throw Error("recipes apply to decoder (LLaMA-family) models; " + m.path + " is an encoder");
     ptq::ApplyReport applied;
-    ptq::apply_recipe(r, *m.llama, &applied);  // checks every scheme against its tensor
+    ptq::apply_recipe(r, m.runtime(), &applied);  // checks every scheme against its tensor
     fmt::print("\n{:<22} {:<26} {:<26} {}\n", "site", "weights", "activations", "kv");
-    for (const std::string& site : ptq::model_sites(*m.llama)) {
+    for (const std::string& site : ptq::model_sites(m.runtime())) {
       const ptq::Recipe::Resolved s = r.resolve(site);
       const bool kv_site = site.find("kv_cache") != std::string::npos;
       fmt::print("{:<22} {:<26} {:<26} {}\n", site,

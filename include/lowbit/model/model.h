@@ -26,6 +26,11 @@ struct Model {
   std::vector<std::string> warnings;
 
   bool is_encoder() const { return bert != nullptr; }
+  // The runtime, whichever it is: what recipes, methods and statistics take (lowbit/model/sites.h).
+  const Runtime& runtime() const {
+    if (llama) return *llama;
+    return *bert;
+  }
   std::string summary() const;  // architecture line
 };
 
