@@ -53,13 +53,11 @@ RecipeResult evaluate_recipe(const ptq::Recipe& recipe, const model::Runtime& fp
     const auto* decoder = dynamic_cast<const model::Decoder*>(q.get());
     if (!decoder) throw Error("internal: a decoder reference for a model that is not a decoder");
     PerplexityOptions popt;
-    popt.n_ctx = w->n_ctx;
-    popt.max_tokens = w->max_tokens;
     popt.compare_to = reference.baseline();
     popt.progress = [&](int64_t done, int64_t total) {
       if (opt.progress) opt.progress("eval", done, total);
     };
-    const PerplexityResult e = perplexity(*decoder, w->tokens, w->bos, "", popt);
+    const PerplexityResult e = perplexity(*decoder, *w, "", popt);
     r.compared = e.compared;
     r.ppl = e.ppl;
     r.ppl_stderr = e.ppl_stderr;

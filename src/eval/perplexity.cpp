@@ -26,10 +26,16 @@ uint64_t hash_tokens(const std::vector<int32_t>& tokens, size_t count, int n_ctx
 
 TextWindows make_windows(const model::Tokenizer& tokenizer, const std::string& text,
                          const std::string& text_name, int n_ctx, int64_t max_tokens) {
+  return windows_of(tokenizer.encode_prefix(text, size_t(std::max<int64_t>(0, max_tokens))),
+                    tokenizer.adds_bos() ? tokenizer.bos_id() : -1, n_ctx, max_tokens, text_name);
+}
+
+TextWindows windows_of(std::vector<int32_t> tokens, int32_t bos, int n_ctx, int64_t max_tokens,
+                       const std::string& text_name) {
   if (n_ctx < 8) throw Error("the context length must be at least 8 tokens");
   TextWindows w;
-  w.tokens = tokenizer.encode_prefix(text, size_t(std::max<int64_t>(0, max_tokens)));
-  w.bos = tokenizer.adds_bos() ? tokenizer.bos_id() : -1;
+  w.tokens = std::move(tokens);
+  w.bos = bos;
   w.n_ctx = n_ctx;
   w.max_tokens = max_tokens;
   const int64_t usable = max_tokens > 0 ? std::min<int64_t>(max_tokens, int64_t(w.tokens.size()))
@@ -85,29 +91,28 @@ PerplexityResult perplexity(const model::Model& m, const std::string& text,
     throw Error(
         "perplexity needs a decoder model (this one is an encoder; use sentence embeddings)");
   const TextWindows w = make_windows(*m.tokenizer, text, "the text", opt.n_ctx, opt.max_tokens);
-  return perplexity(*m.llama, w.tokens, w.bos, m.path + " (" + m.summary() + ")", opt);
+  return perplexity(*m.llama, w, m.path + " (" + m.summary() + ")", opt);
 }
 
 PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int32_t>& tokens,
                             int32_t bos, const std::string& description,
                             const PerplexityOptions& opt) {
-  const int n_ctx = opt.n_ctx;
+  return perplexity(decoder, windows_of(tokens, bos, opt.n_ctx, opt.max_tokens, "the text"),
+                    description, opt);
+}
+
+PerplexityResult perplexity(const model::Decoder& decoder, const TextWindows& windows,
+                            const std::string& description, const PerplexityOptions& opt) {
+  const int n_ctx = windows.n_ctx;
   const int n_vocab = decoder.vocab_size();
-  if (n_ctx < 8) throw Error("the context length must be at least 8 tokens");
+  const std::vector<int32_t>& tokens = windows.tokens;
   PerplexityResult res;
   res.text_tokens = int64_t(tokens.size());
   res.n_ctx = n_ctx;
-  int64_t usable = int64_t(tokens.size());
-  if (opt.max_tokens > 0) usable = std::min(usable, opt.max_tokens);
-  res.n_windows = usable / n_ctx;
-  if (res.n_windows < 1)
-    throw Error(
-        "the text has " + std::to_string(tokens.size()) + " tokens" +
-        (opt.max_tokens > 0 ? " (" + std::to_string(opt.max_tokens) + " allowed)" : std::string()) +
-        ", fewer than one window of the context length " + std::to_string(n_ctx));
-  const int first = n_ctx / 2;               // the first half of a window is context only
-  const int per_window = n_ctx - 1 - first;  // positions first .. n_ctx-2 predict the next token
-  const uint64_t hash = hash_tokens(tokens, size_t(res.n_windows * n_ctx), n_ctx);
+  res.n_windows = windows.n_windows;
+  const int first = windows.first_scored();
+  const int per_window = windows.scored_per_window();
+  const uint64_t hash = windows.hash;
   const Baseline* base = opt.compare_to;
   if (base) {
     if (base->n_ctx != n_ctx || base->n_windows != res.n_windows || base->n_vocab != n_vocab ||
@@ -139,15 +144,14 @@ PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int
 
   const std::unique_ptr<model::Decoder::Pass> pass = decoder.pass(n_ctx);
   std::vector<float> logits(size_t(kLogitRows) * size_t(n_vocab));
-  std::vector<int32_t> window(static_cast<size_t>(n_ctx)), order(static_cast<size_t>(n_vocab));
+  std::vector<int32_t> order(static_cast<size_t>(n_vocab));
   std::vector<double> kld;
   int64_t same_top1 = 0;
   double nll_sum = 0, nll2_sum = 0, base_sum = 0, diff_sum = 0, diff2_sum = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t w = 0; w < res.n_windows; ++w) {
     const size_t start = size_t(w) * size_t(n_ctx);
-    std::copy_n(tokens.begin() + int64_t(start), n_ctx, window.begin());
-    if (bos >= 0) window[0] = bos;
+    const std::vector<int32_t> window = windows.window(w);
     pass->forward(window.data(), n_ctx);
     for (int row0 = first; row0 < first + per_window; row0 += kLogitRows) {
       const int rows = std::min(kLogitRows, first + per_window - row0);

@@ -268,9 +268,7 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
     }
     todo = (have_baseline ? 0 : s.n_windows) + int64_t(mine.size()) * s.n_windows;
 
-    PerplexityOptions popt;
-    popt.n_ctx = opt.n_ctx;
-    popt.max_tokens = opt.max_tokens;
+    PerplexityOptions popt;  // the windows give the context and the budget
     if (have_baseline) {
       note("baseline: cached (" + baseline_path + ")");
     } else {
@@ -278,8 +276,8 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
       popt.progress = [&](int64_t w, int64_t) {
         if (opt.progress) opt.progress("full-precision baseline", done + w, todo);
       };
-      PerplexityResult base = perplexity(*m.llama, windows->tokens, windows->bos,
-                                         m.path + " (" + m.summary() + ")", popt);
+      PerplexityResult base =
+          perplexity(*m.llama, *windows, m.path + " (" + m.summary() + ")", popt);
       done += s.n_windows;
       base.recorded.save(baseline_path);
       baseline = std::move(base.recorded);

@@ -104,14 +104,12 @@ void print_recipe(const ptq::Recipe& recipe, const eval::RecipeResult& r,
 // against).
 void record_baseline(const Args& a, const model::Model& m, const eval::TextWindows& windows) {
   eval::PerplexityOptions opt;
-  opt.n_ctx = a.ctx;
-  opt.max_tokens = a.max_tokens;
   opt.record = true;
   opt.baseline_top_k = a.top_k;
   ProgressBar bar("eval", "windows");
   opt.progress = [&](int64_t done, int64_t total) { bar.update(done, total); };
-  const eval::PerplexityResult r = eval::perplexity(*m.llama, windows.tokens, windows.bos,
-                                                    m.path + " (" + m.summary() + ")", opt);
+  const eval::PerplexityResult r =
+      eval::perplexity(*m.llama, windows, m.path + " (" + m.summary() + ")", opt);
   r.recorded.save(a.save_baseline);
   if (a.json) {
     fmt::print("{}\n", json({{"model", m.path},
@@ -164,7 +162,7 @@ void run_decoder(const Args& a, const model::Model& m, const std::string& text) 
   };
   ptq::ApplyReport applied;
   const eval::RecipeResult r = eval::evaluate_recipe(recipe, *m.llama, reference, opt, &applied);
-  const int per_window = a.ctx - 1 - a.ctx / 2;
+  const int per_window = windows.scored_per_window();
   if (a.json) {
     const json setup = {{"ctx", a.ctx},
                         {"max_tokens", a.max_tokens},

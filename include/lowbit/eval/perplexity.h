@@ -59,10 +59,16 @@ struct TextWindows {
   int64_t n_windows = 0;
   uint64_t hash = 0;  // hash_tokens over the windows' tokens
   std::vector<int32_t> window(int64_t w) const;
+  // The second half of each window is scored: positions n_ctx/2 .. n_ctx-2 predict the next token.
+  int first_scored() const { return n_ctx / 2; }
+  int scored_per_window() const { return n_ctx - 1 - first_scored(); }
 };
 // Throws lowbit::Error naming `text_name` when the text has fewer tokens than one window.
 TextWindows make_windows(const model::Tokenizer& tokenizer, const std::string& text,
                          const std::string& text_name, int n_ctx, int64_t max_tokens);
+// The same over tokens already encoded.
+TextWindows windows_of(std::vector<int32_t> tokens, int32_t bos, int n_ctx, int64_t max_tokens,
+                       const std::string& text_name);
 
 // FNV-1a of n_ctx and the first `count` token ids: what a Baseline's tokens_hash holds for the
 // tokens it was recorded on.
@@ -79,5 +85,8 @@ PerplexityResult perplexity(const model::Model& model, const std::string& text,
 PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int32_t>& tokens,
                             int32_t bos, const std::string& description,
                             const PerplexityOptions& options);
+// The same over windows already set up (their n_ctx and budget replace the options').
+PerplexityResult perplexity(const model::Decoder& decoder, const TextWindows& windows,
+                            const std::string& description, const PerplexityOptions& options);
 
 }  // namespace lowbit::eval
