@@ -147,18 +147,12 @@ Sites Bert::sites() {
                  size_t(config_.dim)};
   for (int l = 0; l < config_.n_layers; ++l) {
     BertLayer& w = weights_.layers[size_t(l)];
-    const std::string at = "layers." + std::to_string(l) + ".";
     // No folds: each input is also the residual (post-LayerNorm), or comes out of attention or
     // GELU.
-    s.inputs.push_back({at + "attn_in", l, {&w.wq, &w.wk, &w.wv}, {}});
-    s.inputs.push_back({at + "attn_out", l, {&w.attn_out}, {}});
-    s.inputs.push_back({at + "ffn_in", l, {&w.ffn_in}, {}});
-    s.inputs.push_back({at + "ffn_hidden", l, {&w.ffn_out}, {}});
-    const std::pair<Linear*, const char*> roles[] = {
-        {&w.wq, "attn_in"},        {&w.wk, "attn_in"},    {&w.wv, "attn_in"},
-        {&w.attn_out, "attn_out"}, {&w.ffn_in, "ffn_in"}, {&w.ffn_out, "ffn_hidden"}};
-    for (const auto& [lin, in] : roles)
-      s.linears.push_back({lin, l, lin->name().substr(at.size()), at + in});
+    s.add_input(l, "attn_in", {&w.wq, &w.wk, &w.wv});
+    s.add_input(l, "attn_out", {&w.attn_out});
+    s.add_input(l, "ffn_in", {&w.ffn_in});
+    s.add_input(l, "ffn_hidden", {&w.ffn_out});
   }
   return s;
 }

@@ -14,23 +14,12 @@ Sites Llama::sites() {
                  size_t(config_.dim)};
   for (int l = 0; l < config_.n_layers; ++l) {
     LlamaLayer& w = weights_.layers[size_t(l)];
-    const std::string at = "layers." + std::to_string(l) + ".";
-    const auto input = [&](const char* id, std::vector<Linear*> readers, InputFold fold) {
-      s.inputs.push_back({at + id, l, std::move(readers), fold});
-    };
-    input("attn_in", {&w.wq, &w.wk, &w.wv}, {&w.attn_norm, nullptr, nullptr});
-    input("attn_out", {&w.wo}, {});
-    input("mlp_in", {&w.w_gate, &w.w_up}, {&w.ffn_norm, nullptr, nullptr});
-    // down_proj reads silu(gate) * up: up's rows scale it channel by channel.
-    input("mlp_hidden", {&w.w_down}, {nullptr, nullptr, &w.w_up});
-    const std::pair<Linear*, const char*> roles[] = {
-        {&w.wq, "attn_in"},    {&w.wk, "attn_in"},  {&w.wv, "attn_in"},       {&w.wo, "attn_out"},
-        {&w.w_gate, "mlp_in"}, {&w.w_up, "mlp_in"}, {&w.w_down, "mlp_hidden"}};
-    for (const auto& [lin, in] : roles) {
-      const std::string& name = lin->name();
-      s.linears.push_back({lin, l, name.substr(name.rfind('.') + 1), at + in});
-    }
-    s.kv.push_back({at + "kv_cache", l, &w.kv_cache});
+    s.add_input(l, "attn_in", {&w.wq, &w.wk, &w.wv}, {&w.attn_norm, nullptr, nullptr});
+    s.add_input(l, "attn_out", {&w.wo});
+    s.add_input(l, "mlp_in", {&w.w_gate, &w.w_up}, {&w.ffn_norm, nullptr, nullptr});
+    // down_proj reads act(gate) * up: up's rows scale it channel by channel.
+    s.add_input(l, "mlp_hidden", {&w.w_down}, {nullptr, nullptr, &w.w_up});
+    s.kv.push_back({"layers." + std::to_string(l) + ".kv_cache", l, &w.kv_cache});
   }
   s.head = &weights_.output;
   s.head_tied = config_.tied_output;

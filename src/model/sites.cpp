@@ -5,6 +5,16 @@
 
 namespace lowbit::model {
 
+void Sites::add_input(int layer, const std::string& id, std::vector<Linear*> readers,
+                      InputFold fold) {
+  const std::string input = "layers." + std::to_string(layer) + "." + id;
+  for (Linear* lin : readers) {
+    const std::string& name = lin->name();
+    linears.push_back({lin, layer, name.substr(name.rfind('.') + 1), input});
+  }
+  inputs.push_back({input, layer, std::move(readers), fold});
+}
+
 std::vector<std::string> Sites::names() const {
   std::vector<std::string> out;
   if (embedding.values) out.push_back(embedding.name);

@@ -70,6 +70,10 @@ struct Sites {
   Linear* head = nullptr;           // the output head (nullptr: none, as in encoders)
   bool head_tied = false;           // the head's weight is the embedding table
 
+  // Adds the input "layers.<layer>.<id>" and, as Linear sites, its readers (each one's role is the
+  // last part of its name). Called in forward order, it keeps `linears` in forward order too.
+  void add_input(int layer, const std::string& id, std::vector<Linear*> readers,
+                 InputFold fold = {});
   // Site names in forward order: embedding, per block its Linears then its kv_cache, output.
   std::vector<std::string> names() const;
   const InputSite& input_of(const LinearSite& site) const;
