@@ -1,10 +1,7 @@
 // The kernel registry: every backend of every operation, the scalar reference first, then the
 // compiled SIMD targets the CPU supports, best last. Fast paths register here from their own
 // files (kernels/cpu/*_hwy.cpp, once per Highway target) and are tested against the reference.
-#include <hwy/targets.h>
-
-#include <algorithm>
-
+#include "kernels/backend_list.h"
 #include "lowbit/kernels/convert_backend.h"
 #include "lowbit/util/error.h"
 
@@ -33,16 +30,7 @@ std::vector<std::string> compiled_simd_targets() {
 const std::vector<ConvertBackend>& convert_backends() {
   static const std::vector<ConvertBackend> backends = [] {
     link_hwy_convert_backends();
-    std::vector<ConvertBackend> list = {reference_convert_backend()};
-    std::vector<ConvertBackend> simd;
-    for (const ConvertBackend& b : simd_registry())
-      if ((hwy::SupportedTargets() & b.hwy_target) != 0) simd.push_back(b);
-    // Highway target bits: a smaller bit is a better target. Best last.
-    std::sort(simd.begin(), simd.end(), [](const ConvertBackend& a, const ConvertBackend& b) {
-      return a.hwy_target > b.hwy_target;
-    });
-    list.insert(list.end(), simd.begin(), simd.end());
-    return list;
+    return supported_best_last(reference_convert_backend(), simd_registry());
   }();
   return backends;
 }

@@ -1,0 +1,107 @@
+// lowbit/kernels/matmul.h — matrix products with a weight held packed in its quantization scheme:
+// y[n, rows] = x[n, cols] · Wᵀ, W decoded on the fly (weight-only kernels, activations float32).
+//
+// The packed layout (PackedMatrix) is chosen for the kernels; quant/packed_weight.h fills it from a
+// QTensor. Each weight decodes to exactly the value dequantize() gives it (the tests check this bit
+// for bit), so a fast path differs from the reference only in the order of its float32 sums.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lowbit::kernels {
+
+// How the codes of a PackedMatrix are laid out and decoded.
+enum class WeightCoding : uint8_t {
+  // Codes of 4 bits or fewer, two per byte, in blocks of 32 elements: byte j of a block holds
+  // element j in its low nibble and element j + 16 in its high nibble (so one 16-byte load yields
+  // two runs of 16 consecutive elements). value = lut[code].
+  Lut4,
+  // Codes of 5 to 8 bits, one byte per element. value = lut[code].
+  Lut8,
+  // bfloat16 weights, one uint16_t (the top half of a float32) per element; no scales.
+  BF16,
+};
+
+const char* coding_name(WeightCoding c);
+
+// A [rows, cols] row-major weight in a kernel layout. Every row is padded to padded_cols (a
+// multiple of kBlock) with codes that decode to a finite value (the inputs there are zero), so the
+// kernels never handle a ragged tail. Weight (r, c) with c < cols decodes to
+//   (lut[code] - offset(r, g)) * scale(r, g),   g = c / group,
+// where offset is 0 unless `offsets` is given (asymmetric integers: the zero point), and
+//   scale(r, g) = scales[r * groups_per_row + g]                          (f32 scales), or
+//   scale(r, g) = scale_lut[scale_codes[r * groups_per_row + g]] * global  (scale_codes given;
+//                 without a global level, `global` is not applied).
+// That is the arithmetic of lowbit::dequantize, operation for operation.
+struct PackedMatrix {
+  static constexpr size_t kBlock = 32;  // elements per Lut4 block; rows pad to a multiple of it
+
+  WeightCoding coding = WeightCoding::Lut4;
+  size_t rows = 0, cols = 0, padded_cols = 0;
+  size_t group = 0;  // elements per scale along a row: 16, or a multiple of 32 (padded_cols: one)
+  size_t groups_per_row = 0;
+  size_t row_bytes = 0;                // bytes of one row of codes
+  std::vector<uint8_t> codes;          // rows * row_bytes
+  std::array<float, 256> lut{};        // Lut4: the first 16 entries; Lut8: all 256
+  std::vector<float> scales;           // f32 scales, rows * groups_per_row ...
+  std::vector<uint8_t> scale_codes;    // ... or 8-bit scale codes decoded by scale_lut
+  std::array<float, 256> scale_lut{};  //
+  bool has_global = false;             // scale_codes only: multiply by `global`
+  float global = 1.0f;                 //
+  std::vector<float> offsets;          // empty, or rows * groups_per_row zero points
+  std::string scheme;                  // the scheme's name (for messages and reports)
+
+  // Bytes the packed weight occupies (codes, scales, zero points).
+  size_t bytes() const;
+  // The scale of group g of row r, as the kernels compute it.
+  float scale(size_t r, size_t g) const {
+    if (!scale_codes.empty()) {
+      const float base = scale_lut[scale_codes[r * groups_per_row + g]];
+      return has_global ? base * global : base;
+    }
+    return scales.empty() ? 1.0f : scales[r * groups_per_row + g];
+  }
+  float offset(size_t r, size_t g) const {
+    return offsets.empty() ? 0.0f : offsets[r * groups_per_row + g];
+  }
+};
+
+// Throws lowbit::Error when the fields do not describe a consistent packed matrix.
+void validate(const PackedMatrix& m);
+
+// One backend's operations on rows [r0, r1) of a packed matrix.
+struct MatmulBackend {
+  std::string name;        // "reference", "hwy:AVX3", ...
+  int64_t hwy_target = 0;  // the Highway target bit, 0 for the reference
+  // Float32 lanes one vector holds (1 for the reference): the sums' order depends on it.
+  size_t lanes = 1;
+  // Decodes rows [r0, r1) into out[(r - r0) * padded_cols + c] (padding included).
+  void (*decode_rows)(const PackedMatrix& m, size_t r0, size_t r1, float* out);
+  // y[j * ldy + r] = sum_c x[j * padded_cols + c] * W(r, c) for j < n, r in [r0, r1). x holds n
+  // rows of padded_cols floats, zero beyond cols. n is 1 .. kMaxGemvRows.
+  void (*gemv)(const PackedMatrix& m, size_t r0, size_t r1, const float* x, size_t n, float* y,
+               size_t ldy);
+};
+
+constexpr size_t kMaxGemvRows = 8;  // decode batches up to this many rows use gemv
+
+// The reference first (float64 products and sums, rounded once), then every Highway target
+// compiled in and supported here, best last.
+const std::vector<MatmulBackend>& matmul_backends();
+const MatmulBackend& default_matmul_backend();
+
+// y[n, rows] = x[n, cols] · Wᵀ (y row-major, ldy = rows). Up to kMaxGemvRows rows run the
+// matrix-vector kernel, threaded over output channels; more run tiles of decoded rows through
+// OpenBLAS sgemm, threaded over tiles (OpenBLAS runs single-threaded inside lowbit's OpenMP
+// threads, so the two never compete for cores). Threads: the OpenMP setting.
+void matmul(const PackedMatrix& m, const float* x, size_t n, float* y,
+            const MatmulBackend& backend = default_matmul_backend());
+
+// Registers a backend (once per compiled Highway target, from kernels/cpu/matmul_hwy.cpp).
+void register_matmul_backend(const MatmulBackend& backend);
+
+}  // namespace lowbit::kernels

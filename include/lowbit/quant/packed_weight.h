@@ -1,0 +1,24 @@
+// lowbit/quant/packed_weight.h — a quantized [out, in] weight laid out for the packed-weight
+// kernels (lowbit/kernels/matmul.h), and which schemes have such a kernel.
+#pragma once
+
+#include <string>
+
+#include "lowbit/kernels/matmul.h"
+#include "lowbit/quant/qtensor.h"
+
+namespace lowbit {
+
+// Why the kernels cannot run a [rows, cols] weight in scheme s, or "" when they can. They take
+// elements of up to 8 bits with one scale per output row, per group of 16 or a multiple of 32
+// along the input axis, or per 2-D block whose width is such a group.
+std::string packed_kernel_gap(const Scheme& s, size_t rows, size_t cols);
+
+// The kernel layout of a quantized 2-D weight; every weight decodes to exactly what dequantize(q)
+// gives it. Throws lowbit::Error (with packed_kernel_gap's reason) when there is no kernel.
+kernels::PackedMatrix pack_weight(const QTensor& q);
+
+// A float32 [rows, cols] weight stored as bfloat16 (rounded to nearest, ties to even).
+kernels::PackedMatrix pack_bf16(const float* w, size_t rows, size_t cols);
+
+}  // namespace lowbit

@@ -1,0 +1,202 @@
+// Packed-weight matrix-vector products and row decoding with Highway, compiled for every SIMD
+// target and chosen at run time. Each weight is decoded to exactly the float32 the reference
+// gives it ((lut[code] - offset) * scale, the same operations in the same order); only the order
+// of the float32 sums differs from the reference: every output is the sum of 2 * lanes running
+// partial sums (one per lane, for the low and the high half of each 32-element block), each over
+// padded_cols / (2 * lanes) products in column order, added up at the end.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/matmul_hwy.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+// foreach_target re-includes this file once per target; everything below runs once per target.
+#include "hwy/highway.h"
+
+#include "lowbit/kernels/matmul.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace lowbit::kernels {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using DU = hn::RebindToUnsigned<DF>;
+using DI = hn::RebindToSigned<DF>;
+using VF = hn::Vec<DF>;
+using VU = hn::Vec<DU>;
+using D8 = hn::Rebind<uint8_t, DU>;
+using D16 = hn::Rebind<uint16_t, DU>;
+
+// A 16-entry table of float32 spans 16 / lanes vectors (1 on AVX-512, 4 on 128-bit targets).
+constexpr size_t kParts = 16 / HWY_LANES(float);
+static_assert(kParts >= 1 && 16 % HWY_LANES(float) == 0, "a table fills whole vectors");
+
+// A 16-entry table of float32 held in kParts vectors, looked up by 4-bit indices.
+struct Table16 {
+  VF part[kParts];
+};
+
+// Table entry i = (lut[i] - offset) * scale, as packed_weight() computes it.
+HWY_INLINE void ScaleTable(const float* lut, float scale, float offset, bool has_offset,
+                           Table16& t) {
+  const DF d;
+  const size_t lanes = hn::Lanes(d);
+  for (size_t p = 0; p < kParts; ++p) {
+    VF v = hn::LoadU(d, lut + p * lanes);
+    if (has_offset) v = hn::Sub(v, hn::Set(d, offset));
+    t.part[p] = hn::Mul(v, hn::Set(d, scale));
+  }
+}
+
+HWY_INLINE VF Lookup(const Table16& t, VU index) {
+  const DF d;
+  const DU du;
+  const DI di;
+  if (kParts == 1) return hn::TableLookupLanes(t.part[0], hn::IndicesFromVec(d, index));
+  const size_t lanes = hn::Lanes(d);
+  const auto within =
+      hn::IndicesFromVec(d, hn::BitCast(di, hn::And(index, hn::Set(du, lanes - 1))));
+  VF v = hn::TableLookupLanes(t.part[0], within);
+  for (size_t p = 1; p < kParts; ++p) {
+    const auto in_part =
+        hn::RebindMask(d, hn::Gt(hn::BitCast(di, index), hn::Set(di, int(p * lanes) - 1)));
+    v = hn::IfThenElse(in_part, hn::TableLookupLanes(t.part[p], within), v);
+  }
+  return v;
+}
+
+// The weights of one 32-element Lut4 block, handed to `use(w, column)` one vector at a time: the
+// low nibbles (columns e .. e+15) with table `lo`, the high nibbles (e+16 .. e+31) with `hi`.
+template <class Use>
+HWY_INLINE void Lut4Block(const uint8_t* block, size_t e, const Table16& lo, const Table16& hi,
+                          const Use& use) {
+  const DU du;
+  const D8 d8;
+  const size_t lanes = hn::Lanes(du);
+  for (size_t k = 0; k < 16; k += lanes) {
+    const VU v = hn::PromoteTo(du, hn::LoadU(d8, block + k));
+    use(Lookup(lo, hn::And(v, hn::Set(du, 0xFu))), e + k, 0);
+    use(Lookup(hi, hn::ShiftRight<4>(v)), e + 16 + k, 1);
+  }
+}
+
+// Walks one row's Lut4 blocks with each half's scaled table.
+template <class Use>
+HWY_INLINE void Lut4Row(const PackedMatrix& m, size_t r, const Use& use) {
+  const uint8_t* codes = m.codes.data() + r * m.row_bytes;
+  const bool has_offset = !m.offsets.empty();
+  Table16 lo, hi;
+  if (m.group == 16) {  // NVFP4: the two halves of a block are two groups
+    for (size_t b = 0, e = 0; e < m.padded_cols; ++b, e += PackedMatrix::kBlock) {
+      ScaleTable(m.lut.data(), m.scale(r, 2 * b), m.offset(r, 2 * b), has_offset, lo);
+      ScaleTable(m.lut.data(), m.scale(r, 2 * b + 1), m.offset(r, 2 * b + 1), has_offset, hi);
+      Lut4Block(codes + 16 * b, e, lo, hi, use);
+    }
+    return;
+  }
+  for (size_t g = 0; g < m.groups_per_row; ++g) {  // groups are whole blocks
+    ScaleTable(m.lut.data(), m.scale(r, g), m.offset(r, g), has_offset, lo);
+    const size_t end = std::min(m.padded_cols, (g + 1) * m.group);
+    for (size_t e = g * m.group; e < end; e += PackedMatrix::kBlock)
+      Lut4Block(codes + e / 2, e, lo, lo, use);
+  }
+}
+
+// Walks one row of Lut8 or BF16 codes a vector at a time.
+template <class Use>
+HWY_INLINE void ByteRow(const PackedMatrix& m, size_t r, const Use& use) {
+  const DF d;
+  const DU du;
+  const DI di;
+  const size_t lanes = hn::Lanes(d);
+  const uint8_t* codes = m.codes.data() + r * m.row_bytes;
+  if (m.coding == WeightCoding::BF16) {
+    const D16 d16;
+    const uint16_t* bits = reinterpret_cast<const uint16_t*>(codes);
+    for (size_t e = 0; e < m.padded_cols; e += lanes)
+      use(hn::BitCast(d, hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(d16, bits + e)))), e,
+          (e / lanes) & 1);
+    return;
+  }
+  const D8 d8;
+  const bool has_offset = !m.offsets.empty();
+  for (size_t g = 0; g < m.groups_per_row; ++g) {
+    const VF scale = hn::Set(d, m.scale(r, g));
+    const VF offset = hn::Set(d, m.offset(r, g));
+    const size_t end = std::min(m.padded_cols, (g + 1) * m.group);
+    for (size_t e = g * m.group; e < end; e += lanes) {
+      const auto index = hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, codes + e)));
+      VF w = hn::GatherIndex(d, m.lut.data(), index);
+      if (has_offset) w = hn::Sub(w, offset);
+      use(hn::Mul(w, scale), e, (e / lanes) & 1);
+    }
+  }
+}
+
+template <class Use>
+HWY_INLINE void ForEachWeight(const PackedMatrix& m, size_t r, const Use& use) {
+  if (m.coding == WeightCoding::Lut4)
+    Lut4Row(m, r, use);
+  else
+    ByteRow(m, r, use);
+}
+
+void DecodeRows(const PackedMatrix& m, size_t r0, size_t r1, float* out) {
+  const DF d;
+  for (size_t r = r0; r < r1; ++r) {
+    float* row = out + (r - r0) * m.padded_cols;
+    ForEachWeight(m, r, [&](VF w, size_t e, int) HWY_ATTR { hn::StoreU(w, d, row + e); });
+  }
+}
+
+template <size_t N>
+void GemvN(const PackedMatrix& m, size_t r0, size_t r1, const float* x, float* y, size_t ldy) {
+  const DF d;
+  const size_t pc = m.padded_cols;
+  for (size_t r = r0; r < r1; ++r) {
+    VF acc[2][N];
+    for (size_t j = 0; j < N; ++j) acc[0][j] = acc[1][j] = hn::Zero(d);
+    ForEachWeight(m, r, [&](VF w, size_t e, int half) HWY_ATTR {
+      for (size_t j = 0; j < N; ++j)
+        acc[half][j] = hn::MulAdd(w, hn::LoadU(d, x + j * pc + e), acc[half][j]);
+    });
+    for (size_t j = 0; j < N; ++j)
+      y[j * ldy + r] = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc[0][j], acc[1][j])));
+  }
+}
+
+void Gemv(const PackedMatrix& m, size_t r0, size_t r1, const float* x, size_t n, float* y,
+          size_t ldy) {
+  switch (n) {
+    case 1:
+      return GemvN<1>(m, r0, r1, x, y, ldy);
+    case 2:
+      return GemvN<2>(m, r0, r1, x, y, ldy);
+    case 3:
+      return GemvN<3>(m, r0, r1, x, y, ldy);
+    case 4:
+      return GemvN<4>(m, r0, r1, x, y, ldy);
+    case 5:
+      return GemvN<5>(m, r0, r1, x, y, ldy);
+    case 6:
+      return GemvN<6>(m, r0, r1, x, y, ldy);
+    case 7:
+      return GemvN<7>(m, r0, r1, x, y, ldy);
+    default:
+      return GemvN<8>(m, r0, r1, x, y, ldy);
+  }
+}
+
+const bool kRegistered =
+    (register_matmul_backend({std::string("hwy:") + hwy::TargetName(HWY_TARGET), HWY_TARGET,
+                              HWY_LANES(float), &DecodeRows, &Gemv}),
+     true);
+
+}  // namespace HWY_NAMESPACE
+}  // namespace lowbit::kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace lowbit::kernels {
+// matmul.cpp calls this, so that linking the registry links every target's registration above.
+void link_hwy_matmul_backends() {}
+}  // namespace lowbit::kernels
+#endif  // HWY_ONCE

@@ -1,0 +1,144 @@
+// The packed-weight matrix product: the backend registry and the driver that splits the work
+// between threads (matrix-vector for decode batches, decoded tiles through sgemm for prefill).
+#include "lowbit/kernels/matmul.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/backend_list.h"
+#include "kernels/matmul_reference.h"
+#include "lowbit/util/error.h"
+
+namespace lowbit::kernels {
+
+void link_hwy_matmul_backends();  // kernels/cpu/matmul_hwy.cpp
+
+const char* coding_name(WeightCoding c) {
+  switch (c) {
+    case WeightCoding::Lut4:
+      return "lut4";
+    case WeightCoding::Lut8:
+      return "lut8";
+    case WeightCoding::BF16:
+      return "bf16";
+  }
+  return "?";
+}
+
+size_t PackedMatrix::bytes() const {
+  return codes.size() + scales.size() * sizeof(float) + scale_codes.size() +
+         offsets.size() * sizeof(float);
+}
+
+void validate(const PackedMatrix& m) {
+  const auto fail = [&](const std::string& what) {
+    throw Error("packed weight (" + m.scheme + ", " + std::to_string(m.rows) + " x " +
+                std::to_string(m.cols) + "): " + what);
+  };
+  if (m.rows == 0 || m.cols == 0) fail("empty");
+  if (m.padded_cols % PackedMatrix::kBlock != 0 || m.padded_cols < m.cols ||
+      m.padded_cols - m.cols >= PackedMatrix::kBlock)
+    fail("rows are not padded to the next multiple of 32");
+  const size_t bytes_per_row = m.coding == WeightCoding::Lut4   ? m.padded_cols / 2
+                               : m.coding == WeightCoding::Lut8 ? m.padded_cols
+                                                                : 2 * m.padded_cols;
+  if (m.row_bytes != bytes_per_row || m.codes.size() != m.rows * m.row_bytes)
+    fail("the codes do not fill rows x row_bytes");
+  if (m.coding == WeightCoding::BF16) return;
+  // The kernels switch scales between whole 32-element blocks, or between their two halves.
+  if (m.group == 0 || (m.group != 16 && m.group % PackedMatrix::kBlock != 0) ||
+      m.groups_per_row != (m.padded_cols + m.group - 1) / m.group)
+    fail("a scale group must be 16 elements or a multiple of 32 (the whole row is one)");
+  const size_t groups = m.rows * m.groups_per_row;
+  if ((m.scales.size() == groups) == (m.scale_codes.size() == groups))
+    fail("give either float32 scales or scale codes, one per group");
+  if (!m.offsets.empty() && m.offsets.size() != groups) fail("one zero point per group");
+}
+
+namespace {
+std::vector<MatmulBackend>& simd_matmul_registry() {
+  static std::vector<MatmulBackend> backends;
+  return backends;
+}
+}  // namespace
+
+void register_matmul_backend(const MatmulBackend& backend) {
+  simd_matmul_registry().push_back(backend);
+}
+
+const std::vector<MatmulBackend>& matmul_backends() {
+  static const std::vector<MatmulBackend> backends = [] {
+    link_hwy_matmul_backends();
+    return supported_best_last(reference_matmul_backend(), simd_matmul_registry());
+  }();
+  return backends;
+}
+
+const MatmulBackend& default_matmul_backend() {
+  return matmul_backends().back();
+}
+
+namespace {
+
+constexpr size_t kTileRows = 64;           // decoded rows per sgemm tile (a tile stays in L2)
+constexpr size_t kParallelWork = 1 << 16;  // weights below which threads cost more than they save
+
+// Rows per thread chunk, a multiple of 8 so neighbouring threads never share a cache line of y.
+size_t chunk_rows(size_t rows, int threads) {
+  const size_t per = (rows + size_t(threads) - 1) / size_t(threads);
+  return std::max<size_t>(8, (per + 7) / 8 * 8);
+}
+
+void run_gemv(const PackedMatrix& m, const float* x, size_t n, float* y,
+              const MatmulBackend& backend) {
+  // The kernels read padded_cols inputs per row; pad with zeros when the row is ragged.
+  thread_local std::vector<float> padded;
+  if (m.padded_cols != m.cols) {
+    padded.assign(n * m.padded_cols, 0.0f);
+    for (size_t j = 0; j < n; ++j)
+      std::copy_n(x + j * m.cols, m.cols, padded.data() + j * m.padded_cols);
+    x = padded.data();
+  }
+  const int threads = m.rows * m.cols < kParallelWork ? 1 : omp_get_max_threads();
+  const size_t chunk = chunk_rows(m.rows, threads);
+  const size_t chunks = (m.rows + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (size_t k = 0; k < chunks; ++k) {
+    const size_t r0 = k * chunk, r1 = std::min(m.rows, r0 + chunk);
+    backend.gemv(m, r0, r1, x, n, y, m.rows);
+  }
+}
+
+void run_tiles(const PackedMatrix& m, const float* x, size_t n, float* y,
+               const MatmulBackend& backend) {
+  const size_t tiles = (m.rows + kTileRows - 1) / kTileRows;
+  const int threads = omp_get_max_threads();
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    std::vector<float> tile(kTileRows * m.padded_cols);
+    // OpenBLAS runs single-threaded inside an OpenMP parallel region.
+#pragma omp for schedule(static)
+    for (size_t t = 0; t < tiles; ++t) {
+      const size_t r0 = t * kTileRows, r1 = std::min(m.rows, r0 + kTileRows);
+      backend.decode_rows(m, r0, r1, tile.data());
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(r1 - r0), int(m.cols), 1.0f,
+                  x, int(m.cols), tile.data(), int(m.padded_cols), 0.0f, y + r0, int(m.rows));
+    }
+  }
+}
+
+}  // namespace
+
+void matmul(const PackedMatrix& m, const float* x, size_t n, float* y,
+            const MatmulBackend& backend) {
+  if (n == 0) return;
+  if (n <= kMaxGemvRows)
+    run_gemv(m, x, n, y, backend);
+  else
+    run_tiles(m, x, n, y, backend);
+}
+
+}  // namespace lowbit::kernels

@@ -1,0 +1,70 @@
+// The scalar reference of the packed-weight kernels: decode every weight exactly as the layout in
+// matmul.h defines it, multiply and sum in float64, round once. The fast paths are tested
+// against it (tests/matmul_test.cpp).
+#include <cstring>
+#include <vector>
+
+#include "kernels/matmul_reference.h"
+
+namespace lowbit::kernels {
+
+uint32_t packed_code(const PackedMatrix& m, size_t r, size_t c) {
+  const uint8_t* row = m.codes.data() + r * m.row_bytes;
+  switch (m.coding) {
+    case WeightCoding::Lut4: {
+      const size_t block = c / PackedMatrix::kBlock, j = c % PackedMatrix::kBlock;
+      const uint8_t byte = row[block * 16 + (j % 16)];
+      return j < 16 ? byte & 0xFu : byte >> 4;
+    }
+    case WeightCoding::Lut8:
+      return row[c];
+    case WeightCoding::BF16: {
+      uint16_t bits;
+      std::memcpy(&bits, row + 2 * c, 2);
+      return bits;
+    }
+  }
+  return 0;
+}
+
+float packed_weight(const PackedMatrix& m, size_t r, size_t c) {
+  const uint32_t code = packed_code(m, r, c);
+  if (m.coding == WeightCoding::BF16) {
+    const uint32_t wide = code << 16;
+    float w;
+    std::memcpy(&w, &wide, 4);
+    return w;
+  }
+  const size_t g = c / m.group;
+  const float v = m.lut[code];
+  return m.offsets.empty() ? v * m.scale(r, g) : (v - m.offset(r, g)) * m.scale(r, g);
+}
+
+namespace {
+
+void reference_decode_rows(const PackedMatrix& m, size_t r0, size_t r1, float* out) {
+  for (size_t r = r0; r < r1; ++r)
+    for (size_t c = 0; c < m.padded_cols; ++c)
+      out[(r - r0) * m.padded_cols + c] = packed_weight(m, r, c);
+}
+
+void reference_gemv(const PackedMatrix& m, size_t r0, size_t r1, const float* x, size_t n, float* y,
+                    size_t ldy) {
+  std::vector<float> w(m.padded_cols);
+  for (size_t r = r0; r < r1; ++r) {
+    reference_decode_rows(m, r, r + 1, w.data());
+    for (size_t j = 0; j < n; ++j) {
+      double sum = 0;
+      for (size_t c = 0; c < m.cols; ++c) sum += double(w[c]) * double(x[j * m.padded_cols + c]);
+      y[j * ldy + r] = float(sum);
+    }
+  }
+}
+
+}  // namespace
+
+MatmulBackend reference_matmul_backend() {
+  return {"reference", 0, 1, &reference_decode_rows, &reference_gemv};
+}
+
+}  // namespace lowbit::kernels

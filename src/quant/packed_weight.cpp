@@ -1,0 +1,179 @@
+// Lays quantized weights out for the packed-weight kernels (see lowbit/kernels/matmul.h).
+#include "lowbit/quant/packed_weight.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "lowbit/format/reference.h"
+#include "lowbit/quant/group_layout.h"
+#include "lowbit/quant/packing.h"
+#include "lowbit/util/error.h"
+
+namespace lowbit {
+namespace {
+
+using kernels::PackedMatrix;
+using kernels::WeightCoding;
+
+std::string element_name(const Scheme& s) {
+  return format_name(s.element);
+}
+
+size_t padded(size_t cols) {
+  return (cols + PackedMatrix::kBlock - 1) / PackedMatrix::kBlock * PackedMatrix::kBlock;
+}
+
+// How the scheme's groups map onto (row, kernel group): the kernel group length along a row and
+// the scheme group of (r, kg).
+struct GroupMap {
+  size_t group = 0;  // kernel group length (padded_cols: one per row)
+  std::string gap;   // why there is no mapping
+  quant::GroupLayout layout;
+
+  size_t scheme_group(size_t r, size_t kg) const {
+    if (!layout.contiguous)  // 2-D blocks (one batch)
+      return (r / layout.block_rows) * layout.tiles_c + std::min(kg, layout.tiles_c - 1);
+    if (layout.rows == 1) return 0;  // one scale for the tensor
+    return r * layout.groups_per_row + std::min(kg, layout.groups_per_row - 1);
+  }
+};
+
+GroupMap map_groups(const Scheme& s, size_t rows, size_t cols) {
+  GroupMap m;
+  try {
+    m.layout = quant::make_group_layout(s, {rows, cols});
+  } catch (const Error& e) {
+    m.gap = e.what();
+    return m;
+  }
+  const quant::GroupLayout& l = m.layout;
+  size_t along = 0;  // scale run along a row
+  if (l.contiguous && l.rows == 1 && rows > 1) {
+    along = cols;  // per tensor
+  } else if (l.contiguous && l.row_len == cols) {
+    along = l.group_len;  // per output channel, or groups along the input axis
+  } else if (!l.contiguous && l.box_kind == quant::GroupLayout::BoxKind::Block2D &&
+             l.tiles_r * l.tiles_c == l.group_count) {
+    along = l.block_cols;
+  } else {
+    m.gap =
+        "its scales run along the output axis (the kernels take one scale per output row, or "
+        "per group along the input axis: e.g. " +
+        element_name(s) + ":channel or " + element_name(s) + ":g32)";
+    return m;
+  }
+  if (along >= cols) {
+    m.group = padded(cols);
+  } else if (along == 16 || along % PackedMatrix::kBlock == 0) {
+    m.group = along;
+  } else {
+    m.gap = "groups of " + std::to_string(along) +
+            " (the kernels take groups of 16 or a multiple of 32: e.g. " + element_name(s) + ":g" +
+            std::to_string(along < 32 ? (along < 16 ? 16 : 32) : along / 32 * 32) + ")";
+  }
+  return m;
+}
+
+}  // namespace
+
+std::string packed_kernel_gap(const Scheme& s, size_t rows, size_t cols) {
+  if (s.element.bits() > 8)
+    return "elements of " + std::to_string(s.element.bits()) +
+           " bits (the kernels take up to 8; keep the weight as float32 or bf16)";
+  return map_groups(s, rows, cols).gap;
+}
+
+kernels::PackedMatrix pack_weight(const QTensor& q) {
+  if (q.shape.size() != 2) throw Error("pack_weight: the kernels take 2-D [out, in] weights");
+  const Scheme& s = q.scheme;
+  const size_t rows = q.shape[0], cols = q.shape[1];
+  const std::string gap = packed_kernel_gap(s, rows, cols);
+  if (!gap.empty()) throw Error("no packed kernel for " + scheme_name(s) + ": " + gap);
+  const GroupMap map = map_groups(s, rows, cols);
+
+  PackedMatrix m;
+  m.scheme = scheme_name(s);
+  m.rows = rows;
+  m.cols = cols;
+  m.padded_cols = padded(cols);
+  m.group = map.group;
+  m.groups_per_row = (m.padded_cols + m.group - 1) / m.group;
+  const int bits = s.element.bits();
+  m.coding = bits <= 4 ? WeightCoding::Lut4 : WeightCoding::Lut8;
+  m.row_bytes = m.coding == WeightCoding::Lut4 ? m.padded_cols / 2 : m.padded_cols;
+
+  // Element values: the decoded codes, or for asymmetric integers the unsigned level itself (the
+  // zero point is the offset).
+  const uint32_t codes = uint32_t(1) << bits;
+  float pad_magnitude = INFINITY;
+  uint8_t pad_code = 0;  // the finite value of least magnitude pads the rows
+  for (uint32_t c = 0; c < codes; ++c) {
+    m.lut[c] = s.asymmetric ? float(c) : ref::decode(s.element, c);
+    if (std::isfinite(m.lut[c]) && std::fabs(m.lut[c]) < pad_magnitude) {
+      pad_magnitude = std::fabs(m.lut[c]);
+      pad_code = uint8_t(c);
+    }
+  }
+
+  std::vector<uint8_t> flat(q.numel());
+  unpack_codes(q.codes.data(), flat.size(), bits, flat.data());
+  m.codes.assign(rows * m.row_bytes, 0);
+  for (size_t r = 0; r < rows; ++r) {
+    uint8_t* row = m.codes.data() + r * m.row_bytes;
+    for (size_t c = 0; c < m.padded_cols; ++c) {
+      const uint8_t code = c < cols ? flat[r * cols + c] : pad_code;
+      if (m.coding == WeightCoding::Lut8) {
+        row[c] = code;
+      } else {
+        const size_t b = c / PackedMatrix::kBlock, j = c % PackedMatrix::kBlock;
+        row[b * 16 + j % 16] |= uint8_t(j < 16 ? code : code << 4);
+      }
+    }
+  }
+
+  // Scales: 8-bit scale codes with their decoded values where the scale format allows, else the
+  // effective float32 scale of each group.
+  const size_t groups = rows * m.groups_per_row;
+  const bool coded = !s.scale_is_f32 && s.scale_format.bits() <= 8;
+  if (coded) {
+    m.scale_codes.resize(groups);
+    for (uint32_t c = 0; c < (uint32_t(1) << s.scale_format.bits()); ++c)
+      m.scale_lut[c] = ref::decode(s.scale_format, c);
+    m.has_global = s.global_scale;
+    m.global = q.global_scale;
+  } else {
+    m.scales.resize(groups);
+  }
+  if (s.asymmetric) m.offsets.resize(groups);
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t kg = 0; kg < m.groups_per_row; ++kg) {
+      const size_t g = map.scheme_group(r, kg), k = r * m.groups_per_row + kg;
+      if (coded)
+        m.scale_codes[k] = uint8_t(q.scales.at(g));
+      else
+        m.scales[k] = q.group_scale(g);
+      if (s.asymmetric) m.offsets[k] = float(q.zero_points.at(g));
+    }
+  kernels::validate(m);
+  return m;
+}
+
+kernels::PackedMatrix pack_bf16(const float* w, size_t rows, size_t cols) {
+  PackedMatrix m;
+  m.scheme = "bf16";
+  m.coding = WeightCoding::BF16;
+  m.rows = rows;
+  m.cols = cols;
+  m.padded_cols = padded(cols);
+  m.row_bytes = 2 * m.padded_cols;
+  m.codes.assign(rows * m.row_bytes, 0);
+  std::vector<uint16_t> row(m.padded_cols, 0);
+  for (size_t r = 0; r < rows; ++r) {
+    encode(formats::bf16, w + r * cols, cols, row.data());
+    std::memcpy(m.codes.data() + r * m.row_bytes, row.data(), m.row_bytes);
+  }
+  kernels::validate(m);
+  return m;
+}
+
+}  // namespace lowbit

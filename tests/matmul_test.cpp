@@ -1,0 +1,187 @@
+// The packed-weight kernels against their reference, on every compiled SIMD target this CPU runs:
+// each weight decodes bit for bit to what dequantize() gives it, and every product lies within
+// the float32 summation bound of the exact (float64) one.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "kernels/matmul_reference.h"
+#include "lowbit/kernels/matmul.h"
+#include "lowbit/quant/packed_weight.h"
+#include "lowbit/util/error.h"
+
+namespace lowbit {
+namespace {
+
+using kernels::MatmulBackend;
+using kernels::PackedMatrix;
+
+const char* const kSchemes[] = {"int8:channel", "e4m3fn:channel", "e4m3fn:tensor", "e5m2:channel",
+                                "mxfp8_e4m3",   "mxfp8_e5m2",     "mxfp6_e2m3",    "mxfp6_e3m2",
+                                "int4:g128",    "int4_g128",      "nf4_g64",       "e2m1fn:g32",
+                                "mxfp4",        "nvfp4",          "mxint8",        "msfp12",
+                                "fp8_block128", "int4:g64:asym",  "e3m4:g32",      "int3:channel"};
+
+// Shapes with ragged rows (cols not a multiple of 32) and rows not a multiple of 8.
+const std::pair<size_t, size_t> kShapes[] = {{1, 1},   {3, 7},    {7, 31},   {9, 32},
+                                             {17, 33}, {13, 100}, {40, 257}, {33, 576}};
+
+std::vector<float> random_weights(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  std::vector<float> w(n);
+  for (float& v : w) v = normal(rng);
+  for (size_t i = 0; i < n; i += 97) w[i] *= 20.0f;  // outliers, as real weights have
+  return w;
+}
+
+// gamma_k * sum |w x|: the float32 rounding bound of a k-deep summation tree, plus the final
+// rounding of the float64 reference.
+double summation_bound(const PackedMatrix& m, const MatmulBackend& b, size_t r, const float* x) {
+  const size_t lanes = 2 * b.lanes;  // two partial sums per lane
+  const size_t depth =
+      (m.padded_cols + lanes - 1) / lanes + size_t(std::ceil(std::log2(lanes))) + 2;
+  const double u = std::ldexp(1.0, -24);
+  double sum_abs = 0;
+  for (size_t c = 0; c < m.cols; ++c)
+    sum_abs += std::fabs(double(kernels::packed_weight(m, r, c)) * double(x[c]));
+  return double(depth) * u / (1 - double(depth) * u) * sum_abs;
+}
+
+// The same bound for any summation order (OpenBLAS's tiles): depth = cols.
+double any_order_bound(const PackedMatrix& m, size_t r, const float* x) {
+  const double u = std::ldexp(1.0, -24), k = double(m.cols + 1);
+  double sum_abs = 0;
+  for (size_t c = 0; c < m.cols; ++c)
+    sum_abs += std::fabs(double(kernels::packed_weight(m, r, c)) * double(x[c]));
+  return k * u / (1 - k * u) * sum_abs;
+}
+
+TEST(PackedMatmul, BackendsCoverTheCpu) {
+  const auto& backends = kernels::matmul_backends();
+  ASSERT_GE(backends.size(), 2u) << "no Highway target registered";
+  EXPECT_EQ(backends.front().name, "reference");
+  for (const MatmulBackend& b : backends) std::printf("matmul backend: %s\n", b.name.c_str());
+}
+
+TEST(PackedMatmul, DecodesExactlyWhatDequantizeGives) {
+  for (const char* name : kSchemes)
+    for (const auto& [rows, cols] : kShapes) {
+      const Scheme s = parse_scheme(name);
+      if (!packed_kernel_gap(s, rows, cols).empty()) continue;  // e.g. blocks wider than the row
+      const std::vector<float> w = random_weights(rows * cols, uint32_t(rows * 131 + cols));
+      const QTensor q = quantize(s, w.data(), {rows, cols});
+      std::vector<float> expected(rows * cols);
+      dequantize(q, expected.data());
+      const PackedMatrix m = pack_weight(q);
+      for (const MatmulBackend& b : kernels::matmul_backends()) {
+        std::vector<float> got(rows * m.padded_cols);
+        b.decode_rows(m, 0, rows, got.data());
+        for (size_t r = 0; r < rows; ++r)
+          for (size_t c = 0; c < m.padded_cols; ++c) {
+            const float v = got[r * m.padded_cols + c];
+            if (c >= cols) {
+              ASSERT_TRUE(std::isfinite(v)) << name << " padding " << b.name;
+              continue;
+            }
+            const float e = expected[r * cols + c];
+            ASSERT_EQ(std::memcmp(&v, &e, 4), 0)
+                << name << " " << rows << "x" << cols << " (" << r << ", " << c << ") on " << b.name
+                << ": " << v << " != " << e;
+          }
+      }
+    }
+}
+
+void check_products(const PackedMatrix& m, const char* what) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  for (size_t n : {1, 2, 3, 5, 8, 9, 33}) {
+    std::vector<float> x(n * m.cols);
+    for (float& v : x) v = normal(rng);
+    // The reference, row by row of x.
+    std::vector<float> expected(n * m.rows);
+    const MatmulBackend& ref = kernels::matmul_backends().front();
+    std::vector<float> padded(m.padded_cols, 0.0f);
+    for (size_t j = 0; j < n; ++j) {
+      std::copy_n(x.data() + j * m.cols, m.cols, padded.data());
+      ref.gemv(m, 0, m.rows, padded.data(), 1, expected.data() + j * m.rows, m.rows);
+    }
+    for (const MatmulBackend& b : kernels::matmul_backends())
+      for (int threads : {1, 2}) {
+        omp_set_num_threads(threads);
+        std::vector<float> y(n * m.rows, NAN);
+        kernels::matmul(m, x.data(), n, y.data(), b);
+        for (size_t j = 0; j < n; ++j)
+          for (size_t r = 0; r < m.rows; ++r) {
+            const float* xr = x.data() + j * m.cols;
+            const double bound = n <= kernels::kMaxGemvRows ? summation_bound(m, b, r, xr)
+                                                            : any_order_bound(m, r, xr);
+            ASSERT_LE(std::fabs(double(y[j * m.rows + r]) - double(expected[j * m.rows + r])),
+                      bound)
+                << what << " " << m.rows << "x" << m.cols << " n=" << n << " threads=" << threads
+                << " row " << r << " on " << b.name;
+          }
+      }
+  }
+  omp_set_num_threads(omp_get_num_procs());
+}
+
+TEST(PackedMatmul, ProductsWithinTheSummationBound) {
+  for (const char* name : kSchemes)
+    for (const auto& [rows, cols] : kShapes) {
+      const Scheme s = parse_scheme(name);
+      if (!packed_kernel_gap(s, rows, cols).empty()) continue;
+      const std::vector<float> w = random_weights(rows * cols, uint32_t(rows + cols));
+      check_products(pack_weight(quantize(s, w.data(), {rows, cols})), name);
+    }
+}
+
+TEST(PackedMatmul, LargeEnoughToThread) {
+  // 300 x 600 = 180k weights: above the size where matmul splits rows between threads.
+  const std::vector<float> w = random_weights(300 * 600, 3);
+  check_products(pack_weight(quantize(parse_scheme("mxfp4"), w.data(), {300, 600})), "mxfp4");
+  check_products(pack_bf16(w.data(), 300, 600), "bf16");
+}
+
+TEST(PackedMatmul, Bf16RoundsToNearestEven) {
+  const float w[] = {1.0f, 1.00390625f /* tie: to 1 */, 1.01171875f /* tie: up */, -3.1f, 0.0f};
+  const PackedMatrix m = pack_bf16(w, 1, 5);
+  EXPECT_EQ(kernels::packed_weight(m, 0, 0), 1.0f);
+  EXPECT_EQ(kernels::packed_weight(m, 0, 1), 1.0f);
+  EXPECT_EQ(kernels::packed_weight(m, 0, 2), 1.015625f);
+  EXPECT_EQ(kernels::packed_weight(m, 0, 3), -3.09375f);
+  check_products(m, "bf16");
+}
+
+TEST(PackedMatmul, SchemesWithoutAKernelSayWhatWouldWork) {
+  EXPECT_NE(packed_kernel_gap(parse_scheme("e4m3fn:g24"), 8, 96).find("e4m3fn:g32"),
+            std::string::npos);
+  EXPECT_NE(packed_kernel_gap(parse_scheme("int8:channel:axis=1"), 8, 96).find("int8:channel"),
+            std::string::npos);
+  EXPECT_NE(packed_kernel_gap(parse_scheme("bf16:tensor"), 8, 96).find("16 bits"),
+            std::string::npos);
+  const std::vector<float> w = random_weights(8 * 96, 1);
+  EXPECT_THROW(pack_weight(quantize(parse_scheme("e4m3fn:g24"), w.data(), {8, 96})), Error);
+}
+
+TEST(PackedMatmul, InconsistentLayoutsAreRejected) {
+  const std::vector<float> w = random_weights(4 * 64, 1);
+  PackedMatrix m = pack_weight(quantize(parse_scheme("mxfp4"), w.data(), {4, 64}));
+  kernels::validate(m);
+  PackedMatrix short_codes = m;
+  short_codes.codes.pop_back();
+  EXPECT_THROW(kernels::validate(short_codes), Error);
+  PackedMatrix odd_group = m;
+  odd_group.group = 24;
+  EXPECT_THROW(kernels::validate(odd_group), Error);
+  PackedMatrix both = m;
+  both.scales.assign(both.scale_codes.size(), 1.0f);
+  EXPECT_THROW(kernels::validate(both), Error);
+}
+
+}  // namespace
+}  // namespace lowbit
