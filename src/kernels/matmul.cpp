@@ -141,4 +141,17 @@ void matmul(const PackedMatrix& m, const float* x, size_t n, float* y,
     run_tiles(m, x, n, y, backend);
 }
 
+uint64_t read_probe(const uint8_t* p, size_t n) {
+  const MatmulBackend& b = default_matmul_backend();
+  const int threads = omp_get_max_threads();
+  const size_t lines = n / 64, per = (lines + size_t(threads) - 1) / size_t(threads);
+  uint64_t sum = 0;
+#pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : sum) if (threads > 1)
+  for (int t = 0; t < threads; ++t) {
+    const size_t begin = std::min(lines, size_t(t) * per), end = std::min(lines, begin + per);
+    sum += b.read_bytes(p + begin * 64, (end - begin) * 64);
+  }
+  return sum;
+}
+
 }  // namespace lowbit::kernels

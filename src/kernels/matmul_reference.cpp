@@ -61,10 +61,20 @@ void reference_gemv(const PackedMatrix& m, size_t r0, size_t r1, const float* x,
   }
 }
 
+uint64_t reference_read_bytes(const uint8_t* p, size_t n) {
+  uint64_t sum = 0;
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    sum += w;
+  }
+  return sum;
+}
+
 }  // namespace
 
 MatmulBackend reference_matmul_backend() {
-  return {"reference", 0, 1, &reference_decode_rows, &reference_gemv};
+  return {"reference", 0, 1, &reference_decode_rows, &reference_gemv, &reference_read_bytes};
 }
 
 }  // namespace lowbit::kernels

@@ -186,7 +186,7 @@ int64_t Bert::parameter_count() const {
                       w.type_embedding.size() + w.emb_ln_weight.size() + w.emb_ln_bias.size());
   for (const BertLayer& l : w.layers) {
     for (const Linear* lin : {&l.wq, &l.wk, &l.wv, &l.attn_out, &l.ffn_in, &l.ffn_out})
-      n += int64_t(lin->weight().size() + lin->bias().size());
+      n += int64_t(size_t(lin->out_features()) * size_t(lin->in_features()) + lin->bias().size());
     n += int64_t(l.ln1_weight.size() + l.ln1_bias.size() + l.ln2_weight.size() + l.ln2_bias.size());
   }
   return n;

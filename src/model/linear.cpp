@@ -12,6 +12,10 @@
 #include "lowbit/util/error.h"
 
 namespace lowbit::model {
+namespace {
+// Up to this many input rows, float32 products run as one sgemv per row (see forward()).
+constexpr int kSgemvRows = 2;
+}  // namespace
 
 Linear::Linear(std::string name, int out_features, int in_features,
                std::shared_ptr<std::vector<float>> weight, std::vector<float> bias)
@@ -43,11 +47,20 @@ void Linear::forward(const float* x, int n, float* y) const {
     fake_quant(*input_scheme_, x, {size_t(n), size_t(in_)}, quantized_input.data());
     xq = quantized_input.data();
   }
-  if (accumulation_)
+  if (packed_) {
+    kernels::matmul(*packed_, xq, size_t(n), y);
+  } else if (accumulation_) {
     multiply_accumulating(xq, n, y);
-  else
+  } else if (n <= kSgemvRows) {
+    // OpenBLAS's sgemm repacks the whole weight on every call, which for a decode step costs
+    // several times the product itself; sgemv streams the weight once per input row.
+    for (int r = 0; r < n; ++r)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, out_, in_, 1.0f, weight_->data(), in_,
+                  xq + size_t(r) * size_t(in_), 1, 0.0f, y + size_t(r) * size_t(out_), 1);
+  } else {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out_, in_, 1.0f, xq, in_,
                 weight_->data(), in_, 0.0f, y, out_);
+  }
   if (!bias_.empty()) {
     for (int r = 0; r < n; ++r) {
       float* row = y + size_t(r) * size_t(out_);
@@ -78,6 +91,33 @@ void Linear::multiply_accumulating(const float* x, int n, float* y) const {
   }
 }
 
+const std::vector<float>& Linear::weight() const {
+  if (!weight_)
+    throw Error("Linear '" + name_ + "': its float32 weight was released when it was packed (" +
+                packed_->scheme + "); read the packed weight, or keep execution emulated");
+  return *weight_;
+}
+
+void Linear::set_packed_weight(std::shared_ptr<const kernels::PackedMatrix> packed) {
+  if (!packed) {
+    if (!weight_) throw Error("Linear '" + name_ + "': no float32 weight to go back to");
+    packed_.reset();
+    return;
+  }
+  if (packed->rows != size_t(out_) || packed->cols != size_t(in_))
+    throw Error("Linear '" + name_ + "': a packed weight of " + std::to_string(packed->rows) +
+                " x " + std::to_string(packed->cols) + " for " + std::to_string(out_) + " x " +
+                std::to_string(in_));
+  if (accumulation_)
+    throw Error("Linear '" + name_ + "': the accumulator emulation needs the float32 weight");
+  packed_ = std::move(packed);
+  weight_.reset();
+}
+
+size_t Linear::weight_bytes() const {
+  return packed_ ? packed_->bytes() : size_t(out_) * size_t(in_) * sizeof(float);
+}
+
 void Linear::set_input_transform(std::shared_ptr<const RowTransform> t) {
   if (t && t->size() != in_)
     throw Error("Linear '" + name_ + "': an input transform of size " + std::to_string(t->size()) +
@@ -86,6 +126,8 @@ void Linear::set_input_transform(std::shared_ptr<const RowTransform> t) {
 }
 
 void Linear::set_accumulation(std::optional<Accumulation> a) {
+  if (a && packed_)
+    throw Error("Linear '" + name_ + "': the accumulator emulation needs the float32 weight");
   if (a && (a->every < 1 || a->format.kind != FormatKind::Float))
     throw Error("Linear '" + name_ +
                 "': an accumulator needs a floating-point format and every >= 1");
@@ -96,6 +138,7 @@ void Linear::set_weight(std::vector<float> weight) {
   if (weight.size() != size_t(out_) * size_t(in_))
     throw Error("Linear '" + name_ + "': replacement weight has the wrong size");
   weight_ = std::make_shared<std::vector<float>>(std::move(weight));
+  packed_.reset();
 }
 
 void Linear::set_bias(std::vector<float> bias) {
@@ -109,6 +152,7 @@ void Linear::set_weight_shared(std::shared_ptr<std::vector<float>> weight) {
   if (!weight || weight->size() != size_t(out_) * size_t(in_))
     throw Error("Linear '" + name_ + "': replacement weight has the wrong size");
   weight_ = std::move(weight);
+  packed_.reset();
 }
 
 int max_threads() {

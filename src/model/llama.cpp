@@ -264,9 +264,10 @@ int64_t Llama::parameter_count() const {
     n += int64_t(w.attn_norm.size() + w.ffn_norm.size() + w.q_norm.size() + w.k_norm.size() +
                  w.post_attn_norm.size() + w.post_ffn_norm.size());
     for (const Linear* lin : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down})
-      n += int64_t(lin->weight().size() + lin->bias().size());
+      n += int64_t(size_t(lin->out_features()) * size_t(lin->in_features()) + lin->bias().size());
   }
-  if (!config_.tied_output) n += int64_t(weights_.output.weight().size());
+  if (!config_.tied_output)
+    n += int64_t(size_t(weights_.output.out_features()) * size_t(weights_.output.in_features()));
   return n;
 }
 

@@ -160,12 +160,16 @@ std::unique_ptr<model::Runtime> apply_recipe(
     const bool tied = is_output && fs.head_tied;
     Recipe::Resolved r = recipe.resolve(lin->name());
     if (const auto it = chosen.find(lin->name()); it != chosen.end()) r.weights = it->second;
+    const std::shared_ptr<std::vector<float>> source =
+        tied ? *fs.embedding.values : lin->weight_ptr();
+    // The per-tensor scale of a two-level scheme, as quantizing `source` chose it (GPTQ's too).
+    const float global = r.weights && r.weights->global_scale
+                             ? tensor_global_scale(*r.weights, source->data(), source->size())
+                             : 1.0f;
     if (tied && r.weights == emb_scheme) {
       // One stored tensor serves both (quantized alike, or both kept).
       lin->set_weight_shared(emb.values);
     } else {
-      const std::shared_ptr<std::vector<float>> source =
-          tied ? *fs.embedding.values : lin->weight_ptr();
       const auto pre = prequantized.find(lin->name());
       if (pre != prequantized.end()) {  // quantized by a method (GPTQ): measured against its input
         WeightReport wr;
@@ -190,6 +194,7 @@ std::unique_ptr<model::Runtime> apply_recipe(
     }
     lin->set_input_scheme(r.activations);
     lin->set_accumulation(recipe.accumulate);
+    lin->set_weight_scheme(r.weights, global);
   }
   for (const model::KvSite& kv : qs.kv) {
     *kv.scheme = recipe.resolve(kv.name).kv;

@@ -74,6 +74,26 @@ GroupMap map_groups(const Scheme& s, size_t rows, size_t cols) {
   return m;
 }
 
+// The table-free decode of 5- to 8-bit codes, where the format allows one.
+kernels::ByteDecode byte_decode(const Scheme& s, kernels::MinifloatDecode& mf) {
+  const Format& f = s.element;
+  if (f.kind == FormatKind::Int && f.int_bits == 8)
+    return s.asymmetric || !f.is_signed ? kernels::ByteDecode::Unsigned
+                                        : kernels::ByteDecode::Signed;
+  if (s.asymmetric || f.kind != FormatKind::Float || !f.is_signed ||
+      f.low != LowBinade::Subnormal || f.specials == Specials::FNUZ)
+    return kernels::ByteDecode::Table;
+  mf.man_bits = f.man_bits;
+  mf.magnitude_bits = f.exp_bits + f.man_bits;
+  mf.factor = std::ldexp(1.0f, 127 - f.bias);
+  const int all_ones = (1 << mf.magnitude_bits) - 1;
+  if (f.specials == Specials::FN) mf.nan_magnitude = all_ones;
+  if (f.specials == Specials::IEEE) mf.special_from = ((1 << f.exp_bits) - 1) << f.man_bits;
+  // Float32 holds the field placement when E fits its exponent and M its mantissa.
+  if (f.exp_bits > 8 || f.man_bits > 23 || f.bias > 127) return kernels::ByteDecode::Table;
+  return kernels::ByteDecode::Minifloat;
+}
+
 }  // namespace
 
 std::string packed_kernel_gap(const Scheme& s, size_t rows, size_t cols) {
@@ -114,6 +134,8 @@ kernels::PackedMatrix pack_weight(const QTensor& q) {
       pad_code = uint8_t(c);
     }
   }
+
+  if (m.coding == WeightCoding::Lut8) m.byte_decode = byte_decode(s, m.minifloat);
 
   std::vector<uint8_t> flat(q.numel());
   unpack_codes(q.codes.data(), flat.size(), bits, flat.data());

@@ -21,6 +21,17 @@ inline CLI::Option* add_threads_option(CLI::App* cmd, int& threads) {
       ->check(CLI::Range(0, max));
 }
 
+// --exec: how a quantized model runs (lowbit/model/execution.h).
+inline CLI::Option* add_exec_option(CLI::App* cmd, std::string& exec, const std::string& dflt) {
+  return cmd
+      ->add_option("--exec", exec,
+                   "emulate (float32 on fake-quantized weights), real (packed weights and "
+                   "kernels at every quantized site, else an error naming the site) or auto "
+                   "(real where a kernel exists, emulated elsewhere, and says where)")
+      ->default_val(dflt)
+      ->check(CLI::IsMember({"emulate", "real", "auto"}));
+}
+
 // --repair-utf8: invalid UTF-8 in the text becomes U+FFFD (model::checked_utf8) instead of an
 // error.
 inline void add_repair_utf8_flag(CLI::App* cmd, bool& repair) {

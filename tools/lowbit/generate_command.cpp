@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "lowbit/io/atomic_file.h"
 #include "lowbit/io/npy.h"
+#include "lowbit/model/execution.h"
 #include "lowbit/model/model.h"
 #include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/util/error.h"
@@ -20,6 +21,7 @@ struct Args {
   std::string prompt;
   int n = 64;
   int threads = 0;
+  std::string exec = "auto";
   bool chat = false;
   std::string logits_out;
   RecipeFlags recipe;
@@ -27,16 +29,21 @@ struct Args {
 
 void run(const Args& a) {
   model::set_num_threads(a.threads);
-  const model::Model m = model::load_model(a.model);
+  model::Model m = model::load_model(a.model);
   if (!m.llama) throw Error(m.path + " is an encoder; generate needs a decoder model");
   if (!a.logits_out.empty()) io::require_writable(a.logits_out, "--logits-out");
-  // With a recipe, the quantized model talks (emulated: weights rounded once, activations and
-  // KV cache at run time).
+  // With a recipe, the quantized model talks: weights packed for the kernels where they exist
+  // (--exec), activations and KV cache quantized at run time.
   const ptq::Recipe recipe = a.recipe.recipe();
   const std::unique_ptr<ptq::Calibration> calib =
       a.recipe.any() ? a.recipe.calibration(recipe, m) : nullptr;
-  const model::Llama quantized =
+  model::Llama quantized =
       a.recipe.any() ? ptq::apply_recipe(recipe, *m.llama, nullptr, calib.get()) : *m.llama;
+  m.llama.reset();  // the full-precision weights the recipe replaced are no longer needed
+  if (a.recipe.any())
+    std::fprintf(
+        stderr, "[%s]\n",
+        model::prepare_execution(quantized, model::parse_execution(a.exec)).summary().c_str());
   const model::Llama& llama = quantized;
   // --chat wraps the prompt in the ChatML turn markers SmolLM2-Instruct and Qwen2 were tuned on.
   model::checked_utf8(a.prompt, "--prompt");
@@ -116,6 +123,7 @@ void add_generate_command(CLI::App& app) {
       ->default_val(64)
       ->check(CLI::Range(1, 100000));
   add_threads_option(cmd, args->threads);
+  add_exec_option(cmd, args->exec, "auto");
   cmd->add_option("--logits-out", args->logits_out,
                   "Write the logits of every prompt position to this .npy file");
   cmd->add_flag("--chat", args->chat, "Wrap the prompt as a user turn of the ChatML chat template");

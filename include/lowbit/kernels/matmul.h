@@ -28,6 +28,23 @@ enum class WeightCoding : uint8_t {
 
 const char* coding_name(WeightCoding c);
 
+// How the Lut8 kernels turn a code into lut[code] without the table (a gather is slow): the
+// results are the same values, bit for bit (tests/matmul_test.cpp checks it per format).
+enum class ByteDecode : uint8_t {
+  Table,      // gather from lut
+  Signed,     // two's-complement int8: the code is the value
+  Unsigned,   // uint8 (asymmetric int8 levels)
+  Minifloat,  // sign | E | M with subnormals: the bits placed into a float32, times 2^(127 - bias)
+};
+
+struct MinifloatDecode {
+  int man_bits = 0;        // M
+  int magnitude_bits = 0;  // E + M (the sign bit sits just above)
+  float factor = 1.0f;     // 2^(127 - bias)
+  int nan_magnitude = -1;  // FN formats: the one NaN magnitude (E and M all ones), else -1
+  int special_from = -1;   // IEEE formats: magnitudes from E all ones are inf (M = 0) or NaN
+};
+
 // A [rows, cols] row-major weight in a kernel layout. Every row is padded to padded_cols (a
 // multiple of kBlock) with codes that decode to a finite value (the inputs there are zero), so the
 // kernels never handle a ragged tail. Weight (r, c) with c < cols decodes to
@@ -44,16 +61,18 @@ struct PackedMatrix {
   size_t rows = 0, cols = 0, padded_cols = 0;
   size_t group = 0;  // elements per scale along a row: 16, or a multiple of 32 (padded_cols: one)
   size_t groups_per_row = 0;
-  size_t row_bytes = 0;                // bytes of one row of codes
-  std::vector<uint8_t> codes;          // rows * row_bytes
-  std::array<float, 256> lut{};        // Lut4: the first 16 entries; Lut8: all 256
-  std::vector<float> scales;           // f32 scales, rows * groups_per_row ...
-  std::vector<uint8_t> scale_codes;    // ... or 8-bit scale codes decoded by scale_lut
-  std::array<float, 256> scale_lut{};  //
-  bool has_global = false;             // scale_codes only: multiply by `global`
-  float global = 1.0f;                 //
-  std::vector<float> offsets;          // empty, or rows * groups_per_row zero points
-  std::string scheme;                  // the scheme's name (for messages and reports)
+  size_t row_bytes = 0;                        // bytes of one row of codes
+  std::vector<uint8_t> codes;                  // rows * row_bytes
+  std::array<float, 256> lut{};                // Lut4: the first 16 entries; Lut8: all 256
+  ByteDecode byte_decode = ByteDecode::Table;  // Lut8: how the kernels compute lut[code]
+  MinifloatDecode minifloat;                   // ByteDecode::Minifloat
+  std::vector<float> scales;                   // f32 scales, rows * groups_per_row ...
+  std::vector<uint8_t> scale_codes;            // ... or 8-bit scale codes decoded by scale_lut
+  std::array<float, 256> scale_lut{};          //
+  bool has_global = false;                     // scale_codes only: multiply by `global`
+  float global = 1.0f;                         //
+  std::vector<float> offsets;                  // empty, or rows * groups_per_row zero points
+  std::string scheme;                          // the scheme's name (for messages and reports)
 
   // Bytes the packed weight occupies (codes, scales, zero points).
   size_t bytes() const;
@@ -85,6 +104,9 @@ struct MatmulBackend {
   // rows of padded_cols floats, zero beyond cols. n is 1 .. kMaxGemvRows.
   void (*gemv)(const PackedMatrix& m, size_t r0, size_t r1, const float* x, size_t n, float* y,
                size_t ldy);
+  // The read-bandwidth probe: the sum of bytes [0, n) as 64-bit words (n a multiple of 8), read
+  // with this target's widest loads. What a memory-bound kernel's speed is measured against.
+  uint64_t (*read_bytes)(const uint8_t* p, size_t n);
 };
 
 constexpr size_t kMaxGemvRows = 8;  // decode batches up to this many rows use gemv
@@ -100,6 +122,10 @@ const MatmulBackend& default_matmul_backend();
 // threads, so the two never compete for cores). Threads: the OpenMP setting.
 void matmul(const PackedMatrix& m, const float* x, size_t n, float* y,
             const MatmulBackend& backend = default_matmul_backend());
+
+// Reads n bytes (a multiple of 64) once with the best backend, split between the OpenMP threads
+// as matmul splits a weight's rows; returns the checksum (so the reads cannot be optimized away).
+uint64_t read_probe(const uint8_t* p, size_t n);
 
 // Registers a backend (once per compiled Highway target, from kernels/cpu/matmul_hwy.cpp).
 void register_matmul_backend(const MatmulBackend& backend);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lowbit/format/format.h"
+#include "lowbit/kernels/matmul.h"
 #include "lowbit/quant/scheme.h"
 
 namespace lowbit::model {
@@ -48,10 +49,10 @@ class Linear {
   Linear(std::string name, int out_features, int in_features,
          std::shared_ptr<std::vector<float>> weight, std::vector<float> bias = {});
 
-  // y[n, out] = x[n, in] · weightᵀ + bias (OpenBLAS sgemm; threads as openblas_set_num_threads).
-  // With an input scheme, x is fake-quantized first (the whole [n, in] tensor, as a kernel
-  // quantizing its activations on the fly would); with an accumulation, the product is summed
-  // as Accumulation says.
+  // y[n, out] = x[n, in] · weightᵀ + bias: OpenBLAS on the float32 weight, or the packed-weight
+  // kernels (lowbit/kernels/matmul.h) once the weight is packed. With an input scheme, x is
+  // fake-quantized first (the whole [n, in] tensor, as a kernel quantizing its activations on the
+  // fly would); with an accumulation, the product is summed as Accumulation says.
   void forward(const float* x, int n, float* y) const;
 
   // An online rotation of the input, applied before the input scheme (the weight must have been
@@ -69,7 +70,8 @@ class Linear {
   const std::string& name() const { return name_; }
   int in_features() const { return in_; }
   int out_features() const { return out_; }
-  const std::vector<float>& weight() const { return *weight_; }
+  // The float32 weight; a lowbit::Error once it was dropped for a packed one (set_packed_weight).
+  const std::vector<float>& weight() const;
   const std::vector<float>& bias() const { return bias_; }
   const std::shared_ptr<std::vector<float>>& weight_ptr() const { return weight_; }
   // Replaces the weight (same shape); a tied weight stops being shared.
@@ -77,6 +79,22 @@ class Linear {
   void set_weight_shared(std::shared_ptr<std::vector<float>> weight);
   // Replaces the bias (empty, or out_features values).
   void set_bias(std::vector<float> bias);
+  // The scheme the weight's values lie on (set by ptq::apply_recipe; nullopt: kept as it was).
+  // Two-level schemes (NVFP4) also record the per-tensor scale, which the quantized values alone
+  // do not determine.
+  void set_weight_scheme(std::optional<Scheme> s, float global_scale = 1.0f) {
+    weight_scheme_ = std::move(s);
+    weight_global_scale_ = global_scale;
+  }
+  const std::optional<Scheme>& weight_scheme() const { return weight_scheme_; }
+  float weight_global_scale() const { return weight_global_scale_; }
+  // Real execution: forward() runs the packed kernels on this weight, which must decode to the
+  // float32 weight exactly; the float32 copy is released (other holders of a shared weight keep
+  // theirs). nullptr goes back to the float32 weight, if it was kept.
+  void set_packed_weight(std::shared_ptr<const kernels::PackedMatrix> packed);
+  const std::shared_ptr<const kernels::PackedMatrix>& packed_weight() const { return packed_; }
+  // Bytes the weight occupies as stored now (packed, or float32).
+  size_t weight_bytes() const;
   // Multiply-adds one forward performs per input row.
   double flops_per_row() const { return 2.0 * in_ * out_; }
 
@@ -88,6 +106,9 @@ class Linear {
   std::shared_ptr<const RowTransform> input_transform_;
   std::optional<Scheme> input_scheme_;
   std::optional<Accumulation> accumulation_;
+  std::optional<Scheme> weight_scheme_;
+  float weight_global_scale_ = 1.0f;
+  std::shared_ptr<const kernels::PackedMatrix> packed_;
   LinearProbe* probe_ = nullptr;
 
   void multiply_accumulating(const float* x, int n, float* y) const;

@@ -100,12 +100,51 @@ HWY_INLINE void Lut4Row(const PackedMatrix& m, size_t r, const Use& use) {
   }
 }
 
+// lut[code] for one vector of Lut8 codes, computed as m.byte_decode says.
+HWY_INLINE VF ByteValues(const PackedMatrix& m, const uint8_t* p) {
+  const DF d;
+  const DU du;
+  const DI di;
+  switch (m.byte_decode) {
+    case ByteDecode::Signed:
+      return hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(hn::Rebind<int8_t, DI>(),
+                                                          reinterpret_cast<const int8_t*>(p))));
+    case ByteDecode::Unsigned:
+      return hn::ConvertTo(d, hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(D8(), p))));
+    case ByteDecode::Minifloat: {
+      // sign | E | M placed as float32 fields: the value times 2^(bias - 127), subnormals
+      // included (they land on float32 subnormals, which the multiply scales back exactly).
+      const MinifloatDecode& f = m.minifloat;
+      const VU code = hn::PromoteTo(du, hn::LoadU(D8(), p));
+      const VU mag = hn::And(code, hn::Set(du, (1u << f.magnitude_bits) - 1));
+      const VU sign = hn::ShiftLeftSame(hn::ShiftRightSame(code, f.magnitude_bits), 31);
+      const int shift = 23 - f.man_bits;
+      VF v = hn::Mul(hn::BitCast(d, hn::Or(sign, hn::ShiftLeftSame(mag, shift))),
+                     hn::Set(d, f.factor));
+      if (f.nan_magnitude >= 0)
+        v = hn::IfThenElse(hn::RebindMask(d, hn::Eq(mag, hn::Set(du, uint32_t(f.nan_magnitude)))),
+                           hn::NaN(d), v);
+      if (f.special_from >= 0) {  // E all ones: inf for M = 0, NaN otherwise
+        const VU special =
+            hn::Or(hn::Or(sign, hn::Set(du, 0x7F800000u)),
+                   hn::ShiftLeftSame(hn::And(mag, hn::Set(du, (1u << f.man_bits) - 1)), shift));
+        const auto is_special =
+            hn::RebindMask(d, hn::Gt(hn::BitCast(di, mag), hn::Set(di, f.special_from - 1)));
+        v = hn::IfThenElse(is_special, hn::BitCast(d, special), v);
+      }
+      return v;
+    }
+    case ByteDecode::Table:
+      break;
+  }
+  return hn::GatherIndex(d, m.lut.data(), hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(D8(), p))));
+}
+
 // Walks one row of Lut8 or BF16 codes a vector at a time.
 template <class Use>
 HWY_INLINE void ByteRow(const PackedMatrix& m, size_t r, const Use& use) {
   const DF d;
   const DU du;
-  const DI di;
   const size_t lanes = hn::Lanes(d);
   const uint8_t* codes = m.codes.data() + r * m.row_bytes;
   if (m.coding == WeightCoding::BF16) {
@@ -116,15 +155,13 @@ HWY_INLINE void ByteRow(const PackedMatrix& m, size_t r, const Use& use) {
           (e / lanes) & 1);
     return;
   }
-  const D8 d8;
   const bool has_offset = !m.offsets.empty();
   for (size_t g = 0; g < m.groups_per_row; ++g) {
     const VF scale = hn::Set(d, m.scale(r, g));
     const VF offset = hn::Set(d, m.offset(r, g));
     const size_t end = std::min(m.padded_cols, (g + 1) * m.group);
     for (size_t e = g * m.group; e < end; e += lanes) {
-      const auto index = hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, codes + e)));
-      VF w = hn::GatherIndex(d, m.lut.data(), index);
+      VF w = ByteValues(m, codes + e);
       if (has_offset) w = hn::Sub(w, offset);
       use(hn::Mul(w, scale), e, (e / lanes) & 1);
     }
@@ -185,9 +222,28 @@ void Gemv(const PackedMatrix& m, size_t r0, size_t r1, const float* x, size_t n,
   }
 }
 
+// The read-bandwidth probe: sums bytes [0, n) as 64-bit words (n a multiple of 8), vectors wide.
+uint64_t ReadBytes(const uint8_t* p, size_t n) {
+  const hn::ScalableTag<uint64_t> d;
+  const size_t lanes = hn::Lanes(d);
+  const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
+  const size_t words = n / 8;
+  auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+  size_t i = 0;
+  for (; i + 4 * lanes <= words; i += 4 * lanes) {
+    a0 = hn::Add(a0, hn::LoadU(d, w + i));
+    a1 = hn::Add(a1, hn::LoadU(d, w + i + lanes));
+    a2 = hn::Add(a2, hn::LoadU(d, w + i + 2 * lanes));
+    a3 = hn::Add(a3, hn::LoadU(d, w + i + 3 * lanes));
+  }
+  uint64_t sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  for (; i < words; ++i) sum += w[i];
+  return sum;
+}
+
 const bool kRegistered =
     (register_matmul_backend({std::string("hwy:") + hwy::TargetName(HWY_TARGET), HWY_TARGET,
-                              HWY_LANES(float), &DecodeRows, &Gemv}),
+                              HWY_LANES(float), &DecodeRows, &Gemv, &ReadBytes}),
      true);
 
 }  // namespace HWY_NAMESPACE

@@ -1,0 +1,106 @@
+// Real execution: every quantized Linear's weight packed for the kernels (lowbit/execution.h).
+#include "lowbit/model/execution.h"
+
+#include <cstring>
+#include <memory>
+
+#include "lowbit/quant/packed_weight.h"
+#include "lowbit/util/error.h"
+
+namespace lowbit::model {
+
+Execution parse_execution(std::string_view text) {
+  if (text == "emulate") return Execution::Emulate;
+  if (text == "real") return Execution::Real;
+  if (text == "auto") return Execution::Auto;
+  throw Error("execution \"" + std::string(text) +
+              "\": expected emulate (float32 on fake-quantized weights), real (packed kernels "
+              "everywhere) or auto (real where a kernel exists)");
+}
+
+const char* execution_name(Execution e) {
+  switch (e) {
+    case Execution::Emulate:
+      return "emulate";
+    case Execution::Real:
+      return "real";
+    case Execution::Auto:
+      return "auto";
+  }
+  return "?";
+}
+
+std::string ExecutionPlan::summary() const {
+  char buf[160];
+  std::snprintf(
+      buf, sizeof buf, "%s: %d Linears packed, %d float32, %zu emulated; %.1f MiB of weights",
+      execution_name(mode), packed, float32, emulated.size(), double(weight_bytes) / (1 << 20));
+  std::string s = buf;
+  for (const std::string& e : emulated) s += "\n  emulated " + e;
+  return s;
+}
+
+namespace {
+
+// Why this Linear cannot run packed, or "".
+std::string kernel_gap(const Linear& lin) {
+  const Scheme& w = *lin.weight_scheme();
+  if (lin.input_scheme())
+    return "its activations are quantized (" + scheme_name(*lin.input_scheme()) +
+           ") and the weight-and-activation kernels (W8A8, W4A8, W4A4) are not built yet; "
+           "weight-only schemes (no activation scheme) run packed";
+  if (lin.accumulation()) return "the narrow-accumulator emulation has no kernel";
+  const std::string gap =
+      packed_kernel_gap(w, size_t(lin.out_features()), size_t(lin.in_features()));
+  return gap.empty() ? "" : "weights " + scheme_name(w) + ": " + gap;
+}
+
+// The packed weight, or "" in `why` when the weight does not re-quantize to itself.
+std::shared_ptr<const kernels::PackedMatrix> pack(const Linear& lin, std::string& why) {
+  const Scheme& s = *lin.weight_scheme();
+  const std::vector<float>& w = lin.weight();
+  const QTensor q = quantize(s, w.data(), {size_t(lin.out_features()), size_t(lin.in_features())},
+                             lin.weight_global_scale());
+  std::vector<float> back(w.size());
+  dequantize(q, back.data());
+  if (std::memcmp(back.data(), w.data(), w.size() * sizeof(float)) != 0) {
+    why = "its weights do not re-quantize to themselves in " + scheme_name(s) +
+          " (a method chose scales the scheme's rule would not); it needs the method's codes";
+    return nullptr;
+  }
+  return std::make_shared<const kernels::PackedMatrix>(pack_weight(q));
+}
+
+}  // namespace
+
+ExecutionPlan prepare_execution(Runtime& model, Execution mode) {
+  ExecutionPlan plan;
+  plan.mode = mode;
+  const Sites sites = model.sites();
+  std::vector<Linear*> linears;
+  for (const LinearSite& site : sites.linears) linears.push_back(site.linear);
+  if (sites.head) linears.push_back(sites.head);
+  for (Linear* lin : linears) {
+    if (mode != Execution::Emulate && lin->weight_scheme() && !lin->packed_weight()) {
+      std::string why = kernel_gap(*lin);
+      std::shared_ptr<const kernels::PackedMatrix> packed;
+      if (why.empty()) packed = pack(*lin, why);
+      if (packed) {
+        lin->set_packed_weight(std::move(packed));
+      } else if (mode == Execution::Real) {
+        throw Error("real execution: " + lin->name() + ": " + why +
+                    " (auto execution runs such sites emulated)");
+      } else {
+        plan.emulated.push_back(lin->name() + ": " + why);
+      }
+    }
+    if (lin->packed_weight())
+      ++plan.packed;
+    else if (!lin->weight_scheme())
+      ++plan.float32;
+    plan.weight_bytes += lin->weight_bytes();
+  }
+  return plan;
+}
+
+}  // namespace lowbit::model
