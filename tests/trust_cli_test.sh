@@ -32,6 +32,15 @@ expect_ok "ctx warning" "exceeds the trained context .*\\(256 positions\\)" "$LO
 expect_ok "generate stop reason" "stopped after [0-9]+ of 100000 tokens: (the model produced its end-of-sequence|the model's trained context)" \
   "$LOWBIT" generate --model "$work/tiny.gguf" --prompt "the cat" -n 100000
 
+# Real execution and lowbit bench (docs/kernels.md).
+expect_ok "generate real" "real: [0-9]+ Linears packed" "$LOWBIT" generate --model "$work/tiny.gguf" --prompt "the cat" -n 4 --w mxfp4 --exec real
+expect_error "real names the site" "real execution: layers.0.q_proj: its activations" "$LOWBIT" generate --model "$work/tiny.gguf" --prompt "the cat" -n 4 --w int8:channel --a int8:token --exec real
+expect_ok "auto says what is emulated" "emulated layers.0.q_proj" "$LOWBIT" generate --model "$work/tiny.gguf" --prompt "the cat" -n 4 --w int8:channel --a int8:token
+expect_ok "bench prefill" "\\| +pp16 \\|" "$LOWBIT" bench --model "$work/tiny.gguf" -p 16 -n 8 -t 1 -r 1 --w mxfp4
+expect_ok "bench decode bandwidth" "\\| +tg8 \\| .*%\\)" "$LOWBIT" bench --model "$work/tiny.gguf" -p 16 -n 8 -t 1 -r 1 --w nvfp4
+expect_error "bench thread list" "not a thread count" "$LOWBIT" bench --model "$work/tiny.gguf" -p 16 -n 8 -t 1,x
+expect_ok "eval real" "execution: real" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/text.txt" --ctx 64 --w int4_g128 --exec real
+
 # Text that is not UTF-8.
 printf 'caf\xe9 au lait\n' > "$work/latin1.txt"
 expect_error "latin-1 text" "latin1.txt: not valid UTF-8 at byte offset 3" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/latin1.txt"

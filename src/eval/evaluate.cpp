@@ -43,6 +43,8 @@ RecipeResult evaluate_recipe(const ptq::Recipe& recipe, const model::Runtime& fp
       },
       opt.cache);
   RecipeResult r;
+  if (opt.execution != model::Execution::Emulate)
+    r.execution = model::prepare_execution(*q, opt.execution).summary();
   r.recipe = recipe;
   r.hash = recipe.hash_hex();
   r.bits_per_weight = applied.bits_per_weight;

@@ -91,6 +91,7 @@ json result_to_json(const RecipeResult& r) {
             {"method_seconds", r.method_seconds},
             {"calibration", r.calibration},
             {"layers", layers}};
+  if (!r.execution.empty()) j["execution"] = r.execution;  // absent: emulated
   // Encoders have no perplexity: their figures are the embedding scores (the decoder fields stay
   // 0).
   if (r.encoder)
@@ -128,6 +129,7 @@ RecipeResult result_from(const json& j, const std::string& where) {
   if (j.contains("method_seconds"))
     r.method_seconds = j.at("method_seconds").get<std::vector<std::pair<std::string, double>>>();
   r.calibration = j.value("calibration", std::string());
+  r.execution = j.value("execution", std::string());
   r.compared = j.value("compared", true);
   if (j.contains("embedding")) {
     const json& e = j.at("embedding");

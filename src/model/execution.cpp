@@ -59,13 +59,18 @@ std::string kernel_gap(const Linear& lin) {
 std::shared_ptr<const kernels::PackedMatrix> pack(const Linear& lin, std::string& why) {
   const Scheme& s = *lin.weight_scheme();
   const std::vector<float>& w = lin.weight();
+  if (const std::shared_ptr<const QTensor>& codes = lin.weight_codes())
+    return std::make_shared<const kernels::PackedMatrix>(pack_weight(*codes));
+  // Without the codes (a method such as GPTQ quantized it), re-quantize the values, which gives
+  // them back exactly when the scheme's rule finds the same scales.
   const QTensor q = quantize(s, w.data(), {size_t(lin.out_features()), size_t(lin.in_features())},
                              lin.weight_global_scale());
   std::vector<float> back(w.size());
   dequantize(q, back.data());
   if (std::memcmp(back.data(), w.data(), w.size() * sizeof(float)) != 0) {
     why = "its weights do not re-quantize to themselves in " + scheme_name(s) +
-          " (a method chose scales the scheme's rule would not); it needs the method's codes";
+          " (a method such as GPTQ chose scales the scheme's rule would not, and did not keep its "
+          "codes)";
     return nullptr;
   }
   return std::make_shared<const kernels::PackedMatrix>(pack_weight(q));

@@ -112,6 +112,7 @@ void Linear::set_packed_weight(std::shared_ptr<const kernels::PackedMatrix> pack
     throw Error("Linear '" + name_ + "': the accumulator emulation needs the float32 weight");
   packed_ = std::move(packed);
   weight_.reset();
+  weight_codes_.reset();  // the packed weight holds them now
 }
 
 size_t Linear::weight_bytes() const {

@@ -21,6 +21,7 @@ constexpr double kKeptBits = 16;  // a kept weight is counted as bf16
 
 struct Quantized {
   std::shared_ptr<std::vector<float>> values;  // the tensor to use (the original when kept)
+  std::shared_ptr<const QTensor> codes;        // values quantized (null when kept)
   WeightReport report;
 };
 
@@ -43,6 +44,8 @@ Quantized quantize_weight(const std::string& site, const MaybeScheme& scheme,
   } catch (const Error& e) {
     throw Error("recipe: weight " + site + ": " + e.what());
   }
+  // The codes too, for real execution (model::prepare_execution packs them for the kernels).
+  q.codes = std::make_shared<const QTensor>(quantize(*scheme, w->data(), q.report.shape));
   q.values = std::move(out);
   return q;
 }
@@ -166,9 +169,11 @@ std::unique_ptr<model::Runtime> apply_recipe(
     const float global = r.weights && r.weights->global_scale
                              ? tensor_global_scale(*r.weights, source->data(), source->size())
                              : 1.0f;
+    std::shared_ptr<const QTensor> codes;
     if (tied && r.weights == emb_scheme) {
       // One stored tensor serves both (quantized alike, or both kept).
       lin->set_weight_shared(emb.values);
+      codes = emb.codes;
     } else {
       const auto pre = prequantized.find(lin->name());
       if (pre != prequantized.end()) {  // quantized by a method (GPTQ): measured against its input
@@ -184,6 +189,7 @@ std::unique_ptr<model::Runtime> apply_recipe(
         Quantized qw = quantize_weight(lin->name(), r.weights, source, size_t(lin->out_features()),
                                        size_t(lin->in_features()));
         lin->set_weight_shared(qw.values);
+        codes = qw.codes;
         rep.weights.push_back(qw.report);
       }
     }
@@ -194,7 +200,7 @@ std::unique_ptr<model::Runtime> apply_recipe(
     }
     lin->set_input_scheme(r.activations);
     lin->set_accumulation(recipe.accumulate);
-    lin->set_weight_scheme(r.weights, global);
+    lin->set_weight_scheme(r.weights, global, codes);
   }
   for (const model::KvSite& kv : qs.kv) {
     *kv.scheme = recipe.resolve(kv.name).kv;

@@ -76,6 +76,7 @@ void add_inspect_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
 void add_recipe_command(CLI::App& app);
 void add_sweep_commands(CLI::App& app);
 

@@ -37,6 +37,7 @@ struct Args {
   std::string baseline;
   int top_k = 64;
   int threads = 0;
+  std::string exec = "emulate";
   bool json = false;
   RecipeFlags recipe;
   bool layers = false;
@@ -98,6 +99,7 @@ void print_recipe(const ptq::Recipe& recipe, const eval::RecipeResult& r,
   for (const auto& [method, sec] : applied.method_seconds)
     fmt::print(stderr, "{}: {:.1f} s\n", method, sec);
   if (!r.calibration.empty()) fmt::print(stderr, "calibration: {}\n", r.calibration);
+  if (!r.execution.empty()) fmt::print(stderr, "execution: {}\n", r.execution);
 }
 
 // Records the full-precision model's baseline (no recipe: a baseline is what recipes are measured
@@ -157,6 +159,7 @@ void run_decoder(const Args& a, const model::Model& m, const std::string& text) 
   ProgressBar method_bar("methods", "layers"), bar("eval", "windows");
   eval::EvaluateOptions opt;
   opt.calibration = calib.get();
+  opt.execution = model::parse_execution(a.exec);
   opt.progress = [&](const std::string& what, int64_t done, int64_t total) {
     (what == "eval" ? bar : method_bar).update(done, total);
   };
@@ -235,6 +238,7 @@ void run_encoder(const Args& a, const model::Model& m, const std::string& text) 
       a.recipe.any() ? a.recipe.calibration(recipe, m) : nullptr;
   eval::EvaluateOptions opt;
   opt.calibration = calib.get();
+  opt.execution = model::parse_execution(a.exec);
   ptq::ApplyReport applied;
   const eval::RecipeResult r = eval::evaluate_recipe(recipe, *m.bert, reference, opt, &applied);
   if (a.json) {
@@ -298,6 +302,9 @@ void add_eval_command(CLI::App& app) {
       ->default_val(64)
       ->check(CLI::Range(1, 1 << 20));
   add_threads_option(cmd, args->threads);
+  // Emulation defines a recipe's numbers (and keys cached results); real execution differs from
+  // it only in the order of float32 sums, which --exec real lets a user check.
+  add_exec_option(cmd, args->exec, "emulate");
   cmd->add_flag("--json", args->json, "Print the result as JSON");
   add_repair_utf8_flag(cmd, args->repair_utf8);
   args->recipe.add_to(cmd);

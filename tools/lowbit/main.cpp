@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   lowbit::cli::add_tokenize_command(app);
   lowbit::cli::add_eval_command(app);
   lowbit::cli::add_generate_command(app);
+  lowbit::cli::add_bench_command(app);
   lowbit::cli::add_recipe_command(app);
   lowbit::cli::add_sweep_commands(app);
   try {

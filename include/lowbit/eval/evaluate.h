@@ -16,6 +16,7 @@
 #include "lowbit/eval/embeddings.h"
 #include "lowbit/eval/layer_stats.h"
 #include "lowbit/eval/perplexity.h"
+#include "lowbit/model/execution.h"
 #include "lowbit/model/sites.h"
 #include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/ptq/calibration.h"
@@ -39,6 +40,7 @@ struct RecipeResult {
   double seconds = 0;  // applying the recipe and evaluating it
   std::vector<std::pair<std::string, double>> method_seconds;  // each method's share of it
   std::string calibration;       // the calibration data's description, when the recipe used any
+  std::string execution;         // real / auto runs: model::ExecutionPlan::summary(); "" emulated
   std::vector<LayerRow> layers;  // empty when per-layer statistics were off
   // Of this run only (not stored in results): the model's speed over the windows.
   double tokens_per_second = 0, gflops = 0;
@@ -79,6 +81,7 @@ class Reference {
 struct EvaluateOptions {
   const ptq::Calibration* calibration = nullptr;  // for methods that need it
   ptq::MethodCache* cache = nullptr;              // GPTQ / search results shared between recipes
+  model::Execution execution = model::Execution::Emulate;  // how the quantized model runs
   // (what is running, done, total): the methods' blocks, then the evaluation's windows.
   std::function<void(const std::string&, int64_t, int64_t)> progress;
 };

@@ -10,6 +10,7 @@
 
 #include "lowbit/format/format.h"
 #include "lowbit/kernels/matmul.h"
+#include "lowbit/quant/qtensor.h"
 #include "lowbit/quant/scheme.h"
 
 namespace lowbit::model {
@@ -82,10 +83,16 @@ class Linear {
   // The scheme the weight's values lie on (set by ptq::apply_recipe; nullopt: kept as it was).
   // Two-level schemes (NVFP4) also record the per-tensor scale, which the quantized values alone
   // do not determine.
-  void set_weight_scheme(std::optional<Scheme> s, float global_scale = 1.0f) {
+  // `codes`, when given, is the weight quantized (dequantize(*codes) == weight()): what real
+  // execution packs, since some schemes' scales (asymmetric ranges) cannot be recovered from the
+  // quantized values alone.
+  void set_weight_scheme(std::optional<Scheme> s, float global_scale = 1.0f,
+                         std::shared_ptr<const QTensor> codes = nullptr) {
     weight_scheme_ = std::move(s);
     weight_global_scale_ = global_scale;
+    weight_codes_ = std::move(codes);
   }
+  const std::shared_ptr<const QTensor>& weight_codes() const { return weight_codes_; }
   const std::optional<Scheme>& weight_scheme() const { return weight_scheme_; }
   float weight_global_scale() const { return weight_global_scale_; }
   // Real execution: forward() runs the packed kernels on this weight, which must decode to the
@@ -108,6 +115,7 @@ class Linear {
   std::optional<Accumulation> accumulation_;
   std::optional<Scheme> weight_scheme_;
   float weight_global_scale_ = 1.0f;
+  std::shared_ptr<const QTensor> weight_codes_;
   std::shared_ptr<const kernels::PackedMatrix> packed_;
   LinearProbe* probe_ = nullptr;
 
