@@ -71,8 +71,19 @@ TEST_F(ExecutionTest, RealMatchesEmulationOnEveryKernelFamily) {
   }
 }
 
+TEST_F(ExecutionTest, W8A8Int8RunsInIntegers) {
+  for (const char* a : {"int8:token", "int8:tensor"}) {
+    const model::Llama emulated = quantized("int8:channel", a);
+    model::Llama real = emulated;
+    const model::ExecutionPlan plan = model::prepare_execution(real, model::Execution::Real);
+    EXPECT_TRUE(plan.emulated.empty()) << a;
+    EXPECT_NE(real.weights().layers[0].wq.packed_weight(), nullptr) << a;
+    EXPECT_LT(relative_gap(all_logits(emulated, tokens_), all_logits(real, tokens_)), 1e-5) << a;
+  }
+}
+
 TEST_F(ExecutionTest, SitesWithoutAKernelAreNamedOrLeftEmulated) {
-  const model::Llama w8a8 = quantized("int8:channel", "int8:token");
+  const model::Llama w8a8 = quantized("int8:channel", "e4m3fn:token");
   model::Llama strict = w8a8;
   try {
     model::prepare_execution(strict, model::Execution::Real);

@@ -174,6 +174,47 @@ TEST(PackedMatmul, LargeEnoughToThread) {
   check_products(pack_bf16(w.data(), 300, 600), "bf16");
 }
 
+// W8A8 int8: the integer sums equal the exact ones on every backend; the scaled outputs follow.
+TEST(PackedMatmul, Int8ActivationSumsAreExact) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> code(-128, 127);
+  for (const auto& [rows, cols] :
+       {std::pair<size_t, size_t>{1, 1}, {7, 31}, {9, 33}, {40, 257}, {300, 600}}) {
+    const std::vector<float> w = random_weights(rows * cols, uint32_t(rows * cols));
+    const PackedMatrix m =
+        pack_weight(quantize(parse_scheme("int8:channel"), w.data(), {rows, cols}));
+    ASSERT_TRUE(kernels::takes_int8_activations(m));
+    for (size_t n : {1, 3, 8, 13}) {
+      std::vector<int8_t> x(n * cols);
+      for (int8_t& v : x) v = int8_t(code(rng));
+      x[0] = -128;  // the extreme codes too
+      std::vector<float> scale(n);
+      for (size_t j = 0; j < n; ++j) scale[j] = 0.01f * float(j + 1);
+      for (const MatmulBackend& b : kernels::matmul_backends())
+        for (int threads : {1, 2}) {
+          omp_set_num_threads(threads);
+          std::vector<float> y(n * rows);
+          kernels::matmul_w8a8(m, x.data(), scale.data(), n, y.data(), b);
+          for (size_t j = 0; j < n; ++j)
+            for (size_t r = 0; r < rows; ++r) {
+              int64_t exact = 0;
+              for (size_t c = 0; c < cols; ++c)
+                exact += int64_t(x[j * cols + c]) * int64_t(int8_t(kernels::packed_code(m, r, c)));
+              const float expected = float(exact) * scale[j] * m.scale(r, 0);
+              ASSERT_EQ(y[j * rows + r], expected)
+                  << rows << "x" << cols << " n=" << n << " row " << r << " on " << b.name;
+            }
+        }
+    }
+  }
+  omp_set_num_threads(omp_get_num_procs());
+  const std::vector<float> w = random_weights(8 * 64, 2);
+  EXPECT_FALSE(kernels::takes_int8_activations(
+      pack_weight(quantize(parse_scheme("int8:g32"), w.data(), {8, 64}))));
+  EXPECT_FALSE(kernels::takes_int8_activations(
+      pack_weight(quantize(parse_scheme("e4m3fn:channel"), w.data(), {8, 64}))));
+}
+
 TEST(PackedMatmul, Bf16RoundsToNearestEven) {
   const float w[] = {1.0f, 1.00390625f /* tie: to 1 */, 1.01171875f /* tie: up */, -3.1f, 0.0f};
   const PackedMatrix m = pack_bf16(w, 1, 5);

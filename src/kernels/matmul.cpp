@@ -141,6 +141,42 @@ void matmul(const PackedMatrix& m, const float* x, size_t n, float* y,
     run_tiles(m, x, n, y, backend);
 }
 
+bool takes_int8_activations(const PackedMatrix& m) {
+  return m.coding == WeightCoding::Lut8 && m.byte_decode == ByteDecode::Signed &&
+         m.groups_per_row == 1 && m.offsets.empty();
+}
+
+void matmul_w8a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_scale, size_t n,
+                 float* y, const MatmulBackend& backend) {
+  if (!takes_int8_activations(m))
+    throw Error("W8A8: the packed weight (" + m.scheme +
+                ") is not int8 with one scale per output row");
+  thread_local std::vector<int16_t> wide;
+  thread_local std::vector<int32_t> acc;
+  const int threads = m.rows * m.cols < kParallelWork ? 1 : omp_get_max_threads();
+  const size_t chunk = chunk_rows(m.rows, threads);
+  const size_t chunks = (m.rows + chunk - 1) / chunk;
+  // Batches of up to kMaxGemvRows activation rows (prefill re-reads the weight per batch).
+  for (size_t j0 = 0; j0 < n; j0 += kMaxGemvRows) {
+    const size_t nb = std::min(kMaxGemvRows, n - j0);
+    wide.assign(nb * m.padded_cols, 0);
+    for (size_t j = 0; j < nb; ++j)
+      for (size_t c = 0; c < m.cols; ++c)
+        wide[j * m.padded_cols + c] = x_codes[(j0 + j) * m.cols + c];
+    acc.resize(nb * m.rows);
+    const int16_t* xw = wide.data();
+    int32_t* out = acc.data();
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (size_t k = 0; k < chunks; ++k) {
+      const size_t r0 = k * chunk, r1 = std::min(m.rows, r0 + chunk);
+      backend.gemv_i8(m, r0, r1, xw, nb, out, m.rows);
+    }
+    for (size_t j = 0; j < nb; ++j)
+      for (size_t r = 0; r < m.rows; ++r)
+        y[(j0 + j) * m.rows + r] = float(acc[j * m.rows + r]) * x_scale[j0 + j] * m.scale(r, 0);
+  }
+}
+
 uint64_t read_probe(const uint8_t* p, size_t n) {
   const MatmulBackend& b = default_matmul_backend();
   const int threads = omp_get_max_threads();

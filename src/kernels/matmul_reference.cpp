@@ -61,6 +61,18 @@ void reference_gemv(const PackedMatrix& m, size_t r0, size_t r1, const float* x,
   }
 }
 
+void reference_gemv_i8(const PackedMatrix& m, size_t r0, size_t r1, const int16_t* x, size_t n,
+                       int32_t* acc, size_t ldacc) {
+  for (size_t r = r0; r < r1; ++r) {
+    const int8_t* w = reinterpret_cast<const int8_t*>(m.codes.data() + r * m.row_bytes);
+    for (size_t j = 0; j < n; ++j) {
+      int64_t sum = 0;
+      for (size_t c = 0; c < m.cols; ++c) sum += int64_t(w[c]) * int64_t(x[j * m.padded_cols + c]);
+      acc[j * ldacc + r] = int32_t(sum);  // |sum| <= cols * 127 * 128 fits for cols < 2^17
+    }
+  }
+}
+
 uint64_t reference_read_bytes(const uint8_t* p, size_t n) {
   uint64_t sum = 0;
   for (size_t i = 0; i + 8 <= n; i += 8) {
@@ -74,7 +86,8 @@ uint64_t reference_read_bytes(const uint8_t* p, size_t n) {
 }  // namespace
 
 MatmulBackend reference_matmul_backend() {
-  return {"reference", 0, 1, &reference_decode_rows, &reference_gemv, &reference_read_bytes};
+  return {"reference",          0, 1, &reference_decode_rows, &reference_gemv, &reference_gemv_i8,
+          &reference_read_bytes};
 }
 
 }  // namespace lowbit::kernels

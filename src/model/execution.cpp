@@ -36,6 +36,7 @@ std::string ExecutionPlan::summary() const {
       buf, sizeof buf, "%s: %d Linears packed, %d float32, %zu emulated; %.1f MiB of weights",
       execution_name(mode), packed, float32, emulated.size(), double(weight_bytes) / (1 << 20));
   std::string s = buf;
+  if (embedding_released) s += "; embedding rows read from the packed head";
   for (const std::string& e : emulated) s += "\n  emulated " + e;
   return s;
 }
@@ -45,10 +46,21 @@ namespace {
 // Why this Linear cannot run packed, or "".
 std::string kernel_gap(const Linear& lin) {
   const Scheme& w = *lin.weight_scheme();
-  if (lin.input_scheme())
-    return "its activations are quantized (" + scheme_name(*lin.input_scheme()) +
-           ") and the weight-and-activation kernels (W8A8, W4A8, W4A4) are not built yet; "
-           "weight-only schemes (no activation scheme) run packed";
+  if (const std::optional<Scheme>& a = lin.input_scheme()) {
+    // W8A8 int8 is built: int8 activations per token or per tensor on int8:channel weights.
+    const bool int8_activations =
+        a->element == formats::int8 && !a->asymmetric &&
+        (a->granularity == Granularity::Token || a->granularity == Granularity::Tensor);
+    const bool int8_weights =
+        w.element == formats::int8 && !w.asymmetric &&
+        (w.granularity == Granularity::Channel || w.granularity == Granularity::Tensor) &&
+        w.axis == 0;
+    if (!int8_activations || !int8_weights)
+      return "its activations are quantized (" + scheme_name(*a) +
+             ") and of the weight-and-activation kernels only W8A8 int8 is built (int8:channel "
+             "weights, int8:token or int8:tensor activations); weight-only schemes (no activation "
+             "scheme) run packed";
+  }
   if (lin.accumulation()) return "the narrow-accumulator emulation has no kernel";
   const std::string gap =
       packed_kernel_gap(w, size_t(lin.out_features()), size_t(lin.in_features()));
@@ -85,6 +97,11 @@ ExecutionPlan prepare_execution(Runtime& model, Execution mode) {
   std::vector<Linear*> linears;
   for (const LinearSite& site : sites.linears) linears.push_back(site.linear);
   if (sites.head) linears.push_back(sites.head);
+  // The tied head holds the embedding's own values (quantized alike, or both kept): once it is
+  // packed, the runtime can read embedding rows from it and the float32 table can go.
+  const bool head_is_table = sites.head && sites.head_tied && sites.embedding_reads_packed_head &&
+                             sites.embedding.values && *sites.embedding.values &&
+                             sites.head->weight_ptr() == *sites.embedding.values;
   for (Linear* lin : linears) {
     if (mode != Execution::Emulate && lin->weight_scheme() && !lin->packed_weight()) {
       std::string why = kernel_gap(*lin);
@@ -104,6 +121,10 @@ ExecutionPlan prepare_execution(Runtime& model, Execution mode) {
     else if (!lin->weight_scheme())
       ++plan.float32;
     plan.weight_bytes += lin->weight_bytes();
+  }
+  if (head_is_table && sites.head->packed_weight()) {
+    sites.embedding.values->reset();
+    plan.embedding_released = true;
   }
   return plan;
 }

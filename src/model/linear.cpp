@@ -41,6 +41,10 @@ void Linear::forward(const float* x, int n, float* y) const {
     input_transform_->apply(rotated_input.data(), size_t(n));
     x = rotated_input.data();
   }
+  if (packed_ && input_scheme_ && kernels::takes_int8_activations(*packed_)) {
+    forward_w8a8(x, n, y);
+    return;
+  }
   const float* xq = x;
   if (input_scheme_) {
     quantized_input.resize(size_t(n) * size_t(in_));
@@ -61,13 +65,36 @@ void Linear::forward(const float* x, int n, float* y) const {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out_, in_, 1.0f, xq, in_,
                 weight_->data(), in_, 0.0f, y, out_);
   }
-  if (!bias_.empty()) {
-    for (int r = 0; r < n; ++r) {
-      float* row = y + size_t(r) * size_t(out_);
-      for (int c = 0; c < out_; ++c) row[c] += bias_[size_t(c)];
-    }
-  }
+  add_bias(n, y);
   if (probe_) probe_->observe(*this, x, xq, n, y);
+}
+
+// W8A8 int8 (real execution): the activations quantized with the input scheme (the codes
+// fake_quant rounds them to), multiplied with the weight codes in exact integer arithmetic, the
+// two scales applied to the int32 sums. Bias and probe as forward().
+void Linear::forward_w8a8(const float* x, int n, float* y) const {
+  const QTensor q = quantize(*input_scheme_, x, {size_t(n), size_t(in_)});
+  thread_local std::vector<float> row_scales;
+  row_scales.resize(size_t(n));
+  for (int r = 0; r < n; ++r)
+    row_scales[size_t(r)] = q.group_scale(q.group_count() == 1 ? 0 : size_t(r));
+  // An int8 code is the value's two's-complement byte (8-bit codes pack one per byte).
+  kernels::matmul_w8a8(*packed_, reinterpret_cast<const int8_t*>(q.codes.data()), row_scales.data(),
+                       size_t(n), y);
+  add_bias(n, y);
+  if (probe_) {
+    std::vector<float> xq(size_t(n) * size_t(in_));
+    dequantize(q, xq.data());
+    probe_->observe(*this, x, xq.data(), n, y);
+  }
+}
+
+void Linear::add_bias(int n, float* y) const {
+  if (bias_.empty()) return;
+  for (int r = 0; r < n; ++r) {
+    float* row = y + size_t(r) * size_t(out_);
+    for (int c = 0; c < out_; ++c) row[c] += bias_[size_t(c)];
+  }
 }
 
 // Splits the reduction into slices of `every` columns: each slice's products are one sgemm

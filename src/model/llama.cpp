@@ -120,8 +120,17 @@ void Llama::embed(const int32_t* tokens, int n, int pos0, LlamaRunState& s) cons
     if (tokens[i] < 0 || tokens[i] >= c.vocab_size)
       throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary of " +
                   std::to_string(c.vocab_size));
-    std::copy_n(weights_.token_embedding->data() + size_t(tokens[i]) * dim, dim,
-                s.x.data() + size_t(i) * dim);
+    if (weights_.token_embedding) {
+      std::copy_n(weights_.token_embedding->data() + size_t(tokens[i]) * dim, dim,
+                  s.x.data() + size_t(i) * dim);
+    } else {  // released for the tied head's packed weight (real execution): decode the row
+      const kernels::PackedMatrix& head = *weights_.output.packed_weight();
+      thread_local std::vector<float> row;
+      row.resize(head.padded_cols);
+      const size_t t = size_t(tokens[i]);
+      kernels::default_matmul_backend().decode_rows(head, t, t + 1, row.data());
+      std::copy_n(row.data(), dim, s.x.data() + size_t(i) * dim);
+    }
   }
   if (c.embedding_scale != 1.0f)
     for (size_t i = 0; i < size_t(n) * dim; ++i) s.x[i] *= c.embedding_scale;
@@ -259,7 +268,8 @@ double Llama::flops(int n, int pos0, int logit_rows) const {
 }
 
 int64_t Llama::parameter_count() const {
-  int64_t n = int64_t(weights_.token_embedding->size()) + int64_t(weights_.final_norm.size());
+  int64_t n =
+      int64_t(config_.vocab_size) * int64_t(config_.dim) + int64_t(weights_.final_norm.size());
   for (const LlamaLayer& w : weights_.layers) {
     n += int64_t(w.attn_norm.size() + w.ffn_norm.size() + w.q_norm.size() + w.k_norm.size() +
                  w.post_attn_norm.size() + w.post_ffn_norm.size());

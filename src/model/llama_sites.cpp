@@ -23,6 +23,7 @@ Sites Llama::sites() {
   }
   s.head = &weights_.output;
   s.head_tied = config_.tied_output;
+  s.embedding_reads_packed_head = config_.tied_output;
   return s;
 }
 

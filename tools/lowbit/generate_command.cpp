@@ -1,5 +1,6 @@
 // `lowbit generate`: greedy decoding from a prompt, streamed to stdout, to see the model talk.
 #include <fmt/core.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <chrono>
@@ -44,6 +45,7 @@ void run(const Args& a) {
     std::fprintf(
         stderr, "[%s]\n",
         model::prepare_execution(quantized, model::parse_execution(a.exec)).summary().c_str());
+  malloc_trim(0);  // give the float32 model's freed pages back (glibc keeps them otherwise)
   const model::Llama& llama = quantized;
   // --chat wraps the prompt in the ChatML turn markers SmolLM2-Instruct and Qwen2 were tuned on.
   model::checked_utf8(a.prompt, "--prompt");

@@ -104,6 +104,11 @@ struct MatmulBackend {
   // rows of padded_cols floats, zero beyond cols. n is 1 .. kMaxGemvRows.
   void (*gemv)(const PackedMatrix& m, size_t r0, size_t r1, const float* x, size_t n, float* y,
                size_t ldy);
+  // W8A8: acc[j * ldacc + r] = sum_c x[j * padded_cols + c] * code(r, c) in exact integer
+  // arithmetic, for a Lut8 matrix with ByteDecode::Signed codes (int8 weights). x holds n rows
+  // of int8 activation codes widened to int16, zero beyond cols; n is 1 .. kMaxGemvRows.
+  void (*gemv_i8)(const PackedMatrix& m, size_t r0, size_t r1, const int16_t* x, size_t n,
+                  int32_t* acc, size_t ldacc);
   // The read-bandwidth probe: the sum of bytes [0, n) as 64-bit words (n a multiple of 8), read
   // with this target's widest loads. What a memory-bound kernel's speed is measured against.
   uint64_t (*read_bytes)(const uint8_t* p, size_t n);
@@ -122,6 +127,15 @@ const MatmulBackend& default_matmul_backend();
 // threads, so the two never compete for cores). Threads: the OpenMP setting.
 void matmul(const PackedMatrix& m, const float* x, size_t n, float* y,
             const MatmulBackend& backend = default_matmul_backend());
+
+// Whether matmul_w8a8 takes this matrix: int8 codes (ByteDecode::Signed), one scale per row.
+bool takes_int8_activations(const PackedMatrix& m);
+
+// W8A8 int8: y[n, rows] = (x_scale[j] * scale(r)) * sum_c x_codes[j, c] * code(r, c), the sums
+// exact in int32 (what the tests hold them to), the two scales applied in float32 after them.
+// x_codes: n rows of cols int8 activation codes; x_scale: one per row.
+void matmul_w8a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_scale, size_t n,
+                 float* y, const MatmulBackend& backend = default_matmul_backend());
 
 // Reads n bytes (a multiple of 64) once with the best backend, split between the OpenMP threads
 // as matmul splits a weight's rows; returns the checksum (so the reads cannot be optimized away).

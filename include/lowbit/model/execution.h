@@ -27,6 +27,7 @@ struct ExecutionPlan {
   int float32 = 0;                    // Linears with a kept (unquantized) weight: float32 products
   std::vector<std::string> emulated;  // "site: why" for each quantized Linear left emulated
   size_t weight_bytes = 0;            // bytes of every Linear's weight as stored now
+  bool embedding_released = false;    // the float32 table freed: rows come from the packed head
 
   // One line for the log: "real: 211 Linears packed (62.1 MiB of weights), ...".
   std::string summary() const;

@@ -120,6 +120,8 @@ class Linear {
   LinearProbe* probe_ = nullptr;
 
   void multiply_accumulating(const float* x, int n, float* y) const;
+  void forward_w8a8(const float* x, int n, float* y) const;
+  void add_bias(int n, float* y) const;
 };
 
 // Sets the threads OpenBLAS and the runtimes' own OpenMP loops use (0: all cores).

@@ -69,6 +69,9 @@ struct Sites {
   std::vector<KvSite> kv;           // empty for models without a KV cache (encoders)
   Linear* head = nullptr;           // the output head (nullptr: none, as in encoders)
   bool head_tied = false;           // the head's weight is the embedding table
+  // The runtime looks embedding rows up in the tied head's packed weight once the table is
+  // released (real execution frees the float32 table when the head holds the same values).
+  bool embedding_reads_packed_head = false;
 
   // Adds the input "layers.<layer>.<id>" and, as Linear sites, its readers (each one's role is the
   // last part of its name). Called in forward order, it keeps `linears` in forward order too.

@@ -222,6 +222,52 @@ void Gemv(const PackedMatrix& m, size_t r0, size_t r1, const float* x, size_t n,
   }
 }
 
+// Exact int8 x int8 dot products: both widened to int16, pairs multiplied and summed into int32
+// lanes (pmaddwd), accumulated in int32 (no rounding anywhere).
+template <size_t N>
+void GemvI8N(const PackedMatrix& m, size_t r0, size_t r1, const int16_t* x, int32_t* acc,
+             size_t ldacc) {
+  const hn::ScalableTag<int16_t> d16;
+  const hn::Repartition<int32_t, decltype(d16)> d32;
+  const hn::Rebind<int8_t, decltype(d16)> d8;
+  const size_t lanes = hn::Lanes(d16), pc = m.padded_cols;
+  for (size_t r = r0; r < r1; ++r) {
+    const int8_t* w = reinterpret_cast<const int8_t*>(m.codes.data() + r * m.row_bytes);
+    hn::Vec<decltype(d32)> sum[N], unused = hn::Zero(d32);
+    for (size_t j = 0; j < N; ++j) sum[j] = hn::Zero(d32);
+    for (size_t e = 0; e < pc; e += lanes) {
+      const auto wv = hn::PromoteTo(d16, hn::LoadU(d8, w + e));
+      for (size_t j = 0; j < N; ++j)
+        sum[j] =
+            hn::ReorderWidenMulAccumulate(d32, wv, hn::LoadU(d16, x + j * pc + e), sum[j], unused);
+    }
+    for (size_t j = 0; j < N; ++j)
+      acc[j * ldacc + r] = hn::GetLane(hn::SumOfLanes(d32, hn::Add(sum[j], unused)));
+  }
+}
+
+void GemvI8(const PackedMatrix& m, size_t r0, size_t r1, const int16_t* x, size_t n, int32_t* acc,
+            size_t ldacc) {
+  switch (n) {
+    case 1:
+      return GemvI8N<1>(m, r0, r1, x, acc, ldacc);
+    case 2:
+      return GemvI8N<2>(m, r0, r1, x, acc, ldacc);
+    case 3:
+      return GemvI8N<3>(m, r0, r1, x, acc, ldacc);
+    case 4:
+      return GemvI8N<4>(m, r0, r1, x, acc, ldacc);
+    case 5:
+      return GemvI8N<5>(m, r0, r1, x, acc, ldacc);
+    case 6:
+      return GemvI8N<6>(m, r0, r1, x, acc, ldacc);
+    case 7:
+      return GemvI8N<7>(m, r0, r1, x, acc, ldacc);
+    default:
+      return GemvI8N<8>(m, r0, r1, x, acc, ldacc);
+  }
+}
+
 // The read-bandwidth probe: sums bytes [0, n) as 64-bit words (n a multiple of 8), vectors wide.
 uint64_t ReadBytes(const uint8_t* p, size_t n) {
   const hn::ScalableTag<uint64_t> d;
@@ -243,7 +289,7 @@ uint64_t ReadBytes(const uint8_t* p, size_t n) {
 
 const bool kRegistered =
     (register_matmul_backend({std::string("hwy:") + hwy::TargetName(HWY_TARGET), HWY_TARGET,
-                              HWY_LANES(float), &DecodeRows, &Gemv, &ReadBytes}),
+                              HWY_LANES(float), &DecodeRows, &Gemv, &GemvI8, &ReadBytes}),
      true);
 
 }  // namespace HWY_NAMESPACE
