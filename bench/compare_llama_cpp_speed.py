@@ -33,6 +33,7 @@ except ImportError as e:
 PAIRS = [  # (llama.cpp type, lowbit recipe flags)
     ("F32", []),
     ("Q8_0", ["--w", "int8:channel", "--head", "int8:channel"]),
+    ("Q8_0", ["--w", "int8:channel", "--a", "int8:token", "--head", "int8:channel"]),
     ("Q8_0", ["--w", "e4m3fn:channel", "--head", "e4m3fn:channel"]),
     ("Q4_0", ["--w", "int4:g32", "--head", "int4:g32"]),
     ("Q4_0", ["--w", "mxfp4", "--head", "mxfp4"]),
@@ -150,7 +151,7 @@ def main():
         for kind, flags in PAIRS:
             for t in threads:
                 rows = lowbit_speed(a.lowbit, a.model, flags, t, a.p, a.n, a.r)
-                name = flags[1] if flags else "fp32"
+                name = " ".join(flags[1:flags.index("--head")]).replace(" --a ", " a=") if flags else "fp32"
                 pp, size, _ = rows["pp"]
                 tg, _, gbps = rows["tg"]
                 print(f"| lowbit | {name} (vs {kind}) | {size.replace(' MiB', '')} | {t} | {pp:8.2f} | {tg:8.2f} "
