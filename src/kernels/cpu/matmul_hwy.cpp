@@ -10,6 +10,8 @@
 // foreach_target re-includes this file once per target; everything below runs once per target.
 #include "hwy/highway.h"
 
+#include <type_traits>
+
 #include "lowbit/kernels/matmul.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -200,26 +202,34 @@ void GemvN(const PackedMatrix& m, size_t r0, size_t r1, const float* x, float* y
   }
 }
 
-void Gemv(const PackedMatrix& m, size_t r0, size_t r1, const float* x, size_t n, float* y,
-          size_t ldy) {
+// Calls f(std::integral_constant<size_t, n>) for n in 1 .. kMaxGemvRows: the kernels keep one
+// accumulator per input row in registers, so the row count is a template parameter.
+template <class F>
+HWY_INLINE void WithRowCount(size_t n, const F& f) {
+  static_assert(kMaxGemvRows == 8, "one case per row count");
   switch (n) {
     case 1:
-      return GemvN<1>(m, r0, r1, x, y, ldy);
+      return f(std::integral_constant<size_t, 1>());
     case 2:
-      return GemvN<2>(m, r0, r1, x, y, ldy);
+      return f(std::integral_constant<size_t, 2>());
     case 3:
-      return GemvN<3>(m, r0, r1, x, y, ldy);
+      return f(std::integral_constant<size_t, 3>());
     case 4:
-      return GemvN<4>(m, r0, r1, x, y, ldy);
+      return f(std::integral_constant<size_t, 4>());
     case 5:
-      return GemvN<5>(m, r0, r1, x, y, ldy);
+      return f(std::integral_constant<size_t, 5>());
     case 6:
-      return GemvN<6>(m, r0, r1, x, y, ldy);
+      return f(std::integral_constant<size_t, 6>());
     case 7:
-      return GemvN<7>(m, r0, r1, x, y, ldy);
+      return f(std::integral_constant<size_t, 7>());
     default:
-      return GemvN<8>(m, r0, r1, x, y, ldy);
+      return f(std::integral_constant<size_t, 8>());
   }
+}
+
+void Gemv(const PackedMatrix& m, size_t r0, size_t r1, const float* x, size_t n, float* y,
+          size_t ldy) {
+  WithRowCount(n, [&](auto rows) HWY_ATTR { GemvN<decltype(rows)::value>(m, r0, r1, x, y, ldy); });
 }
 
 // Exact int8 x int8 dot products: both widened to int16, pairs multiplied and summed into int32
@@ -248,24 +258,8 @@ void GemvI8N(const PackedMatrix& m, size_t r0, size_t r1, const int16_t* x, int3
 
 void GemvI8(const PackedMatrix& m, size_t r0, size_t r1, const int16_t* x, size_t n, int32_t* acc,
             size_t ldacc) {
-  switch (n) {
-    case 1:
-      return GemvI8N<1>(m, r0, r1, x, acc, ldacc);
-    case 2:
-      return GemvI8N<2>(m, r0, r1, x, acc, ldacc);
-    case 3:
-      return GemvI8N<3>(m, r0, r1, x, acc, ldacc);
-    case 4:
-      return GemvI8N<4>(m, r0, r1, x, acc, ldacc);
-    case 5:
-      return GemvI8N<5>(m, r0, r1, x, acc, ldacc);
-    case 6:
-      return GemvI8N<6>(m, r0, r1, x, acc, ldacc);
-    case 7:
-      return GemvI8N<7>(m, r0, r1, x, acc, ldacc);
-    default:
-      return GemvI8N<8>(m, r0, r1, x, acc, ldacc);
-  }
+  WithRowCount(
+      n, [&](auto rows) HWY_ATTR { GemvI8N<decltype(rows)::value>(m, r0, r1, x, acc, ldacc); });
 }
 
 // The read-bandwidth probe: sums bytes [0, n) as 64-bit words (n a multiple of 8), vectors wide.
