@@ -85,5 +85,15 @@ sed -i 's/"ppl": \([0-9]\)/"ppl": 1\1/' "$entry"
 expect_ok "patched entry recomputed" "is unusable .*checksum" "$LOWBIT" sweep --model "$work/tiny.gguf" --text "$work/text.txt" \
   --ctx 64 --max-tokens 0 --grid "$work/grid.json" --out "$work/shared"
 
+# Real execution in a sweep: cached apart from the emulated results, and recorded in them.
+"$LOWBIT" sweep --model "$work/tiny.gguf" --text "$work/text.txt" --ctx 64 --max-tokens 0 --grid "$work/grid.json" \
+  --out "$work/shared" --exec real > "$work/real.log" 2>&1 || fail "sweep --exec real: $(cat "$work/real.log")"
+python3 - "$work/shared/results.json" <<'PY' || fail "sweep --exec real: results lack the execution"
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+assert len(r) == 6 and all(x["execution"].startswith("real:") for x in r), [x.get("execution") for x in r]
+PY
+grep -v "^baseline:" "$work/real.log" | grep -q ": cached" && fail "sweep --exec real reused emulated cache entries"
+
 if [ "$failures" -ne 0 ]; then echo "$failures trust CLI check(s) failed"; exit 1; fi
 echo "all trust CLI checks passed"

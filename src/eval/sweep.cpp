@@ -301,9 +301,12 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
   const std::string setup_key = s.key();
   // Recipes with calibrated methods are cached per calibration data too.
   const auto cache_key = [&](const ptq::Recipe& recipe) {
-    if (!recipe.needs_calibration()) return recipe.hash_hex();
+    if (!recipe.needs_calibration() && opt.execution == model::Execution::Emulate)
+      return recipe.hash_hex();
     util::Fnv1a f{recipe.hash()};
-    f.bytes(opt.calibration->id);
+    if (recipe.needs_calibration()) f.bytes(opt.calibration->id);
+    if (opt.execution != model::Execution::Emulate)
+      f.bytes(std::string("exec=") + model::execution_name(opt.execution));
     return hex64(f.h);
   };
   std::map<std::string, RecipeResult> finished;  // this shard's results by cache key
@@ -326,6 +329,7 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
     EvaluateOptions eopt;
     eopt.calibration = opt.calibration;
     eopt.cache = &method_cache;
+    eopt.execution = opt.execution;
     eopt.progress = [&](const std::string& what, int64_t step, int64_t steps) {
       if (!opt.progress) return;
       if (what == "eval")

@@ -19,6 +19,7 @@ struct SweepArgs {
   int ctx = 512;
   int64_t max_tokens = 4096;
   int threads = 0;
+  std::string exec = "emulate";
   bool no_layers = false, list = false, repair_utf8 = false;
   std::string calib_text;
   int calib_count = 32, calib_length = 512;
@@ -88,6 +89,7 @@ void run_sweep_command(const SweepArgs& a) {
   opt.layer_stats = !a.no_layers;
   opt.out_dir = a.out;
   opt.threads = a.threads;
+  opt.execution = model::parse_execution(a.exec);
   fmt::print(
       "model:  {}\n        {}\ngrid:   {} recipes{}; token budget {} (ctx {})\n", m.path,
       m.summary(), grid.size(),
@@ -129,6 +131,7 @@ void add_sweep_commands(CLI::App& app) {
                   "Run slice i of n of the grid (i/n), e.g. as a job array; join with sweep-merge")
       ->default_val("1/1");
   add_threads_option(cmd, a->threads);
+  add_exec_option(cmd, a->exec, "emulate");
   cmd->add_flag("--no-layers", a->no_layers, "Skip the per-layer statistics (and the heat map)");
   cmd->add_flag("--list", a->list, "Print the grid's recipes and exit");
   add_repair_utf8_flag(cmd, a->repair_utf8);

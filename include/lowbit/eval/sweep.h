@@ -55,6 +55,8 @@ struct SweepOptions {
   std::string out_dir;      // results, reports and cache/ go here
   int shard_index = 1, shard_count = 1;  // run grid entries i-1, i-1+n, i-1+2n, ... (1-based i)
   int threads = 0;
+  // How each recipe's model runs; results of real / auto runs are cached apart from emulated ones.
+  model::Execution execution = model::Execution::Emulate;
   // For recipes whose methods need calibration data (nullptr: such recipes are an error). Results
   // of those recipes are cached under the recipe and the calibration data's id together.
   const ptq::Calibration* calibration = nullptr;
