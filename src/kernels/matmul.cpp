@@ -153,28 +153,29 @@ void matmul_w8a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_sc
                 ") is not int8 with one scale per output row");
   thread_local std::vector<int16_t> wide;
   thread_local std::vector<int32_t> acc;
-  const int threads = m.rows * m.cols < kParallelWork ? 1 : omp_get_max_threads();
-  const size_t chunk = chunk_rows(m.rows, threads);
-  const size_t chunks = (m.rows + chunk - 1) / chunk;
-  // Batches of up to kMaxGemvRows activation rows (prefill re-reads the weight per batch).
-  for (size_t j0 = 0; j0 < n; j0 += kMaxGemvRows) {
-    const size_t nb = std::min(kMaxGemvRows, n - j0);
-    wide.assign(nb * m.padded_cols, 0);
-    for (size_t j = 0; j < nb; ++j)
-      for (size_t c = 0; c < m.cols; ++c)
-        wide[j * m.padded_cols + c] = x_codes[(j0 + j) * m.cols + c];
-    acc.resize(nb * m.rows);
-    const int16_t* xw = wide.data();
-    int32_t* out = acc.data();
+  wide.assign(n * m.padded_cols, 0);
+  for (size_t j = 0; j < n; ++j)
+    std::copy_n(x_codes + j * m.cols, m.cols, wide.data() + j * m.padded_cols);
+  acc.resize(n * m.rows);
+  const int16_t* xw = wide.data();
+  int32_t* out = acc.data();
+  // Tiles of weight rows small enough to stay in L1 while every batch of up to kMaxGemvRows
+  // activation rows passes over them (prefill would otherwise re-read the weight per batch).
+  const size_t tile = std::max<size_t>(8, (16384 / std::max<size_t>(1, m.row_bytes)) / 8 * 8);
+  const size_t tiles = (m.rows + tile - 1) / tile;
+  const int threads = m.rows * m.cols * std::min<size_t>(n, kMaxGemvRows) < kParallelWork
+                          ? 1
+                          : omp_get_max_threads();
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-    for (size_t k = 0; k < chunks; ++k) {
-      const size_t r0 = k * chunk, r1 = std::min(m.rows, r0 + chunk);
-      backend.gemv_i8(m, r0, r1, xw, nb, out, m.rows);
-    }
-    for (size_t j = 0; j < nb; ++j)
-      for (size_t r = 0; r < m.rows; ++r)
-        y[(j0 + j) * m.rows + r] = float(acc[j * m.rows + r]) * x_scale[j0 + j] * m.scale(r, 0);
+  for (size_t t = 0; t < tiles; ++t) {
+    const size_t r0 = t * tile, r1 = std::min(m.rows, r0 + tile);
+    for (size_t j0 = 0; j0 < n; j0 += kMaxGemvRows)
+      backend.gemv_i8(m, r0, r1, xw + j0 * m.padded_cols, std::min(kMaxGemvRows, n - j0),
+                      out + j0 * m.rows, m.rows);
   }
+  for (size_t j = 0; j < n; ++j)
+    for (size_t r = 0; r < m.rows; ++r)
+      y[j * m.rows + r] = float(acc[j * m.rows + r]) * x_scale[j] * m.scale(r, 0);
 }
 
 uint64_t read_probe(const uint8_t* p, size_t n) {

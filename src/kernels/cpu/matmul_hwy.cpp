@@ -11,6 +11,7 @@
 #include "hwy/highway.h"
 
 #include <type_traits>
+#include <vector>
 
 #include "lowbit/kernels/matmul.h"
 
@@ -36,18 +37,6 @@ struct Table16 {
   VF part[kParts];
 };
 
-// Table entry i = (lut[i] - offset) * scale, as packed_weight() computes it.
-HWY_INLINE void ScaleTable(const float* lut, float scale, float offset, bool has_offset,
-                           Table16& t) {
-  const DF d;
-  const size_t lanes = hn::Lanes(d);
-  for (size_t p = 0; p < kParts; ++p) {
-    VF v = hn::LoadU(d, lut + p * lanes);
-    if (has_offset) v = hn::Sub(v, hn::Set(d, offset));
-    t.part[p] = hn::Mul(v, hn::Set(d, scale));
-  }
-}
-
 HWY_INLINE VF Lookup(const Table16& t, VU index) {
   const DF d;
   const DU du;
@@ -63,6 +52,21 @@ HWY_INLINE VF Lookup(const Table16& t, VU index) {
     v = hn::IfThenElse(in_part, hn::TableLookupLanes(t.part[p], within), v);
   }
   return v;
+}
+
+// The scales of row r's groups as float32 (m.scale(r, g) for every g), in a per-thread buffer:
+// the branches on how scales are stored stay out of the loops.
+HWY_INLINE const float* RowScales(const PackedMatrix& m, size_t r) {
+  const size_t groups = m.groups_per_row;
+  if (!m.scales.empty()) return m.scales.data() + r * groups;
+  thread_local std::vector<float> row;
+  row.resize(groups);
+  const uint8_t* codes = m.scale_codes.data() + r * groups;
+  if (m.has_global)
+    for (size_t g = 0; g < groups; ++g) row[g] = m.scale_lut[codes[g]] * m.global;
+  else
+    for (size_t g = 0; g < groups; ++g) row[g] = m.scale_lut[codes[g]];
+  return row.data();
 }
 
 // The weights of one 32-element Lut4 block, handed to `use(w, column)` one vector at a time: the
@@ -83,31 +87,43 @@ HWY_INLINE void Lut4Block(const uint8_t* block, size_t e, const Table16& lo, con
 // Walks one row's Lut4 blocks with each half's scaled table.
 template <class Use>
 HWY_INLINE void Lut4Row(const PackedMatrix& m, size_t r, const Use& use) {
+  const DF d;
+  const size_t lanes = hn::Lanes(d);
   const uint8_t* codes = m.codes.data() + r * m.row_bytes;
-  const bool has_offset = !m.offsets.empty();
-  Table16 lo, hi;
+  const float* scales = RowScales(m, r);
+  const float* offsets = m.offsets.empty() ? nullptr : m.offsets.data() + r * m.groups_per_row;
+  Table16 base, lo, hi;
+  for (size_t p = 0; p < kParts; ++p) base.part[p] = hn::LoadU(d, m.lut.data() + p * lanes);
+  // Entry i of group g's table: (lut[i] - offset) * scale, as packed_weight() computes it.
+  const auto table_of = [&](size_t g, Table16& t) HWY_ATTR {
+    const VF scale = hn::Set(d, scales[g]);
+    for (size_t p = 0; p < kParts; ++p)
+      t.part[p] =
+          hn::Mul(offsets ? hn::Sub(base.part[p], hn::Set(d, offsets[g])) : base.part[p], scale);
+  };
   if (m.group == 16) {  // NVFP4: the two halves of a block are two groups
     for (size_t b = 0, e = 0; e < m.padded_cols; ++b, e += PackedMatrix::kBlock) {
-      ScaleTable(m.lut.data(), m.scale(r, 2 * b), m.offset(r, 2 * b), has_offset, lo);
-      ScaleTable(m.lut.data(), m.scale(r, 2 * b + 1), m.offset(r, 2 * b + 1), has_offset, hi);
+      table_of(2 * b, lo);
+      table_of(2 * b + 1, hi);
       Lut4Block(codes + 16 * b, e, lo, hi, use);
     }
     return;
   }
   for (size_t g = 0; g < m.groups_per_row; ++g) {  // groups are whole blocks
-    ScaleTable(m.lut.data(), m.scale(r, g), m.offset(r, g), has_offset, lo);
+    table_of(g, lo);
     const size_t end = std::min(m.padded_cols, (g + 1) * m.group);
     for (size_t e = g * m.group; e < end; e += PackedMatrix::kBlock)
       Lut4Block(codes + e / 2, e, lo, lo, use);
   }
 }
 
-// lut[code] for one vector of Lut8 codes, computed as m.byte_decode says.
+// lut[code] for one vector of Lut8 codes, computed as kDecode (m.byte_decode) says.
+template <ByteDecode kDecode>
 HWY_INLINE VF ByteValues(const PackedMatrix& m, const uint8_t* p) {
   const DF d;
   const DU du;
   const DI di;
-  switch (m.byte_decode) {
+  switch (kDecode) {
     case ByteDecode::Signed:
       return hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(hn::Rebind<int8_t, DI>(),
                                                           reinterpret_cast<const int8_t*>(p))));
@@ -157,16 +173,29 @@ HWY_INLINE void ByteRow(const PackedMatrix& m, size_t r, const Use& use) {
           (e / lanes) & 1);
     return;
   }
-  const bool has_offset = !m.offsets.empty();
-  for (size_t g = 0; g < m.groups_per_row; ++g) {
-    const VF scale = hn::Set(d, m.scale(r, g));
-    const VF offset = hn::Set(d, m.offset(r, g));
-    const size_t end = std::min(m.padded_cols, (g + 1) * m.group);
-    for (size_t e = g * m.group; e < end; e += lanes) {
-      VF w = ByteValues(m, codes + e);
-      if (has_offset) w = hn::Sub(w, offset);
-      use(hn::Mul(w, scale), e, (e / lanes) & 1);
+  // One loop per decode, chosen once per row rather than per vector.
+  const auto groups = [&](auto decode) HWY_ATTR {
+    const float* scales = RowScales(m, r);
+    const float* offsets = m.offsets.empty() ? nullptr : m.offsets.data() + r * m.groups_per_row;
+    for (size_t g = 0; g < m.groups_per_row; ++g) {
+      const VF scale = hn::Set(d, scales[g]);
+      const size_t end = std::min(m.padded_cols, (g + 1) * m.group);
+      for (size_t e = g * m.group; e < end; e += lanes) {
+        VF w = ByteValues<decltype(decode)::value>(m, codes + e);
+        if (offsets) w = hn::Sub(w, hn::Set(d, offsets[g]));
+        use(hn::Mul(w, scale), e, (e / lanes) & 1);
+      }
     }
+  };
+  switch (m.byte_decode) {
+    case ByteDecode::Signed:
+      return groups(std::integral_constant<ByteDecode, ByteDecode::Signed>());
+    case ByteDecode::Unsigned:
+      return groups(std::integral_constant<ByteDecode, ByteDecode::Unsigned>());
+    case ByteDecode::Minifloat:
+      return groups(std::integral_constant<ByteDecode, ByteDecode::Minifloat>());
+    case ByteDecode::Table:
+      return groups(std::integral_constant<ByteDecode, ByteDecode::Table>());
   }
 }
 
