@@ -71,14 +71,20 @@ TEST_F(ExecutionTest, RealMatchesEmulationOnEveryKernelFamily) {
   }
 }
 
-TEST_F(ExecutionTest, W8A8Int8RunsInIntegers) {
-  for (const char* a : {"int8:token", "int8:tensor"}) {
-    const model::Llama emulated = quantized("int8:channel", a);
+TEST_F(ExecutionTest, W8A8AndW4A8RunInIntegers) {
+  for (const auto& [w, a] :
+       std::vector<std::pair<const char*, const char*>>{{"int8:channel", "int8:token"},
+                                                        {"int8:channel", "int8:tensor"},
+                                                        {"int4:g32", "int8:token"},
+                                                        {"mxfp4", "int8:token"},
+                                                        {"nvfp4", "int8:tensor"}}) {
+    const model::Llama emulated = quantized(w, a);
     model::Llama real = emulated;
     const model::ExecutionPlan plan = model::prepare_execution(real, model::Execution::Real);
-    EXPECT_TRUE(plan.emulated.empty()) << a;
-    EXPECT_NE(real.weights().layers[0].wq.packed_weight(), nullptr) << a;
-    EXPECT_LT(relative_gap(all_logits(emulated, tokens_), all_logits(real, tokens_)), 1e-5) << a;
+    EXPECT_TRUE(plan.emulated.empty()) << w << " " << a;
+    EXPECT_NE(real.weights().layers[0].wq.packed_weight(), nullptr) << w << " " << a;
+    EXPECT_LT(relative_gap(all_logits(emulated, tokens_), all_logits(real, tokens_)), 1e-5)
+        << w << " " << a;
   }
 }
 

@@ -215,6 +215,60 @@ TEST(PackedMatmul, Int8ActivationSumsAreExact) {
       pack_weight(quantize(parse_scheme("e4m3fn:channel"), w.data(), {8, 64}))));
 }
 
+// W4A8: with every scale 1 the result is the exact integer sum (below 2^24, so float32 holds it);
+// with the scheme's scales it lies within the summation bound of the exact product.
+TEST(PackedMatmul, W4A8SumsAreExactIntegers) {
+  std::mt19937 rng(13);
+  std::uniform_int_distribution<int> code(-127, 127);
+  for (const char* name : {"int4:g32", "mxfp4", "nvfp4", "int4:g128", "e2m1fn:g64", "int4:channel"})
+    for (const auto& [rows, cols] :
+         {std::pair<size_t, size_t>{1, 1}, {7, 31}, {9, 64}, {17, 96}, {40, 257}, {300, 600}}) {
+      const std::vector<float> w = random_weights(rows * cols, uint32_t(rows + 7 * cols));
+      PackedMatrix m = pack_weight(quantize(parse_scheme(name), w.data(), {rows, cols}));
+      ASSERT_TRUE(kernels::takes_w4a8(m)) << name;
+      for (size_t n : {1, 2, 5, 8, 11}) {
+        std::vector<int8_t> x(n * cols);
+        for (int8_t& v : x) v = int8_t(code(rng));
+        const std::vector<float> ones(n, 1.0f);
+        PackedMatrix unit = m;  // every group scale 1 (times the table's unit)
+        unit.scales.assign(unit.rows * unit.groups_per_row, 1.0f / unit.int_unit);
+        unit.scale_codes.clear();
+        for (const MatmulBackend& b : kernels::matmul_backends())
+          for (int threads : {1, 2}) {
+            omp_set_num_threads(threads);
+            std::vector<float> y(n * rows), ys(n * rows);
+            kernels::matmul_w4a8(unit, x.data(), ones.data(), n, y.data(), b);
+            kernels::matmul_w4a8(m, x.data(), ones.data(), n, ys.data(), b);
+            for (size_t j = 0; j < n; ++j)
+              for (size_t r = 0; r < rows; ++r) {
+                int64_t exact = 0;
+                double scaled = 0, sum_abs = 0;
+                for (size_t c = 0; c < cols; ++c) {
+                  const int v = m.lut_int[kernels::packed_code(m, r, c)];
+                  exact += int64_t(v) * x[j * cols + c];
+                  const double t = double(kernels::packed_weight(m, r, c)) * x[j * cols + c];
+                  scaled += t;
+                  sum_abs += std::fabs(t);
+                }
+                ASSERT_EQ(y[j * rows + r], float(exact))
+                    << name << " " << rows << "x" << cols << " n=" << n << " row " << r << " on "
+                    << b.name;
+                const double k = double(cols / 4 + 8);  // 4-element integer runs, then float
+                ASSERT_LE(std::fabs(ys[j * rows + r] - scaled),
+                          k * std::ldexp(1.0, -24) * sum_abs * 1.001)
+                    << name << " scaled, row " << r << " on " << b.name;
+              }
+          }
+      }
+    }
+  omp_set_num_threads(omp_get_num_procs());
+  const std::vector<float> w = random_weights(8 * 64, 2);
+  EXPECT_FALSE(
+      kernels::takes_w4a8(pack_weight(quantize(parse_scheme("nf4_g64"), w.data(), {8, 64}))));
+  EXPECT_FALSE(
+      kernels::takes_w4a8(pack_weight(quantize(parse_scheme("int4_g128"), w.data(), {8, 64}))));
+}
+
 TEST(PackedMatmul, Bf16RoundsToNearestEven) {
   const float w[] = {1.0f, 1.00390625f /* tie: to 1 */, 1.01171875f /* tie: up */, -3.1f, 0.0f};
   const PackedMatrix m = pack_bf16(w, 1, 5);

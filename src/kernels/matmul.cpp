@@ -178,6 +178,37 @@ void matmul_w8a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_sc
       y[j * m.rows + r] = float(acc[j * m.rows + r]) * x_scale[j] * m.scale(r, 0);
 }
 
+bool takes_w4a8(const PackedMatrix& m) {
+  return m.coding == WeightCoding::Lut4 && m.has_int_lut && m.offsets.empty();
+}
+
+void matmul_w4a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_scale, size_t n,
+                 float* y, const MatmulBackend& backend) {
+  if (!takes_w4a8(m))
+    throw Error("W4A8: the packed weight (" + m.scheme +
+                ") is not 4-bit with an integer table and no zero points");
+  thread_local std::vector<int8_t> padded;
+  padded.assign(n * m.padded_cols, 0);
+  for (size_t j = 0; j < n; ++j)
+    std::copy_n(x_codes + j * m.cols, m.cols, padded.data() + j * m.padded_cols);
+  const int8_t* xp = padded.data();
+  // Tiles of weight rows reused from L1 by every batch of activation rows, as in matmul_w8a8.
+  const size_t tile = std::max<size_t>(8, (16384 / std::max<size_t>(1, m.row_bytes)) / 8 * 8);
+  const size_t tiles = (m.rows + tile - 1) / tile;
+  const int threads = m.rows * m.cols * std::min<size_t>(n, kMaxGemvRows) < kParallelWork
+                          ? 1
+                          : omp_get_max_threads();
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (size_t t = 0; t < tiles; ++t) {
+    const size_t r0 = t * tile, r1 = std::min(m.rows, r0 + tile);
+    for (size_t j0 = 0; j0 < n; j0 += kMaxGemvRows)
+      backend.gemv_w4a8(m, r0, r1, xp + j0 * m.padded_cols, std::min(kMaxGemvRows, n - j0),
+                        y + j0 * m.rows, m.rows);
+  }
+  for (size_t j = 0; j < n; ++j)
+    for (size_t r = 0; r < m.rows; ++r) y[j * m.rows + r] *= x_scale[j];
+}
+
 uint64_t read_probe(const uint8_t* p, size_t n) {
   const MatmulBackend& b = default_matmul_backend();
   const int threads = omp_get_max_threads();

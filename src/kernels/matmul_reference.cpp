@@ -73,6 +73,22 @@ void reference_gemv_i8(const PackedMatrix& m, size_t r0, size_t r1, const int16_
   }
 }
 
+void reference_gemv_w4a8(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, size_t n,
+                         float* y, size_t ldy) {
+  for (size_t r = r0; r < r1; ++r)
+    for (size_t j = 0; j < n; ++j) {
+      double sum = 0;
+      for (size_t g = 0; g < m.groups_per_row; ++g) {
+        int64_t group = 0;
+        const size_t end = std::min(m.cols, (g + 1) * m.group);
+        for (size_t c = g * m.group; c < end; ++c)
+          group += int64_t(m.lut_int[packed_code(m, r, c)]) * x[j * m.padded_cols + c];
+        sum += double(m.scale(r, g)) * double(m.int_unit) * double(group);
+      }
+      y[j * ldy + r] = float(sum);
+    }
+}
+
 uint64_t reference_read_bytes(const uint8_t* p, size_t n) {
   uint64_t sum = 0;
   for (size_t i = 0; i + 8 <= n; i += 8) {
@@ -86,7 +102,13 @@ uint64_t reference_read_bytes(const uint8_t* p, size_t n) {
 }  // namespace
 
 MatmulBackend reference_matmul_backend() {
-  return {"reference",          0, 1, &reference_decode_rows, &reference_gemv, &reference_gemv_i8,
+  return {"reference",
+          0,
+          1,
+          &reference_decode_rows,
+          &reference_gemv,
+          &reference_gemv_i8,
+          &reference_gemv_w4a8,
           &reference_read_bytes};
 }
 

@@ -55,11 +55,16 @@ std::string kernel_gap(const Linear& lin) {
         w.element == formats::int8 && !w.asymmetric &&
         (w.granularity == Granularity::Channel || w.granularity == Granularity::Tensor) &&
         w.axis == 0;
-    if (!int8_activations || !int8_weights)
+    // W4A8: symmetric 4-bit weights whose values are integers times a power of two (int4,
+    // e2m1: fp4, mxfp4, nvfp4).
+    const bool int4_weights =
+        !w.asymmetric && (w.element == formats::e2m1fn ||
+                          (w.element.kind == FormatKind::Int && w.element.bits() <= 4));
+    if (!int8_activations || !(int8_weights || int4_weights))
       return "its activations are quantized (" + scheme_name(*a) +
-             ") and of the weight-and-activation kernels only W8A8 int8 is built (int8:channel "
-             "weights, int8:token or int8:tensor activations); weight-only schemes (no activation "
-             "scheme) run packed";
+             ") and of the weight-and-activation kernels W8A8 (int8:channel weights) and W4A8 "
+             "(int4 / e2m1 weights: int4:g32, mxfp4, nvfp4) are built, with int8:token or "
+             "int8:tensor activations; weight-only schemes (no activation scheme) run packed";
   }
   if (lin.accumulation()) return "the narrow-accumulator emulation has no kernel";
   const std::string gap =

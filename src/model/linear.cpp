@@ -41,8 +41,12 @@ void Linear::forward(const float* x, int n, float* y) const {
     input_transform_->apply(rotated_input.data(), size_t(n));
     x = rotated_input.data();
   }
-  if (packed_ && input_scheme_ && kernels::takes_int8_activations(*packed_)) {
-    forward_w8a8(x, n, y);
+  // Integer products for decode batches; prefill (more rows) runs the decoded-tile sgemm on the
+  // fake-quantized activations, which computes the same products (emulation's arithmetic) faster
+  // than the integer matrix-vector kernels until a tiled integer GEMM exists.
+  if (packed_ && input_scheme_ && size_t(n) <= kernels::kMaxGemvRows &&
+      (kernels::takes_int8_activations(*packed_) || kernels::takes_w4a8(*packed_))) {
+    forward_integer(x, n, y);
     return;
   }
   const float* xq = x;
@@ -69,18 +73,21 @@ void Linear::forward(const float* x, int n, float* y) const {
   if (probe_) probe_->observe(*this, x, xq, n, y);
 }
 
-// W8A8 int8 (real execution): the activations quantized with the input scheme (the codes
+// W8A8 / W4A8 (real execution): the activations quantized with the input scheme (the codes
 // fake_quant rounds them to), multiplied with the weight codes in exact integer arithmetic, the
-// two scales applied to the int32 sums. Bias and probe as forward().
-void Linear::forward_w8a8(const float* x, int n, float* y) const {
+// scales applied to the integer sums. Bias and probe as forward().
+void Linear::forward_integer(const float* x, int n, float* y) const {
   const QTensor q = quantize(*input_scheme_, x, {size_t(n), size_t(in_)});
   thread_local std::vector<float> row_scales;
   row_scales.resize(size_t(n));
   for (int r = 0; r < n; ++r)
     row_scales[size_t(r)] = q.group_scale(q.group_count() == 1 ? 0 : size_t(r));
   // An int8 code is the value's two's-complement byte (8-bit codes pack one per byte).
-  kernels::matmul_w8a8(*packed_, reinterpret_cast<const int8_t*>(q.codes.data()), row_scales.data(),
-                       size_t(n), y);
+  const int8_t* codes = reinterpret_cast<const int8_t*>(q.codes.data());
+  if (kernels::takes_int8_activations(*packed_))
+    kernels::matmul_w8a8(*packed_, codes, row_scales.data(), size_t(n), y);
+  else
+    kernels::matmul_w4a8(*packed_, codes, row_scales.data(), size_t(n), y);
   add_bias(n, y);
   if (probe_) {
     std::vector<float> xq(size_t(n) * size_t(in_));

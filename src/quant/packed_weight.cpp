@@ -94,6 +94,25 @@ kernels::ByteDecode byte_decode(const Scheme& s, kernels::MinifloatDecode& mf) {
   return kernels::ByteDecode::Minifloat;
 }
 
+// lut[c] = lut_int[c] * 2^-k with |lut_int| <= 63 for the smallest k in 0..3, if any (int4,
+// e2m1, int3 ...; not nf4): the W4A8 kernels' integer table.
+void integer_table(kernels::PackedMatrix& m) {
+  for (int k = 0; k <= 3; ++k) {
+    const float unit = std::ldexp(1.0f, -k);
+    bool ok = true;
+    for (size_t c = 0; c < 16 && ok; ++c) {
+      const float v = m.lut[c] / unit;
+      ok = std::isfinite(v) && v == std::nearbyint(v) && std::fabs(v) <= 63;
+      if (ok) m.lut_int[c] = int8_t(v);
+    }
+    if (ok) {
+      m.has_int_lut = true;
+      m.int_unit = unit;
+      return;
+    }
+  }
+}
+
 }  // namespace
 
 std::string packed_kernel_gap(const Scheme& s, size_t rows, size_t cols) {
@@ -136,6 +155,7 @@ kernels::PackedMatrix pack_weight(const QTensor& q) {
   }
 
   if (m.coding == WeightCoding::Lut8) m.byte_decode = byte_decode(s, m.minifloat);
+  if (m.coding == WeightCoding::Lut4 && !s.asymmetric) integer_table(m);
 
   std::vector<uint8_t> flat(q.numel());
   unpack_codes(q.codes.data(), flat.size(), bits, flat.data());

@@ -65,14 +65,20 @@ struct PackedMatrix {
   std::vector<uint8_t> codes;                  // rows * row_bytes
   std::array<float, 256> lut{};                // Lut4: the first 16 entries; Lut8: all 256
   ByteDecode byte_decode = ByteDecode::Table;  // Lut8: how the kernels compute lut[code]
-  MinifloatDecode minifloat;                   // ByteDecode::Minifloat
-  std::vector<float> scales;                   // f32 scales, rows * groups_per_row ...
-  std::vector<uint8_t> scale_codes;            // ... or 8-bit scale codes decoded by scale_lut
-  std::array<float, 256> scale_lut{};          //
-  bool has_global = false;                     // scale_codes only: multiply by `global`
-  float global = 1.0f;                         //
-  std::vector<float> offsets;                  // empty, or rows * groups_per_row zero points
-  std::string scheme;                          // the scheme's name (for messages and reports)
+  // Lut4 tables whose values are small integers times a power of two (int4: lut = -8..7,
+  // e2m1: lut = k / 2 for k in -12..12): lut[c] = lut_int[c] * int_unit exactly. What the W4A8
+  // kernels multiply in integers.
+  bool has_int_lut = false;
+  std::array<int8_t, 16> lut_int{};
+  float int_unit = 1.0f;
+  MinifloatDecode minifloat;           // ByteDecode::Minifloat
+  std::vector<float> scales;           // f32 scales, rows * groups_per_row ...
+  std::vector<uint8_t> scale_codes;    // ... or 8-bit scale codes decoded by scale_lut
+  std::array<float, 256> scale_lut{};  //
+  bool has_global = false;             // scale_codes only: multiply by `global`
+  float global = 1.0f;                 //
+  std::vector<float> offsets;          // empty, or rows * groups_per_row zero points
+  std::string scheme;                  // the scheme's name (for messages and reports)
 
   // Bytes the packed weight occupies (codes, scales, zero points).
   size_t bytes() const;
@@ -109,6 +115,12 @@ struct MatmulBackend {
   // of int8 activation codes widened to int16, zero beyond cols; n is 1 .. kMaxGemvRows.
   void (*gemv_i8)(const PackedMatrix& m, size_t r0, size_t r1, const int16_t* x, size_t n,
                   int32_t* acc, size_t ldacc);
+  // W4A8: y[j * ldy + r] = sum_g (scale(r, g) * int_unit) * sum_{c in g} lut_int[code] * x[j, c]
+  // for a symmetric Lut4 matrix with has_int_lut; x holds n rows of padded_cols int8 activation
+  // codes (zero beyond cols), n 1 .. kMaxGemvRows. The products and the sums of each run of 4
+  // consecutive elements are exact integers; the scales multiply those partial sums in float32.
+  void (*gemv_w4a8)(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, size_t n,
+                    float* y, size_t ldy);
   // The read-bandwidth probe: the sum of bytes [0, n) as 64-bit words (n a multiple of 8), read
   // with this target's widest loads. What a memory-bound kernel's speed is measured against.
   uint64_t (*read_bytes)(const uint8_t* p, size_t n);
@@ -135,6 +147,13 @@ bool takes_int8_activations(const PackedMatrix& m);
 // exact in int32 (what the tests hold them to), the two scales applied in float32 after them.
 // x_codes: n rows of cols int8 activation codes; x_scale: one per row.
 void matmul_w8a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_scale, size_t n,
+                 float* y, const MatmulBackend& backend = default_matmul_backend());
+
+// Whether matmul_w4a8 takes this matrix: 4-bit codes with an integer table, no zero points.
+bool takes_w4a8(const PackedMatrix& m);
+
+// W4A8: y[n, rows] = x_scale[j] * (the gemv_w4a8 sum), x_codes n rows of cols int8 codes.
+void matmul_w4a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_scale, size_t n,
                  float* y, const MatmulBackend& backend = default_matmul_backend());
 
 // Reads n bytes (a multiple of 64) once with the best backend, split between the OpenMP threads

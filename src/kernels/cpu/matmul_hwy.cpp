@@ -10,6 +10,7 @@
 // foreach_target re-includes this file once per target; everything below runs once per target.
 #include "hwy/highway.h"
 
+#include <algorithm>
 #include <type_traits>
 #include <vector>
 
@@ -291,6 +292,175 @@ void GemvI8(const PackedMatrix& m, size_t r0, size_t r1, const int16_t* x, size_
       n, [&](auto rows) HWY_ATTR { GemvI8N<decltype(rows)::value>(m, r0, r1, x, acc, ldacc); });
 }
 
+// ---- W4A8: 4-bit weights with an integer table times int8 activations -------------------------
+//
+// The table values v = lut_int[code] are shifted to u = v + o >= 0 (o = -min v) so that the
+// x86 unsigned-by-signed byte multiply (pmaddubsw) applies; sum u x - o sum x = sum v x, the
+// correction o * sum x taken per run of 4 elements, so every int32 lane is an exact sum of 4
+// products. Each lane is then scaled by its group's scale in float32.
+
+// Scales of row r per half-block (16 elements): scale(r, g) * int_unit.
+HWY_INLINE const float* HalfBlockScales(const PackedMatrix& m, size_t r) {
+  thread_local std::vector<float> half;
+  const float* scales = RowScales(m, r);
+  half.resize(m.padded_cols / 16);
+  const size_t per_group = m.group / 16;
+  for (size_t g = 0, h = 0; g < m.groups_per_row; ++g)
+    for (size_t k = 0; k < per_group && h < half.size(); ++k) half[h++] = scales[g] * m.int_unit;
+  return half.data();
+}
+
+int TableOffset(const PackedMatrix& m) {
+  int lowest = 0;
+  for (int8_t v : m.lut_int) lowest = std::min(lowest, int(v));
+  return -lowest;
+}
+
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
+// Activations laid out as the kernel reads them, with the per-4-element corrections.
+struct W4A8Inputs {
+  std::vector<int8_t> x;      // n rows of padded_cols codes, in the kernel's order
+  std::vector<int32_t> corr;  // n rows of padded_cols / 4: o * (sum of 4 codes)
+};
+
+// AVX-512 reads two blocks at a time and sees their elements in the order [block 0: 0..15,
+// block 1: 0..15, block 0: 16..31, block 1: 16..31]; a last lone block (and AVX2, always) in
+// order.
+HWY_INLINE void PrepareW4A8(const PackedMatrix& m, const int8_t* x, size_t n, int o, bool pairs,
+                            W4A8Inputs& in) {
+  const size_t pc = m.padded_cols, blocks = pc / 32;
+  in.x.resize(n * pc);
+  in.corr.resize(n * pc / 4);
+  for (size_t j = 0; j < n; ++j) {
+    const int8_t* src = x + j * pc;
+    int8_t* dst = in.x.data() + j * pc;
+    size_t b = 0;
+    if (pairs)
+      for (; b + 2 <= blocks; b += 2) {
+        const int8_t* b0 = src + 32 * b;
+        int8_t* d = dst + 32 * b;
+        std::copy_n(b0, 16, d);
+        std::copy_n(b0 + 32, 16, d + 16);
+        std::copy_n(b0 + 16, 16, d + 32);
+        std::copy_n(b0 + 48, 16, d + 48);
+      }
+    std::copy(src + 32 * b, src + pc, dst + 32 * b);
+    for (size_t k = 0; k < pc / 4; ++k)
+      in.corr[j * pc / 4 + k] = o * (dst[4 * k] + dst[4 * k + 1] + dst[4 * k + 2] + dst[4 * k + 3]);
+  }
+}
+
+// One block (32 weights, natural order) against N activation rows, 256 bits wide.
+template <size_t N>
+HWY_INLINE void W4A8Block256(const uint8_t* codes, __m256i table, const float* half_scales,
+                             const W4A8Inputs& in, size_t pc, size_t e, __m256* acc) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes));
+  const __m128i nibble = _mm_set1_epi8(0x0F);
+  const __m128i lo = _mm_and_si128(v, nibble), hi = _mm_and_si128(_mm_srli_epi16(v, 4), nibble);
+  const __m256i u = _mm256_shuffle_epi8(table, _mm256_set_m128i(hi, lo));
+  const __m256 scale =
+      _mm256_set_m128(_mm_set1_ps(half_scales[e / 16 + 1]), _mm_set1_ps(half_scales[e / 16]));
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (size_t j = 0; j < N; ++j) {
+    const __m256i xv =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in.x.data() + j * pc + e));
+    __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u, xv), ones);
+    p = _mm256_sub_epi32(
+        p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in.corr.data() + (j * pc + e) / 4)));
+    acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc[j]);
+  }
+}
+
+template <size_t N>
+void GemvW4A8N(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, float* y, size_t ldy) {
+  const size_t pc = m.padded_cols, blocks = pc / 32;
+  const int o = TableOffset(m);
+  alignas(16) uint8_t shifted[16];
+  for (size_t c = 0; c < 16; ++c) shifted[c] = uint8_t(m.lut_int[c] + o);
+  const __m128i table128 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(shifted));
+  const __m256i table256 = _mm256_broadcastsi128_si256(table128);
+#if HWY_TARGET == HWY_AVX3
+  constexpr bool kPairs = true;
+  const __m512i table512 = _mm512_broadcast_i32x4(table128);
+  const __m512i ones512 = _mm512_set1_epi16(1);
+  const __m512i select = _mm512_set_epi32(3, 3, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 0, 0, 0, 0);
+#else
+  constexpr bool kPairs = false;
+#endif
+  thread_local W4A8Inputs in;
+  PrepareW4A8(m, x, N, o, kPairs, in);
+  for (size_t r = r0; r < r1; ++r) {
+    const uint8_t* codes = m.codes.data() + r * m.row_bytes;
+    const float* half_scales = HalfBlockScales(m, r);
+    __m256 acc[N];
+    for (size_t j = 0; j < N; ++j) acc[j] = _mm256_setzero_ps();
+    size_t b = 0;
+#if HWY_TARGET == HWY_AVX3
+    __m512 acc512[N];
+    for (size_t j = 0; j < N; ++j) acc512[j] = _mm512_setzero_ps();
+    for (; b + 2 <= blocks; b += 2) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 16 * b));
+      const __m256i nibble = _mm256_set1_epi8(0x0F);
+      const __m256i lo = _mm256_and_si256(v, nibble);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+      const __m512i u =
+          _mm512_shuffle_epi8(table512, _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+      // Lanes 0-3: block b's first half, 4-7: block b+1's first half, 8-11, 12-15: second halves.
+      const __m512 scale =
+          _mm512_permutexvar_ps(select, _mm512_castps128_ps512(_mm_loadu_ps(half_scales + 2 * b)));
+      const size_t e = 32 * b;
+      for (size_t j = 0; j < N; ++j) {
+        const __m512i xv = _mm512_loadu_si512(in.x.data() + j * pc + e);
+        __m512i p = _mm512_madd_epi16(_mm512_maddubs_epi16(u, xv), ones512);
+        p = _mm512_sub_epi32(p, _mm512_loadu_si512(in.corr.data() + (j * pc + e) / 4));
+        acc512[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, acc512[j]);
+      }
+    }
+#endif
+    (void)kPairs;
+    for (; b < blocks; ++b)
+      W4A8Block256<N>(codes + 16 * b, table256, half_scales, in, pc, 32 * b, acc);
+    for (size_t j = 0; j < N; ++j) {
+      const __m128 a = _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1));
+      float sum = _mm_cvtss_f32(_mm_hadd_ps(_mm_hadd_ps(a, a), _mm_hadd_ps(a, a)));
+#if HWY_TARGET == HWY_AVX3
+      sum += _mm512_reduce_add_ps(acc512[j]);
+#endif
+      y[j * ldy + r] = sum;
+    }
+  }
+}
+#else
+// Other targets: the same sums, one element at a time.
+template <size_t N>
+void GemvW4A8N(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, float* y, size_t ldy) {
+  const size_t pc = m.padded_cols;
+  for (size_t r = r0; r < r1; ++r) {
+    const uint8_t* codes = m.codes.data() + r * m.row_bytes;
+    const float* half_scales = HalfBlockScales(m, r);
+    for (size_t j = 0; j < N; ++j) {
+      float sum = 0;
+      for (size_t h = 0; h < pc / 16; ++h) {
+        int32_t part = 0;
+        for (size_t i = 0; i < 16; ++i) {
+          const size_t c = 16 * h + i, b = c / 32, k = c % 32;
+          const uint8_t byte = codes[16 * b + k % 16];
+          part += int32_t(m.lut_int[k < 16 ? byte & 0xF : byte >> 4]) * x[j * pc + c];
+        }
+        sum += float(part) * half_scales[h];
+      }
+      y[j * ldy + r] = sum;
+    }
+  }
+}
+#endif
+
+void GemvW4A8(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, size_t n, float* y,
+              size_t ldy) {
+  WithRowCount(n,
+               [&](auto rows) HWY_ATTR { GemvW4A8N<decltype(rows)::value>(m, r0, r1, x, y, ldy); });
+}
+
 // The read-bandwidth probe: sums bytes [0, n) as 64-bit words (n a multiple of 8), vectors wide.
 uint64_t ReadBytes(const uint8_t* p, size_t n) {
   const hn::ScalableTag<uint64_t> d;
@@ -312,7 +482,8 @@ uint64_t ReadBytes(const uint8_t* p, size_t n) {
 
 const bool kRegistered =
     (register_matmul_backend({std::string("hwy:") + hwy::TargetName(HWY_TARGET), HWY_TARGET,
-                              HWY_LANES(float), &DecodeRows, &Gemv, &GemvI8, &ReadBytes}),
+                              HWY_LANES(float), &DecodeRows, &Gemv, &GemvI8, &GemvW4A8,
+                              &ReadBytes}),
      true);
 
 }  // namespace HWY_NAMESPACE
