@@ -29,6 +29,14 @@ using VU = hn::Vec<DU>;
 using D8 = hn::Rebind<uint8_t, DU>;
 using D16 = hn::Rebind<uint16_t, DU>;
 
+// The weights stream from memory once per product, in small loads the hardware prefetcher does
+// not run far enough ahead of (SmolLM2 mxfp4 decode: 37 -> 60 tokens/s with this): ask for the
+// bytes kPrefetchAhead ahead of the ones being decoded.
+constexpr size_t kPrefetchAhead = 512;
+HWY_INLINE void PrefetchAhead(const void* p) {
+  __builtin_prefetch(static_cast<const uint8_t*>(p) + kPrefetchAhead);
+}
+
 // A 16-entry table of float32 spans 16 / lanes vectors (1 on AVX-512, 4 on 128-bit targets).
 constexpr size_t kParts = 16 / HWY_LANES(float);
 static_assert(kParts >= 1 && 16 % HWY_LANES(float) == 0, "a table fills whole vectors");
@@ -106,6 +114,7 @@ HWY_INLINE void Lut4Row(const PackedMatrix& m, size_t r, const Use& use) {
     for (size_t b = 0, e = 0; e < m.padded_cols; ++b, e += PackedMatrix::kBlock) {
       table_of(2 * b, lo);
       table_of(2 * b + 1, hi);
+      PrefetchAhead(codes + 16 * b);
       Lut4Block(codes + 16 * b, e, lo, hi, use);
     }
     return;
@@ -113,8 +122,10 @@ HWY_INLINE void Lut4Row(const PackedMatrix& m, size_t r, const Use& use) {
   for (size_t g = 0; g < m.groups_per_row; ++g) {  // groups are whole blocks
     table_of(g, lo);
     const size_t end = std::min(m.padded_cols, (g + 1) * m.group);
-    for (size_t e = g * m.group; e < end; e += PackedMatrix::kBlock)
+    for (size_t e = g * m.group; e < end; e += PackedMatrix::kBlock) {
+      PrefetchAhead(codes + e / 2);
       Lut4Block(codes + e / 2, e, lo, lo, use);
+    }
   }
 }
 
@@ -169,9 +180,11 @@ HWY_INLINE void ByteRow(const PackedMatrix& m, size_t r, const Use& use) {
   if (m.coding == WeightCoding::BF16) {
     const D16 d16;
     const uint16_t* bits = reinterpret_cast<const uint16_t*>(codes);
-    for (size_t e = 0; e < m.padded_cols; e += lanes)
+    for (size_t e = 0; e < m.padded_cols; e += lanes) {
+      PrefetchAhead(bits + e);
       use(hn::BitCast(d, hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(d16, bits + e)))), e,
           (e / lanes) & 1);
+    }
     return;
   }
   // One loop per decode, chosen once per row rather than per vector.
@@ -182,6 +195,7 @@ HWY_INLINE void ByteRow(const PackedMatrix& m, size_t r, const Use& use) {
       const VF scale = hn::Set(d, scales[g]);
       const size_t end = std::min(m.padded_cols, (g + 1) * m.group);
       for (size_t e = g * m.group; e < end; e += lanes) {
+        PrefetchAhead(codes + e);
         VF w = ByteValues<decltype(decode)::value>(m, codes + e);
         if (offsets) w = hn::Sub(w, hn::Set(d, offsets[g]));
         use(hn::Mul(w, scale), e, (e / lanes) & 1);
@@ -276,6 +290,7 @@ void GemvI8N(const PackedMatrix& m, size_t r0, size_t r1, const int16_t* x, int3
     hn::Vec<decltype(d32)> sum[N], unused = hn::Zero(d32);
     for (size_t j = 0; j < N; ++j) sum[j] = hn::Zero(d32);
     for (size_t e = 0; e < pc; e += lanes) {
+      PrefetchAhead(w + e);
       const auto wv = hn::PromoteTo(d16, hn::LoadU(d8, w + e));
       for (size_t j = 0; j < N; ++j)
         sum[j] =
@@ -354,6 +369,7 @@ HWY_INLINE void PrepareW4A8(const PackedMatrix& m, const int8_t* x, size_t n, in
 template <size_t N>
 HWY_INLINE void W4A8Block256(const uint8_t* codes, __m256i table, const float* half_scales,
                              const W4A8Inputs& in, size_t pc, size_t e, __m256* acc) {
+  PrefetchAhead(codes);
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes));
   const __m128i nibble = _mm_set1_epi8(0x0F);
   const __m128i lo = _mm_and_si128(v, nibble), hi = _mm_and_si128(_mm_srli_epi16(v, 4), nibble);
@@ -399,6 +415,7 @@ void GemvW4A8N(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, flo
     __m512 acc512[N];
     for (size_t j = 0; j < N; ++j) acc512[j] = _mm512_setzero_ps();
     for (; b + 2 <= blocks; b += 2) {
+      PrefetchAhead(codes + 16 * b);
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 16 * b));
       const __m256i nibble = _mm256_set1_epi8(0x0F);
       const __m256i lo = _mm256_and_si256(v, nibble);
