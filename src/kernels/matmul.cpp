@@ -146,21 +146,23 @@ bool takes_int8_activations(const PackedMatrix& m) {
          m.groups_per_row == 1 && m.offsets.empty();
 }
 
-void matmul_w8a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_scale, size_t n,
-                 float* y, const MatmulBackend& backend) {
-  if (!takes_int8_activations(m))
-    throw Error("W8A8: the packed weight (" + m.scheme +
-                ") is not int8 with one scale per output row");
-  thread_local std::vector<int16_t> wide;
-  thread_local std::vector<int32_t> acc;
-  wide.assign(n * m.padded_cols, 0);
+namespace {
+
+// n activation rows of cols codes, zero-padded to padded_cols, as the integer kernels read them.
+template <class Code>
+const Code* padded_codes(const PackedMatrix& m, const int8_t* x_codes, size_t n) {
+  thread_local std::vector<Code> padded;
+  padded.assign(n * m.padded_cols, 0);
   for (size_t j = 0; j < n; ++j)
-    std::copy_n(x_codes + j * m.cols, m.cols, wide.data() + j * m.padded_cols);
-  acc.resize(n * m.rows);
-  const int16_t* xw = wide.data();
-  int32_t* out = acc.data();
-  // Tiles of weight rows small enough to stay in L1 while every batch of up to kMaxGemvRows
-  // activation rows passes over them (prefill would otherwise re-read the weight per batch).
+    std::copy_n(x_codes + j * m.cols, m.cols, padded.data() + j * m.padded_cols);
+  return padded.data();
+}
+
+// Runs kernel(r0, r1, j0, rows) over tiles of weight rows small enough to stay in L1 while every
+// batch of up to kMaxGemvRows activation rows passes over them (prefill would otherwise re-read
+// the weight per batch), tiles split between the OpenMP threads.
+template <class Kernel>
+void integer_tiles(const PackedMatrix& m, size_t n, const Kernel& kernel) {
   const size_t tile = std::max<size_t>(8, (16384 / std::max<size_t>(1, m.row_bytes)) / 8 * 8);
   const size_t tiles = (m.rows + tile - 1) / tile;
   const int threads = m.rows * m.cols * std::min<size_t>(n, kMaxGemvRows) < kParallelWork
@@ -170,9 +172,24 @@ void matmul_w8a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_sc
   for (size_t t = 0; t < tiles; ++t) {
     const size_t r0 = t * tile, r1 = std::min(m.rows, r0 + tile);
     for (size_t j0 = 0; j0 < n; j0 += kMaxGemvRows)
-      backend.gemv_i8(m, r0, r1, xw + j0 * m.padded_cols, std::min(kMaxGemvRows, n - j0),
-                      out + j0 * m.rows, m.rows);
+      kernel(r0, r1, j0, std::min(kMaxGemvRows, n - j0));
   }
+}
+
+}  // namespace
+
+void matmul_w8a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_scale, size_t n,
+                 float* y, const MatmulBackend& backend) {
+  if (!takes_int8_activations(m))
+    throw Error("W8A8: the packed weight (" + m.scheme +
+                ") is not int8 with one scale per output row");
+  const int16_t* x = padded_codes<int16_t>(m, x_codes, n);
+  thread_local std::vector<int32_t> acc;
+  acc.resize(n * m.rows);
+  int32_t* out = acc.data();
+  integer_tiles(m, n, [&](size_t r0, size_t r1, size_t j0, size_t rows) {
+    backend.gemv_i8(m, r0, r1, x + j0 * m.padded_cols, rows, out + j0 * m.rows, m.rows);
+  });
   for (size_t j = 0; j < n; ++j)
     for (size_t r = 0; r < m.rows; ++r)
       y[j * m.rows + r] = float(acc[j * m.rows + r]) * x_scale[j] * m.scale(r, 0);
@@ -187,24 +204,10 @@ void matmul_w4a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_sc
   if (!takes_w4a8(m))
     throw Error("W4A8: the packed weight (" + m.scheme +
                 ") is not 4-bit with an integer table and no zero points");
-  thread_local std::vector<int8_t> padded;
-  padded.assign(n * m.padded_cols, 0);
-  for (size_t j = 0; j < n; ++j)
-    std::copy_n(x_codes + j * m.cols, m.cols, padded.data() + j * m.padded_cols);
-  const int8_t* xp = padded.data();
-  // Tiles of weight rows reused from L1 by every batch of activation rows, as in matmul_w8a8.
-  const size_t tile = std::max<size_t>(8, (16384 / std::max<size_t>(1, m.row_bytes)) / 8 * 8);
-  const size_t tiles = (m.rows + tile - 1) / tile;
-  const int threads = m.rows * m.cols * std::min<size_t>(n, kMaxGemvRows) < kParallelWork
-                          ? 1
-                          : omp_get_max_threads();
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (size_t t = 0; t < tiles; ++t) {
-    const size_t r0 = t * tile, r1 = std::min(m.rows, r0 + tile);
-    for (size_t j0 = 0; j0 < n; j0 += kMaxGemvRows)
-      backend.gemv_w4a8(m, r0, r1, xp + j0 * m.padded_cols, std::min(kMaxGemvRows, n - j0),
-                        y + j0 * m.rows, m.rows);
-  }
+  const int8_t* x = padded_codes<int8_t>(m, x_codes, n);
+  integer_tiles(m, n, [&](size_t r0, size_t r1, size_t j0, size_t rows) {
+    backend.gemv_w4a8(m, r0, r1, x + j0 * m.padded_cols, rows, y + j0 * m.rows, m.rows);
+  });
   for (size_t j = 0; j < n; ++j)
     for (size_t r = 0; r < m.rows; ++r) y[j * m.rows + r] *= x_scale[j];
 }
