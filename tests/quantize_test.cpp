@@ -409,5 +409,32 @@ TEST(Quantize, Bf16InputsAndShapeErrors) {
   EXPECT_THROW(dequantize(q, a.data()), Error);
 }
 
+// measure() can hand back the quantized tensor of the same pass: the very codes, scales, zero
+// points and tensor scale quantize() gives, and values that dequantize() reproduces.
+TEST(Measure, ItsQuantizedTensorIsQuantizes) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(24 * 100);
+  for (float& v : x) v = normal(rng);
+  x[5] = 40.0f;
+  for (const char* name : {"mxfp4", "nvfp4", "int4_g128", "e4m3fn:channel", "mxfp6_e3m2",
+                           "int8:tensor", "e4m3fn:block16x32", "e5m2:g7"}) {
+    const Scheme s = parse_scheme(name);
+    QTensor from_measure;
+    std::vector<float> values;
+    measure(s, x.data(), {24, 100}, &values, &from_measure);
+    const QTensor q = quantize(s, x.data(), {24, 100});
+    EXPECT_EQ(from_measure.codes, q.codes) << name;
+    EXPECT_EQ(from_measure.scales, q.scales) << name;
+    EXPECT_EQ(from_measure.zero_points, q.zero_points) << name;
+    EXPECT_EQ(from_measure.scale_shape, q.scale_shape) << name;
+    EXPECT_EQ(from_measure.shape, q.shape) << name;
+    EXPECT_EQ(from_measure.global_scale, q.global_scale) << name;
+    std::vector<float> back(x.size());
+    dequantize(from_measure, back.data());
+    EXPECT_EQ(std::memcmp(back.data(), values.data(), x.size() * sizeof(float)), 0) << name;
+  }
+}
+
 }  // namespace
 }  // namespace lowbit

@@ -37,15 +37,16 @@ Quantized quantize_weight(const std::string& site, const MaybeScheme& scheme,
     return q;
   }
   auto out = std::make_shared<std::vector<float>>(w->size());
+  // The codes too, for real execution (model::prepare_execution packs them for the kernels).
+  auto codes = std::make_shared<QTensor>();
   try {
-    const QuantReport r = measure(*scheme, w->data(), q.report.shape, out.get());
+    const QuantReport r = measure(*scheme, w->data(), q.report.shape, out.get(), codes.get());
     q.report.error = r.tensor;
     q.report.bits_per_element = r.bits_per_element;
   } catch (const Error& e) {
     throw Error("recipe: weight " + site + ": " + e.what());
   }
-  // The codes too, for real execution (model::prepare_execution packs them for the kernels).
-  q.codes = std::make_shared<const QTensor>(quantize(*scheme, w->data(), q.report.shape));
+  q.codes = std::move(codes);
   q.values = std::move(out);
   return q;
 }

@@ -74,10 +74,11 @@ QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& sha
   return quantize(s, x, shape, global_scale_of(s, x, product(shape)));
 }
 
-QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& shape,
-                 float global_scale) {
-  validate_scheme(s);
-  const quant::GroupLayout layout = quant::make_group_layout(s, shape);
+namespace {
+
+// A QTensor of s on `layout`: every field but the codes, its scales (and zero points) sized.
+QTensor empty_qtensor(const Scheme& s, const quant::GroupLayout& layout,
+                      const std::vector<size_t>& shape, float global_scale) {
   QTensor q;
   q.scheme = s;
   q.shape = shape;
@@ -85,16 +86,21 @@ QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& sha
   q.global_scale = s.global_scale ? global_scale : 1.0f;
   q.scales.resize(layout.group_count);
   if (s.asymmetric) q.zero_points.resize(layout.group_count);
+  return q;
+}
+
+// Runs the engine over x with `out` plus q's codes, scales and zero points, and packs the codes.
+void run_into(const Scheme& s, const quant::GroupLayout& layout, const float* x, QTensor& q,
+              quant::EngineOutputs out) {
   const int cb = code_bytes(s.element);
   const int bits = s.element.bits();
-  quant::EngineOutputs out;
   out.scales = q.scales.data();
   out.zero_points = s.asymmetric ? q.zero_points.data() : nullptr;
   if (bits == 8 * cb) {  // whole bytes (little-endian 16-bit codes): written packed already
     q.codes.resize(layout.numel * size_t(cb));
     out.codes = q.codes.data();
     quant::run_engine(fast(), s, layout, x, q.global_scale, out);
-    return q;
+    return;
   }
   const std::unique_ptr<uint8_t[]> codes(new uint8_t[layout.numel * size_t(cb)]);  // no zero fill
   out.codes = codes.get();
@@ -104,6 +110,16 @@ QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& sha
     pack_codes(codes.get(), layout.numel, bits, q.codes.data());
   else
     pack_codes(reinterpret_cast<const uint16_t*>(codes.get()), layout.numel, bits, q.codes.data());
+}
+
+}  // namespace
+
+QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& shape,
+                 float global_scale) {
+  validate_scheme(s);
+  const quant::GroupLayout layout = quant::make_group_layout(s, shape);
+  QTensor q = empty_qtensor(s, layout, shape, global_scale);
+  run_into(s, layout, x, q, {});
   return q;
 }
 
@@ -212,7 +228,7 @@ void ErrorStats::add(const ErrorStats& o) {
 }
 
 QuantReport measure(const Scheme& s, const float* x, const std::vector<size_t>& shape,
-                    std::vector<float>* dequantized) {
+                    std::vector<float>* dequantized, QTensor* quantized) {
   validate_scheme(s);
   const quant::GroupLayout layout = quant::make_group_layout(s, shape);
   QuantReport report;
@@ -220,19 +236,26 @@ QuantReport measure(const Scheme& s, const float* x, const std::vector<size_t>& 
   std::vector<float> dq_local;
   std::vector<float>& dq = dequantized ? *dequantized : dq_local;
   dq.resize(layout.numel);
-  std::vector<uint32_t> scales(layout.group_count);
-  std::vector<uint8_t> zero_points(s.asymmetric ? layout.group_count : 0);
   quant::EngineOutputs o;
   o.dequantized = dq.data();
-  o.scales = scales.data();
-  o.zero_points = s.asymmetric ? zero_points.data() : nullptr;
   o.group_stats = report.groups.data();
   const float global = global_scale_of(s, x, layout.numel);
-  quant::run_engine(fast(), s, layout, x, global, o);
+  QTensor q_local;
+  QTensor& q = quantized ? *quantized : q_local;
+  if (quantized) {  // the codes too, from the same pass
+    q = empty_qtensor(s, layout, shape, global);
+    run_into(s, layout, x, q, o);
+  } else {
+    q.scales.resize(layout.group_count);
+    q.zero_points.resize(s.asymmetric ? layout.group_count : 0);
+    o.scales = q.scales.data();
+    o.zero_points = s.asymmetric ? q.zero_points.data() : nullptr;
+    quant::run_engine(fast(), s, layout, x, global, o);
+  }
   const quant::ScalePicker picker(s, global);
   for (size_t g = 0; g < layout.group_count; ++g) {
     report.tensor.add(report.groups[g]);
-    const float scale = picker.effective_of(scales[g]);
+    const float scale = picker.effective_of(q.scales[g]);
     if (std::isfinite(scale) && scale > 0) ++report.scale_log2_histogram[std::ilogb(scale)];
   }
   report.bits_per_element = scheme_bits_per_element(s, shape);

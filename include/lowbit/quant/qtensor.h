@@ -96,7 +96,8 @@ struct QuantReport {
 };
 
 // Quantizes x with s, dequantizes, and measures the error per tensor and per group.
+// `quantized`, when given, receives quantize(s, x, shape) from the same pass.
 QuantReport measure(const Scheme& s, const float* x, const std::vector<size_t>& shape,
-                    std::vector<float>* dequantized = nullptr);
+                    std::vector<float>* dequantized = nullptr, QTensor* quantized = nullptr);
 
 }  // namespace lowbit
