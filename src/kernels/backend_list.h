@@ -1,5 +1,6 @@
-// Orders a kernel family's backends the same way for every operation: the scalar reference first,
-// then the compiled Highway targets this CPU supports, best last.
+// The backends of a kernel family as registered by the compiled Highway targets, and the order
+// every family lists them in: the scalar reference first, then the targets this CPU supports,
+// best last.
 #pragma once
 
 #include <hwy/targets.h>
@@ -8,6 +9,13 @@
 #include <vector>
 
 namespace lowbit::kernels {
+
+// Every target's registration of a family, supported here or not (one list per Backend type).
+template <class Backend>
+std::vector<Backend>& compiled_backends() {
+  static std::vector<Backend> backends;
+  return backends;
+}
 
 template <class Backend>
 std::vector<Backend> supported_best_last(const Backend& reference,

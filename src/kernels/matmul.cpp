@@ -1,4 +1,4 @@
-// The packed-weight matrix product: the backend registry and the driver that splits the work
+// The packed-weight matrix product: the layout checks and the drivers that split the work
 // between threads (matrix-vector for decode batches, decoded tiles through sgemm for prefill).
 #include "lowbit/kernels/matmul.h"
 
@@ -6,27 +6,11 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cmath>
+#include <type_traits>
 
-#include "kernels/backend_list.h"
-#include "kernels/matmul_reference.h"
 #include "lowbit/util/error.h"
 
 namespace lowbit::kernels {
-
-void link_hwy_matmul_backends();  // kernels/cpu/matmul_hwy.cpp
-
-const char* coding_name(WeightCoding c) {
-  switch (c) {
-    case WeightCoding::Lut4:
-      return "lut4";
-    case WeightCoding::Lut8:
-      return "lut8";
-    case WeightCoding::BF16:
-      return "bf16";
-  }
-  return "?";
-}
 
 size_t PackedMatrix::bytes() const {
   return codes.size() + scales.size() * sizeof(float) + scale_codes.size() +
@@ -39,13 +23,10 @@ void validate(const PackedMatrix& m) {
                 std::to_string(m.cols) + "): " + what);
   };
   if (m.rows == 0 || m.cols == 0) fail("empty");
-  if (m.padded_cols % PackedMatrix::kBlock != 0 || m.padded_cols < m.cols ||
-      m.padded_cols - m.cols >= PackedMatrix::kBlock)
+  if (m.padded_cols != PackedMatrix::padded_width(m.cols))
     fail("rows are not padded to the next multiple of 32");
-  const size_t bytes_per_row = m.coding == WeightCoding::Lut4   ? m.padded_cols / 2
-                               : m.coding == WeightCoding::Lut8 ? m.padded_cols
-                                                                : 2 * m.padded_cols;
-  if (m.row_bytes != bytes_per_row || m.codes.size() != m.rows * m.row_bytes)
+  if (m.row_bytes != PackedMatrix::row_bytes_of(m.coding, m.padded_cols) ||
+      m.codes.size() != m.rows * m.row_bytes)
     fail("the codes do not fill rows x row_bytes");
   if (m.coding == WeightCoding::BF16) return;
   // The kernels switch scales between whole 32-element blocks, or between their two halves.
@@ -59,57 +40,48 @@ void validate(const PackedMatrix& m) {
 }
 
 namespace {
-std::vector<MatmulBackend>& simd_matmul_registry() {
-  static std::vector<MatmulBackend> backends;
-  return backends;
-}
-}  // namespace
-
-void register_matmul_backend(const MatmulBackend& backend) {
-  simd_matmul_registry().push_back(backend);
-}
-
-const std::vector<MatmulBackend>& matmul_backends() {
-  static const std::vector<MatmulBackend> backends = [] {
-    link_hwy_matmul_backends();
-    return supported_best_last(reference_matmul_backend(), simd_matmul_registry());
-  }();
-  return backends;
-}
-
-const MatmulBackend& default_matmul_backend() {
-  return matmul_backends().back();
-}
-
-namespace {
 
 constexpr size_t kTileRows = 64;           // decoded rows per sgemm tile (a tile stays in L2)
 constexpr size_t kParallelWork = 1 << 16;  // weights below which threads cost more than they save
 
-// Rows per thread chunk, a multiple of 8 so neighbouring threads never share a cache line of y.
-size_t chunk_rows(size_t rows, int threads) {
-  const size_t per = (rows + size_t(threads) - 1) / size_t(threads);
-  return std::max<size_t>(8, (per + 7) / 8 * 8);
+// x's n rows of cols values as the kernels read them: padded_cols each, zero beyond cols, in the
+// kernels' element type (x itself when neither padding nor conversion is needed).
+template <class Out, class In>
+const Out* padded_rows(const PackedMatrix& m, const In* x, size_t n) {
+  if constexpr (std::is_same_v<In, Out>)
+    if (m.padded_cols == m.cols) return x;
+  thread_local std::vector<Out> padded;
+  padded.assign(n * m.padded_cols, Out(0));
+  for (size_t j = 0; j < n; ++j)
+    std::copy_n(x + j * m.cols, m.cols, padded.data() + j * m.padded_cols);
+  return padded.data();
+}
+
+// Runs kernel(r0, r1, j0, rows) over tiles of weight rows small enough to stay in L1 while every
+// batch of up to kMaxGemvRows input rows passes over them (prefill would otherwise re-read the
+// weight per batch), tiles split between the OpenMP threads. Tiles are whole multiples of 8 rows,
+// so neighbouring threads never share a cache line of the output.
+template <class Kernel>
+void for_row_tiles(const PackedMatrix& m, size_t n, const Kernel& kernel) {
+  const size_t tile = std::max<size_t>(8, (16384 / std::max<size_t>(1, m.row_bytes)) / 8 * 8);
+  const size_t tiles = (m.rows + tile - 1) / tile;
+  const int threads = m.rows * m.cols * std::min<size_t>(n, kMaxGemvRows) < kParallelWork
+                          ? 1
+                          : omp_get_max_threads();
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (size_t t = 0; t < tiles; ++t) {
+    const size_t r0 = t * tile, r1 = std::min(m.rows, r0 + tile);
+    for (size_t j0 = 0; j0 < n; j0 += kMaxGemvRows)
+      kernel(r0, r1, j0, std::min(kMaxGemvRows, n - j0));
+  }
 }
 
 void run_gemv(const PackedMatrix& m, const float* x, size_t n, float* y,
               const MatmulBackend& backend) {
-  // The kernels read padded_cols inputs per row; pad with zeros when the row is ragged.
-  thread_local std::vector<float> padded;
-  if (m.padded_cols != m.cols) {
-    padded.assign(n * m.padded_cols, 0.0f);
-    for (size_t j = 0; j < n; ++j)
-      std::copy_n(x + j * m.cols, m.cols, padded.data() + j * m.padded_cols);
-    x = padded.data();
-  }
-  const int threads = m.rows * m.cols < kParallelWork ? 1 : omp_get_max_threads();
-  const size_t chunk = chunk_rows(m.rows, threads);
-  const size_t chunks = (m.rows + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (size_t k = 0; k < chunks; ++k) {
-    const size_t r0 = k * chunk, r1 = std::min(m.rows, r0 + chunk);
-    backend.gemv(m, r0, r1, x, n, y, m.rows);
-  }
+  const float* xp = padded_rows<float>(m, x, n);
+  for_row_tiles(m, n, [&](size_t r0, size_t r1, size_t j0, size_t rows) {
+    backend.gemv(m, r0, r1, xp + j0 * m.padded_cols, rows, y + j0 * m.rows, m.rows);
+  });
 }
 
 void run_tiles(const PackedMatrix& m, const float* x, size_t n, float* y,
@@ -146,48 +118,16 @@ bool takes_int8_activations(const PackedMatrix& m) {
          m.groups_per_row == 1 && m.offsets.empty();
 }
 
-namespace {
-
-// n activation rows of cols codes, zero-padded to padded_cols, as the integer kernels read them.
-template <class Code>
-const Code* padded_codes(const PackedMatrix& m, const int8_t* x_codes, size_t n) {
-  thread_local std::vector<Code> padded;
-  padded.assign(n * m.padded_cols, 0);
-  for (size_t j = 0; j < n; ++j)
-    std::copy_n(x_codes + j * m.cols, m.cols, padded.data() + j * m.padded_cols);
-  return padded.data();
-}
-
-// Runs kernel(r0, r1, j0, rows) over tiles of weight rows small enough to stay in L1 while every
-// batch of up to kMaxGemvRows activation rows passes over them (prefill would otherwise re-read
-// the weight per batch), tiles split between the OpenMP threads.
-template <class Kernel>
-void integer_tiles(const PackedMatrix& m, size_t n, const Kernel& kernel) {
-  const size_t tile = std::max<size_t>(8, (16384 / std::max<size_t>(1, m.row_bytes)) / 8 * 8);
-  const size_t tiles = (m.rows + tile - 1) / tile;
-  const int threads = m.rows * m.cols * std::min<size_t>(n, kMaxGemvRows) < kParallelWork
-                          ? 1
-                          : omp_get_max_threads();
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (size_t t = 0; t < tiles; ++t) {
-    const size_t r0 = t * tile, r1 = std::min(m.rows, r0 + tile);
-    for (size_t j0 = 0; j0 < n; j0 += kMaxGemvRows)
-      kernel(r0, r1, j0, std::min(kMaxGemvRows, n - j0));
-  }
-}
-
-}  // namespace
-
 void matmul_w8a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_scale, size_t n,
                  float* y, const MatmulBackend& backend) {
   if (!takes_int8_activations(m))
     throw Error("W8A8: the packed weight (" + m.scheme +
                 ") is not int8 with one scale per output row");
-  const int16_t* x = padded_codes<int16_t>(m, x_codes, n);
+  const int16_t* x = padded_rows<int16_t>(m, x_codes, n);
   thread_local std::vector<int32_t> acc;
   acc.resize(n * m.rows);
   int32_t* out = acc.data();
-  integer_tiles(m, n, [&](size_t r0, size_t r1, size_t j0, size_t rows) {
+  for_row_tiles(m, n, [&](size_t r0, size_t r1, size_t j0, size_t rows) {
     backend.gemv_i8(m, r0, r1, x + j0 * m.padded_cols, rows, out + j0 * m.rows, m.rows);
   });
   for (size_t j = 0; j < n; ++j)
@@ -204,8 +144,8 @@ void matmul_w4a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_sc
   if (!takes_w4a8(m))
     throw Error("W4A8: the packed weight (" + m.scheme +
                 ") is not 4-bit with an integer table and no zero points");
-  const int8_t* x = padded_codes<int8_t>(m, x_codes, n);
-  integer_tiles(m, n, [&](size_t r0, size_t r1, size_t j0, size_t rows) {
+  const int8_t* x = padded_rows<int8_t>(m, x_codes, n);
+  for_row_tiles(m, n, [&](size_t r0, size_t r1, size_t j0, size_t rows) {
     backend.gemv_w4a8(m, r0, r1, x + j0 * m.padded_cols, rows, y + j0 * m.rows, m.rows);
   });
   for (size_t j = 0; j < n; ++j)

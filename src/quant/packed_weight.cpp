@@ -19,15 +19,11 @@ std::string element_name(const Scheme& s) {
   return format_name(s.element);
 }
 
-size_t padded(size_t cols) {
-  return (cols + PackedMatrix::kBlock - 1) / PackedMatrix::kBlock * PackedMatrix::kBlock;
-}
-
 // How the scheme's groups map onto (row, kernel group): the kernel group length along a row and
 // the scheme group of (r, kg).
 struct GroupMap {
   size_t group = 0;  // kernel group length (padded_cols: one per row)
-  std::string gap;   // why there is no mapping
+  std::string gap;   // why the kernels cannot take the scheme here ("" when they can)
   quant::GroupLayout layout;
 
   size_t scheme_group(size_t r, size_t kg) const {
@@ -38,8 +34,17 @@ struct GroupMap {
   }
 };
 
+// Why the kernels cannot take the scheme's elements, or "".
+std::string element_gap(const Scheme& s) {
+  if (s.element.bits() <= 8) return "";
+  return "elements of " + std::to_string(s.element.bits()) +
+         " bits (the kernels take up to 8; keep the weight as float32 or bf16)";
+}
+
 GroupMap map_groups(const Scheme& s, size_t rows, size_t cols) {
   GroupMap m;
+  m.gap = element_gap(s);
+  if (!m.gap.empty()) return m;
   try {
     m.layout = quant::make_group_layout(s, {rows, cols});
   } catch (const Error& e) {
@@ -63,7 +68,7 @@ GroupMap map_groups(const Scheme& s, size_t rows, size_t cols) {
     return m;
   }
   if (along >= cols) {
-    m.group = padded(cols);
+    m.group = PackedMatrix::padded_width(cols);
   } else if (along == 16 || along % PackedMatrix::kBlock == 0) {
     m.group = along;
   } else {
@@ -116,9 +121,6 @@ void integer_table(kernels::PackedMatrix& m) {
 }  // namespace
 
 std::string packed_kernel_gap(const Scheme& s, size_t rows, size_t cols) {
-  if (s.element.bits() > 8)
-    return "elements of " + std::to_string(s.element.bits()) +
-           " bits (the kernels take up to 8; keep the weight as float32 or bf16)";
   return map_groups(s, rows, cols).gap;
 }
 
@@ -126,20 +128,19 @@ kernels::PackedMatrix pack_weight(const QTensor& q) {
   if (q.shape.size() != 2) throw Error("pack_weight: the kernels take 2-D [out, in] weights");
   const Scheme& s = q.scheme;
   const size_t rows = q.shape[0], cols = q.shape[1];
-  const std::string gap = packed_kernel_gap(s, rows, cols);
-  if (!gap.empty()) throw Error("no packed kernel for " + scheme_name(s) + ": " + gap);
   const GroupMap map = map_groups(s, rows, cols);
+  if (!map.gap.empty()) throw Error("no packed kernel for " + scheme_name(s) + ": " + map.gap);
 
   PackedMatrix m;
   m.scheme = scheme_name(s);
   m.rows = rows;
   m.cols = cols;
-  m.padded_cols = padded(cols);
+  m.padded_cols = PackedMatrix::padded_width(cols);
   m.group = map.group;
   m.groups_per_row = (m.padded_cols + m.group - 1) / m.group;
   const int bits = s.element.bits();
   m.coding = bits <= 4 ? WeightCoding::Lut4 : WeightCoding::Lut8;
-  m.row_bytes = m.coding == WeightCoding::Lut4 ? m.padded_cols / 2 : m.padded_cols;
+  m.row_bytes = PackedMatrix::row_bytes_of(m.coding, m.padded_cols);
 
   // Element values: the decoded codes, or for asymmetric integers the unsigned level itself (the
   // zero point is the offset).
@@ -206,8 +207,8 @@ kernels::PackedMatrix pack_bf16(const float* w, size_t rows, size_t cols) {
   m.coding = WeightCoding::BF16;
   m.rows = rows;
   m.cols = cols;
-  m.padded_cols = padded(cols);
-  m.row_bytes = 2 * m.padded_cols;
+  m.padded_cols = PackedMatrix::padded_width(cols);
+  m.row_bytes = PackedMatrix::row_bytes_of(m.coding, m.padded_cols);
   m.codes.assign(rows * m.row_bytes, 0);
   std::vector<uint16_t> row(m.padded_cols, 0);
   for (size_t r = 0; r < rows; ++r) {

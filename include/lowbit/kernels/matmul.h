@@ -26,8 +26,6 @@ enum class WeightCoding : uint8_t {
   BF16,
 };
 
-const char* coding_name(WeightCoding c);
-
 // How the Lut8 kernels turn a code into lut[code] without the table (a gather is slow): the
 // results are the same values, bit for bit (tests/matmul_test.cpp checks it per format).
 enum class ByteDecode : uint8_t {
@@ -56,6 +54,15 @@ struct MinifloatDecode {
 // That is the arithmetic of lowbit::dequantize, operation for operation.
 struct PackedMatrix {
   static constexpr size_t kBlock = 32;  // elements per Lut4 block; rows pad to a multiple of it
+  // padded_cols for a row of `cols` weights, and the bytes of one padded row of codes.
+  static constexpr size_t padded_width(size_t cols) {
+    return (cols + kBlock - 1) / kBlock * kBlock;
+  }
+  static constexpr size_t row_bytes_of(WeightCoding coding, size_t padded_cols) {
+    return coding == WeightCoding::Lut4   ? padded_cols / 2
+           : coding == WeightCoding::Lut8 ? padded_cols
+                                          : 2 * padded_cols;
+  }
 
   WeightCoding coding = WeightCoding::Lut4;
   size_t rows = 0, cols = 0, padded_cols = 0;

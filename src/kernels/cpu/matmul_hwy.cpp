@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/matmul_reference.h"  // packed_code: the layout's definition
 #include "lowbit/kernels/matmul.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -434,7 +435,6 @@ void GemvW4A8N(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, flo
       }
     }
 #endif
-    (void)kPairs;
     for (; b < blocks; ++b)
       W4A8Block256<N>(codes + 16 * b, table256, half_scales, in, pc, 32 * b, acc);
     for (size_t j = 0; j < N; ++j) {
@@ -453,17 +453,13 @@ template <size_t N>
 void GemvW4A8N(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, float* y, size_t ldy) {
   const size_t pc = m.padded_cols;
   for (size_t r = r0; r < r1; ++r) {
-    const uint8_t* codes = m.codes.data() + r * m.row_bytes;
     const float* half_scales = HalfBlockScales(m, r);
     for (size_t j = 0; j < N; ++j) {
       float sum = 0;
       for (size_t h = 0; h < pc / 16; ++h) {
         int32_t part = 0;
-        for (size_t i = 0; i < 16; ++i) {
-          const size_t c = 16 * h + i, b = c / 32, k = c % 32;
-          const uint8_t byte = codes[16 * b + k % 16];
-          part += int32_t(m.lut_int[k < 16 ? byte & 0xF : byte >> 4]) * x[j * pc + c];
-        }
+        for (size_t c = 16 * h; c < 16 * h + 16; ++c)
+          part += int32_t(m.lut_int[packed_code(m, r, c)]) * x[j * pc + c];
         sum += float(part) * half_scales[h];
       }
       y[j * ldy + r] = sum;
