@@ -1,7 +1,6 @@
 // `lowbit bench`: prefill and decode speed of a model under a recipe, in llama-bench's style, with
 // the weight memory and the decode's bandwidth beside a read probe of the same bytes.
 #include <fmt/core.h>
-#include <malloc.h>
 
 #include <algorithm>
 #include <chrono>
@@ -15,9 +14,9 @@
 #include "lowbit/kernels/matmul.h"
 #include "lowbit/model/execution.h"
 #include "lowbit/model/model.h"
-#include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/util/error.h"
 #include "recipe_flags.h"
+#include "runnable_decoder.h"
 
 namespace lowbit::cli {
 namespace {
@@ -98,18 +97,11 @@ void run(const Args& a) {
   const std::vector<int> thread_counts = parse_thread_list(a.threads);
   model::Model m = model::load_model(a.model);
   if (!m.llama) throw Error(m.path + " is an encoder; bench times decoder models");
-  const ptq::Recipe recipe = a.recipe.recipe();
-  const std::unique_ptr<ptq::Calibration> calib =
-      a.recipe.any() ? a.recipe.calibration(recipe, m) : nullptr;
-  model::Llama llama =
-      a.recipe.any() ? ptq::apply_recipe(recipe, *m.llama, nullptr, calib.get()) : *m.llama;
-  m.llama.reset();
-  const model::ExecutionPlan plan = model::prepare_execution(
-      llama, a.recipe.any() ? model::parse_execution(a.exec) : model::Execution::Emulate);
+  const RunnableDecoder decoder = runnable_decoder(m, a.recipe, a.exec);
+  const model::Llama& llama = decoder.llama;
+  const model::ExecutionPlan& plan = decoder.plan;
   std::fprintf(stderr, "[%s]\n", plan.summary().c_str());
-  // Loading and quantizing hold the float32 model; what decoding needs is resident afterwards
-  // (glibc keeps freed heap pages unless asked to give them back).
-  malloc_trim(0);
+  // Loading and quantizing hold the float32 model; what decoding needs is resident afterwards.
   std::fprintf(stderr, "[memory: %.1f MiB resident after packing, %.1f MiB peak while loading]\n",
                status_mib("VmRSS"), status_mib("VmHWM"));
   const model::LlamaConfig& c = llama.config();
@@ -121,7 +113,7 @@ void run(const Args& a) {
   std::vector<int32_t> tokens(size_t(std::max(a.prompt, 1)));
   for (int32_t& t : tokens) t = int32_t(rng() % uint32_t(c.vocab_size));
   std::vector<float> logits(size_t(c.vocab_size));
-  const std::string label = a.recipe.any() ? recipe.label() : std::string("fp32");
+  const std::string label = a.recipe.any() ? decoder.recipe.label() : std::string("fp32");
   const std::string name = m.path.substr(m.path.find_last_of('/') + 1);
 
   fmt::print("| {:<28} | {:<14} | {:>7} | {:>10} | {:>7} | {:>6} | {:>18} | {:>22} |\n", "model",

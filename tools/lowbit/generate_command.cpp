@@ -1,6 +1,5 @@
 // `lowbit generate`: greedy decoding from a prompt, streamed to stdout, to see the model talk.
 #include <fmt/core.h>
-#include <malloc.h>
 
 #include <algorithm>
 #include <chrono>
@@ -8,11 +7,10 @@
 #include "commands.h"
 #include "lowbit/io/atomic_file.h"
 #include "lowbit/io/npy.h"
-#include "lowbit/model/execution.h"
 #include "lowbit/model/model.h"
-#include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/util/error.h"
 #include "recipe_flags.h"
+#include "runnable_decoder.h"
 
 namespace lowbit::cli {
 namespace {
@@ -35,18 +33,9 @@ void run(const Args& a) {
   if (!a.logits_out.empty()) io::require_writable(a.logits_out, "--logits-out");
   // With a recipe, the quantized model talks: weights packed for the kernels where they exist
   // (--exec), activations and KV cache quantized at run time.
-  const ptq::Recipe recipe = a.recipe.recipe();
-  const std::unique_ptr<ptq::Calibration> calib =
-      a.recipe.any() ? a.recipe.calibration(recipe, m) : nullptr;
-  model::Llama quantized =
-      a.recipe.any() ? ptq::apply_recipe(recipe, *m.llama, nullptr, calib.get()) : *m.llama;
-  m.llama.reset();  // the full-precision weights the recipe replaced are no longer needed
-  if (a.recipe.any())
-    std::fprintf(
-        stderr, "[%s]\n",
-        model::prepare_execution(quantized, model::parse_execution(a.exec)).summary().c_str());
-  malloc_trim(0);  // give the float32 model's freed pages back (glibc keeps them otherwise)
-  const model::Llama& llama = quantized;
+  const RunnableDecoder decoder = runnable_decoder(m, a.recipe, a.exec);
+  if (a.recipe.any()) std::fprintf(stderr, "[%s]\n", decoder.plan.summary().c_str());
+  const model::Llama& llama = decoder.llama;
   // --chat wraps the prompt in the ChatML turn markers SmolLM2-Instruct and Qwen2 were tuned on.
   model::checked_utf8(a.prompt, "--prompt");
   const std::string text =

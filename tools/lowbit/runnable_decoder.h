@@ -1,0 +1,40 @@
+// The decoder `generate` and `bench` run: the recipe flags applied to the loaded model, the
+// full-precision runtime released, the weights packed as --exec says, freed pages given back.
+#pragma once
+
+#include <malloc.h>
+
+#include <memory>
+#include <string>
+
+#include "lowbit/model/execution.h"
+#include "lowbit/model/model.h"
+#include "lowbit/ptq/apply_recipe.h"
+#include "recipe_flags.h"
+
+namespace lowbit::cli {
+
+struct RunnableDecoder {
+  ptq::Recipe recipe;
+  model::Llama llama;
+  model::ExecutionPlan plan;  // without a recipe: emulate (the float32 model as loaded)
+};
+
+// m must hold a decoder; its runtime is released (the quantized copy keeps what it shares).
+inline RunnableDecoder runnable_decoder(model::Model& m, const RecipeFlags& flags,
+                                        const std::string& exec) {
+  const ptq::Recipe recipe = flags.recipe();
+  const std::unique_ptr<ptq::Calibration> calib =
+      flags.any() ? flags.calibration(recipe, m) : nullptr;
+  RunnableDecoder d{
+      recipe,
+      flags.any() ? ptq::apply_recipe(recipe, *m.llama, nullptr, calib.get()) : *m.llama,
+      {}};
+  m.llama.reset();  // the full-precision weights the recipe replaced are no longer needed
+  d.plan = model::prepare_execution(
+      d.llama, flags.any() ? model::parse_execution(exec) : model::Execution::Emulate);
+  malloc_trim(0);  // glibc keeps freed heap pages unless asked to give them back
+  return d;
+}
+
+}  // namespace lowbit::cli
