@@ -38,26 +38,26 @@ std::vector<float> random_weights(size_t n, uint32_t seed) {
   return w;
 }
 
-// gamma_k * sum |w x|: the float32 rounding bound of a k-deep summation tree, plus the final
-// rounding of the float64 reference.
-double summation_bound(const PackedMatrix& m, const MatmulBackend& b, size_t r, const float* x) {
-  const size_t lanes = 2 * b.lanes;  // two partial sums per lane
-  const size_t depth =
-      (m.padded_cols + lanes - 1) / lanes + size_t(std::ceil(std::log2(lanes))) + 2;
-  const double u = std::ldexp(1.0, -24);
-  double sum_abs = 0;
-  for (size_t c = 0; c < m.cols; ++c)
-    sum_abs += std::fabs(double(kernels::packed_weight(m, r, c)) * double(x[c]));
-  return double(depth) * u / (1 - double(depth) * u) * sum_abs;
-}
-
-// The same bound for any summation order (OpenBLAS's tiles): depth = cols.
-double any_order_bound(const PackedMatrix& m, size_t r, const float* x) {
-  const double u = std::ldexp(1.0, -24), k = double(m.cols + 1);
+// gamma_k * sum |w x| over row r: the float32 rounding bound of a summation tree k deep.
+double gamma_bound(const PackedMatrix& m, size_t r, const float* x, size_t depth) {
+  const double u = std::ldexp(1.0, -24), k = double(depth);
   double sum_abs = 0;
   for (size_t c = 0; c < m.cols; ++c)
     sum_abs += std::fabs(double(kernels::packed_weight(m, r, c)) * double(x[c]));
   return k * u / (1 - k * u) * sum_abs;
+}
+
+// The kernels' tree: two partial sums per lane, each a chain over padded / (2 lanes) columns,
+// then the reduction, plus the final rounding of the float64 reference.
+double summation_bound(const PackedMatrix& m, const MatmulBackend& b, size_t r, const float* x) {
+  const size_t lanes = 2 * b.lanes;
+  return gamma_bound(m, r, x,
+                     (m.padded_cols + lanes - 1) / lanes + size_t(std::ceil(std::log2(lanes))) + 2);
+}
+
+// The same bound for any summation order (OpenBLAS's tiles): depth = cols + 1.
+double any_order_bound(const PackedMatrix& m, size_t r, const float* x) {
+  return gamma_bound(m, r, x, m.cols + 1);
 }
 
 TEST(PackedMatmul, BackendsCoverTheCpu) {
