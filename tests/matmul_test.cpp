@@ -265,8 +265,65 @@ TEST(PackedMatmul, W4A8SumsAreExactIntegers) {
   const std::vector<float> w = random_weights(8 * 64, 2);
   EXPECT_FALSE(
       kernels::takes_w4a8(pack_weight(quantize(parse_scheme("nf4_g64"), w.data(), {8, 64}))));
+  EXPECT_THROW(kernels::matmul_w4a4(pack_weight(quantize(parse_scheme("mxfp4"), w.data(), {8, 64})),
+                                    std::vector<int8_t>(64).data(), nullptr, 1,
+                                    std::vector<float>(8).data()),
+               Error);
   EXPECT_FALSE(
       kernels::takes_w4a8(pack_weight(quantize(parse_scheme("int4_g128"), w.data(), {8, 64}))));
+}
+
+// W4A4: activation levels with a scale per 16 elements (e2m1 significands, int4 codes). With
+// every scale 1 the result is the exact integer sum; with scales, within the summation bound of
+// the exact product (one more rounding: the weight and activation scales multiplied first).
+TEST(PackedMatmul, W4A4BlockSumsAreExactIntegers) {
+  std::mt19937 rng(17);
+  std::uniform_int_distribution<int> level(-12, 12);  // e2m1 significands times 2
+  std::uniform_int_distribution<int> exponent(-6, 3);
+  for (const char* name : {"mxfp4", "nvfp4", "int4:g32", "e2m1fn:g64"})
+    for (const auto& [rows, cols] :
+         {std::pair<size_t, size_t>{1, 1}, {7, 31}, {9, 64}, {17, 100}, {300, 600}}) {
+      const std::vector<float> w = random_weights(rows * cols, uint32_t(rows + 3 * cols));
+      const PackedMatrix m = pack_weight(quantize(parse_scheme(name), w.data(), {rows, cols}));
+      PackedMatrix unit = m;
+      unit.scales.assign(unit.rows * unit.groups_per_row, 1.0f / unit.int_unit);
+      unit.scale_codes.clear();
+      const size_t blocks = (cols + 15) / 16;
+      for (size_t n : {1, 3, 8, 10}) {
+        std::vector<int8_t> x(n * cols);
+        for (int8_t& v : x) v = int8_t(level(rng));
+        std::vector<float> ones(n * blocks, 1.0f), scales(n * blocks);
+        for (float& v : scales) v = std::ldexp(1.0f, exponent(rng));
+        for (const MatmulBackend& b : kernels::matmul_backends())
+          for (int threads : {1, 2}) {
+            omp_set_num_threads(threads);
+            std::vector<float> y(n * rows), ys(n * rows);
+            kernels::matmul_w4a4(unit, x.data(), ones.data(), n, y.data(), b);
+            kernels::matmul_w4a4(m, x.data(), scales.data(), n, ys.data(), b);
+            for (size_t j = 0; j < n; ++j)
+              for (size_t r = 0; r < rows; ++r) {
+                int64_t exact = 0;
+                double scaled = 0, sum_abs = 0;
+                for (size_t c = 0; c < cols; ++c) {
+                  const int v = m.lut_int[kernels::packed_code(m, r, c)];
+                  exact += int64_t(v) * x[j * cols + c];
+                  const double t = double(kernels::packed_weight(m, r, c)) * x[j * cols + c] *
+                                   scales[j * blocks + c / 16];
+                  scaled += t;
+                  sum_abs += std::fabs(t);
+                }
+                ASSERT_EQ(y[j * rows + r], float(exact))
+                    << name << " " << rows << "x" << cols << " n=" << n << " row " << r << " on "
+                    << b.name;
+                const double k = double(cols / 4 + 9);
+                ASSERT_LE(std::fabs(ys[j * rows + r] - scaled),
+                          k * std::ldexp(1.0, -24) * sum_abs * 1.001)
+                    << name << " scaled, row " << r << " on " << b.name;
+              }
+          }
+      }
+    }
+  omp_set_num_threads(omp_get_num_procs());
 }
 
 TEST(PackedMatmul, Bf16RoundsToNearestEven) {

@@ -139,17 +139,44 @@ bool takes_w4a8(const PackedMatrix& m) {
   return m.coding == WeightCoding::Lut4 && m.has_int_lut && m.offsets.empty();
 }
 
-void matmul_w4a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_scale, size_t n,
-                 float* y, const MatmulBackend& backend) {
+namespace {
+
+void run_w4a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_block_scale, size_t n,
+              float* y, const MatmulBackend& backend) {
   if (!takes_w4a8(m))
-    throw Error("W4A8: the packed weight (" + m.scheme +
+    throw Error("W4A8 / W4A4: the packed weight (" + m.scheme +
                 ") is not 4-bit with an integer table and no zero points");
   const int8_t* x = padded_rows<int8_t>(m, x_codes, n);
+  const size_t blocks = m.cols / 16 + (m.cols % 16 != 0), padded_blocks = m.padded_cols / 16;
+  // Padded rows of scales (the padding's inputs are zero: any scale works there). The worker
+  // threads read this thread's buffer through the pointer.
+  thread_local std::vector<float> block_scales;
+  const float* xs = nullptr;
+  if (x_block_scale) {
+    block_scales.assign(n * padded_blocks, 0.0f);
+    for (size_t j = 0; j < n; ++j)
+      std::copy_n(x_block_scale + j * blocks, blocks, block_scales.data() + j * padded_blocks);
+    xs = block_scales.data();
+  }
   for_row_tiles(m, n, [&](size_t r0, size_t r1, size_t j0, size_t rows) {
-    backend.gemv_w4a8(m, r0, r1, x + j0 * m.padded_cols, rows, y + j0 * m.rows, m.rows);
+    backend.gemv_w4a8(m, r0, r1, x + j0 * m.padded_cols, xs ? xs + j0 * padded_blocks : nullptr,
+                      rows, y + j0 * m.rows, m.rows);
   });
+}
+
+}  // namespace
+
+void matmul_w4a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_scale, size_t n,
+                 float* y, const MatmulBackend& backend) {
+  run_w4a8(m, x_codes, nullptr, n, y, backend);
   for (size_t j = 0; j < n; ++j)
     for (size_t r = 0; r < m.rows; ++r) y[j * m.rows + r] *= x_scale[j];
+}
+
+void matmul_w4a4(const PackedMatrix& m, const int8_t* x_levels, const float* x_block_scale,
+                 size_t n, float* y, const MatmulBackend& backend) {
+  if (!x_block_scale) throw Error("W4A4: no activation block scales");
+  run_w4a8(m, x_levels, x_block_scale, n, y, backend);
 }
 
 uint64_t read_probe(const uint8_t* p, size_t n) {

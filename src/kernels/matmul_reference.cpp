@@ -1,6 +1,7 @@
 // The scalar reference of the packed-weight kernels: decode every weight exactly as the layout in
 // matmul.h defines it, multiply and sum in float64, round once. The fast paths are tested
 // against it (tests/matmul_test.cpp).
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -73,17 +74,19 @@ void reference_gemv_i8(const PackedMatrix& m, size_t r0, size_t r1, const int16_
   }
 }
 
-void reference_gemv_w4a8(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, size_t n,
-                         float* y, size_t ldy) {
+void reference_gemv_w4a8(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x,
+                         const float* x_scales, size_t n, float* y, size_t ldy) {
+  const size_t halves = m.padded_cols / 16;
   for (size_t r = r0; r < r1; ++r)
     for (size_t j = 0; j < n; ++j) {
       double sum = 0;
-      for (size_t g = 0; g < m.groups_per_row; ++g) {
-        int64_t group = 0;
-        const size_t end = std::min(m.cols, (g + 1) * m.group);
-        for (size_t c = g * m.group; c < end; ++c)
-          group += int64_t(m.lut_int[packed_code(m, r, c)]) * x[j * m.padded_cols + c];
-        sum += double(m.scale(r, g)) * double(m.int_unit) * double(group);
+      for (size_t h = 0; h < halves; ++h) {
+        int64_t part = 0;
+        const size_t end = std::min(m.cols, 16 * h + 16);
+        for (size_t c = 16 * h; c < end; ++c)
+          part += int64_t(m.lut_int[packed_code(m, r, c)]) * x[j * m.padded_cols + c];
+        const double xs = x_scales ? double(x_scales[j * halves + h]) : 1.0;
+        sum += double(m.scale(r, 16 * h / m.group)) * double(m.int_unit) * xs * double(part);
       }
       y[j * ldy + r] = float(sum);
     }

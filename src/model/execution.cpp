@@ -4,6 +4,7 @@
 #include <cstring>
 #include <memory>
 
+#include "lowbit/quant/packed_activation.h"
 #include "lowbit/quant/packed_weight.h"
 #include "lowbit/util/error.h"
 
@@ -46,30 +47,29 @@ namespace {
 // Why this Linear cannot run packed, or "".
 std::string kernel_gap(const Linear& lin) {
   const Scheme& w = *lin.weight_scheme();
-  if (const std::optional<Scheme>& a = lin.input_scheme()) {
-    // W8A8 int8 is built: int8 activations per token or per tensor on int8:channel weights.
-    const bool int8_activations =
-        a->element == formats::int8 && !a->asymmetric &&
-        (a->granularity == Granularity::Token || a->granularity == Granularity::Tensor);
-    const bool int8_weights =
-        w.element == formats::int8 && !w.asymmetric &&
-        (w.granularity == Granularity::Channel || w.granularity == Granularity::Tensor) &&
-        w.axis == 0;
-    // W4A8: symmetric 4-bit weights whose values are integers times a power of two (int4,
-    // e2m1: fp4, mxfp4, nvfp4).
-    const bool int4_weights =
-        !w.asymmetric && (w.element == formats::e2m1fn ||
-                          (w.element.kind == FormatKind::Int && w.element.bits() <= 4));
-    if (!int8_activations || !(int8_weights || int4_weights))
-      return "its activations are quantized (" + scheme_name(*a) +
-             ") and of the weight-and-activation kernels W8A8 (int8:channel weights) and W4A8 "
-             "(int4 / e2m1 weights: int4:g32, mxfp4, nvfp4) are built, with int8:token or "
-             "int8:tensor activations; weight-only schemes (no activation scheme) run packed";
-  }
   if (lin.accumulation()) return "the narrow-accumulator emulation has no kernel";
   const std::string gap =
       packed_kernel_gap(w, size_t(lin.out_features()), size_t(lin.in_features()));
-  return gap.empty() ? "" : "weights " + scheme_name(w) + ": " + gap;
+  if (!gap.empty()) return "weights " + scheme_name(w) + ": " + gap;
+  const std::optional<Scheme>& a = lin.input_scheme();
+  if (!a) return "";
+  if (const std::string agap = activation_kernel_gap(*a); !agap.empty()) return agap;
+  // FP8-style activations (float codes, a scale per row) multiply any packed weight.
+  if (activation_coding(*a) == ActivationCoding::FloatRows) return "";
+  const bool int8_weights =
+      w.element == formats::int8 && !w.asymmetric &&
+      (w.granularity == Granularity::Channel || w.granularity == Granularity::Tensor) &&
+      w.axis == 0;
+  // Symmetric 4-bit weights whose values are integers times a power of two (int4, e2m1: fp4,
+  // mxfp4, nvfp4) take integer activations with a scale per row (W4A8) or per block (W4A4).
+  const bool int4_weights = !w.asymmetric && w.element.bits() <= 4 &&
+                            (w.element == formats::e2m1fn || w.element.kind == FormatKind::Int);
+  if (int4_weights) return "";
+  if (int8_weights && activation_coding(*a) == ActivationCoding::IntRows) return "";
+  return "its activations are integer (" + scheme_name(*a) + ") and the integer kernels take " +
+         "int8:channel weights with int8:token / int8:tensor activations (W8A8), or int4 / e2m1 " +
+         "weights (int4:g32, mxfp4, nvfp4) with per-token or block-scaled activations (W4A8, "
+         "W4A4); float activations (e4m3fn:token) multiply any packed weight";
 }
 
 // The packed weight, or "" in `why` when the weight does not re-quantize to itself.

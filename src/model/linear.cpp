@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "lowbit/kernels/convert.h"
+#include "lowbit/quant/packed_activation.h"
 #include "lowbit/quant/qtensor.h"
 #include "lowbit/util/error.h"
 
@@ -41,12 +42,14 @@ void Linear::forward(const float* x, int n, float* y) const {
     input_transform_->apply(rotated_input.data(), size_t(n));
     x = rotated_input.data();
   }
-  // Integer products for decode batches; prefill (more rows) runs the decoded-tile sgemm on the
-  // fake-quantized activations, which computes the same products (emulation's arithmetic) faster
-  // than the integer matrix-vector kernels until a tiled integer GEMM exists.
-  if (packed_ && input_scheme_ && size_t(n) <= kernels::kMaxGemvRows &&
-      (kernels::takes_int8_activations(*packed_) || kernels::takes_w4a8(*packed_))) {
-    forward_integer(x, n, y);
+  // Quantized activations on the kernels that take them: integer levels (W8A8, W4A8, W4A4) for
+  // decode batches, float codes (FP8) always. Integer prefill (more rows) runs the decoded-tile
+  // sgemm on the fake-quantized activations, which computes the same products faster than the
+  // integer matrix-vector kernels until a tiled integer GEMM exists.
+  if (packed_ && input_scheme_ &&
+      (size_t(n) <= kernels::kMaxGemvRows ||
+       activation_coding(*input_scheme_) == ActivationCoding::FloatRows)) {
+    forward_quantized_activations(x, n, y);
     return;
   }
   const float* xq = x;
@@ -73,21 +76,32 @@ void Linear::forward(const float* x, int n, float* y) const {
   if (probe_) probe_->observe(*this, x, xq, n, y);
 }
 
-// W8A8 / W4A8 (real execution): the activations quantized with the input scheme (the codes
-// fake_quant rounds them to), multiplied with the weight codes in exact integer arithmetic, the
-// scales applied to the integer sums. Bias and probe as forward().
-void Linear::forward_integer(const float* x, int n, float* y) const {
+// Real execution with an input scheme: the activations quantized (the codes fake_quant rounds
+// them to), multiplied with the packed weight as their coding says, the scales applied to the
+// sums. Bias and probe as forward().
+void Linear::forward_quantized_activations(const float* x, int n, float* y) const {
   const QTensor q = quantize(*input_scheme_, x, {size_t(n), size_t(in_)});
-  thread_local std::vector<float> row_scales;
-  row_scales.resize(size_t(n));
-  for (int r = 0; r < n; ++r)
-    row_scales[size_t(r)] = q.group_scale(q.group_count() == 1 ? 0 : size_t(r));
-  // An int8 code is the value's two's-complement byte (8-bit codes pack one per byte).
-  const int8_t* codes = reinterpret_cast<const int8_t*>(q.codes.data());
-  if (kernels::takes_int8_activations(*packed_))
-    kernels::matmul_w8a8(*packed_, codes, row_scales.data(), size_t(n), y);
-  else
-    kernels::matmul_w4a8(*packed_, codes, row_scales.data(), size_t(n), y);
+  const PackedActivations a = pack_activations(q);
+  const kernels::PackedMatrix& w = *packed_;
+  switch (a.coding) {
+    case ActivationCoding::IntRows:
+      if (kernels::takes_int8_activations(w))
+        kernels::matmul_w8a8(w, a.levels.data(), a.row_scales.data(), size_t(n), y);
+      else
+        kernels::matmul_w4a8(w, a.levels.data(), a.row_scales.data(), size_t(n), y);
+      break;
+    case ActivationCoding::IntBlocks:
+      kernels::matmul_w4a4(w, a.levels.data(), a.block_scales.data(), size_t(n), y);
+      break;
+    case ActivationCoding::FloatRows:
+      // Float products of the unscaled codes, the activation's scale after the sum (as an FP8
+      // GEMM applies it).
+      kernels::matmul(w, a.values.data(), size_t(n), y);
+      for (int r = 0; r < n; ++r)
+        for (int c = 0; c < out_; ++c)
+          y[size_t(r) * size_t(out_) + size_t(c)] *= a.row_scales[size_t(r)];
+      break;
+  }
   add_bias(n, y);
   if (probe_) {
     std::vector<float> xq(size_t(n) * size_t(in_));

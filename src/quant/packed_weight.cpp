@@ -8,6 +8,7 @@
 #include "lowbit/quant/group_layout.h"
 #include "lowbit/quant/packing.h"
 #include "lowbit/util/error.h"
+#include "quant/integer_levels.h"
 
 namespace lowbit {
 namespace {
@@ -99,25 +100,6 @@ kernels::ByteDecode byte_decode(const Scheme& s, kernels::MinifloatDecode& mf) {
   return kernels::ByteDecode::Minifloat;
 }
 
-// lut[c] = lut_int[c] * 2^-k with |lut_int| <= 63 for the smallest k in 0..3, if any (int4,
-// e2m1, int3 ...; not nf4): the W4A8 kernels' integer table.
-void integer_table(kernels::PackedMatrix& m) {
-  for (int k = 0; k <= 3; ++k) {
-    const float unit = std::ldexp(1.0f, -k);
-    bool ok = true;
-    for (size_t c = 0; c < 16 && ok; ++c) {
-      const float v = m.lut[c] / unit;
-      ok = std::isfinite(v) && v == std::nearbyint(v) && std::fabs(v) <= 63;
-      if (ok) m.lut_int[c] = int8_t(v);
-    }
-    if (ok) {
-      m.has_int_lut = true;
-      m.int_unit = unit;
-      return;
-    }
-  }
-}
-
 }  // namespace
 
 std::string packed_kernel_gap(const Scheme& s, size_t rows, size_t cols) {
@@ -156,7 +138,10 @@ kernels::PackedMatrix pack_weight(const QTensor& q) {
   }
 
   if (m.coding == WeightCoding::Lut8) m.byte_decode = byte_decode(s, m.minifloat);
-  if (m.coding == WeightCoding::Lut4 && !s.asymmetric) integer_table(m);
+  // The W4A8 kernels' integer table (int4, e2m1, int3 ...; not nf4); levels up to 63 keep the
+  // shifted table of the unsigned-by-signed byte multiply within a byte.
+  if (m.coding == WeightCoding::Lut4 && !s.asymmetric)
+    m.has_int_lut = quant::integer_levels(m.lut.data(), 16, -63, 63, m.lut_int.data(), m.int_unit);
 
   std::vector<uint8_t> flat(q.numel());
   unpack_codes(q.codes.data(), flat.size(), bits, flat.data());

@@ -122,12 +122,15 @@ struct MatmulBackend {
   // of int8 activation codes widened to int16, zero beyond cols; n is 1 .. kMaxGemvRows.
   void (*gemv_i8)(const PackedMatrix& m, size_t r0, size_t r1, const int16_t* x, size_t n,
                   int32_t* acc, size_t ldacc);
-  // W4A8: y[j * ldy + r] = sum_g (scale(r, g) * int_unit) * sum_{c in g} lut_int[code] * x[j, c]
-  // for a symmetric Lut4 matrix with has_int_lut; x holds n rows of padded_cols int8 activation
-  // codes (zero beyond cols), n 1 .. kMaxGemvRows. The products and the sums of each run of 4
-  // consecutive elements are exact integers; the scales multiply those partial sums in float32.
-  void (*gemv_w4a8)(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, size_t n,
-                    float* y, size_t ldy);
+  // W4A8 / W4A4: y[j * ldy + r] = sum_h (scale(r, g(h)) * int_unit * xs(j, h)) * sum_{c in h}
+  // lut_int[code] * x[j, c] over the 16-element runs h of the row, for a symmetric Lut4 matrix
+  // with has_int_lut; x holds n rows of padded_cols int8 activation levels (zero beyond cols),
+  // n 1 .. kMaxGemvRows; xs(j, h) = x_scales[j * padded_cols / 16 + h], or 1 when x_scales is
+  // null (W4A8: the row's scale is applied after the sum). The products and the sums of each run
+  // of 4 consecutive elements are exact integers; the scales multiply those partial sums in
+  // float32.
+  void (*gemv_w4a8)(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x,
+                    const float* x_scales, size_t n, float* y, size_t ldy);
   // The read-bandwidth probe: the sum of bytes [0, n) as 64-bit words (n a multiple of 8), read
   // with this target's widest loads. What a memory-bound kernel's speed is measured against.
   uint64_t (*read_bytes)(const uint8_t* p, size_t n);
@@ -162,6 +165,13 @@ bool takes_w4a8(const PackedMatrix& m);
 // W4A8: y[n, rows] = x_scale[j] * (the gemv_w4a8 sum), x_codes n rows of cols int8 codes.
 void matmul_w4a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_scale, size_t n,
                  float* y, const MatmulBackend& backend = default_matmul_backend());
+
+// W4A4 (and W4A8 with block-scaled activations): x_levels n rows of cols integer levels (e2m1
+// significands as 2 * value, int4 codes ...), x_block_scale n rows of ceil(cols / 16) scales,
+// one per 16 activations (the activation group's scale times its table unit). y is the
+// gemv_w4a8 sum with those scales; more than kMaxGemvRows rows run it kMaxGemvRows at a time.
+void matmul_w4a4(const PackedMatrix& m, const int8_t* x_levels, const float* x_block_scale,
+                 size_t n, float* y, const MatmulBackend& backend = default_matmul_backend());
 
 // Reads n bytes (a multiple of 64) once with the best backend, split between the OpenMP threads
 // as matmul splits a weight's rows; returns the checksum (so the reads cannot be optimized away).

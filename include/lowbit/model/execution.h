@@ -34,8 +34,9 @@ struct ExecutionPlan {
 };
 
 // Packs the weight of every Linear (block Linears and the head) whose weight lies on a scheme
-// (Linear::weight_scheme) and that a kernel can run: input schemes (activation quantization) and
-// accumulator emulation have no kernels yet, and neither do the schemes packed_kernel_gap names.
+// (Linear::weight_scheme) and that a kernel can run: weights in a scheme packed_kernel_gap takes,
+// with no input scheme, float activations (FP8: any packed weight), or integer activations on
+// the integer kernels (W8A8 int8, W4A8, W4A4); accumulator emulation has no kernel.
 // Real throws lowbit::Error naming the first such site and what would run; Auto leaves them
 // emulated; Emulate changes nothing. A weight that does not re-quantize to itself exactly (a
 // method chose scales the scheme's rule would not) is treated the same way.

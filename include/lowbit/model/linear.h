@@ -120,7 +120,7 @@ class Linear {
   LinearProbe* probe_ = nullptr;
 
   void multiply_accumulating(const float* x, int n, float* y) const;
-  void forward_integer(const float* x, int n, float* y) const;
+  void forward_quantized_activations(const float* x, int n, float* y) const;
   void add_bias(int n, float* y) const;
 };
 

@@ -308,12 +308,13 @@ void GemvI8(const PackedMatrix& m, size_t r0, size_t r1, const int16_t* x, size_
       n, [&](auto rows) HWY_ATTR { GemvI8N<decltype(rows)::value>(m, r0, r1, x, acc, ldacc); });
 }
 
-// ---- W4A8: 4-bit weights with an integer table times int8 activations -------------------------
+// ---- W4A8 / W4A4: 4-bit weights with an integer table times int8 activation levels ------------
 //
 // The table values v = lut_int[code] are shifted to u = v + o >= 0 (o = -min v) so that the
 // x86 unsigned-by-signed byte multiply (pmaddubsw) applies; sum u x - o sum x = sum v x, the
 // correction o * sum x taken per run of 4 elements, so every int32 lane is an exact sum of 4
-// products. Each lane is then scaled by its group's scale in float32.
+// products. Each lane is then scaled by its group's scale in float32 (W4A4: times the activation
+// block's scale, the two multiplied first).
 
 // Scales of row r per half-block (16 elements): scale(r, g) * int_unit.
 HWY_INLINE const float* HalfBlockScales(const PackedMatrix& m, size_t r) {
@@ -369,7 +370,8 @@ HWY_INLINE void PrepareW4A8(const PackedMatrix& m, const int8_t* x, size_t n, in
 // One block (32 weights, natural order) against N activation rows, 256 bits wide.
 template <size_t N>
 HWY_INLINE void W4A8Block256(const uint8_t* codes, __m256i table, const float* half_scales,
-                             const W4A8Inputs& in, size_t pc, size_t e, __m256* acc) {
+                             const float* x_scales, const W4A8Inputs& in, size_t pc, size_t e,
+                             __m256* acc) {
   PrefetchAhead(codes);
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes));
   const __m128i nibble = _mm_set1_epi8(0x0F);
@@ -378,19 +380,25 @@ HWY_INLINE void W4A8Block256(const uint8_t* codes, __m256i table, const float* h
   const __m256 scale =
       _mm256_set_m128(_mm_set1_ps(half_scales[e / 16 + 1]), _mm_set1_ps(half_scales[e / 16]));
   const __m256i ones = _mm256_set1_epi16(1);
+  const size_t halves = pc / 16, h = e / 16;
   for (size_t j = 0; j < N; ++j) {
+    const __m256 scale_j =
+        x_scales ? _mm256_mul_ps(scale, _mm256_set_m128(_mm_set1_ps(x_scales[j * halves + h + 1]),
+                                                        _mm_set1_ps(x_scales[j * halves + h])))
+                 : scale;
     const __m256i xv =
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in.x.data() + j * pc + e));
     __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u, xv), ones);
     p = _mm256_sub_epi32(
         p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in.corr.data() + (j * pc + e) / 4)));
-    acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc[j]);
+    acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale_j, acc[j]);
   }
 }
 
 template <size_t N>
-void GemvW4A8N(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, float* y, size_t ldy) {
-  const size_t pc = m.padded_cols, blocks = pc / 32;
+void GemvW4A8N(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, const float* x_scales,
+               float* y, size_t ldy) {
+  const size_t pc = m.padded_cols, blocks = pc / 32, halves = pc / 16;
   const int o = TableOffset(m);
   alignas(16) uint8_t shifted[16];
   for (size_t c = 0; c < 16; ++c) shifted[c] = uint8_t(m.lut_int[c] + o);
@@ -431,12 +439,17 @@ void GemvW4A8N(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, flo
         const __m512i xv = _mm512_loadu_si512(in.x.data() + j * pc + e);
         __m512i p = _mm512_madd_epi16(_mm512_maddubs_epi16(u, xv), ones512);
         p = _mm512_sub_epi32(p, _mm512_loadu_si512(in.corr.data() + (j * pc + e) / 4));
-        acc512[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, acc512[j]);
+        const __m512 scale_j =
+            x_scales ? _mm512_mul_ps(scale, _mm512_permutexvar_ps(
+                                                select, _mm512_castps128_ps512(_mm_loadu_ps(
+                                                            x_scales + j * halves + 2 * b))))
+                     : scale;
+        acc512[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale_j, acc512[j]);
       }
     }
 #endif
     for (; b < blocks; ++b)
-      W4A8Block256<N>(codes + 16 * b, table256, half_scales, in, pc, 32 * b, acc);
+      W4A8Block256<N>(codes + 16 * b, table256, half_scales, x_scales, in, pc, 32 * b, acc);
     for (size_t j = 0; j < N; ++j) {
       const __m128 a = _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1));
       float sum = _mm_cvtss_f32(_mm_hadd_ps(_mm_hadd_ps(a, a), _mm_hadd_ps(a, a)));
@@ -450,8 +463,9 @@ void GemvW4A8N(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, flo
 #else
 // Other targets: the same sums, one element at a time.
 template <size_t N>
-void GemvW4A8N(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, float* y, size_t ldy) {
-  const size_t pc = m.padded_cols;
+void GemvW4A8N(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, const float* x_scales,
+               float* y, size_t ldy) {
+  const size_t pc = m.padded_cols, halves = pc / 16;
   for (size_t r = r0; r < r1; ++r) {
     const float* half_scales = HalfBlockScales(m, r);
     for (size_t j = 0; j < N; ++j) {
@@ -460,7 +474,8 @@ void GemvW4A8N(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, flo
         int32_t part = 0;
         for (size_t c = 16 * h; c < 16 * h + 16; ++c)
           part += int32_t(m.lut_int[packed_code(m, r, c)]) * x[j * pc + c];
-        sum += float(part) * half_scales[h];
+        const float scale = x_scales ? half_scales[h] * x_scales[j * halves + h] : half_scales[h];
+        sum += float(part) * scale;
       }
       y[j * ldy + r] = sum;
     }
@@ -468,10 +483,11 @@ void GemvW4A8N(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, flo
 }
 #endif
 
-void GemvW4A8(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, size_t n, float* y,
-              size_t ldy) {
-  WithRowCount(n,
-               [&](auto rows) HWY_ATTR { GemvW4A8N<decltype(rows)::value>(m, r0, r1, x, y, ldy); });
+void GemvW4A8(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, const float* x_scales,
+              size_t n, float* y, size_t ldy) {
+  WithRowCount(n, [&](auto rows) HWY_ATTR {
+    GemvW4A8N<decltype(rows)::value>(m, r0, r1, x, x_scales, y, ldy);
+  });
 }
 
 // The read-bandwidth probe: sums bytes [0, n) as 64-bit words (n a multiple of 8), vectors wide.

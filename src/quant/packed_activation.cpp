@@ -1,0 +1,104 @@
+// Quantized activations laid out for the weight-and-activation kernels (packed_activation.h).
+#include "lowbit/quant/packed_activation.h"
+
+#include <array>
+
+#include "lowbit/format/reference.h"
+#include "lowbit/quant/group_layout.h"
+#include "lowbit/quant/packing.h"
+#include "lowbit/util/error.h"
+#include "quant/integer_levels.h"
+
+namespace lowbit {
+namespace {
+
+// The integer level of every code of the element format, if its values are integers times one
+// power of two that fit int8.
+bool element_levels(const Format& f, std::array<int8_t, 256>& levels, float& unit) {
+  if (f.bits() > 8) return false;
+  std::array<float, 256> values{};
+  const size_t codes = size_t(1) << f.bits();
+  for (size_t c = 0; c < codes; ++c) values[c] = ref::decode(f, uint32_t(c));
+  return quant::integer_levels(values.data(), codes, -128, 127, levels.data(), unit);
+}
+
+bool per_row(const Scheme& a) {
+  return a.granularity == Granularity::Token || a.granularity == Granularity::Tensor;
+}
+
+bool along_last_axis_by_16(const Scheme& a) {
+  return a.granularity == Granularity::Group && (a.axis == -1 || a.axis == 1) && a.group > 0 &&
+         a.group % 16 == 0;
+}
+
+}  // namespace
+
+std::string activation_kernel_gap(const Scheme& a) {
+  const std::string name = scheme_name(a);
+  if (a.asymmetric) return "asymmetric activations (" + name + ") have no kernel";
+  if (a.element.bits() > 8) return "activation elements of more than 8 bits (" + name + ")";
+  std::array<int8_t, 256> levels;
+  float unit = 1;
+  const bool integer = element_levels(a.element, levels, unit);
+  if (per_row(a) && (integer || a.element.kind == FormatKind::Float)) return "";
+  if (integer && along_last_axis_by_16(a)) return "";
+  return "activations " + name +
+         ": the kernels take one scale per token or for the tensor (int8:token, e4m3fn:token), "
+         "or integer-level elements in groups of a multiple of 16 along the hidden axis (mxfp4, "
+         "nvfp4, int4:g32)";
+}
+
+ActivationCoding activation_coding(const Scheme& a) {
+  std::array<int8_t, 256> levels;
+  float unit = 1;
+  const bool integer = element_levels(a.element, levels, unit);
+  if (!per_row(a)) return ActivationCoding::IntBlocks;
+  return integer ? ActivationCoding::IntRows : ActivationCoding::FloatRows;
+}
+
+PackedActivations pack_activations(const QTensor& q) {
+  const Scheme& s = q.scheme;
+  if (const std::string gap = activation_kernel_gap(s); !gap.empty()) throw Error(gap);
+  if (q.shape.size() != 2) throw Error("pack_activations: expected [rows, cols] activations");
+  PackedActivations p;
+  p.coding = activation_coding(s);
+  p.rows = q.shape[0];
+  p.cols = q.shape[1];
+  const size_t n = p.rows * p.cols;
+  std::vector<uint8_t> codes(n);
+  unpack_codes(q.codes.data(), n, s.element.bits(), codes.data());
+
+  // The group of element (j, c), in QTensor's group order (contiguous layouts only here).
+  const quant::GroupLayout layout = quant::make_group_layout(s, q.shape);
+  const auto group_of = [&](size_t j, size_t c) {
+    const size_t i = j * p.cols + c;
+    return (i / layout.row_len) * layout.groups_per_row + (i % layout.row_len) / layout.group_len;
+  };
+
+  std::array<int8_t, 256> levels{};
+  float unit = 1;
+  if (p.coding == ActivationCoding::FloatRows) {
+    std::array<float, 256> values{};
+    for (size_t c = 0; c < (size_t(1) << s.element.bits()); ++c)
+      values[c] = ref::decode(s.element, uint32_t(c));
+    p.values.resize(n);
+    for (size_t i = 0; i < n; ++i) p.values[i] = values[codes[i]];
+  } else {
+    element_levels(s.element, levels, unit);
+    p.levels.resize(n);
+    for (size_t i = 0; i < n; ++i) p.levels[i] = levels[codes[i]];
+  }
+  if (p.coding == ActivationCoding::IntBlocks) {
+    const size_t blocks = p.blocks_per_row();
+    p.block_scales.resize(p.rows * blocks);
+    for (size_t j = 0; j < p.rows; ++j)
+      for (size_t b = 0; b < blocks; ++b)
+        p.block_scales[j * blocks + b] = q.group_scale(group_of(j, 16 * b)) * unit;
+  } else {
+    p.row_scales.resize(p.rows);
+    for (size_t j = 0; j < p.rows; ++j) p.row_scales[j] = q.group_scale(group_of(j, 0)) * unit;
+  }
+  return p;
+}
+
+}  // namespace lowbit
