@@ -11,6 +11,7 @@
 #include "kernels/matmul_reference.h"
 #include "lowbit/kernels/matmul.h"
 #include "lowbit/quant/packed_weight.h"
+#include "lowbit/quant/packing.h"
 #include "lowbit/util/error.h"
 
 namespace lowbit {
@@ -96,31 +97,46 @@ TEST(PackedMatmul, DecodesExactlyWhatDequantizeGives) {
     }
 }
 
-// Every code of every byte format, NaN and inf included, on each backend's table-free decode.
-TEST(PackedMatmul, EveryByteCodeDecodesAsItsTable) {
-  for (const char* name :
-       {"e4m3fn:channel", "e5m2:channel", "e4m3:channel", "e3m4:channel", "int8:channel",
-        "int8:channel:asym", "e2m3fn:channel", "e4m3fnuz:channel"}) {
+// Every code of every format of 5 to 8 bits, NaN and inf included, on each backend's table-free
+// decode (one byte per code, or the FP6 4+2 split), against dequantize() of the same codes.
+TEST(PackedMatmul, EveryCodeDecodesAsDequantizeDoes) {
+  for (const char* name : {"e4m3fn:channel", "e5m2:channel", "e4m3:channel", "e3m4:channel",
+                           "int8:channel", "int8:channel:asym", "e2m3fn:channel", "e3m2fn:channel",
+                           "int6:channel", "e4m3fnuz:channel"}) {
+    const Scheme s = parse_scheme(name);
+    const int bits = s.element.bits();
     const std::vector<float> w = random_weights(256, 5);
-    PackedMatrix m = pack_weight(quantize(parse_scheme(name), w.data(), {1, 256}));
-    ASSERT_EQ(m.coding, kernels::WeightCoding::Lut8);
-    const size_t levels = size_t(1) << parse_scheme(name).element.bits();
-    for (size_t c = 0; c < 256; ++c) m.codes[c] = uint8_t(c % levels);
-    m.scales.assign(m.scales.size(), 1.0f);
+    QTensor q = quantize(s, w.data(), {1, 256});
+    std::vector<uint8_t> codes(256);
+    for (size_t c = 0; c < 256; ++c) codes[c] = uint8_t(c % (size_t(1) << bits));
+    pack_codes(codes.data(), codes.size(), bits, q.codes.data());
+    std::vector<float> expected(256);
+    dequantize(q, expected.data());
+    const PackedMatrix m = pack_weight(q);
+    ASSERT_EQ(m.coding, bits == 6 ? kernels::WeightCoding::Split6 : kernels::WeightCoding::Lut8)
+        << name;
     for (const MatmulBackend& b : kernels::matmul_backends()) {
       std::vector<float> got(m.padded_cols);
       b.decode_rows(m, 0, 1, got.data());
       for (size_t c = 0; c < 256; ++c) {
-        const float e = kernels::packed_weight(m, 0, c);
+        const float e = expected[c];
         if (std::isnan(e)) {
           EXPECT_TRUE(std::isnan(got[c])) << name << " code " << c << " on " << b.name;
         } else {
-          EXPECT_EQ(std::memcmp(&got[c], &e, 4), 0)
-              << name << " code " << c << " on " << b.name << ": " << got[c] << " != " << e;
+          EXPECT_EQ(std::memcmp(&got[c], &e, 4), 0) << name << " code " << int(codes[c]) << " on "
+                                                    << b.name << ": " << got[c] << " != " << e;
         }
       }
     }
   }
+}
+
+// The FP6 4+2 split stores 6 bits per weight: 24 bytes per 32.
+TEST(PackedMatmul, Fp6SplitTakesSixBitsPerWeight) {
+  const std::vector<float> w = random_weights(4 * 96, 9);
+  const PackedMatrix m = pack_weight(quantize(parse_scheme("mxfp6_e3m2"), w.data(), {4, 96}));
+  EXPECT_EQ(m.coding, kernels::WeightCoding::Split6);
+  EXPECT_EQ(m.codes.size(), 4u * 96 * 6 / 8);
 }
 
 void check_products(const PackedMatrix& m, const char* what) {

@@ -19,6 +19,13 @@ uint32_t packed_code(const PackedMatrix& m, size_t r, size_t c) {
     }
     case WeightCoding::Lut8:
       return row[c];
+    case WeightCoding::Split6: {
+      const size_t block = c / PackedMatrix::kBlock, j = c % PackedMatrix::kBlock;
+      const uint8_t* b = row + block * PackedMatrix::kSplit6BlockBytes;
+      const uint32_t high = j < 16 ? b[j] & 0xFu : b[j - 16] >> 4;
+      const size_t k = j % 16, low_byte = 16 + (j / 16) * 4 + k / 4;
+      return high << 2 | ((b[low_byte] >> (2 * (k % 4))) & 3u);
+    }
     case WeightCoding::BF16: {
       uint16_t bits;
       std::memcpy(&bits, row + 2 * c, 2);

@@ -91,7 +91,8 @@ kernels::ByteDecode byte_decode(const Scheme& s, kernels::MinifloatDecode& mf) {
     return kernels::ByteDecode::Table;
   mf.man_bits = f.man_bits;
   mf.magnitude_bits = f.exp_bits + f.man_bits;
-  mf.factor = std::ldexp(1.0f, 127 - f.bias);
+  mf.exponent_offset = uint32_t(127 - f.bias) << 23;
+  mf.subnormal_unit = std::ldexp(1.0f, 1 - f.bias - f.man_bits);
   const int all_ones = (1 << mf.magnitude_bits) - 1;
   if (f.specials == Specials::FN) mf.nan_magnitude = all_ones;
   if (f.specials == Specials::IEEE) mf.special_from = ((1 << f.exp_bits) - 1) << f.man_bits;
@@ -121,7 +122,9 @@ kernels::PackedMatrix pack_weight(const QTensor& q) {
   m.group = map.group;
   m.groups_per_row = (m.padded_cols + m.group - 1) / m.group;
   const int bits = s.element.bits();
-  m.coding = bits <= 4 ? WeightCoding::Lut4 : WeightCoding::Lut8;
+  m.coding = bits <= 4   ? WeightCoding::Lut4
+             : bits == 6 ? WeightCoding::Split6  // FP6 at 6 bits, not a byte
+                         : WeightCoding::Lut8;
   m.row_bytes = PackedMatrix::row_bytes_of(m.coding, m.padded_cols);
 
   // Element values: the decoded codes, or for asymmetric integers the unsigned level itself (the
@@ -137,7 +140,7 @@ kernels::PackedMatrix pack_weight(const QTensor& q) {
     }
   }
 
-  if (m.coding == WeightCoding::Lut8) m.byte_decode = byte_decode(s, m.minifloat);
+  if (m.coding != WeightCoding::Lut4) m.byte_decode = byte_decode(s, m.minifloat);
   // The W4A8 kernels' integer table (int4, e2m1, int3 ...; not nf4); levels up to 63 keep the
   // shifted table of the unsigned-by-signed byte multiply within a byte.
   if (m.coding == WeightCoding::Lut4 && !s.asymmetric)
@@ -150,11 +153,23 @@ kernels::PackedMatrix pack_weight(const QTensor& q) {
     uint8_t* row = m.codes.data() + r * m.row_bytes;
     for (size_t c = 0; c < m.padded_cols; ++c) {
       const uint8_t code = c < cols ? flat[r * cols + c] : pad_code;
-      if (m.coding == WeightCoding::Lut8) {
-        row[c] = code;
-      } else {
-        const size_t b = c / PackedMatrix::kBlock, j = c % PackedMatrix::kBlock;
-        row[b * 16 + j % 16] |= uint8_t(j < 16 ? code : code << 4);
+      const size_t b = c / PackedMatrix::kBlock, j = c % PackedMatrix::kBlock;
+      switch (m.coding) {
+        case WeightCoding::Lut8:
+          row[c] = code;
+          break;
+        case WeightCoding::Lut4:
+          row[b * 16 + j % 16] |= uint8_t(j < 16 ? code : code << 4);
+          break;
+        case WeightCoding::Split6: {  // the layout matmul.h defines
+          uint8_t* block = row + b * PackedMatrix::kSplit6BlockBytes;
+          const uint8_t high = uint8_t(code >> 2), k = uint8_t(j % 16);
+          block[j % 16] |= uint8_t(j < 16 ? high : high << 4);
+          block[16 + (j / 16) * 4 + k / 4] |= uint8_t((code & 3u) << (2 * (k % 4)));
+          break;
+        }
+        case WeightCoding::BF16:
+          break;
       }
     }
   }

@@ -22,25 +22,33 @@ enum class WeightCoding : uint8_t {
   Lut4,
   // Codes of 5 to 8 bits, one byte per element. value = lut[code].
   Lut8,
+  // 6-bit codes in the "4+2" split of ZeroQuant(4+2) / FP6-LLM, 24 bytes per 32-element block:
+  // bytes 0..15 hold the top 4 bits of each code as Lut4 holds its nibbles (byte j: element j
+  // low, element j + 16 high), bytes 16..19 the low 2 bits of elements 0..15 and bytes 20..23
+  // those of elements 16..31, element k of a half at bits 2k, 2k + 1 of its little-endian 32-bit
+  // word. value = lut[code] (decoded as byte_decode says).
+  Split6,
   // bfloat16 weights, one uint16_t (the top half of a float32) per element; no scales.
   BF16,
 };
 
-// How the Lut8 kernels turn a code into lut[code] without the table (a gather is slow): the
-// results are the same values, bit for bit (tests/matmul_test.cpp checks it per format).
+// How the Lut8 and Split6 kernels turn a code into lut[code] without the table (a gather is slow):
+// the results are the same values, bit for bit (tests/matmul_test.cpp checks it per format).
 enum class ByteDecode : uint8_t {
   Table,      // gather from lut
   Signed,     // two's-complement int8: the code is the value
   Unsigned,   // uint8 (asymmetric int8 levels)
-  Minifloat,  // sign | E | M with subnormals: the bits placed into a float32, times 2^(127 - bias)
+  Minifloat,  // sign | E | M with subnormals: E, M placed into float32 fields and rebiased (E = 0:
+              // M converted to float, times the subnormal unit; no float32 subnormals anywhere)
 };
 
 struct MinifloatDecode {
-  int man_bits = 0;        // M
-  int magnitude_bits = 0;  // E + M (the sign bit sits just above)
-  float factor = 1.0f;     // 2^(127 - bias)
-  int nan_magnitude = -1;  // FN formats: the one NaN magnitude (E and M all ones), else -1
-  int special_from = -1;   // IEEE formats: magnitudes from E all ones are inf (M = 0) or NaN
+  int man_bits = 0;              // M
+  int magnitude_bits = 0;        // E + M (the sign bit sits just above)
+  uint32_t exponent_offset = 0;  // (127 - bias) << 23: E, M placed in float32 fields, rebiased
+  float subnormal_unit = 1.0f;   // 2^(1 - bias - M): E = 0 codes are M times this
+  int nan_magnitude = -1;        // FN formats: the one NaN magnitude (E and M all ones), else -1
+  int special_from = -1;         // IEEE formats: magnitudes from E all ones are inf (M = 0) or NaN
 };
 
 // A [rows, cols] row-major weight in a kernel layout. Every row is padded to padded_cols (a
@@ -54,24 +62,33 @@ struct MinifloatDecode {
 // That is the arithmetic of lowbit::dequantize, operation for operation.
 struct PackedMatrix {
   static constexpr size_t kBlock = 32;  // elements per Lut4 block; rows pad to a multiple of it
+  static constexpr size_t kSplit6BlockBytes = 24;  // 32 codes of 6 bits
   // padded_cols for a row of `cols` weights, and the bytes of one padded row of codes.
   static constexpr size_t padded_width(size_t cols) {
     return (cols + kBlock - 1) / kBlock * kBlock;
   }
   static constexpr size_t row_bytes_of(WeightCoding coding, size_t padded_cols) {
-    return coding == WeightCoding::Lut4   ? padded_cols / 2
-           : coding == WeightCoding::Lut8 ? padded_cols
-                                          : 2 * padded_cols;
+    switch (coding) {
+      case WeightCoding::Lut4:
+        return padded_cols / 2;
+      case WeightCoding::Lut8:
+        return padded_cols;
+      case WeightCoding::Split6:
+        return padded_cols / kBlock * kSplit6BlockBytes;
+      case WeightCoding::BF16:
+        break;
+    }
+    return 2 * padded_cols;
   }
 
   WeightCoding coding = WeightCoding::Lut4;
   size_t rows = 0, cols = 0, padded_cols = 0;
   size_t group = 0;  // elements per scale along a row: 16, or a multiple of 32 (padded_cols: one)
   size_t groups_per_row = 0;
-  size_t row_bytes = 0;                        // bytes of one row of codes
-  std::vector<uint8_t> codes;                  // rows * row_bytes
-  std::array<float, 256> lut{};                // Lut4: the first 16 entries; Lut8: all 256
-  ByteDecode byte_decode = ByteDecode::Table;  // Lut8: how the kernels compute lut[code]
+  size_t row_bytes = 0;          // bytes of one row of codes
+  std::vector<uint8_t> codes;    // rows * row_bytes
+  std::array<float, 256> lut{};  // Lut4: the first 16 entries; Split6: 64; Lut8: all 256
+  ByteDecode byte_decode = ByteDecode::Table;  // Lut8, Split6: how the kernels compute lut[code]
   // Lut4 tables whose values are small integers times a power of two (int4: lut = -8..7,
   // e2m1: lut = k / 2 for k in -12..12): lut[c] = lut_int[c] * int_unit exactly. What the W4A8
   // kernels multiply in integers.

@@ -11,6 +11,7 @@
 #include "hwy/highway.h"
 
 #include <algorithm>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -130,28 +131,32 @@ HWY_INLINE void Lut4Row(const PackedMatrix& m, size_t r, const Use& use) {
   }
 }
 
-// lut[code] for one vector of Lut8 codes, computed as kDecode (m.byte_decode) says.
+// lut[code] for one vector of codes, computed as kDecode (m.byte_decode) says.
 template <ByteDecode kDecode>
-HWY_INLINE VF ByteValues(const PackedMatrix& m, const uint8_t* p) {
+HWY_INLINE VF CodeValues(const PackedMatrix& m, VU code) {
   const DF d;
   const DU du;
   const DI di;
   switch (kDecode) {
-    case ByteDecode::Signed:
-      return hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(hn::Rebind<int8_t, DI>(),
-                                                          reinterpret_cast<const int8_t*>(p))));
+    case ByteDecode::Signed:  // int8: sign-extend the byte
+      return hn::ConvertTo(d, hn::ShiftRight<24>(hn::BitCast(di, hn::ShiftLeft<24>(code))));
     case ByteDecode::Unsigned:
-      return hn::ConvertTo(d, hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(D8(), p))));
+      return hn::ConvertTo(d, hn::BitCast(di, code));
     case ByteDecode::Minifloat: {
-      // sign | E | M placed as float32 fields: the value times 2^(bias - 127), subnormals
-      // included (they land on float32 subnormals, which the multiply scales back exactly).
+      // E, M placed as float32 fields with the exponent rebiased (E >= 1), or M converted and
+      // scaled (E = 0). Never a float32 subnormal: an operation on one takes a microcode assist
+      // of ~100 cycles (FP6 e2m3, whose codes are often subnormal, ran at 0.4 GB/s through it).
       const MinifloatDecode& f = m.minifloat;
-      const VU code = hn::PromoteTo(du, hn::LoadU(D8(), p));
       const VU mag = hn::And(code, hn::Set(du, (1u << f.magnitude_bits) - 1));
       const VU sign = hn::ShiftLeftSame(hn::ShiftRightSame(code, f.magnitude_bits), 31);
       const int shift = 23 - f.man_bits;
-      VF v = hn::Mul(hn::BitCast(d, hn::Or(sign, hn::ShiftLeftSame(mag, shift))),
-                     hn::Set(d, f.factor));
+      const VF normal =
+          hn::BitCast(d, hn::Add(hn::ShiftLeftSame(mag, shift), hn::Set(du, f.exponent_offset)));
+      const VF subnormal =
+          hn::Mul(hn::ConvertTo(d, hn::BitCast(di, mag)), hn::Set(d, f.subnormal_unit));
+      const auto is_subnormal =
+          hn::RebindMask(d, hn::Lt(hn::BitCast(di, mag), hn::Set(di, 1 << f.man_bits)));
+      VF v = hn::Or(hn::IfThenElse(is_subnormal, subnormal, normal), hn::BitCast(d, sign));
       if (f.nan_magnitude >= 0)
         v = hn::IfThenElse(hn::RebindMask(d, hn::Eq(mag, hn::Set(du, uint32_t(f.nan_magnitude)))),
                            hn::NaN(d), v);
@@ -168,7 +173,70 @@ HWY_INLINE VF ByteValues(const PackedMatrix& m, const uint8_t* p) {
     case ByteDecode::Table:
       break;
   }
-  return hn::GatherIndex(d, m.lut.data(), hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(D8(), p))));
+  return hn::GatherIndex(d, m.lut.data(), hn::BitCast(di, code));
+}
+
+// lut[code] for one vector of Lut8 codes.
+template <ByteDecode kDecode>
+HWY_INLINE VF ByteValues(const PackedMatrix& m, const uint8_t* p) {
+  if (kDecode == ByteDecode::Signed)  // a sign-extending load
+    return hn::ConvertTo(DF(), hn::PromoteTo(DI(), hn::LoadU(hn::Rebind<int8_t, DI>(),
+                                                             reinterpret_cast<const int8_t*>(p))));
+  return CodeValues<kDecode>(m, hn::PromoteTo(DU(), hn::LoadU(D8(), p)));
+}
+
+// Calls f(std::integral_constant<ByteDecode, m.byte_decode>()): one loop per decode, chosen once
+// per row rather than per vector.
+template <class F>
+HWY_INLINE void WithByteDecode(const PackedMatrix& m, const F& f) {
+  switch (m.byte_decode) {
+    case ByteDecode::Signed:
+      return f(std::integral_constant<ByteDecode, ByteDecode::Signed>());
+    case ByteDecode::Unsigned:
+      return f(std::integral_constant<ByteDecode, ByteDecode::Unsigned>());
+    case ByteDecode::Minifloat:
+      return f(std::integral_constant<ByteDecode, ByteDecode::Minifloat>());
+    case ByteDecode::Table:
+      return f(std::integral_constant<ByteDecode, ByteDecode::Table>());
+  }
+}
+
+// Walks one row of Split6 codes (matmul.h) a vector at a time: the top 4 bits from the nibble
+// bytes as Lut4 reads them, the low 2 bits shifted out of each half's 32-bit word.
+template <class Use>
+HWY_INLINE void Split6Row(const PackedMatrix& m, size_t r, const Use& use) {
+  const DF d;
+  const DU du;
+  const D8 d8;
+  const size_t lanes = hn::Lanes(du);
+  const uint8_t* codes = m.codes.data() + r * m.row_bytes;
+  const float* scales = RowScales(m, r);
+  const float* offsets = m.offsets.empty() ? nullptr : m.offsets.data() + r * m.groups_per_row;
+  // Lane l of the vector starting at element k of a half takes bits 2 (k + l) of the word.
+  const VU lane_shift = hn::ShiftLeft<1>(hn::Iota(du, 0));
+  WithByteDecode(m, [&](auto decode) HWY_ATTR {
+    constexpr ByteDecode kDecode = decltype(decode)::value;
+    const auto half = [&](VU high, uint32_t low_word, size_t k, size_t g, size_t e,
+                          int h) HWY_ATTR {
+      const VU shift = hn::Add(lane_shift, hn::Set(du, uint32_t(2 * k)));
+      const VU low = hn::And(hn::Shr(hn::Set(du, low_word), shift), hn::Set(du, 3u));
+      VF w = CodeValues<kDecode>(m, hn::Or(hn::ShiftLeft<2>(high), low));
+      if (offsets) w = hn::Sub(w, hn::Set(d, offsets[g]));
+      use(hn::Mul(w, hn::Set(d, scales[g])), e, h);
+    };
+    for (size_t b = 0, e = 0; e < m.padded_cols; ++b, e += PackedMatrix::kBlock) {
+      const uint8_t* block = codes + b * PackedMatrix::kSplit6BlockBytes;
+      PrefetchAhead(block);
+      uint32_t low_words[2];
+      std::memcpy(low_words, block + 16, 8);
+      const size_t g_lo = e / m.group, g_hi = (e + 16) / m.group;
+      for (size_t k = 0; k < 16; k += lanes) {
+        const VU v = hn::PromoteTo(du, hn::LoadU(d8, block + k));
+        half(hn::And(v, hn::Set(du, 0xFu)), low_words[0], k, g_lo, e + k, 0);
+        half(hn::ShiftRight<4>(v), low_words[1], k, g_hi, e + 16 + k, 1);
+      }
+    }
+  });
 }
 
 // Walks one row of Lut8 or BF16 codes a vector at a time.
@@ -188,8 +256,7 @@ HWY_INLINE void ByteRow(const PackedMatrix& m, size_t r, const Use& use) {
     }
     return;
   }
-  // One loop per decode, chosen once per row rather than per vector.
-  const auto groups = [&](auto decode) HWY_ATTR {
+  WithByteDecode(m, [&](auto decode) HWY_ATTR {
     const float* scales = RowScales(m, r);
     const float* offsets = m.offsets.empty() ? nullptr : m.offsets.data() + r * m.groups_per_row;
     for (size_t g = 0; g < m.groups_per_row; ++g) {
@@ -202,23 +269,15 @@ HWY_INLINE void ByteRow(const PackedMatrix& m, size_t r, const Use& use) {
         use(hn::Mul(w, scale), e, (e / lanes) & 1);
       }
     }
-  };
-  switch (m.byte_decode) {
-    case ByteDecode::Signed:
-      return groups(std::integral_constant<ByteDecode, ByteDecode::Signed>());
-    case ByteDecode::Unsigned:
-      return groups(std::integral_constant<ByteDecode, ByteDecode::Unsigned>());
-    case ByteDecode::Minifloat:
-      return groups(std::integral_constant<ByteDecode, ByteDecode::Minifloat>());
-    case ByteDecode::Table:
-      return groups(std::integral_constant<ByteDecode, ByteDecode::Table>());
-  }
+  });
 }
 
 template <class Use>
 HWY_INLINE void ForEachWeight(const PackedMatrix& m, size_t r, const Use& use) {
   if (m.coding == WeightCoding::Lut4)
     Lut4Row(m, r, use);
+  else if (m.coding == WeightCoding::Split6)
+    Split6Row(m, r, use);
   else
     ByteRow(m, r, use);
 }
