@@ -128,6 +128,37 @@ TEST_F(ExecutionTest, SitesWithoutAKernelAreNamedOrLeftEmulated) {
   EXPECT_THROW(model::parse_execution("fast"), Error);
 }
 
+// A bf16 / f16 file loaded at 2 bytes per weight: every Linear (and the tied embedding, through
+// the head) packed as the file stores it, logits equal to the widened float32 model's up to
+// summation order.
+TEST_F(ExecutionTest, HalfPrecisionFilesStayAtTwoBytes) {
+  for (const GgmlType type : {GgmlType::BF16, GgmlType::F16})
+    for (const bool tied : {true, false}) {
+      TinyLlama t = TinyLlama::random(62, tied);
+      t.matrix_type = type;
+      t.write_gguf(path("half.gguf"));
+      const model::Model widened = model::load_model(path("half.gguf"));
+      model::LoadOptions keep;
+      keep.keep_half_precision = true;
+      const model::Model half = model::load_model(path("half.gguf"), keep);
+      const std::string what =
+          std::string(type == GgmlType::BF16 ? "bf16" : "f16") + (tied ? " tied" : " untied");
+      const model::Sites sites = const_cast<model::Llama&>(*half.llama).sites();
+      size_t bytes = 0, weights = 0;
+      for (const model::LinearSite& s : sites.linears) {
+        ASSERT_NE(s.linear->packed_weight(), nullptr) << what << " " << s.linear->name();
+        EXPECT_THROW(s.linear->weight(), Error) << what;  // no float32 copy
+        bytes += s.linear->weight_bytes();
+        weights += size_t(s.linear->out_features()) *
+                   kernels::PackedMatrix::padded_width(size_t(s.linear->in_features()));
+      }
+      EXPECT_EQ(bytes, 2 * weights) << what;  // 2 bytes per weight, rows padded to 32
+      ASSERT_NE(sites.head->packed_weight(), nullptr) << what;
+      EXPECT_EQ(*sites.embedding.values == nullptr, tied) << what;  // tied: rows from the head
+      expect_same_logits(*widened.llama, *half.llama, what);
+    }
+}
+
 TEST_F(ExecutionTest, EmulateChangesNothing) {
   model::Llama q = quantized("mxfp4");
   const model::ExecutionPlan plan = model::prepare_execution(q, model::Execution::Emulate);

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "kernels/matmul_reference.h"
+#include "lowbit/format/reference.h"
 #include "lowbit/kernels/matmul.h"
 #include "lowbit/quant/packed_weight.h"
 #include "lowbit/quant/packing.h"
@@ -350,6 +351,33 @@ TEST(PackedMatmul, Bf16RoundsToNearestEven) {
   EXPECT_EQ(kernels::packed_weight(m, 0, 2), 1.015625f);
   EXPECT_EQ(kernels::packed_weight(m, 0, 3), -3.09375f);
   check_products(m, "bf16");
+}
+
+// A 2-byte file's weights: every binary16 and bfloat16 pattern decodes exactly (F16C's
+// conversion, or the portable one) on every backend, and the products hold the bound.
+TEST(PackedMatmul, HalfPrecisionWeightsDecodeEveryPattern) {
+  std::vector<uint16_t> all(65536);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = uint16_t(i);
+  for (const auto& [coding, format] : {std::pair{kernels::WeightCoding::F16, formats::fp16},
+                                       std::pair{kernels::WeightCoding::BF16, formats::bf16}}) {
+    const PackedMatrix m = pack_half(all.data(), 1, all.size(), coding);
+    for (const MatmulBackend& b : kernels::matmul_backends()) {
+      std::vector<float> got(m.padded_cols);
+      b.decode_rows(m, 0, 1, got.data());
+      for (size_t c = 0; c < all.size(); ++c) {
+        const float e = ref::decode(format, uint32_t(c));
+        if (std::isnan(e))
+          ASSERT_TRUE(std::isnan(got[c])) << m.scheme << " " << c << " on " << b.name;
+        else
+          ASSERT_EQ(std::memcmp(&got[c], &e, 4), 0)
+              << m.scheme << " pattern " << c << " on " << b.name << ": " << got[c];
+      }
+    }
+    const std::vector<float> w = random_weights(37 * 70, 4);
+    std::vector<uint16_t> bits(w.size());
+    encode(format, w.data(), w.size(), bits.data());
+    check_products(pack_half(bits.data(), 37, 70, coding), m.scheme.c_str());
+  }
 }
 
 TEST(PackedMatmul, SchemesWithoutAKernelSayWhatWouldWork) {

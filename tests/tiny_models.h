@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/format/format.h"
+#include "lowbit/model/ggml_types.h"
 #include "lowbit/model/gguf.h"
 #include "lowbit/model/llama.h"
 #include "lowbit/model/safetensors.h"
@@ -88,6 +91,8 @@ struct TinyLlama {
   std::vector<Layer> layers;
   // Extra or replaced GGUF metadata (tests of what the loader does with each key).
   std::vector<std::pair<std::string, model::GgufValue>> gguf_keys;
+  // How write_gguf stores the 2-D weights (embedding, projections, head): F32, BF16 or F16.
+  GgmlType matrix_type = GgmlType::F32;
   int gguf_tokens = 0;  // when > 0, write only this many vocabulary entries
 
   static TinyLlama random(uint32_t seed, bool tied_output = true, bool bias = false) {
@@ -156,22 +161,32 @@ struct TinyLlama {
     w.set("tokenizer.ggml.merges", GgufValue::of_strings(bv.merges));
     w.set("tokenizer.ggml.eos_token_id", GgufValue::of_u32(TinyByteVocab::kEos));
     const int64_t d = dim, q = n_heads * head_dim, kv = n_kv_heads * head_dim, h = hidden;
-    w.add_f32("token_embd.weight", {vocab, d}, embedding);
+    const auto add_matrix = [&](const std::string& name, const std::vector<int64_t>& shape,
+                                const std::vector<float>& values) {
+      if (matrix_type == GgmlType::F32) return w.add_f32(name, shape, values);
+      std::vector<uint16_t> bits(values.size());
+      encode(matrix_type == GgmlType::BF16 ? formats::bf16 : formats::fp16, values.data(),
+             values.size(), bits.data());
+      std::vector<uint8_t> bytes(bits.size() * 2);
+      std::memcpy(bytes.data(), bits.data(), bytes.size());
+      w.add_tensor(name, matrix_type, shape, std::move(bytes));
+    };
+    add_matrix("token_embd.weight", {vocab, d}, embedding);
     for (int l = 0; l < n_layers; ++l) {
       const Layer& L = layers[size_t(l)];
       const std::string p = "blk." + std::to_string(l) + ".";
       w.add_f32(p + "attn_norm.weight", {d}, L.attn_norm);
-      w.add_f32(p + "attn_q.weight", {q, d}, permute_for_gguf(L.wq, n_heads));
-      w.add_f32(p + "attn_k.weight", {kv, d}, permute_for_gguf(L.wk, n_kv_heads));
-      w.add_f32(p + "attn_v.weight", {kv, d}, L.wv);
-      w.add_f32(p + "attn_output.weight", {d, q}, L.wo);
+      add_matrix(p + "attn_q.weight", {q, d}, permute_for_gguf(L.wq, n_heads));
+      add_matrix(p + "attn_k.weight", {kv, d}, permute_for_gguf(L.wk, n_kv_heads));
+      add_matrix(p + "attn_v.weight", {kv, d}, L.wv);
+      add_matrix(p + "attn_output.weight", {d, q}, L.wo);
       w.add_f32(p + "ffn_norm.weight", {d}, L.ffn_norm);
-      w.add_f32(p + "ffn_gate.weight", {h, d}, L.w_gate);
-      w.add_f32(p + "ffn_up.weight", {h, d}, L.w_up);
-      w.add_f32(p + "ffn_down.weight", {d, h}, L.w_down);
+      add_matrix(p + "ffn_gate.weight", {h, d}, L.w_gate);
+      add_matrix(p + "ffn_up.weight", {h, d}, L.w_up);
+      add_matrix(p + "ffn_down.weight", {d, h}, L.w_down);
     }
     w.add_f32("output_norm.weight", {d}, final_norm);
-    if (!tied) w.add_f32("output.weight", {vocab, d}, output);
+    if (!tied) add_matrix("output.weight", {vocab, d}, output);
     for (const auto& [key, value] : gguf_keys) w.set(key, value);
     w.write(path);
   }

@@ -36,6 +36,8 @@ expect_ok "generate stop reason" "stopped after [0-9]+ of 100000 tokens: (the mo
 expect_ok "generate real" "real: [0-9]+ Linears packed" "$LOWBIT" generate --model "$work/tiny.gguf" --prompt "the cat" -n 4 --w mxfp4 --exec real
 expect_error "real names the site" "real execution: layers.0.q_proj: its activations" "$LOWBIT" generate --model "$work/tiny.gguf" --prompt "the cat" -n 4 --w int8:channel --a mxint8 --exec real
 expect_ok "auto says what is emulated" "emulated layers.0.q_proj" "$LOWBIT" generate --model "$work/tiny.gguf" --prompt "the cat" -n 4 --w int8:channel --a mxint8
+"$WRITE_TINY" "$work/tiny-bf16.gguf" --bf16
+expect_ok "bf16 file runs at 2 bytes" "bf16 \(file\) +\| +real" "$LOWBIT" bench --model "$work/tiny-bf16.gguf" -p 8 -n 4 -t 1 -r 1
 expect_ok "bench prefill" "\\| +pp16 \\|" "$LOWBIT" bench --model "$work/tiny.gguf" -p 16 -n 8 -t 1 -r 1 --w mxfp4
 expect_ok "bench decode bandwidth" "\\| +tg8 \\| .*%\\)" "$LOWBIT" bench --model "$work/tiny.gguf" -p 16 -n 8 -t 1 -r 1 --w nvfp4
 expect_error "bench thread list" "not a thread count" "$LOWBIT" bench --model "$work/tiny.gguf" -p 16 -n 8 -t 1,x

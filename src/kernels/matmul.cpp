@@ -28,7 +28,7 @@ void validate(const PackedMatrix& m) {
   if (m.row_bytes != PackedMatrix::row_bytes_of(m.coding, m.padded_cols) ||
       m.codes.size() != m.rows * m.row_bytes)
     fail("the codes do not fill rows x row_bytes");
-  if (m.coding == WeightCoding::BF16) return;
+  if (m.coding == WeightCoding::BF16 || m.coding == WeightCoding::F16) return;
   // The kernels switch scales between whole 32-element blocks, or between their two halves.
   if (m.group == 0 || (m.group != 16 && m.group % PackedMatrix::kBlock != 0) ||
       m.groups_per_row != (m.padded_cols + m.group - 1) / m.group)

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/matmul_reference.h"
+#include "lowbit/format/reference.h"
 
 namespace lowbit::kernels {
 
@@ -26,7 +27,8 @@ uint32_t packed_code(const PackedMatrix& m, size_t r, size_t c) {
       const size_t k = j % 16, low_byte = 16 + (j / 16) * 4 + k / 4;
       return high << 2 | ((b[low_byte] >> (2 * (k % 4))) & 3u);
     }
-    case WeightCoding::BF16: {
+    case WeightCoding::BF16:
+    case WeightCoding::F16: {
       uint16_t bits;
       std::memcpy(&bits, row + 2 * c, 2);
       return bits;
@@ -43,6 +45,7 @@ float packed_weight(const PackedMatrix& m, size_t r, size_t c) {
     std::memcpy(&w, &wide, 4);
     return w;
   }
+  if (m.coding == WeightCoding::F16) return ref::decode(formats::fp16, code);
   const size_t g = c / m.group;
   const float v = m.lut[code];
   return m.offsets.empty() ? v * m.scale(r, g) : (v - m.offset(r, g)) * m.scale(r, g);

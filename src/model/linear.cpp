@@ -33,6 +33,18 @@ Linear::Linear(std::string name, int out_features, int in_features,
                 " values, expected " + std::to_string(out_));
 }
 
+Linear::Linear(std::string name, int out_features, int in_features,
+               std::shared_ptr<const kernels::PackedMatrix> packed, std::vector<float> bias)
+    : name_(std::move(name)), out_(out_features), in_(in_features), bias_(std::move(bias)) {
+  if (!bias_.empty() && bias_.size() != size_t(out_))
+    throw Error("Linear '" + name_ + "': bias has " + std::to_string(bias_.size()) +
+                " values, expected " + std::to_string(out_));
+  if (!packed || packed->rows != size_t(out_) || packed->cols != size_t(in_))
+    throw Error("Linear '" + name_ + "': no packed weight of out x in = " + std::to_string(out_) +
+                " x " + std::to_string(in_));
+  packed_ = std::move(packed);
+}
+
 void Linear::forward(const float* x, int n, float* y) const {
   if (n <= 0) return;
   // One buffer per thread: forwards of different Linears never overlap on one thread.

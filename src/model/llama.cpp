@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "lowbit/model/tensor_store.h"
+#include "lowbit/quant/packed_weight.h"
 #include "lowbit/quant/qtensor.h"
 #include "lowbit/util/error.h"
 #include "model/transformer_ops.h"
@@ -296,12 +297,24 @@ struct LlamaNames {
 };
 }  // namespace
 
-Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names) {
+Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names, bool keep_half) {
   const LlamaNames names{gguf_names};
   const int64_t dim = c.dim, q = c.q_dim(), kv = c.kv_dim(), hidden = c.hidden_dim,
                 vocab = c.vocab_size;
   const auto shared = [&](const std::string& name, std::vector<int64_t> shape) {
     return std::make_shared<std::vector<float>>(store.take_f32(name, shape));
+  };
+  // A bf16 / f16 weight kept at 2 bytes as the file holds it (keep_half), or null.
+  const auto packed_half = [&](const std::string& name, int64_t out,
+                               int64_t in) -> std::shared_ptr<const kernels::PackedMatrix> {
+    const TensorView* t = keep_half ? store.find(name) : nullptr;
+    if (!t || !t->type || (*t->type != GgmlType::BF16 && *t->type != GgmlType::F16)) return nullptr;
+    const TensorView& v = store.use(name, {out, in});
+    auto packed = std::make_shared<const kernels::PackedMatrix>(pack_half(
+        v.data, size_t(out), size_t(in),
+        *t->type == GgmlType::BF16 ? kernels::WeightCoding::BF16 : kernels::WeightCoding::F16));
+    store.drop_pages(v);
+    return packed;
   };
   // `site` is the name recipes use (lowbit/recipe.h); `name` the tensor's name in the file.
   const auto linear = [&](const std::string& name, const std::string& site, int64_t out, int64_t in,
@@ -310,13 +323,22 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names) {
     if (bias)
       b = store.take_f32(name.substr(0, name.size() - 6) + "bias",
                          {out});  // "x.weight" -> "x.bias"
+    if (auto packed = packed_half(name, out, in))
+      return Linear(site, int(out), int(in), std::move(packed), std::move(b));
     return Linear(site, int(out), int(in), shared(name, {out, in}), std::move(b));
   };
   const auto site = [](int l, const char* role) {
     return "layers." + std::to_string(l) + "." + role;
   };
   LlamaWeights w;
-  w.token_embedding = shared(names.embedding(), {vocab, dim});
+  // GGUF marks a tied head by leaving output.weight out (llama.cpp's convention); Hugging Face
+  // configs say it in tie_word_embeddings, which the config reader has put in c.tied_output.
+  if (gguf_names) c.tied_output = store.find(names.output()) == nullptr;
+  // A tied 2-byte table is kept once, as the head's packed weight; the embedding reads its rows
+  // there (Llama::embed). An untied table is widened: lookups index float32 rows.
+  std::shared_ptr<const kernels::PackedMatrix> half_table =
+      c.tied_output ? packed_half(names.embedding(), vocab, dim) : nullptr;
+  if (!half_table) w.token_embedding = shared(names.embedding(), {vocab, dim});
   for (int l = 0; l < c.n_layers; ++l) {
     LlamaLayer layer;
     layer.attn_norm =
@@ -349,12 +371,10 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names) {
     w.layers.push_back(std::move(layer));
   }
   w.final_norm = store.take_f32(names.final_norm(), {dim});
-  // GGUF marks a tied head by leaving output.weight out (llama.cpp's convention); Hugging Face
-  // configs say it in tie_word_embeddings, which the config reader has put in c.tied_output.
-  if (gguf_names) c.tied_output = store.find(names.output()) == nullptr;
   if (c.tied_output && !gguf_names && store.find(names.output())) {
     // Some checkpoints store the tied head anyway; it must then be the embedding itself.
-    if (store.to_f32(names.output(), {vocab, dim}) != *w.token_embedding)
+    if (store.to_f32(names.output(), {vocab, dim}) !=
+        (w.token_embedding ? *w.token_embedding : store.to_f32(names.embedding(), {vocab, dim})))
       throw Error(store.get(names.output()).file +
                   ": tie_word_embeddings is true but lm_head.weight differs from the "
                   "embedding: the config and the weights disagree (set tie_word_embeddings to "
@@ -366,8 +386,14 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names) {
         ": the output head " + names.output() +
         " is missing and the config does not tie it to the embedding "
         "(tie_word_embeddings is false or absent, whose default is false)");
-  w.output = Linear("output", int(vocab), int(dim),
-                    c.tied_output ? w.token_embedding : shared(names.output(), {vocab, dim}));
+  if (half_table)
+    w.output = Linear("output", int(vocab), int(dim), std::move(half_table));
+  else if (!c.tied_output)
+    if (auto packed = packed_half(names.output(), vocab, dim))
+      w.output = Linear("output", int(vocab), int(dim), std::move(packed));
+  if (!w.output.packed_weight())
+    w.output = Linear("output", int(vocab), int(dim),
+                      c.tied_output ? w.token_embedding : shared(names.output(), {vocab, dim}));
   return Llama(std::move(c), std::move(w));
 }
 

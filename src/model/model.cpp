@@ -122,14 +122,15 @@ void check_vocabulary(Model& m, int embedding_rows) {
 
 }  // namespace
 
-Model load_model(const std::string& name_or_path) {
+Model load_model(const std::string& name_or_path, const LoadOptions& options) {
   Model m;
   m.path = resolve_model_path(name_or_path);
   if (!is_dir(m.path) && !ends_with(m.path, ".json") && !ends_with(m.path, ".safetensors")) {
     GgufFile g(m.path);
     m.format = "gguf";
     m.tokenizer = tokenizer_from_gguf(g);
-    m.llama = std::make_unique<Llama>(Llama::load(g.store(), llama_config_from_gguf(g), true));
+    m.llama = std::make_unique<Llama>(
+        Llama::load(g.store(), llama_config_from_gguf(g), true, options.keep_half_precision));
     g.store().require_all_used("the " + m.llama->config().arch + " runtime");
     check_vocabulary(m, m.llama->config().vocab_size);
     m.content_hash = hash_files({m.path}, "");
@@ -172,7 +173,8 @@ Model load_model(const std::string& name_or_path) {
     store.require_all_used("the BERT encoder (mean-pooled sentence embeddings)");
     check_vocabulary(m, bert_config->vocab_size);
   } else {
-    m.llama = std::make_unique<Llama>(Llama::load(store, *llama_config, false));
+    m.llama = std::make_unique<Llama>(
+        Llama::load(store, *llama_config, false, options.keep_half_precision));
     // Older checkpoints saved RoPE's inverse frequencies as a buffer; they are recomputed from the
     // config.
     for (const TensorView& t : store.tensors())

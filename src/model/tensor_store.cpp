@@ -52,8 +52,8 @@ std::vector<float> TensorStore::to_f32(const TensorView& t) const {
   return out;
 }
 
-std::vector<float> TensorStore::to_f32(const std::string& name,
-                                       const std::vector<int64_t>& expected_shape) const {
+const TensorView& TensorStore::use(const std::string& name,
+                                   const std::vector<int64_t>& expected_shape) const {
   const TensorView& t = get(name);
   used_.insert(name);
   if (t.shape != expected_shape) {
@@ -62,18 +62,26 @@ std::vector<float> TensorStore::to_f32(const std::string& name,
     throw Error(t.file + ": tensor '" + name + "' has shape " + t.shape_string() +
                 " but the model's config implies " + expected.shape_string());
   }
-  return to_f32(t);
+  return t;
 }
 
-std::vector<float> TensorStore::take_f32(const std::string& name,
-                                         const std::vector<int64_t>& expected_shape) const {
-  std::vector<float> values = to_f32(name, expected_shape);
-  const TensorView& t = get(name);
+std::vector<float> TensorStore::to_f32(const std::string& name,
+                                       const std::vector<int64_t>& expected_shape) const {
+  return to_f32(use(name, expected_shape));
+}
+
+void TensorStore::drop_pages(const TensorView& t) const {
   // Only whole pages inside the tensor: its neighbours may share the first and last page.
   const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
   const uintptr_t begin = (uintptr_t(t.data) + page - 1) / page * page;
   const uintptr_t end = (uintptr_t(t.data) + t.nbytes) / page * page;
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+std::vector<float> TensorStore::take_f32(const std::string& name,
+                                         const std::vector<int64_t>& expected_shape) const {
+  std::vector<float> values = to_f32(name, expected_shape);
+  drop_pages(get(name));
   return values;
 }
 

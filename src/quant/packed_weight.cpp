@@ -169,7 +169,8 @@ kernels::PackedMatrix pack_weight(const QTensor& q) {
           break;
         }
         case WeightCoding::BF16:
-          break;
+        case WeightCoding::F16:
+          break;  // quantized weights are never 2-byte codings
       }
     }
   }
@@ -201,10 +202,14 @@ kernels::PackedMatrix pack_weight(const QTensor& q) {
   return m;
 }
 
-kernels::PackedMatrix pack_bf16(const float* w, size_t rows, size_t cols) {
+namespace {
+
+// A 2-byte matrix with zero padding, each row's bits written by fill(r, row).
+template <class Fill>
+PackedMatrix half_matrix(size_t rows, size_t cols, WeightCoding coding, const Fill& fill) {
   PackedMatrix m;
-  m.scheme = "bf16";
-  m.coding = WeightCoding::BF16;
+  m.scheme = coding == WeightCoding::BF16 ? "bf16" : "f16";
+  m.coding = coding;
   m.rows = rows;
   m.cols = cols;
   m.padded_cols = PackedMatrix::padded_width(cols);
@@ -212,11 +217,29 @@ kernels::PackedMatrix pack_bf16(const float* w, size_t rows, size_t cols) {
   m.codes.assign(rows * m.row_bytes, 0);
   std::vector<uint16_t> row(m.padded_cols, 0);
   for (size_t r = 0; r < rows; ++r) {
-    encode(formats::bf16, w + r * cols, cols, row.data());
+    fill(r, row.data());
     std::memcpy(m.codes.data() + r * m.row_bytes, row.data(), m.row_bytes);
   }
   kernels::validate(m);
   return m;
+}
+
+}  // namespace
+
+kernels::PackedMatrix pack_bf16(const float* w, size_t rows, size_t cols) {
+  return half_matrix(rows, cols, WeightCoding::BF16, [&](size_t r, uint16_t* row) {
+    encode(formats::bf16, w + r * cols, cols, row);
+  });
+}
+
+kernels::PackedMatrix pack_half(const void* bits, size_t rows, size_t cols, WeightCoding coding) {
+  // memcpy from bytes: a file's tensor need not be 2-byte aligned.
+  const uint8_t* bytes = static_cast<const uint8_t*>(bits);
+  if (coding != WeightCoding::BF16 && coding != WeightCoding::F16)
+    throw Error("pack_half: the coding must be BF16 or F16");
+  return half_matrix(rows, cols, coding, [&](size_t r, uint16_t* row) {
+    std::memcpy(row, bytes + r * cols * sizeof(uint16_t), cols * sizeof(uint16_t));
+  });
 }
 
 }  // namespace lowbit

@@ -95,7 +95,7 @@ double probe_gbps(size_t bytes) {
 
 void run(const Args& a) {
   const std::vector<int> thread_counts = parse_thread_list(a.threads);
-  model::Model m = model::load_model(a.model);
+  model::Model m = model::load_model(a.model, decoder_load_options(a.recipe));
   if (!m.llama) throw Error(m.path + " is an encoder; bench times decoder models");
   const RunnableDecoder decoder = runnable_decoder(m, a.recipe, a.exec);
   const model::Llama& llama = decoder.llama;
@@ -113,7 +113,11 @@ void run(const Args& a) {
   std::vector<int32_t> tokens(size_t(std::max(a.prompt, 1)));
   for (int32_t& t : tokens) t = int32_t(rng() % uint32_t(c.vocab_size));
   std::vector<float> logits(size_t(c.vocab_size));
-  const std::string label = a.recipe.any() ? decoder.recipe.label() : std::string("fp32");
+  // Without a recipe: the file's own precision (a 2-byte file runs packed as it is stored).
+  const std::shared_ptr<const kernels::PackedMatrix>& head = llama.weights().output.packed_weight();
+  const std::string label = a.recipe.any() ? decoder.recipe.label()
+                            : head         ? head->scheme + " (file)"
+                                           : std::string("fp32");
   const std::string name = m.path.substr(m.path.find_last_of('/') + 1);
 
   fmt::print("| {:<28} | {:<14} | {:>7} | {:>10} | {:>7} | {:>6} | {:>18} | {:>22} |\n", "model",

@@ -28,7 +28,7 @@ struct Args {
 
 void run(const Args& a) {
   model::set_num_threads(a.threads);
-  model::Model m = model::load_model(a.model);
+  model::Model m = model::load_model(a.model, decoder_load_options(a.recipe));
   if (!m.llama) throw Error(m.path + " is an encoder; generate needs a decoder model");
   if (!a.logits_out.empty()) io::require_writable(a.logits_out, "--logits-out");
   // With a recipe, the quantized model talks: weights packed for the kernels where they exist

@@ -20,6 +20,14 @@ struct RunnableDecoder {
   model::ExecutionPlan plan;  // without a recipe: emulate (the float32 model as loaded)
 };
 
+// How generate and bench load the model: without a recipe a bf16 / f16 file's weights stay at 2
+// bytes (the model runs as stored); a recipe quantizes from float32.
+inline model::LoadOptions decoder_load_options(const RecipeFlags& flags) {
+  model::LoadOptions o;
+  o.keep_half_precision = !flags.any();
+  return o;
+}
+
 // m must hold a decoder; its runtime is released (the quantized copy keeps what it shares).
 inline RunnableDecoder runnable_decoder(model::Model& m, const RecipeFlags& flags,
                                         const std::string& exec) {
@@ -31,8 +39,12 @@ inline RunnableDecoder runnable_decoder(model::Model& m, const RecipeFlags& flag
       flags.any() ? ptq::apply_recipe(recipe, *m.llama, nullptr, calib.get()) : *m.llama,
       {}};
   m.llama.reset();  // the full-precision weights the recipe replaced are no longer needed
-  d.plan = model::prepare_execution(
-      d.llama, flags.any() ? model::parse_execution(exec) : model::Execution::Emulate);
+  // Without a recipe the model runs as loaded: float32, or a 2-byte file's weights on the
+  // packed kernels (real execution of what the file stores).
+  const bool packed_from_file = !flags.any() && d.llama.weights().output.packed_weight();
+  d.plan = model::prepare_execution(d.llama, flags.any()        ? model::parse_execution(exec)
+                                             : packed_from_file ? model::Execution::Real
+                                                                : model::Execution::Emulate);
   malloc_trim(0);  // glibc keeps freed heap pages unless asked to give them back
   return d;
 }

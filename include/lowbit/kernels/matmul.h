@@ -30,6 +30,8 @@ enum class WeightCoding : uint8_t {
   Split6,
   // bfloat16 weights, one uint16_t (the top half of a float32) per element; no scales.
   BF16,
+  // IEEE binary16 weights, one uint16_t per element; no scales.
+  F16,
 };
 
 // How the Lut8 and Split6 kernels turn a code into lut[code] without the table (a gather is slow):
@@ -76,6 +78,7 @@ struct PackedMatrix {
       case WeightCoding::Split6:
         return padded_cols / kBlock * kSplit6BlockBytes;
       case WeightCoding::BF16:
+      case WeightCoding::F16:
         break;
     }
     return 2 * padded_cols;

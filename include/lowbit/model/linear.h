@@ -49,6 +49,9 @@ class Linear {
   // weight: [out, in] row-major (as PyTorch and GGUF store it); bias: empty or [out].
   Linear(std::string name, int out_features, int in_features,
          std::shared_ptr<std::vector<float>> weight, std::vector<float> bias = {});
+  // A weight held packed from the start (a bf16 / f16 file's weights), with no float32 copy.
+  Linear(std::string name, int out_features, int in_features,
+         std::shared_ptr<const kernels::PackedMatrix> packed, std::vector<float> bias = {});
 
   // y[n, out] = x[n, in] · weightᵀ + bias: OpenBLAS on the float32 weight, or the packed-weight
   // kernels (lowbit/kernels/matmul.h) once the weight is packed. With an input scheme, x is

@@ -114,8 +114,11 @@ class Llama : public Decoder {
   Llama(LlamaConfig config, LlamaWeights weights);
 
   // Reads the weights (converted to float32) named the GGUF way ("blk.0.attn_q.weight") or the
-  // Hugging Face way ("model.layers.0.self_attn.q_proj.weight").
-  static Llama load(const TensorStore& store, LlamaConfig config, bool gguf_names);
+  // Hugging Face way ("model.layers.0.self_attn.q_proj.weight"). keep_half: Linear weights (and
+  // a tied embedding) stored as bf16 / f16 stay at 2 bytes, packed for the kernels, never
+  // widened (a model to run as it is: recipes need the float32 weights).
+  static Llama load(const TensorStore& store, LlamaConfig config, bool gguf_names,
+                    bool keep_half = false);
 
   const LlamaConfig& config() const { return config_; }
   LlamaWeights& weights() { return weights_; }

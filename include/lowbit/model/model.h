@@ -34,10 +34,17 @@ struct Model {
   std::string summary() const;  // architecture line
 };
 
-// Loads weights (converted to float32), config and tokenizer. `path` is a .gguf file, a folder
-// with config.json, or a name from the models folder (see resolve_model_path). Throws
-// lowbit::Error naming the file and what is wrong.
-Model load_model(const std::string& path);
+struct LoadOptions {
+  // Decoder weights stored as bf16 / f16 stay at 2 bytes per weight (packed for the kernels, no
+  // float32 copy; a tied embedding reads its rows from the head). For running the model as it
+  // is: a recipe needs the float32 weights, so leave this off to quantize.
+  bool keep_half_precision = false;
+};
+
+// Loads weights (converted to float32, unless options say otherwise), config and tokenizer.
+// `path` is a .gguf file, a folder with config.json, or a name from the models folder (see
+// resolve_model_path). Throws lowbit::Error naming the file and what is wrong.
+Model load_model(const std::string& path, const LoadOptions& options = {});
 
 // What `lowbit inspect` prints, read without loading the weights.
 struct ModelInfo {

@@ -47,6 +47,11 @@ class TensorStore {
   std::vector<float> to_f32(const std::string& name,
                             const std::vector<int64_t>& expected_shape) const;
 
+  // The tensor, its shape checked and marked used (a loader that reads the bytes itself).
+  const TensorView& use(const std::string& name, const std::vector<int64_t>& expected_shape) const;
+  // Drops the tensor's mapped pages from memory (they come back from the file if read again).
+  void drop_pages(const TensorView& t) const;
+
   // to_f32 with the shape check, then drops the tensor's mapped pages from memory: loaders read
   // each tensor once, and this keeps peak memory near the float32 model size (the pages come
   // back from the file if the tensor is read again).

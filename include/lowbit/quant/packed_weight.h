@@ -21,4 +21,9 @@ kernels::PackedMatrix pack_weight(const QTensor& q);
 // A float32 [rows, cols] weight stored as bfloat16 (rounded to nearest, ties to even).
 kernels::PackedMatrix pack_bf16(const float* w, size_t rows, size_t cols);
 
+// A [rows, cols] weight already in bfloat16 or binary16 (coding BF16 or F16), its bits copied
+// as they are: a 2-byte model file's weights, never widened.
+kernels::PackedMatrix pack_half(const void* bits, size_t rows, size_t cols,
+                                kernels::WeightCoding coding);
+
 }  // namespace lowbit

@@ -239,7 +239,29 @@ HWY_INLINE void Split6Row(const PackedMatrix& m, size_t r, const Use& use) {
   });
 }
 
-// Walks one row of Lut8 or BF16 codes a vector at a time.
+// binary16 to float32 for one vector: F16C's conversion on AVX2 / AVX-512; elsewhere the fields
+// rebiased (Highway's portable conversion reads exponent 31 as a number, not inf / NaN).
+HWY_INLINE VF HalfValues(const uint16_t* p) {
+  const DF d;
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  return hn::PromoteTo(
+      d, hn::LoadU(hn::Rebind<hwy::float16_t, DF>(), reinterpret_cast<const hwy::float16_t*>(p)));
+#else
+  const DU du;
+  const DI di;
+  const VU h = hn::PromoteTo(du, hn::LoadU(D16(), p));
+  const VU sign = hn::ShiftLeft<31>(hn::ShiftRight<15>(h));
+  const VU mag = hn::And(h, hn::Set(du, 0x7FFFu));
+  const VF normal = hn::BitCast(d, hn::Add(hn::ShiftLeft<13>(mag), hn::Set(du, 112u << 23)));
+  const VF subnormal = hn::Mul(hn::ConvertTo(d, hn::BitCast(di, mag)), hn::Set(d, 0x1p-24f));
+  const VF special = hn::BitCast(d, hn::Or(hn::Set(du, 0x7F800000u), hn::ShiftLeft<13>(mag)));
+  VF v = hn::IfThenElse(hn::RebindMask(d, hn::Lt(mag, hn::Set(du, 0x400u))), subnormal, normal);
+  v = hn::IfThenElse(hn::RebindMask(d, hn::Gt(mag, hn::Set(du, 0x7BFFu))), special, v);
+  return hn::Or(v, hn::BitCast(d, sign));
+#endif
+}
+
+// Walks one row of Lut8, BF16 or F16 codes a vector at a time.
 template <class Use>
 HWY_INLINE void ByteRow(const PackedMatrix& m, size_t r, const Use& use) {
   const DF d;
@@ -253,6 +275,14 @@ HWY_INLINE void ByteRow(const PackedMatrix& m, size_t r, const Use& use) {
       PrefetchAhead(bits + e);
       use(hn::BitCast(d, hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(d16, bits + e)))), e,
           (e / lanes) & 1);
+    }
+    return;
+  }
+  if (m.coding == WeightCoding::F16) {
+    const uint16_t* bits = reinterpret_cast<const uint16_t*>(codes);
+    for (size_t e = 0; e < m.padded_cols; e += lanes) {
+      PrefetchAhead(bits + e);
+      use(HalfValues(bits + e), e, (e / lanes) & 1);
     }
     return;
   }
