@@ -366,8 +366,15 @@ void Gemv(const PackedMatrix& m, size_t r0, size_t r1, const float* x, size_t n,
   WithRowCount(n, [&](auto rows) HWY_ATTR { GemvN<decltype(rows)::value>(m, r0, r1, x, y, ldy); });
 }
 
+// The integer kernels below use AVX-512 VNNI on the AVX3_DL target (Highway 1.0.3's target string
+// names only the 256-bit AVX-VNNI, so the 512-bit one is added here).
+#if HWY_TARGET == HWY_AVX3_DL
+HWY_PUSH_ATTRIBUTES(HWY_TARGET_STR ",avx512vnni")
+#endif
+
 // Exact int8 x int8 dot products: both widened to int16, pairs multiplied and summed into int32
-// lanes (pmaddwd), accumulated in int32 (no rounding anywhere).
+// lanes (pmaddwd, or VNNI's vpdpwssd, which fuses the accumulation), in int32 (no rounding
+// anywhere).
 template <size_t N>
 void GemvI8N(const PackedMatrix& m, size_t r0, size_t r1, const int16_t* x, int32_t* acc,
              size_t ldacc) {
@@ -382,9 +389,14 @@ void GemvI8N(const PackedMatrix& m, size_t r0, size_t r1, const int16_t* x, int3
     for (size_t e = 0; e < pc; e += lanes) {
       PrefetchAhead(w + e);
       const auto wv = hn::PromoteTo(d16, hn::LoadU(d8, w + e));
-      for (size_t j = 0; j < N; ++j)
+      for (size_t j = 0; j < N; ++j) {
+#if HWY_TARGET == HWY_AVX3_DL
+        sum[j].raw = _mm512_dpwssd_epi32(sum[j].raw, wv.raw, hn::LoadU(d16, x + j * pc + e).raw);
+#else
         sum[j] =
             hn::ReorderWidenMulAccumulate(d32, wv, hn::LoadU(d16, x + j * pc + e), sum[j], unused);
+#endif
+      }
     }
     for (size_t j = 0; j < N; ++j)
       acc[j * ldacc + r] = hn::GetLane(hn::SumOfLanes(d32, hn::Add(sum[j], unused)));
@@ -422,7 +434,7 @@ int TableOffset(const PackedMatrix& m) {
   return -lowest;
 }
 
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
 // Activations laid out as the kernel reads them, with the per-4-element corrections.
 struct W4A8Inputs {
   std::vector<int8_t> x;      // n rows of padded_cols codes, in the kernel's order
@@ -456,6 +468,27 @@ HWY_INLINE void PrepareW4A8(const PackedMatrix& m, const int8_t* x, size_t n, in
   }
 }
 
+// Sums of 4 products of unsigned (u) and signed (x) bytes in each int32 lane, exact for the
+// kernels' ranges (no int16 pair saturates): pmaddubsw + pmaddwd, or one VNNI vpdpbusd.
+HWY_INLINE __m256i UnsignedSignedQuads(__m256i u, __m256i x, __m256i ones16) {
+#if HWY_TARGET == HWY_AVX3_DL
+  (void)ones16;
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, x);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), ones16);
+#endif
+}
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+HWY_INLINE __m512i UnsignedSignedQuads(__m512i u, __m512i x, __m512i ones16) {
+#if HWY_TARGET == HWY_AVX3_DL
+  (void)ones16;
+  return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, x);
+#else
+  return _mm512_madd_epi16(_mm512_maddubs_epi16(u, x), ones16);
+#endif
+}
+#endif
+
 // One block (32 weights, natural order) against N activation rows, 256 bits wide.
 template <size_t N>
 HWY_INLINE void W4A8Block256(const uint8_t* codes, __m256i table, const float* half_scales,
@@ -477,7 +510,7 @@ HWY_INLINE void W4A8Block256(const uint8_t* codes, __m256i table, const float* h
                  : scale;
     const __m256i xv =
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in.x.data() + j * pc + e));
-    __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u, xv), ones);
+    __m256i p = UnsignedSignedQuads(u, xv, ones);
     p = _mm256_sub_epi32(
         p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in.corr.data() + (j * pc + e) / 4)));
     acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale_j, acc[j]);
@@ -493,7 +526,7 @@ void GemvW4A8N(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, con
   for (size_t c = 0; c < 16; ++c) shifted[c] = uint8_t(m.lut_int[c] + o);
   const __m128i table128 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(shifted));
   const __m256i table256 = _mm256_broadcastsi128_si256(table128);
-#if HWY_TARGET == HWY_AVX3
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
   constexpr bool kPairs = true;
   const __m512i table512 = _mm512_broadcast_i32x4(table128);
   const __m512i ones512 = _mm512_set1_epi16(1);
@@ -509,7 +542,7 @@ void GemvW4A8N(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, con
     __m256 acc[N];
     for (size_t j = 0; j < N; ++j) acc[j] = _mm256_setzero_ps();
     size_t b = 0;
-#if HWY_TARGET == HWY_AVX3
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
     __m512 acc512[N];
     for (size_t j = 0; j < N; ++j) acc512[j] = _mm512_setzero_ps();
     for (; b + 2 <= blocks; b += 2) {
@@ -526,7 +559,7 @@ void GemvW4A8N(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, con
       const size_t e = 32 * b;
       for (size_t j = 0; j < N; ++j) {
         const __m512i xv = _mm512_loadu_si512(in.x.data() + j * pc + e);
-        __m512i p = _mm512_madd_epi16(_mm512_maddubs_epi16(u, xv), ones512);
+        __m512i p = UnsignedSignedQuads(u, xv, ones512);
         p = _mm512_sub_epi32(p, _mm512_loadu_si512(in.corr.data() + (j * pc + e) / 4));
         const __m512 scale_j =
             x_scales ? _mm512_mul_ps(scale, _mm512_permutexvar_ps(
@@ -542,7 +575,7 @@ void GemvW4A8N(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, con
     for (size_t j = 0; j < N; ++j) {
       const __m128 a = _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1));
       float sum = _mm_cvtss_f32(_mm_hadd_ps(_mm_hadd_ps(a, a), _mm_hadd_ps(a, a)));
-#if HWY_TARGET == HWY_AVX3
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
       sum += _mm512_reduce_add_ps(acc512[j]);
 #endif
       y[j * ldy + r] = sum;
@@ -578,6 +611,10 @@ void GemvW4A8(const PackedMatrix& m, size_t r0, size_t r1, const int8_t* x, cons
     GemvW4A8N<decltype(rows)::value>(m, r0, r1, x, x_scales, y, ldy);
   });
 }
+
+#if HWY_TARGET == HWY_AVX3_DL
+HWY_POP_ATTRIBUTES
+#endif
 
 // The read-bandwidth probe: sums bytes [0, n) as 64-bit words (n a multiple of 8), vectors wide.
 uint64_t ReadBytes(const uint8_t* p, size_t n) {
