@@ -8,6 +8,7 @@
 #include "lowbit/model/execution.h"
 #include "lowbit/model/model.h"
 #include "lowbit/ptq/apply_recipe.h"
+#include "lowbit/ptq/recipe.h"
 #include "lowbit/util/error.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
@@ -157,6 +158,49 @@ TEST_F(ExecutionTest, HalfPrecisionFilesStayAtTwoBytes) {
       EXPECT_EQ(*sites.embedding.values == nullptr, tied) << what;  // tied: rows from the head
       expect_same_logits(*widened.llama, *half.llama, what);
     }
+}
+
+// Quantizing while the file is read (LoadOptions::pack_at_load) builds the same packed model as
+// quantizing the float32 model and packing it: the same logits, bit for bit, and no float32
+// weight (a tied table sharing the head's scheme is kept once, in the head).
+TEST_F(ExecutionTest, PackingAtLoadEqualsPackingAfter) {
+  for (const auto& [w, act] :
+       std::vector<std::pair<const char*, const char*>>{{"mxfp4", "int8:token"},
+                                                        {"nvfp4", "nvfp4"},
+                                                        {"int8:channel", "int8:token"},
+                                                        {"int4:g64:asym", ""}}) {
+    ptq::Recipe r;
+    r.weights = parse_scheme(w);
+    r.output = parse_scheme(w);
+    r.embedding = parse_scheme(w);
+    if (*act) r.activations = parse_scheme(act);
+    model::Llama after = ptq::apply_recipe(r, *m_.llama);
+    model::prepare_execution(after, model::Execution::Real);
+
+    model::LoadOptions options;
+    int asked = 0;
+    const auto quantizer = ptq::load_time_quantizer(r);
+    options.pack_at_load = [&](const std::string& site, size_t rows, size_t cols) {
+      ++asked;
+      return quantizer(site, rows, cols);
+    };
+    const model::Model loaded = model::load_model(path("tiny.gguf"), options);
+    model::Llama at_load = ptq::apply_recipe(r, *loaded.llama);
+    const model::ExecutionPlan plan = model::prepare_execution(at_load, model::Execution::Real);
+    EXPECT_GT(asked, 0) << w;
+    const model::Sites sites = at_load.sites();
+    EXPECT_EQ(*sites.embedding.values, nullptr) << w;  // tied, one scheme: rows from the head
+    EXPECT_TRUE(plan.emulated.empty()) << w;
+    const model::Sites reference = after.sites();
+    ASSERT_EQ(sites.linears.size(), reference.linears.size());
+    for (size_t i = 0; i < sites.linears.size(); ++i) {
+      const model::Linear& got = *sites.linears[i].linear;
+      ASSERT_NE(got.packed_weight(), nullptr) << w << " " << got.name();
+      EXPECT_EQ(got.packed_weight()->codes, reference.linears[i].linear->packed_weight()->codes)
+          << w << " " << got.name();
+    }
+    EXPECT_EQ(all_logits(after, tokens_), all_logits(at_load, tokens_)) << w;
+  }
 }
 
 TEST_F(ExecutionTest, EmulateChangesNothing) {

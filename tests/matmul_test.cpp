@@ -343,6 +343,38 @@ TEST(PackedMatmul, W4A4BlockSumsAreExactIntegers) {
   omp_set_num_threads(omp_get_num_procs());
 }
 
+// Packing a weight read a chunk of rows at a time gives the bytes of packing it whole, for every
+// kind of scale layout (per channel, groups, NVFP4's tensor scale, 2-D blocks, per tensor).
+TEST(PackedMatmul, PackingRowByRowEqualsPackingWhole) {
+  for (const char* name : {"mxfp4", "nvfp4", "int8:channel", "int4:g64:asym", "fp8_block128",
+                           "e4m3fn:tensor", "mxfp6_e2m3", "nf4_g64"})
+    for (const auto& [rows, cols] : {std::pair<size_t, size_t>{1000, 600}, {7, 31}}) {
+      const Scheme s = parse_scheme(name);
+      if (!packed_kernel_gap(s, rows, cols).empty()) continue;
+      std::vector<float> w = random_weights(rows * cols, uint32_t(rows + cols));
+      w[rows * cols - 5] = 40.0f;  // the tensor's largest magnitude in the last chunk
+      const PackedMatrix whole = pack_weight(quantize(s, w.data(), {rows, cols}));
+      size_t reads = 0;
+      float global = 0;
+      const PackedMatrix streamed = pack_weight_rows(
+          s, rows, cols,
+          [&](size_t r0, size_t r1, float* out) {
+            ++reads;
+            std::copy(w.begin() + long(r0 * cols), w.begin() + long(r1 * cols), out);
+          },
+          &global);
+      EXPECT_EQ(streamed.rows, whole.rows) << name;
+      EXPECT_EQ(streamed.codes, whole.codes) << name << " " << rows << "x" << cols;
+      EXPECT_EQ(streamed.scales, whole.scales) << name;
+      EXPECT_EQ(streamed.scale_codes, whole.scale_codes) << name;
+      EXPECT_EQ(streamed.offsets, whole.offsets) << name;
+      EXPECT_EQ(streamed.global, whole.global) << name;
+      EXPECT_EQ(global, s.global_scale ? whole.global : 1.0f) << name;
+      if (rows == 1000 && s.granularity != Granularity::Tensor)
+        EXPECT_GT(reads, 1u) << name;  // in chunks
+    }
+}
+
 TEST(PackedMatmul, Bf16RoundsToNearestEven) {
   const float w[] = {1.0f, 1.00390625f /* tie: to 1 */, 1.01171875f /* tie: up */, -3.1f, 0.0f};
   const PackedMatrix m = pack_bf16(w, 1, 5);

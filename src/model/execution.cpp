@@ -42,16 +42,13 @@ std::string ExecutionPlan::summary() const {
   return s;
 }
 
-namespace {
+namespace {}  // namespace
 
-// Why this Linear cannot run packed, or "".
-std::string kernel_gap(const Linear& lin) {
-  const Scheme& w = *lin.weight_scheme();
-  if (lin.accumulation()) return "the narrow-accumulator emulation has no kernel";
-  const std::string gap =
-      packed_kernel_gap(w, size_t(lin.out_features()), size_t(lin.in_features()));
+std::string execution_gap(const Scheme& w, const std::optional<Scheme>& a, bool accumulation,
+                          size_t rows, size_t cols) {
+  if (accumulation) return "the narrow-accumulator emulation has no kernel";
+  const std::string gap = packed_kernel_gap(w, rows, cols);
   if (!gap.empty()) return "weights " + scheme_name(w) + ": " + gap;
-  const std::optional<Scheme>& a = lin.input_scheme();
   if (!a) return "";
   if (const std::string agap = activation_kernel_gap(*a); !agap.empty()) return agap;
   // FP8-style activations (float codes, a scale per row) multiply any packed weight.
@@ -70,6 +67,14 @@ std::string kernel_gap(const Linear& lin) {
          "int8:channel weights with int8:token / int8:tensor activations (W8A8), or int4 / e2m1 " +
          "weights (int4:g32, mxfp4, nvfp4) with per-token or block-scaled activations (W4A8, "
          "W4A4); float activations (e4m3fn:token) multiply any packed weight";
+}
+
+namespace {
+
+// Why this Linear cannot run packed, or "".
+std::string kernel_gap(const Linear& lin) {
+  return execution_gap(*lin.weight_scheme(), lin.input_scheme(), lin.accumulation().has_value(),
+                       size_t(lin.out_features()), size_t(lin.in_features()));
 }
 
 // The packed weight, or "" in `why` when the weight does not re-quantize to itself.

@@ -422,6 +422,15 @@ GgufFile::GgufFile(const std::string& path) : path_(path) {
   store_.keep_alive(std::move(file));
 }
 
+void GgufFile::drop_metadata(const std::string& prefix) {
+  std::vector<std::pair<std::string, GgufValue>> kept;
+  for (auto& entry : metadata_)
+    if (entry.first.compare(0, prefix.size(), prefix) != 0) kept.push_back(std::move(entry));
+  metadata_ = std::move(kept);
+  key_index_.clear();
+  for (size_t i = 0; i < metadata_.size(); ++i) key_index_[metadata_[i].first] = i;
+}
+
 const GgufValue* GgufFile::find(const std::string& key) const {
   auto it = key_index_.find(key);
   return it == key_index_.end() ? nullptr : &metadata_[it->second].second;

@@ -297,7 +297,9 @@ struct LlamaNames {
 };
 }  // namespace
 
-Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names, bool keep_half) {
+Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names,
+                  const LoadOptions& options) {
+  const bool keep_half = options.keep_half_precision;
   const LlamaNames names{gguf_names};
   const int64_t dim = c.dim, q = c.q_dim(), kv = c.kv_dim(), hidden = c.hidden_dim,
                 vocab = c.vocab_size;
@@ -316,6 +318,22 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names, bool
     store.drop_pages(v);
     return packed;
   };
+  // The weight of `site` quantized as it is read (options.pack_at_load), as a Linear, or nullopt.
+  const auto packed_at_load = [&](const std::string& name, const std::string& site, int64_t out,
+                                  int64_t in, std::vector<float> bias) -> std::optional<Linear> {
+    const std::optional<Scheme> s =
+        options.pack_at_load ? options.pack_at_load(site, size_t(out), size_t(in)) : std::nullopt;
+    if (!s) return std::nullopt;
+    const TensorView& t = store.use(name, {out, in});
+    float global = 1.0f;
+    auto packed = std::make_shared<const kernels::PackedMatrix>(pack_weight_rows(
+        *s, size_t(out), size_t(in),
+        [&](size_t r0, size_t r1, float* rows) { store.rows_to_f32(t, r0, r1, rows); }, &global));
+    store.drop_pages(t);
+    Linear lin(site, int(out), int(in), std::move(packed), std::move(bias));
+    lin.set_weight_scheme(s, global);
+    return lin;
+  };
   // `site` is the name recipes use (lowbit/recipe.h); `name` the tensor's name in the file.
   const auto linear = [&](const std::string& name, const std::string& site, int64_t out, int64_t in,
                           bool bias) {
@@ -325,6 +343,7 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names, bool
                          {out});  // "x.weight" -> "x.bias"
     if (auto packed = packed_half(name, out, in))
       return Linear(site, int(out), int(in), std::move(packed), std::move(b));
+    if (std::optional<Linear> lin = packed_at_load(name, site, out, in, b)) return std::move(*lin);
     return Linear(site, int(out), int(in), shared(name, {out, in}), std::move(b));
   };
   const auto site = [](int l, const char* role) {
@@ -338,7 +357,13 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names, bool
   // there (Llama::embed). An untied table is widened: lookups index float32 rows.
   std::shared_ptr<const kernels::PackedMatrix> half_table =
       c.tied_output ? packed_half(names.embedding(), vocab, dim) : nullptr;
-  if (!half_table) w.token_embedding = shared(names.embedding(), {vocab, dim});
+  // So is a tied table quantized at load, when the embedding and the head share its scheme.
+  std::optional<Linear> tied_head;
+  if (c.tied_output && !half_table && options.pack_at_load &&
+      options.pack_at_load("embedding", size_t(vocab), size_t(dim)) ==
+          options.pack_at_load("output", size_t(vocab), size_t(dim)))
+    tied_head = packed_at_load(names.embedding(), "output", vocab, dim, {});
+  if (!half_table && !tied_head) w.token_embedding = shared(names.embedding(), {vocab, dim});
   for (int l = 0; l < c.n_layers; ++l) {
     LlamaLayer layer;
     layer.attn_norm =
@@ -386,11 +411,16 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names, bool
         ": the output head " + names.output() +
         " is missing and the config does not tie it to the embedding "
         "(tie_word_embeddings is false or absent, whose default is false)");
-  if (half_table)
+  if (half_table) {
     w.output = Linear("output", int(vocab), int(dim), std::move(half_table));
-  else if (!c.tied_output)
+  } else if (tied_head) {
+    w.output = std::move(*tied_head);
+  } else if (!c.tied_output) {
     if (auto packed = packed_half(names.output(), vocab, dim))
       w.output = Linear("output", int(vocab), int(dim), std::move(packed));
+    else if (std::optional<Linear> head = packed_at_load(names.output(), "output", vocab, dim, {}))
+      w.output = std::move(*head);
+  }
   if (!w.output.packed_weight())
     w.output = Linear("output", int(vocab), int(dim),
                       c.tied_output ? w.token_embedding : shared(names.output(), {vocab, dim}));

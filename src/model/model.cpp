@@ -1,5 +1,7 @@
 // Finding, recognising and loading models: GGUF files and Hugging Face folders.
+#include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -91,8 +93,22 @@ std::string hash_files(const std::vector<std::string>& paths, const std::string&
   for (const std::string& p : paths) {
     if (!folder.empty())
       h.text(p.rfind(folder, 0) == 0 ? p.substr(folder.size()) : p.substr(p.find_last_of('/') + 1));
-    const MappedFile f(p);
-    h.text(std::string_view(reinterpret_cast<const char*>(f.data()), f.size()));
+    // h.text(file contents), read a chunk at a time: a mapping of the whole file would make all
+    // of it resident at once (as large as a quantized model's packed weights).
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw Error(p + ": cannot be read");
+    in.seekg(0, std::ios::end);
+    const uint64_t size = uint64_t(in.tellg());
+    in.seekg(0);
+    h.bytes(&size, sizeof size);
+    std::vector<char> chunk(size_t(1) << 20);
+    for (uint64_t done = 0; done < size;) {
+      const size_t n = size_t(std::min<uint64_t>(chunk.size(), size - done));
+      if (!in.read(chunk.data(), std::streamsize(n)))
+        throw Error(p + ": read failed at byte " + std::to_string(done));
+      h.bytes(chunk.data(), n);
+      done += n;
+    }
   }
   return h.hex();
 }
@@ -129,8 +145,9 @@ Model load_model(const std::string& name_or_path, const LoadOptions& options) {
     GgufFile g(m.path);
     m.format = "gguf";
     m.tokenizer = tokenizer_from_gguf(g);
-    m.llama = std::make_unique<Llama>(
-        Llama::load(g.store(), llama_config_from_gguf(g), true, options.keep_half_precision));
+    LlamaConfig config = llama_config_from_gguf(g);
+    g.drop_metadata("tokenizer.ggml.");  // built into m.tokenizer: free it before the weights
+    m.llama = std::make_unique<Llama>(Llama::load(g.store(), std::move(config), true, options));
     g.store().require_all_used("the " + m.llama->config().arch + " runtime");
     check_vocabulary(m, m.llama->config().vocab_size);
     m.content_hash = hash_files({m.path}, "");
@@ -173,8 +190,7 @@ Model load_model(const std::string& name_or_path, const LoadOptions& options) {
     store.require_all_used("the BERT encoder (mean-pooled sentence embeddings)");
     check_vocabulary(m, bert_config->vocab_size);
   } else {
-    m.llama = std::make_unique<Llama>(
-        Llama::load(store, *llama_config, false, options.keep_half_precision));
+    m.llama = std::make_unique<Llama>(Llama::load(store, *llama_config, false, options));
     // Older checkpoints saved RoPE's inverse frequencies as a buffer; they are recomputed from the
     // config.
     for (const TensorView& t : store.tensors())

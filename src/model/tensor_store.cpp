@@ -70,6 +70,18 @@ std::vector<float> TensorStore::to_f32(const std::string& name,
   return to_f32(use(name, expected_shape));
 }
 
+void TensorStore::rows_to_f32(const TensorView& t, size_t r0, size_t r1, float* out) const {
+  if (!t.type)
+    throw Error(t.file + ": tensor '" + t.name + "' has type " + t.dtype +
+                ", which lowbit cannot convert to float32");
+  if (t.shape.size() != 2 || t.shape[0] <= 0 || t.nbytes % size_t(t.shape[0]) != 0 || r0 > r1 ||
+      r1 > size_t(t.shape[0]))
+    throw Error(t.file + ": tensor '" + t.name + "' " + t.shape_string() +
+                " cannot be read by rows " + std::to_string(r0) + ".." + std::to_string(r1));
+  const size_t row_bytes = t.nbytes / size_t(t.shape[0]);
+  dequantize_ggml(*t.type, t.data + r0 * row_bytes, (r1 - r0) * size_t(t.shape[1]), out);
+}
+
 void TensorStore::drop_pages(const TensorView& t) const {
   // Only whole pages inside the tensor: its neighbours may share the first and last page.
   const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 
+#include "lowbit/model/execution.h"
 #include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/ptq/format_search.h"
 #include "lowbit/ptq/gptq.h"
@@ -151,10 +152,59 @@ std::unique_ptr<model::Runtime> apply_recipe(
                 "give no kv scheme");
 
   const MaybeScheme emb_scheme = recipe.resolve(qs.embedding.name).weights;
-  Quantized emb = quantize_weight(qs.embedding.name, emb_scheme, *fs.embedding.values,
-                                  qs.embedding.rows, qs.embedding.cols);
-  *qs.embedding.values = emb.values;
-  rep.weights.push_back(emb.report);
+  // Weights the loader already quantized and packed (model::LoadOptions::pack_at_load): their
+  // float32 values never existed, so their error is not measured here.
+  const auto packed_at_load = [&](const std::string& site, const MaybeScheme& scheme, size_t rows,
+                                  size_t cols) {
+    if (!recipe.methods.empty())
+      throw Error("recipe: " + site +
+                  " was quantized while loading, but the recipe's methods need the float32 "
+                  "model: load it without pack_at_load");
+    WeightReport wr;
+    wr.site = site;
+    wr.shape = {rows, cols};
+    wr.scheme = maybe_scheme_name(scheme);
+    wr.bits_per_element = scheme ? scheme_bits_per_element(*scheme, wr.shape) : kKeptBits;
+    rep.weights.push_back(wr);
+  };
+  Quantized emb;
+  if (*fs.embedding.values) {
+    emb = quantize_weight(qs.embedding.name, emb_scheme, *fs.embedding.values, qs.embedding.rows,
+                          qs.embedding.cols);
+    *qs.embedding.values = emb.values;
+    rep.weights.push_back(emb.report);
+  } else {  // the table is the packed head's (tied, packed at load)
+    packed_at_load(qs.embedding.name, emb_scheme, qs.embedding.rows, qs.embedding.cols);
+  }
+
+  // Quantizes one Linear's weight from `source` (the embedding's values for a tied head) and
+  // returns its codes: the embedding's own when one tensor serves both, a method's result
+  // (GPTQ) where there is one, else round to nearest.
+  const auto quantize_linear = [&](model::Linear& lin, const MaybeScheme& scheme,
+                                   const std::shared_ptr<std::vector<float>>& source,
+                                   bool shares_embedding) -> std::shared_ptr<const QTensor> {
+    if (shares_embedding) {  // quantized alike, or both kept
+      lin.set_weight_shared(emb.values);
+      return emb.codes;
+    }
+    const auto pre = prequantized.find(lin.name());
+    if (pre != prequantized.end()) {  // quantized by a method (GPTQ): measured against its input
+      WeightReport wr;
+      wr.site = lin.name();
+      wr.shape = {size_t(lin.out_features()), size_t(lin.in_features())};
+      wr.scheme = maybe_scheme_name(scheme);
+      wr.error.add_values(source->data(), pre->second.data(), source->size());
+      wr.bits_per_element = scheme_bits_per_element(*scheme, wr.shape);
+      lin.set_weight(pre->second);
+      rep.weights.push_back(wr);
+      return nullptr;
+    }
+    Quantized qw = quantize_weight(lin.name(), scheme, source, size_t(lin.out_features()),
+                                   size_t(lin.in_features()));
+    lin.set_weight_shared(qw.values);
+    rep.weights.push_back(qw.report);
+    return qw.codes;
+  };
 
   std::vector<model::Linear*> linears;
   for (const model::LinearSite& site : qs.linears) linears.push_back(site.linear);
@@ -164,35 +214,24 @@ std::unique_ptr<model::Runtime> apply_recipe(
     const bool tied = is_output && fs.head_tied;
     Recipe::Resolved r = recipe.resolve(lin->name());
     if (const auto it = chosen.find(lin->name()); it != chosen.end()) r.weights = it->second;
-    const std::shared_ptr<std::vector<float>> source =
-        tied ? *fs.embedding.values : lin->weight_ptr();
-    // The per-tensor scale of a two-level scheme, as quantizing `source` chose it (GPTQ's too).
-    const float global = r.weights && r.weights->global_scale
-                             ? tensor_global_scale(*r.weights, source->data(), source->size())
-                             : 1.0f;
+    const bool at_load = lin->packed_weight() && lin->weight_scheme();
     std::shared_ptr<const QTensor> codes;
-    if (tied && r.weights == emb_scheme) {
-      // One stored tensor serves both (quantized alike, or both kept).
-      lin->set_weight_shared(emb.values);
-      codes = emb.codes;
+    float global = 1.0f;
+    if (at_load) {
+      if (lin->weight_scheme() != r.weights)
+        throw Error("recipe: " + lin->name() + " was quantized while loading in " +
+                    maybe_scheme_name(lin->weight_scheme()) + ", but the recipe gives it " +
+                    maybe_scheme_name(r.weights));
+      packed_at_load(lin->name(), r.weights, size_t(lin->out_features()),
+                     size_t(lin->in_features()));
     } else {
-      const auto pre = prequantized.find(lin->name());
-      if (pre != prequantized.end()) {  // quantized by a method (GPTQ): measured against its input
-        WeightReport wr;
-        wr.site = lin->name();
-        wr.shape = {size_t(lin->out_features()), size_t(lin->in_features())};
-        wr.scheme = maybe_scheme_name(r.weights);
-        wr.error.add_values(source->data(), pre->second.data(), source->size());
-        wr.bits_per_element = scheme_bits_per_element(*r.weights, wr.shape);
-        lin->set_weight(pre->second);
-        rep.weights.push_back(wr);
-      } else {
-        Quantized qw = quantize_weight(lin->name(), r.weights, source, size_t(lin->out_features()),
-                                       size_t(lin->in_features()));
-        lin->set_weight_shared(qw.values);
-        codes = qw.codes;
-        rep.weights.push_back(qw.report);
-      }
+      const std::shared_ptr<std::vector<float>> source =
+          tied ? *fs.embedding.values : lin->weight_ptr();
+      // The per-tensor scale of a two-level scheme, as quantizing `source` chose it (GPTQ's too).
+      global = r.weights && r.weights->global_scale
+                   ? tensor_global_scale(*r.weights, source->data(), source->size())
+                   : 1.0f;
+      codes = quantize_linear(*lin, r.weights, source, tied && r.weights == emb_scheme);
     }
     try {
       if (r.activations) validate_scheme(*r.activations);
@@ -201,7 +240,7 @@ std::unique_ptr<model::Runtime> apply_recipe(
     }
     lin->set_input_scheme(r.activations);
     lin->set_accumulation(recipe.accumulate);
-    lin->set_weight_scheme(r.weights, global, codes);
+    if (!at_load) lin->set_weight_scheme(r.weights, global, codes);
   }
   for (const model::KvSite& kv : qs.kv) {
     *kv.scheme = recipe.resolve(kv.name).kv;
@@ -227,6 +266,20 @@ std::unique_ptr<model::Runtime> apply_recipe(
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (report) *report = std::move(rep);
   return q;
+}
+
+std::function<std::optional<Scheme>(const std::string&, size_t, size_t)> load_time_quantizer(
+    const Recipe& recipe) {
+  if (!recipe.methods.empty() || recipe.accumulate) return {};
+  return [recipe](const std::string& site, size_t rows, size_t cols) -> std::optional<Scheme> {
+    const Recipe::Resolved r = recipe.resolve(site);
+    if (!r.weights) return std::nullopt;
+    // The embedding is read by rows (from the tied head's packed weight): no activations.
+    const MaybeScheme activations = site == "embedding" ? std::nullopt : r.activations;
+    if (!model::execution_gap(*r.weights, activations, false, rows, cols).empty())
+      return std::nullopt;
+    return r.weights;
+  };
 }
 
 }  // namespace lowbit::ptq

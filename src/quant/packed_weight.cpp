@@ -1,6 +1,7 @@
 // Lays quantized weights out for the packed-weight kernels (see lowbit/kernels/matmul.h).
 #include "lowbit/quant/packed_weight.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -198,6 +199,83 @@ kernels::PackedMatrix pack_weight(const QTensor& q) {
         m.scales[k] = q.group_scale(g);
       if (s.asymmetric) m.offsets[k] = float(q.zero_points.at(g));
     }
+  kernels::validate(m);
+  return m;
+}
+
+namespace {
+
+// Rows of `chunk` appended to `m` (the same scheme, columns and scale layout).
+void append_rows(PackedMatrix& m, const PackedMatrix& chunk) {
+  m.codes.insert(m.codes.end(), chunk.codes.begin(), chunk.codes.end());
+  m.scales.insert(m.scales.end(), chunk.scales.begin(), chunk.scales.end());
+  m.scale_codes.insert(m.scale_codes.end(), chunk.scale_codes.begin(), chunk.scale_codes.end());
+  m.offsets.insert(m.offsets.end(), chunk.offsets.begin(), chunk.offsets.end());
+  m.rows += chunk.rows;
+}
+
+// Rows per quantized chunk: about 1 MiB of float32, whole 2-D blocks; 0 when the scheme's
+// groups span rows (one chunk: the whole tensor).
+size_t chunk_rows(const Scheme& s, size_t cols) {
+  const size_t target = std::max<size_t>(1, (size_t(1) << 18) / std::max<size_t>(1, cols));
+  switch (s.granularity) {
+    case Granularity::Channel:
+      return s.axis == 0 ? target : 0;
+    case Granularity::Group:
+      return s.axis == -1 || s.axis == 1 ? target : 0;
+    case Granularity::Block2D:
+      return (target + size_t(s.block_rows) - 1) / size_t(s.block_rows) * size_t(s.block_rows);
+    case Granularity::Token:
+      return target;
+    case Granularity::Tensor:
+      break;
+  }
+  return 0;
+}
+
+}  // namespace
+
+kernels::PackedMatrix pack_weight_rows(const Scheme& s, size_t rows, size_t cols,
+                                       const RowReader& read, float* global_scale) {
+  if (const std::string gap = packed_kernel_gap(s, rows, cols); !gap.empty())
+    throw Error("no packed kernel for " + scheme_name(s) + ": " + gap);
+  const size_t step = chunk_rows(s, cols);
+  std::vector<float> buf;
+  if (step == 0 || step >= rows) {  // one chunk
+    buf.resize(rows * cols);
+    read(0, rows, buf.data());
+    const QTensor q = quantize(s, buf.data(), {rows, cols});
+    if (global_scale) *global_scale = q.global_scale;
+    return pack_weight(q);
+  }
+  buf.resize(step * cols);
+  // The tensor scale of a two-level scheme depends only on the tensor's largest magnitude (NaN
+  // and inf included, as tensor_global_scale sees them).
+  float global = 1.0f;
+  if (s.global_scale) {
+    float top = 0.0f;
+    for (size_t r0 = 0; r0 < rows; r0 += step) {
+      const size_t n = std::min(step, rows - r0);
+      read(r0, r0 + n, buf.data());
+      for (size_t i = 0; i < n * cols; ++i)
+        if (!(std::fabs(buf[i]) <= top)) top = std::isnan(buf[i]) ? NAN : std::fabs(buf[i]);
+      if (std::isnan(top)) break;
+    }
+    global = tensor_global_scale(s, &top, 1);
+  }
+  if (global_scale) *global_scale = global;
+  PackedMatrix m;
+  for (size_t r0 = 0; r0 < rows; r0 += step) {
+    const size_t n = std::min(step, rows - r0);
+    read(r0, r0 + n, buf.data());
+    const PackedMatrix chunk = pack_weight(quantize(s, buf.data(), {n, cols}, global));
+    if (r0 == 0) {
+      m = chunk;
+      m.codes.reserve(rows * chunk.row_bytes);
+    } else {
+      append_rows(m, chunk);
+    }
+  }
   kernels::validate(m);
   return m;
 }

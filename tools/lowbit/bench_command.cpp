@@ -15,6 +15,7 @@
 #include "lowbit/model/execution.h"
 #include "lowbit/model/model.h"
 #include "lowbit/util/error.h"
+#include "process_memory.h"
 #include "recipe_flags.h"
 #include "runnable_decoder.h"
 
@@ -50,19 +51,6 @@ std::vector<int> parse_thread_list(const std::string& text) {
   return out;
 }
 
-// A /proc/self/status field in MiB (VmRSS: resident now, VmHWM: the peak so far); 0 if absent.
-double status_mib(const char* field) {
-  FILE* f = std::fopen("/proc/self/status", "r");
-  if (!f) return 0;
-  char line[256];
-  double kib = 0;
-  const size_t len = std::strlen(field);
-  while (std::fgets(line, sizeof line, f))
-    if (std::strncmp(line, field, len) == 0 && line[len] == ':') kib = std::atof(line + len + 1);
-  std::fclose(f);
-  return kib / 1024;
-}
-
 double seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -95,7 +83,7 @@ double probe_gbps(size_t bytes) {
 
 void run(const Args& a) {
   const std::vector<int> thread_counts = parse_thread_list(a.threads);
-  model::Model m = model::load_model(a.model, decoder_load_options(a.recipe));
+  model::Model m = model::load_model(a.model, decoder_load_options(a.recipe, a.exec));
   if (!m.llama) throw Error(m.path + " is an encoder; bench times decoder models");
   const RunnableDecoder decoder = runnable_decoder(m, a.recipe, a.exec);
   const model::Llama& llama = decoder.llama;

@@ -9,6 +9,7 @@
 #include "lowbit/io/npy.h"
 #include "lowbit/model/model.h"
 #include "lowbit/util/error.h"
+#include "process_memory.h"
 #include "recipe_flags.h"
 #include "runnable_decoder.h"
 
@@ -28,7 +29,7 @@ struct Args {
 
 void run(const Args& a) {
   model::set_num_threads(a.threads);
-  model::Model m = model::load_model(a.model, decoder_load_options(a.recipe));
+  model::Model m = model::load_model(a.model, decoder_load_options(a.recipe, a.exec));
   if (!m.llama) throw Error(m.path + " is an encoder; generate needs a decoder model");
   if (!a.logits_out.empty()) io::require_writable(a.logits_out, "--logits-out");
   // With a recipe, the quantized model talks: weights packed for the kernels where they exist
@@ -99,6 +100,18 @@ void run(const Args& a) {
   if (!stopped.empty())
     std::fprintf(stderr, "[stopped after %zu of %d tokens: %s]\n", generated.size(), a.n,
                  stopped.c_str());
+  // The weights as held (packed, or float32, and a float32 embedding table if kept) and the KV
+  // cache: what the peak resident set is measured against (docs/kernels.md).
+  const model::Sites sites = const_cast<model::Llama&>(llama).sites();
+  double weights = double(decoder.plan.weight_bytes);
+  const std::shared_ptr<std::vector<float>>& table = *sites.embedding.values;
+  if (table && !(sites.head && sites.head->weight_ptr() == table))  // a tied head's is counted
+    weights += double(table->size() * sizeof(float));
+  const double kv = double((state.key_cache.size() + state.value_cache.size()) * sizeof(float));
+  const double peak = status_mib("VmHWM");
+  std::fprintf(stderr,
+               "[memory: peak %.1f MiB resident = %.2f x (weights %.1f MiB + KV cache %.1f MiB)]\n",
+               peak, peak / ((weights + kv) / (1 << 20)), weights / (1 << 20), kv / (1 << 20));
 }
 
 }  // namespace

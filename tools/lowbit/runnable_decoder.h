@@ -21,10 +21,14 @@ struct RunnableDecoder {
 };
 
 // How generate and bench load the model: without a recipe a bf16 / f16 file's weights stay at 2
-// bytes (the model runs as stored); a recipe quantizes from float32.
-inline model::LoadOptions decoder_load_options(const RecipeFlags& flags) {
+// bytes (the model runs as stored). A recipe without methods, executed for real, quantizes each
+// weight that has a kernel as it is read, so the float32 model never exists (peak memory near the
+// packed model's); anything else quantizes from float32.
+inline model::LoadOptions decoder_load_options(const RecipeFlags& flags, const std::string& exec) {
   model::LoadOptions o;
   o.keep_half_precision = !flags.any();
+  if (!flags.any() || model::parse_execution(exec) == model::Execution::Emulate) return o;
+  o.pack_at_load = ptq::load_time_quantizer(flags.recipe());
   return o;
 }
 

@@ -4,6 +4,7 @@
 // which differ from emulation only in the order of the float32 sums.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +33,11 @@ struct ExecutionPlan {
   // One line for the log: "real: 211 Linears packed (62.1 MiB of weights), ...".
   std::string summary() const;
 };
+
+// Why a Linear with weights in `w` ([rows, cols]), activations in `a` and (or not) an accumulator
+// emulation cannot run on the packed kernels, or "" when it can.
+std::string execution_gap(const Scheme& w, const std::optional<Scheme>& a, bool accumulation,
+                          size_t rows, size_t cols);
 
 // Packs the weight of every Linear (block Linears and the head) whose weight lies on a scheme
 // (Linear::weight_scheme) and that a kernel can run: weights in a scheme packed_kernel_gap takes,

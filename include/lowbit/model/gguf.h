@@ -79,6 +79,10 @@ class GgufFile {
   std::vector<std::string> get_strings(const std::string& key) const;  // empty when missing
   std::vector<double> get_numbers(const std::string& key) const;       // empty when missing
 
+  // Frees the metadata whose key starts with `prefix` (the tokenizer's vocabulary and merges, read
+  // once, are as large as a small quantized model): lookups of them then find nothing.
+  void drop_metadata(const std::string& prefix);
+
   // The tensors (shapes in row-major order: GGUF's ne[0], the contiguous axis, comes last).
   const TensorStore& store() const { return store_; }
   TensorStore& store() { return store_; }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lowbit/model/linear.h"
+#include "lowbit/model/load_options.h"
 #include "lowbit/model/sites.h"
 
 namespace lowbit::model {
@@ -113,12 +114,10 @@ class Llama : public Decoder {
  public:
   Llama(LlamaConfig config, LlamaWeights weights);
 
-  // Reads the weights (converted to float32) named the GGUF way ("blk.0.attn_q.weight") or the
-  // Hugging Face way ("model.layers.0.self_attn.q_proj.weight"). keep_half: Linear weights (and
-  // a tied embedding) stored as bf16 / f16 stay at 2 bytes, packed for the kernels, never
-  // widened (a model to run as it is: recipes need the float32 weights).
+  // Reads the weights named the GGUF way ("blk.0.attn_q.weight") or the Hugging Face way
+  // ("model.layers.0.self_attn.q_proj.weight"): float32, or as `options` say.
   static Llama load(const TensorStore& store, LlamaConfig config, bool gguf_names,
-                    bool keep_half = false);
+                    const LoadOptions& options = {});
 
   const LlamaConfig& config() const { return config_; }
   LlamaWeights& weights() { return weights_; }

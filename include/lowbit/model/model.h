@@ -9,6 +9,7 @@
 
 #include "lowbit/model/bert.h"
 #include "lowbit/model/llama.h"
+#include "lowbit/model/load_options.h"
 #include "lowbit/model/tokenizer.h"
 
 namespace lowbit::model {
@@ -32,13 +33,6 @@ struct Model {
     return *bert;
   }
   std::string summary() const;  // architecture line
-};
-
-struct LoadOptions {
-  // Decoder weights stored as bf16 / f16 stay at 2 bytes per weight (packed for the kernels, no
-  // float32 copy; a tied embedding reads its rows from the head). For running the model as it
-  // is: a recipe needs the float32 weights, so leave this off to quantize.
-  bool keep_half_precision = false;
 };
 
 // Loads weights (converted to float32, unless options say otherwise), config and tokenizer.

@@ -47,6 +47,10 @@ class TensorStore {
   std::vector<float> to_f32(const std::string& name,
                             const std::vector<int64_t>& expected_shape) const;
 
+  // Rows [r0, r1) of a 2-D tensor as float32 (out: (r1 - r0) * cols values): every tensor type
+  // lowbit reads stores whole rows contiguously (GGML blocks lie within rows).
+  void rows_to_f32(const TensorView& t, size_t r0, size_t r1, float* out) const;
+
   // The tensor, its shape checked and marked used (a loader that reads the bytes itself).
   const TensorView& use(const std::string& name, const std::vector<int64_t>& expected_shape) const;
   // Drops the tensor's mapped pages from memory (they come back from the file if read again).

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,13 @@ inline model::Llama apply_recipe(
   return model::runtime_as<model::Llama>(apply_recipe(
       recipe, static_cast<const model::Runtime&>(fp), report, calibration, progress, cache));
 }
+
+// model::LoadOptions::pack_at_load for real execution of `recipe`: each weight's scheme where a
+// kernel runs the site (as model::prepare_execution decides), else nullopt (float32, quantized
+// and emulated by apply_recipe). Empty for recipes with methods or an accumulator emulation,
+// which need the float32 model. apply_recipe then takes the loaded model as it takes any.
+std::function<std::optional<Scheme>(const std::string& site, size_t rows, size_t cols)>
+load_time_quantizer(const Recipe& recipe);
 
 // The sites of a model, in forward order (model::Sites::names: embedding, per block its Linears
 // and kv_cache, output): what `lowbit recipe --sites` lists and what patterns are matched against.
