@@ -4,8 +4,8 @@ dependency of lowbit), side by side in one run, on the same machine and thread c
 
 llama.cpp runs the model requantized by its own quantizer (llama_model_quantize) to F32, Q8_0 and
 Q4_0; lowbit runs the same starting weights under recipes of equal bits (fp32; int8 / fp8 per
-channel against Q8_0, weight-only and with int8 activations (W8A8); int4 g32, mxfp4 and nvfp4
-against Q4_0, weight-only and W4A8; the head included). Each program's
+channel against Q8_0, weight-only and with int8 / e4m3 activations (W8A8); int4 g32, mxfp4 and
+nvfp4 against Q4_0, weight-only, W4A8 (int8 or e4m3 activations) and W4A4; the head included). Each program's
 prefill (-p tokens in one batch) and decode (-n tokens one at a time from an empty context) are
 timed the way llama-bench does; llama.cpp through its C API (llama_decode), with its plain CPU
 kernels: the extra buffer types (AMX, repacked Q4_0 / Q8_0) crash on this machine (see
@@ -36,12 +36,16 @@ PAIRS = [  # (llama.cpp type, lowbit recipe flags)
     ("Q8_0", ["--w", "int8:channel", "--head", "int8:channel"]),
     ("Q8_0", ["--w", "int8:channel", "--a", "int8:token", "--head", "int8:channel"]),
     ("Q8_0", ["--w", "e4m3fn:channel", "--head", "e4m3fn:channel"]),
+    ("Q8_0", ["--w", "e4m3fn:channel", "--a", "e4m3fn:token", "--head", "e4m3fn:channel"]),
     ("Q4_0", ["--w", "int4:g32", "--head", "int4:g32"]),
     ("Q4_0", ["--w", "mxfp4", "--head", "mxfp4"]),
     ("Q4_0", ["--w", "nvfp4", "--head", "nvfp4"]),
     ("Q4_0", ["--w", "int4:g32", "--a", "int8:token", "--head", "int4:g32"]),
     ("Q4_0", ["--w", "mxfp4", "--a", "int8:token", "--head", "mxfp4"]),
     ("Q4_0", ["--w", "nvfp4", "--a", "int8:token", "--head", "nvfp4"]),
+    ("Q4_0", ["--w", "mxfp4", "--a", "e4m3fn:token", "--head", "mxfp4"]),
+    ("Q4_0", ["--w", "mxfp4", "--a", "mxfp4", "--head", "mxfp4"]),
+    ("Q4_0", ["--w", "nvfp4", "--a", "nvfp4", "--head", "nvfp4"]),
 ]
 FTYPES = {"F32": "LLAMA_FTYPE_ALL_F32", "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "Q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0"}
 

@@ -164,15 +164,19 @@ TEST_F(ExecutionTest, HalfPrecisionFilesStayAtTwoBytes) {
 // quantizing the float32 model and packing it: the same logits, bit for bit, and no float32
 // weight (a tied table sharing the head's scheme is kept once, in the head).
 TEST_F(ExecutionTest, PackingAtLoadEqualsPackingAfter) {
-  for (const auto& [w, act] :
-       std::vector<std::pair<const char*, const char*>>{{"mxfp4", "int8:token"},
-                                                        {"nvfp4", "nvfp4"},
-                                                        {"int8:channel", "int8:token"},
-                                                        {"int4:g64:asym", ""}}) {
+  struct Case {
+    const char* w;
+    const char* a;
+    bool embedding;  // quantized too (then read from the packed head), or kept in float32
+  };
+  for (const Case& c : {Case{"mxfp4", "int8:token", true}, Case{"nvfp4", "nvfp4", true},
+                        Case{"int8:channel", "int8:token", true}, Case{"int4:g64:asym", "", true},
+                        Case{"mxfp4", "mxfp4", false}}) {
+    const char *w = c.w, *act = c.a;
     ptq::Recipe r;
     r.weights = parse_scheme(w);
     r.output = parse_scheme(w);
-    r.embedding = parse_scheme(w);
+    if (c.embedding) r.embedding = parse_scheme(w);
     if (*act) r.activations = parse_scheme(act);
     model::Llama after = ptq::apply_recipe(r, *m_.llama);
     model::prepare_execution(after, model::Execution::Real);
@@ -189,7 +193,9 @@ TEST_F(ExecutionTest, PackingAtLoadEqualsPackingAfter) {
     const model::ExecutionPlan plan = model::prepare_execution(at_load, model::Execution::Real);
     EXPECT_GT(asked, 0) << w;
     const model::Sites sites = at_load.sites();
-    EXPECT_EQ(*sites.embedding.values, nullptr) << w;  // tied, one scheme: rows from the head
+    // Tied, one scheme: the embedding reads its rows from the packed head.
+    EXPECT_EQ(*sites.embedding.values == nullptr, c.embedding) << w;
+    EXPECT_NE(sites.head->packed_weight(), nullptr) << w;
     EXPECT_TRUE(plan.emulated.empty()) << w;
     const model::Sites reference = after.sites();
     ASSERT_EQ(sites.linears.size(), reference.linears.size());

@@ -357,13 +357,15 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names,
   // there (Llama::embed). An untied table is widened: lookups index float32 rows.
   std::shared_ptr<const kernels::PackedMatrix> half_table =
       c.tied_output ? packed_half(names.embedding(), vocab, dim) : nullptr;
-  // So is a tied table quantized at load, when the embedding and the head share its scheme.
+  // A tied head quantized at load is packed from the table; so is the embedding, when it shares
+  // the head's scheme (it then reads its rows from the head), else it loads as float32.
   std::optional<Linear> tied_head;
-  if (c.tied_output && !half_table && options.pack_at_load &&
-      options.pack_at_load("embedding", size_t(vocab), size_t(dim)) ==
-          options.pack_at_load("output", size_t(vocab), size_t(dim)))
+  if (c.tied_output && !half_table)
     tied_head = packed_at_load(names.embedding(), "output", vocab, dim, {});
-  if (!half_table && !tied_head) w.token_embedding = shared(names.embedding(), {vocab, dim});
+  const bool table_in_head =
+      half_table || (tied_head && options.pack_at_load("embedding", size_t(vocab), size_t(dim)) ==
+                                      tied_head->weight_scheme());
+  if (!table_in_head) w.token_embedding = shared(names.embedding(), {vocab, dim});
   for (int l = 0; l < c.n_layers; ++l) {
     LlamaLayer layer;
     layer.attn_norm =

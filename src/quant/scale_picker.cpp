@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <mutex>
 
 #include "lowbit/format/reference.h"
 #include "lowbit/util/error.h"
@@ -27,35 +29,74 @@ constexpr float kF32MinNormal = 0x1p-126f;
 
 }  // namespace
 
+namespace {
+
+// What a ScalePicker needs of its scale format, built once per format: activations are quantized
+// on every forward, and building these (a few hundred reference encodes and decodes) cost more
+// than quantizing a decode step's activations.
+struct ScaleTables {
+  int pow2_min = 0, pow2_max = 0;     // exponents a power-of-two scale may take
+  std::vector<float> decode_table;    // scale code -> value, for scale formats up to 12 bits
+  std::vector<uint32_t> pow2_codes;   // exponent - pow2_min -> stored code
+  kernels::ConvertPlan scale_plan{};  // RNE, saturating: raw scales -> scale-format codes
+  uint32_t min_positive_code = 0;
+};
+
+ScaleTables build_scale_tables(bool scale_is_f32, const Format& f) {
+  ScaleTables t;
+  if (scale_is_f32) {
+    t.pow2_min = -126;
+    t.pow2_max = 127;
+  } else if (f == formats::e8m0fnu) {
+    t.pow2_min = -127;  // the OCP range; an exponent above 127 is NaN
+    t.pow2_max = 127;
+  } else {
+    t.pow2_min = std::ilogb(min_positive(f));
+    t.pow2_max = std::ilogb(max_finite(f));
+  }
+  if (!scale_is_f32) {
+    t.scale_plan = kernels::make_convert_plan(f, {RoundMode::NearestEven, Overflow::Saturate, 0});
+    t.min_positive_code = ref::round_to_code(f, float(min_positive(f)), {});
+    if (f.bits() <= 12) {
+      t.decode_table.resize(code_count(f));
+      for (uint32_t c = 0; c < t.decode_table.size(); ++c) t.decode_table[c] = ref::decode(f, c);
+    }
+  }
+  for (int e = t.pow2_min; e <= t.pow2_max; ++e) {
+    const float v = std::ldexp(1.0f, e);
+    t.pow2_codes.push_back(scale_is_f32 ? float_bits(v) : ref::encode_exact(f, v));
+  }
+  return t;
+}
+
+const ScaleTables& scale_tables(const Scheme& s) {
+  static std::mutex mutex;
+  static std::vector<std::pair<Format, std::unique_ptr<const ScaleTables>>> cache[2];
+  const std::lock_guard<std::mutex> lock(mutex);
+  auto& list = cache[s.scale_is_f32 ? 1 : 0];
+  const Format key = s.scale_is_f32 ? formats::e8m0fnu : s.scale_format;  // f32: one entry
+  for (const auto& [format, tables] : list)
+    if (format == key) return *tables;
+  list.emplace_back(key,
+                    std::make_unique<const ScaleTables>(build_scale_tables(s.scale_is_f32, key)));
+  return *list.back().second;
+}
+
+}  // namespace
+
 ScalePicker::ScalePicker(const Scheme& s, float global_scale)
     : s_(s),
       global_(global_scale),
       element_max_(float(lowbit::element_max(s))),
       element_emax_(s.asymmetric ? 0 : element_emax(s.element)) {
-  if (s_.scale_is_f32) {
-    pow2_min_ = -126;
-    pow2_max_ = 127;
-  } else if (s_.scale_format == formats::e8m0fnu) {
-    pow2_min_ = -127;  // the OCP range; an exponent above 127 is NaN
-    pow2_max_ = 127;
-  } else {
-    pow2_min_ = std::ilogb(min_positive(s_.scale_format));
-    pow2_max_ = std::ilogb(max_finite(s_.scale_format));
-  }
+  const ScaleTables& t = scale_tables(s_);
+  pow2_min_ = t.pow2_min;
+  pow2_max_ = t.pow2_max;
+  decode_table_ = t.decode_table;
+  pow2_codes_ = t.pow2_codes;
   if (!s_.scale_is_f32) {
-    scale_plan_ = kernels::make_convert_plan(s_.scale_format,
-                                             {RoundMode::NearestEven, Overflow::Saturate, 0});
-    min_positive_code_ =
-        ref::round_to_code(s_.scale_format, float(min_positive(s_.scale_format)), {});
-    if (s_.scale_format.bits() <= 12) {
-      decode_table_.resize(code_count(s_.scale_format));
-      for (uint32_t c = 0; c < decode_table_.size(); ++c)
-        decode_table_[c] = ref::decode(s_.scale_format, c);
-    }
-  }
-  for (int e = pow2_min_; e <= pow2_max_; ++e) {
-    const float v = std::ldexp(1.0f, e);
-    pow2_codes_.push_back(s_.scale_is_f32 ? float_bits(v) : ref::encode_exact(s_.scale_format, v));
+    scale_plan_ = t.scale_plan;
+    min_positive_code_ = t.min_positive_code;
   }
 }
 
