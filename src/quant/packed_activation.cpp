@@ -2,6 +2,8 @@
 #include "lowbit/quant/packed_activation.h"
 
 #include <array>
+#include <memory>
+#include <mutex>
 
 #include "lowbit/format/reference.h"
 #include "lowbit/quant/group_layout.h"
@@ -12,14 +14,33 @@
 namespace lowbit {
 namespace {
 
-// The integer level of every code of the element format, if its values are integers times one
-// power of two that fit int8.
-bool element_levels(const Format& f, std::array<int8_t, 256>& levels, float& unit) {
-  if (f.bits() > 8) return false;
+// Every code's value, and its integer level where the format's values are integers times one
+// power of two that fit int8 (int8, int4, e2m1 ...). Built once per format: activations are
+// packed on every forward.
+struct ElementTable {
+  bool integer = false;
+  float unit = 1.0f;
+  std::array<int8_t, 256> levels{};
   std::array<float, 256> values{};
+};
+
+ElementTable build_element_table(const Format& f) {
+  ElementTable t;
   const size_t codes = size_t(1) << f.bits();
-  for (size_t c = 0; c < codes; ++c) values[c] = ref::decode(f, uint32_t(c));
-  return quant::integer_levels(values.data(), codes, -128, 127, levels.data(), unit);
+  for (size_t c = 0; c < codes; ++c) t.values[c] = ref::decode(f, uint32_t(c));
+  t.integer = quant::integer_levels(t.values.data(), codes, -128, 127, t.levels.data(), t.unit);
+  return t;
+}
+
+// Formats of up to 8 bits only (the caller checks).
+const ElementTable& element_table(const Format& f) {
+  static std::mutex mutex;
+  static std::vector<std::pair<Format, std::unique_ptr<const ElementTable>>> cache;
+  const std::lock_guard<std::mutex> lock(mutex);
+  for (const auto& [format, table] : cache)
+    if (format == f) return *table;
+  cache.emplace_back(f, std::make_unique<const ElementTable>(build_element_table(f)));
+  return *cache.back().second;
 }
 
 bool per_row(const Scheme& a) {
@@ -34,26 +55,21 @@ bool along_last_axis_by_16(const Scheme& a) {
 }  // namespace
 
 std::string activation_kernel_gap(const Scheme& a) {
-  const std::string name = scheme_name(a);
-  if (a.asymmetric) return "asymmetric activations (" + name + ") have no kernel";
-  if (a.element.bits() > 8) return "activation elements of more than 8 bits (" + name + ")";
-  std::array<int8_t, 256> levels;
-  float unit = 1;
-  const bool integer = element_levels(a.element, levels, unit);
+  if (a.asymmetric) return "asymmetric activations (" + scheme_name(a) + ") have no kernel";
+  if (a.element.bits() > 8)
+    return "activation elements of more than 8 bits (" + scheme_name(a) + ")";
+  const bool integer = element_table(a.element).integer;
   if (per_row(a) && (integer || a.element.kind == FormatKind::Float)) return "";
   if (integer && along_last_axis_by_16(a)) return "";
-  return "activations " + name +
+  return "activations " + scheme_name(a) +
          ": the kernels take one scale per token or for the tensor (int8:token, e4m3fn:token), "
          "or integer-level elements in groups of a multiple of 16 along the hidden axis (mxfp4, "
          "nvfp4, int4:g32)";
 }
 
 ActivationCoding activation_coding(const Scheme& a) {
-  std::array<int8_t, 256> levels;
-  float unit = 1;
-  const bool integer = element_levels(a.element, levels, unit);
   if (!per_row(a)) return ActivationCoding::IntBlocks;
-  return integer ? ActivationCoding::IntRows : ActivationCoding::FloatRows;
+  return element_table(a.element).integer ? ActivationCoding::IntRows : ActivationCoding::FloatRows;
 }
 
 PackedActivations pack_activations(const QTensor& q) {
@@ -75,18 +91,14 @@ PackedActivations pack_activations(const QTensor& q) {
     return (i / layout.row_len) * layout.groups_per_row + (i % layout.row_len) / layout.group_len;
   };
 
-  std::array<int8_t, 256> levels{};
-  float unit = 1;
+  const ElementTable& table = element_table(s.element);
+  const float unit = table.unit;
   if (p.coding == ActivationCoding::FloatRows) {
-    std::array<float, 256> values{};
-    for (size_t c = 0; c < (size_t(1) << s.element.bits()); ++c)
-      values[c] = ref::decode(s.element, uint32_t(c));
     p.values.resize(n);
-    for (size_t i = 0; i < n; ++i) p.values[i] = values[codes[i]];
+    for (size_t i = 0; i < n; ++i) p.values[i] = table.values[codes[i]];
   } else {
-    element_levels(s.element, levels, unit);
     p.levels.resize(n);
-    for (size_t i = 0; i < n; ++i) p.levels[i] = levels[codes[i]];
+    for (size_t i = 0; i < n; ++i) p.levels[i] = table.levels[codes[i]];
   }
   if (p.coding == ActivationCoding::IntBlocks) {
     const size_t blocks = p.blocks_per_row();

@@ -102,6 +102,22 @@ kernels::ByteDecode byte_decode(const Scheme& s, kernels::MinifloatDecode& mf) {
   return kernels::ByteDecode::Minifloat;
 }
 
+// The bf16 magnitude table of a Lut8 sign-magnitude format, when every value is a bfloat16
+// (3 or fewer mantissa bits... up to 7) and the sign bit negates.
+void bf16_magnitudes(PackedMatrix& m) {
+  for (size_t c = 0; c < 128; ++c) {
+    const float v = m.lut[c], negative = m.lut[c | 128];
+    uint32_t bits, neg_bits;
+    std::memcpy(&bits, &v, 4);
+    std::memcpy(&neg_bits, &negative, 4);
+    const bool exact = (bits & 0xFFFFu) == 0 || std::isnan(v);
+    if (!exact || (std::isnan(v) ? !std::isnan(negative) : neg_bits != (bits ^ 0x80000000u)))
+      return;
+    m.bf16_magnitudes[c] = std::isnan(v) ? uint16_t(0x7FC0) : uint16_t(bits >> 16);
+  }
+  m.has_bf16_magnitudes = true;
+}
+
 }  // namespace
 
 std::string packed_kernel_gap(const Scheme& s, size_t rows, size_t cols) {
@@ -142,6 +158,8 @@ kernels::PackedMatrix pack_weight(const QTensor& q) {
   }
 
   if (m.coding != WeightCoding::Lut4) m.byte_decode = byte_decode(s, m.minifloat);
+  if (m.coding == WeightCoding::Lut8 && m.byte_decode == kernels::ByteDecode::Minifloat)
+    bf16_magnitudes(m);
   // The W4A8 kernels' integer table (int4, e2m1, int3 ...; not nf4); levels up to 63 keep the
   // shifted table of the unsigned-by-signed byte multiply within a byte.
   if (m.coding == WeightCoding::Lut4 && !s.asymmetric)

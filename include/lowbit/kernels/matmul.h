@@ -98,7 +98,12 @@ struct PackedMatrix {
   bool has_int_lut = false;
   std::array<int8_t, 16> lut_int{};
   float int_unit = 1.0f;
-  MinifloatDecode minifloat;           // ByteDecode::Minifloat
+  MinifloatDecode minifloat;  // ByteDecode::Minifloat
+  // Lut8 sign-magnitude formats whose every value is a bfloat16 (fp8 e4m3 / e5m2 / e3m4): the
+  // bf16 bits of lut[m] for each magnitude m < 128 (lut[m | 128] = -lut[m]). AVX-512 decodes 32
+  // codes with two 64-entry word permutes instead of the field arithmetic.
+  bool has_bf16_magnitudes = false;
+  std::array<uint16_t, 128> bf16_magnitudes{};
   std::vector<float> scales;           // f32 scales, rows * groups_per_row ...
   std::vector<uint8_t> scale_codes;    // ... or 8-bit scale codes decoded by scale_lut
   std::array<float, 256> scale_lut{};  //

@@ -286,6 +286,38 @@ HWY_INLINE void ByteRow(const PackedMatrix& m, size_t r, const Use& use) {
     }
     return;
   }
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  if (m.has_bf16_magnitudes && m.offsets.empty() && m.group % 32 == 0) {
+    // 32 codes at a time: the magnitude's bf16 from two 64-entry tables (vpermt2w), the sign
+    // bit moved over, widened to float32 by a shift (groups of 16 take the field decode).
+    const __m512i* t = reinterpret_cast<const __m512i*>(m.bf16_magnitudes.data());
+    const __m512i t0 = _mm512_loadu_si512(t), t1 = _mm512_loadu_si512(t + 1);
+    const __m512i t2 = _mm512_loadu_si512(t + 2), t3 = _mm512_loadu_si512(t + 3);
+    const float* scales = RowScales(m, r);
+    for (size_t g = 0; g < m.groups_per_row; ++g) {
+      const VF scale = hn::Set(d, scales[g]);
+      const size_t end = std::min(m.padded_cols, (g + 1) * m.group);
+      for (size_t e = g * m.group; e < end; e += 32) {
+        PrefetchAhead(codes + e);
+        const __m512i c =
+            _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + e)));
+        const __m512i mag = _mm512_and_si512(c, _mm512_set1_epi16(0x7F));
+        const __m512i low = _mm512_permutex2var_epi16(t0, mag, t1);   // magnitudes 0..63
+        const __m512i high = _mm512_permutex2var_epi16(t2, mag, t3);  // 64..127
+        __m512i bf =
+            _mm512_mask_blend_epi16(_mm512_test_epi16_mask(c, _mm512_set1_epi16(0x40)), low, high);
+        bf = _mm512_or_si512(bf, _mm512_slli_epi16(_mm512_srli_epi16(c, 7), 15));
+        const VF lo{_mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(bf)), 16))};
+        const VF hi{_mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(bf, 1)), 16))};
+        use(hn::Mul(lo, scale), e, 0);
+        use(hn::Mul(hi, scale), e + 16, 1);
+      }
+    }
+    return;
+  }
+#endif
   WithByteDecode(m, [&](auto decode) HWY_ATTR {
     const float* scales = RowScales(m, r);
     const float* offsets = m.offsets.empty() ? nullptr : m.offsets.data() + r * m.groups_per_row;
