@@ -232,6 +232,31 @@ TEST(PackedMatmul, Int8ActivationSumsAreExact) {
       pack_weight(quantize(parse_scheme("e4m3fn:channel"), w.data(), {8, 64}))));
 }
 
+// y (every scale 1) must be the exact integer sum of lut_int[code] * x; ys (the scales, the
+// activation's as x_scale(j, c) gives it) within gamma_depth * sum |w x| of the exact product.
+template <class XScale>
+void check_integer_sums(const PackedMatrix& m, const int8_t* x, size_t n,
+                        const std::vector<float>& y, const std::vector<float>& ys,
+                        const XScale& x_scale, size_t depth, const std::string& what) {
+  const size_t rows = m.rows, cols = m.cols;
+  for (size_t j = 0; j < n; ++j)
+    for (size_t r = 0; r < rows; ++r) {
+      int64_t exact = 0;
+      double scaled = 0, sum_abs = 0;
+      for (size_t c = 0; c < cols; ++c) {
+        exact += int64_t(m.lut_int[kernels::packed_code(m, r, c)]) * x[j * cols + c];
+        const double t = double(kernels::packed_weight(m, r, c)) * x[j * cols + c] * x_scale(j, c);
+        scaled += t;
+        sum_abs += std::fabs(t);
+      }
+      ASSERT_EQ(y[j * rows + r], float(exact))
+          << what << " " << rows << "x" << cols << " row " << r << " input " << j;
+      ASSERT_LE(std::fabs(ys[j * rows + r] - scaled),
+                double(depth) * std::ldexp(1.0, -24) * sum_abs * 1.001)
+          << what << " scaled, row " << r << " input " << j;
+    }
+}
+
 // W4A8: with every scale 1 the result is the exact integer sum (below 2^24, so float32 holds it);
 // with the scheme's scales it lies within the summation bound of the exact product.
 TEST(PackedMatmul, W4A8SumsAreExactIntegers) {
@@ -256,25 +281,10 @@ TEST(PackedMatmul, W4A8SumsAreExactIntegers) {
             std::vector<float> y(n * rows), ys(n * rows);
             kernels::matmul_w4a8(unit, x.data(), ones.data(), n, y.data(), b);
             kernels::matmul_w4a8(m, x.data(), ones.data(), n, ys.data(), b);
-            for (size_t j = 0; j < n; ++j)
-              for (size_t r = 0; r < rows; ++r) {
-                int64_t exact = 0;
-                double scaled = 0, sum_abs = 0;
-                for (size_t c = 0; c < cols; ++c) {
-                  const int v = m.lut_int[kernels::packed_code(m, r, c)];
-                  exact += int64_t(v) * x[j * cols + c];
-                  const double t = double(kernels::packed_weight(m, r, c)) * x[j * cols + c];
-                  scaled += t;
-                  sum_abs += std::fabs(t);
-                }
-                ASSERT_EQ(y[j * rows + r], float(exact))
-                    << name << " " << rows << "x" << cols << " n=" << n << " row " << r << " on "
-                    << b.name;
-                const double k = double(cols / 4 + 8);  // 4-element integer runs, then float
-                ASSERT_LE(std::fabs(ys[j * rows + r] - scaled),
-                          k * std::ldexp(1.0, -24) * sum_abs * 1.001)
-                    << name << " scaled, row " << r << " on " << b.name;
-              }
+            // 4-element integer runs, then float32 sums scaled per run.
+            check_integer_sums(
+                m, x.data(), n, y, ys, [](size_t, size_t) { return 1.0; }, cols / 4 + 8,
+                std::string(name) + " n=" + std::to_string(n) + " on " + b.name);
           }
       }
     }
@@ -317,26 +327,11 @@ TEST(PackedMatmul, W4A4BlockSumsAreExactIntegers) {
             std::vector<float> y(n * rows), ys(n * rows);
             kernels::matmul_w4a4(unit, x.data(), ones.data(), n, y.data(), b);
             kernels::matmul_w4a4(m, x.data(), scales.data(), n, ys.data(), b);
-            for (size_t j = 0; j < n; ++j)
-              for (size_t r = 0; r < rows; ++r) {
-                int64_t exact = 0;
-                double scaled = 0, sum_abs = 0;
-                for (size_t c = 0; c < cols; ++c) {
-                  const int v = m.lut_int[kernels::packed_code(m, r, c)];
-                  exact += int64_t(v) * x[j * cols + c];
-                  const double t = double(kernels::packed_weight(m, r, c)) * x[j * cols + c] *
-                                   scales[j * blocks + c / 16];
-                  scaled += t;
-                  sum_abs += std::fabs(t);
-                }
-                ASSERT_EQ(y[j * rows + r], float(exact))
-                    << name << " " << rows << "x" << cols << " n=" << n << " row " << r << " on "
-                    << b.name;
-                const double k = double(cols / 4 + 9);
-                ASSERT_LE(std::fabs(ys[j * rows + r] - scaled),
-                          k * std::ldexp(1.0, -24) * sum_abs * 1.001)
-                    << name << " scaled, row " << r << " on " << b.name;
-              }
+            // One rounding more than W4A8: the two block scales multiplied first.
+            check_integer_sums(
+                m, x.data(), n, y, ys,
+                [&](size_t j, size_t c) { return double(scales[j * blocks + c / 16]); },
+                cols / 4 + 9, std::string(name) + " n=" + std::to_string(n) + " on " + b.name);
           }
       }
     }
