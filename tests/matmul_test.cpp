@@ -201,7 +201,7 @@ TEST(PackedMatmul, Int8ActivationSumsAreExact) {
     const PackedMatrix m =
         pack_weight(quantize(parse_scheme("int8:channel"), w.data(), {rows, cols}));
     ASSERT_TRUE(kernels::takes_int8_activations(m));
-    for (size_t n : {1, 3, 8, 13}) {
+    for (size_t n : {1, 3, 8, 13, 40}) {  // more than 8: the prefill kernel (gemm_i8)
       std::vector<int8_t> x(n * cols);
       for (int8_t& v : x) v = int8_t(code(rng));
       x[0] = -128;  // the extreme codes too
@@ -228,6 +228,9 @@ TEST(PackedMatmul, Int8ActivationSumsAreExact) {
   const std::vector<float> w = random_weights(8 * 64, 2);
   EXPECT_FALSE(kernels::takes_int8_activations(
       pack_weight(quantize(parse_scheme("int8:g32"), w.data(), {8, 64}))));
+  bool gemm = false;  // the VNNI target's prefill kernel, where this CPU runs it
+  for (const MatmulBackend& b : kernels::matmul_backends()) gemm = gemm || b.gemm_i8 != nullptr;
+  std::printf("W8A8 prefill kernel (gemm_i8) on this CPU: %s\n", gemm ? "yes" : "no");
   EXPECT_FALSE(kernels::takes_int8_activations(
       pack_weight(quantize(parse_scheme("e4m3fn:channel"), w.data(), {8, 64}))));
 }

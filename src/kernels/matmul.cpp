@@ -123,16 +123,43 @@ void matmul_w8a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_sc
   if (!takes_int8_activations(m))
     throw Error("W8A8: the packed weight (" + m.scheme +
                 ") is not int8 with one scale per output row");
-  const int16_t* x = padded_rows<int16_t>(m, x_codes, n);
   thread_local std::vector<int32_t> acc;
   acc.resize(n * m.rows);
   int32_t* out = acc.data();
-  for_row_tiles(m, n, [&](size_t r0, size_t r1, size_t j0, size_t rows) {
-    backend.gemv_i8(m, r0, r1, x + j0 * m.padded_cols, rows, out + j0 * m.rows, m.rows);
-  });
-  for (size_t j = 0; j < n; ++j)
-    for (size_t r = 0; r < m.rows; ++r)
-      y[j * m.rows + r] = float(acc[j * m.rows + r]) * x_scale[j] * m.scale(r, 0);
+  if (n > kMaxGemvRows && backend.gemm_i8) {
+    // Biased codes once per call; tiles of kGemmRows weight rows split between the threads, all
+    // input rows inside each (the tile's weights stay in L1 while every input passes).
+    thread_local std::vector<uint8_t> biased;
+    biased.assign(n * m.padded_cols, 128);
+    uint8_t* xb = biased.data();
+#pragma omp parallel for schedule(static) if (omp_get_max_threads() > 1)
+    for (size_t j = 0; j < n; ++j) {
+      const int8_t* from = x_codes + j * m.cols;
+      uint8_t* to = xb + j * m.padded_cols;
+      for (size_t c = 0; c < m.cols; ++c) to[c] = uint8_t(from[c]) ^ 0x80u;  // code + 128
+    }
+    constexpr size_t kGemmRows = 32;
+    const size_t tiles = (m.rows + kGemmRows - 1) / kGemmRows;
+#pragma omp parallel for schedule(dynamic, 1) if (omp_get_max_threads() > 1)
+    for (size_t t = 0; t < tiles; ++t)
+      backend.gemm_i8(m, t * kGemmRows, std::min(m.rows, (t + 1) * kGemmRows), xb, n, out, m.rows);
+  } else {
+    const int16_t* x = padded_rows<int16_t>(m, x_codes, n);
+    for_row_tiles(m, n, [&](size_t r0, size_t r1, size_t j0, size_t rows) {
+      backend.gemv_i8(m, r0, r1, x + j0 * m.padded_cols, rows, out + j0 * m.rows, m.rows);
+    });
+  }
+  thread_local std::vector<float> row_scales;
+  row_scales.resize(m.rows);
+  for (size_t r = 0; r < m.rows; ++r) row_scales[r] = m.scale(r, 0);
+  const float* ws = row_scales.data();
+#pragma omp parallel for schedule(static) if (n > kMaxGemvRows && omp_get_max_threads() > 1)
+  for (size_t j = 0; j < n; ++j) {
+    const int32_t* sums = out + j * m.rows;
+    float* row = y + j * m.rows;
+    const float xs = x_scale[j];
+    for (size_t r = 0; r < m.rows; ++r) row[r] = float(sums[r]) * xs * ws[r];
+  }
 }
 
 bool takes_w4a8(const PackedMatrix& m) {

@@ -102,6 +102,19 @@ void reference_gemv_w4a8(const PackedMatrix& m, size_t r0, size_t r1, const int8
     }
 }
 
+void reference_gemm_i8(const PackedMatrix& m, size_t r0, size_t r1, const uint8_t* x_biased,
+                       size_t n, int32_t* acc, size_t ldacc) {
+  for (size_t r = r0; r < r1; ++r) {
+    const int8_t* w = reinterpret_cast<const int8_t*>(m.codes.data() + r * m.row_bytes);
+    for (size_t j = 0; j < n; ++j) {
+      int64_t sum = 0;
+      for (size_t c = 0; c < m.cols; ++c)
+        sum += int64_t(w[c]) * (int64_t(x_biased[j * m.padded_cols + c]) - 128);
+      acc[j * ldacc + r] = int32_t(sum);
+    }
+  }
+}
+
 uint64_t reference_read_bytes(const uint8_t* p, size_t n) {
   uint64_t sum = 0;
   for (size_t i = 0; i + 8 <= n; i += 8) {
@@ -121,6 +134,7 @@ MatmulBackend reference_matmul_backend() {
           &reference_decode_rows,
           &reference_gemv,
           &reference_gemv_i8,
+          &reference_gemm_i8,
           &reference_gemv_w4a8,
           &reference_read_bytes};
 }

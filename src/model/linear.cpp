@@ -55,12 +55,17 @@ void Linear::forward(const float* x, int n, float* y) const {
     x = rotated_input.data();
   }
   // Quantized activations on the kernels that take them (W8A8, W4A8, W4A4, FP8) for decode
-  // batches. Prefill (more rows) runs the decoded-tile sgemm on the fake-quantized activations:
-  // the same products, faster than the matrix-vector kernels until a tiled integer GEMM exists,
-  // and summed as emulation sums them (a different order would move activations near a rounding
-  // midpoint of the next layer's quantizer across it: FP8 activations through the kernels moved
-  // SmolLM2's perplexity by 0.06-0.3 %, the same products through the tiles by nothing).
-  if (packed_ && input_scheme_ && size_t(n) <= kernels::kMaxGemvRows) {
+  // batches, and W8A8 int8 prefill where the CPU has VNNI (kernels::MatmulBackend::gemm_i8: exact
+  // integer sums). Other prefill (more rows) runs the decoded-tile sgemm on the fake-quantized
+  // activations: the same products, summed as emulation sums them. Summing in another order moves
+  // activations that sit near a rounding midpoint of a later quantizer across it, which changes a
+  // quantized-activation model's output far more than the order itself (docs/kernels.md measures
+  // it: FP8 activations 0.06-0.3 % of SmolLM2's perplexity, W8A8 int8 0.4 %).
+  const bool integer_prefill = packed_ && input_scheme_ &&
+                               kernels::takes_int8_activations(*packed_) &&
+                               kernels::default_matmul_backend().gemm_i8 &&
+                               activation_coding(*input_scheme_) == ActivationCoding::IntRows;
+  if (packed_ && input_scheme_ && (size_t(n) <= kernels::kMaxGemvRows || integer_prefill)) {
     forward_quantized_activations(x, n, y);
     return;
   }

@@ -98,7 +98,8 @@ PackedActivations pack_activations(const QTensor& q) {
     for (size_t i = 0; i < n; ++i) p.values[i] = table.values[codes[i]];
   } else {
     p.levels.resize(n);
-    for (size_t i = 0; i < n; ++i) p.levels[i] = table.levels[codes[i]];
+    const int8_t* levels = table.levels.data();
+    for (size_t i = 0; i < n; ++i) p.levels[i] = levels[codes[i]];
   }
   if (p.coding == ActivationCoding::IntBlocks) {
     const size_t blocks = p.blocks_per_row();

@@ -147,6 +147,12 @@ struct MatmulBackend {
   // of int8 activation codes widened to int16, zero beyond cols; n is 1 .. kMaxGemvRows.
   void (*gemv_i8)(const PackedMatrix& m, size_t r0, size_t r1, const int16_t* x, size_t n,
                   int32_t* acc, size_t ldacc);
+  // W8A8 for many input rows (prefill), where a target has a matrix-matrix kernel (else null):
+  // the same exact sums as gemv_i8 for any n, x given as n rows of padded_cols activation codes
+  // plus 128 (unsigned bytes, what unsigned-by-signed dot products take; zero codes beyond cols).
+  // Exact for cols up to 65536.
+  void (*gemm_i8)(const PackedMatrix& m, size_t r0, size_t r1, const uint8_t* x_biased, size_t n,
+                  int32_t* acc, size_t ldacc);
   // W4A8 / W4A4: y[j * ldy + r] = sum_h (scale(r, g(h)) * int_unit * xs(j, h)) * sum_{c in h}
   // lut_int[code] * x[j, c] over the 16-element runs h of the row, for a symmetric Lut4 matrix
   // with has_int_lut; x holds n rows of padded_cols int8 activation levels (zero beyond cols),
@@ -180,7 +186,8 @@ bool takes_int8_activations(const PackedMatrix& m);
 
 // W8A8 int8: y[n, rows] = (x_scale[j] * scale(r)) * sum_c x_codes[j, c] * code(r, c), the sums
 // exact in int32 (what the tests hold them to), the two scales applied in float32 after them.
-// x_codes: n rows of cols int8 activation codes; x_scale: one per row.
+// x_codes: n rows of cols int8 activation codes; x_scale: one per row. More than kMaxGemvRows
+// rows run the backend's gemm_i8 where it has one.
 void matmul_w8a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_scale, size_t n,
                  float* y, const MatmulBackend& backend = default_matmul_backend());
 

@@ -441,6 +441,65 @@ void GemvI8(const PackedMatrix& m, size_t r0, size_t r1, const int16_t* x, size_
       n, [&](auto rows) HWY_ATTR { GemvI8N<decltype(rows)::value>(m, r0, r1, x, acc, ldacc); });
 }
 
+#if HWY_TARGET == HWY_AVX3_DL
+// W8A8 prefill: a tile of up to 16 weight rows repacked as panels of 4 columns (64 bytes: row i's
+// 4 bytes at 4i), so one vpdpbusd multiplies 4 consecutive biased activation bytes (broadcast to
+// every lane) with 16 rows at once: 64 exact products into 16 int32 sums. J input rows share each
+// panel load; the bias (128 per activation) is taken back with the rows' weight sums.
+template <size_t J>
+HWY_INLINE void GemmI8Rows(const int8_t* panel, size_t quads, const uint8_t* x, size_t pc,
+                           const int32_t* bias, size_t rows, int32_t* acc, size_t ldacc) {
+  __m512i a[J];
+  for (size_t j = 0; j < J; ++j) a[j] = _mm512_setzero_si512();
+  for (size_t q = 0; q < quads; ++q) {
+    const __m512i w = _mm512_load_si512(panel + 64 * q);
+    for (size_t j = 0; j < J; ++j) {
+      int32_t four;
+      std::memcpy(&four, x + j * pc + 4 * q, 4);
+      a[j] = _mm512_dpbusd_epi32(a[j], _mm512_set1_epi32(four), w);
+    }
+  }
+  const __m512i b = _mm512_loadu_si512(bias);
+  const __mmask16 keep = __mmask16((1u << rows) - 1);
+  for (size_t j = 0; j < J; ++j)
+    _mm512_mask_storeu_epi32(acc + j * ldacc, keep, _mm512_sub_epi32(a[j], b));
+}
+
+void GemmI8(const PackedMatrix& m, size_t r0, size_t r1, const uint8_t* x_biased, size_t n,
+            int32_t* acc, size_t ldacc) {
+  const size_t pc = m.padded_cols, quads = pc / 4;
+  thread_local std::vector<int8_t> panel_bytes;
+  panel_bytes.resize(quads * 64 + 64);
+  int8_t* const panel = reinterpret_cast<int8_t*>(  // 64-byte aligned: the loads are aligned
+      (reinterpret_cast<uintptr_t>(panel_bytes.data()) + 63) / 64 * 64);
+  alignas(64) int32_t bias[16];
+  for (size_t rb = r0; rb < r1; rb += 16) {
+    const size_t rows = std::min<size_t>(16, r1 - rb);
+    std::fill_n(panel, quads * 64, int8_t(0));
+    for (size_t i = 0; i < 16; ++i) {
+      bias[i] = 0;
+      if (i >= rows) continue;
+      const int8_t* w = reinterpret_cast<const int8_t*>(m.codes.data() + (rb + i) * m.row_bytes);
+      int32_t sum = 0;
+      for (size_t c = 0; c < pc; ++c) sum += w[c];
+      bias[i] = 128 * sum;
+      for (size_t q = 0; q < quads; ++q) std::memcpy(panel + 64 * q + 4 * i, w + 4 * q, 4);
+    }
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+      GemmI8Rows<8>(panel, quads, x_biased + j * pc, pc, bias, rows, acc + j * ldacc + rb, ldacc);
+    for (; j + 4 <= n; j += 4)
+      GemmI8Rows<4>(panel, quads, x_biased + j * pc, pc, bias, rows, acc + j * ldacc + rb, ldacc);
+    for (; j < n; ++j)
+      GemmI8Rows<1>(panel, quads, x_biased + j * pc, pc, bias, rows, acc + j * ldacc + rb, ldacc);
+  }
+}
+constexpr auto kGemmI8 = &GemmI8;
+#else
+constexpr void (*kGemmI8)(const PackedMatrix&, size_t, size_t, const uint8_t*, size_t, int32_t*,
+                          size_t) = nullptr;  // prefill through decoded tiles instead
+#endif
+
 // ---- W4A8 / W4A4: 4-bit weights with an integer table times int8 activation levels ------------
 //
 // The table values v = lut_int[code] are shifted to u = v + o >= 0 (o = -min v) so that the
@@ -669,7 +728,7 @@ uint64_t ReadBytes(const uint8_t* p, size_t n) {
 
 const bool kRegistered =
     (register_matmul_backend({std::string("hwy:") + hwy::TargetName(HWY_TARGET), HWY_TARGET,
-                              HWY_LANES(float), &DecodeRows, &Gemv, &GemvI8, &GemvW4A8,
+                              HWY_LANES(float), &DecodeRows, &Gemv, &GemvI8, kGemmI8, &GemvW4A8,
                               &ReadBytes}),
      true);
 
