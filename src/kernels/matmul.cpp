@@ -130,13 +130,14 @@ void matmul_w8a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_sc
     // Biased codes once per call; tiles of kGemmRows weight rows split between the threads, all
     // input rows inside each (the tile's weights stay in L1 while every input passes).
     thread_local std::vector<uint8_t> biased;
-    biased.assign(n * m.padded_cols, 128);
+    biased.resize(n * m.padded_cols);
     uint8_t* xb = biased.data();
 #pragma omp parallel for schedule(static) if (omp_get_max_threads() > 1)
     for (size_t j = 0; j < n; ++j) {
       const int8_t* from = x_codes + j * m.cols;
       uint8_t* to = xb + j * m.padded_cols;
       for (size_t c = 0; c < m.cols; ++c) to[c] = uint8_t(from[c]) ^ 0x80u;  // code + 128
+      std::fill(to + m.cols, to + m.padded_cols, uint8_t(128));              // code 0
     }
     constexpr size_t kGemmRows = 32;
     const size_t tiles = (m.rows + kGemmRows - 1) / kGemmRows;

@@ -81,8 +81,14 @@ PackedActivations pack_activations(const QTensor& q) {
   p.rows = q.shape[0];
   p.cols = q.shape[1];
   const size_t n = p.rows * p.cols;
-  std::vector<uint8_t> codes(n);
-  unpack_codes(q.codes.data(), n, s.element.bits(), codes.data());
+  // 8-bit codes are stored one per byte: read them in place.
+  std::vector<uint8_t> unpacked;
+  const uint8_t* codes = q.codes.data();
+  if (s.element.bits() != 8) {
+    unpacked.resize(n);
+    unpack_codes(q.codes.data(), n, s.element.bits(), unpacked.data());
+    codes = unpacked.data();
+  }
 
   // The group of element (j, c), in QTensor's group order (contiguous layouts only here).
   const quant::GroupLayout layout = quant::make_group_layout(s, q.shape);
