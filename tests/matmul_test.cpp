@@ -50,11 +50,16 @@ double gamma_bound(const PackedMatrix& m, size_t r, const float* x, size_t depth
 }
 
 // The kernels' tree: two partial sums per lane, each a chain over padded / (2 lanes) columns,
-// then the reduction, plus the final rounding of the float64 reference.
+// then the reduction, plus the final rounding of the float64 reference; byte codes with one scale
+// per row take the scale after the sum (w = fl(code * scale) differs from code * scale by one
+// rounding, and the final multiply is another): two more.
 double summation_bound(const PackedMatrix& m, const MatmulBackend& b, size_t r, const float* x) {
   const size_t lanes = 2 * b.lanes;
+  const bool scale_after =
+      m.coding == kernels::WeightCoding::Lut8 && m.groups_per_row == 1 && m.offsets.empty();
   return gamma_bound(m, r, x,
-                     (m.padded_cols + lanes - 1) / lanes + size_t(std::ceil(std::log2(lanes))) + 2);
+                     (m.padded_cols + lanes - 1) / lanes + size_t(std::ceil(std::log2(lanes))) +
+                         (scale_after ? 4 : 2));
 }
 
 // The same bound for any summation order (OpenBLAS's tiles): depth = cols + 1.

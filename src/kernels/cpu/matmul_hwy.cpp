@@ -261,9 +261,11 @@ HWY_INLINE VF HalfValues(const uint16_t* p) {
 #endif
 }
 
-// Walks one row of Lut8, BF16 or F16 codes a vector at a time.
-template <class Use>
+// Walks one row of Lut8, BF16 or F16 codes a vector at a time. kUnscaled: the codes' values
+// without the group scale (for a caller that applies a row's one scale to its sums).
+template <bool kUnscaled = false, class Use>
 HWY_INLINE void ByteRow(const PackedMatrix& m, size_t r, const Use& use) {
+  const auto scaled = [](VF w, VF scale) HWY_ATTR { return kUnscaled ? w : hn::Mul(w, scale); };
   const DF d;
   const DU du;
   const size_t lanes = hn::Lanes(d);
@@ -311,8 +313,8 @@ HWY_INLINE void ByteRow(const PackedMatrix& m, size_t r, const Use& use) {
             _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(bf)), 16))};
         const VF hi{_mm512_castsi512_ps(
             _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(bf, 1)), 16))};
-        use(hn::Mul(lo, scale), e, 0);
-        use(hn::Mul(hi, scale), e + 16, 1);
+        use(scaled(lo, scale), e, 0);
+        use(scaled(hi, scale), e + 16, 1);
       }
     }
     return;
@@ -328,7 +330,7 @@ HWY_INLINE void ByteRow(const PackedMatrix& m, size_t r, const Use& use) {
         PrefetchAhead(codes + e);
         VF w = ByteValues<decltype(decode)::value>(m, codes + e);
         if (offsets) w = hn::Sub(w, hn::Set(d, offsets[g]));
-        use(hn::Mul(w, scale), e, (e / lanes) & 1);
+        use(scaled(w, scale), e, (e / lanes) & 1);
       }
     }
   });
@@ -356,15 +358,27 @@ template <size_t N>
 void GemvN(const PackedMatrix& m, size_t r0, size_t r1, const float* x, float* y, size_t ldy) {
   const DF d;
   const size_t pc = m.padded_cols;
+  // Byte codes with one scale per row (int8 / fp8 per channel): the codes' products summed, the
+  // row's scale applied once to each sum instead of to every weight (two roundings more in the
+  // summation bound, one multiply less per vector).
+  const bool scale_after =
+      m.coding == WeightCoding::Lut8 && m.groups_per_row == 1 && m.offsets.empty();
   for (size_t r = r0; r < r1; ++r) {
     VF acc[2][N];
     for (size_t j = 0; j < N; ++j) acc[0][j] = acc[1][j] = hn::Zero(d);
-    ForEachWeight(m, r, [&](VF w, size_t e, int half) HWY_ATTR {
+    const auto fma = [&](VF w, size_t e, int half) HWY_ATTR {
       for (size_t j = 0; j < N; ++j)
         acc[half][j] = hn::MulAdd(w, hn::LoadU(d, x + j * pc + e), acc[half][j]);
-    });
-    for (size_t j = 0; j < N; ++j)
-      y[j * ldy + r] = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc[0][j], acc[1][j])));
+    };
+    if (scale_after)
+      ByteRow<true>(m, r, fma);
+    else
+      ForEachWeight(m, r, fma);
+    const float scale = scale_after ? RowScales(m, r)[0] : 1.0f;
+    for (size_t j = 0; j < N; ++j) {
+      const float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc[0][j], acc[1][j])));
+      y[j * ldy + r] = scale_after ? sum * scale : sum;
+    }
   }
 }
 
