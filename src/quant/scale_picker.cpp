@@ -29,11 +29,10 @@ constexpr float kF32MinNormal = 0x1p-126f;
 
 }  // namespace
 
-namespace {
-
-// What a ScalePicker needs of its scale format, built once per format: activations are quantized
-// on every forward, and building these (a few hundred reference encodes and decodes) cost more
-// than quantizing a decode step's activations.
+// What a ScalePicker needs of its scale format, built once per format and shared by every picker:
+// a picker is made per quantize() call (activations: every forward) and per
+// QTensor::group_scale(), and building these (a few hundred reference encodes and decodes) cost
+// more than quantizing a decode step's activations.
 struct ScaleTables {
   int pow2_min = 0, pow2_max = 0;     // exponents a power-of-two scale may take
   std::vector<float> decode_table;    // scale code -> value, for scale formats up to 12 bits
@@ -41,6 +40,8 @@ struct ScaleTables {
   kernels::ConvertPlan scale_plan{};  // RNE, saturating: raw scales -> scale-format codes
   uint32_t min_positive_code = 0;
 };
+
+namespace {
 
 ScaleTables build_scale_tables(bool scale_is_f32, const Format& f) {
   ScaleTables t;
@@ -88,31 +89,22 @@ ScalePicker::ScalePicker(const Scheme& s, float global_scale)
     : s_(s),
       global_(global_scale),
       element_max_(float(lowbit::element_max(s))),
-      element_emax_(s.asymmetric ? 0 : element_emax(s.element)) {
-  const ScaleTables& t = scale_tables(s_);
-  pow2_min_ = t.pow2_min;
-  pow2_max_ = t.pow2_max;
-  decode_table_ = t.decode_table;
-  pow2_codes_ = t.pow2_codes;
-  if (!s_.scale_is_f32) {
-    scale_plan_ = t.scale_plan;
-    min_positive_code_ = t.min_positive_code;
-  }
-}
+      element_emax_(s.asymmetric ? 0 : element_emax(s.element)),
+      tables_(&scale_tables(s_)) {}
 
 float ScalePicker::effective_of(uint32_t stored) const {
   float base;
   if (s_.scale_is_f32)
     base = bits_float(stored);
-  else if (!decode_table_.empty())
-    base = decode_table_[stored & (decode_table_.size() - 1)];
+  else if (!tables_->decode_table.empty())
+    base = tables_->decode_table[stored & (tables_->decode_table.size() - 1)];
   else
     base = ref::decode(s_.scale_format, stored);
   return s_.global_scale ? base * global_ : base;
 }
 
 uint32_t ScalePicker::pow2_exponent_code(int e) const {
-  return pow2_codes_[size_t(e - pow2_min_)];
+  return tables_->pow2_codes[size_t(e - tables_->pow2_min)];
 }
 
 GroupScale ScalePicker::finish(uint32_t stored) const {
@@ -129,12 +121,12 @@ uint32_t ScalePicker::store_not_finite() const {
 }
 
 uint32_t ScalePicker::store_pow2(int e) const {
-  if (e > pow2_max_) {
+  if (e > tables_->pow2_max) {
     // E8M0 follows the OCP reference: an exponent past 127 is NaN. Other formats saturate.
     if (!s_.scale_is_f32 && s_.scale_format == formats::e8m0fnu) return store_not_finite();
-    e = pow2_max_;
+    e = tables_->pow2_max;
   }
-  return pow2_exponent_code(std::max(e, pow2_min_));
+  return pow2_exponent_code(std::max(e, tables_->pow2_min));
 }
 
 uint32_t ScalePicker::store_rounded(float scale) const {
@@ -142,13 +134,14 @@ uint32_t ScalePicker::store_rounded(float scale) const {
     // Nearest power of two, ties up (how a cast to E8M0 rounds).
     int e = std::ilogb(scale);
     if (std::ldexp(scale, -e) >= 1.5f) ++e;
-    return store_pow2(scale > 0 ? e : pow2_min_);
+    return store_pow2(scale > 0 ? e : tables_->pow2_min);
   }
   if (s_.scale_is_f32) return float_bits(scale > 0 ? scale : kF32MinNormal);
   const RoundOptions rne{RoundMode::NearestEven, Overflow::Saturate, 0};
   const uint32_t code = ref::round_to_code(s_.scale_format, scale, rne);
-  return ref::decode(s_.scale_format, code) > 0 ? code
-                                                : min_positive_code_;  // underflow: the smallest
+  return ref::decode(s_.scale_format, code) > 0
+             ? code
+             : tables_->min_positive_code;  // underflow: the smallest
 }
 
 GroupScale ScalePicker::from_amax(float amax) const {
@@ -243,7 +236,8 @@ void ScalePicker::pick_batch(const float* x, size_t n, size_t group_len,
   // Round every remaining scale into the scale format at once.
   if (!s_.scale_is_f32 && !s_.pow2) {
     codes_.resize(groups);
-    backend.encode(scale_plan_, raw_.data(), kernels::SourceType::F32, groups, 0, codes_.data(), 4);
+    backend.encode(tables_->scale_plan, raw_.data(), kernels::SourceType::F32, groups, 0,
+                   codes_.data(), 4);
   }
   for (size_t g = 0; g < groups; ++g) {
     if (flags_[g]) {
@@ -255,9 +249,9 @@ void ScalePicker::pick_batch(const float* x, size_t n, size_t group_len,
     if (s_.pow2 || s_.scale_is_f32) {
       stored = store_rounded(raw_[g]);
     } else {
-      const float value = decode_table_.empty() ? ref::decode(s_.scale_format, codes_[g])
-                                                : decode_table_[codes_[g]];
-      stored = value > 0 ? codes_[g] : min_positive_code_;
+      const float value = tables_->decode_table.empty() ? ref::decode(s_.scale_format, codes_[g])
+                                                        : tables_->decode_table[codes_[g]];
+      stored = value > 0 ? codes_[g] : tables_->min_positive_code;
     }
     out[g] = finish(stored);
     if (s_.asymmetric) zero_point_for(lows[g], out[g]);
@@ -285,20 +279,21 @@ bool ScalePicker::batch_fast_paths(size_t groups, const kernels::ConvertBackend&
     }
     return true;
   }
-  if (s_.pow2 || s_.scale_is_f32 || decode_table_.empty()) return false;
+  if (s_.pow2 || s_.scale_is_f32 || tables_->decode_table.empty()) return false;
   for (size_t g = 0; g < groups; ++g) {
     const float scale = bits_float(tops_[g]) / element_max_;
     raw_[g] = s_.global_scale ? scale / global_ : scale;
   }
   codes_.resize(groups);
-  backend.encode(scale_plan_, raw_.data(), kernels::SourceType::F32, groups, 0, codes_.data(), 4);
-  const size_t mask = decode_table_.size() - 1;
+  backend.encode(tables_->scale_plan, raw_.data(), kernels::SourceType::F32, groups, 0,
+                 codes_.data(), 4);
+  const size_t mask = tables_->decode_table.size() - 1;
   for (size_t g = 0; g < groups; ++g) {
     uint32_t c = codes_[g];
-    c = decode_table_[c & mask] > 0 ? c : min_positive_code_;
+    c = tables_->decode_table[c & mask] > 0 ? c : tables_->min_positive_code;
     c = tops_[g] >= 0x7F800000u ? not_finite : c;
     out[g].stored = c;
-    out[g].effective = decode_table_[c & mask] * global;
+    out[g].effective = tables_->decode_table[c & mask] * global;
     out[g].zero_point = 0;
   }
   return true;

@@ -18,6 +18,8 @@ struct GroupScale {
   uint8_t zero_point = 0;  // asymmetric schemes
 };
 
+struct ScaleTables;  // what a scale format needs (scale_picker.cpp)
+
 class ScalePicker {
  public:
   // `error_of` measures a candidate scale's squared error on the group (for the MSE rule).
@@ -48,7 +50,7 @@ class ScalePicker {
   uint32_t store_rounded(float scale) const;  // RNE into the scale format; zero -> smallest
   uint32_t store_not_finite() const;
 
-  uint32_t pow2_exponent_code(int e) const;  // store_pow2 through pow2_codes_
+  uint32_t pow2_exponent_code(int e) const;  // store_pow2 through the tables' pow2 codes
   bool batch_fast_paths(size_t groups, const kernels::ConvertBackend& backend, GroupScale* out);
   void zero_point_for(float lo, GroupScale& g) const;
 
@@ -56,12 +58,8 @@ class ScalePicker {
   float global_;
   float element_max_;
   int element_emax_;
-  int pow2_min_, pow2_max_;           // exponents a power-of-two scale may take
-  std::vector<float> decode_table_;   // scale code -> value, for scale formats up to 12 bits
-  std::vector<uint32_t> pow2_codes_;  // exponent - pow2_min_ -> stored code
-  kernels::ConvertPlan scale_plan_;   // RNE, saturating: raw scales -> scale-format codes
-  uint32_t min_positive_code_ = 0;
-  std::vector<float> raw_;  // pick_batch scratch
+  const ScaleTables* tables_;  // the scale format's, built once per format (scale_picker.cpp)
+  std::vector<float> raw_;     // pick_batch scratch
   std::vector<uint32_t> codes_, tops_;
   std::vector<uint8_t> flags_;
 };
