@@ -42,8 +42,6 @@ std::string ExecutionPlan::summary() const {
   return s;
 }
 
-namespace {}  // namespace
-
 std::string execution_gap(const Scheme& w, const std::optional<Scheme>& a, bool accumulation,
                           size_t rows, size_t cols) {
   if (accumulation) return "the narrow-accumulator emulation has no kernel";

@@ -6,7 +6,6 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "lowbit/io/mapped_file.h"
 #include "lowbit/model/gguf.h"
 #include "lowbit/model/model.h"
 #include "lowbit/model/safetensors.h"

@@ -102,8 +102,9 @@ kernels::ByteDecode byte_decode(const Scheme& s, kernels::MinifloatDecode& mf) {
   return kernels::ByteDecode::Minifloat;
 }
 
-// The bf16 magnitude table of a Lut8 sign-magnitude format, when every value is a bfloat16
-// (3 or fewer mantissa bits... up to 7) and the sign bit negates.
+// The bf16 magnitude table of a Lut8 sign-magnitude format, when every value is a bfloat16 (at
+// most 7 mantissa bits, an exponent in bfloat16's range: fp8 e4m3 / e5m2 / e3m4) and the sign
+// bit negates.
 void bf16_magnitudes(PackedMatrix& m) {
   for (size_t c = 0; c < 128; ++c) {
     const float v = m.lut[c], negative = m.lut[c | 128];

@@ -29,12 +29,13 @@ struct Args {
 
 void run(const Args& a) {
   model::set_num_threads(a.threads);
-  model::Model m = model::load_model(a.model, decoder_load_options(a.recipe, a.exec));
+  const ptq::Recipe recipe = a.recipe.recipe();
+  model::Model m = model::load_model(a.model, decoder_load_options(a.recipe, recipe, a.exec));
   if (!m.llama) throw Error(m.path + " is an encoder; generate needs a decoder model");
   if (!a.logits_out.empty()) io::require_writable(a.logits_out, "--logits-out");
   // With a recipe, the quantized model talks: weights packed for the kernels where they exist
   // (--exec), activations and KV cache quantized at run time.
-  const RunnableDecoder decoder = runnable_decoder(m, a.recipe, a.exec);
+  const RunnableDecoder decoder = runnable_decoder(m, a.recipe, recipe, a.exec);
   if (a.recipe.any()) std::fprintf(stderr, "[%s]\n", decoder.plan.summary().c_str());
   const model::Llama& llama = decoder.llama;
   // --chat wraps the prompt in the ChatML turn markers SmolLM2-Instruct and Qwen2 were tuned on.

@@ -23,19 +23,21 @@ struct RunnableDecoder {
 // How generate and bench load the model: without a recipe a bf16 / f16 file's weights stay at 2
 // bytes (the model runs as stored). A recipe without methods, executed for real, quantizes each
 // weight that has a kernel as it is read, so the float32 model never exists (peak memory near the
-// packed model's); anything else quantizes from float32.
-inline model::LoadOptions decoder_load_options(const RecipeFlags& flags, const std::string& exec) {
+// packed model's); anything else quantizes from float32. `recipe` is flags.recipe(), read once
+// for both (the loader and apply_recipe must see the same recipe).
+inline model::LoadOptions decoder_load_options(const RecipeFlags& flags, const ptq::Recipe& recipe,
+                                               const std::string& exec) {
   model::LoadOptions o;
   o.keep_half_precision = !flags.any();
   if (!flags.any() || model::parse_execution(exec) == model::Execution::Emulate) return o;
-  o.pack_at_load = ptq::load_time_quantizer(flags.recipe());
+  o.pack_at_load = ptq::load_time_quantizer(recipe);
   return o;
 }
 
-// m must hold a decoder; its runtime is released (the quantized copy keeps what it shares).
+// m must hold a decoder, loaded with decoder_load_options(flags, recipe, exec); its runtime is
+// released (the quantized copy keeps what it shares).
 inline RunnableDecoder runnable_decoder(model::Model& m, const RecipeFlags& flags,
-                                        const std::string& exec) {
-  const ptq::Recipe recipe = flags.recipe();
+                                        const ptq::Recipe& recipe, const std::string& exec) {
   const std::unique_ptr<ptq::Calibration> calib =
       flags.any() ? flags.calibration(recipe, m) : nullptr;
   RunnableDecoder d{
