@@ -7,7 +7,7 @@
 #include <cstring>
 #include <vector>
 
-#include "lowbit/model/ggml_types.h"
+#include "lowbit/quant/ggml_types.h"
 #include "lowbit/util/error.h"
 
 namespace lowbit {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cross-check of lowbit's GGUF reader and GGML dequantization against gguf-py (the reference
 Python package of llama.cpp): random blocks of every type lowbit dequantizes (F32, F16, BF16,
-Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) are written with gguf-py's own GGUFWriter, read
+Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, MXFP4, NVFP4) are written with gguf-py's own GGUFWriter, read
 back with `lowbit inspect --dump`, and must equal gguf.quants.dequantize bit for bit.
 Exits 77 (ctest: skipped) with the reason when numpy or gguf is not installed.
 """
@@ -24,7 +24,7 @@ rng = np.random.default_rng(1234)
 # Offsets of the fp16 scale fields inside each block: random bytes there could be inf/NaN, so
 # they get finite values of a sensible size instead.
 HALF_FIELDS = {T.Q4_0: [0], T.Q4_1: [0, 2], T.Q5_0: [0], T.Q5_1: [0, 2], T.Q8_0: [0],
-               T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208]}
+               T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208], T.MXFP4: [], T.NVFP4: []}
 
 
 def random_blocks(qtype, rows, cols):
@@ -43,7 +43,7 @@ def random_blocks(qtype, rows, cols):
 
 
 def main():
-    types = [T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q4_K, T.Q5_K, T.Q6_K]
+    types = [T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q4_K, T.Q5_K, T.Q6_K, T.MXFP4, T.NVFP4]
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "blocks.gguf")

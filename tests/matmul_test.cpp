@@ -373,8 +373,9 @@ TEST(PackedMatmul, PackingRowByRowEqualsPackingWhole) {
       EXPECT_EQ(streamed.offsets, whole.offsets) << name;
       EXPECT_EQ(streamed.global, whole.global) << name;
       EXPECT_EQ(global, s.global_scale ? whole.global : 1.0f) << name;
-      if (rows == 1000 && s.granularity != Granularity::Tensor)
+      if (rows == 1000 && s.granularity != Granularity::Tensor) {
         EXPECT_GT(reads, 1u) << name;  // in chunks
+      }
     }
 }
 

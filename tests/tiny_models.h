@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "lowbit/format/format.h"
-#include "lowbit/model/ggml_types.h"
 #include "lowbit/model/gguf.h"
 #include "lowbit/model/llama.h"
 #include "lowbit/model/safetensors.h"
+#include "lowbit/quant/ggml_types.h"
 #include "model/unicode.h"
 
 namespace lowbit::testing {

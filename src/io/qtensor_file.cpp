@@ -46,7 +46,8 @@ std::vector<uint8_t> pack_scales(const QTensor& q) {
 }  // namespace
 
 void write_qtensor(const std::string& path, const QTensor& q) {
-  const std::vector<uint8_t> scales = pack_scales(q);
+  // ggml_* schemes: the GGML blocks are the codes plane (bytes), with no scales plane.
+  const std::vector<uint8_t> scales = q.scheme.ggml ? std::vector<uint8_t>{} : pack_scales(q);
   struct Plane {
     const char* name;
     const uint8_t* data;
@@ -54,8 +55,9 @@ void write_qtensor(const std::string& path, const QTensor& q) {
     int bits;
   };
   std::vector<Plane> planes = {
-      {"codes", q.codes.data(), q.codes.size(), q.scheme.element.bits()},
-      {"scales", scales.data(), scales.size(), scale_plane_bits(q.scheme)}};
+      {"codes", q.codes.data(), q.codes.size(), q.scheme.ggml ? 8 : q.scheme.element.bits()}};
+  if (!q.scheme.ggml)
+    planes.push_back({"scales", scales.data(), scales.size(), scale_plane_bits(q.scheme)});
   if (!q.zero_points.empty())
     planes.push_back({"zero_points", q.zero_points.data(), q.zero_points.size(), 8});
 
@@ -134,6 +136,24 @@ QTensor read_qtensor(const std::string& path) {
   for (size_t d : q.shape) {
     if (d != 0 && numel > (size_t(1) << 40) / d) bad(path, "shape too large");
     numel *= d;
+  }
+  if (q.scheme.ggml) {  // the codes plane holds the rows' GGML blocks
+    if (q.shape.empty() || !q.scale_shape.empty())
+      bad(path, "a ggml_* tensor has rows and no scale_shape");
+    const GgmlType t = ggml_storage_type(q.scheme, q.shape.back());
+    const auto& planes = header.at("planes");
+    if (!planes.contains("codes")) bad(path, "missing plane 'codes'");
+    const size_t offset = planes["codes"].at("offset").get<size_t>(),
+                 bytes = planes["codes"].at("bytes").get<size_t>();
+    if (bytes != ggml_bytes(t, numel))
+      bad(path, "plane 'codes' has " + std::to_string(bytes) + " bytes, " +
+                    ggml_type_info(uint32_t(t))->name + " blocks need " +
+                    std::to_string(ggml_bytes(t, numel)));
+    if (offset > file.size() || bytes > file.size() - offset)
+      bad(path, "plane 'codes' runs past the end of the file (truncated?)");
+    q.codes.assign(file.begin() + std::ptrdiff_t(offset),
+                   file.begin() + std::ptrdiff_t(offset + bytes));
+    return q;
   }
   const quant::GroupLayout layout = quant::make_group_layout(q.scheme, q.shape);
   if (layout.scale_shape != q.scale_shape)

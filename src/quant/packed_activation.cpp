@@ -55,6 +55,7 @@ bool along_last_axis_by_16(const Scheme& a) {
 }  // namespace
 
 std::string activation_kernel_gap(const Scheme& a) {
+  if (a.ggml) return "ggml block activations (" + scheme_name(a) + ") run emulated";
   if (a.asymmetric) return "asymmetric activations (" + scheme_name(a) + ") have no kernel";
   if (a.element.bits() > 8)
     return "activation elements of more than 8 bits (" + scheme_name(a) + ")";

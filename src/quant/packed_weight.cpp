@@ -45,6 +45,10 @@ std::string element_gap(const Scheme& s) {
 
 GroupMap map_groups(const Scheme& s, size_t rows, size_t cols) {
   GroupMap m;
+  if (s.ggml) {  // llama.cpp runs these (lowbit export); lowbit emulates them
+    m.gap = "ggml's block types run emulated (export them to llama.cpp to run them)";
+    return m;
+  }
   m.gap = element_gap(s);
   if (!m.gap.empty()) return m;
   try {

@@ -43,6 +43,30 @@ const kernels::ConvertBackend& fast() {
   return kernels::default_convert_backend();
 }
 
+// ---- ggml_* schemes: rows quantized by ggml's reference quantizers (src/quant/ggml_quantize.cpp);
+// a QTensor of one holds the GGML blocks themselves as its codes, and no scales.
+
+// The GGML type the rows of `shape` are stored in (its last axis is the row).
+GgmlType ggml_rows_type(const Scheme& s, const std::vector<size_t>& shape) {
+  if (shape.empty()) throw Error(scheme_name(s) + " quantizes rows; a scalar has none");
+  return ggml_storage_type(s, shape.back());
+}
+
+QTensor quantize_ggml_rows(const Scheme& s, const float* x, const std::vector<size_t>& shape) {
+  const GgmlType t = ggml_rows_type(s, shape);
+  const size_t n = product(shape);
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i]))
+      throw Error(scheme_name(s) + ": element " + std::to_string(i) +
+                  " is not finite; ggml's quantizers take finite values only");
+  QTensor q;
+  q.scheme = s;
+  q.shape = shape;
+  q.codes.resize(ggml_bytes(t, n));
+  quantize_ggml(t, x, n, q.codes.data());
+  return q;
+}
+
 }  // namespace
 
 size_t QTensor::numel() const {
@@ -50,6 +74,10 @@ size_t QTensor::numel() const {
 }
 
 double scheme_bits_per_element(const Scheme& s, const std::vector<size_t>& shape) {
+  if (s.ggml) {
+    const GgmlTypeInfo* t = ggml_type_info(uint32_t(ggml_rows_type(s, shape)));
+    return 8.0 * double(t->block_bytes) / double(t->block_elements);
+  }
   const quant::GroupLayout layout = quant::make_group_layout(s, shape);
   if (layout.numel == 0) return double(s.element.bits());
   double overhead =
@@ -63,6 +91,7 @@ double QTensor::bits_per_element() const {
 }
 
 float QTensor::group_scale(size_t group) const {
+  if (scheme.ggml) throw Error(scheme_name(scheme) + " keeps its scales inside GGML blocks");
   return quant::ScalePicker(scheme, global_scale).effective_of(scales.at(group));
 }
 
@@ -117,6 +146,7 @@ void run_into(const Scheme& s, const quant::GroupLayout& layout, const float* x,
 QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& shape,
                  float global_scale) {
   validate_scheme(s);
+  if (s.ggml) return quantize_ggml_rows(s, x, shape);
   const quant::GroupLayout layout = quant::make_group_layout(s, shape);
   QTensor q = empty_qtensor(s, layout, shape, global_scale);
   run_into(s, layout, x, q, {});
@@ -130,6 +160,15 @@ QTensor quantize(const Scheme& s, const BF16* x, const std::vector<size_t>& shap
 
 void dequantize(const QTensor& q, float* out) {
   validate_scheme(q.scheme);
+  if (q.scheme.ggml) {
+    const GgmlType t = ggml_rows_type(q.scheme, q.shape);
+    if (q.codes.size() != ggml_bytes(t, q.numel()))
+      throw Error("quantized tensor is inconsistent: " + std::to_string(q.codes.size()) +
+                  " bytes of " + ggml_type_info(uint32_t(t))->name + " blocks, expected " +
+                  std::to_string(ggml_bytes(t, q.numel())));
+    dequantize_ggml(t, q.codes.data(), q.numel(), out);
+    return;
+  }
   const quant::GroupLayout layout = quant::make_group_layout(q.scheme, q.shape);
   if (q.scales.size() != layout.group_count || q.scale_shape != layout.scale_shape)
     throw Error("quantized tensor is inconsistent: " + std::to_string(q.scales.size()) +
@@ -159,6 +198,7 @@ void dequantize(const QTensor& q, float* out) {
 
 void fake_quant(const Scheme& s, const float* x, const std::vector<size_t>& shape, float* out) {
   validate_scheme(s);
+  if (s.ggml) return dequantize(quantize_ggml_rows(s, x, shape), out);
   const quant::GroupLayout layout = quant::make_group_layout(s, shape);
   quant::EngineOutputs o;
   o.dequantized = out;
@@ -172,6 +212,10 @@ struct ScaledElementRounder::Impl {
 
 ScaledElementRounder::ScaledElementRounder(const Scheme& s) {
   validate_scheme(s);
+  if (s.ggml)
+    throw Error(scheme_name(s) +
+                ": ggml's block types choose their scales inside the quantizer; methods that fix "
+                "scales first (GPTQ) do not take them yet");
   impl_.reset(new Impl{s, quant::GivenScaleQuantizer(fast(), s)});
 }
 ScaledElementRounder::~ScaledElementRounder() = default;
@@ -230,6 +274,18 @@ void ErrorStats::add(const ErrorStats& o) {
 QuantReport measure(const Scheme& s, const float* x, const std::vector<size_t>& shape,
                     std::vector<float>* dequantized, QTensor* quantized) {
   validate_scheme(s);
+  if (s.ggml) {  // tensor statistics only: the blocks' scales are not lowbit groups
+    QTensor q = quantize_ggml_rows(s, x, shape);
+    std::vector<float> dq_local;
+    std::vector<float>& dq = dequantized ? *dequantized : dq_local;
+    dq.resize(q.numel());
+    dequantize(q, dq.data());
+    QuantReport report;
+    report.tensor.add_values(x, dq.data(), dq.size());
+    report.bits_per_element = scheme_bits_per_element(s, shape);
+    if (quantized) *quantized = std::move(q);
+    return report;
+  }
   const quant::GroupLayout layout = quant::make_group_layout(s, shape);
   QuantReport report;
   report.groups.resize(layout.group_count);

@@ -1,6 +1,7 @@
 // Scheme descriptors: presets, parsing, canonical printing and validation.
 #include "lowbit/quant/scheme.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 
@@ -215,7 +216,72 @@ bool operator==(const Scheme& a, const Scheme& b) {
          (a.rule != ScaleRule::Percentile || a.percentile == b.percentile) &&
          (a.rule != ScaleRule::Fixed || a.fixed_scale == b.fixed_scale) &&
          a.global_scale == b.global_scale && a.asymmetric == b.asymmetric &&
-         a.round.mode == b.round.mode && a.round.seed == b.round.seed;
+         a.round.mode == b.round.mode && a.round.seed == b.round.seed && a.ggml == b.ggml;
+}
+
+namespace {
+
+// The ggml_* presets: ggml's block types with what each stores, in the spelling of the scheme that
+// describes it (for reports; the arithmetic is ggml's, src/quant/ggml_quantize.cpp).
+struct GgmlPreset {
+  GgmlType type;
+  const char* name;
+  const char* described_as;
+  const char* description;
+};
+const GgmlPreset kGgmlPresets[] = {
+    {GgmlType::Q8_0, "ggml_q8_0", "int8:g32:scale=fp16",
+     "llama.cpp Q8_0: blocks of 32, fp16 scale amax/127, round half away (8.5 bits)"},
+    {GgmlType::Q4_0, "ggml_q4_0", "int4:g32:scale=fp16",
+     "llama.cpp Q4_0: blocks of 32, fp16 scale (signed max)/-8 (4.5 bits)"},
+    {GgmlType::Q4_1, "ggml_q4_1", "int4:g32:scale=fp16:asym",
+     "llama.cpp Q4_1: blocks of 32, fp16 scale and minimum (5.0 bits)"},
+    {GgmlType::Q5_0, "ggml_q5_0", "int5:g32:scale=fp16",
+     "llama.cpp Q5_0: blocks of 32, fp16 scale (signed max)/-16 (5.5 bits)"},
+    {GgmlType::Q5_1, "ggml_q5_1", "int5:g32:scale=fp16:asym",
+     "llama.cpp Q5_1: blocks of 32, fp16 scale and minimum (6.0 bits)"},
+    {GgmlType::Q4_K, "ggml_q4_k", "int4:g32:scale=fp16:asym",
+     "llama.cpp Q4_K: 256-blocks of 8 x 32, 6-bit scales and mins fitted by weighted least squares "
+     "(4.5 bits; rows not a multiple of 256 fall back to Q5_0 as in llama.cpp)"},
+    {GgmlType::Q6_K, "ggml_q6_k", "int6:g16:scale=fp16",
+     "llama.cpp Q6_K: 256-blocks of 16 x 16, 8-bit scales fitted by weighted least squares "
+     "(6.5625 bits; rows not a multiple of 256 fall back to Q8_0)"},
+    {GgmlType::MXFP4, "ggml_mxfp4", "e2m1fn:g32:scale=e8m0fnu",
+     "llama.cpp MXFP4: OCP MXFP4 blocks of 32, E2M1 ties toward zero (4.25 bits)"},
+    {GgmlType::NVFP4, "ggml_nvfp4", "e2m1fn:g16:scale=ue4m3",
+     "llama.cpp NVFP4 without a tensor scale: blocks of 16, UE4M3 scale amax/6 (4.5 bits)"},
+};
+
+// "ggml_q4_k", or its long spelling "ggml:q4_k" (the GGML type's name, any case).
+const GgmlPreset* find_ggml_preset(std::string_view name) {
+  std::string key(name);
+  if (key.rfind("ggml:", 0) == 0) {
+    key = "ggml_" + key.substr(5);
+    for (char& c : key) c = char(std::tolower(static_cast<unsigned char>(c)));
+  }
+  for (const GgmlPreset& p : kGgmlPresets)
+    if (key == p.name) return &p;
+  return nullptr;
+}
+
+}  // namespace
+
+std::string ggml_preset_name(GgmlType t) {
+  for (const GgmlPreset& p : kGgmlPresets)
+    if (p.type == t) return p.name;
+  return "";
+}
+
+GgmlType ggml_storage_type(const Scheme& s, size_t cols) {
+  if (!s.ggml) throw Error("ggml_storage_type: " + scheme_name(s) + " is not a ggml_* scheme");
+  const auto fits = [&](GgmlType t) {
+    return cols % ggml_type_info(uint32_t(t))->block_elements == 0;
+  };
+  GgmlType t = *s.ggml;
+  if (fits(t)) return t;
+  if (t == GgmlType::Q4_K) t = GgmlType::Q5_0;  // llama.cpp's tensor_type_fallback
+  if (t == GgmlType::Q6_K) t = GgmlType::Q8_0;
+  return fits(t) ? t : GgmlType::F16;
 }
 
 const std::vector<NamedScheme>& named_schemes() {
@@ -242,10 +308,23 @@ const std::vector<NamedScheme>& named_schemes() {
       {"fp8_token", "e4m3fn:token", "FP8 E4M3, one f32 scale per token (row)"},
       {"fp8_block128", "e4m3fn:block128x128", "FP8 E4M3, 128x128 blocks (DeepSeek-V3 weights)"},
   };
-  return table;
+  static const std::vector<NamedScheme> with_ggml = [] {
+    std::vector<NamedScheme> all = table;
+    for (const GgmlPreset& p : kGgmlPresets)
+      all.push_back(
+          {p.name, std::string("ggml:") + ggml_type_info(uint32_t(p.type))->name, p.description});
+    return all;
+  }();
+  return with_ggml;
 }
 
 Scheme parse_scheme(std::string_view text) {
+  if (const GgmlPreset* p = find_ggml_preset(text)) {
+    Scheme s = parse_spelled_out(p->described_as);
+    s.preset = p->name;
+    s.ggml = p->type;
+    return s;
+  }
   for (const NamedScheme& ns : named_schemes()) {
     if (text == ns.name) {
       Scheme s = parse_spelled_out(ns.definition);
@@ -263,6 +342,7 @@ Scheme parse_scheme(std::string_view text) {
 }
 
 std::string scheme_name(const Scheme& s) {
+  if (s.ggml) return ggml_preset_name(*s.ggml);
   return s.preset.empty() ? long_name(s) : s.preset;
 }
 

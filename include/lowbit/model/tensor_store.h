@@ -11,7 +11,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "lowbit/model/ggml_types.h"
+#include "lowbit/quant/ggml_types.h"
 
 namespace lowbit::model {
 

@@ -9,12 +9,14 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "lowbit/format/format.h"
 #include "lowbit/format/rounding.h"
+#include "lowbit/quant/ggml_types.h"
 
 namespace lowbit {
 
@@ -64,6 +66,10 @@ struct Scheme {
   bool asymmetric = false;    // integer elements with a per-group zero point
   RoundOptions round{RoundMode::NearestEven, Overflow::Saturate, 0};  // for the elements
   std::string preset;  // the preset name this came from, if any (printing only)
+  // Set for the ggml_* presets: one of ggml's block types, quantized by ggml's reference rule for
+  // it (quantize_ggml) in blocks along the last axis, so results equal llama.cpp's quantizer. The
+  // fields above then only describe it (element, block, scale format) for reports.
+  std::optional<GgmlType> ggml;
 };
 
 bool operator==(const Scheme& a, const Scheme& b);  // ignores `preset`
@@ -79,6 +85,13 @@ struct NamedScheme {
 
 // Every named preset, in the order `lowbit schemes` prints them.
 const std::vector<NamedScheme>& named_schemes();
+
+// The GGML type a ggml_* scheme stores a tensor with rows of `cols` elements: its own, or, when the
+// rows are not whole blocks of it, the type llama.cpp's quantizer falls back to (Q4_K -> Q5_0,
+// Q6_K -> Q8_0; a 32-element type that does not fit -> F16). Throws for non-ggml schemes.
+GgmlType ggml_storage_type(const Scheme& s, size_t cols);
+// The ggml_* preset name of a GGML type ("ggml_q4_k"); empty when there is none.
+std::string ggml_preset_name(GgmlType t);
 
 // Parses a preset name or the long spelling
 //   <element>[:tensor|:channel|:token|:g<G>|:block<R>x<C>][:axis=<a>][:scale=<format>|f32]

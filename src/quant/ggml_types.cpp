@@ -1,11 +1,12 @@
 // GGML block formats: sizes and dequantization (layouts as in ggml's ggml-common.h; d and m are
 // IEEE fp16 unless said otherwise, all little-endian).
-#include "lowbit/model/ggml_types.h"
+#include "lowbit/quant/ggml_types.h"
 
 #include <cstring>
 #include <string>
 
 #include "lowbit/util/error.h"
+#include "quant/ggml_scales.h"
 
 namespace lowbit {
 namespace {
@@ -140,33 +141,65 @@ void dequant_q6_k(const uint8_t* b, float* y) {
   }
 }
 
+// The E2M1 values doubled (ggml's kvalues_mxfp4, shared by MXFP4 and NVFP4): code c is
+// sign(c & 8) * {0, 0.5, 1, 1.5, 2, 3, 4, 6}[c & 7], times two so that they are integers.
+constexpr int8_t kE2M1Doubled[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+// MXFP4 (17 bytes): e (E8M0), qs[16]; element j (< 16) is the low nibble of qs[j], j + 16 the high
+// one; value = 2^(e - 127) * e2m1 = 2^(e - 128) * doubled e2m1.
+void dequant_mxfp4(const uint8_t* b, float* y) {
+  const float d = mxfp4_half_scale(b[0]);
+  for (int j = 0; j < 16; ++j) {
+    y[j] = d * float(kE2M1Doubled[b[1 + j] & 0xF]);
+    y[j + 16] = d * float(kE2M1Doubled[b[1 + j] >> 4]);
+  }
+}
+
+// NVFP4 (36 bytes): d[4] (UE4M3, one per 16 elements), qs[32]; sub-block s takes qs[8s, 8s + 8):
+// element 16s + j (j < 8) is the low nibble of qs[8s + j], 16s + 8 + j the high one; value =
+// ue4m3(d[s]) * e2m1. ggml reads the NaN code 0x7F as 0. A per-tensor scale, when the file has one,
+// is the separate tensor "<weight name without .weight>.scale" (llama.cpp's scale2).
+void dequant_nvfp4(const uint8_t* b, float* y) {
+  for (int s = 0; s < 4; ++s, y += 16) {
+    const float d = nvfp4_half_scale(b[s]);
+    const uint8_t* q = b + 4 + 8 * s;
+    for (int j = 0; j < 8; ++j) {
+      y[j] = d * float(kE2M1Doubled[q[j] & 0xF]);
+      y[j + 8] = d * float(kE2M1Doubled[q[j] >> 4]);
+    }
+  }
+}
+
 struct TypeEntry {
   uint32_t id;
   GgmlTypeInfo info;
   void (*block)(const uint8_t*, float*);
 };
 
+// {id, {name, block elements, block bytes, dequantizable, quantizable}, block decoder}
 const TypeEntry kTypes[] = {
-    {0, {"F32", 1, 4, true}, nullptr},
-    {1, {"F16", 1, 2, true}, nullptr},
-    {2, {"Q4_0", 32, 18, true}, dequant_q4_0},
-    {3, {"Q4_1", 32, 20, true}, dequant_q4_1},
-    {6, {"Q5_0", 32, 22, true}, dequant_q5_0},
-    {7, {"Q5_1", 32, 24, true}, dequant_q5_1},
-    {8, {"Q8_0", 32, 34, true}, dequant_q8_0},
-    {9, {"Q8_1", 32, 36, false}, nullptr},
-    {10, {"Q2_K", 256, 84, false}, nullptr},
-    {11, {"Q3_K", 256, 110, false}, nullptr},
-    {12, {"Q4_K", 256, 144, true}, dequant_q4_k},
-    {13, {"Q5_K", 256, 176, true}, dequant_q5_k},
-    {14, {"Q6_K", 256, 210, true}, dequant_q6_k},
-    {15, {"Q8_K", 256, 292, false}, nullptr},
-    {24, {"I8", 1, 1, false}, nullptr},
-    {25, {"I16", 1, 2, false}, nullptr},
-    {26, {"I32", 1, 4, false}, nullptr},
-    {27, {"I64", 1, 8, false}, nullptr},
-    {28, {"F64", 1, 8, false}, nullptr},
-    {30, {"BF16", 1, 2, true}, nullptr},
+    {0, {"F32", 1, 4, true, true}, nullptr},
+    {1, {"F16", 1, 2, true, true}, nullptr},
+    {2, {"Q4_0", 32, 18, true, true}, dequant_q4_0},
+    {3, {"Q4_1", 32, 20, true, true}, dequant_q4_1},
+    {6, {"Q5_0", 32, 22, true, true}, dequant_q5_0},
+    {7, {"Q5_1", 32, 24, true, true}, dequant_q5_1},
+    {8, {"Q8_0", 32, 34, true, true}, dequant_q8_0},
+    {9, {"Q8_1", 32, 36, false, false}, nullptr},
+    {10, {"Q2_K", 256, 84, false, false}, nullptr},
+    {11, {"Q3_K", 256, 110, false, false}, nullptr},
+    {12, {"Q4_K", 256, 144, true, true}, dequant_q4_k},
+    {13, {"Q5_K", 256, 176, true, false}, dequant_q5_k},
+    {14, {"Q6_K", 256, 210, true, true}, dequant_q6_k},
+    {15, {"Q8_K", 256, 292, false, false}, nullptr},
+    {24, {"I8", 1, 1, false, false}, nullptr},
+    {25, {"I16", 1, 2, false, false}, nullptr},
+    {26, {"I32", 1, 4, false, false}, nullptr},
+    {27, {"I64", 1, 8, false, false}, nullptr},
+    {28, {"F64", 1, 8, false, false}, nullptr},
+    {30, {"BF16", 1, 2, true, true}, nullptr},
+    {39, {"MXFP4", 32, 17, true, true}, dequant_mxfp4},
+    {40, {"NVFP4", 64, 36, true, true}, dequant_nvfp4},
 };
 
 const TypeEntry* find(uint32_t id) {
@@ -195,6 +228,15 @@ float half_to_float(uint16_t h) {
   return f;
 }
 
+size_t ggml_bytes(GgmlType type, size_t n) {
+  const GgmlTypeInfo* info = ggml_type_info(uint32_t(type));
+  if (!info) throw Error("unknown GGML type " + std::to_string(uint32_t(type)));
+  if (n % info->block_elements != 0)
+    throw Error(std::string(info->name) + " takes whole blocks of " +
+                std::to_string(info->block_elements) + " elements, not " + std::to_string(n));
+  return n / info->block_elements * info->block_bytes;
+}
+
 const GgmlTypeInfo* ggml_type_info(uint32_t type) {
   const TypeEntry* e = find(type);
   return e ? &e->info : nullptr;
@@ -205,8 +247,7 @@ void dequantize_ggml(GgmlType type, const uint8_t* data, size_t n, float* out) {
   if (!e || !e->info.dequantizable)
     throw Error(std::string("tensor type ") + (e ? e->info.name : std::to_string(uint32_t(type))) +
                 " cannot be dequantized by lowbit yet (supported: F32, F16, BF16, Q4_0, Q4_1, "
-                "Q5_0, Q5_1, Q8_0, "
-                "Q4_K, Q5_K, Q6_K)");
+                "Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, MXFP4, NVFP4)");
   if (n % e->info.block_elements != 0) throw Error("element count is not a whole number of blocks");
   if (n == 0) return;  // an empty tensor: nothing to read (and memcpy must not see null pointers)
   switch (type) {

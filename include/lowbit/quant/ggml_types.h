@@ -1,4 +1,4 @@
-// lowbit/model/ggml_types.h — the tensor types of GGUF files (GGML block formats) and their
+// lowbit/quant/ggml_types.h — the tensor types of GGUF files (GGML block formats) and their
 // dequantization to float32. Block layouts follow ggml (ggml-common.h); each is documented beside
 // its decoder in src/model/ggml_types.cpp.
 #pragma once
@@ -29,6 +29,8 @@ enum class GgmlType : uint32_t {
   I64 = 27,
   F64 = 28,
   BF16 = 30,
+  MXFP4 = 39,  // OCP MXFP4: an E8M0 scale per 32 E2M1 elements
+  NVFP4 = 40,  // 4 x (a UE4M3 scale per 16 E2M1 elements) in a block of 64
 };
 
 struct GgmlTypeInfo {
@@ -36,6 +38,7 @@ struct GgmlTypeInfo {
   uint32_t block_elements;  // elements per block (1 for plain types)
   uint32_t block_bytes;     // bytes per block
   bool dequantizable;       // dequantize_ggml supports it
+  bool quantizable;         // quantize_ggml supports it
 };
 
 // nullptr for a type id lowbit does not know.
@@ -45,7 +48,18 @@ const GgmlTypeInfo* ggml_type_info(uint32_t type);
 // that are not dequantizable.
 void dequantize_ggml(GgmlType type, const uint8_t* data, size_t n, float* out);
 
+// Quantizes n elements (a whole number of blocks) exactly as ggml's reference quantizer of the
+// type (quantize_row_<type>_ref; F16 and BF16 as ggml converts rows), so the bytes equal what
+// llama.cpp writes for the same float32 input. Inputs must be finite. Throws lowbit::Error for
+// types that are not quantizable (ggml_type_info(t)->quantizable).
+void quantize_ggml(GgmlType type, const float* x, size_t n, uint8_t* out);
+
+// Bytes of n elements of the type (n a whole number of blocks; throws otherwise).
+size_t ggml_bytes(GgmlType type, size_t n);
+
 // IEEE binary16 -> float32, exact.
 float half_to_float(uint16_t h);
+// float32 -> IEEE binary16, round to nearest even, overflow to inf (the F16C conversion).
+uint16_t float_to_half(float f);
 
 }  // namespace lowbit
