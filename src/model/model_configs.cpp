@@ -39,10 +39,11 @@ bool is_llama_family(const std::string& arch) {
 
 namespace {
 
-// GGUF keys outside the architecture's namespace that cannot change the arithmetic.
+// GGUF keys outside the architecture's namespace that cannot change the arithmetic. lowbit.recipe
+// is the provenance `lowbit export` writes: the recipe is already in the weights.
 bool gguf_key_is_not_math(const std::string& key) {
   static const char* const kPrefixes[] = {"general.", "tokenizer.chat_template",
-                                          "quantize.imatrix."};
+                                          "quantize.imatrix.", "lowbit.recipe"};
   for (const char* p : kPrefixes)
     if (key.rfind(p, 0) == 0)
       return key != "general.architecture" && key != "general.quantization_version";

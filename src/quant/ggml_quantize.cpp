@@ -415,6 +415,59 @@ uint16_t float_to_bf16_ggml(float f) {
 
 }  // namespace
 
+void pack_ggml_blocks(GgmlType type, const int8_t* levels, const uint16_t* scale_codes, size_t n,
+                      uint8_t* out) {
+  int lo = 0, hi = 0, offset = 0;  // the range of a level and what ggml adds to store it
+  switch (type) {
+    case GgmlType::Q8_0: lo = -128, hi = 127; break;
+    case GgmlType::Q4_0: lo = -8, hi = 7, offset = 8; break;
+    case GgmlType::Q5_0: lo = -16, hi = 15, offset = 16; break;
+    case GgmlType::MXFP4:
+    case GgmlType::NVFP4: lo = 0, hi = 15; break;
+    default:
+      throw Error(std::string("pack_ggml_blocks: not for ") + ggml_type_info(uint32_t(type))->name);
+  }
+  const GgmlTypeInfo* info = ggml_type_info(uint32_t(type));
+  const size_t bytes = ggml_bytes(type, n);
+  for (size_t i = 0; i < n; ++i)
+    if (levels[i] < lo || levels[i] > hi)
+      throw Error(std::string(info->name) + ": level " + std::to_string(levels[i]) +
+                  " of element " + std::to_string(i) + " is outside " + std::to_string(lo) +
+                  ".." + std::to_string(hi));
+  uint8_t stored[64];
+  for (size_t b = 0; b < bytes / info->block_bytes; ++b) {
+    const int8_t* l = levels + b * info->block_elements;
+    uint8_t* o = out + b * info->block_bytes;
+    for (uint32_t j = 0; j < info->block_elements; ++j) stored[j] = uint8_t(l[j] + offset);
+    switch (type) {
+      case GgmlType::Q8_0:
+        o[0] = uint8_t(scale_codes[b] & 0xFF), o[1] = uint8_t(scale_codes[b] >> 8);
+        std::memcpy(o + 2, l, kQK);
+        break;
+      case GgmlType::Q4_0:
+        o[0] = uint8_t(scale_codes[b] & 0xFF), o[1] = uint8_t(scale_codes[b] >> 8);
+        pack_nibbles(stored, o + 2);
+        break;
+      case GgmlType::Q5_0:
+        o[0] = uint8_t(scale_codes[b] & 0xFF), o[1] = uint8_t(scale_codes[b] >> 8);
+        pack_fifth_bits(stored, o + 2);
+        pack_nibbles(stored, o + 6);
+        break;
+      case GgmlType::MXFP4:
+        o[0] = uint8_t(scale_codes[b]);
+        pack_nibbles(stored, o + 1);
+        break;
+      default:  // NVFP4: four 16-element sub-blocks, each its own nibble halves
+        for (int s = 0; s < 4; ++s) {
+          o[s] = uint8_t(scale_codes[4 * b + size_t(s)]);
+          for (int j = 0; j < 8; ++j)
+            o[4 + 8 * s + j] = uint8_t(stored[16 * s + j] | stored[16 * s + 8 + j] << 4);
+        }
+        break;
+    }
+  }
+}
+
 uint16_t float_to_half(float f) {
   return uint16_t(ref::round_to_code(formats::fp16, f,
                                      RoundOptions{RoundMode::NearestEven, Overflow::Default, 0}));

@@ -79,5 +79,6 @@ void add_generate_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_recipe_command(CLI::App& app);
 void add_sweep_commands(CLI::App& app);
+void add_export_command(CLI::App& app);
 
 }  // namespace lowbit::cli

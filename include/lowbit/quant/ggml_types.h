@@ -54,6 +54,14 @@ void dequantize_ggml(GgmlType type, const uint8_t* data, size_t n, float* out);
 // types that are not quantizable (ggml_type_info(t)->quantizable).
 void quantize_ggml(GgmlType type, const float* x, size_t n, uint8_t* out);
 
+// GGML blocks from values quantized elsewhere (a lowbit scheme whose grid is the type's): per
+// element `levels` holds the integer level (Q8_0: -128..127, Q4_0: -8..7, Q5_0: -16..15) or the
+// E2M1 code (MXFP4, NVFP4: sign in bit 3); `scale_codes` one code per scale group of the type:
+// fp16 bits per 32 (Q8_0, Q4_0, Q5_0), the E8M0 byte per 32 (MXFP4), the UE4M3 byte per 16
+// (NVFP4). n is a whole number of blocks. Throws for other types and out-of-range levels.
+void pack_ggml_blocks(GgmlType type, const int8_t* levels, const uint16_t* scale_codes, size_t n,
+                      uint8_t* out);
+
 // Bytes of n elements of the type (n a whole number of blocks; throws otherwise).
 size_t ggml_bytes(GgmlType type, size_t n);
 

@@ -1,0 +1,91 @@
+// `lowbit export`: run a recipe's methods on a GGUF model and write the result as a GGUF file
+// llama.cpp loads, each weight in the GGML type that stores the recipe's values (docs/export.md).
+#include <fmt/core.h>
+
+#include <map>
+
+#include "commands.h"
+#include "lowbit/export/gguf_export.h"
+#include "lowbit/io/atomic_file.h"
+#include "lowbit/model/model.h"
+#include "lowbit/ptq/apply_recipe.h"
+#include "lowbit/util/error.h"
+#include "progress.h"
+#include "recipe_flags.h"
+
+namespace lowbit::cli {
+namespace {
+
+struct Args {
+  std::string model, out, keep = "f32";
+  bool emulated_f32 = false;
+  int threads = 0;
+  RecipeFlags recipe;
+};
+
+GgmlType kept_type(const std::string& keep) {
+  if (keep == "f32") return GgmlType::F32;
+  if (keep == "f16") return GgmlType::F16;
+  if (keep == "bf16") return GgmlType::BF16;
+  throw Error("--keep " + keep + ": expected f32, f16 or bf16");
+}
+
+void run(const Args& a) {
+  model::set_num_threads(a.threads);
+  const ptq::Recipe recipe = a.recipe.recipe();  // a bad recipe fails before the slow part
+  if (const std::string gap = exports::gguf_export_gap(recipe); !gap.empty())
+    throw Error("cannot export this recipe to GGUF: " + gap);
+  exports::GgufExportOptions opt;
+  opt.kept_type = kept_type(a.keep);
+  opt.emulated_f32 = a.emulated_f32;
+  opt.recipe_text = recipe.canonical();
+  io::require_writable(a.out, "--out");
+  const model::Model m = model::load_model(a.model);
+  print_model_warnings(m);
+  if (m.format != "gguf" || !m.llama)
+    throw Error(m.path + ": export writes GGUF from a GGUF decoder model (this is a " + m.format +
+                " " + (m.llama ? "decoder" : "encoder") + "); Hugging Face folders are not yet "
+                "converted");
+  const std::unique_ptr<ptq::Calibration> calib = a.recipe.calibration(recipe, m);
+  ProgressBar bar("methods", "layers");
+  ptq::ApplyReport applied;
+  const model::Llama q = ptq::apply_recipe(
+      recipe, *m.llama, &applied, calib.get(),
+      [&](const std::string&, int done, int total) { bar.update(done, total); });
+  const exports::GgufExportReport r = exports::export_gguf(q, recipe, m.path, a.out, opt);
+
+  std::map<std::string, std::pair<int, uint64_t>> by_type;  // type -> tensors, bytes
+  for (const exports::ExportedTensor& t : r.tensors) {
+    auto& [count, bytes] = by_type[ggml_type_info(uint32_t(t.type))->name];
+    ++count;
+    bytes += t.bytes;
+  }
+  fmt::print("model:   {}\nrecipe:  {}\n", m.path, recipe.label());
+  for (const auto& [type, cb] : by_type)
+    fmt::print("  {:<6} {:>4} tensors {:>9.2f} MiB\n", type, cb.first, double(cb.second) / (1 << 20));
+  fmt::print("wrote:   {} ({:.2f} MiB, {:.3f} bits per matrix weight)\n", a.out,
+             double(r.file_bytes) / (1 << 20), r.weight_bits);
+}
+
+}  // namespace
+
+void add_export_command(CLI::App& app) {
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand(
+      "export", "Quantize a GGUF model with a recipe and write a GGUF file llama.cpp runs");
+  cmd->add_option("--model,-m", args->model, "GGUF file or installed model name")
+      ->default_val(model::default_model_name());
+  cmd->add_option("--out,-o", args->out, "The GGUF file to write")->required();
+  cmd->add_option("--keep", args->keep,
+                  "Type of the weights the recipe keeps: f32 (what lowbit computes with), f16, "
+                  "bf16")
+      ->default_val("f32");
+  cmd->add_flag("--emulated-f32", args->emulated_f32,
+                "Write every weight as float32 with lowbit's fake-quantized values (the weights "
+                "lowbit evaluates), not in GGML block types");
+  add_threads_option(cmd, args->threads);
+  args->recipe.add_to(cmd);
+  cmd->callback([args] { run(*args); });
+}
+
+}  // namespace lowbit::cli
