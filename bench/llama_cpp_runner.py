@@ -14,8 +14,14 @@ import numpy as np
 import llama_cpp
 
 
+@llama_cpp.llama_log_callback
+def _quiet(level, text, user_data):  # llama.cpp's load and graph logs would drown the results
+    pass
+
+
 class LlamaCpp:
     def __init__(self, path, n_ctx=512, threads=2):
+        llama_cpp.llama_log_set(_quiet, ctypes.c_void_p(0))
         llama_cpp.llama_backend_init()
         mp = llama_cpp.llama_model_default_params()
         mp.use_extra_bufts = False

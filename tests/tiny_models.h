@@ -96,8 +96,15 @@ struct TinyLlama {
   int gguf_tokens = 0;  // when > 0, write only this many vocabulary entries
 
   static TinyLlama random(uint32_t seed, bool tied_output = true, bool bias = false) {
-    std::mt19937 rng(seed);
     TinyLlama m;
+    m.fill_random(seed, tied_output, bias);
+    return m;
+  }
+  // Random weights for the sizes set in *this (a test that needs wider rows sets dim first).
+  void fill_random(uint32_t seed, bool tied_output = true, bool bias = false) {
+    std::mt19937 rng(seed);
+    TinyLlama& m = *this;
+    m.layers.clear();
     m.tied = tied_output;
     m.qkv_bias = bias;
     const size_t d = size_t(m.dim), q = size_t(m.n_heads * m.head_dim),
@@ -123,7 +130,6 @@ struct TinyLlama {
     }
     m.final_norm = random_norm(rng, d);
     if (!tied_output) m.output = random_matrix(rng, v, d, 0.3f);
-    return m;
   }
 
   // llama.cpp's converter permutes the rows of wq / wk so RoPE pairs become adjacent.

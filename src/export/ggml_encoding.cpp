@@ -26,7 +26,8 @@ std::string nearest_ggml_schemes(double bits, size_t cols) {
     const Scheme s = parse_scheme(ns.name);
     if (!s.ggml) continue;
     const double b = scheme_bits_per_element(s, {1, cols});
-    all.emplace_back(std::fabs(b - bits), ns.name + " (" + std::to_string(b).substr(0, 4) + " bits)");
+    all.emplace_back(std::fabs(b - bits),
+                     ns.name + " (" + std::to_string(b).substr(0, 4) + " bits)");
   }
   std::sort(all.begin(), all.end());
   std::string text;
@@ -91,6 +92,77 @@ uint16_t ggml_scale_code(GgmlType t, float v, const std::string& name) {
   }
 }
 
+// One scale group of values that lie on the type's grid (a method such as GPTQ chose the group's
+// scale and kept only the values): a scale that reproduces every value exactly, and the levels.
+// The candidates put the largest magnitude on each grid magnitude in turn, largest first; any
+// scale that reproduces the values serves, since only the values matter. False when none does.
+bool fit_group(GgmlType t, const Scheme& s, const float* v, int n, float global, int8_t* levels,
+               uint16_t& scale_code) {
+  float vmax = 0;
+  for (int i = 0; i < n; ++i) vmax = std::max(vmax, std::fabs(v[i]));
+  const bool e2m1 = t == GgmlType::MXFP4 || t == GgmlType::NVFP4;
+  if (vmax == 0) {  // every level 0; a zero scale where the type has one (MXFP4's smallest)
+    std::fill(levels, levels + n, int8_t(0));
+    scale_code = 0;
+    return true;
+  }
+  // The grid's magnitudes, largest first: e2m1's 6, 4, 3, ... 0.5; an integer's 2^(bits-1) ... 1.
+  std::vector<float> magnitudes;
+  if (e2m1) {
+    for (uint32_t c = 7; c >= 1; --c) magnitudes.push_back(ref::decode(formats::e2m1fn, c));
+  } else {
+    const int top = 1 << (s.element.int_bits - 1);
+    for (int m = top; m >= 1; --m) magnitudes.push_back(float(m));
+  }
+  const int lo = e2m1 ? 0 : -(1 << (s.element.int_bits - 1)),
+            hi = e2m1 ? 15 : (1 << (s.element.int_bits - 1)) - 1;
+  for (const float m : magnitudes) {
+    const float target = vmax / m;
+    // The scale code nearest the target, and its neighbours (the division may have rounded).
+    std::vector<uint16_t> codes;
+    if (t == GgmlType::MXFP4) {
+      int e;
+      std::frexp(target, &e);
+      for (int k = e - 2; k <= e; ++k)
+        if (k - 1 + 127 >= 0 && k - 1 + 127 <= 254) codes.push_back(uint16_t(k - 1 + 127));
+    } else if (t == GgmlType::NVFP4) {
+      const uint32_t k =
+          ref::round_to_code(formats::e4m3fn, target / global,
+                             RoundOptions{RoundMode::NearestEven, Overflow::Saturate, 0});
+      for (uint32_t c : {k, k + 1, k == 0 ? k : k - 1})
+        if (c < 0x7F) codes.push_back(uint16_t(c));
+    } else {
+      const uint16_t h = float_to_half(target);
+      codes = {h, uint16_t(h + 1), uint16_t(h - 1)};
+    }
+    for (const uint16_t code : codes) {
+      const float scale = t == GgmlType::MXFP4   ? std::ldexp(1.0f, int(code) - 127)
+                          : t == GgmlType::NVFP4 ? ref::decode(formats::e4m3fn, code) * global
+                                                 : half_to_float(code);
+      if (!(scale > 0) || !std::isfinite(scale)) continue;
+      bool all = true;
+      for (int i = 0; i < n && all; ++i) {
+        int level;
+        if (e2m1) {
+          level =
+              int(ref::round_to_code(formats::e2m1fn, v[i] / scale,
+                                     RoundOptions{RoundMode::NearestEven, Overflow::Saturate, 0}));
+          all = ref::decode(formats::e2m1fn, uint32_t(level)) * scale == v[i];
+        } else {
+          level = int(std::nearbyint(v[i] / scale));
+          all = level >= lo && level <= hi && float(level) * scale == v[i];
+        }
+        levels[i] = int8_t(level);
+      }
+      if (all) {
+        scale_code = code;
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 // The weight quantized: the given codes, or the values quantized again, which must reproduce them.
 QTensor requantized(const std::string& name, const std::vector<float>& values, size_t rows,
                     size_t cols, const Scheme& s, const QTensor* codes, float global) {
@@ -100,8 +172,8 @@ QTensor requantized(const std::string& name, const std::vector<float>& values, s
   dequantize(q, back.data());
   if (std::memcmp(back.data(), values.data(), values.size() * sizeof(float)) != 0)
     throw Error(name + ": its values are not where quantizing them with " + scheme_name(s) +
-                " puts them (a method such as GPTQ chose scales lowbit did not keep); export "
-                "this scheme with round-to-nearest, or a ggml_* / mxfp4 scheme");
+                " puts them (a method moved them); ggml_* schemes export from round to nearest, "
+                "after any rotation or smoothing");
   return q;
 }
 
@@ -131,21 +203,34 @@ EncodedWeight encode_weight(const std::string& name, const std::vector<float>& v
                 "fp16 scales, K-quants, MXFP4 and NVFP4); the nearest ggml_* schemes, which "
                 "quantize with llama.cpp's own rules: " +
                 nearest_ggml_schemes(scheme_bits_per_element(s, {rows, cols}), cols));
-  const QTensor q = requantized(name, values, rows, cols, s, codes, global);
   const size_t n = rows * cols;
-  std::vector<uint8_t> element_codes(n);
-  unpack_codes(q.codes.data(), n, s.element.bits(), element_codes.data());
   std::vector<int8_t> levels(n);
-  for (size_t i = 0; i < n; ++i)  // e2m1 codes are GGML's (sign in bit 3); integers by value
-    levels[i] = s.element == formats::e2m1fn ? int8_t(element_codes[i])
-                                              : int8_t(ref::decode(s.element, element_codes[i]));
-  std::vector<uint16_t> scale_codes(q.scales.size());
-  for (size_t g = 0; g < q.scales.size(); ++g)
-    scale_codes[g] = ggml_scale_code(*t, stored_scale_value(s, q.scales[g]), name);
+  std::vector<uint16_t> scale_codes;
+  if (codes) {  // round to nearest kept its codes
+    std::vector<uint8_t> element_codes(n);
+    unpack_codes(codes->codes.data(), n, s.element.bits(), element_codes.data());
+    for (size_t i = 0; i < n; ++i)  // e2m1 codes are GGML's (sign in bit 3); integers by value
+      levels[i] = s.element == formats::e2m1fn ? int8_t(element_codes[i])
+                                               : int8_t(ref::decode(s.element, element_codes[i]));
+    scale_codes.resize(codes->scales.size());
+    for (size_t g = 0; g < codes->scales.size(); ++g)
+      scale_codes[g] = ggml_scale_code(*t, stored_scale_value(s, codes->scales[g]), name);
+    global = codes->global_scale;
+  } else {  // a method's values: each group's scale recovered from them
+    const size_t group = size_t(s.group);
+    scale_codes.resize(n / group);
+    for (size_t g = 0; g < n / group; ++g)
+      if (!fit_group(*t, s, values.data() + g * group, int(group), global,
+                     levels.data() + g * group, scale_codes[g]))
+        throw Error(name + ": the values of scale group " + std::to_string(g) + " (row " +
+                    std::to_string(g * group / cols) + ") do not lie on " + scheme_name(s) +
+                    "'s grid with any one scale of it, so no " +
+                    ggml_type_info(uint32_t(*t))->name + " block reproduces them");
+  }
   e.type = *t;
   e.bytes.resize(ggml_bytes(*t, n));
   pack_ggml_blocks(*t, levels.data(), scale_codes.data(), n, e.bytes.data());
-  e.tensor_scale = s.global_scale ? q.global_scale : 1.0f;
+  e.tensor_scale = s.global_scale ? global : 1.0f;
   return e;
 }
 

@@ -21,9 +21,10 @@ struct EncodedWeight {
 
 // The weight `values` [rows, cols] (what lowbit computes with) in `scheme` (nullopt: kept in full
 // precision, stored as `kept`). `codes`, when given, is its quantization (dequantize(codes) ==
-// values); without it the values are quantized again, which must give them back exactly (else an
-// error: a method that moved them off the grid lowbit can recover). `global` is the recorded
-// per-tensor scale of a two-level scheme. `name` is for messages.
+// values). Without it (a method such as GPTQ chose the scales and kept the values), each group's
+// scale is recovered from its values, which must lie on the scheme's grid (for ggml_* schemes the
+// values are quantized again and must come back unchanged). `global` is the recorded per-tensor
+// scale of a two-level scheme. `name` is for messages.
 EncodedWeight encode_weight(const std::string& name, const std::vector<float>& values, size_t rows,
                             size_t cols, const std::optional<Scheme>& scheme, const QTensor* codes,
                             float global, GgmlType kept);

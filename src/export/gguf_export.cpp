@@ -18,8 +18,8 @@ namespace {
 // GGUF's names for the roles of a block's Linears (llama.cpp's LLM_TENSOR_* for llama).
 const std::map<std::string, std::string>& linear_roles() {
   static const std::map<std::string, std::string> roles = {
-      {"q_proj", "attn_q"},         {"k_proj", "attn_k"},  {"v_proj", "attn_v"},
-      {"o_proj", "attn_output"},    {"gate_proj", "ffn_gate"}, {"up_proj", "ffn_up"},
+      {"q_proj", "attn_q"},      {"k_proj", "attn_k"},      {"v_proj", "attn_v"},
+      {"o_proj", "attn_output"}, {"gate_proj", "ffn_gate"}, {"up_proj", "ffn_up"},
       {"down_proj", "ffn_down"}};
   return roles;
 }
@@ -27,19 +27,32 @@ const std::map<std::string, std::string>& linear_roles() {
 // The llama_ftype value llama.cpp shows for a file mostly in `t` (llama.h; MOSTLY_* numbering).
 uint32_t file_type_of(GgmlType t) {
   switch (t) {
-    case GgmlType::F32: return 0;
-    case GgmlType::F16: return 1;
-    case GgmlType::Q4_0: return 2;
-    case GgmlType::Q4_1: return 3;
-    case GgmlType::Q8_0: return 7;
-    case GgmlType::Q5_0: return 8;
-    case GgmlType::Q5_1: return 9;
-    case GgmlType::Q4_K: return 15;  // Q4_K_M
-    case GgmlType::Q6_K: return 18;
-    case GgmlType::BF16: return 32;
-    case GgmlType::MXFP4: return 38;
-    case GgmlType::NVFP4: return 39;
-    default: return 0;
+    case GgmlType::F32:
+      return 0;
+    case GgmlType::F16:
+      return 1;
+    case GgmlType::Q4_0:
+      return 2;
+    case GgmlType::Q4_1:
+      return 3;
+    case GgmlType::Q8_0:
+      return 7;
+    case GgmlType::Q5_0:
+      return 8;
+    case GgmlType::Q5_1:
+      return 9;
+    case GgmlType::Q4_K:
+      return 15;  // Q4_K_M
+    case GgmlType::Q6_K:
+      return 18;
+    case GgmlType::BF16:
+      return 32;
+    case GgmlType::MXFP4:
+      return 38;
+    case GgmlType::NVFP4:
+      return 39;
+    default:
+      return 0;
   }
 }
 
@@ -71,9 +84,11 @@ std::string gap_of_model(const model::Llama& m) {
   if (!m.weights().token_embedding)
     return "the embedding has no float32 table (load the model without pack_at_load)";
   for (const model::LlamaLayer& l : m.weights().layers) {
-    if (l.kv_cache) return "the KV cache is quantized (" + scheme_name(*l.kv_cache) +
-                           "); llama.cpp's cache types are set when it runs (--cache-type-k)";
-    if (l.qk_rotation) return "queries and keys are rotated at run time, which llama.cpp cannot";
+    if (l.kv_cache)
+      return "the KV cache is quantized (" + scheme_name(*l.kv_cache) +
+             "); llama.cpp's cache types are set when it runs (--cache-type-k)";
+    // A per-head rotation of queries and keys (hadamard's, for KV-cache quantization) leaves q·k
+    // as it is, up to rounding: without a quantized cache the file does without it.
   }
   return "";
 }
@@ -155,7 +170,7 @@ GgufExportReport export_gguf(const model::Llama& m, const ptq::Recipe& recipe,
     vector(blk + "attn_norm.weight", l.attn_norm, "norm");
     vector(blk + "ffn_norm.weight", l.ffn_norm, "norm");
     const std::pair<const model::Linear*, const char*> linears[] = {
-        {&l.wq, "q_proj"},      {&l.wk, "k_proj"},   {&l.wv, "v_proj"},   {&l.wo, "o_proj"},
+        {&l.wq, "q_proj"},        {&l.wk, "k_proj"},    {&l.wv, "v_proj"},       {&l.wo, "o_proj"},
         {&l.w_gate, "gate_proj"}, {&l.w_up, "up_proj"}, {&l.w_down, "down_proj"}};
     for (const auto& [lin, role] : linears) {
       const std::string base = blk + linear_roles().at(role);

@@ -334,6 +334,23 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names,
     lin.set_weight_scheme(s, global);
     return lin;
   };
+  // llama.cpp's NVFP4 files (lowbit export's too) may give a weight "x.weight" a second level, a
+  // per-tensor float32 "x.scale" (llama.cpp's scale2) that multiplies its blocks' values. Such a
+  // weight is read as float32 and scaled (not kept packed).
+  const auto scale2_name = [&](const std::string& name) {
+    return gguf_names ? name.substr(0, name.size() - 6) + "scale" : std::string();
+  };
+  const auto has_scale2 = [&](const std::string& name) {
+    return gguf_names && store.find(scale2_name(name)) != nullptr;
+  };
+  const auto weight = [&](const std::string& name, int64_t out, int64_t in) {
+    std::shared_ptr<std::vector<float>> w = shared(name, {out, in});
+    if (has_scale2(name)) {
+      const float scale2 = store.take_f32(scale2_name(name), {1})[0];
+      for (float& v : *w) v *= scale2;
+    }
+    return w;
+  };
   // `site` is the name recipes use (lowbit/recipe.h); `name` the tensor's name in the file.
   const auto linear = [&](const std::string& name, const std::string& site, int64_t out, int64_t in,
                           bool bias) {
@@ -341,10 +358,13 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names,
     if (bias)
       b = store.take_f32(name.substr(0, name.size() - 6) + "bias",
                          {out});  // "x.weight" -> "x.bias"
-    if (auto packed = packed_half(name, out, in))
-      return Linear(site, int(out), int(in), std::move(packed), std::move(b));
-    if (std::optional<Linear> lin = packed_at_load(name, site, out, in, b)) return std::move(*lin);
-    return Linear(site, int(out), int(in), shared(name, {out, in}), std::move(b));
+    if (!has_scale2(name)) {
+      if (auto packed = packed_half(name, out, in))
+        return Linear(site, int(out), int(in), std::move(packed), std::move(b));
+      if (std::optional<Linear> lin = packed_at_load(name, site, out, in, b))
+        return std::move(*lin);
+    }
+    return Linear(site, int(out), int(in), weight(name, out, in), std::move(b));
   };
   const auto site = [](int l, const char* role) {
     return "layers." + std::to_string(l) + "." + role;
@@ -417,7 +437,7 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names,
     w.output = Linear("output", int(vocab), int(dim), std::move(half_table));
   } else if (tied_head) {
     w.output = std::move(*tied_head);
-  } else if (!c.tied_output) {
+  } else if (!c.tied_output && !has_scale2(names.output())) {
     if (auto packed = packed_half(names.output(), vocab, dim))
       w.output = Linear("output", int(vocab), int(dim), std::move(packed));
     else if (std::optional<Linear> head = packed_at_load(names.output(), "output", vocab, dim, {}))
@@ -425,7 +445,7 @@ Llama Llama::load(const TensorStore& store, LlamaConfig c, bool gguf_names,
   }
   if (!w.output.packed_weight())
     w.output = Linear("output", int(vocab), int(dim),
-                      c.tied_output ? w.token_embedding : shared(names.output(), {vocab, dim}));
+                      c.tied_output ? w.token_embedding : weight(names.output(), vocab, dim));
   return Llama(std::move(c), std::move(w));
 }
 

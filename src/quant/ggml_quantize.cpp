@@ -419,11 +419,19 @@ void pack_ggml_blocks(GgmlType type, const int8_t* levels, const uint16_t* scale
                       uint8_t* out) {
   int lo = 0, hi = 0, offset = 0;  // the range of a level and what ggml adds to store it
   switch (type) {
-    case GgmlType::Q8_0: lo = -128, hi = 127; break;
-    case GgmlType::Q4_0: lo = -8, hi = 7, offset = 8; break;
-    case GgmlType::Q5_0: lo = -16, hi = 15, offset = 16; break;
+    case GgmlType::Q8_0:
+      lo = -128, hi = 127;
+      break;
+    case GgmlType::Q4_0:
+      lo = -8, hi = 7, offset = 8;
+      break;
+    case GgmlType::Q5_0:
+      lo = -16, hi = 15, offset = 16;
+      break;
     case GgmlType::MXFP4:
-    case GgmlType::NVFP4: lo = 0, hi = 15; break;
+    case GgmlType::NVFP4:
+      lo = 0, hi = 15;
+      break;
     default:
       throw Error(std::string("pack_ggml_blocks: not for ") + ggml_type_info(uint32_t(type))->name);
   }
@@ -432,8 +440,8 @@ void pack_ggml_blocks(GgmlType type, const int8_t* levels, const uint16_t* scale
   for (size_t i = 0; i < n; ++i)
     if (levels[i] < lo || levels[i] > hi)
       throw Error(std::string(info->name) + ": level " + std::to_string(levels[i]) +
-                  " of element " + std::to_string(i) + " is outside " + std::to_string(lo) +
-                  ".." + std::to_string(hi));
+                  " of element " + std::to_string(i) + " is outside " + std::to_string(lo) + ".." +
+                  std::to_string(hi));
   uint8_t stored[64];
   for (size_t b = 0; b < bytes / info->block_bytes; ++b) {
     const int8_t* l = levels + b * info->block_elements;

@@ -44,14 +44,15 @@ void run(const Args& a) {
   print_model_warnings(m);
   if (m.format != "gguf" || !m.llama)
     throw Error(m.path + ": export writes GGUF from a GGUF decoder model (this is a " + m.format +
-                " " + (m.llama ? "decoder" : "encoder") + "); Hugging Face folders are not yet "
+                " " + (m.llama ? "decoder" : "encoder") +
+                "); Hugging Face folders are not yet "
                 "converted");
   const std::unique_ptr<ptq::Calibration> calib = a.recipe.calibration(recipe, m);
   ProgressBar bar("methods", "layers");
   ptq::ApplyReport applied;
-  const model::Llama q = ptq::apply_recipe(
-      recipe, *m.llama, &applied, calib.get(),
-      [&](const std::string&, int done, int total) { bar.update(done, total); });
+  const model::Llama q =
+      ptq::apply_recipe(recipe, *m.llama, &applied, calib.get(),
+                        [&](const std::string&, int done, int total) { bar.update(done, total); });
   const exports::GgufExportReport r = exports::export_gguf(q, recipe, m.path, a.out, opt);
 
   std::map<std::string, std::pair<int, uint64_t>> by_type;  // type -> tensors, bytes
@@ -62,7 +63,8 @@ void run(const Args& a) {
   }
   fmt::print("model:   {}\nrecipe:  {}\n", m.path, recipe.label());
   for (const auto& [type, cb] : by_type)
-    fmt::print("  {:<6} {:>4} tensors {:>9.2f} MiB\n", type, cb.first, double(cb.second) / (1 << 20));
+    fmt::print("  {:<6} {:>4} tensors {:>9.2f} MiB\n", type, cb.first,
+               double(cb.second) / (1 << 20));
   fmt::print("wrote:   {} ({:.2f} MiB, {:.3f} bits per matrix weight)\n", a.out,
              double(r.file_bytes) / (1 << 20), r.weight_bits);
 }
