@@ -15,7 +15,6 @@ Exits 77 (skipped) when llama_cpp or numpy is not installed, 1 when a check fail
 """
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -24,6 +23,8 @@ import tempfile
 try:
     import numpy as np
     import llama_cpp
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from llama_cpp_runner import LlamaCpp, perplexity_and_kl
 except ImportError as e:
     print(f"SKIPPED: needs numpy and llama-cpp-python ({e}); pip install llama-cpp-python")
     sys.exit(77)
@@ -41,11 +42,6 @@ def requantize_f32(src, dst):
     params.allow_requantize = True  # the source is itself quantized (Q4_K_M): dequantize it to F32
     if llama_cpp.llama_model_quantize(src.encode(), dst.encode(), params) != 0:
         raise SystemExit(f"llama_model_quantize failed on {src}")
-
-
-def log_softmax_row(z):
-    m = z.max()
-    return z - m - math.log(np.exp(z - m).sum())
 
 
 def main():
@@ -67,41 +63,26 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         f32 = os.path.join(tmp, "model-f32.gguf")
         requantize_f32(a.model, f32)
-        llm = llama_cpp.Llama(model_path=f32, n_ctx=a.ctx, n_batch=a.ctx, n_ubatch=a.ctx, logits_all=True,
-                              n_threads=a.threads, verbose=False)
+        llm = LlamaCpp(f32, a.ctx, a.threads)
         # Tokenization, line by line and whole.
         lines = [l for l in text.split("\n") if l.strip()][:2000]
         path = os.path.join(tmp, "lines.txt")
         with open(path, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
         ours = [json.loads(l) for l in lowbit_json(a.lowbit, "tokenize", "--model", f32, "--lines", path).splitlines()]
-        bos = llm.token_bos()
         differ = 0
         for line, ids in zip(lines, ours):
-            ids = [t for t in ids if t != bos]
-            if llm.tokenize(line.encode("utf-8"), add_bos=False, special=False) != ids:
+            ids = [t for t in ids if t != llm.bos]
+            if llm.tokenize(line) != ids:
                 differ += 1
         print(f"tokenizer: {len(lines) - differ} of {len(lines)} lines give the same ids as llama.cpp's")
         failed |= differ > 0
         # Perplexity over the same windows.
         r = json.loads(lowbit_json(a.lowbit, "eval", "--model", f32, "--text", a.text, "--ctx", str(a.ctx),
                                    "--max-tokens", str(a.max_tokens), "--threads", str(a.threads), "--json"))
-        whole = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-        windows = min(len(whole), a.max_tokens) // a.ctx
-        first = a.ctx // 2
-        nll, count = 0.0, 0
-        for w in range(windows):
-            tokens = whole[w * a.ctx:(w + 1) * a.ctx]
-            batch = list(tokens)
-            if llm.metadata.get("tokenizer.ggml.add_bos_token", "true") == "true":
-                batch[0] = bos
-            llm.reset()
-            llm.eval(batch)
-            logits = np.asarray(llm.scores[: a.ctx], dtype=np.float64)
-            for pos in range(first, a.ctx - 1):
-                nll -= log_softmax_row(logits[pos])[tokens[pos + 1]]
-                count += 1
-        ppl_llama = math.exp(nll / count)
+        theirs = perplexity_and_kl(llm, llm.tokenize(text), a.ctx, a.max_tokens)
+        windows, count = min(len(llm.tokenize(text)), a.max_tokens) // a.ctx, theirs["scored"]
+        ppl_llama = theirs["ppl"]
         ppl_lowbit = r["result"]["ppl"]
         rel = abs(ppl_lowbit / ppl_llama - 1)
         print(f"perplexity, {os.path.basename(a.text)}, {windows} windows of {a.ctx} ({count} scored): "
