@@ -9,10 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/install-models.sh
+scripts/install-data.sh
 scripts/build.sh
-text=../shared/corpora/austen_prideprejudice.txt
-if [ ! -f "$text" ]; then
-  echo "lowbit: $text is missing: the corpora live in ../shared beside this checkout" >&2
-  exit 1
-fi
+text="${LOWBIT_DATA:-data}/corpora/austen_prideprejudice.txt"
 build/tools/lowbit/lowbit sweep --model smollm2 --text "$text" --ctx 512 --max-tokens 4096 --out lowbit-sweep

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/install-models.sh --optional  # the real-model tests skip when a model cannot be had
+scripts/install-data.sh --optional    # likewise the texts (../shared/corpora serves where present)
 scripts/build.sh
 ctest --test-dir build --output-on-failure -j"$(nproc)" -LE long
 if [ "${LOWBIT_LONG_TESTS:-0}" = "1" ]; then

@@ -108,6 +108,10 @@ printf '{"recipes": []}' > "$work/empty_grid.json"
 expect_error "empty grid" "non-empty JSON array" "$LOWBIT" sweep --grid "$work/empty_grid.json" --list
 expect_error "bad shard" "need 1 <= i <= n" "$LOWBIT" sweep --model "$work/junk.gguf" --text "$work/text.txt" --shard 3/2
 expect_error "shard syntax" "expected i/n" "$LOWBIT" sweep --model "$work/junk.gguf" --text "$work/text.txt" --shard two
+expect_error "slurm array shard" "shard 4/4 from Slurm's job array" env SLURM_ARRAY_TASK_ID=3 \
+  SLURM_ARRAY_TASK_COUNT=4 SLURM_ARRAY_TASK_MIN=0 "$LOWBIT" sweep --model "$work/junk.gguf" --text "$work/text.txt"
+expect_error "slurm outside an array" "SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT are not set" \
+  env -u SLURM_ARRAY_TASK_ID "$LOWBIT" sweep --model "$work/junk.gguf" --text "$work/text.txt" --shard slurm
 expect_error "merge missing" "nowhere/results.json: cannot open" "$LOWBIT" sweep-merge "$work/nowhere" --out "$work/merged"
 
 if [ "$failures" -ne 0 ]; then echo "$failures CLI check(s) failed"; exit 1; fi

@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "commands.h"
 #include "lowbit/eval/sweep.h"
@@ -16,6 +17,7 @@ namespace {
 
 struct SweepArgs {
   std::string model, text, grid, out = "lowbit-sweep", shard = "1/1";
+  bool shard_given = false;  // --shard on the command line (else a Slurm array may set it)
   int ctx = 512;
   int64_t max_tokens = 4096;
   int threads = 0;
@@ -39,6 +41,29 @@ void parse_shard(const std::string& text, int& index, int& count) {
   }
   if (count < 1 || index < 1 || index > count)
     throw Error("--shard \"" + text + "\": need 1 <= i <= n");
+}
+
+// "slurm" (and no --shard at all inside a Slurm job array): the slice Slurm's array variables
+// give, whatever the array's first index (--array=0-7 and --array=1-8 are both eight shards).
+std::string shard_from_environment(const std::string& given, bool explicit_flag) {
+  const char* id = std::getenv("SLURM_ARRAY_TASK_ID");
+  if (given != "slurm" && (explicit_flag || !id)) return given;
+  const char* count = std::getenv("SLURM_ARRAY_TASK_COUNT");
+  const char* min = std::getenv("SLURM_ARRAY_TASK_MIN");
+  if (!id || !count)
+    throw Error(
+        "--shard slurm: SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT are not set "
+        "(run it in an sbatch --array job, or give --shard i/n)");
+  int task = 0, first = 0;
+  try {
+    task = std::stoi(id);
+    first = min ? std::stoi(min) : 1;
+  } catch (const std::exception&) {
+    throw Error(std::string("--shard slurm: SLURM_ARRAY_TASK_ID=") + id + " is not a number");
+  }
+  const std::string shard = std::to_string(task - first + 1) + "/" + count;
+  fmt::print("shard {} from Slurm's job array (task {}, first {})\n", shard, task, first);
+  return shard;
 }
 
 void print_outputs(const eval::SweepReport& r, const std::string& out) {
@@ -71,7 +96,7 @@ void run_sweep_command(const SweepArgs& a) {
   }
   if (a.text.empty()) throw Error("sweep: --text is required");
   eval::SweepOptions opt;
-  parse_shard(a.shard, opt.shard_index, opt.shard_count);
+  parse_shard(shard_from_environment(a.shard, a.shard_given), opt.shard_index, opt.shard_count);
   model::set_num_threads(a.threads);
   const std::string text = model::read_text_file(a.text, a.repair_utf8);
   const model::Model m = model::load_model(a.model);
@@ -127,16 +152,21 @@ void add_sweep_commands(CLI::App& app) {
   add_max_tokens_option(cmd, a->max_tokens, "Token budget per recipe (0: the whole text)", 4096);
   cmd->add_option("--out,-o", a->out, "Output folder: results.json, report.md, report.html, cache/")
       ->default_val("lowbit-sweep");
-  cmd->add_option("--shard", a->shard,
-                  "Run slice i of n of the grid (i/n), e.g. as a job array; join with sweep-merge")
-      ->default_val("1/1");
+  CLI::Option* shard = cmd->add_option(
+      "--shard", a->shard,
+      "Run slice i of n of the grid (i/n); 'slurm', or no --shard in a Slurm job array: the "
+      "array's task; join with sweep-merge");
+  shard->default_val("1/1");
   add_threads_option(cmd, a->threads);
   add_exec_option(cmd, a->exec, "emulate");
   cmd->add_flag("--no-layers", a->no_layers, "Skip the per-layer statistics (and the heat map)");
   cmd->add_flag("--list", a->list, "Print the grid's recipes and exit");
   add_repair_utf8_flag(cmd, a->repair_utf8);
   RecipeFlags::add_calibration_to(cmd, a->calib_text, a->calib_count, a->calib_length);
-  cmd->callback([a] { run_sweep_command(*a); });
+  cmd->callback([a, shard] {
+    a->shard_given = shard->count() > 0;
+    run_sweep_command(*a);
+  });
 
   auto dirs = std::make_shared<std::vector<std::string>>();
   auto out = std::make_shared<std::string>();
