@@ -207,12 +207,16 @@ GgufExportReport export_gguf(const model::Llama& m, const ptq::Recipe& recipe,
     writer.set("lowbit.recipe", model::GgufValue::of_string(options.recipe_text));
 
   GgufExportReport report;
-  double matrix_bits = 0, matrix_params = 0;
+  double matrix_bits = 0, matrix_params = 0, linear_bits = 0, linear_params = 0;
   const auto emit = [&](const std::string& name, RuntimeTensor& t) {
     report.tensors.push_back({name, t.encoded.type, t.shape, t.from, t.encoded.bytes.size()});
     if (t.shape.size() == 2) {
       matrix_bits += 8.0 * double(t.encoded.bytes.size());
       matrix_params += double(t.shape[0] * t.shape[1]);
+      if (name.rfind("blk.", 0) == 0) {
+        linear_bits += 8.0 * double(t.encoded.bytes.size());
+        linear_params += double(t.shape[0] * t.shape[1]);
+      }
     }
     writer.add_tensor(name, t.encoded.type, t.shape, std::move(t.encoded.bytes));
   };
@@ -246,6 +250,7 @@ GgufExportReport export_gguf(const model::Llama& m, const ptq::Recipe& recipe,
   writer.write(out, uint64_t(source.alignment()));
   report.file_bytes = std::filesystem::file_size(out);
   report.weight_bits = matrix_params > 0 ? matrix_bits / matrix_params : 0;
+  report.linear_bits = linear_params > 0 ? linear_bits / linear_params : 0;
   return report;
 }
 

@@ -65,8 +65,8 @@ void run(const Args& a) {
   for (const auto& [type, cb] : by_type)
     fmt::print("  {:<6} {:>4} tensors {:>9.2f} MiB\n", type, cb.first,
                double(cb.second) / (1 << 20));
-  fmt::print("wrote:   {} ({:.2f} MiB, {:.3f} bits per matrix weight)\n", a.out,
-             double(r.file_bytes) / (1 << 20), r.weight_bits);
+  fmt::print("wrote:   {} ({:.2f} MiB, {:.3f} bits per matrix weight, {:.3f} per Linear weight)\n",
+             a.out, double(r.file_bytes) / (1 << 20), r.weight_bits, r.linear_bits);
 }
 
 }  // namespace

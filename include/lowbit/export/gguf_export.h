@@ -39,6 +39,7 @@ struct GgufExportReport {
   std::vector<ExportedTensor> tensors;
   uint64_t file_bytes = 0;
   double weight_bits = 0;  // bits per parameter over the matrices (embedding, Linears, head)
+  double linear_bits = 0;  // over the blocks' Linears only
 };
 
 // Why `recipe` cannot be exported to llama.cpp as it stands (empty when it can): activation,
