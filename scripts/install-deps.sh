@@ -22,9 +22,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if ! python3 -c "import numpy, ml_dtypes, gguf, tokenizers" 2>/dev/null; then
-  echo "lowbit: installing numpy, ml_dtypes, gguf and tokenizers with pip (for the cross-checks)"
-  python3 -m pip install --quiet numpy ml_dtypes gguf tokenizers 2>/dev/null ||
-    python3 -m pip install --quiet --break-system-packages numpy ml_dtypes gguf tokenizers ||
-    echo "lowbit: warning: could not install them; the cross-checks that need them will report themselves skipped"
+# numpy, ml_dtypes, gguf, tokenizers: the cross-checks' oracles; nanobind: the Python module;
+# pytest: its tests.
+if ! python3 -c "import numpy, ml_dtypes, gguf, tokenizers, nanobind, pytest" 2>/dev/null; then
+  pkgs="numpy ml_dtypes gguf tokenizers nanobind pytest"
+  echo "lowbit: installing $pkgs with pip (the cross-checks, the Python module and its tests)"
+  python3 -m pip install --quiet $pkgs 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages $pkgs ||
+    echo "lowbit: warning: could not install them; the checks that need them will report themselves skipped"
 fi

@@ -1,0 +1,236 @@
+// The `lowbit._lowbit` extension (nanobind): a thin skin over the public headers. Arrays cross
+// through nanobind's ndarray (DLPack / the buffer protocol): NumPy, PyTorch and JAX arrays on the
+// CPU are read in place when they are C-contiguous, and results come back as NumPy arrays that own
+// their memory. lowbit::Error becomes ValueError with lowbit's message. python/lowbit/__init__.py
+// adds the ml_dtypes conveniences and the docstrings users read.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lowbit/format/format.h"
+#include "lowbit/format/rounding.h"
+#include "lowbit/kernels/convert.h"
+#include "lowbit/model/linear.h"
+#include "lowbit/quant/qtensor.h"
+#include "lowbit/quant/scheme.h"
+#include "lowbit/util/error.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace lowbit::python {
+namespace {
+
+using FloatIn = nb::ndarray<const float, nb::c_contig, nb::device::cpu>;
+using AnyIn = nb::ndarray<nb::c_contig, nb::device::cpu>;
+
+std::vector<size_t> shape_of(const AnyIn& a) {
+  std::vector<size_t> s(a.ndim());
+  for (size_t i = 0; i < a.ndim(); ++i) s[i] = a.shape(i);
+  return s;
+}
+
+// A NumPy array of `shape` that owns `data` (moved into a capsule).
+template <class T>
+nb::ndarray<nb::numpy, T> owned(std::vector<T>&& data, const std::vector<size_t>& shape) {
+  auto* heap = new std::vector<T>(std::move(data));
+  nb::capsule owner(heap, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+  return nb::ndarray<nb::numpy, T>(heap->data(), shape.size(), shape.data(), owner);
+}
+
+RoundOptions round_options(const std::string& rounding, bool saturate, uint64_t seed) {
+  return RoundOptions{parse_round_mode(rounding), saturate ? Overflow::Saturate : Overflow::Default,
+                      seed};
+}
+
+// The 16- and 32-bit float inputs the bulk conversions read directly.
+enum class Source { F32, BF16, F16 };
+Source source_of(const AnyIn& x, const char* what) {
+  const nb::dlpack::dtype t = x.dtype();
+  if (t == nb::dtype<float>()) return Source::F32;
+  if (t.code == uint8_t(nb::dlpack::dtype_code::Bfloat) && t.bits == 16) return Source::BF16;
+  if (t.code == uint8_t(nb::dlpack::dtype_code::Float) && t.bits == 16) return Source::F16;
+  throw Error(std::string(what) +
+              ": takes float32, float16 or bfloat16 values (convert others with astype)");
+}
+
+nb::object encode_array(const AnyIn& x, const std::string& format, const std::string& rounding,
+                        bool saturate, uint64_t seed, uint64_t first_index) {
+  const Format f = parse_format(format);
+  const RoundOptions opt = round_options(rounding, saturate, seed);
+  const Source src = source_of(x, "encode");
+  const size_t n = x.size();
+  const auto run = [&](auto* codes) {
+    nb::gil_scoped_release unlocked;
+    switch (src) {
+      case Source::F32: encode(f, static_cast<const float*>(x.data()), n, codes, opt, first_index); break;
+      case Source::BF16: encode(f, static_cast<const BF16*>(x.data()), n, codes, opt, first_index); break;
+      case Source::F16: encode(f, static_cast<const FP16*>(x.data()), n, codes, opt, first_index); break;
+    }
+  };
+  switch (code_bytes(f)) {
+    case 1: {
+      std::vector<uint8_t> c(n);
+      run(c.data());
+      return nb::cast(owned(std::move(c), shape_of(x)));
+    }
+    case 2: {
+      std::vector<uint16_t> c(n);
+      run(c.data());
+      return nb::cast(owned(std::move(c), shape_of(x)));
+    }
+    default: {
+      std::vector<uint32_t> c(n);
+      run(c.data());
+      return nb::cast(owned(std::move(c), shape_of(x)));
+    }
+  }
+}
+
+nb::ndarray<nb::numpy, float> decode_array(const AnyIn& codes, const std::string& format) {
+  const Format f = parse_format(format);
+  const nb::dlpack::dtype t = codes.dtype();
+  if (t.code != uint8_t(nb::dlpack::dtype_code::UInt) && t.code != uint8_t(nb::dlpack::dtype_code::Int))
+    throw Error("decode: takes integer codes (uint8 / uint16 / uint32), not floats");
+  const size_t n = codes.size();
+  std::vector<float> out(n);
+  {
+    nb::gil_scoped_release unlocked;
+    switch (t.bits) {
+      case 8: decode(f, static_cast<const uint8_t*>(codes.data()), n, out.data()); break;
+      case 16: decode(f, static_cast<const uint16_t*>(codes.data()), n, out.data()); break;
+      case 32: decode(f, static_cast<const uint32_t*>(codes.data()), n, out.data()); break;
+      default: throw Error("decode: codes of 8, 16 or 32 bits");
+    }
+  }
+  return owned(std::move(out), shape_of(codes));
+}
+
+nb::ndarray<nb::numpy, float> fake_quant_array(const AnyIn& x, const std::string& format,
+                                               const std::string& rounding, bool saturate,
+                                               uint64_t seed, uint64_t first_index) {
+  const Format f = parse_format(format);
+  const RoundOptions opt = round_options(rounding, saturate, seed);
+  const Source src = source_of(x, "fake_quant");
+  const size_t n = x.size();
+  std::vector<float> out(n);
+  {
+    nb::gil_scoped_release unlocked;
+    switch (src) {
+      case Source::F32: fake_quant(f, static_cast<const float*>(x.data()), n, out.data(), opt, first_index); break;
+      case Source::BF16: fake_quant(f, static_cast<const BF16*>(x.data()), n, out.data(), opt, first_index); break;
+      case Source::F16: fake_quant(f, static_cast<const FP16*>(x.data()), n, out.data(), opt, first_index); break;
+    }
+  }
+  return owned(std::move(out), shape_of(x));
+}
+
+// A QTensor as a dict of NumPy arrays (and back): what Python code stores or inspects.
+nb::dict qtensor_dict(QTensor&& q) {
+  nb::dict d;
+  d["scheme"] = scheme_name(q.scheme);
+  d["shape"] = q.shape;
+  d["scale_shape"] = q.scale_shape;
+  d["global_scale"] = q.global_scale;
+  d["bits_per_element"] = q.bits_per_element();
+  d["codes"] = owned(std::move(q.codes), {q.codes.size()});
+  d["scales"] = owned(std::move(q.scales), q.scale_shape.empty() ? std::vector<size_t>{0} : q.scale_shape);
+  d["zero_points"] = owned(std::move(q.zero_points), {q.zero_points.size()});
+  return d;
+}
+
+template <class T>
+std::vector<T> vector_from(const nb::handle& h, const char* what) {
+  const auto a = nb::cast<nb::ndarray<const T, nb::c_contig, nb::device::cpu>>(h);
+  if (!a.data() && a.size()) throw Error(std::string("dequantize: ") + what + " has no data");
+  const T* p = a.data();
+  return std::vector<T>(p, p + a.size());
+}
+
+nb::ndarray<nb::numpy, float> dequantize_dict(const nb::dict& d) {
+  QTensor q;
+  q.scheme = parse_scheme(nb::cast<std::string>(d["scheme"]));
+  q.shape = nb::cast<std::vector<size_t>>(d["shape"]);
+  q.scale_shape = nb::cast<std::vector<size_t>>(d["scale_shape"]);
+  q.global_scale = nb::cast<float>(d["global_scale"]);
+  q.codes = vector_from<uint8_t>(d["codes"], "codes");
+  q.scales = vector_from<uint32_t>(d["scales"], "scales");
+  q.zero_points = vector_from<uint8_t>(d["zero_points"], "zero_points");
+  std::vector<float> out(q.numel());
+  dequantize(q, out.data());
+  return owned(std::move(out), q.shape);
+}
+
+}  // namespace
+}  // namespace lowbit::python
+
+NB_MODULE(_lowbit, m) {
+  using namespace lowbit;
+  using namespace lowbit::python;
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const Error& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+  m.def("formats", [] {
+    std::vector<std::string> names;
+    for (const NamedFormat& f : named_formats()) names.push_back(f.name);
+    return names;
+  });
+  m.def("format_info", [](const std::string& name) {
+    const Format f = parse_format(name);
+    nb::dict d;
+    d["name"] = format_name(f);
+    d["bits"] = f.bits();
+    d["max"] = max_finite(f);
+    d["lowest"] = lowest_finite(f);
+    d["code_bytes"] = code_bytes(f);
+    return d;
+  }, "format"_a);
+  m.def("schemes", [] {
+    std::vector<std::string> names;
+    for (const NamedScheme& s : named_schemes()) names.push_back(s.name);
+    return names;
+  });
+  m.def("encode", &encode_array, "x"_a, "format"_a, "rounding"_a = "nearest-even",
+        "saturate"_a = false, "seed"_a = 0, "first_index"_a = 0);
+  m.def("decode", &decode_array, "codes"_a, "format"_a);
+  m.def("fake_quant", &fake_quant_array, "x"_a, "format"_a, "rounding"_a = "nearest-even",
+        "saturate"_a = false, "seed"_a = 0, "first_index"_a = 0);
+  m.def("quantize", [](const FloatIn& x, const std::string& scheme) {
+    const Scheme s = parse_scheme(scheme);
+    std::vector<size_t> shape(x.ndim());
+    for (size_t i = 0; i < x.ndim(); ++i) shape[i] = x.shape(i);
+    QTensor q;
+    {
+      nb::gil_scoped_release unlocked;
+      q = quantize(s, x.data(), shape);
+    }
+    return qtensor_dict(std::move(q));
+  }, "x"_a, "scheme"_a);
+  m.def("dequantize", &dequantize_dict, "q"_a);
+  m.def("fake_quant_scheme", [](const FloatIn& x, const std::string& scheme) {
+    const Scheme s = parse_scheme(scheme);
+    std::vector<size_t> shape(x.ndim());
+    for (size_t i = 0; i < x.ndim(); ++i) shape[i] = x.shape(i);
+    std::vector<float> out(x.size());
+    {
+      nb::gil_scoped_release unlocked;
+      fake_quant(s, x.data(), shape, out.data());
+    }
+    return owned(std::move(out), shape);
+  }, "x"_a, "scheme"_a);
+  m.def("scheme_bits", [](const std::string& scheme, const std::vector<size_t>& shape) {
+    return scheme_bits_per_element(parse_scheme(scheme), shape);
+  }, "scheme"_a, "shape"_a);
+  m.def("set_num_threads", &model::set_num_threads, "threads"_a);
+  m.def("simd_target", [] { return std::string(active_simd_target()); });
+}

@@ -1,0 +1,116 @@
+"""The Python module against independent oracles (ml_dtypes) and its own contracts; run by ctest
+(python_test) on the module in build/python, and by bench/python_wheel_check.sh on a pip-built
+wheel. The README's Python quick-start is executed here too."""
+import os
+import re
+
+import numpy as np
+import pytest
+
+import lowbit
+
+ml_dtypes = pytest.importorskip("ml_dtypes")
+README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+
+FLOAT_FORMATS = {"e4m3fn": ml_dtypes.float8_e4m3fn, "e5m2": ml_dtypes.float8_e5m2,
+                 "e4m3fnuz": ml_dtypes.float8_e4m3fnuz, "e5m2fnuz": ml_dtypes.float8_e5m2fnuz,
+                 "e3m2fn": ml_dtypes.float6_e3m2fn, "e2m3fn": ml_dtypes.float6_e2m3fn,
+                 "e2m1fn": ml_dtypes.float4_e2m1fn}
+
+
+@pytest.mark.parametrize("fmt", sorted(FLOAT_FORMATS))
+def test_every_code_decodes_as_ml_dtypes(fmt):
+    dt = np.dtype(FLOAT_FORMATS[fmt])
+    bits = lowbit.format_info(fmt)["bits"]
+    codes = np.arange(2 ** bits, dtype=np.uint8)
+    ours = lowbit.decode(codes, fmt)
+    theirs = codes.view(dt).astype(np.float32)
+    assert np.array_equal(ours, theirs, equal_nan=True)
+    assert np.array_equal(lowbit.decode(codes.view(dt)), theirs, equal_nan=True)  # by dtype alone
+
+
+@pytest.mark.parametrize("fmt", sorted(FLOAT_FORMATS))
+def test_encode_equals_ml_dtypes_astype(fmt):
+    rng = np.random.default_rng(5)
+    top = lowbit.format_info(fmt)["max"]
+    x = (rng.standard_normal(100_000) * top / 4).astype(np.float32)
+    x[:4] = [0.0, -0.0, top, -top]
+    ours = lowbit.encode(x, fmt, as_ml_dtypes=True)
+    theirs = x.astype(FLOAT_FORMATS[fmt])
+    assert ours.dtype == theirs.dtype
+    assert np.array_equal(ours.astype(np.float32), theirs.astype(np.float32), equal_nan=True)
+
+
+def test_rounding_modes_and_saturation():
+    x = np.array([1.3, 500.0, -500.0], dtype=np.float32)
+    assert np.isnan(lowbit.fake_quant(x, "e4m3fn")[1])  # e4m3fn has no inf: overflow is NaN
+    assert list(lowbit.fake_quant(x, "e4m3fn", saturate=True)) == [1.25, 448.0, -448.0]
+    assert lowbit.fake_quant(x, "e4m3fn", rounding="up")[0] == 1.375
+    assert lowbit.fake_quant(x, "e4m3fn", rounding="toward-zero")[0] == 1.25
+    with pytest.raises(ValueError, match="round"):
+        lowbit.fake_quant(x, "e4m3fn", rounding="sideways")
+
+
+def test_stochastic_rounding_is_reproducible_in_pieces():
+    x = np.full(10_000, 0.3, dtype=np.float32)
+    whole = lowbit.encode(x, "e2m1fn", rounding="stochastic", seed=9)
+    parts = np.concatenate([lowbit.encode(x[:3000], "e2m1fn", rounding="stochastic", seed=9),
+                            lowbit.encode(x[3000:], "e2m1fn", rounding="stochastic", seed=9,
+                                          first_index=3000)])
+    assert np.array_equal(whole, parts)
+    mean = lowbit.decode(whole, "e2m1fn").mean()
+    assert abs(mean - 0.3) < 0.01  # unbiased
+    assert not np.array_equal(whole, lowbit.encode(x, "e2m1fn", rounding="stochastic", seed=10))
+
+
+def test_half_inputs_read_in_place():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(1000).astype(np.float32)
+    b = x.astype(ml_dtypes.bfloat16)
+    h = x.astype(np.float16)
+    assert np.array_equal(lowbit.encode(b, "e4m3fn"), lowbit.encode(b.astype(np.float32), "e4m3fn"))
+    assert np.array_equal(lowbit.encode(h, "e4m3fn"), lowbit.encode(h.astype(np.float32), "e4m3fn"))
+
+
+class OnlyDlpack:
+    """An array that offers nothing but DLPack, as a torch or JAX CPU tensor does."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def __dlpack__(self, **kwargs):
+        return self.a.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.a.__dlpack_device__()
+
+
+def test_dlpack_objects_are_taken_without_numpy():
+    x = np.linspace(-3, 3, 64, dtype=np.float32).reshape(8, 8)
+    assert np.array_equal(lowbit.fake_quant(OnlyDlpack(x), "e2m1fn"), lowbit.fake_quant(x, "e2m1fn"))
+    assert lowbit.fake_quant(OnlyDlpack(x), "e2m1fn").shape == (8, 8)
+
+
+def test_schemes_quantize_dequantize():
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((16, 256)) * 0.02).astype(np.float32)
+    for scheme in ("mxfp4", "nvfp4", "int4_g128", "e4m3fn:channel", "ggml_q4_k", "nf4_g64"):
+        q = lowbit.quantize(w, scheme)
+        assert q["shape"] == [16, 256]
+        back = lowbit.dequantize(q)
+        assert np.array_equal(back, lowbit.fake_quant_scheme(w, scheme)), scheme
+        assert q["bits_per_element"] == lowbit.scheme_bits(scheme, w.shape)
+        assert np.mean((back - w) ** 2) < np.mean(w ** 2) / 10, scheme
+    assert lowbit.quantize(w, "ggml_q4_0")["codes"].size == 16 * 256 // 32 * 18  # Q4_0 blocks
+    assert lowbit.scheme_bits("mxfp4", (4096, 4096)) == 4.25
+    assert "ggml_q4_k" in lowbit.schemes() and "e4m3fn" in lowbit.formats()
+    with pytest.raises(ValueError, match="invalid scheme"):
+        lowbit.quantize(w, "mxfp5")
+
+
+def test_readme_quick_start_runs():
+    text = open(README, encoding="utf-8").read()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks, "README.md has no Python quick-start"
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {})
