@@ -15,12 +15,17 @@ takes such arrays directly. Errors are ValueError with lowbit's message.
     >>> lowbit.fake_quant(x, "e4m3fn", saturate=True).tolist()
     [0.3125, 1.25, 448.0]
 """
+import json as _json
+import tempfile as _tempfile
+
 import numpy as _np
 
 from . import _lowbit
+from ._lowbit import Model
 
 __all__ = ["formats", "format_info", "schemes", "encode", "decode", "fake_quant", "quantize",
-           "dequantize", "fake_quant_scheme", "scheme_bits", "set_num_threads", "simd_target"]
+           "dequantize", "fake_quant_scheme", "scheme_bits", "set_num_threads", "simd_target",
+           "Model", "load_model", "recipe", "evaluate", "sweep", "export_gguf"]
 
 # lowbit format name -> ml_dtypes type name, for the formats ml_dtypes has.
 _ML_DTYPES = {"e4m3fn": "float8_e4m3fn", "e5m2": "float8_e5m2", "e4m3": "float8_e4m3",
@@ -141,3 +146,58 @@ def set_num_threads(threads):
 def simd_target():
     """The SIMD target the conversions run on ("hwy:AVX3", "hwy:AVX2", ...)."""
     return _lowbit.simd_target()
+
+
+# ---- models ------------------------------------------------------------------------------------
+
+def load_model(path=""):
+    """Loads a model (a .gguf file, a Hugging Face folder, or an installed model's name such as
+    "smollm2"; empty: the default model) as lowbit.Model: .path, .summary, .parameters, .sites
+    (the names recipes match), .tokenize(text)."""
+    return _lowbit.load_model(path)
+
+
+def recipe(spec=None, **fields):
+    """A recipe as its canonical JSON text, from a dict, a JSON text, or keyword fields:
+    weights, activations, kv, embedding, output (scheme names or "fp"), methods (a list such as
+    ["hadamard", "gptq:damp=0.01"]), overrides, accumulate, name (docs/recipes.md)."""
+    if spec is None:
+        spec = fields
+    elif fields:
+        raise ValueError("recipe: give a spec or keyword fields, not both")
+    text = spec if isinstance(spec, str) else _json.dumps(spec)
+    return _lowbit.recipe_canonical(text)
+
+
+def _recipe_text(r):
+    return r if isinstance(r, str) else _json.dumps(r)
+
+
+def sweep(model, text, recipes, out, ctx=512, max_tokens=4096, layers=False, calib="",
+          calib_seqs=32, calib_len=512, threads=0):
+    """Evaluates every recipe (dicts or JSON texts) on the text file against the full-precision
+    baseline, as `lowbit sweep` does: cached in `out` (results.json, report.md, report.html,
+    cache/), so a second call is instant. Returns {"base_ppl", "results": [one dict per recipe
+    in the versioned result format of docs/results.md]}."""
+    r = _lowbit.sweep(model, text, [_recipe_text(x) for x in recipes], out, ctx, max_tokens, layers,
+                      calib, calib_seqs, calib_len, threads)
+    r["results"] = [_json.loads(x) for x in r["results"]]
+    return r
+
+
+def evaluate(model, text, recipe, out=None, **options):
+    """One recipe's result dict (perplexity, KL divergence, top-1, ΔPPL, bits per weight) on the
+    text file; `out` keeps the cache (default: a temporary folder). Options as for sweep."""
+    if out is None:
+        with _tempfile.TemporaryDirectory() as tmp:
+            return sweep(model, text, [recipe], tmp, **options)["results"][0]
+    return sweep(model, text, [recipe], out, **options)["results"][0]
+
+
+def export_gguf(model, recipe, out, calib="", calib_seqs=32, calib_len=512, keep="f32",
+                emulated_f32=False):
+    """Writes the model quantized by the recipe as a GGUF file llama.cpp runs (docs/export.md) and
+    returns what was written: path, file_bytes, bits per (Linear) weight, and every tensor's GGUF
+    name, GGML type, shape and origin."""
+    return _lowbit.export_gguf(model, _recipe_text(recipe), out, calib, calib_seqs, calib_len, keep,
+                               emulated_f32)

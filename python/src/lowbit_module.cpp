@@ -13,10 +13,18 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/eval/evaluate.h"
+#include "lowbit/eval/sweep.h"
+#include "lowbit/export/gguf_export.h"
 #include "lowbit/format/format.h"
 #include "lowbit/format/rounding.h"
 #include "lowbit/kernels/convert.h"
 #include "lowbit/model/linear.h"
+#include "lowbit/model/model.h"
+#include "lowbit/model/tokenizer.h"
+#include "lowbit/ptq/apply_recipe.h"
+#include "lowbit/ptq/calibration.h"
+#include "lowbit/ptq/recipe.h"
 #include "lowbit/quant/qtensor.h"
 #include "lowbit/quant/scheme.h"
 #include "lowbit/util/error.h"
@@ -69,9 +77,15 @@ nb::object encode_array(const AnyIn& x, const std::string& format, const std::st
   const auto run = [&](auto* codes) {
     nb::gil_scoped_release unlocked;
     switch (src) {
-      case Source::F32: encode(f, static_cast<const float*>(x.data()), n, codes, opt, first_index); break;
-      case Source::BF16: encode(f, static_cast<const BF16*>(x.data()), n, codes, opt, first_index); break;
-      case Source::F16: encode(f, static_cast<const FP16*>(x.data()), n, codes, opt, first_index); break;
+      case Source::F32:
+        encode(f, static_cast<const float*>(x.data()), n, codes, opt, first_index);
+        break;
+      case Source::BF16:
+        encode(f, static_cast<const BF16*>(x.data()), n, codes, opt, first_index);
+        break;
+      case Source::F16:
+        encode(f, static_cast<const FP16*>(x.data()), n, codes, opt, first_index);
+        break;
     }
   };
   switch (code_bytes(f)) {
@@ -96,17 +110,25 @@ nb::object encode_array(const AnyIn& x, const std::string& format, const std::st
 nb::ndarray<nb::numpy, float> decode_array(const AnyIn& codes, const std::string& format) {
   const Format f = parse_format(format);
   const nb::dlpack::dtype t = codes.dtype();
-  if (t.code != uint8_t(nb::dlpack::dtype_code::UInt) && t.code != uint8_t(nb::dlpack::dtype_code::Int))
+  if (t.code != uint8_t(nb::dlpack::dtype_code::UInt) &&
+      t.code != uint8_t(nb::dlpack::dtype_code::Int))
     throw Error("decode: takes integer codes (uint8 / uint16 / uint32), not floats");
   const size_t n = codes.size();
   std::vector<float> out(n);
   {
     nb::gil_scoped_release unlocked;
     switch (t.bits) {
-      case 8: decode(f, static_cast<const uint8_t*>(codes.data()), n, out.data()); break;
-      case 16: decode(f, static_cast<const uint16_t*>(codes.data()), n, out.data()); break;
-      case 32: decode(f, static_cast<const uint32_t*>(codes.data()), n, out.data()); break;
-      default: throw Error("decode: codes of 8, 16 or 32 bits");
+      case 8:
+        decode(f, static_cast<const uint8_t*>(codes.data()), n, out.data());
+        break;
+      case 16:
+        decode(f, static_cast<const uint16_t*>(codes.data()), n, out.data());
+        break;
+      case 32:
+        decode(f, static_cast<const uint32_t*>(codes.data()), n, out.data());
+        break;
+      default:
+        throw Error("decode: codes of 8, 16 or 32 bits");
     }
   }
   return owned(std::move(out), shape_of(codes));
@@ -123,9 +145,15 @@ nb::ndarray<nb::numpy, float> fake_quant_array(const AnyIn& x, const std::string
   {
     nb::gil_scoped_release unlocked;
     switch (src) {
-      case Source::F32: fake_quant(f, static_cast<const float*>(x.data()), n, out.data(), opt, first_index); break;
-      case Source::BF16: fake_quant(f, static_cast<const BF16*>(x.data()), n, out.data(), opt, first_index); break;
-      case Source::F16: fake_quant(f, static_cast<const FP16*>(x.data()), n, out.data(), opt, first_index); break;
+      case Source::F32:
+        fake_quant(f, static_cast<const float*>(x.data()), n, out.data(), opt, first_index);
+        break;
+      case Source::BF16:
+        fake_quant(f, static_cast<const BF16*>(x.data()), n, out.data(), opt, first_index);
+        break;
+      case Source::F16:
+        fake_quant(f, static_cast<const FP16*>(x.data()), n, out.data(), opt, first_index);
+        break;
     }
   }
   return owned(std::move(out), shape_of(x));
@@ -140,7 +168,8 @@ nb::dict qtensor_dict(QTensor&& q) {
   d["global_scale"] = q.global_scale;
   d["bits_per_element"] = q.bits_per_element();
   d["codes"] = owned(std::move(q.codes), {q.codes.size()});
-  d["scales"] = owned(std::move(q.scales), q.scale_shape.empty() ? std::vector<size_t>{0} : q.scale_shape);
+  d["scales"] =
+      owned(std::move(q.scales), q.scale_shape.empty() ? std::vector<size_t>{0} : q.scale_shape);
   d["zero_points"] = owned(std::move(q.zero_points), {q.zero_points.size()});
   return d;
 }
@@ -167,6 +196,101 @@ nb::ndarray<nb::numpy, float> dequantize_dict(const nb::dict& d) {
   return owned(std::move(out), q.shape);
 }
 
+// A loaded model, shared by the Python objects that refer to it.
+struct PyModel {
+  std::shared_ptr<const model::Model> m;
+};
+
+// The calibration data a recipe needs from `calib` (a text file), or null when it needs none.
+std::unique_ptr<ptq::Calibration> calibration_for(const ptq::Recipe& r, const model::Model& m,
+                                                  const std::string& calib, int seqs, int length) {
+  if (!r.needs_calibration()) return nullptr;
+  if (calib.empty())
+    throw Error("the recipe's methods need calibration data: give calib=TEXT_FILE");
+  return std::make_unique<ptq::Calibration>(
+      ptq::make_calibration(*m.tokenizer, model::read_text_file(calib), calib, seqs, length));
+}
+
+// Runs a grid of recipes (JSON texts) on `text` into `out` (results, reports, cache): what
+// `lowbit sweep` does. Returns the results as their JSON texts (docs/results.md) and the setup's
+// base perplexity.
+nb::dict sweep_recipes(const PyModel& pm, const std::string& text_path,
+                       const std::vector<std::string>& recipes, const std::string& out, int ctx,
+                       int64_t max_tokens, bool layers, const std::string& calib, int calib_seqs,
+                       int calib_len, int threads) {
+  std::vector<ptq::Recipe> grid;
+  for (size_t i = 0; i < recipes.size(); ++i)
+    grid.push_back(ptq::parse_recipe_json(recipes[i], "recipe " + std::to_string(i + 1)));
+  bool needs_calibration = false;
+  for (const ptq::Recipe& r : grid) needs_calibration = needs_calibration || r.needs_calibration();
+  std::unique_ptr<ptq::Calibration> calibration;
+  if (needs_calibration) {
+    if (calib.empty())
+      throw Error("a recipe's methods need calibration data: give calib=TEXT_FILE");
+    calibration = std::make_unique<ptq::Calibration>(ptq::make_calibration(
+        *pm.m->tokenizer, model::read_text_file(calib), calib, calib_seqs, calib_len));
+  }
+  eval::SweepOptions opt;
+  opt.n_ctx = ctx;
+  opt.max_tokens = max_tokens;
+  opt.layer_stats = layers;
+  opt.out_dir = out;
+  opt.threads = threads;
+  opt.calibration = calibration.get();
+  const std::string text = model::read_text_file(text_path);
+  eval::SweepReport rep;
+  {
+    nb::gil_scoped_release unlocked;
+    model::set_num_threads(threads);
+    rep = eval::run_sweep(*pm.m, text_path, text, grid, opt);
+  }
+  std::vector<std::string> results;
+  for (const eval::RecipeResult& r : rep.results) results.push_back(eval::result_json(r));
+  nb::dict d;
+  d["results"] = results;
+  d["base_ppl"] = rep.setup.base_ppl;
+  d["base_ppl_stderr"] = rep.setup.base_ppl_stderr;
+  d["model"] = rep.setup.model_summary;
+  return d;
+}
+
+nb::dict export_model(const PyModel& pm, const std::string& recipe_json, const std::string& out,
+                      const std::string& calib, int calib_seqs, int calib_len,
+                      const std::string& keep, bool emulated_f32) {
+  const model::Model& m = *pm.m;
+  if (m.format != "gguf" || !m.llama) throw Error(m.path + ": export takes a GGUF decoder model");
+  const ptq::Recipe recipe = ptq::parse_recipe_json(recipe_json, "recipe");
+  exports::GgufExportOptions opt;
+  opt.kept_type = keep == "f16" ? GgmlType::F16 : keep == "bf16" ? GgmlType::BF16 : GgmlType::F32;
+  if (keep != "f32" && keep != "f16" && keep != "bf16") throw Error("keep: f32, f16 or bf16");
+  opt.emulated_f32 = emulated_f32;
+  opt.recipe_text = recipe.canonical();
+  const std::unique_ptr<ptq::Calibration> c =
+      calibration_for(recipe, m, calib, calib_seqs, calib_len);
+  exports::GgufExportReport r;
+  {
+    nb::gil_scoped_release unlocked;
+    const model::Llama q = ptq::apply_recipe(recipe, *m.llama, nullptr, c.get());
+    r = exports::export_gguf(q, recipe, m.path, out, opt);
+  }
+  nb::dict d;
+  d["path"] = out;
+  d["file_bytes"] = r.file_bytes;
+  d["bits_per_weight"] = r.weight_bits;
+  d["bits_per_linear_weight"] = r.linear_bits;
+  nb::list tensors;
+  for (const exports::ExportedTensor& t : r.tensors) {
+    nb::dict e;
+    e["name"] = t.name;
+    e["type"] = ggml_type_info(uint32_t(t.type))->name;
+    e["shape"] = std::vector<int64_t>(t.shape);
+    e["from"] = t.from;
+    tensors.append(e);
+  }
+  d["tensors"] = tensors;
+  return d;
+}
+
 }  // namespace
 }  // namespace lowbit::python
 
@@ -185,16 +309,19 @@ NB_MODULE(_lowbit, m) {
     for (const NamedFormat& f : named_formats()) names.push_back(f.name);
     return names;
   });
-  m.def("format_info", [](const std::string& name) {
-    const Format f = parse_format(name);
-    nb::dict d;
-    d["name"] = format_name(f);
-    d["bits"] = f.bits();
-    d["max"] = max_finite(f);
-    d["lowest"] = lowest_finite(f);
-    d["code_bytes"] = code_bytes(f);
-    return d;
-  }, "format"_a);
+  m.def(
+      "format_info",
+      [](const std::string& name) {
+        const Format f = parse_format(name);
+        nb::dict d;
+        d["name"] = format_name(f);
+        d["bits"] = f.bits();
+        d["max"] = max_finite(f);
+        d["lowest"] = lowest_finite(f);
+        d["code_bytes"] = code_bytes(f);
+        return d;
+      },
+      "format"_a);
   m.def("schemes", [] {
     std::vector<std::string> names;
     for (const NamedScheme& s : named_schemes()) names.push_back(s.name);
@@ -205,32 +332,74 @@ NB_MODULE(_lowbit, m) {
   m.def("decode", &decode_array, "codes"_a, "format"_a);
   m.def("fake_quant", &fake_quant_array, "x"_a, "format"_a, "rounding"_a = "nearest-even",
         "saturate"_a = false, "seed"_a = 0, "first_index"_a = 0);
-  m.def("quantize", [](const FloatIn& x, const std::string& scheme) {
-    const Scheme s = parse_scheme(scheme);
-    std::vector<size_t> shape(x.ndim());
-    for (size_t i = 0; i < x.ndim(); ++i) shape[i] = x.shape(i);
-    QTensor q;
-    {
-      nb::gil_scoped_release unlocked;
-      q = quantize(s, x.data(), shape);
-    }
-    return qtensor_dict(std::move(q));
-  }, "x"_a, "scheme"_a);
+  m.def(
+      "quantize",
+      [](const FloatIn& x, const std::string& scheme) {
+        const Scheme s = parse_scheme(scheme);
+        std::vector<size_t> shape(x.ndim());
+        for (size_t i = 0; i < x.ndim(); ++i) shape[i] = x.shape(i);
+        QTensor q;
+        {
+          nb::gil_scoped_release unlocked;
+          q = quantize(s, x.data(), shape);
+        }
+        return qtensor_dict(std::move(q));
+      },
+      "x"_a, "scheme"_a);
   m.def("dequantize", &dequantize_dict, "q"_a);
-  m.def("fake_quant_scheme", [](const FloatIn& x, const std::string& scheme) {
-    const Scheme s = parse_scheme(scheme);
-    std::vector<size_t> shape(x.ndim());
-    for (size_t i = 0; i < x.ndim(); ++i) shape[i] = x.shape(i);
-    std::vector<float> out(x.size());
-    {
-      nb::gil_scoped_release unlocked;
-      fake_quant(s, x.data(), shape, out.data());
-    }
-    return owned(std::move(out), shape);
-  }, "x"_a, "scheme"_a);
-  m.def("scheme_bits", [](const std::string& scheme, const std::vector<size_t>& shape) {
-    return scheme_bits_per_element(parse_scheme(scheme), shape);
-  }, "scheme"_a, "shape"_a);
+  m.def(
+      "fake_quant_scheme",
+      [](const FloatIn& x, const std::string& scheme) {
+        const Scheme s = parse_scheme(scheme);
+        std::vector<size_t> shape(x.ndim());
+        for (size_t i = 0; i < x.ndim(); ++i) shape[i] = x.shape(i);
+        std::vector<float> out(x.size());
+        {
+          nb::gil_scoped_release unlocked;
+          fake_quant(s, x.data(), shape, out.data());
+        }
+        return owned(std::move(out), shape);
+      },
+      "x"_a, "scheme"_a);
+  m.def(
+      "scheme_bits",
+      [](const std::string& scheme, const std::vector<size_t>& shape) {
+        return scheme_bits_per_element(parse_scheme(scheme), shape);
+      },
+      "scheme"_a, "shape"_a);
   m.def("set_num_threads", &model::set_num_threads, "threads"_a);
+
+  nb::class_<PyModel>(m, "Model")
+      .def_prop_ro("path", [](const PyModel& p) { return p.m->path; })
+      .def_prop_ro("format", [](const PyModel& p) { return p.m->format; })
+      .def_prop_ro("summary", [](const PyModel& p) { return p.m->summary(); })
+      .def_prop_ro("content_hash", [](const PyModel& p) { return p.m->content_hash; })
+      .def_prop_ro("parameters", [](const PyModel& p) { return p.m->runtime().parameter_count(); })
+      .def_prop_ro("sites", [](const PyModel& p) { return ptq::model_sites(p.m->runtime()); })
+      .def(
+          "tokenize",
+          [](const PyModel& p, const std::string& text) { return p.m->tokenizer->encode(text); },
+          "text"_a)
+      .def("__repr__", [](const PyModel& p) { return "<lowbit.Model " + p.m->path + ">"; });
+  m.def(
+      "load_model",
+      [](const std::string& path) {
+        model::Model loaded;
+        {
+          nb::gil_scoped_release unlocked;
+          loaded = model::load_model(path.empty() ? model::default_model_name() : path);
+        }
+        return PyModel{std::make_shared<const model::Model>(std::move(loaded))};
+      },
+      "path"_a = "");
+  m.def(
+      "recipe_canonical",
+      [](const std::string& json) { return ptq::parse_recipe_json(json, "recipe").canonical(); },
+      "recipe"_a);
+  m.def("sweep", &sweep_recipes, "model"_a, "text"_a, "recipes"_a, "out"_a, "ctx"_a = 512,
+        "max_tokens"_a = 4096, "layers"_a = false, "calib"_a = "", "calib_seqs"_a = 32,
+        "calib_len"_a = 512, "threads"_a = 0);
+  m.def("export_gguf", &export_model, "model"_a, "recipe"_a, "out"_a, "calib"_a = "",
+        "calib_seqs"_a = 32, "calib_len"_a = 512, "keep"_a = "f32", "emulated_f32"_a = false);
   m.def("simd_target", [] { return std::string(active_simd_target()); });
 }

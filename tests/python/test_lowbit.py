@@ -114,3 +114,37 @@ def test_readme_quick_start_runs():
     assert blocks, "README.md has no Python quick-start"
     for code in blocks:
         exec(compile(code, "README.md", "exec"), {})
+
+
+MODEL = os.path.join(os.path.dirname(__file__), "..", "..", "models", "smollm2-135m-instruct",
+                     "SmolLM2-135M-Instruct.Q4_1.gguf")
+TEXTS = [os.path.join(os.path.dirname(__file__), "..", "..", *p, "austen_emma.txt")
+         for p in (("..", "shared", "corpora"), ("data", "corpora"))]
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    text = next((t for t in TEXTS if os.path.exists(t)), None)
+    if not os.path.exists(MODEL) or text is None:
+        pytest.skip("needs SmolLM2 (scripts/install-models.sh) and the texts (scripts/install-data.sh)")
+    return lowbit.load_model(MODEL), text
+
+
+def test_models_load_evaluate_export(smollm2, tmp_path):
+    m, text = smollm2
+    assert m.parameters == 134515008 and "layers.0.q_proj" in m.sites
+    assert m.tokenize("It is a truth")[:1] == lowbit.load_model(MODEL).tokenize("It is a truth")[:1]
+    r = lowbit.evaluate(m, text, {"weights": "ggml_q8_0"}, max_tokens=1024, out=str(tmp_path / "s"))
+    assert r["recipe"]["weights"] == "ggml_q8_0" and r["bits_per_linear_weight"] == 8.5
+    assert 0 < r["kld"]["mean"] < 0.05 and r["ppl"] > 1  # Q8_0 is nearly lossless
+    again = lowbit.sweep(m, text, [{"weights": "ggml_q8_0"}], str(tmp_path / "s"), max_tokens=1024)
+    assert again["results"][0]["ppl"] == r["ppl"]  # from the cache
+    e = lowbit.export_gguf(m, lowbit.recipe(weights="ggml_q4_0"), str(tmp_path / "q.gguf"))
+    assert e["bits_per_linear_weight"] == 4.5
+    assert {t["type"] for t in e["tensors"]} == {"F32", "Q4_0"}
+    back = lowbit.load_model(str(tmp_path / "q.gguf"))
+    assert back.parameters == m.parameters
+    with pytest.raises(ValueError, match="no GGML type"):
+        lowbit.export_gguf(m, {"weights": "e4m3fn:channel"}, str(tmp_path / "bad.gguf"))
+    with pytest.raises(ValueError, match="calibration"):
+        lowbit.evaluate(m, text, {"weights": "mxfp4", "methods": ["gptq"]}, max_tokens=512)
