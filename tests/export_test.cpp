@@ -70,6 +70,9 @@ TEST_F(ExportTest, ExactTypesReloadToTheSameLogits) {
       {R"({"weights":"mxfp4","methods":["hadamard:no_online"]})", "MXFP4"},
       {R"({"weights":"int4:g32:scale=fp16","methods":["gptq"]})", "Q4_0"},
       {R"({"weights":"mxfp4","methods":["gptq"]})", "MXFP4"},
+      {R"({"weights":"ggml_q4_0","methods":["gptq"]})", "Q4_0"},  // GPTQ on the Q4_0 grid
+      {R"({"weights":"ggml_mxfp4","methods":["gptq"]})", "MXFP4"},
+      {R"({"weights":"ggml_q4_k","methods":["gptq"]})", "Q5_0"},  // the fallback's grid
   };
   for (const auto& [spelling, type] : cases) {
     model::Llama q = *model_.llama;
@@ -129,6 +132,8 @@ TEST_F(ExportTest, RefusesWhatGgufCannotHold) {
   EXPECT_NE(message(R"({"weights":"mxfp4","methods":["hadamard"]})").find("online"),
             std::string::npos);
   EXPECT_NE(message(R"({"weights":"nvfp4","embedding":"nvfp4"})").find("embedding"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"weights":"ggml_q4_1","methods":["gptq"]})").find("no grid"),
             std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(path("bad.gguf")));  // nothing half-written
 }

@@ -189,13 +189,17 @@ EncodedWeight encode_weight(const std::string& name, const std::vector<float>& v
     quantize_ggml(kept, values.data(), values.size(), e.bytes.data());
     return e;
   }
-  const Scheme& s = *scheme;
-  if (s.ggml) {
-    const QTensor q = requantized(name, values, rows, cols, s, codes, global);
-    e.type = ggml_storage_type(s, cols);
+  const std::optional<Scheme> ggml_grid =
+      scheme->ggml ? ggml_lowbit_grid(*scheme, cols) : std::nullopt;
+  if (scheme->ggml && (codes || !ggml_grid)) {  // round to nearest: the codes are the blocks
+    const QTensor q = requantized(name, values, rows, cols, *scheme, codes, global);
+    e.type = ggml_storage_type(*scheme, cols);
     e.bytes = q.codes;
     return e;
   }
+  // A ggml_* scheme's values from GPTQ lie on its type's grid (ggml_lowbit_grid): recovered as
+  // that scheme's are.
+  const Scheme& s = ggml_grid ? *ggml_grid : *scheme;
   const std::optional<GgmlType> t = exact_ggml_type(s, cols);
   if (!t)
     throw Error(name + ": " + scheme_name(s) +

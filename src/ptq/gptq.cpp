@@ -92,6 +92,19 @@ ColumnScales fix_scales(const Scheme& s, const std::vector<float>& w, int out, i
   return cs;
 }
 
+// The scheme GPTQ rounds with: the scheme itself, or for a ggml_* block type the lowbit scheme on
+// the same grid (ggml's scale rules choose a block's scale for round to nearest; GPTQ fixes each
+// block's scale by lowbit's absmax rule instead and keeps to the type's levels and scale format,
+// so its results export to that type).
+Scheme gptq_grid(const Scheme& s, int in) {
+  if (!s.ggml) return s;
+  if (std::optional<Scheme> grid = ggml_lowbit_grid(s, size_t(in))) return *grid;
+  throw Error(scheme_name(s) + ": GPTQ has no grid for GGML type " +
+              ggml_type_info(uint32_t(ggml_storage_type(s, size_t(in))))->name +
+              " yet (its scales and minimums are fitted inside the quantizer); use ggml_q4_0, "
+              "ggml_q5_0, ggml_q8_0, ggml_mxfp4 or ggml_nvfp4, or round to nearest");
+}
+
 }  // namespace
 
 Hessian::Hessian(int n)
@@ -118,9 +131,10 @@ std::vector<double> Hessian::matrix() const {
   return h;
 }
 
-std::vector<float> gptq_quantize(const Scheme& scheme, const std::vector<float>& w_in, int out,
+std::vector<float> gptq_quantize(const Scheme& requested, const std::vector<float>& w_in, int out,
                                  int in, const std::vector<double>& h_in, const GptqOptions& opt) {
-  validate_scheme(scheme);
+  validate_scheme(requested);
+  const Scheme scheme = gptq_grid(requested, in);
   if (w_in.size() != size_t(out) * size_t(in) || h_in.size() != size_t(in) * size_t(in))
     throw Error("gptq: weight and Hessian shapes do not match");
   const float global = tensor_global_scale(scheme, w_in.data(), w_in.size());

@@ -272,6 +272,23 @@ std::string ggml_preset_name(GgmlType t) {
   return "";
 }
 
+std::optional<Scheme> ggml_lowbit_grid(const Scheme& s, size_t cols) {
+  switch (ggml_storage_type(s, cols)) {
+    case GgmlType::Q8_0:
+      return parse_scheme("int8:g32:scale=fp16");
+    case GgmlType::Q4_0:
+      return parse_scheme("int4:g32:scale=fp16");
+    case GgmlType::Q5_0:
+      return parse_scheme("int5:g32:scale=fp16");
+    case GgmlType::MXFP4:
+      return parse_scheme("mxfp4");
+    case GgmlType::NVFP4:
+      return parse_scheme("e2m1fn:g16:scale=e4m3fn");
+    default:
+      return std::nullopt;
+  }
+}
+
 GgmlType ggml_storage_type(const Scheme& s, size_t cols) {
   if (!s.ggml) throw Error("ggml_storage_type: " + scheme_name(s) + " is not a ggml_* scheme");
   const auto fits = [&](GgmlType t) {

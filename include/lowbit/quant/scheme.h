@@ -90,6 +90,11 @@ const std::vector<NamedScheme>& named_schemes();
 // rows are not whole blocks of it, the type llama.cpp's quantizer falls back to (Q4_K -> Q5_0,
 // Q6_K -> Q8_0; a 32-element type that does not fit -> F16). Throws for non-ggml schemes.
 GgmlType ggml_storage_type(const Scheme& s, size_t cols);
+// For a ggml_* scheme on rows of `cols`: the lowbit scheme whose grid (levels and scale format) is
+// its storage type's, for methods that choose scales themselves (GPTQ): Q8_0 / Q4_0 / Q5_0 ->
+// int8 / int4 / int5:g32:scale=fp16, MXFP4 -> mxfp4, NVFP4 -> e2m1fn:g16:scale=e4m3fn. nullopt
+// for types whose scales are fitted inside the quantizer (Q4_1, Q5_1, the K-quants) or F16.
+std::optional<Scheme> ggml_lowbit_grid(const Scheme& s, size_t cols);
 // The ggml_* preset name of a GGML type ("ggml_q4_k"); empty when there is none.
 std::string ggml_preset_name(GgmlType t);
 
