@@ -116,8 +116,11 @@ TEST_F(GgmlSchemeFiles, QuantizeDequantizeMeasureAndLbq) {
     EXPECT_EQ(back.codes, q.codes) << name;
     EXPECT_EQ(back.scheme, s) << name;
   }
-  // Methods that fix scales first cannot take them (yet), and say so.
+  // Methods that fix scales first round on ggml_lowbit_grid instead; the rounder says so.
   EXPECT_THROW(ScaledElementRounder(parse_scheme("ggml_q4_0")), Error);
+  EXPECT_EQ(*ggml_lowbit_grid(parse_scheme("ggml_q4_0"), 64), parse_scheme("int4:g32:scale=fp16"));
+  EXPECT_EQ(*ggml_lowbit_grid(parse_scheme("ggml_q4_k"), 576), parse_scheme("int5:g32:scale=fp16"));
+  EXPECT_FALSE(ggml_lowbit_grid(parse_scheme("ggml_q4_k"), 1536));
   std::vector<float> nan_row(32, 0.0f);
   nan_row[3] = NAN;
   std::vector<float> out(32);

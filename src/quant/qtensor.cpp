@@ -214,8 +214,8 @@ ScaledElementRounder::ScaledElementRounder(const Scheme& s) {
   validate_scheme(s);
   if (s.ggml)
     throw Error(scheme_name(s) +
-                ": ggml's block types choose their scales inside the quantizer; methods that fix "
-                "scales first (GPTQ) do not take them yet");
+                ": ggml's block types choose their scales inside the quantizer; a method that "
+                "fixes scales first rounds on ggml_lowbit_grid(scheme) instead (as GPTQ does)");
   impl_.reset(new Impl{s, quant::GivenScaleQuantizer(fast(), s)});
 }
 ScaledElementRounder::~ScaledElementRounder() = default;
