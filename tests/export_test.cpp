@@ -59,6 +59,8 @@ class ExportTest : public TempDirTest {
 TEST_F(ExportTest, ExactTypesReloadToTheSameLogits) {
   const std::pair<const char*, const char*> cases[] = {
       {R"({"weights":"ggml_q4_0","embedding":"ggml_q8_0"})", "Q4_0"},
+      // The table alone in Q4_0 (the head kept): no codes, negative block scales.
+      {R"({"weights":"ggml_q4_0","embedding":"ggml_q4_0"})", "Q4_0"},
       {R"({"weights":"ggml_q4_k"})", "Q5_0"},  // 64-wide rows: llama.cpp's fallback for Q4_K
       {R"({"weights":"ggml_q6_k"})", "Q8_0"},
       {R"({"weights":"ggml_q5_1"})", "Q5_1"},

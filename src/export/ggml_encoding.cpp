@@ -191,11 +191,26 @@ EncodedWeight encode_weight(const std::string& name, const std::vector<float>& v
   }
   const std::optional<Scheme> ggml_grid =
       scheme->ggml ? ggml_lowbit_grid(*scheme, cols) : std::nullopt;
-  if (scheme->ggml && (codes || !ggml_grid)) {  // round to nearest: the codes are the blocks
-    const QTensor q = requantized(name, values, rows, cols, *scheme, codes, global);
-    e.type = ggml_storage_type(*scheme, cols);
-    e.bytes = q.codes;
-    return e;
+  if (scheme->ggml) {
+    // Round to nearest (the codes given, or quantizing the values again gives them back): the
+    // codes are the blocks. Q4_0's and Q5_0's scales may be negative there, which the grid
+    // below (GPTQ's: positive scales) does not cover.
+    std::optional<QTensor> blocks;
+    if (codes) {
+      blocks = *codes;
+    } else if (!ggml_grid) {
+      blocks = requantized(name, values, rows, cols, *scheme, nullptr, global);
+    } else {
+      QTensor q = quantize(*scheme, values.data(), {rows, cols}, global);
+      std::vector<float> back(values.size());
+      dequantize(q, back.data());
+      if (back == values) blocks = std::move(q);
+    }
+    if (blocks) {
+      e.type = ggml_storage_type(*scheme, cols);
+      e.bytes = std::move(blocks->codes);
+      return e;
+    }
   }
   // A ggml_* scheme's values from GPTQ lie on its type's grid (ggml_lowbit_grid): recovered as
   // that scheme's are.
