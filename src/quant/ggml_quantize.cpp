@@ -22,10 +22,14 @@ namespace {
 constexpr int kQK = 32;     // elements per block of the simple quants and MXFP4
 constexpr int kQK_K = 256;  // elements per super-block of the K-quants
 
+// A little-endian 16-bit field (GGML's fp16 scales and F16 / BF16 elements).
+void store_u16(uint8_t* p, uint16_t v) {
+  p[0] = uint8_t(v & 0xFF);
+  p[1] = uint8_t(v >> 8);
+}
+
 void store_half(uint8_t* p, float v) {
-  const uint16_t h = float_to_half(v);
-  p[0] = uint8_t(h & 0xFF);
-  p[1] = uint8_t(h >> 8);
+  store_u16(p, float_to_half(v));
 }
 
 // ggml's nearest_int: adding 1.5 * 2^23 leaves the integer part in the low mantissa bits, rounded
@@ -73,11 +77,11 @@ void quantize_affine_block(const float* x, int bits, uint8_t* levels, float& d, 
   }
 }
 
-// 4-bit levels of a 32-block as ggml packs them: element j in the low nibble of byte j, element
-// j + 16 in the high nibble.
-void pack_nibbles(const uint8_t* levels, uint8_t* qs) {
-  for (int j = 0; j < kQK / 2; ++j)
-    qs[j] = uint8_t((levels[j] & 0xF) | (levels[j + 16] & 0xF) << 4);
+// 4-bit levels of a run of n elements as ggml packs them: element j in the low nibble of byte j,
+// element j + n/2 in the high nibble (n = 32 for the 32-blocks, 16 for NVFP4's sub-blocks).
+void pack_nibbles(const uint8_t* levels, uint8_t* qs, int n = kQK) {
+  for (int j = 0; j < n / 2; ++j)
+    qs[j] = uint8_t((levels[j] & 0xF) | (levels[j + n / 2] & 0xF) << 4);
 }
 
 // The fifth bits of a 32-block: element j's at bit j of a little-endian u32.
@@ -194,9 +198,9 @@ void nvfp4(const float* x, uint8_t* b) {
     for (int j = 0; j < 16; ++j) amax = std::max(amax, std::fabs(xs[j]));
     b[s] = ue4m3_for_nvfp4(amax / 6.0f);
     const float d = nvfp4_half_scale(b[s]);
-    uint8_t* qs = b + 4 + 8 * s;
-    for (int j = 0; j < 8; ++j)
-      qs[j] = uint8_t(nearest_e2m1(xs[j], d) | nearest_e2m1(xs[j + 8], d) << 4);
+    uint8_t codes[16];
+    for (int j = 0; j < 16; ++j) codes[j] = nearest_e2m1(xs[j], d);
+    pack_nibbles(codes, b + 4 + 8 * s, 16);
   }
 }
 
@@ -449,15 +453,15 @@ void pack_ggml_blocks(GgmlType type, const int8_t* levels, const uint16_t* scale
     for (uint32_t j = 0; j < info->block_elements; ++j) stored[j] = uint8_t(l[j] + offset);
     switch (type) {
       case GgmlType::Q8_0:
-        o[0] = uint8_t(scale_codes[b] & 0xFF), o[1] = uint8_t(scale_codes[b] >> 8);
+        store_u16(o, scale_codes[b]);
         std::memcpy(o + 2, l, kQK);
         break;
       case GgmlType::Q4_0:
-        o[0] = uint8_t(scale_codes[b] & 0xFF), o[1] = uint8_t(scale_codes[b] >> 8);
+        store_u16(o, scale_codes[b]);
         pack_nibbles(stored, o + 2);
         break;
       case GgmlType::Q5_0:
-        o[0] = uint8_t(scale_codes[b] & 0xFF), o[1] = uint8_t(scale_codes[b] >> 8);
+        store_u16(o, scale_codes[b]);
         pack_fifth_bits(stored, o + 2);
         pack_nibbles(stored, o + 6);
         break;
@@ -468,8 +472,7 @@ void pack_ggml_blocks(GgmlType type, const int8_t* levels, const uint16_t* scale
       default:  // NVFP4: four 16-element sub-blocks, each its own nibble halves
         for (int s = 0; s < 4; ++s) {
           o[s] = uint8_t(scale_codes[4 * b + size_t(s)]);
-          for (int j = 0; j < 8; ++j)
-            o[4 + 8 * s + j] = uint8_t(stored[16 * s + j] | stored[16 * s + 8 + j] << 4);
+          pack_nibbles(stored + 16 * s, o + 4 + 8 * s, 16);
         }
         break;
     }
@@ -497,11 +500,9 @@ void quantize_ggml(GgmlType type, const float* x, size_t n, uint8_t* out) {
       return;
     case GgmlType::F16:
     case GgmlType::BF16:
-      for (size_t i = 0; i < n; ++i) {
-        const uint16_t h = type == GgmlType::F16 ? float_to_half(x[i]) : float_to_bf16_ggml(x[i]);
-        out[2 * i] = uint8_t(h & 0xFF);
-        out[2 * i + 1] = uint8_t(h >> 8);
-      }
+      for (size_t i = 0; i < n; ++i)
+        store_u16(out + 2 * i,
+                  type == GgmlType::F16 ? float_to_half(x[i]) : float_to_bf16_ggml(x[i]));
       return;
     case GgmlType::Q4_0:
       block = q4_0;
