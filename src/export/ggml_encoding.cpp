@@ -92,65 +92,79 @@ uint16_t ggml_scale_code(GgmlType t, float v, const std::string& name) {
   }
 }
 
+const RoundOptions kNearest{RoundMode::NearestEven, Overflow::Saturate, 0};
+
+// What recovering a group's scale from its values needs to know of the GGML type's grid, built
+// once per tensor: the element magnitudes, largest first (e2m1's 6, 4, 3 ... 0.5; an integer's
+// 2^(bits-1) ... 1), and the range of the levels.
+struct Grid {
+  GgmlType type;
+  bool e2m1;
+  int lo, hi;
+  std::vector<float> magnitudes;
+};
+
+Grid grid_of(GgmlType t, const Scheme& s) {
+  Grid g{t, t == GgmlType::MXFP4 || t == GgmlType::NVFP4, 0, 15, {}};
+  if (g.e2m1) {
+    for (uint32_t c = 7; c >= 1; --c) g.magnitudes.push_back(ref::decode(formats::e2m1fn, c));
+  } else {
+    const int top = 1 << (s.element.int_bits - 1);
+    g.lo = -top;
+    g.hi = top - 1;
+    for (int m = top; m >= 1; --m) g.magnitudes.push_back(float(m));
+  }
+  return g;
+}
+
 // One scale group of values that lie on the type's grid (a method such as GPTQ chose the group's
 // scale and kept only the values): a scale that reproduces every value exactly, and the levels.
 // The candidates put the largest magnitude on each grid magnitude in turn, largest first; any
 // scale that reproduces the values serves, since only the values matter. False when none does.
-bool fit_group(GgmlType t, const Scheme& s, const float* v, int n, float global, int8_t* levels,
+bool fit_group(const Grid& g, const float* v, int n, float global, int8_t* levels,
                uint16_t& scale_code) {
   float vmax = 0;
   for (int i = 0; i < n; ++i) vmax = std::max(vmax, std::fabs(v[i]));
-  const bool e2m1 = t == GgmlType::MXFP4 || t == GgmlType::NVFP4;
   if (vmax == 0) {  // every level 0; a zero scale where the type has one (MXFP4's smallest)
     std::fill(levels, levels + n, int8_t(0));
     scale_code = 0;
     return true;
   }
-  // The grid's magnitudes, largest first: e2m1's 6, 4, 3, ... 0.5; an integer's 2^(bits-1) ... 1.
-  std::vector<float> magnitudes;
-  if (e2m1) {
-    for (uint32_t c = 7; c >= 1; --c) magnitudes.push_back(ref::decode(formats::e2m1fn, c));
-  } else {
-    const int top = 1 << (s.element.int_bits - 1);
-    for (int m = top; m >= 1; --m) magnitudes.push_back(float(m));
-  }
-  const int lo = e2m1 ? 0 : -(1 << (s.element.int_bits - 1)),
-            hi = e2m1 ? 15 : (1 << (s.element.int_bits - 1)) - 1;
-  for (const float m : magnitudes) {
+  for (const float m : g.magnitudes) {
     const float target = vmax / m;
     // The scale code nearest the target, and its neighbours (the division may have rounded).
-    std::vector<uint16_t> codes;
-    if (t == GgmlType::MXFP4) {
+    uint16_t codes[3];
+    int count = 0;
+    if (g.type == GgmlType::MXFP4) {
       int e;
       std::frexp(target, &e);
       for (int k = e - 2; k <= e; ++k)
-        if (k - 1 + 127 >= 0 && k - 1 + 127 <= 254) codes.push_back(uint16_t(k - 1 + 127));
-    } else if (t == GgmlType::NVFP4) {
-      const uint32_t k =
-          ref::round_to_code(formats::e4m3fn, target / global,
-                             RoundOptions{RoundMode::NearestEven, Overflow::Saturate, 0});
+        if (k - 1 + 127 >= 0 && k - 1 + 127 <= 254) codes[count++] = uint16_t(k - 1 + 127);
+    } else if (g.type == GgmlType::NVFP4) {
+      const uint32_t k = ref::round_to_code(formats::e4m3fn, target / global, kNearest);
       for (uint32_t c : {k, k + 1, k == 0 ? k : k - 1})
-        if (c < 0x7F) codes.push_back(uint16_t(c));
+        if (c < 0x7F) codes[count++] = uint16_t(c);
     } else {
       const uint16_t h = float_to_half(target);
-      codes = {h, uint16_t(h + 1), uint16_t(h - 1)};
+      codes[count++] = h;
+      codes[count++] = uint16_t(h + 1);
+      codes[count++] = uint16_t(h - 1);
     }
-    for (const uint16_t code : codes) {
-      const float scale = t == GgmlType::MXFP4   ? std::ldexp(1.0f, int(code) - 127)
-                          : t == GgmlType::NVFP4 ? ref::decode(formats::e4m3fn, code) * global
-                                                 : half_to_float(code);
+    for (int c = 0; c < count; ++c) {
+      const uint16_t code = codes[c];
+      const float scale = g.type == GgmlType::MXFP4   ? std::ldexp(1.0f, int(code) - 127)
+                          : g.type == GgmlType::NVFP4 ? ref::decode(formats::e4m3fn, code) * global
+                                                      : half_to_float(code);
       if (!(scale > 0) || !std::isfinite(scale)) continue;
       bool all = true;
       for (int i = 0; i < n && all; ++i) {
         int level;
-        if (e2m1) {
-          level =
-              int(ref::round_to_code(formats::e2m1fn, v[i] / scale,
-                                     RoundOptions{RoundMode::NearestEven, Overflow::Saturate, 0}));
+        if (g.e2m1) {
+          level = int(ref::round_to_code(formats::e2m1fn, v[i] / scale, kNearest));
           all = ref::decode(formats::e2m1fn, uint32_t(level)) * scale == v[i];
         } else {
           level = int(std::nearbyint(v[i] / scale));
-          all = level >= lo && level <= hi && float(level) * scale == v[i];
+          all = level >= g.lo && level <= g.hi && float(level) * scale == v[i];
         }
         levels[i] = int8_t(level);
       }
@@ -163,17 +177,15 @@ bool fit_group(GgmlType t, const Scheme& s, const float* v, int n, float global,
   return false;
 }
 
-// The weight quantized: the given codes, or the values quantized again, which must reproduce them.
-QTensor requantized(const std::string& name, const std::vector<float>& values, size_t rows,
-                    size_t cols, const Scheme& s, const QTensor* codes, float global) {
-  if (codes) return *codes;
+// Round to nearest read back from the values: quantizing them again with `s` (under the recorded
+// tensor scale); nullopt unless that gives every value back, bit for bit.
+std::optional<QTensor> requantized(const std::vector<float>& values, size_t rows, size_t cols,
+                                   const Scheme& s, float global) {
   QTensor q = quantize(s, values.data(), {rows, cols}, global);
   std::vector<float> back(values.size());
   dequantize(q, back.data());
   if (std::memcmp(back.data(), values.data(), values.size() * sizeof(float)) != 0)
-    throw Error(name + ": its values are not where quantizing them with " + scheme_name(s) +
-                " puts them (a method moved them); ggml_* schemes export from round to nearest, "
-                "after any rotation or smoothing");
+    return std::nullopt;
   return q;
 }
 
@@ -195,22 +207,17 @@ EncodedWeight encode_weight(const std::string& name, const std::vector<float>& v
     // Round to nearest (the codes given, or quantizing the values again gives them back): the
     // codes are the blocks. Q4_0's and Q5_0's scales may be negative there, which the grid
     // below (GPTQ's: positive scales) does not cover.
-    std::optional<QTensor> blocks;
-    if (codes) {
-      blocks = *codes;
-    } else if (!ggml_grid) {
-      blocks = requantized(name, values, rows, cols, *scheme, nullptr, global);
-    } else {
-      QTensor q = quantize(*scheme, values.data(), {rows, cols}, global);
-      std::vector<float> back(values.size());
-      dequantize(q, back.data());
-      if (back == values) blocks = std::move(q);
-    }
+    std::optional<QTensor> blocks =
+        codes ? std::optional<QTensor>(*codes) : requantized(values, rows, cols, *scheme, global);
     if (blocks) {
       e.type = ggml_storage_type(*scheme, cols);
       e.bytes = std::move(blocks->codes);
       return e;
     }
+    if (!ggml_grid)
+      throw Error(name + ": its values are not where quantizing them with " + scheme_name(*scheme) +
+                  " puts them (a method moved them); ggml_* schemes export from round to "
+                  "nearest, after any rotation or smoothing");
   }
   // A ggml_* scheme's values from GPTQ lie on its type's grid (ggml_lowbit_grid): recovered as
   // that scheme's are.
@@ -237,10 +244,11 @@ EncodedWeight encode_weight(const std::string& name, const std::vector<float>& v
     global = codes->global_scale;
   } else {  // a method's values: each group's scale recovered from them
     const size_t group = size_t(s.group);
+    const Grid grid = grid_of(*t, s);
     scale_codes.resize(n / group);
     for (size_t g = 0; g < n / group; ++g)
-      if (!fit_group(*t, s, values.data() + g * group, int(group), global,
-                     levels.data() + g * group, scale_codes[g]))
+      if (!fit_group(grid, values.data() + g * group, int(group), global, levels.data() + g * group,
+                     scale_codes[g]))
         throw Error(name + ": the values of scale group " + std::to_string(g) + " (row " +
                     std::to_string(g * group / cols) + ") do not lie on " + scheme_name(s) +
                     "'s grid with any one scale of it, so no " +
