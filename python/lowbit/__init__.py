@@ -52,14 +52,16 @@ def schemes():
 
 
 def _float_input(x):
-    """x as something the module reads in place: float32 / float16 / bfloat16, C-contiguous."""
+    """x as something the module reads in place (float32 / float16 / bfloat16, C-contiguous) and
+    whether it is ml_dtypes bfloat16 passed as its 16-bit patterns (the buffer protocol has no
+    name for that type)."""
     if isinstance(x, _np.ndarray):
-        if x.dtype.name == "bfloat16":  # ml_dtypes: passed as its bits, decoded by lowbit
-            return _np.ascontiguousarray(x).view(_np.uint16), "bf16"
+        if x.dtype.name == "bfloat16":
+            return _np.ascontiguousarray(x).view(_np.uint16), True
         if x.dtype not in (_np.float32, _np.float16):
             x = x.astype(_np.float32)
-        return _np.ascontiguousarray(x), None
-    return x, None  # a DLPack / buffer-protocol object: the module checks dtype and layout
+        return _np.ascontiguousarray(x), False
+    return x, False  # a DLPack / buffer-protocol object: the module checks dtype and layout
 
 
 def _ml_dtype(format):
@@ -68,11 +70,6 @@ def _ml_dtype(format):
     if name not in _ML_DTYPES or not hasattr(ml_dtypes, _ML_DTYPES[name]):
         raise ValueError(f"ml_dtypes has no type for the format {name}")
     return _np.dtype(getattr(ml_dtypes, _ML_DTYPES[name]))
-
-
-def _widened(x):
-    """bfloat16 bits (from _float_input) widened exactly to float32."""
-    return (x.astype(_np.uint32) << 16).view(_np.float32)
 
 
 def encode(x, format, rounding="nearest-even", saturate=False, seed=0, first_index=0,
@@ -85,10 +82,8 @@ def encode(x, format, rounding="nearest-even", saturate=False, seed=0, first_ind
     chunking). saturate: overflow to the largest finite value (CUDA's satfinite) instead of the
     format's inf / NaN. as_ml_dtypes: return the codes viewed as the ml_dtypes type of the format.
     """
-    data, kind = _float_input(x)
-    if kind == "bf16":
-        data = _widened(data)
-    codes = _lowbit.encode(data, format, rounding, saturate, seed, first_index)
+    data, bf16_bits = _float_input(x)
+    codes = _lowbit.encode(data, format, rounding, saturate, seed, first_index, bf16_bits)
     return codes.view(_ml_dtype(format)) if as_ml_dtypes else codes
 
 
@@ -109,10 +104,8 @@ def decode(codes, format=None):
 def fake_quant(x, format, rounding="nearest-even", saturate=False, seed=0, first_index=0):
     """Rounds x onto `format` and returns the rounded values as float32 (quantize-dequantize in one
     pass); same options as encode."""
-    data, kind = _float_input(x)
-    if kind == "bf16":
-        data = _widened(data)
-    return _lowbit.fake_quant(data, format, rounding, saturate, seed, first_index)
+    data, bf16_bits = _float_input(x)
+    return _lowbit.fake_quant(data, format, rounding, saturate, seed, first_index, bf16_bits)
 
 
 def quantize(x, scheme):

@@ -57,36 +57,34 @@ RoundOptions round_options(const std::string& rounding, bool saturate, uint64_t 
                       seed};
 }
 
-// The 16- and 32-bit float inputs the bulk conversions read directly.
-enum class Source { F32, BF16, F16 };
-Source source_of(const AnyIn& x, const char* what) {
+// Calls fn with x's elements as the 16- or 32-bit floats the bulk conversions read in place:
+// float32, float16, bfloat16 (DLPack's), or 16-bit integers holding bfloat16 bits when
+// `bf16_bits` (ml_dtypes' bfloat16, which NumPy's buffer protocol cannot name).
+template <class Fn>
+void with_float_source(const AnyIn& x, bool bf16_bits, const char* what, Fn&& fn) {
   const nb::dlpack::dtype t = x.dtype();
-  if (t == nb::dtype<float>()) return Source::F32;
-  if (t.code == uint8_t(nb::dlpack::dtype_code::Bfloat) && t.bits == 16) return Source::BF16;
-  if (t.code == uint8_t(nb::dlpack::dtype_code::Float) && t.bits == 16) return Source::F16;
+  const bool is16 = t.bits == 16 && t.lanes == 1;
+  if (bf16_bits && is16 && t.code == uint8_t(nb::dlpack::dtype_code::UInt))
+    return fn(static_cast<const BF16*>(x.data()));
+  if (t == nb::dtype<float>()) return fn(static_cast<const float*>(x.data()));
+  if (is16 && t.code == uint8_t(nb::dlpack::dtype_code::Bfloat))
+    return fn(static_cast<const BF16*>(x.data()));
+  if (is16 && t.code == uint8_t(nb::dlpack::dtype_code::Float))
+    return fn(static_cast<const FP16*>(x.data()));
   throw Error(std::string(what) +
               ": takes float32, float16 or bfloat16 values (convert others with astype)");
 }
 
 nb::object encode_array(const AnyIn& x, const std::string& format, const std::string& rounding,
-                        bool saturate, uint64_t seed, uint64_t first_index) {
+                        bool saturate, uint64_t seed, uint64_t first_index, bool bf16_bits) {
   const Format f = parse_format(format);
   const RoundOptions opt = round_options(rounding, saturate, seed);
-  const Source src = source_of(x, "encode");
   const size_t n = x.size();
   const auto run = [&](auto* codes) {
-    nb::gil_scoped_release unlocked;
-    switch (src) {
-      case Source::F32:
-        encode(f, static_cast<const float*>(x.data()), n, codes, opt, first_index);
-        break;
-      case Source::BF16:
-        encode(f, static_cast<const BF16*>(x.data()), n, codes, opt, first_index);
-        break;
-      case Source::F16:
-        encode(f, static_cast<const FP16*>(x.data()), n, codes, opt, first_index);
-        break;
-    }
+    with_float_source(x, bf16_bits, "encode", [&](const auto* in) {
+      nb::gil_scoped_release unlocked;
+      encode(f, in, n, codes, opt, first_index);
+    });
   };
   switch (code_bytes(f)) {
     case 1: {
@@ -136,26 +134,16 @@ nb::ndarray<nb::numpy, float> decode_array(const AnyIn& codes, const std::string
 
 nb::ndarray<nb::numpy, float> fake_quant_array(const AnyIn& x, const std::string& format,
                                                const std::string& rounding, bool saturate,
-                                               uint64_t seed, uint64_t first_index) {
+                                               uint64_t seed, uint64_t first_index,
+                                               bool bf16_bits) {
   const Format f = parse_format(format);
   const RoundOptions opt = round_options(rounding, saturate, seed);
-  const Source src = source_of(x, "fake_quant");
   const size_t n = x.size();
   std::vector<float> out(n);
-  {
+  with_float_source(x, bf16_bits, "fake_quant", [&](const auto* in) {
     nb::gil_scoped_release unlocked;
-    switch (src) {
-      case Source::F32:
-        fake_quant(f, static_cast<const float*>(x.data()), n, out.data(), opt, first_index);
-        break;
-      case Source::BF16:
-        fake_quant(f, static_cast<const BF16*>(x.data()), n, out.data(), opt, first_index);
-        break;
-      case Source::F16:
-        fake_quant(f, static_cast<const FP16*>(x.data()), n, out.data(), opt, first_index);
-        break;
-    }
-  }
+    fake_quant(f, in, n, out.data(), opt, first_index);
+  });
   return owned(std::move(out), shape_of(x));
 }
 
@@ -201,10 +189,10 @@ struct PyModel {
   std::shared_ptr<const model::Model> m;
 };
 
-// The calibration data a recipe needs from `calib` (a text file), or null when it needs none.
-std::unique_ptr<ptq::Calibration> calibration_for(const ptq::Recipe& r, const model::Model& m,
+// The calibration data from `calib` (a text file) when a recipe needs it, else null.
+std::unique_ptr<ptq::Calibration> calibration_for(bool needed, const model::Model& m,
                                                   const std::string& calib, int seqs, int length) {
-  if (!r.needs_calibration()) return nullptr;
+  if (!needed) return nullptr;
   if (calib.empty())
     throw Error("the recipe's methods need calibration data: give calib=TEXT_FILE");
   return std::make_unique<ptq::Calibration>(
@@ -223,13 +211,8 @@ nb::dict sweep_recipes(const PyModel& pm, const std::string& text_path,
     grid.push_back(ptq::parse_recipe_json(recipes[i], "recipe " + std::to_string(i + 1)));
   bool needs_calibration = false;
   for (const ptq::Recipe& r : grid) needs_calibration = needs_calibration || r.needs_calibration();
-  std::unique_ptr<ptq::Calibration> calibration;
-  if (needs_calibration) {
-    if (calib.empty())
-      throw Error("a recipe's methods need calibration data: give calib=TEXT_FILE");
-    calibration = std::make_unique<ptq::Calibration>(ptq::make_calibration(
-        *pm.m->tokenizer, model::read_text_file(calib), calib, calib_seqs, calib_len));
-  }
+  const std::unique_ptr<ptq::Calibration> calibration =
+      calibration_for(needs_calibration, *pm.m, calib, calib_seqs, calib_len);
   eval::SweepOptions opt;
   opt.n_ctx = ctx;
   opt.max_tokens = max_tokens;
@@ -261,12 +244,11 @@ nb::dict export_model(const PyModel& pm, const std::string& recipe_json, const s
   if (m.format != "gguf" || !m.llama) throw Error(m.path + ": export takes a GGUF decoder model");
   const ptq::Recipe recipe = ptq::parse_recipe_json(recipe_json, "recipe");
   exports::GgufExportOptions opt;
-  opt.kept_type = keep == "f16" ? GgmlType::F16 : keep == "bf16" ? GgmlType::BF16 : GgmlType::F32;
-  if (keep != "f32" && keep != "f16" && keep != "bf16") throw Error("keep: f32, f16 or bf16");
+  opt.kept_type = exports::parse_kept_type(keep);
   opt.emulated_f32 = emulated_f32;
   opt.recipe_text = recipe.canonical();
   const std::unique_ptr<ptq::Calibration> c =
-      calibration_for(recipe, m, calib, calib_seqs, calib_len);
+      calibration_for(recipe.needs_calibration(), m, calib, calib_seqs, calib_len);
   exports::GgufExportReport r;
   {
     nb::gil_scoped_release unlocked;
@@ -328,10 +310,10 @@ NB_MODULE(_lowbit, m) {
     return names;
   });
   m.def("encode", &encode_array, "x"_a, "format"_a, "rounding"_a = "nearest-even",
-        "saturate"_a = false, "seed"_a = 0, "first_index"_a = 0);
+        "saturate"_a = false, "seed"_a = 0, "first_index"_a = 0, "bf16_bits"_a = false);
   m.def("decode", &decode_array, "codes"_a, "format"_a);
   m.def("fake_quant", &fake_quant_array, "x"_a, "format"_a, "rounding"_a = "nearest-even",
-        "saturate"_a = false, "seed"_a = 0, "first_index"_a = 0);
+        "saturate"_a = false, "seed"_a = 0, "first_index"_a = 0, "bf16_bits"_a = false);
   m.def(
       "quantize",
       [](const FloatIn& x, const std::string& scheme) {

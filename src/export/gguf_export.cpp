@@ -95,6 +95,13 @@ std::string gap_of_model(const model::Llama& m) {
 
 }  // namespace
 
+GgmlType parse_kept_type(const std::string& name) {
+  if (name == "f32") return GgmlType::F32;
+  if (name == "f16") return GgmlType::F16;
+  if (name == "bf16") return GgmlType::BF16;
+  throw Error("kept weights' type " + name + ": expected f32, f16 or bf16");
+}
+
 std::string gguf_export_gap(const ptq::Recipe& recipe) {
   if (recipe.activations) return "the recipe quantizes activations (llama.cpp uses its own rules)";
   if (recipe.kv) return "the recipe quantizes the KV cache (llama.cpp's --cache-type-k sets it)";

@@ -23,20 +23,17 @@ struct Args {
   RecipeFlags recipe;
 };
 
-GgmlType kept_type(const std::string& keep) {
-  if (keep == "f32") return GgmlType::F32;
-  if (keep == "f16") return GgmlType::F16;
-  if (keep == "bf16") return GgmlType::BF16;
-  throw Error("--keep " + keep + ": expected f32, f16 or bf16");
-}
-
 void run(const Args& a) {
   model::set_num_threads(a.threads);
   const ptq::Recipe recipe = a.recipe.recipe();  // a bad recipe fails before the slow part
   if (const std::string gap = exports::gguf_export_gap(recipe); !gap.empty())
     throw Error("cannot export this recipe to GGUF: " + gap);
   exports::GgufExportOptions opt;
-  opt.kept_type = kept_type(a.keep);
+  try {
+    opt.kept_type = exports::parse_kept_type(a.keep);
+  } catch (const Error& e) {
+    throw Error(std::string("--keep: ") + e.what());
+  }
   opt.emulated_f32 = a.emulated_f32;
   opt.recipe_text = recipe.canonical();
   io::require_writable(a.out, "--out");

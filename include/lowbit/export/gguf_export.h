@@ -26,6 +26,9 @@ struct GgufExportOptions {
   std::string recipe_text;
 };
 
+// GgufExportOptions::kept_type from its name: "f32", "f16" or "bf16" (throws lowbit::Error).
+GgmlType parse_kept_type(const std::string& name);
+
 // One tensor of the written file.
 struct ExportedTensor {
   std::string name;            // GGUF name: "blk.0.attn_q.weight"
