@@ -80,8 +80,9 @@ def main():
         # Perplexity over the same windows.
         r = json.loads(lowbit_json(a.lowbit, "eval", "--model", f32, "--text", a.text, "--ctx", str(a.ctx),
                                    "--max-tokens", str(a.max_tokens), "--threads", str(a.threads), "--json"))
-        theirs = perplexity_and_kl(llm, llm.tokenize(text), a.ctx, a.max_tokens)
-        windows, count = min(len(llm.tokenize(text)), a.max_tokens) // a.ctx, theirs["scored"]
+        whole = llm.tokenize(text)
+        theirs = perplexity_and_kl(llm, whole, a.ctx, a.max_tokens)
+        windows, count = min(len(whole), a.max_tokens) // a.ctx, theirs["scored"]
         ppl_llama = theirs["ppl"]
         ppl_lowbit = r["result"]["ppl"]
         rel = abs(ppl_lowbit / ppl_llama - 1)
