@@ -83,6 +83,34 @@ TEST(Gptq, EqualsRoundToNearestWhenTheHessianIsTheIdentity) {
     }
 }
 
+TEST(Gptq, ItsCodesDequantizeToItsWeights) {
+  // The QTensor GPTQ hands out (with the group scales it fixed) is its result exactly, for every
+  // granularity, asymmetric integers, two-level scales of either kind, and act-order's static
+  // scales: what exports and the packed kernels take instead of re-deriving the scales.
+  std::mt19937 rng(4);
+  const int out = 24, in = 160, rows = 256;
+  const std::vector<float> w = random_weight(rng, out, in);
+  const std::vector<float> x = correlated_inputs(rng, rows, in);
+  ptq::Hessian h(in);
+  h.add(x.data(), rows);
+  const std::vector<double> hm = h.matrix();
+  for (const char* name : {"int4_g128", "int4:g32", "int8:channel", "e4m3fn:channel", "mxfp4",
+                           "nvfp4", "nvfp4_ct", "int4:g32:scale=bf16:asym", "fp8_block128",
+                           "nf4_g64", "e2m1fn:block16x32", "int4:g8:axis=0"})
+    for (const bool act_order : {false, true}) {
+      ptq::GptqOptions opt;
+      opt.act_order = act_order;
+      QTensor codes;
+      const std::vector<float> q =
+          ptq::gptq_quantize(parse_scheme(name), w, out, in, hm, opt, &codes);
+      std::vector<float> back(q.size());
+      dequantize(codes, back.data());
+      EXPECT_EQ(0, std::memcmp(back.data(), q.data(), q.size() * 4))
+          << name << (act_order ? " act_order" : "");
+      EXPECT_EQ(codes.scheme, parse_scheme(name)) << name;
+    }
+}
+
 TEST(Gptq, NeverWorseThanRoundToNearestOnItsCalibrationData) {
   std::mt19937 rng(2);
   const int out = 32, in = 128, rows = 512;

@@ -181,6 +181,43 @@ TEST(Nvfp4, TwoLevelScaleHandWorked) {
   EXPECT_EQ(q.scales[1], 1u);  // 2^-9, not 0: no division by zero
 }
 
+TEST(Nvfp4, DividingTensorScaleAsCompressedTensorsStoresIt) {
+  // nvfp4_ct: the stored tensor scale is gs = 2688 / amax and a block's effective scale is its
+  // E4M3 value / gs (compressed-tensors' arithmetic), where nvfp4 multiplies by amax / 2688.
+  std::vector<float> x(64);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(float(i) * 0.7f) * float(1 + i % 7);
+  float amax = 0;
+  for (float v : x) amax = std::max(amax, std::fabs(v));
+  const QTensor q = quantize(parse_scheme("nvfp4_ct"), x.data(), {64});
+  EXPECT_EQ(q.global_scale, 2688.0f / amax);
+  const auto c = unpacked_codes(q);
+  const auto d = dequantized(q);
+  for (size_t g = 0; g < 4; ++g) {
+    const float block_scale = ref::decode(formats::e4m3fn, q.scales[g]);
+    EXPECT_EQ(q.group_scale(g), block_scale / q.global_scale) << g;
+    float block_amax = 0;
+    for (size_t i = g * 16; i < g * 16 + 16; ++i)
+      block_amax = std::max(block_amax, std::fabs(x[i]));
+    EXPECT_EQ(q.scales[g],
+              ref::round_to_code(formats::e4m3fn, block_amax / 6.0f * q.global_scale, {}))
+        << g;
+    for (size_t i = g * 16; i < g * 16 + 16; ++i)
+      EXPECT_EQ(d[i], ref::decode(formats::e2m1fn, c[i]) * q.group_scale(g)) << i;
+  }
+  // Same grid as nvfp4 where both tensor scales are powers of two.
+  std::vector<float> y(x);
+  y[0] = 2688.0f * 0x1p-10f;
+  for (size_t i = 1; i < y.size(); ++i) y[i] = x[i] * 0x1p-12f;
+  std::vector<float> a(64), b(64);
+  fake_quant(parse_scheme("nvfp4"), y.data(), {64}, a.data());
+  fake_quant(parse_scheme("nvfp4_ct"), y.data(), {64}, b.data());
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(parse_scheme("e2m1fn:g16:scale=e4m3fn:global=div"), parse_scheme("nvfp4_ct"));
+  EXPECT_EQ(scheme_name(parse_scheme("e2m1fn:g16:scale=e4m3fn:global=div")),
+            "e2m1fn:g16:scale=e4m3fn:global=div");
+  EXPECT_NE(parse_scheme("nvfp4"), parse_scheme("nvfp4_ct"));
+}
+
 TEST(Nvfp4, UnsignedE4m3ScalesMatchSignedOnes) {
   // The NVFP4 block scale is positive: storing it as UE4M3 (7 bits) gives the same values.
   std::vector<float> x(64);

@@ -46,8 +46,9 @@ std::optional<GgmlType> exact_ggml_type(const Scheme& s, size_t cols) {
     if (s.element == Format::integer(5, true)) return GgmlType::Q5_0;
     if (s.element == formats::e2m1fn) return GgmlType::MXFP4;
   }
+  // NVFP4's tensor scale multiplies in llama.cpp (a dividing one, nvfp4_ct, is not its grid).
   if (s.group == 16 && cols % 64 == 0 && s.element == formats::e2m1fn && !s.scale_is_f32 &&
-      s.scale_format == formats::e4m3fn)
+      s.scale_format == formats::e4m3fn && !s.global_divides)
     return GgmlType::NVFP4;
   return std::nullopt;
 }

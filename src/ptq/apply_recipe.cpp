@@ -84,9 +84,8 @@ std::string method_key(const Recipe& recipe, size_t upto, const Calibration& cal
 
 std::unique_ptr<model::Runtime> run_methods(
     const Recipe& recipe, const model::Runtime& fp, const Calibration* calibration,
-    std::map<std::string, std::vector<float>>& prequantized, std::map<std::string, Scheme>& chosen,
-    ApplyReport& rep, const std::function<void(const std::string&, int, int)>& progress,
-    MethodCache* cache) {
+    PrequantizedWeights& prequantized, std::map<std::string, Scheme>& chosen, ApplyReport& rep,
+    const std::function<void(const std::string&, int, int)>& progress, MethodCache* cache) {
   std::unique_ptr<model::Runtime> base = fp.clone();
   size_t index = 0;
   const auto scheme_of = [&](const std::string& site) -> MaybeScheme {
@@ -135,7 +134,7 @@ std::unique_ptr<model::Runtime> apply_recipe(
                   "; model_sites() lists them)");
   }
   ApplyReport rep;
-  std::map<std::string, std::vector<float>> prequantized;
+  PrequantizedWeights prequantized;
   std::map<std::string, Scheme> chosen;
   const std::unique_ptr<model::Runtime> fp =
       run_methods(recipe, fp_in, calibration, prequantized, chosen, rep, progress, cache);
@@ -193,11 +192,11 @@ std::unique_ptr<model::Runtime> apply_recipe(
       wr.site = lin.name();
       wr.shape = {size_t(lin.out_features()), size_t(lin.in_features())};
       wr.scheme = maybe_scheme_name(scheme);
-      wr.error.add_values(source->data(), pre->second.data(), source->size());
+      wr.error.add_values(source->data(), pre->second.values.data(), source->size());
       wr.bits_per_element = scheme_bits_per_element(*scheme, wr.shape);
-      lin.set_weight(pre->second);
+      lin.set_weight(pre->second.values);
       rep.weights.push_back(wr);
-      return nullptr;
+      return pre->second.codes;
     }
     Quantized qw = quantize_weight(lin.name(), scheme, source, size_t(lin.out_features()),
                                    size_t(lin.in_features()));

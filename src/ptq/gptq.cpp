@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "lowbit/ptq/apply_recipe.h"
+#include "lowbit/quant/group_layout.h"
 #include "lowbit/quant/qtensor.h"
 #include "lowbit/util/error.h"
 #include "ptq/input_hessians.h"
@@ -65,8 +66,9 @@ size_t group_of(const Scheme& s, size_t r, size_t c, size_t rows, size_t width) 
 
 // Scales (and zero points) for columns [c0, c0 + width) of w, fixed from w's current values.
 struct ColumnScales {
-  std::vector<float> scale;   // [width][out] (column-major: one column's rows together)
-  std::vector<uint8_t> zero;  // same, asymmetric schemes
+  std::vector<float> scale;      // [width][out] (column-major: one column's rows together)
+  std::vector<uint32_t> stored;  // same: the stored scale code each effective scale comes from
+  std::vector<uint8_t> zero;     // same, asymmetric schemes
 };
 
 ColumnScales fix_scales(const Scheme& s, const std::vector<float>& w, int out, int in, int c0,
@@ -80,6 +82,7 @@ ColumnScales fix_scales(const Scheme& s, const std::vector<float>& w, int out, i
   for (size_t g = 0; g < group_scales.size(); ++g) group_scales[g] = q.group_scale(g);
   ColumnScales cs;
   cs.scale.resize(block.size());
+  cs.stored.resize(block.size());
   if (s.asymmetric) cs.zero.resize(block.size());
   for (int c = 0; c < width; ++c)
     for (int r = 0; r < out; ++r) {
@@ -87,6 +90,7 @@ ColumnScales fix_scales(const Scheme& s, const std::vector<float>& w, int out, i
       if (g >= q.scales.size())
         throw Error("internal: GPTQ group index out of range for scheme " + scheme_name(s));
       cs.scale[size_t(c) * size_t(out) + size_t(r)] = group_scales[g];
+      cs.stored[size_t(c) * size_t(out) + size_t(r)] = q.scales[g];
       if (s.asymmetric) cs.zero[size_t(c) * size_t(out) + size_t(r)] = q.zero_points[g];
     }
   return cs;
@@ -132,7 +136,8 @@ std::vector<double> Hessian::matrix() const {
 }
 
 std::vector<float> gptq_quantize(const Scheme& requested, const std::vector<float>& w_in, int out,
-                                 int in, const std::vector<double>& h_in, const GptqOptions& opt) {
+                                 int in, const std::vector<double>& h_in, const GptqOptions& opt,
+                                 QTensor* codes) {
   validate_scheme(requested);
   const Scheme scheme = gptq_grid(requested, in);
   if (w_in.size() != size_t(out) * size_t(in) || h_in.size() != size_t(in) * size_t(in))
@@ -194,15 +199,20 @@ std::vector<float> gptq_quantize(const Scheme& requested, const std::vector<floa
       err(size_t(out) * size_t(block));
   ColumnScales current;
   int current_start = -1;
+  // The stored scale (and zero point) each element was rounded with, by original position.
+  std::vector<uint32_t> stored_at(codes ? w.size() : 0);
+  std::vector<uint8_t> zero_at(codes && scheme.asymmetric ? w.size() : 0);
   ScaledElementRounder rounder(scheme);
   for (int i1 = 0; i1 < in; i1 += block) {
     const int i2 = std::min(in, i1 + block), count = i2 - i1;
     for (int i = i1; i < i2; ++i) {
       const int orig = perm[size_t(i)];
       const float* sc;
+      const uint32_t* stored = nullptr;
       const uint8_t* zp = nullptr;
       if (static_scales) {
         sc = fixed.scale.data() + size_t(orig) * size_t(out);
+        stored = fixed.stored.data() + size_t(orig) * size_t(out);
         if (scheme.asymmetric) zp = fixed.zero.data() + size_t(orig) * size_t(out);
       } else {
         if (i % width ==
@@ -211,10 +221,15 @@ std::vector<float> gptq_quantize(const Scheme& requested, const std::vector<floa
           current_start = i;
         }
         sc = current.scale.data() + size_t(i - current_start) * size_t(out);
+        stored = current.stored.data() + size_t(i - current_start) * size_t(out);
         if (scheme.asymmetric) zp = current.zero.data() + size_t(i - current_start) * size_t(out);
       }
       for (int r = 0; r < out; ++r) col[size_t(r)] = wp[size_t(r) * size_t(in) + size_t(i)];
       rounder.round(col.data(), size_t(out), sc, zp, qcol.data());
+      for (int r = 0; codes && r < out; ++r) {
+        stored_at[size_t(r) * size_t(in) + size_t(orig)] = stored[r];
+        if (zp) zero_at[size_t(r) * size_t(in) + size_t(orig)] = zp[r];
+      }
       const float d = uf[size_t(i) * size_t(in) + size_t(i)];
       for (int r = 0; r < out; ++r) {
         q[size_t(r) * size_t(in) + size_t(i)] = qcol[size_t(r)];
@@ -238,14 +253,30 @@ std::vector<float> gptq_quantize(const Scheme& requested, const std::vector<floa
     for (int i = 0; i < in; ++i)
       result[size_t(r) * size_t(in) + size_t(perm[size_t(i)])] =
           q[size_t(r) * size_t(in) + size_t(i)];
+  if (codes) {
+    // One stored scale per group of the whole [out, in] weight (every element of a group was
+    // rounded with the same one), then the codes of the values on that grid.
+    const size_t groups = quant::make_group_layout(scheme, {size_t(out), size_t(in)}).group_count;
+    std::vector<uint32_t> scales(groups);
+    std::vector<uint8_t> zeros(scheme.asymmetric ? groups : 0);
+    for (int r = 0; r < out; ++r)
+      for (int c = 0; c < in; ++c) {
+        const size_t k = size_t(r) * size_t(in) + size_t(c);
+        const size_t g = group_of(scheme, size_t(r), size_t(c), size_t(out), size_t(in));
+        scales.at(g) = stored_at[k];
+        if (scheme.asymmetric) zeros.at(g) = zero_at[k];
+      }
+    *codes = qtensor_on_grid(scheme, result.data(), {size_t(out), size_t(in)}, std::move(scales),
+                             std::move(zeros), global);
+  }
   return result;
 }
 
-std::map<std::string, std::vector<float>> gptq_model(
-    const model::Runtime& base, const std::function<MaybeScheme(const std::string&)>& scheme_of,
-    const Calibration& calibration, const GptqOptions& opt,
-    const std::function<void(int, int)>& progress) {
-  std::map<std::string, std::vector<float>> result;
+PrequantizedWeights gptq_model(const model::Runtime& base,
+                               const std::function<MaybeScheme(const std::string&)>& scheme_of,
+                               const Calibration& calibration, const GptqOptions& opt,
+                               const std::function<void(int, int)>& progress) {
+  PrequantizedWeights result;
   const std::unique_ptr<model::Runtime> q =
       base.clone();  // shares weights until quantized ones replace them
   const model::Sites sites = q->sites();
@@ -261,14 +292,17 @@ std::map<std::string, std::vector<float>> gptq_model(
         if (!scheme) continue;
         const std::vector<double> h = hessians.of(site.input).matrix();
         std::vector<float> w;
+        // Codes for lowbit's own schemes (exports need them); a ggml_* scheme's codes would be
+        // GGML blocks, which exports recover from the values on GPTQ's lowbit grid instead.
+        std::shared_ptr<QTensor> codes = scheme->ggml ? nullptr : std::make_shared<QTensor>();
         try {
-          w = gptq_quantize(*scheme, lin->weight(), lin->out_features(), lin->in_features(), h,
-                            opt);
+          w = gptq_quantize(*scheme, lin->weight(), lin->out_features(), lin->in_features(), h, opt,
+                            codes.get());
         } catch (const Error& e) {
           throw Error("gptq: " + lin->name() + ": " + e.what());
         }
         lin->set_weight(w);
-        result[lin->name()] = std::move(w);
+        result[lin->name()] = {std::move(w), std::move(codes)};
       }
     }
     runner.run_layer(l, true);  // the next block sees this one quantized

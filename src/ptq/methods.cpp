@@ -78,7 +78,7 @@ std::string methods_table() {
 
 struct MethodCache::Results {
   struct Result {
-    std::map<std::string, std::vector<float>> prequantized;
+    PrequantizedWeights prequantized;
     std::map<std::string, Scheme> chosen;
   };
   std::map<std::string, Result> by_key;

@@ -202,7 +202,8 @@ kernels::PackedMatrix pack_weight(const QTensor& q) {
   // Scales: 8-bit scale codes with their decoded values where the scale format allows, else the
   // effective float32 scale of each group.
   const size_t groups = rows * m.groups_per_row;
-  const bool coded = !s.scale_is_f32 && s.scale_format.bits() <= 8;
+  // (A dividing tensor scale, :global=div, is kept as effective scales: the kernels multiply.)
+  const bool coded = !s.scale_is_f32 && s.scale_format.bits() <= 8 && !s.global_divides;
   if (coded) {
     m.scale_codes.resize(groups);
     for (uint32_t c = 0; c < (uint32_t(1) << s.scale_format.bits()); ++c)

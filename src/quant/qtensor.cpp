@@ -5,6 +5,7 @@
 #include <limits>
 #include <memory>
 
+#include "lowbit/format/reference.h"
 #include "lowbit/kernels/convert_backend.h"
 #include "lowbit/quant/packing.h"
 #include "lowbit/quant/qtensor.h"
@@ -194,6 +195,67 @@ void dequantize(const QTensor& q, float* out) {
   quant::dequantize_codes(fast(), q.scheme, layout, codes, q.scales.data(),
                           q.scheme.asymmetric ? q.zero_points.data() : nullptr, q.global_scale,
                           out);
+}
+
+QTensor qtensor_on_grid(const Scheme& s, const float* values, const std::vector<size_t>& shape,
+                        std::vector<uint32_t> stored_scales, std::vector<uint8_t> zero_points,
+                        float global_scale) {
+  validate_scheme(s);
+  if (s.ggml) throw Error(scheme_name(s) + ": ggml block types have no separate group scales");
+  const quant::GroupLayout layout = quant::make_group_layout(s, shape);
+  QTensor q = empty_qtensor(s, layout, shape, global_scale);
+  if (stored_scales.size() != layout.group_count ||
+      (s.asymmetric && zero_points.size() != layout.group_count))
+    throw Error("qtensor_on_grid: " + std::to_string(stored_scales.size()) + " scales for " +
+                std::to_string(layout.group_count) + " groups of " + scheme_name(s));
+  q.scales = std::move(stored_scales);
+  if (s.asymmetric) q.zero_points = std::move(zero_points);
+  // Each element's group, in the layout's order.
+  std::vector<uint32_t> group_of(layout.numel);
+  if (layout.contiguous) {
+    for (size_t i = 0; i < layout.numel; ++i)
+      group_of[i] = uint32_t((i / layout.row_len) * layout.groups_per_row +
+                             (i % layout.row_len) / layout.group_len);
+  } else {
+    for (size_t g = 0; g < layout.group_count; ++g) {
+      const quant::Box b = layout.box(g);
+      for (size_t run = 0; run < b.run_count; ++run)
+        for (size_t j = 0; j < b.run_length; ++j)
+          group_of[b.offset + run * b.stride + j] = uint32_t(g);
+    }
+  }
+  std::vector<float> effective(layout.group_count);
+  for (size_t g = 0; g < effective.size(); ++g) effective[g] = q.group_scale(g);
+  const int cb = code_bytes(s.element);
+  std::vector<uint16_t> codes(layout.numel);
+  const RoundOptions nearest{RoundMode::NearestEven, Overflow::Saturate, 0};
+  const float top = float(element_max(s));
+  for (size_t i = 0; i < layout.numel; ++i) {
+    const uint32_t g = group_of[i];
+    const float v = values[i] / effective[g];
+    codes[i] = s.asymmetric
+                   ? uint16_t(std::clamp(std::nearbyint(v) + float(q.zero_points[g]), 0.0f, top))
+                   : uint16_t(ref::round_to_code(s.element, v, nearest));
+  }
+  const int bits = s.element.bits();
+  q.codes.resize(packed_bytes(layout.numel, bits));
+  if (bits == 16) {
+    std::memcpy(q.codes.data(), codes.data(), codes.size() * 2);
+  } else if (cb == 2) {
+    pack_codes(codes.data(), layout.numel, bits, q.codes.data());
+  } else {
+    std::vector<uint8_t> narrow(codes.begin(), codes.end());
+    pack_codes(narrow.data(), layout.numel, bits, q.codes.data());
+  }
+  std::vector<float> back(layout.numel);
+  dequantize(q, back.data());
+  for (size_t i = 0; i < layout.numel; ++i)
+    if (std::memcmp(&back[i], &values[i], 4) != 0)
+      throw Error("element " + std::to_string(i) + " (" + std::to_string(values[i]) +
+                  ") is not on the grid of " + scheme_name(s) + " with its group's scale " +
+                  std::to_string(effective[group_of[i]]) + " (nearest: " + std::to_string(back[i]) +
+                  ")");
+  return q;
 }
 
 void fake_quant(const Scheme& s, const float* x, const std::vector<size_t>& shape, float* out) {

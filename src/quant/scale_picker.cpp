@@ -100,7 +100,7 @@ float ScalePicker::effective_of(uint32_t stored) const {
     base = tables_->decode_table[stored & (tables_->decode_table.size() - 1)];
   else
     base = ref::decode(s_.scale_format, stored);
-  return s_.global_scale ? base * global_ : base;
+  return s_.global_scale ? with_global(base) : base;
 }
 
 uint32_t ScalePicker::pow2_exponent_code(int e) const {
@@ -168,7 +168,7 @@ GroupScale ScalePicker::from_amax(float amax) const {
   }
   // Everything else: amax / element max (/ the global scale), rounded into the scale format.
   float scale = amax / element_max_;
-  if (s_.global_scale) scale = scale / global_;
+  if (s_.global_scale) scale = before_global(scale);
   return finish(store_rounded(scale));
 }
 
@@ -229,7 +229,7 @@ void ScalePicker::pick_batch(const float* x, size_t n, size_t group_len,
         raw_[g] = (amax > 0 ? amax : kF32MinNormal) / element_max_;
       } else {
         raw_[g] = amax / element_max_;
-        if (s_.global_scale) raw_[g] = raw_[g] / global_;
+        if (s_.global_scale) raw_[g] = before_global(raw_[g]);
       }
     }
   }
@@ -266,7 +266,6 @@ void ScalePicker::pick_batch(const float* x, size_t n, size_t group_len,
 bool ScalePicker::batch_fast_paths(size_t groups, const kernels::ConvertBackend& backend,
                                    GroupScale* out) {
   const uint32_t not_finite = store_not_finite();
-  const float global = s_.global_scale ? global_ : 1.0f;
   if (s_.pow2 && !s_.global_scale && s_.pow2_rounding == Pow2Rounding::Floor) {
     for (size_t g = 0; g < groups; ++g) {
       const uint32_t top = tops_[g];
@@ -282,7 +281,7 @@ bool ScalePicker::batch_fast_paths(size_t groups, const kernels::ConvertBackend&
   if (s_.pow2 || s_.scale_is_f32 || tables_->decode_table.empty()) return false;
   for (size_t g = 0; g < groups; ++g) {
     const float scale = bits_float(tops_[g]) / element_max_;
-    raw_[g] = s_.global_scale ? scale / global_ : scale;
+    raw_[g] = s_.global_scale ? before_global(scale) : scale;
   }
   codes_.resize(groups);
   backend.encode(tables_->scale_plan, raw_.data(), kernels::SourceType::F32, groups, 0,
@@ -293,7 +292,8 @@ bool ScalePicker::batch_fast_paths(size_t groups, const kernels::ConvertBackend&
     c = tables_->decode_table[c & mask] > 0 ? c : tables_->min_positive_code;
     c = tops_[g] >= 0x7F800000u ? not_finite : c;
     out[g].stored = c;
-    out[g].effective = tables_->decode_table[c & mask] * global;
+    const float base = tables_->decode_table[c & mask];
+    out[g].effective = s_.global_scale ? with_global(base) : base;
     out[g].zero_point = 0;
   }
   return true;
@@ -359,7 +359,7 @@ float two_level_global_scale(const Scheme& s, const float* x, size_t n,
   const float amax = bits_float(top);
   if (amax == 0) return 1.0f;
   const float denominator = float(element_max(s)) * float(max_finite(s.scale_format));
-  return amax / denominator;
+  return s.global_divides ? denominator / amax : amax / denominator;
 }
 
 }  // namespace lowbit::quant

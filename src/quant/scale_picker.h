@@ -45,6 +45,13 @@ class ScalePicker {
   float element_max() const { return element_max_; }
 
  private:
+  // The two-level rule's step each way (Scheme::global_divides): a block's stored scale times (or
+  // divided by) the tensor scale is its effective scale, and a raw block scale goes through the
+  // inverse before it is rounded into the scale format.
+  float with_global(float stored_value) const {
+    return s_.global_divides ? stored_value / global_ : stored_value * global_;
+  }
+  float before_global(float raw) const { return s_.global_divides ? raw * global_ : raw / global_; }
   GroupScale finish(uint32_t stored) const;
   uint32_t store_pow2(int exponent) const;
   uint32_t store_rounded(float scale) const;  // RNE into the scale format; zero -> smallest

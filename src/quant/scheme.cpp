@@ -13,7 +13,7 @@ namespace {
 
 constexpr const char* kSchemeSyntax =
     "<element>[:tensor|:channel|:token|:g<G>|:block<R>x<C>][:axis=<a>][:scale=<format>|f32]"
-    "[:pow2[=floor|ceil|nearest]][:mse|:percentile=<p>|:fixed=<s>][:global][:asym]"
+    "[:pow2[=floor|ceil|nearest]][:mse|:percentile=<p>|:fixed=<s>][:global[=div]][:asym]"
     "[:round=<mode>][:seed=<n>]";
 
 using text::split;
@@ -90,7 +90,7 @@ std::string long_name(const Scheme& s) {
       out += ":fixed=" + float_text(s.fixed_scale);
       break;
   }
-  if (s.global_scale) out += ":global";
+  if (s.global_scale) out += s.global_divides ? ":global=div" : ":global";
   if (s.asymmetric) out += ":asym";
   if (s.round.mode != RoundMode::NearestEven)
     out += std::string(":round=") + round_mode_name(s.round.mode);
@@ -188,6 +188,10 @@ Scheme parse_spelled_out(std::string_view text) {
       s.rule = ScaleRule::Fixed;
     } else if (o == "global") {
       s.global_scale = true;
+    } else if (key == "global") {
+      if (val != "div" && val != "mul") bad_scheme(text, "global takes div or mul");
+      s.global_scale = true;
+      s.global_divides = val == "div";
     } else if (o == "asym") {
       s.asymmetric = true;
     } else if (key == "round") {
@@ -215,8 +219,10 @@ bool operator==(const Scheme& a, const Scheme& b) {
          a.pow2 == b.pow2 && (!a.pow2 || a.pow2_rounding == b.pow2_rounding) && a.rule == b.rule &&
          (a.rule != ScaleRule::Percentile || a.percentile == b.percentile) &&
          (a.rule != ScaleRule::Fixed || a.fixed_scale == b.fixed_scale) &&
-         a.global_scale == b.global_scale && a.asymmetric == b.asymmetric &&
-         a.round.mode == b.round.mode && a.round.seed == b.round.seed && a.ggml == b.ggml;
+         a.global_scale == b.global_scale &&
+         (!a.global_scale || a.global_divides == b.global_divides) &&
+         a.asymmetric == b.asymmetric && a.round.mode == b.round.mode &&
+         a.round.seed == b.round.seed && a.ggml == b.ggml;
 }
 
 namespace {
@@ -312,6 +318,8 @@ const std::vector<NamedScheme>& named_schemes() {
        "OCP MX INT8 (1.6 fixed point), blocks of 32, E8M0 scale"},
       {"nvfp4", "e2m1fn:g16:scale=e4m3fn:global",
        "NVIDIA FP4: blocks of 16, E4M3 scale, f32 tensor scale"},
+      {"nvfp4_ct", "e2m1fn:g16:scale=e4m3fn:global=div",
+       "NVFP4 as compressed-tensors (vLLM) stores it: the tensor scale divides the block scales"},
       {"msfp12", "int4:g16:scale=e8m0fnu",
        "block floating point (MSFP12): 4-bit sign-magnitude, 16 per exponent"},
       {"msfp16", "int8:g16:scale=e8m0fnu",

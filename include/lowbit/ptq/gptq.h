@@ -14,6 +14,7 @@
 
 #include "lowbit/model/sites.h"
 #include "lowbit/ptq/calibration.h"
+#include "lowbit/ptq/methods.h"
 #include "lowbit/ptq/recipe.h"
 #include "lowbit/quant/scheme.h"
 
@@ -44,16 +45,19 @@ class Hessian {
 // GPTQ of W [out, in] (row-major) with `scheme` under Hessian `h` (in x in). Returns the quantized
 // weights (values on the scheme's grid, as float). Throws lowbit::Error when the damped Hessian is
 // not positive definite even after raising the damping.
+// `codes`, when given, receives the result as a QTensor in the scheme GPTQ rounded with (the
+// ggml_* schemes' lowbit grid), with the group scales it fixed: dequantize(*codes) == the result.
 std::vector<float> gptq_quantize(const Scheme& scheme, const std::vector<float>& w, int out, int in,
-                                 const std::vector<double>& h, const GptqOptions& options = {});
+                                 const std::vector<double>& h, const GptqOptions& options = {},
+                                 QTensor* codes = nullptr);
 
 // GPTQ of every layer Linear whose weights `scheme_of(site)` quantizes, one transformer block at a
 // time on the calibration data: block l's Hessians come from the inputs that blocks 0 .. l-1,
 // already quantized, produce (full-precision activations; the recipe's run-time quantizers are not
 // applied during calibration). Returns the quantized weights by site name. `progress(l, L)`.
-std::map<std::string, std::vector<float>> gptq_model(
-    const model::Runtime& base, const std::function<MaybeScheme(const std::string&)>& scheme_of,
-    const Calibration& calibration, const GptqOptions& options,
-    const std::function<void(int, int)>& progress = {});
+PrequantizedWeights gptq_model(const model::Runtime& base,
+                               const std::function<MaybeScheme(const std::string&)>& scheme_of,
+                               const Calibration& calibration, const GptqOptions& options,
+                               const std::function<void(int, int)>& progress = {});
 
 }  // namespace lowbit::ptq

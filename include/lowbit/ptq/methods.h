@@ -16,6 +16,7 @@
 #include "lowbit/model/sites.h"
 #include "lowbit/ptq/calibration.h"
 #include "lowbit/ptq/recipe.h"
+#include "lowbit/quant/qtensor.h"
 
 namespace lowbit::ptq {
 
@@ -32,6 +33,15 @@ struct MethodParam {
   std::string describe() const;  // "damp: number > 0, default 0.01 — ..."
 };
 
+// A weight a method quantized itself (GPTQ): its values, on the scheme's grid, and their codes —
+// the QTensor they dequantize from, with the group scales the method fixed — which exports need
+// (nullptr where a method cannot say).
+struct PrequantizedWeight {
+  std::vector<float> values;
+  std::shared_ptr<const QTensor> codes;
+};
+using PrequantizedWeights = std::map<std::string, PrequantizedWeight>;
+
 // What a method's run sees and changes.
 struct MethodRun {
   const Method& method;
@@ -40,7 +50,7 @@ struct MethodRun {
   const Calibration* calibration;          // set whenever the method needs calibration
   // A weight-quantizing method's results, by site: weights already on their grid, or the scheme
   // chosen for a site (round-to-nearest applies it later).
-  std::map<std::string, std::vector<float>>& prequantized;
+  PrequantizedWeights& prequantized;
   std::map<std::string, Scheme>& chosen;
   // The weight scheme of a site after earlier methods' choices (nullopt: kept).
   std::function<MaybeScheme(const std::string&)> scheme_of;

@@ -45,6 +45,13 @@ QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& sha
 // The per-tensor scale quantize() would choose for x (1 for schemes without one).
 float tensor_global_scale(const Scheme& s, const float* x, size_t n);
 void dequantize(const QTensor& q, float* out);
+// The QTensor of `values` that already lie on the scheme's grid with the given stored group
+// scales (and zero points) — what a method that fixes each group's scale first (GPTQ) produced:
+// element codes by rounding value / scale (exact on the grid), checked so that dequantize() gives
+// `values` back bit for bit; throws lowbit::Error naming the first element that is not on it.
+QTensor qtensor_on_grid(const Scheme& s, const float* values, const std::vector<size_t>& shape,
+                        std::vector<uint32_t> stored_scales, std::vector<uint8_t> zero_points,
+                        float global_scale);
 // quantize then dequantize in one pass; bit-identical to dequantize(quantize(x)).
 void fake_quant(const Scheme& s, const float* x, const std::vector<size_t>& shape, float* out);
 void fake_quant(const Scheme& s, const BF16* x, const std::vector<size_t>& shape, float* out);

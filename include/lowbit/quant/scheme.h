@@ -63,7 +63,13 @@ struct Scheme {
   int mse_steps = 64;
   float mse_min_ratio = 0.5f;
   bool global_scale = false;  // second level: per-tensor float32 scale (NVFP4)
-  bool asymmetric = false;    // integer elements with a per-group zero point
+  // How the second level applies. false (`:global`): the tensor scale g = amax / (M * max scale)
+  // multiplies the stored block scales, as NVFP4 is defined and llama.cpp / ModelOpt store it.
+  // true (`:global=div`): the stored tensor scale is its reciprocal, (M * max scale) / amax, and
+  // divides them, as compressed-tensors (vLLM's checkpoints) stores and decompresses it. The two
+  // differ in the last bit of some effective scales; each is exact for the files that use it.
+  bool global_divides = false;
+  bool asymmetric = false;  // integer elements with a per-group zero point
   RoundOptions round{RoundMode::NearestEven, Overflow::Saturate, 0};  // for the elements
   std::string preset;  // the preset name this came from, if any (printing only)
   // Set for the ggml_* presets: one of ggml's block types, quantized by ggml's reference rule for
@@ -100,7 +106,7 @@ std::string ggml_preset_name(GgmlType t);
 
 // Parses a preset name or the long spelling
 //   <element>[:tensor|:channel|:token|:g<G>|:block<R>x<C>][:axis=<a>][:scale=<format>|f32]
-//     [:pow2[=floor|ceil|nearest]][:mse|:percentile=<p>|:fixed=<s>][:global][:asym]
+//     [:pow2[=floor|ceil|nearest]][:mse|:percentile=<p>|:fixed=<s>][:global[=div]][:asym]
 //     [:round=<mode>][:seed=<n>]
 // Throws lowbit::Error with the known presets and the syntax for anything invalid.
 Scheme parse_scheme(std::string_view text);
