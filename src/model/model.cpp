@@ -10,6 +10,7 @@
 #include "lowbit/model/model.h"
 #include "lowbit/model/safetensors.h"
 #include "lowbit/util/error.h"
+#include "model/compressed_tensors.h"
 #include "model/model_configs.h"
 #include "util/content_hash.h"
 #include "util/json_file.h"
@@ -178,6 +179,16 @@ Model load_model(const std::string& name_or_path, const LoadOptions& options) {
   std::vector<std::string> weight_files;
   TensorStore store = load_safetensors(is_dir(m.path) ? folder : m.path, &weight_files);
   m.format = "safetensors";
+  if (config.contains("quantization_config")) {
+    decompress_compressed_tensors(store, config["quantization_config"], config_path);
+    m.format = "compressed-tensors";
+    const json groups = config["quantization_config"].value("config_groups", json::object());
+    for (const auto& [name, group] : groups.items())
+      if (group.contains("input_activations") && !group["input_activations"].is_null())
+        m.warnings.push_back("compressed-tensors " + name +
+                             " quantizes its activations; lowbit reads the weights and runs the "
+                             "activations as the recipe says (--a to emulate them)");
+  }
   const std::string tokenizer_path = hf_tokenizer_path(folder);
   m.tokenizer = tokenizer_from_json(tokenizer_path);
   if (bert_config) {

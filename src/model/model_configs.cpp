@@ -292,9 +292,17 @@ void not_math_common(ConfigFields& f) {
        "_attn_implementation_autoset", "attn_implementation",
        // SmolLM2's converter marks its configs and leaves hints for transformers.js
        "is_llama_config", "transformers.js_config"});
-  // Quantized checkpoints (GPTQ, AWQ, bitsandbytes, ...) hold packed weights lowbit does not read.
-  if (f.has("quantization_config"))
-    f.fail("quantization_config", "pre-quantized checkpoints are not supported");
+  // compressed-tensors checkpoints are decompressed by the loader (model/compressed_tensors.h);
+  // other quantized checkpoints (GPTQ, AWQ, bitsandbytes, ...) hold weights lowbit does not read.
+  if (f.has("quantization_config")) {
+    const json& qc = f.raw("quantization_config");
+    if (!qc.is_object() || qc.value("quant_method", "") != "compressed-tensors")
+      f.fail("quantization_config",
+             "only compressed-tensors checkpoints are read (quant_method " +
+                 (qc.is_object() ? qc.value("quant_method", "(none)") : std::string("(none)")) +
+                 ")");
+    f.use("quantization_config");
+  }
 }
 
 // RoPE settings: the older "rope_theta" + "rope_scaling" pair or transformers 5's

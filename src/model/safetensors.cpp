@@ -161,19 +161,28 @@ TensorStore load_safetensors(const std::string& path, std::vector<std::string>* 
   return store;
 }
 
-void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+void write_raw_safetensors(const std::string& path, const std::vector<RawTensor>& tensors,
+                           const std::map<std::string, std::string>& metadata) {
+  static const std::map<std::string, uint64_t> kElementBytes = {
+      {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"F8_E4M3", 1}, {"U8", 1},
+      {"I8", 1},  {"I32", 4}, {"I64", 8},  {"F64", 8}};
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
-  for (const NamedTensor& t : tensors) {
+  for (const RawTensor& t : tensors) {
+    const auto size = kElementBytes.find(t.dtype);
+    if (size == kElementBytes.end())
+      throw Error("safetensors tensor '" + t.name + "': dtype " + t.dtype +
+                  " is not one lowbit writes");
     uint64_t numel = 1;
     for (int64_t d : t.shape) numel *= uint64_t(d);
-    if (numel != t.values.size())
-      throw Error("safetensors tensor '" + t.name + "': shape does not match its values");
-    header[t.name] = {
-        {"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + numel * 4}}};
-    offset += numel * 4;
+    if (numel * size->second != t.bytes.size())
+      throw Error("safetensors tensor '" + t.name + "': shape does not match its bytes");
+    if (header.contains(t.name)) throw Error("safetensors tensor '" + t.name + "' given twice");
+    header[t.name] = {{"dtype", t.dtype},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, offset + t.bytes.size()}}};
+    offset += t.bytes.size();
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned, as the writers do
@@ -181,10 +190,25 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
     const uint64_t n = text.size();
     out.write(reinterpret_cast<const char*>(&n), 8);
     out.write(text.data(), std::streamsize(n));
-    for (const NamedTensor& t : tensors)
-      out.write(reinterpret_cast<const char*>(t.values.data()),
-                std::streamsize(t.values.size() * 4));
+    for (const RawTensor& t : tensors)
+      out.write(reinterpret_cast<const char*>(t.bytes.data()), std::streamsize(t.bytes.size()));
   });
+}
+
+void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  std::vector<RawTensor> raw;
+  raw.reserve(tensors.size());
+  for (const NamedTensor& t : tensors) {
+    uint64_t numel = 1;
+    for (int64_t d : t.shape) numel *= uint64_t(d);
+    if (numel != t.values.size())
+      throw Error("safetensors tensor '" + t.name + "': shape does not match its values");
+    RawTensor r{t.name, "F32", t.shape, std::vector<uint8_t>(t.values.size() * 4)};
+    std::memcpy(r.bytes.data(), t.values.data(), r.bytes.size());
+    raw.push_back(std::move(r));
+  }
+  write_raw_safetensors(path, raw, metadata);
 }
 
 }  // namespace lowbit::model

@@ -30,6 +30,12 @@ void TensorStore::add(TensorView view) {
   tensors_.push_back(std::move(view));
 }
 
+void TensorStore::add_or_replace(TensorView view) {
+  const auto it = index_.find(view.name);
+  if (it == index_.end()) return add(std::move(view));
+  tensors_[it->second] = std::move(view);
+}
+
 const TensorView* TensorStore::find(const std::string& name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : &tensors_[it->second];

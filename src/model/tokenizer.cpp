@@ -233,9 +233,12 @@ std::vector<int32_t> Tokenizer::encode_for_model(std::string_view text) const {
   return ids;
 }
 
-std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& gguf) {
+namespace {
+
+// What every GGUF tokenizer kind has: the vocabulary, its literal (control / user-defined) tokens
+// and the BOS / EOS / unknown ids.
+TokenizerSpec gguf_common_spec(const GgufFile& gguf) {
   const std::string& path = gguf.path();
-  const std::string model = gguf.get_string("tokenizer.ggml.model");
   TokenizerSpec spec;
   spec.tokens = gguf.get_strings("tokenizer.ggml.tokens");
   if (spec.tokens.empty())
@@ -250,23 +253,43 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& gguf) {
   spec.eos = checked_id(gguf.get_int("tokenizer.ggml.eos_token_id", -1), n, path, "EOS");
   spec.unk =
       checked_id(gguf.get_int("tokenizer.ggml.unknown_token_id", -1), n, path, "unknown-token");
+  return spec;
+}
+
+bool gguf_flag(const GgufFile& gguf, const std::string& key, bool fallback) {
+  const GgufValue* v = gguf.find(key);
+  return v && v->type == GgufType::BOOL ? v->b : fallback;
+}
+
+// The byte-level BPE parts (tokenizer.ggml.model "gpt2"): merges and the pre-tokenizer.
+void add_gguf_byte_level_parts(const GgufFile& gguf, const TokenIndex& index, TokenizerSpec& spec) {
+  const std::string& path = gguf.path();
+  spec.merges = gguf.get_strings("tokenizer.ggml.merges");
+  check_merges(spec.merges, index, path + ": tokenizer.ggml.merges entry");
+  const std::string pre = gguf.get_string("tokenizer.ggml.pre", "default");
+  if (!pre_stages_for(pre, spec))
+    throw Error(path + ": pre-tokenizer '" + pre +
+                "' is not supported by lowbit yet (supported: default/gpt2, smollm, starcoder, "
+                "llama-bpe, qwen2)");
+  spec.add_bos = gguf_flag(gguf, "tokenizer.ggml.add_bos_token", false);
+  spec.description = "byte-level BPE (pre-tokenizer " + pre + ", " +
+                     std::to_string(spec.merges.size()) + " merges)";
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& gguf) {
+  const std::string& path = gguf.path();
+  const std::string model = gguf.get_string("tokenizer.ggml.model");
+  TokenizerSpec spec = gguf_common_spec(gguf);
+  const size_t n = spec.tokens.size();
   const auto flag = [&](const std::string& key, bool fallback) {
-    const GgufValue* v = gguf.find(key);
-    return v && v->type == GgufType::BOOL ? v->b : fallback;
+    return gguf_flag(gguf, key, fallback);
   };
 
   const TokenIndex index = check_unique_tokens(spec.tokens, path + ": tokenizer.ggml.tokens");
   if (model == "gpt2") {
-    spec.merges = gguf.get_strings("tokenizer.ggml.merges");
-    check_merges(spec.merges, index, path + ": tokenizer.ggml.merges entry");
-    const std::string pre = gguf.get_string("tokenizer.ggml.pre", "default");
-    if (!pre_stages_for(pre, spec))
-      throw Error(path + ": pre-tokenizer '" + pre +
-                  "' is not supported by lowbit yet (supported: default/gpt2, smollm, starcoder, "
-                  "llama-bpe, qwen2)");
-    spec.add_bos = flag("tokenizer.ggml.add_bos_token", false);
-    spec.description = "byte-level BPE (pre-tokenizer " + pre + ", " +
-                       std::to_string(spec.merges.size()) + " merges)";
+    add_gguf_byte_level_parts(gguf, index, spec);
     return make_byte_level_bpe(std::move(spec));
   }
   if (model == "llama") {
@@ -402,6 +425,90 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const std::string& path) {
                 "' is not supported (supported: BPE, WordPiece)");
   } catch (const json::exception& e) {
     throw Error(path + ": unexpected tokenizer.json structure (" + e.what() + ")");
+  }
+}
+
+HfTokenizerFiles hf_tokenizer_files(const GgufFile& gguf, int model_max_length) {
+  const std::string& path = gguf.path();
+  const std::string model = gguf.get_string("tokenizer.ggml.model");
+  if (model != "gpt2")
+    throw Error(path + ": its tokenizer is " + model +
+                "; lowbit writes tokenizer.json for byte-level BPE (gpt2) tokenizers only");
+  TokenizerSpec spec = gguf_common_spec(gguf);
+  add_gguf_byte_level_parts(
+      gguf, check_unique_tokens(spec.tokens, path + ": tokenizer.ggml.tokens"), spec);
+  json vocab = json::object();
+  for (size_t i = 0; i < spec.tokens.size(); ++i) vocab[spec.tokens[i]] = i;
+  json added = json::array();
+  for (int32_t id : spec.literal_ids)
+    added.push_back({{"id", id},
+                     {"content", spec.tokens[size_t(id)]},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", true}});
+  // Each regex stage as a Split that isolates its matches (what lowbit's stages do, and what HF's
+  // Digits / ByteLevel regex splitting does), then the byte-level mapping without its own regex.
+  json stages = json::array();
+  for (const std::string& p : spec.pre_patterns)
+    stages.push_back({{"type", "Split"},
+                      {"pattern", {{"Regex", p}}},
+                      {"behavior", "Isolated"},
+                      {"invert", false}});
+  stages.push_back({{"type", "ByteLevel"},
+                    {"add_prefix_space", false},
+                    {"trim_offsets", true},
+                    {"use_regex", false}});
+  json post = nullptr;
+  if (spec.add_bos && spec.bos >= 0) {
+    const std::string& bos = spec.tokens[size_t(spec.bos)];
+    post = {{"type", "TemplateProcessing"},
+            {"single",
+             {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
+              {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+            {"pair",
+             {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
+              {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+              {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+            {"special_tokens", {{bos, {{"id", bos}, {"ids", {spec.bos}}, {"tokens", {bos}}}}}}};
+  }
+  const json root = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", added},
+      {"normalizer", spec.nfc ? json{{"type", "NFC"}} : json(nullptr)},
+      {"pre_tokenizer", {{"type", "Sequence"}, {"pretokenizers", stages}}},
+      {"post_processor", post},
+      {"decoder",
+       {{"type", "ByteLevel"},
+        {"add_prefix_space", true},
+        {"trim_offsets", true},
+        {"use_regex", true}}},
+      {"model",
+       {{"type", "BPE"},
+        {"dropout", nullptr},
+        {"unk_token", spec.unk >= 0 ? json(spec.tokens[size_t(spec.unk)]) : json(nullptr)},
+        {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr},
+        {"fuse_unk", false},
+        {"byte_fallback", false},
+        {"ignore_merges", false},
+        {"vocab", vocab},
+        {"merges", spec.merges}}}};
+  json config = {{"tokenizer_class", "PreTrainedTokenizerFast"},
+                 {"add_bos_token", spec.add_bos},
+                 {"clean_up_tokenization_spaces", false},
+                 {"model_max_length", model_max_length}};
+  if (spec.bos >= 0) config["bos_token"] = spec.tokens[size_t(spec.bos)];
+  if (spec.eos >= 0) config["eos_token"] = spec.tokens[size_t(spec.eos)];
+  if (spec.unk >= 0) config["unk_token"] = spec.tokens[size_t(spec.unk)];
+  // Invalid UTF-8 in a token (possible in GGUF strings) cannot be JSON: an error, not U+FFFD.
+  try {
+    return {root.dump(), config.dump(2)};
+  } catch (const json::exception& e) {
+    throw Error(path + ": its vocabulary cannot be written as tokenizer.json (" + e.what() + ")");
   }
 }
 

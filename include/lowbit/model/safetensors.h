@@ -26,4 +26,15 @@ struct NamedTensor {
 void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
+// Any dtype, as bytes: "F32", "F16", "BF16", "F8_E4M3", "U8", "I8", "I32", "I64" (little-endian,
+// row-major). Written atomically, in the order given.
+struct RawTensor {
+  std::string name;
+  std::string dtype;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes;
+};
+void write_raw_safetensors(const std::string& path, const std::vector<RawTensor>& tensors,
+                           const std::map<std::string, std::string>& metadata = {});
+
 }  // namespace lowbit::model

@@ -35,6 +35,8 @@ class TensorStore {
   void keep_alive(std::shared_ptr<const void> owner) { owners_.push_back(std::move(owner)); }
   // Adds a tensor; throws when the name is already present.
   void add(TensorView view);
+  // Adds a tensor, or puts it in the place of the one of its name (a decoded replacement).
+  void add_or_replace(TensorView view);
 
   const std::vector<TensorView>& tensors() const { return tensors_; }
   const TensorView* find(const std::string& name) const;

@@ -65,4 +65,14 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& gguf);
 // From a Hugging Face tokenizer.json (model type BPE or WordPiece).
 std::unique_ptr<Tokenizer> tokenizer_from_json(const std::string& path);
 
+// A GGUF file's byte-level BPE tokenizer as the Hugging Face files that say the same:
+// tokenizer.json (vocabulary, merges, the pre-tokenizer's regex stages as Split stages, BOS by a
+// post-processor where the model adds it) and tokenizer_config.json (BOS / EOS tokens). Throws
+// lowbit::Error for other tokenizer kinds.
+struct HfTokenizerFiles {
+  std::string tokenizer_json;
+  std::string tokenizer_config_json;
+};
+HfTokenizerFiles hf_tokenizer_files(const GgufFile& gguf, int model_max_length);
+
 }  // namespace lowbit::model
