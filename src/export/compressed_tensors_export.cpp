@@ -278,9 +278,11 @@ CompressedTensorsReport export_compressed_tensors(const model::Llama& m, const p
       formats[groups[k].format]++;
     }
     report.format = formats.size() == 1 ? groups[0].format : "mixed-precision";
-    json ignore = json::array();
-    if (groups.size() == 1) ignore = json(ignored);
-    if (!c.tied_output) ignore.push_back("lm_head");
+    // The head and the embedding are never quantized here; naming them keeps tools that match
+    // "Linear" by tensor names alone (compressed-tensors' own dequantizer) off the embedding.
+    json ignore = json::array({"lm_head", "model.embed_tokens"});
+    if (groups.size() == 1)
+      for (const std::string& module : ignored) ignore.push_back(module);
     config["quantization_config"] = {{"quant_method", "compressed-tensors"},
                                      {"format", report.format},
                                      {"quantization_status", "compressed"},
