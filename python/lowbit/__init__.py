@@ -25,7 +25,8 @@ from ._lowbit import Model
 
 __all__ = ["formats", "format_info", "schemes", "encode", "decode", "fake_quant", "quantize",
            "dequantize", "fake_quant_scheme", "scheme_bits", "set_num_threads", "simd_target",
-           "Model", "load_model", "recipe", "evaluate", "sweep", "export_gguf"]
+           "Model", "load_model", "recipe", "evaluate", "sweep", "export_gguf",
+           "export_compressed_tensors"]
 
 # lowbit format name -> ml_dtypes type name, for the formats ml_dtypes has.
 _ML_DTYPES = {"e4m3fn": "float8_e4m3fn", "e5m2": "float8_e5m2", "e4m3": "float8_e4m3",
@@ -194,3 +195,13 @@ def export_gguf(model, recipe, out, calib="", calib_seqs=32, calib_len=512, keep
     name, GGML type, shape and origin."""
     return _lowbit.export_gguf(model, _recipe_text(recipe), out, calib, calib_seqs, calib_len, keep,
                                emulated_f32)
+
+
+def export_compressed_tensors(model, recipe, out, calib="", calib_seqs=32, calib_len=512,
+                              keep="f32", emulated_f32=False):
+    """Writes the model quantized by the recipe as a Hugging Face folder in compressed-tensors'
+    layout (what vLLM loads; docs/export.md) and returns what was written: path, format, folder
+    bytes, bits per (Linear) weight, and every tensor's name, dtype, shape and origin.
+    load_model(out) reads it back."""
+    return _lowbit.export_compressed_tensors(model, _recipe_text(recipe), out, calib, calib_seqs,
+                                             calib_len, keep, emulated_f32)

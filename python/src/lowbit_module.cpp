@@ -15,6 +15,7 @@
 
 #include "lowbit/eval/evaluate.h"
 #include "lowbit/eval/sweep.h"
+#include "lowbit/export/compressed_tensors_export.h"
 #include "lowbit/export/gguf_export.h"
 #include "lowbit/format/format.h"
 #include "lowbit/format/rounding.h"
@@ -237,6 +238,45 @@ nb::dict sweep_recipes(const PyModel& pm, const std::string& text_path,
   return d;
 }
 
+nb::dict export_compressed_tensors(const PyModel& pm, const std::string& recipe_json,
+                                   const std::string& out, const std::string& calib, int calib_seqs,
+                                   int calib_len, const std::string& keep, bool emulated_f32) {
+  const model::Model& m = *pm.m;
+  if (!m.llama) throw Error(m.path + ": compressed-tensors export takes a decoder model");
+  const ptq::Recipe recipe = ptq::parse_recipe_json(recipe_json, "recipe");
+  if (const std::string gap = exports::compressed_tensors_export_gap(recipe); !gap.empty())
+    throw Error("cannot export this recipe to compressed-tensors: " + gap);
+  exports::CompressedTensorsOptions opt;
+  opt.kept_dtype = exports::parse_kept_dtype(keep);
+  opt.emulated_f32 = emulated_f32;
+  opt.recipe_text = recipe.canonical();
+  const std::unique_ptr<ptq::Calibration> c =
+      calibration_for(recipe.needs_calibration(), m, calib, calib_seqs, calib_len);
+  exports::CompressedTensorsReport r;
+  {
+    nb::gil_scoped_release unlocked;
+    const model::Llama q = ptq::apply_recipe(recipe, *m.llama, nullptr, c.get());
+    r = exports::export_compressed_tensors(q, recipe, m.path, out, opt);
+  }
+  nb::dict d;
+  d["path"] = out;
+  d["format"] = r.format;
+  d["folder_bytes"] = r.folder_bytes;
+  d["bits_per_weight"] = r.weight_bits;
+  d["bits_per_linear_weight"] = r.linear_bits;
+  nb::list tensors;
+  for (const exports::CtExportedTensor& t : r.tensors) {
+    nb::dict e;
+    e["name"] = t.name;
+    e["dtype"] = t.dtype;
+    e["shape"] = std::vector<int64_t>(t.shape);
+    e["from"] = t.from;
+    tensors.append(e);
+  }
+  d["tensors"] = tensors;
+  return d;
+}
+
 nb::dict export_model(const PyModel& pm, const std::string& recipe_json, const std::string& out,
                       const std::string& calib, int calib_seqs, int calib_len,
                       const std::string& keep, bool emulated_f32) {
@@ -383,5 +423,8 @@ NB_MODULE(_lowbit, m) {
         "calib_len"_a = 512, "threads"_a = 0);
   m.def("export_gguf", &export_model, "model"_a, "recipe"_a, "out"_a, "calib"_a = "",
         "calib_seqs"_a = 32, "calib_len"_a = 512, "keep"_a = "f32", "emulated_f32"_a = false);
+  m.def("export_compressed_tensors", &export_compressed_tensors, "model"_a, "recipe"_a, "out"_a,
+        "calib"_a = "", "calib_seqs"_a = 32, "calib_len"_a = 512, "keep"_a = "f32",
+        "emulated_f32"_a = false);
   m.def("simd_target", [] { return std::string(active_simd_target()); });
 }

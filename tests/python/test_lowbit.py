@@ -146,5 +146,14 @@ def test_models_load_evaluate_export(smollm2, tmp_path):
     assert back.parameters == m.parameters
     with pytest.raises(ValueError, match="no GGML type"):
         lowbit.export_gguf(m, {"weights": "e4m3fn:channel"}, str(tmp_path / "bad.gguf"))
+    ct = lowbit.export_compressed_tensors(m, {"weights": "int4:g64:asym"}, str(tmp_path / "ct"))
+    assert ct["format"] == "pack-quantized" and 4.5 < ct["bits_per_linear_weight"] < 4.6
+    assert {t["dtype"] for t in ct["tensors"]} == {"F32", "I32", "I64"}
+    w4 = lowbit.evaluate(m, text, {"weights": "int4:g64:asym"}, max_tokens=512)
+    back_ct = lowbit.evaluate(lowbit.load_model(str(tmp_path / "ct")), text, {}, max_tokens=512)
+    # the same weights; Hugging Face's RoPE pairing sums q·k in another order than the GGUF's
+    assert back_ct["ppl"] == pytest.approx(w4["ppl"], rel=1e-5)
+    with pytest.raises(ValueError, match="nvfp4_ct"):
+        lowbit.export_compressed_tensors(m, {"weights": "nvfp4"}, str(tmp_path / "bad"))
     with pytest.raises(ValueError, match="calibration"):
         lowbit.evaluate(m, text, {"weights": "mxfp4", "methods": ["gptq"]}, max_tokens=512)
