@@ -189,6 +189,35 @@ TEST_F(CtExportTest, GgufRowsGoInHuggingFacesRopeOrder) {
   }
 }
 
+// INT4 W4A16 in groups of 128 with zero points, after GPTQ: the layout of GPTQ checkpoints for vLLM
+// (on rows that are whole groups of 128; SmolLM2's 576 are not).
+TEST_F(CtExportTest, Int4Group128AfterGptq) {
+  TinyLlama wide;
+  wide.dim = 128;
+  wide.hidden = 256;
+  wide.head_dim = 32;
+  wide.fill_random(5);
+  std::filesystem::create_directories(path("wide"));
+  wide.write_hf(path("wide"));
+  const model::Model m = model::load_model(path("wide"));
+  const ptq::Recipe r =
+      ptq::parse_recipe_json(R"({"weights":"int4_g128","methods":["gptq"]})", "test recipe");
+  const ptq::Calibration calib = ptq::make_calibration(
+      *m.tokenizer, "the cat and the dog ran over the hill to the house by the sea. ", "c", 2, 16);
+  const model::Llama q = ptq::apply_recipe(r, *m.llama, nullptr, &calib);
+  EXPECT_EQ(exports::export_compressed_tensors(q, r, m.path, path("w4")).format, "pack-quantized");
+  const nlohmann::json w = files::read_json(path("w4/config.json"))
+                               .at("quantization_config")
+                               .at("config_groups")
+                               .at("group_0")
+                               .at("weights");
+  EXPECT_EQ(w.at("group_size"), 128);
+  EXPECT_EQ(w.at("symmetric"), false);
+  const model::Model back = model::load_model(path("w4"));
+  for (size_t k = 0; k < q.linears().size(); ++k)
+    EXPECT_EQ(back.llama->linears()[k]->weight(), q.linears()[k]->weight()) << k;
+}
+
 TEST_F(CtExportTest, ConfigAndTokenizerAreHuggingFaces) {
   export_recipe(R"({"weights":"int4:g32"})", "ct");
   const nlohmann::json c = files::read_json(path("ct/config.json"));
