@@ -184,6 +184,10 @@ void decompress_compressed_tensors(TensorStore& store, const json& qc, const std
     const TensorView* plain = part("weight");
     const TensorView* global = part("weight_global_scale");
     const TensorView* zero = part("weight_zero_point");
+    if (part("weight_g_idx"))
+      throw Error(here +
+                  ": its columns are grouped by weight_g_idx (GPTQ act-order with group "
+                  "indices), which lowbit does not read yet");
     size_t rows = 0, cols = 0;
     if (packed && packed->dtype == "U8") {
       rows = size_t(packed->shape.at(0));
