@@ -392,6 +392,44 @@ TEST(ScaleRules, MseNeverLosesToAbsmax) {
   }
 }
 
+TEST(Nvfp4, FourOverSixPicksTheBetterOfSixAndFour) {
+  // Tensor amax 2688 (block 0): tensor scale 1. Block 1 = {4, 3, 1, -2}: mapped to 6 its scale is
+  // E4M3(4/6) = 0.6875 and 3 / 0.6875 = 4.36 rounds to 4 (2.75, an error of 0.25); mapped to 4
+  // the scale is 1 and every value is on the grid.
+  std::vector<float> x(32, 0.0f);
+  x[0] = 2688.0f;
+  x[16] = 4.0f;
+  x[17] = 3.0f;
+  x[18] = 1.0f;
+  x[19] = -2.0f;
+  const QTensor q = quantize(parse_scheme("nvfp4_4over6"), x.data(), {32});
+  EXPECT_EQ(q.scales[1], e4m3(1.0f));
+  const auto d = dequantized(q);
+  for (int i : {16, 17, 18, 19}) EXPECT_EQ(d[size_t(i)], x[size_t(i)]) << i;
+  EXPECT_EQ(quantize(parse_scheme("nvfp4"), x.data(), {32}).scales[1], e4m3(0.6875f));
+  // Never worse than absmax (6) on any block, and better on some; MXFP4 takes it too.
+  for (const auto& [base, name] : {std::pair{"nvfp4", "e2m1fn:g16:scale=e4m3fn:4over6:global"},
+                                   std::pair{"mxfp4", "e2m1fn:g32:scale=e8m0fnu:4over6"}}) {
+    const std::vector<float> y = heavy_tailed(16 * 512, 9);
+    std::vector<float> a(y.size()), b(y.size());
+    fake_quant(parse_scheme(base), y.data(), {y.size()}, a.data());
+    fake_quant(parse_scheme(name), y.data(), {y.size()}, b.data());
+    int better = 0;
+    const size_t block = std::string(base) == "nvfp4" ? 16 : 32;
+    for (size_t g = 0; g < y.size() / block; ++g) {
+      double ea = 0, eb = 0;
+      for (size_t i = g * block; i < (g + 1) * block; ++i)
+        ea += double(y[i] - a[i]) * (y[i] - a[i]), eb += double(y[i] - b[i]) * (y[i] - b[i]);
+      EXPECT_LE(eb, ea) << name << " block " << g;
+      better += eb < ea;
+    }
+    EXPECT_GT(better, 0) << name;
+    EXPECT_EQ(scheme_name(parse_scheme(name)), name);
+  }
+  EXPECT_EQ(parse_scheme("nvfp4_4over6"), parse_scheme("e2m1fn:g16:scale=e4m3fn:4over6:global"));
+  EXPECT_THROW(validate_scheme(parse_scheme("int4:g32:4over6")), Error);
+}
+
 TEST(ScaleRules, AsymmetricIntegers) {
   std::vector<float> x(256);
   std::mt19937 rng(4);

@@ -328,6 +328,11 @@ GroupScale ScalePicker::pick(const float* x, size_t n, float* scratch,
     return s_.asymmetric ? from_range(lo * ratio, hi * ratio) : from_amax(amax * ratio);
   };
   GroupScale best = candidate(1.0f);
+  if (s_.rule == ScaleRule::FourOverSix && n > 0) {
+    // amax * 6/4 mapped to 6 is amax mapped to 4.
+    const GroupScale four = candidate(element_max_ / 4.0f);
+    return error_of(four) < error_of(best) ? four : best;
+  }
   if (s_.rule != ScaleRule::Mse || n == 0) return best;
   // MSE: clip ratios from 1 down to mse_min_ratio; absmax (ratio 1) wins ties. Power-of-two
   // scales also try the next power up, since the OCP floor rule itself may clip.

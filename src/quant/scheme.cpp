@@ -13,7 +13,7 @@ namespace {
 
 constexpr const char* kSchemeSyntax =
     "<element>[:tensor|:channel|:token|:g<G>|:block<R>x<C>][:axis=<a>][:scale=<format>|f32]"
-    "[:pow2[=floor|ceil|nearest]][:mse|:percentile=<p>|:fixed=<s>][:global[=div]][:asym]"
+    "[:pow2[=floor|ceil|nearest]][:mse|:4over6|:percentile=<p>|:fixed=<s>][:global[=div]][:asym]"
     "[:round=<mode>][:seed=<n>]";
 
 using text::split;
@@ -82,6 +82,9 @@ std::string long_name(const Scheme& s) {
       break;
     case ScaleRule::Mse:
       out += ":mse";
+      break;
+    case ScaleRule::FourOverSix:
+      out += ":4over6";
       break;
     case ScaleRule::Percentile:
       out += ":percentile=" + float_text(s.percentile);
@@ -178,6 +181,8 @@ Scheme parse_spelled_out(std::string_view text) {
       s.rule = ScaleRule::AbsMax;
     } else if (o == "mse") {
       s.rule = ScaleRule::Mse;
+    } else if (o == "4over6") {
+      s.rule = ScaleRule::FourOverSix;
     } else if (key == "percentile") {
       if (!parse_float(val, s.percentile) || s.percentile <= 0 || s.percentile > 100)
         bad_scheme(text, "percentile takes a number in (0, 100]");
@@ -318,6 +323,8 @@ const std::vector<NamedScheme>& named_schemes() {
        "OCP MX INT8 (1.6 fixed point), blocks of 32, E8M0 scale"},
       {"nvfp4", "e2m1fn:g16:scale=e4m3fn:global",
        "NVIDIA FP4: blocks of 16, E4M3 scale, f32 tensor scale"},
+      {"nvfp4_4over6", "e2m1fn:g16:scale=e4m3fn:4over6:global",
+       "NVFP4 with Four Over Six: each block's largest magnitude maps to 6 or 4, by error"},
       {"nvfp4_ct", "e2m1fn:g16:scale=e4m3fn:global=div",
        "NVFP4 as compressed-tensors (vLLM) stores it: the tensor scale divides the block scales"},
       {"msfp12", "int4:g16:scale=e8m0fnu",
@@ -391,6 +398,11 @@ void validate_scheme(const Scheme& s) {
   if (s.asymmetric && s.global_scale) throw Error("asym and global do not combine");
   if (s.element.bits() > 16)
     throw Error("element formats of more than 16 bits are not quantization targets");
+  if (s.rule == ScaleRule::FourOverSix && s.element != formats::e2m1fn)
+    throw Error(
+        "4over6 maps a block's largest magnitude to E2M1's 6 or 4: it needs e2m1fn "
+        "elements (nvfp4, mxfp4), not " +
+        format_name(s.element));
   if (s.granularity == Granularity::Group && s.group < 1)
     throw Error("group size must be positive");
 }

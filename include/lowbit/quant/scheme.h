@@ -37,6 +37,10 @@ enum class ScaleRule : uint8_t {
                // group's squared quantization error; ratio 1 (absmax) is always a candidate
   Percentile,  // the `percentile`-th percentile of the group's magnitudes maps to the largest value
   Fixed,       // every group uses `fixed_scale`
+  FourOverSix,  // E2M1 elements (NVFP4, MXFP4): the group's largest magnitude maps to 6 or to 4,
+                // whichever gives the group's smaller squared error (Four Over Six, Cook et al.
+                // 2025: 4 puts the grid's steps 0.5 ... 4 over the block instead of 1 ... 6);
+                // 6 wins ties
 };
 
 // How a power-of-two scale is picked from a group's largest magnitude `amax`.
@@ -106,7 +110,7 @@ std::string ggml_preset_name(GgmlType t);
 
 // Parses a preset name or the long spelling
 //   <element>[:tensor|:channel|:token|:g<G>|:block<R>x<C>][:axis=<a>][:scale=<format>|f32]
-//     [:pow2[=floor|ceil|nearest]][:mse|:percentile=<p>|:fixed=<s>][:global[=div]][:asym]
+//     [:pow2[=floor|ceil|nearest]][:mse|:4over6|:percentile=<p>|:fixed=<s>][:global[=div]][:asym]
 //     [:round=<mode>][:seed=<n>]
 // Throws lowbit::Error with the known presets and the syntax for anything invalid.
 Scheme parse_scheme(std::string_view text);
