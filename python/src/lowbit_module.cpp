@@ -238,6 +238,18 @@ nb::dict sweep_recipes(const PyModel& pm, const std::string& text_path,
   return d;
 }
 
+// Runs the recipe on the model (calibrated where it needs it) and `write`s the result, with the
+// GIL released: what both exports do before they describe their files.
+template <class Write>
+auto write_after_recipe(const model::Model& m, const ptq::Recipe& recipe, const std::string& calib,
+                        int calib_seqs, int calib_len, Write write) {
+  const std::unique_ptr<ptq::Calibration> c =
+      calibration_for(recipe.needs_calibration(), m, calib, calib_seqs, calib_len);
+  nb::gil_scoped_release unlocked;
+  const model::Llama q = ptq::apply_recipe(recipe, *m.llama, nullptr, c.get());
+  return write(q);
+}
+
 nb::dict export_compressed_tensors(const PyModel& pm, const std::string& recipe_json,
                                    const std::string& out, const std::string& calib, int calib_seqs,
                                    int calib_len, const std::string& keep, bool emulated_f32) {
@@ -250,14 +262,10 @@ nb::dict export_compressed_tensors(const PyModel& pm, const std::string& recipe_
   opt.kept_dtype = exports::parse_kept_dtype(keep);
   opt.emulated_f32 = emulated_f32;
   opt.recipe_text = recipe.canonical();
-  const std::unique_ptr<ptq::Calibration> c =
-      calibration_for(recipe.needs_calibration(), m, calib, calib_seqs, calib_len);
-  exports::CompressedTensorsReport r;
-  {
-    nb::gil_scoped_release unlocked;
-    const model::Llama q = ptq::apply_recipe(recipe, *m.llama, nullptr, c.get());
-    r = exports::export_compressed_tensors(q, recipe, m.path, out, opt);
-  }
+  const exports::CompressedTensorsReport r =
+      write_after_recipe(m, recipe, calib, calib_seqs, calib_len, [&](const model::Llama& q) {
+        return exports::export_compressed_tensors(q, recipe, m.path, out, opt);
+      });
   nb::dict d;
   d["path"] = out;
   d["format"] = r.format;
@@ -287,14 +295,9 @@ nb::dict export_model(const PyModel& pm, const std::string& recipe_json, const s
   opt.kept_type = exports::parse_kept_type(keep);
   opt.emulated_f32 = emulated_f32;
   opt.recipe_text = recipe.canonical();
-  const std::unique_ptr<ptq::Calibration> c =
-      calibration_for(recipe.needs_calibration(), m, calib, calib_seqs, calib_len);
-  exports::GgufExportReport r;
-  {
-    nb::gil_scoped_release unlocked;
-    const model::Llama q = ptq::apply_recipe(recipe, *m.llama, nullptr, c.get());
-    r = exports::export_gguf(q, recipe, m.path, out, opt);
-  }
+  const exports::GgufExportReport r = write_after_recipe(
+      m, recipe, calib, calib_seqs, calib_len,
+      [&](const model::Llama& q) { return exports::export_gguf(q, recipe, m.path, out, opt); });
   nb::dict d;
   d["path"] = out;
   d["file_bytes"] = r.file_bytes;
