@@ -78,33 +78,64 @@ TEST(Hadamard, TransformIsOrthogonalAndTheFastFormIsTheDenseProduct) {
   EXPECT_FALSE(HadamardTransform::supported(0));
 }
 
+TEST(Hadamard, BlockTransformIsOrthogonalAndBlockDiagonal) {
+  for (const int block : {2, 4, 16, 32}) {
+    const ptq::BlockHadamardTransform t(96, block, 5);
+    const std::vector<double> q = t.dense();
+    for (int i = 0; i < 96; ++i)
+      for (int j = 0; j < 96; ++j) {
+        double dot = 0;
+        for (int k = 0; k < 96; ++k) dot += q[size_t(i * 96 + k)] * q[size_t(j * 96 + k)];
+        ASSERT_NEAR(dot, i == j ? 1.0 : 0.0, 1e-6) << block;
+        // Entries only inside the diagonal blocks, each of magnitude 1 / sqrt(block).
+        const double v = std::fabs(q[size_t(i * 96 + j)]);
+        if (i / block == j / block)
+          ASSERT_NEAR(v, 1.0 / std::sqrt(double(block)), 1e-6);
+        else
+          ASSERT_EQ(v, 0.0);
+      }
+    std::vector<float> x(96 * 3);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(float(i));
+    std::vector<float> y = x;
+    t.apply(y.data(), 3);
+    t.apply_inverse(y.data(), 3);
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(y[i], x[i], 1e-5);
+  }
+  EXPECT_THROW(ptq::BlockHadamardTransform(96, 64), Error);
+}
+
 class RotationTest : public TempDirTest {};
 
 TEST_F(RotationTest, RotatedModelComputesTheSameFunction) {
   for (const bool tied : {true, false}) {
     TinyLlama::random(51, tied, /*bias=*/!tied).write_gguf(path("tiny.gguf"));
     const model::Model m = model::load_model(path("tiny.gguf"));
-    const model::Llama rotated = ptq::rotate_model(*m.llama, {3, true, true});
-    const std::vector<int32_t> tokens =
-        m.tokenizer->encode("the cat sat on the mat and the dog ran after it");
-    const int n = int(tokens.size());
-    const int vocab = m.llama->config().vocab_size;
-    model::LlamaRunState a(m.llama->config(), n, n), b(rotated.config(), n, n);
-    m.llama->forward(tokens.data(), n, 0, a);
-    rotated.forward(tokens.data(), n, 0, b);
-    std::vector<float> la(size_t(n) * size_t(vocab)), lb(la.size());
-    m.llama->logits(a, 0, n, la.data());
-    rotated.logits(b, 0, n, lb.data());
-    double worst = 0, scale = 0;
-    for (size_t i = 0; i < la.size(); ++i) {
-      worst = std::max(worst, double(std::fabs(la[i] - lb[i])));
-      scale = std::max(scale, double(std::fabs(la[i])));
+    for (const int block : {0, 16}) {
+      ptq::RotationOptions o;
+      o.seed = 3;
+      o.block = block;
+      const model::Llama rotated = ptq::rotate_model(*m.llama, o);
+      const std::vector<int32_t> tokens =
+          m.tokenizer->encode("the cat sat on the mat and the dog ran after it");
+      const int n = int(tokens.size());
+      const int vocab = m.llama->config().vocab_size;
+      model::LlamaRunState a(m.llama->config(), n, n), b(rotated.config(), n, n);
+      m.llama->forward(tokens.data(), n, 0, a);
+      rotated.forward(tokens.data(), n, 0, b);
+      std::vector<float> la(size_t(n) * size_t(vocab)), lb(la.size());
+      m.llama->logits(a, 0, n, la.data());
+      rotated.logits(b, 0, n, lb.data());
+      double worst = 0, scale = 0;
+      for (size_t i = 0; i < la.size(); ++i) {
+        worst = std::max(worst, double(std::fabs(la[i] - lb[i])));
+        scale = std::max(scale, double(std::fabs(la[i])));
+      }
+      EXPECT_LT(worst / scale, 1e-5) << (tied ? "tied" : "untied") << " block " << block;
+      // The rotation really changed the weights, and the norms are folded.
+      EXPECT_NE(rotated.weights().layers[0].wq.weight(), m.llama->weights().layers[0].wq.weight());
+      for (float g : rotated.weights().layers[1].ffn_norm) EXPECT_EQ(g, 1.0f);
+      EXPECT_NE(rotated.weights().layers[0].w_down.input_transform(), nullptr);
     }
-    EXPECT_LT(worst / scale, 1e-5) << (tied ? "tied" : "untied");
-    // The rotation really changed the weights, and the norms are folded.
-    EXPECT_NE(rotated.weights().layers[0].wq.weight(), m.llama->weights().layers[0].wq.weight());
-    for (float g : rotated.weights().layers[1].ffn_norm) EXPECT_EQ(g, 1.0f);
-    EXPECT_NE(rotated.weights().layers[0].w_down.input_transform(), nullptr);
   }
 }
 

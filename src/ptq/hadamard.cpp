@@ -190,6 +190,39 @@ void HadamardTransform::apply(float* x, size_t rows) const {
   }
 }
 
+BlockHadamardTransform::BlockHadamardTransform(int n, int block, uint64_t seed)
+    : n_(n), inner_(block, 0) {
+  if (block <= 0 || n % block != 0)
+    throw Error("a block rotation of " + std::to_string(block) + " does not divide the width " +
+                std::to_string(n));
+  signs_.assign(size_t(n), 1.0f);
+  if (seed != 0) {
+    std::mt19937_64 rng(seed);
+    for (float& s : signs_) s = (rng() >> 63) ? -1.0f : 1.0f;
+  }
+}
+
+// x · diag(s) · blockdiag(H): the signs, then the inner transform on every run of `block`.
+void BlockHadamardTransform::apply(float* x, size_t rows) const {
+  for (size_t r = 0; r < rows; ++r)
+    for (int i = 0; i < n_; ++i) x[r * size_t(n_) + size_t(i)] *= signs_[size_t(i)];
+  inner_.apply(x, rows * size_t(n_ / inner_.size()));
+}
+
+// x · blockdiag(H)ᵀ · diag(s).
+void BlockHadamardTransform::apply_inverse(float* x, size_t rows) const {
+  inner_.apply_inverse(x, rows * size_t(n_ / inner_.size()));
+  for (size_t r = 0; r < rows; ++r)
+    for (int i = 0; i < n_; ++i) x[r * size_t(n_) + size_t(i)] *= signs_[size_t(i)];
+}
+
+std::vector<double> BlockHadamardTransform::dense() const {
+  std::vector<float> rows(size_t(n_) * size_t(n_), 0.0f);
+  for (int i = 0; i < n_; ++i) rows[size_t(i) * size_t(n_) + size_t(i)] = 1.0f;
+  apply(rows.data(), size_t(n_));
+  return std::vector<double>(rows.begin(), rows.end());
+}
+
 void HadamardTransform::apply_inverse(float* x, size_t rows) const {
 #pragma omp parallel for schedule(static) if (rows * size_t(n_) > (1u << 16))
   for (size_t r = 0; r < rows; ++r) {

@@ -30,7 +30,7 @@ void scale_columns(Matrix& w, const std::vector<float>& scale) {
 
 // W[out, in] -> Tᵀ·W for a transform T acting on the output side: (Tᵀ W)ᵀ = Wᵀ T, so the rows of
 // Wᵀ are transformed. `segments` > 1 applies T to each of that many runs of a row (per head).
-void transform_outputs(Matrix& w, size_t out, size_t in, const HadamardTransform& t) {
+void transform_outputs(Matrix& w, size_t out, size_t in, const model::RowTransform& t) {
   Matrix wt = transpose(w, out, in);
   t.apply(wt.data(), wt.size() / size_t(t.size()));
   w = transpose(wt, in, out);
@@ -52,13 +52,27 @@ std::unique_ptr<model::Runtime> rotate_model(const model::Runtime& fp, const Rot
   const model::RotationPlan& p = *plan;
   for (const auto& [what, n] :
        {std::pair("dim", p.stream_width), std::pair("hidden_dim", p.hidden_width),
-        std::pair("head_dim", p.head_width)})
-    if (!HadamardTransform::supported(n))
+        std::pair("head_dim", p.head_width)}) {
+    const bool blocked = o.block > 0 && o.block < n;  // a width up to the block: whole
+    if (blocked && (n % o.block != 0 || !HadamardTransform::supported(o.block)))
+      throw Error(std::string("hadamard: block ") + std::to_string(o.block) +
+                  " does not divide the model's " + what + " " + std::to_string(n) +
+                  " or has no Hadamard transform");
+    if (!blocked && !HadamardTransform::supported(n))
       throw Error(std::string("hadamard: the model's ") + what + " " + std::to_string(n) +
                   " has no Hadamard transform (sizes are 2^k times 1, 2 or a Paley order)");
-  const HadamardTransform q(p.stream_width, stream(o.seed, 1));  // residual stream
-  const auto down = std::make_shared<HadamardTransform>(p.hidden_width, stream(o.seed, 2));
-  const HadamardTransform head(p.head_width, stream(o.seed, 3));  // values / attention output
+  }
+  // Whole-width rotations (QuaRot) or block-diagonal ones of o.block (MR-GPTQ / BRQ).
+  const auto rotation = [&](int n, uint64_t which) -> std::shared_ptr<const model::RowTransform> {
+    if (o.block > 0 && o.block < n)
+      return std::make_shared<BlockHadamardTransform>(n, o.block, stream(o.seed, which));
+    return std::make_shared<HadamardTransform>(n, stream(o.seed, which));
+  };
+  const auto q_ptr = rotation(p.stream_width, 1);  // residual stream
+  const model::RowTransform& q = *q_ptr;
+  const auto down = rotation(p.hidden_width, 2);
+  const auto head_ptr = rotation(p.head_width, 3);  // values / attention output
+  const model::RowTransform& head = *head_ptr;
   const auto qk = std::make_shared<HadamardTransform>(p.head_width, stream(o.seed, 4));
   const size_t dim = size_t(p.stream_width);
 
@@ -114,12 +128,16 @@ MethodInfo hadamard_method() {
   m.params = {{"seed", MethodParam::Kind::Integer, 1, 0, 9007199254740992.0, false,
                "random signs of the transforms"},
               {"no_online", MethodParam::Kind::Flag, 0, 0, 0, false,
-               "no online rotation of down_proj's input"}};
+               "no online rotation of down_proj's input"},
+              {"block", MethodParam::Kind::Integer, 0, 0, 1 << 16, false,
+               "block-diagonal rotations of this many elements, matched to the format's group "
+               "(16 NVFP4, 32 MX; MR-GPTQ / BRQ); 0: whole widths"}};
   m.transforms = true;
   m.run = [](MethodRun& r) {
     RotationOptions o;
     o.seed = uint64_t(r.number("seed"));
     o.online_down_proj = !r.flag("no_online");
+    o.block = r.integer("block");
     r.model = rotate_model(*r.model, o);
   };
   return m;

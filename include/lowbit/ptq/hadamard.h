@@ -38,6 +38,25 @@ class HadamardTransform : public model::RowTransform {
   std::vector<double> signs_;  // ±1 per element
 };
 
+// Block-diagonal rotation (MR-GPTQ, BRQ): Q = diag(s) · blockdiag(H_b / sqrt(b), ...), a Hadamard
+// of order `block` on each run of `block` elements of a row of `n`, with random signs over all n.
+// Matched to a block format's group (16 for NVFP4, 32 for MX), it mixes values only inside each
+// quantization block, so a block's outliers are spread over that block without raising its
+// neighbours' scales. Throws lowbit::Error when block does not divide n or has no transform.
+class BlockHadamardTransform : public model::RowTransform {
+ public:
+  BlockHadamardTransform(int n, int block, uint64_t seed = 0);
+  int size() const override { return n_; }
+  void apply(float* x, size_t rows) const override;
+  void apply_inverse(float* x, size_t rows) const;
+  std::vector<double> dense() const;
+
+ private:
+  int n_;
+  HadamardTransform inner_;   // H_b / sqrt(b), without signs
+  std::vector<float> signs_;  // ±1 per element of a row
+};
+
 // A Hadamard matrix of order m (entries ±1, H Hᵀ = m I), or empty when none is constructed here.
 std::vector<double> hadamard_matrix(int m);
 

@@ -20,6 +20,10 @@ struct RotationOptions {
   uint64_t seed = 1;  // random signs of the transforms (each transform its own stream)
   bool online_down_proj = true;
   bool qk = true;  // rotate queries and keys per head (for KV-cache quantization)
+  // 0: each rotation spans its whole width (QuaRot). b > 0: the residual stream, down_proj's input
+  // and the per-head value / output rotations are block-diagonal with Hadamard blocks of b
+  // (BlockHadamardTransform; MR-GPTQ / BRQ with b = the format's group: 16 NVFP4, 32 MX).
+  int block = 0;
 };
 
 // A rotated copy of `fp` (weights copied, untied from the embedding), by the model's rotation plan
