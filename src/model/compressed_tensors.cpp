@@ -5,6 +5,7 @@
 // QuantizationArgs give the bit width, strategy, group or block and symmetry.
 #include "model/compressed_tensors.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -21,6 +22,7 @@ using nlohmann::json;
 
 struct WeightArgs {
   int bits = 8;
+  bool is_float = false;  // "type": "float" (FP8 / FP4 codes) or "int"
   bool symmetric = true;
   std::string strategy;  // tensor, channel, group, tensor_group, block
   int64_t group = 0;
@@ -32,6 +34,13 @@ WeightArgs weight_args(const json& w, const std::string& where) {
   WeightArgs a;
   a.bits = int(files::json_int_or(w, "num_bits", 8, where + ": weights.num_bits"));
   a.symmetric = w.value("symmetric", true);
+  const std::string type = w.value("type", "int");
+  if (type != "int" && type != "float")
+    throw Error(where + ": weights.type '" + type + "' (expected int or float)");
+  a.is_float = type == "float";
+  // Weights quantized on the fly would leave the stored tensor as it is: not a checkpoint layout.
+  if (w.contains("dynamic") && w["dynamic"] != false)
+    throw Error(where + ": dynamic weight quantization is not a stored layout lowbit reads");
   a.strategy = w.contains("strategy") && w["strategy"].is_string()
                    ? w["strategy"].get<std::string>()
                    : "tensor";
@@ -160,7 +169,38 @@ void decompress_compressed_tensors(TensorStore& store, const json& qc, const std
   const std::string status = qc.value("quantization_status", "compressed");
   if (status != "compressed" && status != "frozen")
     throw Error(where + ": quantization_status '" + status + "' is not read by lowbit");
+  // Every key is read or refused: a part of the config lowbit skipped would be a wrong model.
+  for (const auto& [key, value] : qc.items()) {
+    if (key == "quant_method" || key == "format" || key == "quantization_status" ||
+        key == "config_groups" || key == "ignore" || key == "global_compression_ratio" ||
+        key == "version")
+      continue;  // read here, or provenance
+    const bool empty = value.is_null() || (value.is_object() && value.empty());
+    if ((key == "kv_cache_scheme" || key == "sparsity_config" || key == "transform_config" ||
+         key == "moe_sparsity_config") &&
+        empty)
+      continue;
+    throw Error(where + ": quantization_config." + key +
+                (key == "kv_cache_scheme"
+                     ? " quantizes the KV cache with stored scales, which lowbit does not read "
+                       "(evaluate the weights with --kv for a KV-cache scheme)"
+                 : key == "transform_config" ? " rotates weights and activations at run time, "
+                                               "which lowbit does not read"
+                 : key == "sparsity_config" || key == "moe_sparsity_config"
+                     ? " holds sparse compressed weights, which lowbit does not read"
+                     : " is not a key lowbit knows; it would be ignored, so the checkpoint is "
+                       "refused"));
+  }
   const json groups = qc.value("config_groups", json::object());
+  static const char* const kFormats[] = {
+      "pack-quantized",  "int-quantized",        "naive-quantized",     "float-quantized",
+      "mxfp8-quantized", "mxfp4-pack-quantized", "nvfp4-pack-quantized"};
+  for (const auto& [name, group] : groups.items())
+    if (group.contains("format") && !group["format"].is_null() &&
+        std::find(std::begin(kFormats), std::end(kFormats), group["format"].get<std::string>()) ==
+            std::end(kFormats))
+      throw Error(where + ": config group " + name + " has format " + group["format"].dump() +
+                  ", which lowbit does not read");
   const json ignore = qc.value("ignore", json::array());
   std::vector<std::string> modules;
   for (const TensorView& t : store.tensors()) {
@@ -216,6 +256,12 @@ void decompress_compressed_tensors(TensorStore& store, const json& qc, const std
       for (float& v : s) v = v / g;
       store.mark_used(global->name);
     }
+    // The tensors' layout must be the one the arguments describe (FP4 / FP8 codes are "float").
+    const bool float_codes = packed ? packed->dtype == "U8" : plain->dtype == "F8_E4M3";
+    if (float_codes != a.is_float || (plain && !packed && float_codes && a.bits != 8))
+      throw Error(here + ": its tensors (" + (packed ? packed->dtype : plain->dtype) +
+                  ") are not the layout of its config group's weights (type " +
+                  (a.is_float ? "float" : "int") + ", " + std::to_string(a.bits) + " bits)");
     auto values = std::make_shared<std::vector<float>>(rows * cols);
     float* out = values->data();
     if (packed && packed->dtype == "U8") {  // FP4 (MXFP4 / NVFP4): two E2M1 codes per byte
