@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <string>
 
+#include "export/ct_encoding.h"
 #include "lowbit/export/compressed_tensors_export.h"
 #include "lowbit/model/model.h"
 #include "lowbit/model/safetensors.h"
@@ -66,6 +67,43 @@ TEST(CompressedTensorsImport, RefusesWhatItCannotRead) {
   nlohmann::json other = config;
   other["quant_method"] = "gptq";
   EXPECT_NE(message(other).find("not compressed-tensors"), std::string::npos);
+  // Every key is read or refused: parts lowbit would skip change the model.
+  nlohmann::json kv = config;
+  kv["kv_cache_scheme"] = {{"num_bits", 8}, {"type", "float"}};
+  EXPECT_NE(message(kv).find("KV cache"), std::string::npos);
+  nlohmann::json rotated = config;
+  rotated["transform_config"] = {{"config_groups", {{"u", {{"type", "hadamard"}}}}}};
+  EXPECT_NE(message(rotated).find("rotates"), std::string::npos);
+  nlohmann::json unknown = config;
+  unknown["something_new"] = 1;
+  EXPECT_NE(message(unknown).find("not a key lowbit knows"), std::string::npos);
+  nlohmann::json sparse = config;
+  sparse["config_groups"]["group_0"]["format"] = "sparse-24-bitmask";
+  EXPECT_NE(message(sparse).find("does not read"), std::string::npos);
+  nlohmann::json mistyped = config;  // group_0 holds packed integers
+  mistyped["config_groups"]["group_0"]["weights"]["type"] = "float";
+  EXPECT_NE(message(mistyped).find("not the layout"), std::string::npos);
+  nlohmann::json dynamic = config;
+  dynamic["config_groups"]["group_0"]["weights"]["dynamic"] = true;
+  EXPECT_NE(message(dynamic).find("dynamic"), std::string::npos);
+}
+
+// Without codes, a weight is quantized again under its recorded tensor scale (as the GGUF export
+// and the packed kernels do): round-to-nearest values give themselves back, and another tensor
+// scale is refused rather than written.
+TEST(CompressedTensorsEncoding, RequantizesUnderTheRecordedTensorScale) {
+  std::vector<float> w(64 * 32);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(float(i) * 0.37f) * (1.0f + float(i % 7));
+  const Scheme s = parse_scheme("nvfp4_ct");
+  std::vector<float> values(w.size());
+  fake_quant(s, w.data(), {64, 32}, values.data());
+  const float global = tensor_global_scale(s, w.data(), w.size());
+  const exports::CtWeight ct =
+      exports::encode_ct_weight("w", values, 64, 32, s, nullptr, global, "F32", {}, false);
+  EXPECT_EQ(ct.format, "nvfp4-pack-quantized");
+  EXPECT_THROW(
+      exports::encode_ct_weight("w", values, 64, 32, s, nullptr, global * 1.5f, "F32", {}, false),
+      Error);
 }
 
 class CtExportTest : public TempDirTest {

@@ -160,26 +160,30 @@ CompressedTensorsReport export_compressed_tensors(const model::Llama& m, const p
   const model::LlamaConfig& c = m.config();
   const model::LlamaWeights& w = m.weights();
   const std::string kept = options.emulated_f32 ? "F32" : options.kept_dtype;
-  if (w.output.weight_scheme() || recipe.resolve("embedding").weights)
-    throw Error("export to compressed-tensors: the embedding or head is quantized; keep both");
+  // (The recipe's embedding and head schemes are refused by the gap above; a method may still
+  // have given the head one.)
+  if (w.output.weight_scheme())
+    throw Error("export to compressed-tensors: the head is quantized; keep it (--head fp)");
 
   CompressedTensorsReport report;
   std::vector<model::RawTensor> tensors;
   double matrix_bits = 0, matrix_params = 0, linear_bits = 0, linear_params = 0;
-  const auto add = [&](model::RawTensor t, const std::string& from, double params, bool linear) {
+  // What a tensor counts towards in bits per weight: nothing (norms), the matrices (embedding,
+  // head), or the matrices and the blocks' Linears.
+  enum class Part { Norm, Matrix, Linear };
+  const auto add = [&](model::RawTensor t, const std::string& from, Part part) {
     report.tensors.push_back({t.name, t.dtype, t.shape, from, t.bytes.size()});
-    if (params > 0) {
-      matrix_bits += 8.0 * double(t.bytes.size());
-      if (linear) linear_bits += 8.0 * double(t.bytes.size());
-    }
+    const double bits = 8.0 * double(t.bytes.size());
+    if (part != Part::Norm) matrix_bits += bits;
+    if (part == Part::Linear) linear_bits += bits;
     tensors.push_back(std::move(t));
   };
   const auto norm = [&](const std::string& name, const std::vector<float>& v) {
-    add(dense_tensor(name, v, {int64_t(v.size())}, "F32"), "norm", 0, false);
+    add(dense_tensor(name, v, {int64_t(v.size())}, "F32"), "norm", Part::Norm);
   };
-  const auto count = [&](double params, bool linear) {
+  const auto count = [&](double params, Part part) {  // a matrix's parameters, once
     matrix_params += params;
-    if (linear) linear_params += params;
+    if (part == Part::Linear) linear_params += params;
   };
 
   // Config groups: modules with the same weight layout, activation args and compressor.
@@ -193,10 +197,10 @@ CompressedTensorsReport export_compressed_tensors(const model::Llama& m, const p
 
   {
     const double params = double(c.vocab_size) * double(c.dim);
-    count(params, false);
+    count(params, Part::Matrix);
     add(dense_tensor("model.embed_tokens.weight", *w.token_embedding,
                      {int64_t(c.vocab_size), int64_t(c.dim)}, kept),
-        "fp", params, false);
+        "fp", Part::Matrix);
   }
   const bool rows_paired = c.rope_style == model::RopeStyle::AdjacentPairs;
   for (size_t i = 0; i < w.layers.size(); ++i) {
@@ -217,16 +221,16 @@ CompressedTensorsReport export_compressed_tensors(const model::Llama& m, const p
       const std::optional<Scheme> scheme =
           options.emulated_f32 ? std::nullopt : lin->weight_scheme();
       const std::optional<Scheme> input = options.emulated_f32 ? std::nullopt : lin->input_scheme();
-      CtWeight ct =
-          encode_ct_weight(module + " (" + lin->name() + ")", lin->weight(), rows, cols, scheme,
-                           lin->weight_codes().get(), kept, order, input.has_value());
+      CtWeight ct = encode_ct_weight(module + " (" + lin->name() + ")", lin->weight(), rows, cols,
+                                     scheme, lin->weight_codes().get(), lin->weight_global_scale(),
+                                     kept, order, input.has_value());
       const json activations = ct_activation_args(module + " (" + lin->name() + ")", input);
       const double params = double(rows) * double(cols);
-      count(params, true);
+      count(params, Part::Linear);
       const std::string from = scheme ? scheme_name(*scheme) : "fp";
       for (model::RawTensor& t : ct.tensors) {
         t.name = module + "." + t.name;
-        add(std::move(t), from, params, true);
+        add(std::move(t), from, Part::Linear);
       }
       if (!scheme && !input) {
         ignored.push_back(module);
@@ -252,10 +256,10 @@ CompressedTensorsReport export_compressed_tensors(const model::Llama& m, const p
   if (!c.tied_output) {
     const model::Linear& head = w.output;
     const double params = double(head.out_features()) * double(head.in_features());
-    count(params, false);
+    count(params, Part::Matrix);
     add(dense_tensor("lm_head.weight", head.weight(),
                      {int64_t(head.out_features()), int64_t(head.in_features())}, kept),
-        "fp", params, false);
+        "fp", Part::Matrix);
   }
 
   std::filesystem::create_directories(out);

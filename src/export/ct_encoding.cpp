@@ -1,15 +1,12 @@
 // Mapping quantized weights onto compressed-tensors' compressors (compressed_tensors/compressors/
 // in its source). A lowbit scheme maps where a compressor's decompression computes lowbit's values
 // bit for bit:
-//   e4m3fn, per tensor / per output channel, f32 scales  -> naive / float-quantized (F8_E4M3
-//   weight,
-//                                                           F32 weight_scale [1] or [out, 1])
-//   e4m3fn in 128x128 blocks (fp8_block128), f32 scales  -> the same, strategy "block"
-//   e4m3fn / e2m1fn in groups of 32, E8M0 scales (MX)    -> mxfp8-quantized / mxfp4-pack-quantized
-//   e2m1fn in groups of 16, E4M3 scales, dividing tensor -> nvfp4-pack-quantized (nvfp4_ct)
-//     scale
-//   int2..int8, symmetric or asymmetric, per tensor /    -> pack-quantized (int32 words, dense), or
-//     channel / group of G along the rows                   int-quantized beside int activations
+//   e4m3fn per tensor / output channel / 2-D block, f32 scales -> naive- / float-quantized
+//   e4m3fn or e2m1fn in groups of 32, E8M0 scales (MX)         -> mxfp8- / mxfp4-pack-quantized
+//   e2m1fn in groups of 16, E4M3 scales, dividing tensor scale -> nvfp4-pack-quantized (nvfp4_ct)
+//   int2..int8, symmetric or asymmetric, per tensor / channel  -> pack-quantized (dense int32
+//     / group of G along the rows                                 words), or int-quantized beside
+//                                                                 integer activations
 // Integer scales are written as float32 (their exact values; vLLM casts them to its dtype on load,
 // which is exact when the scheme's scale format is that dtype). docs/export.md has the table.
 #include "export/ct_encoding.h"
@@ -52,18 +49,16 @@ std::string compressor_of(const Scheme& s, size_t cols, bool has_activations, st
   }
   const Format& e = s.element;
   if (e == formats::e4m3fn && !s.asymmetric && !s.global_scale) {
-    if (s.scale_is_f32 && (s.granularity == Granularity::Tensor || per_output_channel(s)))
+    if (s.scale_is_f32 && (s.granularity == Granularity::Tensor || per_output_channel(s) ||
+                           s.granularity == Granularity::Block2D))
       return has_activations ? "float-quantized" : "naive-quantized";
-    if (s.scale_is_f32 && s.granularity == Granularity::Block2D)
-      return has_activations ? "float-quantized" : "naive-quantized";
-    if (rows_grouped(s) && s.group == 32 && cols % 32 == 0 && !s.scale_is_f32 &&
-        s.scale_format == formats::e8m0fnu)
+    if (rows_grouped(s) && s.group == 32 && !s.scale_is_f32 && s.scale_format == formats::e8m0fnu)
       return "mxfp8-quantized";
   }
   if (e == formats::e2m1fn && rows_grouped(s) && !s.scale_is_f32) {
-    if (s.group == 32 && cols % 32 == 0 && s.scale_format == formats::e8m0fnu && !s.global_scale)
+    if (s.group == 32 && s.scale_format == formats::e8m0fnu && !s.global_scale)
       return "mxfp4-pack-quantized";
-    if (s.group == 16 && cols % 16 == 0 && s.scale_format == formats::e4m3fn && s.global_scale) {
+    if (s.group == 16 && s.scale_format == formats::e4m3fn && s.global_scale) {
       if (s.global_divides) return "nvfp4-pack-quantized";
       why =
           "compressed-tensors divides the block scales by a stored tensor scale, where nvfp4 "
@@ -74,8 +69,9 @@ std::string compressor_of(const Scheme& s, size_t cols, bool has_activations, st
   }
   if (e.kind == FormatKind::Int && e.is_signed && e.int_bits >= 2 && e.int_bits <= 8 &&
       !s.global_scale) {
-    const bool grouped = rows_grouped(s) && cols % size_t(s.group) == 0;
-    if (grouped || per_output_channel(s) || (s.granularity == Granularity::Tensor && !s.asymmetric))
+    // (rows are whole groups: checked above)
+    if (rows_grouped(s) || per_output_channel(s) ||
+        (s.granularity == Granularity::Tensor && !s.asymmetric))
       return has_activations ? "int-quantized" : "pack-quantized";
   }
   why =
@@ -172,8 +168,8 @@ model::RawTensor dense_tensor(const std::string& name, const std::vector<float>&
 
 CtWeight encode_ct_weight(const std::string& name, const std::vector<float>& values, size_t rows,
                           size_t cols, const std::optional<Scheme>& scheme, const QTensor* codes,
-                          const std::string& kept_dtype, const std::vector<size_t>& row_order,
-                          bool has_activations) {
+                          float global, const std::string& kept_dtype,
+                          const std::vector<size_t>& row_order, bool has_activations) {
   CtWeight out;
   const std::vector<int64_t> shape = {int64_t(rows), int64_t(cols)};
   if (!scheme) {
@@ -188,16 +184,14 @@ CtWeight encode_ct_weight(const std::string& name, const std::vector<float>& val
   if (out.format.empty())
     throw Error(name + ": " + scheme_name(s) + " cannot be stored in compressed-tensors: " + why);
   // The codes: the method's, or the values quantized again (which must give them back).
-  QTensor requantized;
+  std::optional<QTensor> requantized;
   if (!codes) {
-    requantized = quantize(s, values.data(), {rows, cols});
-    std::vector<float> back(values.size());
-    dequantize(requantized, back.data());
-    if (std::memcmp(back.data(), values.data(), values.size() * 4) != 0)
+    requantized = requantize_exactly(s, values.data(), {rows, cols}, global);
+    if (!requantized)
       throw Error(name + ": its values in " + scheme_name(s) +
                   " come from a method that kept no codes, and quantizing them again does not "
                   "give them back; compressed-tensors needs the codes");
-    codes = &requantized;
+    codes = &*requantized;
   }
   const QTensor& q = *codes;
   if (q.shape != std::vector<size_t>{rows, cols} || q.scheme != s)
@@ -208,13 +202,10 @@ CtWeight encode_ct_weight(const std::string& name, const std::vector<float>& val
   const auto group_rows = [&](auto v) {
     return rows_grouped(s) || per_output_channel(s) ? reorder_rows(v, rows, row_order) : v;
   };
-  const auto check_finite_scales = [&] {
-    for (size_t g = 0; g < groups; ++g)
-      if (!std::isfinite(q.group_scale(g)))
-        throw Error(name + ": group " + std::to_string(g) +
-                    " has a NaN scale (the weight holds a NaN or inf); it cannot be exported");
-  };
-  check_finite_scales();
+  for (size_t g = 0; g < groups; ++g)
+    if (!std::isfinite(q.group_scale(g)))
+      throw Error(name + ": group " + std::to_string(g) +
+                  " has a NaN scale (the weight holds a NaN or inf); it cannot be exported");
 
   if (out.format == "naive-quantized" || out.format == "float-quantized" ||
       out.format == "mxfp8-quantized") {

@@ -25,15 +25,16 @@ struct CtWeight {
 
 // The weight `values` [rows, cols] (what lowbit computes with) in `scheme` (nullopt: kept, stored
 // as `kept_dtype`: "F32", "BF16" or "F16"). `codes`, when given, is its quantization; without it
-// the values are quantized again and must come back unchanged. `row_order`, when not empty, gives
+// the values are quantized again (under the recorded tensor scale `global`) and must come back
+// unchanged. `row_order`, when not empty, gives
 // the source row of each written row (the Hugging Face order of a GGUF file's q / k rows).
 // `has_activations`: the Linear also quantizes its input (compressed-tensors then names integer
 // and FP8 weights' compressors int- / float-quantized, as it infers them). `name` is for
 // messages. Throws lowbit::Error naming the tensor when no compressor stores it exactly, and why.
 CtWeight encode_ct_weight(const std::string& name, const std::vector<float>& values, size_t rows,
                           size_t cols, const std::optional<Scheme>& scheme, const QTensor* codes,
-                          const std::string& kept_dtype, const std::vector<size_t>& row_order,
-                          bool has_activations);
+                          float global, const std::string& kept_dtype,
+                          const std::vector<size_t>& row_order, bool has_activations);
 
 // The "input_activations" QuantizationArgs for a Linear's activation scheme (null for none), or an
 // error naming `name` for a scheme vLLM's dynamic quantizers do not implement.

@@ -178,18 +178,6 @@ bool fit_group(const Grid& g, const float* v, int n, float global, int8_t* level
   return false;
 }
 
-// Round to nearest read back from the values: quantizing them again with `s` (under the recorded
-// tensor scale); nullopt unless that gives every value back, bit for bit.
-std::optional<QTensor> requantized(const std::vector<float>& values, size_t rows, size_t cols,
-                                   const Scheme& s, float global) {
-  QTensor q = quantize(s, values.data(), {rows, cols}, global);
-  std::vector<float> back(values.size());
-  dequantize(q, back.data());
-  if (std::memcmp(back.data(), values.data(), values.size() * sizeof(float)) != 0)
-    return std::nullopt;
-  return q;
-}
-
 }  // namespace
 
 EncodedWeight encode_weight(const std::string& name, const std::vector<float>& values, size_t rows,
@@ -209,7 +197,8 @@ EncodedWeight encode_weight(const std::string& name, const std::vector<float>& v
     // codes are the blocks. Q4_0's and Q5_0's scales may be negative there, which the grid
     // below (GPTQ's: positive scales) does not cover.
     std::optional<QTensor> blocks =
-        codes ? std::optional<QTensor>(*codes) : requantized(values, rows, cols, *scheme, global);
+        codes ? std::optional<QTensor>(*codes)
+              : requantize_exactly(*scheme, values.data(), {rows, cols}, global);
     if (blocks) {
       e.type = ggml_storage_type(*scheme, cols);
       e.bytes = std::move(blocks->codes);

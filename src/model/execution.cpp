@@ -83,17 +83,15 @@ std::shared_ptr<const kernels::PackedMatrix> pack(const Linear& lin, std::string
     return std::make_shared<const kernels::PackedMatrix>(pack_weight(*codes));
   // Without the codes (a method such as GPTQ quantized it), re-quantize the values, which gives
   // them back exactly when the scheme's rule finds the same scales.
-  const QTensor q = quantize(s, w.data(), {size_t(lin.out_features()), size_t(lin.in_features())},
-                             lin.weight_global_scale());
-  std::vector<float> back(w.size());
-  dequantize(q, back.data());
-  if (std::memcmp(back.data(), w.data(), w.size() * sizeof(float)) != 0) {
+  const std::optional<QTensor> q =
+      requantize_exactly(s, w.data(), {size_t(lin.out_features()), size_t(lin.in_features())},
+                         lin.weight_global_scale());
+  if (!q) {
     why = "its weights do not re-quantize to themselves in " + scheme_name(s) +
-          " (a method such as GPTQ chose scales the scheme's rule would not, and did not keep its "
-          "codes)";
+          " (a method chose scales the scheme's rule would not, and did not keep its codes)";
     return nullptr;
   }
-  return std::make_shared<const kernels::PackedMatrix>(pack_weight(q));
+  return std::make_shared<const kernels::PackedMatrix>(pack_weight(*q));
 }
 
 }  // namespace

@@ -283,9 +283,6 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& gguf) {
   const std::string model = gguf.get_string("tokenizer.ggml.model");
   TokenizerSpec spec = gguf_common_spec(gguf);
   const size_t n = spec.tokens.size();
-  const auto flag = [&](const std::string& key, bool fallback) {
-    return gguf_flag(gguf, key, fallback);
-  };
 
   const TokenIndex index = check_unique_tokens(spec.tokens, path + ": tokenizer.ggml.tokens");
   if (model == "gpt2") {
@@ -297,8 +294,8 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& gguf) {
     if (scores.size() != n)
       throw Error(path + ": tokenizer.ggml.scores and tokens differ in length");
     spec.scores.assign(scores.begin(), scores.end());
-    spec.add_bos = flag("tokenizer.ggml.add_bos_token", true);
-    spec.add_space_prefix = flag("tokenizer.ggml.add_space_prefix", true);
+    spec.add_bos = gguf_flag(gguf, "tokenizer.ggml.add_bos_token", true);
+    spec.add_space_prefix = gguf_flag(gguf, "tokenizer.ggml.add_space_prefix", true);
     spec.description = "SentencePiece BPE";
     return make_sentencepiece_bpe(std::move(spec));
   }

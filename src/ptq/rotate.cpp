@@ -50,21 +50,22 @@ std::unique_ptr<model::Runtime> rotate_model(const model::Runtime& fp, const Rot
                 " architecture has no rotation plan (which tensors read and write "
                 "its residual stream); rotation is implemented for the LLaMA family");
   const model::RotationPlan& p = *plan;
+  // Block-diagonal (MR-GPTQ / BRQ) where o.block is set and smaller than the width; a width up to
+  // the block is rotated whole, as QuaRot rotates every width.
+  const auto blocked = [&](int n) { return o.block > 0 && o.block < n; };
   for (const auto& [what, n] :
        {std::pair("dim", p.stream_width), std::pair("hidden_dim", p.hidden_width),
         std::pair("head_dim", p.head_width)}) {
-    const bool blocked = o.block > 0 && o.block < n;  // a width up to the block: whole
-    if (blocked && (n % o.block != 0 || !HadamardTransform::supported(o.block)))
+    if (blocked(n) && (n % o.block != 0 || !HadamardTransform::supported(o.block)))
       throw Error(std::string("hadamard: block ") + std::to_string(o.block) +
                   " does not divide the model's " + what + " " + std::to_string(n) +
                   " or has no Hadamard transform");
-    if (!blocked && !HadamardTransform::supported(n))
+    if (!blocked(n) && !HadamardTransform::supported(n))
       throw Error(std::string("hadamard: the model's ") + what + " " + std::to_string(n) +
                   " has no Hadamard transform (sizes are 2^k times 1, 2 or a Paley order)");
   }
-  // Whole-width rotations (QuaRot) or block-diagonal ones of o.block (MR-GPTQ / BRQ).
   const auto rotation = [&](int n, uint64_t which) -> std::shared_ptr<const model::RowTransform> {
-    if (o.block > 0 && o.block < n)
+    if (blocked(n))
       return std::make_shared<BlockHadamardTransform>(n, o.block, stream(o.seed, which));
     return std::make_shared<HadamardTransform>(n, stream(o.seed, which));
   };

@@ -197,6 +197,15 @@ void dequantize(const QTensor& q, float* out) {
                           out);
 }
 
+std::optional<QTensor> requantize_exactly(const Scheme& s, const float* values,
+                                          const std::vector<size_t>& shape, float global_scale) {
+  QTensor q = quantize(s, values, shape, global_scale);
+  std::vector<float> back(q.numel());
+  dequantize(q, back.data());
+  if (std::memcmp(back.data(), values, back.size() * sizeof(float)) != 0) return std::nullopt;
+  return q;
+}
+
 QTensor qtensor_on_grid(const Scheme& s, const float* values, const std::vector<size_t>& shape,
                         std::vector<uint32_t> stored_scales, std::vector<uint8_t> zero_points,
                         float global_scale) {

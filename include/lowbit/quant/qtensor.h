@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "lowbit/kernels/convert.h"
@@ -45,6 +46,11 @@ QTensor quantize(const Scheme& s, const float* x, const std::vector<size_t>& sha
 // The per-tensor scale quantize() would choose for x (1 for schemes without one).
 float tensor_global_scale(const Scheme& s, const float* x, size_t n);
 void dequantize(const QTensor& q, float* out);
+// The QTensor of `values` as quantize() gives them under the recorded tensor scale
+// `global_scale`, when that gives every value back bit for bit (values that round to nearest left
+// where they are); nullopt otherwise (a method such as GPTQ chose other scales).
+std::optional<QTensor> requantize_exactly(const Scheme& s, const float* values,
+                                          const std::vector<size_t>& shape, float global_scale);
 // The QTensor of `values` that already lie on the scheme's grid with the given stored group
 // scales (and zero points) — what a method that fixes each group's scale first (GPTQ) produced:
 // element codes by rounding value / scale (exact on the grid), checked so that dequantize() gives
