@@ -230,6 +230,9 @@ void decompress_compressed_tensors(TensorStore& store, const json& qc, const std
                   "indices), which lowbit does not read yet");
     size_t rows = 0, cols = 0;
     if (packed && packed->dtype == "U8") {
+      if (packed->shape.size() != 2)
+        throw Error(here + ": weight_packed has shape " + packed->shape_string() +
+                    " (a 2-D [out, in / 2] array of FP4 pairs is expected)");
       rows = size_t(packed->shape.at(0));
       cols = size_t(packed->shape.at(1)) * 2;
     } else if (packed) {
@@ -240,6 +243,9 @@ void decompress_compressed_tensors(TensorStore& store, const json& qc, const std
       for (int k = 0; k < 2; ++k)
         dims[k] = shape->dtype == "I64" ? reinterpret_cast<const int64_t*>(shape->data)[k]
                                         : reinterpret_cast<const int32_t*>(shape->data)[k];
+      if (dims[0] <= 0 || dims[1] <= 0)
+        throw Error(here + ": weight_shape [" + std::to_string(dims[0]) + ", " +
+                    std::to_string(dims[1]) + "] is not a matrix shape");
       rows = size_t(dims[0]);
       cols = size_t(dims[1]);
       store.mark_used(shape->name);
@@ -252,6 +258,9 @@ void decompress_compressed_tensors(TensorStore& store, const json& qc, const std
     const ScaleIndex ix = scale_index(a, rows, cols, scale, here);
     std::vector<float> s = scale_values(store, scale);
     if (global) {  // NVFP4: the block scales divided by the tensor's global scale
+      if (global->numel() != 1)
+        throw Error(here + ": weight_global_scale has shape " + global->shape_string() +
+                    " (one value expected)");
       const float g = scale_values(store, *global).at(0);
       for (float& v : s) v = v / g;
       store.mark_used(global->name);
