@@ -430,6 +430,61 @@ TEST(Nvfp4, FourOverSixPicksTheBetterOfSixAndFour) {
   EXPECT_THROW(validate_scheme(parse_scheme("int4:g32:4over6")), Error);
 }
 
+// The sweep's result is the best stored scale there is: checked against trying every positive
+// code of the scale format on every block (the bounds that stop the sweep early must never skip
+// the optimum), and never worse than absmax, Four Over Six or the MSE clip search.
+TEST(ScaleRules, SweepFindsTheBestStoredScaleOfEveryBlock) {
+  const RoundOptions nearest{RoundMode::NearestEven, Overflow::Saturate, 0};
+  for (const auto& [name, absmax] :
+       {std::pair{"nvfp4_sweep", "nvfp4"}, std::pair{"e2m1fn:g32:scale=e8m0fnu:sweep", "mxfp4"},
+        std::pair{"int4:g32:scale=e4m3fn:sweep", "int4:g32:scale=e4m3fn"},
+        std::pair{"e4m3fn:g16:scale=e5m2:sweep", "e4m3fn:g16:scale=e5m2"}}) {
+    const Scheme s = parse_scheme(name);
+    const size_t block = size_t(s.group);
+    const std::vector<float> y = heavy_tailed(block * 256, 11);
+    const QTensor q = quantize(s, y.data(), {y.size()});
+    const QTensor plain = quantize(parse_scheme(absmax), y.data(), {y.size()});
+    const auto d = dequantized(q);
+    // Symmetric schemes clamp x / scale to ± the largest magnitude both signs reach (7 for int4).
+    const auto m = float(element_max(s));
+    const auto block_error = [&](size_t g, float scale) {
+      double e = 0;
+      for (size_t i = g * block; i < (g + 1) * block; ++i) {
+        const float r = std::clamp(y[i] / scale, -m, m);
+        const float v = scale * ref::decode(s.element, ref::round_to_code(s.element, r, nearest));
+        e += double(y[i] - v) * double(y[i] - v);
+      }
+      return e;
+    };
+    int beats_absmax = 0;
+    for (size_t g = 0; g < q.group_count(); ++g) {
+      double chosen = 0;
+      for (size_t i = g * block; i < (g + 1) * block; ++i)
+        chosen += double(y[i] - d[i]) * double(y[i] - d[i]);
+      double best = std::numeric_limits<double>::infinity();
+      for (uint32_t c = 0; c <= max_magnitude_code(s.scale_format); ++c) {
+        const float base = ref::decode(s.scale_format, c);
+        if (!(base > 0)) continue;
+        best = std::min(best, block_error(g, s.global_scale ? base * q.global_scale : base));
+      }
+      ASSERT_EQ(chosen, best) << name << " block " << g;
+      beats_absmax += chosen < block_error(g, plain.group_scale(g));
+    }
+    EXPECT_GT(beats_absmax, 0) << name;
+    EXPECT_EQ(scheme_name(s), name);
+  }
+  const std::vector<float> y = heavy_tailed(16 * 512, 12);
+  const QuantReport sweep = measure(parse_scheme("nvfp4_sweep"), y.data(), {y.size()});
+  for (const char* other : {"nvfp4", "nvfp4_4over6", "e2m1fn:g16:scale=e4m3fn:global:mse"}) {
+    const QuantReport o = measure(parse_scheme(other), y.data(), {y.size()});
+    for (size_t g = 0; g < o.groups.size(); ++g)
+      ASSERT_LE(sweep.groups[g].sum_sq_err, o.groups[g].sum_sq_err) << other << " block " << g;
+  }
+  EXPECT_THROW(validate_scheme(parse_scheme("int4:g32:sweep")), Error);  // f32 scales
+  EXPECT_THROW(validate_scheme(parse_scheme("int4:g32:scale=e4m3fn:sweep:asym")), Error);
+  EXPECT_THROW(validate_scheme(parse_scheme("e2m1fn:g16:scale=e4m3fn:sweep:global:round=stochastic")), Error);
+}
+
 TEST(ScaleRules, AsymmetricIntegers) {
   std::vector<float> x(256);
   std::mt19937 rng(4);

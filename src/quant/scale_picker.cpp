@@ -27,6 +27,20 @@ float bits_float(uint32_t b) {
 
 constexpr float kF32MinNormal = 0x1p-126f;
 
+// Half the smallest positive magnitude of a grid that holds zero (every float and integer
+// format; a lookup table only when it lists 0), else 0.
+double zero_rounding_threshold(const Format& f) {
+  if (f.kind != FormatKind::Lut) return min_positive(f) / 2;
+  double smallest = 0;
+  bool zero = false;
+  for (int i = 0; i < f.lut_size; ++i) {
+    const double m = std::fabs(double(f.lut[i]));
+    zero = zero || m == 0;
+    if (m > 0 && (smallest == 0 || m < smallest)) smallest = m;
+  }
+  return zero ? smallest / 2 : 0;
+}
+
 }  // namespace
 
 // What a ScalePicker needs of its scale format, built once per format and shared by every picker:
@@ -90,7 +104,9 @@ ScalePicker::ScalePicker(const Scheme& s, float global_scale)
       global_(global_scale),
       element_max_(float(lowbit::element_max(s))),
       element_emax_(s.asymmetric ? 0 : element_emax(s.element)),
-      tables_(&scale_tables(s_)) {}
+      tables_(&scale_tables(s_)) {
+  if (s.rule == ScaleRule::Sweep) zero_threshold_ = float(zero_rounding_threshold(s.element));
+}
 
 float ScalePicker::effective_of(uint32_t stored) const {
   float base;
@@ -142,6 +158,45 @@ uint32_t ScalePicker::store_rounded(float scale) const {
   return ref::decode(s_.scale_format, code) > 0
              ? code
              : tables_->min_positive_code;  // underflow: the smallest
+}
+
+// Two lower bounds on a candidate scale's squared error make the sweep finite and exact (it
+// returns the best stored scale there is). Above the absmax scale nothing clips, and an element
+// whose scaled magnitude is below zero_threshold_ rounds to zero: its error is x²; that sum only
+// grows with the scale, so once it reaches the best error found, no larger scale can beat it.
+// Below, elements beyond element_max · scale are clamped there (symmetric schemes use the
+// largest magnitude both signs reach: ±7 for int4) with error (|x| − max · scale)², a sum that
+// only grows as the scale shrinks. A small margin keeps the bounds on the safe side of float
+// rounding in x / scale.
+GroupScale ScalePicker::sweep(const float* x, size_t n, GroupScale start,
+                              const ErrorFn& error_of) const {
+  GroupScale best = start;
+  double best_error = error_of(best);
+  const uint32_t top = max_magnitude_code(s_.scale_format);
+  const uint32_t bottom = tables_->min_positive_code;
+  for (uint32_t c = start.stored + 1; c <= top && best_error > 0; ++c) {
+    const GroupScale g = finish(c);
+    const float zero_below = zero_threshold_ * g.effective * (1 - 0x1p-20f);
+    double bound = 0;
+    for (size_t i = 0; i < n; ++i)
+      if (std::fabs(x[i]) < zero_below) bound += double(x[i]) * double(x[i]);
+    if (bound >= best_error) break;
+    const double e = error_of(g);
+    if (e < best_error) best_error = e, best = g;
+  }
+  for (uint32_t c = start.stored; c > bottom && best_error > 0;) {
+    const GroupScale g = finish(--c);
+    const float clip_above = element_max_ * g.effective * (1 + 0x1p-20f);
+    double bound = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double over = double(std::fabs(x[i])) - double(clip_above);
+      if (over > 0) bound += over * over;
+    }
+    if (bound >= best_error) break;
+    const double e = error_of(g);
+    if (e < best_error) best_error = e, best = g;
+  }
+  return best;
 }
 
 GroupScale ScalePicker::from_amax(float amax) const {
@@ -328,6 +383,7 @@ GroupScale ScalePicker::pick(const float* x, size_t n, float* scratch,
     return s_.asymmetric ? from_range(lo * ratio, hi * ratio) : from_amax(amax * ratio);
   };
   GroupScale best = candidate(1.0f);
+  if (s_.rule == ScaleRule::Sweep && n > 0 && amax > 0) return sweep(x, n, best, error_of);
   if (s_.rule == ScaleRule::FourOverSix && n > 0) {
     // amax * 6/4 mapped to 6 is amax mapped to 4.
     const GroupScale four = candidate(element_max_ / 4.0f);

@@ -53,6 +53,9 @@ class ScalePicker {
   }
   float before_global(float raw) const { return s_.global_divides ? raw * global_ : raw / global_; }
   GroupScale finish(uint32_t stored) const;
+  // The sweep rule: `start` (the absmax scale) and every stored scale above and below it until
+  // the bounds rule the rest out.
+  GroupScale sweep(const float* x, size_t n, GroupScale start, const ErrorFn& error_of) const;
   uint32_t store_pow2(int exponent) const;
   uint32_t store_rounded(float scale) const;  // RNE into the scale format; zero -> smallest
   uint32_t store_not_finite() const;
@@ -65,6 +68,9 @@ class ScalePicker {
   float global_;
   float element_max_;
   int element_emax_;
+  // A scaled magnitude below this rounds to zero for certain (half the element's smallest
+  // positive value; 0 when the grid has no zero).
+  float zero_threshold_ = 0;
   const ScaleTables* tables_;  // the scale format's, built once per format (scale_picker.cpp)
   std::vector<float> raw_;     // pick_batch scratch
   std::vector<uint32_t> codes_, tops_;

@@ -13,7 +13,7 @@ namespace {
 
 constexpr const char* kSchemeSyntax =
     "<element>[:tensor|:channel|:token|:g<G>|:block<R>x<C>][:axis=<a>][:scale=<format>|f32]"
-    "[:pow2[=floor|ceil|nearest]][:mse|:4over6|:percentile=<p>|:fixed=<s>][:global[=div]][:asym]"
+    "[:pow2[=floor|ceil|nearest]][:mse|:4over6|:sweep|:percentile=<p>|:fixed=<s>][:global[=div]][:asym]"
     "[:round=<mode>][:seed=<n>]";
 
 using text::split;
@@ -85,6 +85,9 @@ std::string long_name(const Scheme& s) {
       break;
     case ScaleRule::FourOverSix:
       out += ":4over6";
+      break;
+    case ScaleRule::Sweep:
+      out += ":sweep";
       break;
     case ScaleRule::Percentile:
       out += ":percentile=" + float_text(s.percentile);
@@ -183,6 +186,8 @@ Scheme parse_spelled_out(std::string_view text) {
       s.rule = ScaleRule::Mse;
     } else if (o == "4over6") {
       s.rule = ScaleRule::FourOverSix;
+    } else if (o == "sweep") {
+      s.rule = ScaleRule::Sweep;
     } else if (key == "percentile") {
       if (!parse_float(val, s.percentile) || s.percentile <= 0 || s.percentile > 100)
         bad_scheme(text, "percentile takes a number in (0, 100]");
@@ -325,6 +330,8 @@ const std::vector<NamedScheme>& named_schemes() {
        "NVIDIA FP4: blocks of 16, E4M3 scale, f32 tensor scale"},
       {"nvfp4_4over6", "e2m1fn:g16:scale=e4m3fn:4over6:global",
        "NVFP4 with Four Over Six: each block's largest magnitude maps to 6 or 4, by error"},
+      {"nvfp4_sweep", "e2m1fn:g16:scale=e4m3fn:sweep:global",
+       "NVFP4 with ScaleSweep: each block's scale is the stored E4M3 value of least error"},
       {"nvfp4_ct", "e2m1fn:g16:scale=e4m3fn:global=div",
        "NVFP4 as compressed-tensors (vLLM) stores it: the tensor scale divides the block scales"},
       {"msfp12", "int4:g16:scale=e8m0fnu",
@@ -403,6 +410,16 @@ void validate_scheme(const Scheme& s) {
         "4over6 maps a block's largest magnitude to E2M1's 6 or 4: it needs e2m1fn "
         "elements (nvfp4, mxfp4), not " +
         format_name(s.element));
+  if (s.rule == ScaleRule::Sweep) {
+    if (s.scale_is_f32 || s.scale_format.bits() > 12)
+      throw Error(
+          "sweep tries every scale the scale format stores: it needs a narrow stored scale "
+          "format (scale=e4m3fn, e8m0fnu, ...), not " +
+          std::string(s.scale_is_f32 ? "f32" : format_name(s.scale_format)));
+    if (s.asymmetric) throw Error("sweep takes symmetric elements, not asym");
+    if (s.round.mode != RoundMode::NearestEven || s.round.overflow != Overflow::Saturate)
+      throw Error("sweep's bounds assume round-to-nearest, saturating elements");
+  }
   if (s.granularity == Granularity::Group && s.group < 1)
     throw Error("group size must be positive");
 }

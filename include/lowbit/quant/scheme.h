@@ -41,6 +41,10 @@ enum class ScaleRule : uint8_t {
                 // whichever gives the group's smaller squared error (Four Over Six, Cook et al.
                 // 2025: 4 puts the grid's steps 0.5 ... 4 over the block instead of 1 ... 6);
                 // 6 wins ties
+  Sweep,  // every scale the scale format can store, up and down from the absmax scale, until a
+          // bound proves no further one can do better; the smallest squared error wins, absmax
+          // on ties (ScaleSweep, Lin & Wan 2026). Needs a stored scale format (not f32),
+          // symmetric elements and nearest rounding. The bounds are in docs/quantization.md.
 };
 
 // How a power-of-two scale is picked from a group's largest magnitude `amax`.
@@ -110,7 +114,7 @@ std::string ggml_preset_name(GgmlType t);
 
 // Parses a preset name or the long spelling
 //   <element>[:tensor|:channel|:token|:g<G>|:block<R>x<C>][:axis=<a>][:scale=<format>|f32]
-//     [:pow2[=floor|ceil|nearest]][:mse|:4over6|:percentile=<p>|:fixed=<s>][:global[=div]][:asym]
+//     [:pow2[=floor|ceil|nearest]][:mse|:4over6|:sweep|:percentile=<p>|:fixed=<s>][:global[=div]][:asym]
 //     [:round=<mode>][:seed=<n>]
 // Throws lowbit::Error with the known presets and the syntax for anything invalid.
 Scheme parse_scheme(std::string_view text);
