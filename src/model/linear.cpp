@@ -75,7 +75,13 @@ void Linear::forward(const float* x, int n, float* y) const {
     fake_quant(*input_scheme_, x, {size_t(n), size_t(in_)}, quantized_input.data());
     xq = quantized_input.data();
   }
-  if (packed_) {
+  if (products_) {
+    if (packed_ || accumulation_)
+      throw Error("Linear '" + name_ + "': L-Mul products are emulated on the float32 weight" +
+                  (packed_ ? " (run with --exec emulate)" : ", without an accumulator emulation"));
+    lmul_gemm(n, out_, in_, 1.0f, xq, in_, weight_->data(), in_, true, y, out_,
+              products_->mantissa);
+  } else if (packed_) {
     kernels::matmul(*packed_, xq, size_t(n), y);
   } else if (accumulation_) {
     multiply_accumulating(xq, n, y);

@@ -226,6 +226,7 @@ void Llama::attention(int layer, int n, int pos0, LlamaRunState& s) const {
   const size_t kv = size_t(c.kv_dim());
   const float* keys = s.key_cache.data() + size_t(layer) * size_t(s.max_context) * kv;
   const float* values = s.value_cache.data() + size_t(layer) * size_t(s.max_context) * kv;
+  const std::optional<LMul>& lmul = weights_.layers[size_t(layer)].attention_products;
 #pragma omp parallel for schedule(static) num_threads(s.score_workers)
   for (int h = 0; h < c.n_heads; ++h) {
     const int g = h / group;
@@ -235,17 +236,26 @@ void Llama::attention(int layer, int n, int pos0, LlamaRunState& s) const {
       const int rows = std::min(s.score_rows, n - i0);
       const int total = pos0 + i0 + rows;  // keys visible to the block's last query
       const float* q = s.q.data() + size_t(i0) * size_t(c.q_dim()) + size_t(h) * size_t(c.head_dim);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, total, c.head_dim, scale, q,
-                  c.q_dim(), keys + size_t(g) * size_t(c.head_dim), int(kv), 0.0f, scores, total);
+      const float* k = keys + size_t(g) * size_t(c.head_dim);
+      if (lmul)
+        lmul_gemm(rows, total, c.head_dim, scale, q, c.q_dim(), k, int(kv), true, scores, total,
+                  lmul->mantissa);
+      else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, total, c.head_dim, scale, q,
+                    c.q_dim(), k, int(kv), 0.0f, scores, total);
       for (int i = 0; i < rows; ++i) {
         const int pos = pos0 + i0 + i;  // sees keys first .. pos
         const int first = window > 0 ? std::max(0, pos - window + 1) : 0;
         softmax_window(scores + size_t(i) * size_t(total), first, pos + 1, total);
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, c.head_dim, total, 1.0f, scores,
-                  total, values + size_t(g) * size_t(c.head_dim), int(kv), 0.0f,
-                  s.att.data() + size_t(i0) * size_t(c.q_dim()) + size_t(h) * size_t(c.head_dim),
-                  c.q_dim());
+      const float* v = values + size_t(g) * size_t(c.head_dim);
+      float* out = s.att.data() + size_t(i0) * size_t(c.q_dim()) + size_t(h) * size_t(c.head_dim);
+      if (lmul)
+        lmul_gemm(rows, c.head_dim, total, 1.0f, scores, total, v, int(kv), false, out, c.q_dim(),
+                  lmul->mantissa);
+      else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, c.head_dim, total, 1.0f,
+                    scores, total, v, int(kv), 0.0f, out, c.q_dim());
     }
   }
 }

@@ -9,5 +9,6 @@ MethodInfo hadamard_method();     // rotate.cpp
 MethodInfo smoothquant_method();  // smoothquant.cpp
 MethodInfo gptq_method();         // gptq.cpp
 MethodInfo search_method();       // format_search.cpp
+MethodInfo lmul_method();         // lmul_products.cpp
 
 }  // namespace lowbit::ptq

@@ -13,7 +13,8 @@ namespace lowbit::ptq {
 const std::vector<MethodInfo>& method_registry() {
   // One line per method; its row and run function live in the method's file.
   static const std::vector<MethodInfo> rows = {hadamard_method(), smoothquant_method(),
-                                               gptq_method(), search_method()};
+                                               gptq_method(),     search_method(),
+                                               lmul_method()};
   return rows;
 }
 

@@ -10,6 +10,7 @@
 
 #include "lowbit/format/format.h"
 #include "lowbit/kernels/matmul.h"
+#include "lowbit/model/lmul.h"
 #include "lowbit/quant/qtensor.h"
 #include "lowbit/quant/scheme.h"
 
@@ -68,6 +69,10 @@ class Linear {
   const std::optional<Scheme>& input_scheme() const { return input_scheme_; }
   void set_accumulation(std::optional<Accumulation> a);
   const std::optional<Accumulation>& accumulation() const { return accumulation_; }
+  // Products approximated by L-Mul (lowbit/model/lmul.h) instead of multiplied: emulated on the
+  // float32 weight (a packed weight or an accumulator emulation is an error in forward()).
+  void set_products(std::optional<LMul> p) { products_ = p; }
+  const std::optional<LMul>& products() const { return products_; }
   // Not owned; nullptr detaches.
   void set_probe(LinearProbe* probe) { probe_ = probe; }
 
@@ -116,6 +121,7 @@ class Linear {
   std::shared_ptr<const RowTransform> input_transform_;
   std::optional<Scheme> input_scheme_;
   std::optional<Accumulation> accumulation_;
+  std::optional<LMul> products_;
   std::optional<Scheme> weight_scheme_;
   float weight_global_scale_ = 1.0f;
   std::shared_ptr<const QTensor> weight_codes_;

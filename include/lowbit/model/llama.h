@@ -83,6 +83,8 @@ struct LlamaLayer {
   // When set (size head_dim), queries and keys are rotated per head after RoPE (before the KV
   // cache is quantized); q·k is unchanged for an orthogonal rotation.
   std::shared_ptr<const RowTransform> qk_rotation;
+  // When set, q·k and softmax·v are computed with L-Mul products (lowbit/model/lmul.h).
+  std::optional<LMul> attention_products;
 };
 
 struct LlamaWeights {

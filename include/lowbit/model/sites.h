@@ -52,6 +52,9 @@ struct KvSite {
   std::string name;  // "layers.3.kv_cache"
   int layer = -1;
   std::optional<Scheme>* scheme = nullptr;
+  // The attention's products (q·k, softmax·v) by L-Mul when set; nullptr for runtimes whose
+  // attention cannot.
+  std::optional<LMul>* products = nullptr;
 };
 
 // A weight table that is not a Linear (the token embedding): rows x cols floats.
