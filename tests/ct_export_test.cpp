@@ -299,6 +299,11 @@ TEST_F(CtExportTest, RefusesWhatCompressedTensorsCannotHold) {
             std::string::npos);
   EXPECT_NE(message(R"({"weights":"mxfp4","activations":"nvfp4"})").find("static"),
             std::string::npos);
+  EXPECT_NE(message(R"({"weights":"mxfp4","methods":["lmul"]})").find("L-Mul"), std::string::npos);
+  EXPECT_NE(message(R"({"weights":"mxfp4","methods":["lmul:attention:no_linear"]})").find("L-Mul"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"weights":"mxfp4","methods":["biascorrect"]})").find("bias"),
+            std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(path("bad/config.json")));  // no folder passed off as done
 }
 

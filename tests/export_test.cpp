@@ -137,6 +137,11 @@ TEST_F(ExportTest, RefusesWhatGgufCannotHold) {
             std::string::npos);
   EXPECT_NE(message(R"({"weights":"ggml_q4_1","methods":["gptq"]})").find("no grid"),
             std::string::npos);
+  EXPECT_NE(message(R"({"weights":"ggml_q4_0","methods":["lmul"]})").find("L-Mul"),
+            std::string::npos);
+  EXPECT_NE(
+      message(R"({"weights":"ggml_q4_0","methods":["lmul:attention:no_linear"]})").find("L-Mul"),
+      std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(path("bad.gguf")));  // nothing half-written
 }
 

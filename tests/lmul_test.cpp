@@ -39,9 +39,9 @@ TEST(LMul, TheDefinitionOnHandWorkedProducts) {
   EXPECT_EQ(lmul(5.0f, -0.0f, 3), 0.0f);
   EXPECT_TRUE(std::isinf(lmul(INFINITY, 2.0f, 3)));
   // Operands are rounded to m mantissa bits first, ties to even.
-  EXPECT_EQ(model::lmul_operand(1.0625f, 3), 1.0f);    // halfway to 1.125: even is 1.0
-  EXPECT_EQ(model::lmul_operand(1.1875f, 3), 1.25f);   // halfway to 1.125 / 1.25: 1.25
-  EXPECT_EQ(model::lmul_operand(1.96875f, 3), 2.0f);   // carries into the exponent
+  EXPECT_EQ(model::lmul_operand(1.0625f, 3), 1.0f);   // halfway to 1.125: even is 1.0
+  EXPECT_EQ(model::lmul_operand(1.1875f, 3), 1.25f);  // halfway to 1.125 / 1.25: 1.25
+  EXPECT_EQ(model::lmul_operand(1.96875f, 3), 2.0f);  // carries into the exponent
   EXPECT_EQ(model::lmul_operand(-0.3f, 23), -0.3f);
   EXPECT_EQ(lmul(1.0625f, 1.0f, 3), lmul(1.0f, 1.0f, 3));
   EXPECT_THROW(lmul(1.0f, 1.0f, 0), Error);

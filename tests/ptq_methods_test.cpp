@@ -12,7 +12,9 @@
 #include "lowbit/kernels/convert.h"
 #include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/ptq/calibration.h"
+#include "lowbit/ptq/dfq.h"
 #include "lowbit/ptq/format_search.h"
+#include "lowbit/ptq/gptq.h"
 #include "lowbit/ptq/methods.h"
 #include "lowbit/ptq/smoothquant.h"
 #include "lowbit/util/error.h"
@@ -245,6 +247,92 @@ TEST_F(PtqMethodsTest, SearchChoosesPerLayerAndTheRecipeUsesTheChoice) {
   // The search never does worse than the plain scheme on the output error it minimises... and the
   // result stays a 4-bit model.
   EXPECT_LT(rep.bits_per_linear_weight, 4.4);
+}
+
+// Every input row block 0's Linears see.
+class RecordInputs : public model::LinearProbe {
+ public:
+  void observe(const model::Linear& lin, const float* x, const float*, int n,
+               const float*) override {
+    std::vector<float>& rows = inputs[lin.name()];
+    rows.insert(rows.end(), x, x + size_t(n) * size_t(lin.in_features()));
+  }
+  std::map<std::string, std::vector<float>> inputs;
+};
+
+// Bias correction zeroes the mean output error of every corrected Linear on its calibration
+// inputs, with round-to-nearest weights and with GPTQ's; before it, the mean error is not zero.
+TEST_F(PtqMethodsTest, BiasCorrectionZeroesTheMeanOutputErrorOnItsCalibrationData) {
+  const Scheme mx = parse_scheme("mxfp4");
+  const auto scheme_of = [&](const std::string&) -> ptq::MaybeScheme { return mx; };
+  RecordInputs record;
+  const model::Sites fs = const_cast<model::Llama&>(fp()).sites();
+  for (const model::LinearSite& s : fs.block(0)) s.linear->set_probe(&record);
+  ptq::LayerwiseRunner(fp(), calib_).run_layer(0, false);
+  for (const model::LinearSite& s : fs.block(0)) s.linear->set_probe(nullptr);
+  const ptq::PrequantizedWeights gptq =
+      ptq::gptq_model(fp(), scheme_of, calib_, ptq::GptqOptions{});
+  for (const bool with_gptq : {false, true}) {
+    const ptq::PrequantizedWeights none;
+    const ptq::PrequantizedWeights& pre = with_gptq ? gptq : none;
+    const std::unique_ptr<model::Runtime> corrected =
+        ptq::bias_correct_model(fp(), scheme_of, pre, calib_);
+    const model::Sites cs = corrected->sites();
+    for (size_t i = 0; i < cs.block(0).size(); ++i) {
+      const model::Linear& orig = *fs.block(0)[i].linear;
+      const model::Linear& lin = *cs.block(0)[i].linear;
+      EXPECT_EQ(lin.weight(), orig.weight()) << "the weights stay full precision";
+      const size_t rows = size_t(lin.out_features()), cols = size_t(lin.in_features());
+      std::vector<float> q(rows * cols);
+      if (with_gptq)
+        q = gptq.at(lin.name()).values;
+      else
+        fake_quant(mx, orig.weight().data(), {rows, cols}, q.data());
+      const std::vector<float>& x = record.inputs.at(lin.name());
+      const size_t n = x.size() / cols;
+      ASSERT_GT(n, 0u);
+      double before = 0, size = 0;
+      for (size_t r = 0; r < rows; ++r) {
+        double err = 0, out = 0;  // Σ over rows of (W − Q)·x, and of |W·x|
+        for (size_t t = 0; t < n; ++t)
+          for (size_t c = 0; c < cols; ++c) {
+            err += (double(orig.weight()[r * cols + c]) - q[r * cols + c]) * x[t * cols + c];
+            out += std::fabs(double(orig.weight()[r * cols + c]) * x[t * cols + c]);
+          }
+        const double b0 = orig.bias().empty() ? 0.0 : orig.bias()[r];
+        const double mean_after = err / double(n) - (double(lin.bias()[r]) - b0);
+        EXPECT_NEAR(mean_after, 0.0, 1e-6 * out / double(n)) << lin.name() << " row " << r;
+        before = std::max(before, std::fabs(err / double(n)));
+        size = std::max(size, out / double(n));
+      }
+      EXPECT_GT(before, 1e-4 * size) << lin.name() << ": quantization shifted the mean";
+    }
+  }
+  // Through a recipe: the method runs after GPTQ and the model's biases change.
+  ptq::Recipe r;
+  r.weights = mx;
+  r.methods = {ptq::parse_method("gptq"), ptq::parse_method("biascorrect")};
+  const model::Llama q = ptq::apply_recipe(r, fp(), nullptr, &calib_);
+  EXPECT_EQ(q.weights().layers[1].w_down.bias().size(), size_t(q.config().dim));
+}
+
+// Equalization leaves the function as it is and gives up_proj's row j and down_proj's column j
+// the same range.
+TEST_F(PtqMethodsTest, EqualizationBalancesRangesAndKeepsTheFunction) {
+  const std::unique_ptr<model::Runtime> eq = ptq::equalize_model(fp());
+  const model::Llama& m = dynamic_cast<const model::Llama&>(*eq);
+  EXPECT_LT(relative_difference(logits(fp()), logits(m)), 2e-5);
+  for (const model::LlamaLayer& l : m.weights().layers) {
+    const size_t hidden = size_t(l.w_up.out_features()), dim = size_t(l.w_up.in_features());
+    for (size_t j = 0; j < hidden; ++j) {
+      float r1 = 0, r2 = 0;
+      for (size_t c = 0; c < dim; ++c) r1 = std::max(r1, std::fabs(l.w_up.weight()[j * dim + c]));
+      for (size_t r = 0; r < size_t(l.w_down.out_features()); ++r)
+        r2 = std::max(r2, std::fabs(l.w_down.weight()[r * hidden + j]));
+      EXPECT_NEAR(r1, r2, 1e-5f * r1) << "channel " << j;
+    }
+  }
+  EXPECT_NE(m.weights().layers[0].w_up.weight(), fp().weights().layers[0].w_up.weight());
 }
 
 }  // namespace

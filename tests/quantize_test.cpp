@@ -482,7 +482,9 @@ TEST(ScaleRules, SweepFindsTheBestStoredScaleOfEveryBlock) {
   }
   EXPECT_THROW(validate_scheme(parse_scheme("int4:g32:sweep")), Error);  // f32 scales
   EXPECT_THROW(validate_scheme(parse_scheme("int4:g32:scale=e4m3fn:sweep:asym")), Error);
-  EXPECT_THROW(validate_scheme(parse_scheme("e2m1fn:g16:scale=e4m3fn:sweep:global:round=stochastic")), Error);
+  EXPECT_THROW(
+      validate_scheme(parse_scheme("e2m1fn:g16:scale=e4m3fn:sweep:global:round=stochastic")),
+      Error);
 }
 
 TEST(ScaleRules, AsymmetricIntegers) {

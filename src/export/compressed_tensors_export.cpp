@@ -39,15 +39,21 @@ std::string gap_of_model(const model::Llama& m) {
              " rotates its input at run time (an online Hadamard), which vLLM's compressed-tensors "
              "loader does not run: use hadamard with no_online";
     if (lin->accumulation()) return "a narrow-accumulator emulation has no place in a checkpoint";
+    if (!lin->bias().empty())
+      return lin->name() + " carries a bias (bias correction adds them), which is not written yet";
+    if (lin->products())
+      return lin->name() + " multiplies by L-Mul, an emulation that has no place in a checkpoint";
     if (lin->packed_weight() && !lin->weight_ptr())
       return lin->name() + " has no float32 weight (load the model without pack_at_load)";
   }
   if (!m.weights().token_embedding)
     return "the embedding has no float32 table (load the model without pack_at_load)";
-  for (const model::LlamaLayer& l : m.weights().layers)
+  for (const model::LlamaLayer& l : m.weights().layers) {
     if (l.kv_cache)
       return "the KV cache is quantized (" + scheme_name(*l.kv_cache) +
              "); vLLM sets its cache type when it runs (--kv-cache-dtype)";
+    if (l.attention_products) return "attention multiplies by L-Mul, an emulation checkpoints lack";
+  }
   return "";
 }
 

@@ -78,6 +78,8 @@ std::string gap_of_model(const model::Llama& m) {
       return lin->name() + " quantizes its activations (" + scheme_name(*lin->input_scheme()) +
              "); llama.cpp quantizes activations with its own rules: drop the activation scheme";
     if (lin->accumulation()) return "a narrow-accumulator emulation has no place in a GGUF file";
+    if (lin->products())
+      return lin->name() + " multiplies by L-Mul, an emulation that has no place in a GGUF file";
     if (lin->packed_weight() && !lin->weight_ptr())
       return lin->name() + " has no float32 weight (load the model without pack_at_load)";
   }
@@ -87,6 +89,7 @@ std::string gap_of_model(const model::Llama& m) {
     if (l.kv_cache)
       return "the KV cache is quantized (" + scheme_name(*l.kv_cache) +
              "); llama.cpp's cache types are set when it runs (--cache-type-k)";
+    if (l.attention_products) return "attention multiplies by L-Mul, an emulation a GGUF lacks";
     // A per-head rotation of queries and keys (hadamard's, for KV-cache quantization) leaves q·k
     // as it is, up to rounding: without a quantized cache the file does without it.
   }

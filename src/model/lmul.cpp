@@ -25,7 +25,8 @@ float float_of(uint32_t b) {
 }
 
 void check_mantissa(int m) {
-  if (m < 1 || m > 23) throw Error("L-Mul: mantissa bits must be 1 .. 23, not " + std::to_string(m));
+  if (m < 1 || m > 23)
+    throw Error("L-Mul: mantissa bits must be 1 .. 23, not " + std::to_string(m));
 }
 
 // The power-of-two part ±2^e of a rounded operand (0 for 0). A float32 subnormal is split by its
@@ -100,8 +101,8 @@ void lmul_gemm(int M, int N, int K, float alpha, const float* A, int lda, const 
               C, ldc);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, M, N, K, -alpha, a.x1.data(), K, b.x1.data(), ld,
               1.0f, C, ldc);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, M, N, K, alpha * offset, a.x0.data(), K,
-              b.x0.data(), ld, 1.0f, C, ldc);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, M, N, K, alpha * offset, a.x0.data(), K, b.x0.data(),
+              ld, 1.0f, C, ldc);
 }
 
 }  // namespace lowbit::model

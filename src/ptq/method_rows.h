@@ -10,5 +10,7 @@ MethodInfo smoothquant_method();  // smoothquant.cpp
 MethodInfo gptq_method();         // gptq.cpp
 MethodInfo search_method();       // format_search.cpp
 MethodInfo lmul_method();         // lmul_products.cpp
+MethodInfo bias_correction_method();  // bias_correction.cpp
+MethodInfo equalization_method();     // equalization.cpp
 
 }  // namespace lowbit::ptq
