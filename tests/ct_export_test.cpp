@@ -304,6 +304,8 @@ TEST_F(CtExportTest, RefusesWhatCompressedTensorsCannotHold) {
             std::string::npos);
   EXPECT_NE(message(R"({"weights":"mxfp4","methods":["biascorrect"]})").find("bias"),
             std::string::npos);
+  EXPECT_NE(message(R"({"weights":"mxfp4","methods":["lorc"]})").find("low-rank"),
+            std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(path("bad/config.json")));  // no folder passed off as done
 }
 

@@ -142,6 +142,8 @@ TEST_F(ExportTest, RefusesWhatGgufCannotHold) {
   EXPECT_NE(
       message(R"({"weights":"ggml_q4_0","methods":["lmul:attention:no_linear"]})").find("L-Mul"),
       std::string::npos);
+  EXPECT_NE(message(R"({"weights":"ggml_q4_0","methods":["lorc"]})").find("low-rank"),
+            std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(path("bad.gguf")));  // nothing half-written
 }
 

@@ -15,6 +15,7 @@
 #include "lowbit/ptq/dfq.h"
 #include "lowbit/ptq/format_search.h"
 #include "lowbit/ptq/gptq.h"
+#include "lowbit/ptq/lorc.h"
 #include "lowbit/ptq/methods.h"
 #include "lowbit/ptq/smoothquant.h"
 #include "lowbit/util/error.h"
@@ -333,6 +334,66 @@ TEST_F(PtqMethodsTest, EqualizationBalancesRangesAndKeepsTheFunction) {
     }
   }
   EXPECT_NE(m.weights().layers[0].w_up.weight(), fp().weights().layers[0].w_up.weight());
+}
+
+// LoRC: the residual W − (Q + U·Vᵀ) falls with the rank, the factors' storage is counted in the
+// Linear's bits per weight, and the corrected model is closer to the float one.
+TEST_F(PtqMethodsTest, LowRankCompensationErrorFallsWithRank) {
+  std::mt19937 rng(3);
+  const int rows = 48, cols = 40;
+  const Matrix w = random_matrix(rng, rows, cols, 1.0f);
+  std::vector<float> q(w.size());
+  fake_quant(parse_scheme("mxfp4"), w.data(), {size_t(rows), size_t(cols)}, q.data());
+  const auto residual = [&](const model::LowRank& l) {
+    double r = 0;
+    for (int i = 0; i < rows; ++i)
+      for (int j = 0; j < cols; ++j) {
+        double uv = 0;
+        for (int k = 0; k < l.rank; ++k)
+          uv += double(l.u[size_t(i * l.rank + k)]) * l.v[size_t(j * l.rank + k)];
+        const double e = double(w[size_t(i * cols + j)]) - q[size_t(i * cols + j)] - uv;
+        r += e * e;
+      }
+    return std::sqrt(r);
+  };
+  double previous = residual(model::LowRank{1, std::vector<float>(rows), std::vector<float>(cols)});
+  for (const int rank : {1, 2, 4, 8, 16}) {
+    for (const int bits : {16, 8}) {
+      const auto l = ptq::low_rank_correction(w, q, rows, cols, rank, bits);
+      EXPECT_EQ(l->storage_bits, bits == 16 ? 16.0 * rank * (rows + cols)
+                                            : 8.0 * rank * (rows + cols) + 64.0 * rank);
+      if (bits == 16) {
+        const double r = residual(*l);
+        EXPECT_LT(r, previous) << "rank " << rank;
+        previous = r;
+      }
+    }
+  }
+  // Full rank in BF16 leaves only the factors' rounding.
+  const double full = residual(*ptq::low_rank_correction(w, q, rows, cols, cols, 16));
+  EXPECT_LT(full,
+            0.02 * residual(model::LowRank{1, std::vector<float>(rows), std::vector<float>(cols)}));
+  // In a recipe.
+  ptq::Recipe rtn;
+  rtn.weights = parse_scheme("mxfp4");
+  ptq::Recipe lorc = rtn;
+  lorc.methods.push_back(ptq::parse_method("lorc:rank=4"));
+  ptq::ApplyReport a, b;
+  ptq::apply_recipe(rtn, fp(), &a, &calib_);
+  const model::Llama corrected = ptq::apply_recipe(lorc, fp(), &b, &calib_);
+  for (size_t i = 0; i < a.weights.size(); ++i) {
+    const ptq::WeightReport& wr = a.weights[i];
+    if (wr.site == "embedding" || wr.site == "output") continue;
+    const double extra = (8.0 * 4 * double(wr.shape[0] + wr.shape[1]) + 64.0 * 4) /
+                         double(wr.shape[0] * wr.shape[1]);
+    EXPECT_NEAR(b.weights[i].bits_per_element, wr.bits_per_element + extra, 1e-12) << wr.site;
+  }
+  EXPECT_LT(kl_of(lorc), kl_of(rtn));
+  EXPECT_TRUE(corrected.weights().layers[0].wq.low_rank());
+  // A correction is for the weights the recipe ends with: it cannot come before GPTQ.
+  ptq::Recipe wrong = rtn;
+  wrong.methods = {ptq::parse_method("lorc"), ptq::parse_method("gptq")};
+  EXPECT_THROW(ptq::apply_recipe(wrong, fp(), nullptr, &calib_), Error);
 }
 
 }  // namespace

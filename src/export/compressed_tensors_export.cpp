@@ -43,6 +43,9 @@ std::string gap_of_model(const model::Llama& m) {
       return lin->name() + " carries a bias (bias correction adds them), which is not written yet";
     if (lin->products())
       return lin->name() + " multiplies by L-Mul, an emulation that has no place in a checkpoint";
+    if (lin->low_rank())
+      return lin->name() +
+             " carries a low-rank correction (lorc), which a checkpoint has no tensor for";
     if (lin->packed_weight() && !lin->weight_ptr())
       return lin->name() + " has no float32 weight (load the model without pack_at_load)";
   }

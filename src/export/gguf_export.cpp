@@ -80,6 +80,9 @@ std::string gap_of_model(const model::Llama& m) {
     if (lin->accumulation()) return "a narrow-accumulator emulation has no place in a GGUF file";
     if (lin->products())
       return lin->name() + " multiplies by L-Mul, an emulation that has no place in a GGUF file";
+    if (lin->low_rank())
+      return lin->name() +
+             " carries a low-rank correction (lorc), which a GGUF file has no tensor for";
     if (lin->packed_weight() && !lin->weight_ptr())
       return lin->name() + " has no float32 weight (load the model without pack_at_load)";
   }

@@ -95,6 +95,7 @@ void Linear::forward(const float* x, int n, float* y) const {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out_, in_, 1.0f, xq, in_,
                 weight_->data(), in_, 0.0f, y, out_);
   }
+  add_low_rank(xq, n, y);
   add_bias(n, y);
   if (probe_) probe_->observe(*this, x, xq, n, y);
 }
@@ -125,12 +126,34 @@ void Linear::forward_quantized_activations(const float* x, int n, float* y) cons
           y[size_t(r) * size_t(out_) + size_t(c)] *= a.row_scales[size_t(r)];
       break;
   }
-  add_bias(n, y);
-  if (probe_) {
+  if (probe_ || low_rank_) {
     std::vector<float> xq(size_t(n) * size_t(in_));
     dequantize(q, xq.data());
-    probe_->observe(*this, x, xq.data(), n, y);
+    add_low_rank(xq.data(), n, y);
+    add_bias(n, y);
+    if (probe_) probe_->observe(*this, x, xq.data(), n, y);
+    return;
   }
+  add_bias(n, y);
+}
+
+void Linear::set_low_rank(std::shared_ptr<const LowRank> l) {
+  if (l && (l->rank < 1 || l->u.size() != size_t(out_) * size_t(l->rank) ||
+            l->v.size() != size_t(in_) * size_t(l->rank)))
+    throw Error("Linear '" + name_ + "': low-rank factors do not match [out, rank] and [in, rank]");
+  low_rank_ = std::move(l);
+}
+
+// y += (xq·V)·Uᵀ on the same (quantized) input the main product took.
+void Linear::add_low_rank(const float* xq, int n, float* y) const {
+  if (!low_rank_) return;
+  const int r = low_rank_->rank;
+  thread_local std::vector<float> t;
+  t.resize(size_t(n) * size_t(r));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, r, in_, 1.0f, xq, in_,
+              low_rank_->v.data(), r, 0.0f, t.data(), r);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out_, r, 1.0f, t.data(), r,
+              low_rank_->u.data(), r, 1.0f, y, out_);
 }
 
 void Linear::add_bias(int n, float* y) const {

@@ -240,6 +240,11 @@ std::unique_ptr<model::Runtime> apply_recipe(
     lin->set_input_scheme(r.activations);
     lin->set_accumulation(recipe.accumulate);
     if (!at_load) lin->set_weight_scheme(r.weights, global, codes);
+    if (lin->low_rank())  // LoRC's factors are stored beside the weight: they count towards it
+      for (WeightReport& wr : rep.weights)
+        if (wr.site == lin->name())
+          wr.bits_per_element += lin->low_rank()->storage_bits /
+                                 (double(lin->out_features()) * double(lin->in_features()));
   }
   for (const model::KvSite& kv : qs.kv) {
     *kv.scheme = recipe.resolve(kv.name).kv;

@@ -104,6 +104,7 @@ MethodInfo bias_correction_method() {
   m.needs_calibration = true;
   m.transforms = true;  // the biases of the full-precision model change
   m.run = [](MethodRun& r) {
+    require_after_weight_methods(r);
     r.model = bias_correct_model(*r.model, r.scheme_of, r.prequantized, *r.calibration, r.progress);
   };
   return m;

@@ -12,5 +12,11 @@ MethodInfo search_method();       // format_search.cpp
 MethodInfo lmul_method();         // lmul_products.cpp
 MethodInfo bias_correction_method();  // bias_correction.cpp
 MethodInfo equalization_method();     // equalization.cpp
+MethodInfo lorc_method();             // lorc.cpp
+
+// Throws for a method that corrects the quantized weights (biascorrect, lorc) when a method that
+// chooses them (gptq, search) comes after it in the recipe: the correction would be for other
+// weights than the model ends up with.
+void require_after_weight_methods(const MethodRun& run);
 
 }  // namespace lowbit::ptq

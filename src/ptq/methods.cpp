@@ -14,8 +14,20 @@ const std::vector<MethodInfo>& method_registry() {
   // One line per method; its row and run function live in the method's file.
   static const std::vector<MethodInfo> rows = {
       hadamard_method(),     smoothquant_method(),     gptq_method(), search_method(),
-      equalization_method(), bias_correction_method(), lmul_method()};
+      equalization_method(), bias_correction_method(), lorc_method(), lmul_method()};
   return rows;
+}
+
+void require_after_weight_methods(const MethodRun& run) {
+  bool after = false;
+  for (const Method& m : run.recipe.methods) {
+    if (&m == &run.method) {
+      after = true;
+    } else if (after && (m.name == "gptq" || m.name == "search")) {
+      throw Error(run.method.name + " corrects the quantized weights, so it comes after " + m.name +
+                  " in the recipe's methods");
+    }
+  }
 }
 
 const MethodInfo& find_method(const std::string& name) {

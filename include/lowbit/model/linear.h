@@ -26,6 +26,16 @@ struct Accumulation {
 
 class Linear;
 
+// A low-rank term added to a Linear's product, y += (x·V)·Uᵀ (LoRC: the quantization error
+// W − Q(W) approximated by U·Vᵀ), its factors already rounded to their storage format.
+struct LowRank {
+  int rank = 0;
+  std::vector<float> u;       // [out, rank]
+  std::vector<float> v;       // [in, rank]
+  double storage_bits = 0;    // what storing both factors (and their scales) costs
+  std::string factor_format;  // how they are stored, for reports ("bf16", "e4m3fn:channel")
+};
+
 // An orthogonal transform applied to each row of an activation at run time (the online
 // rotations of rotation-based quantization, e.g. a Hadamard transform before down_proj).
 class RowTransform {
@@ -73,6 +83,9 @@ class Linear {
   // float32 weight (a packed weight or an accumulator emulation is an error in forward()).
   void set_products(std::optional<LMul> p) { products_ = p; }
   const std::optional<LMul>& products() const { return products_; }
+  // A low-rank correction added to every product (nullptr: none).
+  void set_low_rank(std::shared_ptr<const LowRank> l);
+  const std::shared_ptr<const LowRank>& low_rank() const { return low_rank_; }
   // Not owned; nullptr detaches.
   void set_probe(LinearProbe* probe) { probe_ = probe; }
 
@@ -122,6 +135,7 @@ class Linear {
   std::optional<Scheme> input_scheme_;
   std::optional<Accumulation> accumulation_;
   std::optional<LMul> products_;
+  std::shared_ptr<const LowRank> low_rank_;
   std::optional<Scheme> weight_scheme_;
   float weight_global_scale_ = 1.0f;
   std::shared_ptr<const QTensor> weight_codes_;
@@ -131,6 +145,7 @@ class Linear {
   void multiply_accumulating(const float* x, int n, float* y) const;
   void forward_quantized_activations(const float* x, int n, float* y) const;
   void add_bias(int n, float* y) const;
+  void add_low_rank(const float* xq, int n, float* y) const;
 };
 
 // Sets the threads OpenBLAS and the runtimes' own OpenMP loops use (0: all cores).
