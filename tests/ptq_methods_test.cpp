@@ -396,5 +396,59 @@ TEST_F(PtqMethodsTest, LowRankCompensationErrorFallsWithRank) {
   EXPECT_THROW(ptq::apply_recipe(wrong, fp(), nullptr, &calib_), Error);
 }
 
+// Largest |key| and |value| per layer and channel, as KvProbe sees them.
+class KvMax : public model::KvProbe {
+ public:
+  void observe(int layer, const float* k, const float* v, int tokens) override {
+    auto& [mk, mv] = max[layer];
+    mk.resize(width, 0.0f);
+    mv.resize(width, 0.0f);
+    for (size_t i = 0; i < size_t(tokens) * width; ++i) {
+      mk[i % width] = std::max(mk[i % width], std::fabs(k[i]));
+      mv[i % width] = std::max(mv[i % width], std::fabs(v[i]));
+    }
+  }
+  size_t width = 0;
+  std::map<int, std::pair<std::vector<float>, std::vector<float>>> max;
+};
+
+// The reordering leaves the full-precision model's function as it was, and afterwards every value
+// head's channels (and every layer's key channels, over its heads) come in order of decreasing
+// calibration magnitude.
+TEST_F(PtqMethodsTest, KvReorderingSortsChannelsAndKeepsTheFunction) {
+  const ptq::Recipe r = ptq::parse_recipe_json(R"({"methods": ["kvreorder"]})", "r");
+  const model::Llama m = ptq::apply_recipe(r, fp(), nullptr, &calib_);
+  EXPECT_LT(relative_difference(logits(fp()), logits(m)), 2e-5);
+  KvMax probe;
+  probe.width = size_t(m.config().kv_dim());
+  model::Llama probed = m;
+  const model::Sites sites = probed.sites();
+  for (const model::KvSite& kv : sites.kv) *kv.probe = &probe;
+  ptq::LayerwiseRunner runner(probed, calib_);
+  for (int l = 0; l < sites.blocks; ++l) runner.run_layer(l, true);
+  ASSERT_EQ(probe.max.size(), size_t(sites.blocks));
+  const size_t d = size_t(m.config().head_dim), heads = size_t(m.config().n_kv_heads);
+  bool moved = false;
+  for (const auto& [layer, kv] : probe.max) {
+    std::vector<float> keys(d, 0.0f);
+    for (size_t h = 0; h < heads; ++h)
+      for (size_t j = 0; j < d; ++j) {
+        keys[j] = std::max(keys[j], kv.first[h * d + j]);
+        if (j > 0) EXPECT_GE(kv.second[h * d + j - 1], kv.second[h * d + j]) << layer << " v";
+      }
+    for (size_t j = 1; j < d; ++j) EXPECT_GE(keys[j - 1], keys[j]) << layer << " k";
+  }
+  for (int l = 0; l < sites.blocks; ++l)
+    moved = moved || m.weights().layers[size_t(l)].wv.weight() !=
+                         fp().weights().layers[size_t(l)].wv.weight();
+  EXPECT_TRUE(moved);
+  // A rotation after RoPE mixes the channels the permutation sorted: the two refuse each other.
+  for (const char* both :
+       {R"({"methods": ["kvreorder", "hadamard"]})", R"({"methods": ["hadamard", "kvreorder"]})"})
+    EXPECT_THROW(ptq::apply_recipe(ptq::parse_recipe_json(both, "r"), fp(), nullptr, &calib_),
+                 Error)
+        << both;
+}
+
 }  // namespace
 }  // namespace lowbit::testing

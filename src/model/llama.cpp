@@ -159,6 +159,7 @@ void Llama::forward_layer(int l, int n, int pos0, LlamaRunState& s) const {
     w.qk_rotation->apply(s.q.data(), size_t(n) * size_t(c.n_heads));
     w.qk_rotation->apply(s.k.data(), size_t(n) * size_t(c.n_kv_heads));
   }
+  if (w.kv_probe) w.kv_probe->observe(l, s.k.data(), s.v.data(), n);
   if (w.kv_cache) quantize_kv(*w.kv_cache, n, s);
   const size_t kv = size_t(c.kv_dim());
   const size_t cache_at = (size_t(l) * size_t(s.max_context) + size_t(pos0)) * kv;

@@ -19,8 +19,8 @@ Sites Llama::sites() {
     s.add_input(l, "mlp_in", {&w.w_gate, &w.w_up}, {&w.ffn_norm, nullptr, nullptr});
     // down_proj reads act(gate) * up: up's rows scale it channel by channel.
     s.add_input(l, "mlp_hidden", {&w.w_down}, {nullptr, nullptr, &w.w_up});
-    s.kv.push_back(
-        {"layers." + std::to_string(l) + ".kv_cache", l, &w.kv_cache, &w.attention_products});
+    s.kv.push_back({"layers." + std::to_string(l) + ".kv_cache", l, &w.kv_cache,
+                    &w.attention_products, &w.kv_probe});
   }
   s.head = &weights_.output;
   s.head_tied = config_.tied_output;

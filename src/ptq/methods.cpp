@@ -13,8 +13,9 @@ namespace lowbit::ptq {
 const std::vector<MethodInfo>& method_registry() {
   // One line per method; its row and run function live in the method's file.
   static const std::vector<MethodInfo> rows = {
-      hadamard_method(),     smoothquant_method(),     gptq_method(), search_method(),
-      equalization_method(), bias_correction_method(), lorc_method(), lmul_method()};
+      hadamard_method(), smoothquant_method(),  gptq_method(),
+      search_method(),   equalization_method(), bias_correction_method(),
+      lorc_method(),     kv_reorder_method(),   lmul_method()};
   return rows;
 }
 

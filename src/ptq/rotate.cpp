@@ -116,7 +116,13 @@ std::unique_ptr<model::Runtime> rotate_model(const model::Runtime& fp, const Rot
     lin->set_weight(std::move(m));
   }
   if (o.qk)
-    for (std::shared_ptr<const model::RowTransform>* slot : p.qk) *slot = qk;
+    for (std::shared_ptr<const model::RowTransform>* slot : p.qk) {
+      if (*slot)
+        throw Error(
+            "hadamard: queries and keys already have a transform after RoPE (kvreorder's "
+            "permutation); a rotation would mix the channels it sorted: use one of the two");
+      *slot = qk;
+    }
   p.untie();  // the head reads the final norm: untied from the embedding from here on
   return out;
 }

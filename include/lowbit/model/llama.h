@@ -85,6 +85,7 @@ struct LlamaLayer {
   std::shared_ptr<const RowTransform> qk_rotation;
   // When set, q·k and softmax·v are computed with L-Mul products (lowbit/model/lmul.h).
   std::optional<LMul> attention_products;
+  KvProbe* kv_probe = nullptr;  // not owned: sees keys and values before the cache (calibration)
 };
 
 struct LlamaWeights {

@@ -46,6 +46,14 @@ struct InputSite {
   InputFold fold;
 };
 
+// Sees an attention block's keys (after RoPE and any q/k rotation) and values as they enter the
+// cache, before it is quantized: [tokens, kv_heads, head_dim] each.
+class KvProbe {
+ public:
+  virtual ~KvProbe() = default;
+  virtual void observe(int layer, const float* keys, const float* values, int tokens) = 0;
+};
+
 // Keys (after RoPE) and values of one attention block, fake-quantized as [tokens, kv_heads,
 // head_dim] before they enter the cache when the scheme is set.
 struct KvSite {
@@ -55,6 +63,7 @@ struct KvSite {
   // The attention's products (q·k, softmax·v) by L-Mul when set; nullptr for runtimes whose
   // attention cannot.
   std::optional<LMul>* products = nullptr;
+  KvProbe** probe = nullptr;  // not owned; nullptr where the runtime has no hook
 };
 
 // A weight table that is not a Linear (the token embedding): rows x cols floats.
