@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "lowbit/eval/hardware_cost.h"
 #include "lowbit/util/error.h"
 
 namespace lowbit::eval {
@@ -49,6 +50,7 @@ RecipeResult evaluate_recipe(const ptq::Recipe& recipe, const model::Runtime& fp
   r.hash = recipe.hash_hex();
   r.bits_per_weight = applied.bits_per_weight;
   r.bits_per_linear_weight = applied.bits_per_linear_weight;
+  r.mac_cost = recipe_mac_cost(recipe, fp);
   r.method_seconds = applied.method_seconds;
   if (recipe.needs_calibration() && opt.calibration) r.calibration = opt.calibration->description;
   if (const TextWindows* w = reference.windows()) {

@@ -73,6 +73,7 @@ json result_to_json(const RecipeResult& r) {
             {"short", r.recipe.short_form()},
             {"bits_per_weight", r.bits_per_weight},
             {"bits_per_linear_weight", r.bits_per_linear_weight},
+            {"mac_cost", r.mac_cost},
             {"ppl", r.ppl},
             {"ppl_stderr", r.ppl_stderr},
             {"delta_ppl", r.delta_ppl},
@@ -114,6 +115,7 @@ RecipeResult result_from(const json& j, const std::string& where) {
     throw Error(where + ": the stored hash does not match the recipe");
   r.bits_per_weight = j.at("bits_per_weight").get<double>();
   r.bits_per_linear_weight = j.at("bits_per_linear_weight").get<double>();
+  r.mac_cost = j.value("mac_cost", 0.0);  // absent from results written before the cost model
   r.ppl = j.at("ppl").get<double>();
   r.ppl_stderr = j.at("ppl_stderr").get<double>();
   r.delta_ppl = j.at("delta_ppl").get<double>();

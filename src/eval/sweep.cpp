@@ -19,6 +19,7 @@
 #include <set>
 
 #include "eval/result_json.h"
+#include "lowbit/eval/hardware_cost.h"
 #include "lowbit/io/atomic_file.h"
 #include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/ptq/methods.h"
@@ -317,6 +318,7 @@ SweepReport run_sweep(const model::Model& m, const std::string& text_path, const
     if (files::exists(path)) {
       std::string problem;
       if (std::optional<RecipeResult> cached = read_cached(path, key, setup_key, problem)) {
+        cached->mac_cost = recipe_mac_cost(recipe, fp);  // a model of the recipe, not measured
         finished.emplace(key, std::move(*cached));
         done += s.n_windows;
         if (opt.progress) opt.progress(recipe.label(), done, todo);

@@ -34,7 +34,9 @@ std::vector<Column> result_columns(const SweepSetup& s) {
       {"bits/w", 7,
        [=](const RecipeResult& r, const SweepSetup&) { return f3(r.bits_per_weight); }},
       {"lin b/w", 7,
-       [=](const RecipeResult& r, const SweepSetup&) { return f3(r.bits_per_linear_weight); }}};
+       [=](const RecipeResult& r, const SweepSetup&) { return f3(r.bits_per_linear_weight); }},
+      {"MAC FA", 7,
+       [](const RecipeResult& r, const SweepSetup&) { return fmt::format("{:.0f}", r.mac_cost); }}};
   if (s.encoder) {
     c.push_back({"cos mean", 9, [=](const RecipeResult& r, const SweepSetup&) {
                    return f6(r.embedding.cosine_mean);
@@ -128,15 +130,31 @@ struct Axis {
   double map(double v) const { return px_lo + (v - lo) / (hi - lo) * (px_hi - px_lo); }
 };
 
-// One scatter plot: x = bits per weight (linear), y = error (log10), the front as a polyline.
+// What a Pareto plot's x axis shows: bits per weight, or the MAC cost of the hardware model.
+struct XValues {
+  std::vector<double> values;
+  std::string label;  // "bits per weight (model average)"
+  std::string unit;   // "bits/weight", for a point's hover text
+};
+
+// A tick step of 1, 2 or 5 times a power of ten giving about six ticks over `range`.
+double tick_step(double range) {
+  const double raw = std::max(range, 1e-9) / 6;
+  const double decade = std::pow(10.0, std::floor(std::log10(raw)));
+  for (double m : {1.0, 2.0, 5.0})
+    if (m * decade >= raw) return m * decade;
+  return 10 * decade;
+}
+
+// One scatter plot: x linear, y = error (log10), the front as a polyline.
 std::string pareto_svg(const std::string& id, const std::string& title, const std::string& y_label,
                        const std::vector<const RecipeResult*>& rs,
-                       const std::vector<double>& errors) {
+                       const std::vector<double>& errors, const XValues& xv) {
   constexpr double W = 600, H = 420, left = 70, right = 20, top = 36, bottom = 56;
   double xmin = 1e9, xmax = -1e9, ymin = 1e9, ymax = -1e9;
   for (size_t i = 0; i < rs.size(); ++i) {
-    xmin = std::min(xmin, rs[i]->bits_per_weight);
-    xmax = std::max(xmax, rs[i]->bits_per_weight);
+    xmin = std::min(xmin, xv.values[i]);
+    xmax = std::max(xmax, xv.values[i]);
     if (errors[i] > 0) {
       ymin = std::min(ymin, errors[i]);
       ymax = std::max(ymax, errors[i]);
@@ -168,29 +186,29 @@ std::string pareto_svg(const std::string& id, const std::string& title, const st
         fmt::format("<text class=\"tick\" x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">1e{}</text>\n",
                     left - 6, py + 4, int(e));
   }
-  for (double b = std::ceil(x.lo); b <= x.hi; b += (x.hi - x.lo > 12 ? 2 : 1)) {
+  const double step = tick_step(x.hi - x.lo);
+  for (double b = std::ceil(x.lo / step) * step; b <= x.hi; b += step) {
     const double px = x.map(b);
     svg += fmt::format("<line class=\"grid\" x1=\"{:.1f}\" y1=\"{}\" x2=\"{:.1f}\" y2=\"{}\"/>", px,
                        top, px, H - bottom);
     svg +=
         fmt::format("<text class=\"tick\" x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-                    px, H - bottom + 18, int(b));
+                    px, H - bottom + 18, fmt::format("{:g}", b));
   }
   svg += fmt::format("<line class=\"axis\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>", left,
                      H - bottom, W - right, H - bottom);
   svg += fmt::format("<line class=\"axis\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>\n", left, top,
                      left, H - bottom);
-  svg += fmt::format(
-      "<text class=\"axis-label\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">bits per weight (model "
-      "average)</text>\n",
-      (left + W - right) / 2, H - 14);
+  svg +=
+      fmt::format("<text class=\"axis-label\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+                  (left + W - right) / 2, H - 14, html_escape(xv.label));
   svg += fmt::format(
       "<text class=\"axis-label\" transform=\"translate(18,{}) rotate(-90)\" "
       "text-anchor=\"middle\">{} (log scale)</text>\n",
       (top + H - bottom) / 2, html_escape(y_label));
 
   std::vector<std::pair<double, double>> pts;
-  for (size_t i = 0; i < rs.size(); ++i) pts.emplace_back(rs[i]->bits_per_weight, errors[i]);
+  for (size_t i = 0; i < rs.size(); ++i) pts.emplace_back(xv.values[i], errors[i]);
   std::vector<size_t> front = pareto_front(pts);
   std::sort(front.begin(), front.end(),
             [&](size_t a, size_t b) { return pts[a].first < pts[b].first; });
@@ -215,10 +233,11 @@ std::string pareto_svg(const std::string& id, const std::string& title, const st
     const bool at_floor = errors[i] <= std::pow(10.0, floor_exp);
     const double px = x.map(pts[i].first), py = y_of(pts[i].second);
     svg += fmt::format(
-        "<circle class=\"point {}{}\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"5\"><title>{}: {:.3f} "
-        "bits/weight, {} = {:.4g}</title></circle>\n",
+        "<circle class=\"point {}{}\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"5\"><title>{}: {:.4g} "
+        "{}, {} = {:.4g}</title></circle>\n",
         on_front ? "front-point" : "dominated", at_floor ? " at-floor" : "", px, py,
-        html_escape(rs[i]->recipe.label()), pts[i].first, html_escape(y_label), errors[i]);
+        html_escape(rs[i]->recipe.label()), pts[i].first, html_escape(xv.unit),
+        html_escape(y_label), errors[i]);
     if (on_front)
       // Labels near the right edge go to the left of their point.
       svg += fmt::format("<text class=\"point-label\" x=\"{:.1f}\" y=\"{:.1f}\"{}>{}</text>\n",
@@ -393,14 +412,30 @@ std::string sweep_html(const SweepReport& report) {
        "bits and less error). "
        "Hollow points lie at or below the plot's floor (for ΔPPL: no increase). Hover a point for "
        "its figures.</p>\n";
+  XValues bits{{}, "bits per weight (model average)", "bits/weight"};
+  XValues cost{{}, "MAC cost (full-adder equivalents, docs/hardware-cost.md)", "FA/MAC"};
+  for (const RecipeResult* r : rs) {
+    bits.values.push_back(r->bits_per_weight);
+    cost.values.push_back(r->mac_cost);
+  }
   h += "<div class=\"plots\">\n" +
-       (s.encoder ? pareto_svg("pareto-kld", "Distance of sentence embeddings from full precision",
-                               "1 - mean cosine", rs, first) +
-                        pareto_svg("pareto-ppl", "Pairwise similarity order lost",
-                                   "1 - rank correlation", rs, second)
-                  : pareto_svg("pareto-kld", "Mean KL divergence from the full-precision model",
-                               "mean KL divergence (nats/token)", rs, first) +
-                        pareto_svg("pareto-ppl", "Perplexity increase", "ΔPPL (%)", rs, second)) +
+       (s.encoder
+            ? pareto_svg("pareto-kld", "Distance of sentence embeddings from full precision",
+                         "1 - mean cosine", rs, first, bits) +
+                  pareto_svg("pareto-ppl", "Pairwise similarity order lost", "1 - rank correlation",
+                             rs, second, bits)
+            : pareto_svg("pareto-kld", "Mean KL divergence from the full-precision model",
+                         "mean KL divergence (nats/token)", rs, first, bits) +
+                  pareto_svg("pareto-ppl", "Perplexity increase", "ΔPPL (%)", rs, second, bits)) +
+       "</div>\n";
+  h += "<h2>Accuracy against hardware cost</h2>\n<p>The same recipes against the modelled cost of "
+       "one multiply-accumulate of their Linears (multiplier, exponent adder, alignment, "
+       "accumulator and scale application in full-adder equivalents, weighted by each Linear's "
+       "MACs; docs/hardware-cost.md): where integer and floating-point formats of the same width "
+       "part ways in silicon.</p>\n<div class=\"plots\">\n" +
+       pareto_svg("pareto-cost", "Error against MAC cost",
+                  s.encoder ? "1 - mean cosine" : "mean KL divergence (nats/token)", rs, first,
+                  cost) +
        "</div>\n";
   const std::vector<Column> columns = result_columns(s);
   h += "<h2>Results</h2>\n<table><tr><th>recipe</th>";

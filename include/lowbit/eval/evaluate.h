@@ -28,6 +28,7 @@ struct RecipeResult {
   ptq::Recipe recipe;
   std::string hash;  // recipe.hash_hex()
   double bits_per_weight = 0, bits_per_linear_weight = 0;
+  double mac_cost = 0;  // full-adder equivalents per MAC (lowbit/eval/hardware_cost.h)
   // Decoders, against the baseline (ppl alone when there is none: compared = false).
   bool compared = true;
   double ppl = 0, ppl_stderr = 0, delta_ppl = 0, delta_ppl_stderr = 0;
