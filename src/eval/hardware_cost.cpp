@@ -20,7 +20,8 @@ Operand operand_of(const std::optional<Scheme>& s) {
   const Format f = s && s->element.kind != FormatKind::Lut ? s->element : formats::bf16;
   Operand o;
   if (f.kind == FormatKind::Int) {
-    o.significand = f.is_signed ? f.int_bits - 1 : f.int_bits;
+    // Asymmetric codes are unsigned levels 0 .. 2^b - 1 (the zero point is subtracted per group).
+    o.significand = f.is_signed && !(s && s->asymmetric) ? f.int_bits - 1 : f.int_bits;
     o.fixed_width = f.int_bits;
     return o;
   }
@@ -82,9 +83,14 @@ MacCost mac_cost(const std::optional<Scheme>& a, const std::optional<Scheme>& w,
     c.accumulator_bits = 24;
     c.float_accumulator = true;
   }
-  for (const std::optional<Scheme>* s : {&a, &w})
-    if (*s && !(*s)->ggml && (*s)->element.kind != FormatKind::Lut)
-      c.scales += scale_apply_cost(**s) / elements_per_scale(**s, reduction);
+  for (const auto& [s, other] : {std::pair{&a, y}, std::pair{&w, x}}) {
+    if (!*s || (*s)->ggml || (*s)->element.kind == FormatKind::Lut) continue;
+    // An asymmetric operand's zero point adds z · Σ(other operand) per group: one more product
+    // of the zero point's width with the other operand's.
+    const double zero_point =
+        (*s)->asymmetric ? double((*s)->element.int_bits) * double(other.significand) : 0;
+    c.scales += (scale_apply_cost(**s) + zero_point) / elements_per_scale(**s, reduction);
+  }
   return c;
 }
 

@@ -14,7 +14,8 @@
 //       24 + 2 · 24 · 5 · 0.5 + 8 = 152 FA, plus the product's alignment as above into 24 bits;
 //   scales       per operand, the cost of applying one scale, divided by the elements it covers
 //     along K: E8M0 (power of two) an 8-bit exponent add; another narrow float scale a
-//     p_s × 24 multiply; float32 scales 24 × 24.
+//     p_s × 24 multiply; float32 scales 24 × 24; an asymmetric operand's zero point adds one
+//     product of its width with the other operand's significand per group.
 // Kept (unquantized) operands count as BF16. Lookup-table elements (NF4) count as the BF16 they
 // decode to.
 #pragma once
