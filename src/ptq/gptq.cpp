@@ -41,29 +41,6 @@ int scale_width(const Scheme& s, int in) {
   return in;
 }
 
-// The group (in the scale order of a [rows, width] tensor) that element (r, c) belongs to.
-size_t group_of(const Scheme& s, size_t r, size_t c, size_t rows, size_t width) {
-  const int axis = s.axis < 0 ? s.axis + 2 : s.axis;
-  switch (s.granularity) {
-    case Granularity::Tensor:
-      return 0;
-    case Granularity::Token:
-      return r;
-    case Granularity::Channel:
-      return axis == 0 ? r : c;
-    case Granularity::Group: {
-      const size_t g = size_t(s.group);
-      return axis == 1 ? r * ((width + g - 1) / g) + c / g : (r / g) * width + c;
-    }
-    case Granularity::Block2D:
-      return (r / size_t(s.block_rows)) *
-                 ((width + size_t(s.block_cols) - 1) / size_t(s.block_cols)) +
-             c / size_t(s.block_cols);
-  }
-  (void)rows;
-  return 0;
-}
-
 // Scales (and zero points) for columns [c0, c0 + width) of w, fixed from w's current values.
 struct ColumnScales {
   std::vector<float> scale;      // [width][out] (column-major: one column's rows together)
@@ -86,7 +63,7 @@ ColumnScales fix_scales(const Scheme& s, const std::vector<float>& w, int out, i
   if (s.asymmetric) cs.zero.resize(block.size());
   for (int c = 0; c < width; ++c)
     for (int r = 0; r < out; ++r) {
-      const size_t g = group_of(s, size_t(r), size_t(c), size_t(out), size_t(width));
+      const size_t g = quant::matrix_group_of(s, size_t(r), size_t(c), size_t(out), size_t(width));
       if (g >= q.scales.size())
         throw Error("internal: GPTQ group index out of range for scheme " + scheme_name(s));
       cs.scale[size_t(c) * size_t(out) + size_t(r)] = group_scales[g];
@@ -262,7 +239,8 @@ std::vector<float> gptq_quantize(const Scheme& requested, const std::vector<floa
     for (int r = 0; r < out; ++r)
       for (int c = 0; c < in; ++c) {
         const size_t k = size_t(r) * size_t(in) + size_t(c);
-        const size_t g = group_of(scheme, size_t(r), size_t(c), size_t(out), size_t(in));
+        const size_t g =
+            quant::matrix_group_of(scheme, size_t(r), size_t(c), size_t(out), size_t(in));
         scales.at(g) = stored_at[k];
         if (scheme.asymmetric) zeros.at(g) = zero_at[k];
       }

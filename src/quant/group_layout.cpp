@@ -150,4 +150,26 @@ GroupLayout make_group_layout(const Scheme& s, const std::vector<size_t>& shape_
   return l;
 }
 
+size_t matrix_group_of(const Scheme& s, size_t r, size_t c, size_t rows, size_t width) {
+  const int axis = s.axis < 0 ? s.axis + 2 : s.axis;
+  switch (s.granularity) {
+    case Granularity::Tensor:
+      return 0;
+    case Granularity::Token:
+      return r;
+    case Granularity::Channel:
+      return axis == 0 ? r : c;
+    case Granularity::Group: {
+      const size_t g = size_t(s.group);
+      return axis == 1 ? r * ((width + g - 1) / g) + c / g : (r / g) * width + c;
+    }
+    case Granularity::Block2D:
+      return (r / size_t(s.block_rows)) *
+                 ((width + size_t(s.block_cols) - 1) / size_t(s.block_cols)) +
+             c / size_t(s.block_cols);
+  }
+  (void)rows;
+  return 0;
+}
+
 }  // namespace lowbit::quant

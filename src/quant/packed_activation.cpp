@@ -94,8 +94,7 @@ PackedActivations pack_activations(const QTensor& q) {
   // The group of element (j, c), in QTensor's group order (contiguous layouts only here).
   const quant::GroupLayout layout = quant::make_group_layout(s, q.shape);
   const auto group_of = [&](size_t j, size_t c) {
-    const size_t i = j * p.cols + c;
-    return (i / layout.row_len) * layout.groups_per_row + (i % layout.row_len) / layout.group_len;
+    return layout.contiguous_group_of(j * p.cols + c);
   };
 
   const ElementTable& table = element_table(s.element);

@@ -222,9 +222,7 @@ QTensor qtensor_on_grid(const Scheme& s, const float* values, const std::vector<
   // Each element's group, in the layout's order.
   std::vector<uint32_t> group_of(layout.numel);
   if (layout.contiguous) {
-    for (size_t i = 0; i < layout.numel; ++i)
-      group_of[i] = uint32_t((i / layout.row_len) * layout.groups_per_row +
-                             (i % layout.row_len) / layout.group_len);
+    for (size_t i = 0; i < layout.numel; ++i) group_of[i] = uint32_t(layout.contiguous_group_of(i));
   } else {
     for (size_t g = 0; g < layout.group_count; ++g) {
       const quant::Box b = layout.box(g);

@@ -13,7 +13,8 @@ namespace {
 
 constexpr const char* kSchemeSyntax =
     "<element>[:tensor|:channel|:token|:g<G>|:block<R>x<C>][:axis=<a>][:scale=<format>|f32]"
-    "[:pow2[=floor|ceil|nearest]][:mse|:4over6|:sweep|:percentile=<p>|:fixed=<s>][:global[=div]][:asym]"
+    "[:pow2[=floor|ceil|nearest]][:mse|:4over6|:sweep|:percentile=<p>|:fixed=<s>][:global[=div]][:"
+    "asym]"
     "[:round=<mode>][:seed=<n>]";
 
 using text::split;

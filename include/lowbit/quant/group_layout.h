@@ -32,6 +32,10 @@ struct GroupLayout {
   size_t rows = 0, row_len = 0, group_len = 0, groups_per_row = 0;
 
   Box box(size_t group) const;  // box layouts only
+  // The group of element i (row-major) in a contiguous layout.
+  size_t contiguous_group_of(size_t i) const {
+    return (i / row_len) * groups_per_row + (i % row_len) / group_len;
+  }
 
   // Box parameters: the tensor viewed as [outer, len, inner] around an axis, or [batch, R, C].
   enum class BoxKind { ChannelAxis, GroupAxis, Block2D } box_kind = BoxKind::ChannelAxis;
@@ -42,5 +46,9 @@ struct GroupLayout {
 // Throws lowbit::Error when the scheme does not fit the shape (axis out of range, 2-D blocks on a
 // 0-d tensor, ...).
 GroupLayout make_group_layout(const Scheme& s, const std::vector<size_t>& shape);
+
+// The group (in scale order) of element (r, c) of a [rows, width] matrix: what methods that
+// walk a weight column by column (GPTQ, learned rounding) need for any granularity.
+size_t matrix_group_of(const Scheme& s, size_t r, size_t c, size_t rows, size_t width);
 
 }  // namespace lowbit::quant
