@@ -39,7 +39,7 @@ import hashlib, json, sys
 r = json.load(open(sys.argv[1]))
 def strip(x):
     if isinstance(x, dict):
-        return {k: strip(v) for k, v in x.items() if k not in ("seconds", "method_seconds", "checksum", "model", "text", "threads", "key", "model_hash")}
+        return {k: strip(v) for k, v in x.items() if k not in ("seconds", "method_seconds", "checksum", "model", "text", "threads", "key", "model_hash", "mac_cost")}
     if isinstance(x, list): return [strip(v) for v in x]
     return x
 rows = [strip(e) for e in r["results"]]
