@@ -167,6 +167,9 @@ TEST_F(PtqMethodsTest, GptqOverTheModelBeatsRoundToNearest) {
     EXPECT_NE(q.weights().layers[1].w_up.weight(), r.weights().layers[1].w_up.weight()) << scheme;
     const double kl_rtn = kl_of(rtn), kl_gptq = kl_of(gptq);
     EXPECT_LT(kl_gptq, kl_rtn) << scheme;
+    ptq::Recipe learned = rtn;
+    learned.methods.push_back(ptq::parse_method("learnround"));
+    EXPECT_LT(kl_of(learned), kl_rtn) << scheme << ": learned rounding";
   }
 }
 

@@ -14,6 +14,7 @@ MethodInfo bias_correction_method();  // bias_correction.cpp
 MethodInfo equalization_method();     // equalization.cpp
 MethodInfo lorc_method();             // lorc.cpp
 MethodInfo kv_reorder_method();       // kv_reorder.cpp
+MethodInfo learned_rounding_method();  // learned_rounding.cpp
 
 // Throws for a method that corrects the quantized weights (biascorrect, lorc) when a method that
 // chooses them (gptq, search) comes after it in the recipe: the correction would be for other
