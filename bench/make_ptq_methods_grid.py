@@ -29,9 +29,17 @@ def recipes():
         if block:
             rows.append((f"{scale}+H{block}+GPTQ", w_sweep, [f"hadamard:block={block}", "gptq"]))
         rows += [(f"{scale}+GPTQ+biascorrect", w_sweep, ["gptq", "biascorrect"]),
-                 (f"{scale}+GPTQ+lorc16", w_sweep, ["gptq", "lorc:rank=16"])]
+                 (f"{scale}+GPTQ+lorc16", w_sweep, ["gptq", "lorc:rank=16"]),
+                 ("learnround", w, ["learnround"])]
+        rotation = [f"hadamard:block={block}"] if block else ["hadamard"]
+        rows.append((f"{scale}+H{block or ''}+GPTQ+lorc16", w_sweep,
+                     rotation + ["gptq", "lorc:rank=16"]))
+        # W4A8 only for the baselines and the best combination (the weights are W4A16's).
+        a8_rows = {"RTN", "GPTQ", "H+GPTQ", f"{scale}+H{block or ''}+GPTQ+lorc16"}
         for acts, a, a_sweep in (("A16", "fp", "fp"), ("A8", a8, a8), ("A4", a4, a4_sweep)):
             for label, weights, methods in rows:
+                if acts == "A8" and label not in a8_rows:
+                    continue
                 r = {"name": f"W4{acts} {fmt} {label}", "weights": weights,
                      "activations": a_sweep if weights == w_sweep else a}
                 if methods:
