@@ -5,15 +5,15 @@
 
 namespace lowbit::ptq {
 
-MethodInfo hadamard_method();     // rotate.cpp
-MethodInfo smoothquant_method();  // smoothquant.cpp
-MethodInfo gptq_method();         // gptq.cpp
-MethodInfo search_method();       // format_search.cpp
-MethodInfo lmul_method();         // lmul_products.cpp
-MethodInfo bias_correction_method();  // bias_correction.cpp
-MethodInfo equalization_method();     // equalization.cpp
-MethodInfo lorc_method();             // lorc.cpp
-MethodInfo kv_reorder_method();       // kv_reorder.cpp
+MethodInfo hadamard_method();          // rotate.cpp
+MethodInfo smoothquant_method();       // smoothquant.cpp
+MethodInfo gptq_method();              // gptq.cpp
+MethodInfo search_method();            // format_search.cpp
+MethodInfo lmul_method();              // lmul_products.cpp
+MethodInfo bias_correction_method();   // bias_correction.cpp
+MethodInfo equalization_method();      // equalization.cpp
+MethodInfo lorc_method();              // lorc.cpp
+MethodInfo kv_reorder_method();        // kv_reorder.cpp
 MethodInfo learned_rounding_method();  // learned_rounding.cpp
 
 // Throws for a method that corrects the quantized weights (biascorrect, lorc) when a method that
