@@ -7,6 +7,7 @@
 
 #include "lowbit/format/reference.h"
 #include "lowbit/util/error.h"
+#include "util/float_bits.h"
 
 namespace lowbit::kernels {
 namespace {
@@ -94,12 +95,7 @@ void plan_float(const Format& f, ConvertPlan& p) {
   }
 
   // Fake-quant: the values the codes above stand for.
-  const auto value_of = [&](uint32_t code) {
-    const float v = ref::decode(f, code);
-    uint32_t b;
-    std::memcpy(&b, &v, sizeof b);
-    return b;
-  };
+  const auto value_of = [&](uint32_t code) { return float_bits(ref::decode(f, code)); };
   p.round_mask = ~p.inc_away;
   split_pow2(quantum_exp, p.quantum_scale1, p.quantum_scale2);
   p.low_nmin_value = float(p.low_nmin);

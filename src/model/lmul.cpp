@@ -5,24 +5,13 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "lowbit/util/error.h"
+#include "util/float_bits.h"
 
 namespace lowbit::model {
 namespace {
-
-uint32_t bits_of(float v) {
-  uint32_t b;
-  std::memcpy(&b, &v, sizeof b);
-  return b;
-}
-float float_of(uint32_t b) {
-  float v;
-  std::memcpy(&v, &b, sizeof v);
-  return v;
-}
 
 void check_mantissa(int m) {
   if (m < 1 || m > 23)
@@ -33,8 +22,8 @@ void check_mantissa(int m) {
 // own leading bit, as a normal number is.
 float power_part(float v) {
   if (v == 0 || !std::isfinite(v)) return v == 0 ? 0.0f : v;
-  const uint32_t b = bits_of(v);
-  if ((b & 0x7F800000u) != 0) return float_of(b & 0xFF800000u);
+  const uint32_t b = float_bits(v);
+  if ((b & 0x7F800000u) != 0) return bits_float(b & 0xFF800000u);
   int e = 0;
   std::frexp(v, &e);
   return std::copysign(std::ldexp(1.0f, e - 1), v);
@@ -72,10 +61,10 @@ float lmul_operand(float x, int mantissa) {
   check_mantissa(mantissa);
   if (mantissa == 23 || !std::isfinite(x)) return x;
   const int drop = 23 - mantissa;
-  uint32_t b = bits_of(x);
+  uint32_t b = float_bits(x);
   const uint32_t half = (uint32_t(1) << (drop - 1)) - 1 + ((b >> drop) & 1u);  // ties to even
   b = (b + half) & ~((uint32_t(1) << drop) - 1);  // a carry moves into the exponent, as it should
-  return float_of(b);
+  return bits_float(b);
 }
 
 float lmul(float x, float y, int mantissa) {

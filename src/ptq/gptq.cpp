@@ -250,43 +250,57 @@ std::vector<float> gptq_quantize(const Scheme& requested, const std::vector<floa
   return result;
 }
 
-PrequantizedWeights gptq_model(const model::Runtime& base,
-                               const std::function<MaybeScheme(const std::string&)>& scheme_of,
-                               const Calibration& calibration, const GptqOptions& opt,
-                               const std::function<void(int, int)>& progress) {
+PrequantizedWeights quantize_blockwise(
+    const model::Runtime& base, const std::function<MaybeScheme(const std::string&)>& scheme_of,
+    const Calibration& calibration, const QuantizeOne& quantize_one,
+    const std::function<void(int, int)>& progress) {
   PrequantizedWeights result;
   const std::unique_ptr<model::Runtime> q =
       base.clone();  // shares weights until quantized ones replace them
   const model::Sites sites = q->sites();
   LayerwiseRunner runner(*q, calibration);
   for (int l = 0; l < sites.blocks; ++l) {
-    const std::vector<model::LinearSite> block = sites.block(l);
     {
       InputHessians hessians(sites, l, [](const model::InputSite&) { return true; });
       runner.run_layer(l, false);
-      for (const model::LinearSite& site : block) {
+      for (const model::LinearSite& site : sites.block(l)) {
         model::Linear* lin = site.linear;
         const MaybeScheme scheme = scheme_of(lin->name());
         if (!scheme) continue;
-        const std::vector<double> h = hessians.of(site.input).matrix();
-        std::vector<float> w;
-        // Codes for lowbit's own schemes (exports need them); a ggml_* scheme's codes would be
-        // GGML blocks, which exports recover from the values on GPTQ's lowbit grid instead.
-        std::shared_ptr<QTensor> codes = scheme->ggml ? nullptr : std::make_shared<QTensor>();
+        PrequantizedWeight w;
         try {
-          w = gptq_quantize(*scheme, lin->weight(), lin->out_features(), lin->in_features(), h, opt,
-                            codes.get());
+          w = quantize_one(*scheme, *lin, hessians.of(site.input).matrix());
         } catch (const Error& e) {
-          throw Error("gptq: " + lin->name() + ": " + e.what());
+          throw Error(lin->name() + ": " + e.what());
         }
-        lin->set_weight(w);
-        result[lin->name()] = {std::move(w), std::move(codes)};
+        lin->set_weight(w.values);
+        result[lin->name()] = std::move(w);
       }
     }
     runner.run_layer(l, true);  // the next block sees this one quantized
     if (progress) progress(l + 1, sites.blocks);
   }
   return result;
+}
+
+PrequantizedWeights gptq_model(const model::Runtime& base,
+                               const std::function<MaybeScheme(const std::string&)>& scheme_of,
+                               const Calibration& calibration, const GptqOptions& opt,
+                               const std::function<void(int, int)>& progress) {
+  const QuantizeOne one = [&](const Scheme& scheme, const model::Linear& lin,
+                              const std::vector<double>& h) {
+    // Codes for lowbit's own schemes (exports need them); a ggml_* scheme's codes would be GGML
+    // blocks, which exports recover from the values on GPTQ's lowbit grid instead.
+    std::shared_ptr<QTensor> codes = scheme.ggml ? nullptr : std::make_shared<QTensor>();
+    try {
+      std::vector<float> w = gptq_quantize(scheme, lin.weight(), lin.out_features(),
+                                           lin.in_features(), h, opt, codes.get());
+      return PrequantizedWeight{std::move(w), std::move(codes)};
+    } catch (const Error& e) {
+      throw Error(std::string("gptq: ") + e.what());
+    }
+  };
+  return quantize_blockwise(base, scheme_of, calibration, one, progress);
 }
 
 MethodInfo gptq_method() {

@@ -5,8 +5,13 @@
 #include <map>
 #include <string>
 
+#include <functional>
+#include <vector>
 #include "lowbit/model/sites.h"
+
+#include "lowbit/ptq/calibration.h"
 #include "lowbit/ptq/gptq.h"
+#include "lowbit/ptq/methods.h"
 #include "lowbit/util/error.h"
 
 namespace lowbit::ptq {
@@ -43,6 +48,17 @@ class InputHessians : public model::LinearProbe {
   std::map<model::Linear*, std::string> input_of_;
   std::map<std::string, Hessian> hessians_;
 };
+
+// Quantizes a model's weights block by block on calibration data (GPTQ, learned rounding): every
+// Linear of block l that `scheme_of` gives a scheme is quantized by `quantize_one` with the
+// Hessian of its calibration inputs — the blocks before it already quantized — and block l then
+// runs quantized to give block l + 1 its inputs. Returns the results by site.
+using QuantizeOne = std::function<PrequantizedWeight(const Scheme&, const model::Linear&,
+                                                     const std::vector<double>& hessian)>;
+PrequantizedWeights quantize_blockwise(
+    const model::Runtime& base, const std::function<MaybeScheme(const std::string&)>& scheme_of,
+    const Calibration& calibration, const QuantizeOne& quantize_one,
+    const std::function<void(int, int)>& progress);
 
 inline const Hessian& InputHessians::of(const std::string& input) const {
   const auto it = hessians_.find(input);

@@ -150,31 +150,13 @@ MethodInfo learned_rounding_method() {
   m.run = [](MethodRun& r) {
     if (r.cache && r.cache->restore(r)) return;
     const int passes = r.integer("passes");
-    std::unique_ptr<model::Runtime> q = r.model->clone();
-    const model::Sites sites = q->sites();
-    LayerwiseRunner runner(*q, *r.calibration);
-    for (int l = 0; l < sites.blocks; ++l) {
-      {
-        InputHessians hessians(sites, l, [](const model::InputSite&) { return true; });
-        runner.run_layer(l, false);
-        for (const model::LinearSite& site : sites.block(l)) {
-          model::Linear* lin = site.linear;
-          const MaybeScheme scheme = r.scheme_of(lin->name());
-          if (!scheme) continue;
-          LearnedRounding lr;
-          try {
-            lr = learned_rounding(*scheme, lin->weight(), lin->out_features(), lin->in_features(),
-                                  hessians.of(site.input).matrix(), passes);
-          } catch (const Error& e) {
-            throw Error(lin->name() + ": " + e.what());
-          }
-          lin->set_weight(lr.values);
-          r.prequantized[lin->name()] = {std::move(lr.values), std::move(lr.codes)};
-        }
-      }
-      runner.run_layer(l, true);  // the next block sees this one quantized
-      if (r.progress) r.progress(l + 1, sites.blocks);
-    }
+    const QuantizeOne one = [&](const Scheme& scheme, const model::Linear& lin,
+                                const std::vector<double>& h) {
+      LearnedRounding lr =
+          learned_rounding(scheme, lin.weight(), lin.out_features(), lin.in_features(), h, passes);
+      return PrequantizedWeight{std::move(lr.values), std::move(lr.codes)};
+    };
+    r.prequantized = quantize_blockwise(*r.model, r.scheme_of, *r.calibration, one, r.progress);
     if (r.cache) r.cache->store(r);
   };
   return m;

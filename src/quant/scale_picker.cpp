@@ -10,20 +10,10 @@
 
 #include "lowbit/format/reference.h"
 #include "lowbit/util/error.h"
+#include "util/float_bits.h"
 
 namespace lowbit::quant {
 namespace {
-
-uint32_t float_bits(float v) {
-  uint32_t b;
-  std::memcpy(&b, &v, sizeof b);
-  return b;
-}
-float bits_float(uint32_t b) {
-  float v;
-  std::memcpy(&v, &b, sizeof v);
-  return v;
-}
 
 constexpr float kF32MinNormal = 0x1p-126f;
 
