@@ -34,6 +34,9 @@ def recipes():
         rotation = [f"hadamard:block={block}"] if block else ["hadamard"]
         rows.append((f"{scale}+H{block or ''}+GPTQ+lorc16", w_sweep,
                      rotation + ["gptq", "lorc:rank=16"]))
+        if block:  # the W4A4 candidate for the best combination
+            rows.append((f"{scale}+H{block}+learnround+lorc16", w_sweep,
+                         rotation + ["learnround", "lorc:rank=16"]))
         # W4A8 only for the baselines and the best combination (the weights are W4A16's).
         a8_rows = {"RTN", "GPTQ", "H+GPTQ", f"{scale}+H{block or ''}+GPTQ+lorc16"}
         for acts, a, a_sweep in (("A16", "fp", "fp"), ("A8", a8, a8), ("A4", a4, a4_sweep)):
