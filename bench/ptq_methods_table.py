@@ -40,6 +40,13 @@ def main(path):
         seconds = sum(s for _, s in first.get("method_seconds", [])) if first else 0
         print(f"| {fmt} | {label} | {first['bits_per_linear_weight']:.3f} | "
               + " | ".join(cells) + f" | {seconds:.0f} |")
+    # The hardware cost model's MAC cost of each format at each activation width.
+    print()
+    print("| format | W4A16 MAC FA | W4A8 MAC FA | W4A4 MAC FA |")
+    print("| --- | ---: | ---: | ---: |")
+    for fmt in dict.fromkeys(f for f, _ in rows):
+        costs = [by_name.get(f"W4{a} {fmt} RTN", {}).get("mac_cost") for a in ("A16", "A8", "A4")]
+        print(f"| {fmt} | " + " | ".join("—" if c is None else f"{c:.0f}" for c in costs) + " |")
 
 
 if __name__ == "__main__":
