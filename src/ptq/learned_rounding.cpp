@@ -85,10 +85,13 @@ LearnedRounding learned_rounding(const Scheme& scheme, const std::vector<float>&
         down[k] = (std::floor(t) - z) * s;
         up[k] = (std::ceil(t) - z) * s;
       } else {
+        // The first grid value >= t, and the one below it (t on the grid: both are t; beyond
+        // either end: both are that end's value).
         const float t = w[k] / s;
         const auto hi = std::lower_bound(grid.begin(), grid.end(), t);
-        const float above = hi == grid.end() ? grid.back() : *hi;
-        const float below = hi == grid.begin() ? grid.front() : (*hi == t ? *hi : *(hi - 1));
+        const bool past_top = hi == grid.end(), on_grid = !past_top && *hi == t;
+        const float above = past_top ? grid.back() : *hi;
+        const float below = past_top || on_grid || hi == grid.begin() ? above : *(hi - 1);
         down[k] = below * s;
         up[k] = above * s;
       }
