@@ -11,6 +11,7 @@
 #include "lowbit/model/model.h"
 #include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/ptq/methods.h"
+#include "lowbit/quant/packed_weight.h"
 #include "lowbit/util/error.h"
 #include "temp_dir.h"
 #include "tiny_models.h"
@@ -112,6 +113,15 @@ TEST(LMul, LinearProductsAndTheirLimits) {
   EXPECT_GT(differ, 0.01);  // an approximation, not the exact product
   lin.set_accumulation(model::Accumulation{formats::bf16, 1});
   EXPECT_THROW(lin.forward(x.data(), 3, approx.data()), Error);
+  // Packed weights (real execution) would take the kernels' exact products: refused, also on the
+  // quantized-activation path a decode step takes.
+  lin.set_accumulation(std::nullopt);
+  const Scheme s = parse_scheme("mxfp4");
+  lin.set_weight_scheme(s);
+  lin.set_packed_weight(
+      std::make_shared<kernels::PackedMatrix>(pack_weight(quantize(s, w->data(), {6, 20}))));
+  lin.set_input_scheme(parse_scheme("mxfp8_e4m3"));
+  EXPECT_THROW(lin.forward(x.data(), 1, approx.data()), Error);
 }
 
 class LMulMethodTest : public TempDirTest {};

@@ -47,6 +47,9 @@ Linear::Linear(std::string name, int out_features, int in_features,
 
 void Linear::forward(const float* x, int n, float* y) const {
   if (n <= 0) return;
+  if (products_ && (packed_ || accumulation_))
+    throw Error("Linear '" + name_ + "': L-Mul products are emulated on the float32 weight" +
+                (packed_ ? " (run with --exec emulate)" : ", without an accumulator emulation"));
   // One buffer per thread: forwards of different Linears never overlap on one thread.
   thread_local std::vector<float> rotated_input, quantized_input;
   if (input_transform_) {
@@ -76,9 +79,6 @@ void Linear::forward(const float* x, int n, float* y) const {
     xq = quantized_input.data();
   }
   if (products_) {
-    if (packed_ || accumulation_)
-      throw Error("Linear '" + name_ + "': L-Mul products are emulated on the float32 weight" +
-                  (packed_ ? " (run with --exec emulate)" : ", without an accumulator emulation"));
     lmul_gemm(n, out_, in_, 1.0f, xq, in_, weight_->data(), in_, true, y, out_,
               products_->mantissa);
   } else if (packed_) {
