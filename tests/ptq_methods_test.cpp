@@ -359,7 +359,11 @@ TEST_F(PtqMethodsTest, LowRankCompensationErrorFallsWithRank) {
       }
     return std::sqrt(r);
   };
-  double previous = residual(model::LowRank{1, std::vector<float>(rows), std::vector<float>(cols)});
+  model::LowRank none;  // rank 1 with zero factors: the residual is the whole error
+  none.rank = 1;
+  none.u.assign(size_t(rows), 0.0f);
+  none.v.assign(size_t(cols), 0.0f);
+  double previous = residual(none);
   for (const int rank : {1, 2, 4, 8, 16}) {
     for (const int bits : {16, 8}) {
       const auto l = ptq::low_rank_correction(w, q, rows, cols, rank, bits);
@@ -374,8 +378,7 @@ TEST_F(PtqMethodsTest, LowRankCompensationErrorFallsWithRank) {
   }
   // Full rank in BF16 leaves only the factors' rounding.
   const double full = residual(*ptq::low_rank_correction(w, q, rows, cols, cols, 16));
-  EXPECT_LT(full,
-            0.02 * residual(model::LowRank{1, std::vector<float>(rows), std::vector<float>(cols)}));
+  EXPECT_LT(full, 0.02 * residual(none));
   // In a recipe.
   ptq::Recipe rtn;
   rtn.weights = parse_scheme("mxfp4");
@@ -437,7 +440,9 @@ TEST_F(PtqMethodsTest, KvReorderingSortsChannelsAndKeepsTheFunction) {
     for (size_t h = 0; h < heads; ++h)
       for (size_t j = 0; j < d; ++j) {
         keys[j] = std::max(keys[j], kv.first[h * d + j]);
-        if (j > 0) EXPECT_GE(kv.second[h * d + j - 1], kv.second[h * d + j]) << layer << " v";
+        if (j > 0) {
+          EXPECT_GE(kv.second[h * d + j - 1], kv.second[h * d + j]) << layer << " v";
+        }
       }
     for (size_t j = 1; j < d; ++j) EXPECT_GE(keys[j - 1], keys[j]) << layer << " k";
   }
@@ -451,6 +456,53 @@ TEST_F(PtqMethodsTest, KvReorderingSortsChannelsAndKeepsTheFunction) {
     EXPECT_THROW(ptq::apply_recipe(ptq::parse_recipe_json(both, "r"), fp(), nullptr, &calib_),
                  Error)
         << both;
+}
+
+// LLM-FP4: on a model with an outlier input channel (made exactly: the norm scale of channel 3
+// times 16, the readers' column 3 divided by 16), under per-tensor FP8 activations the method
+// moves a power-of-two factor into the weights, the shifted model computes the same logits bit for
+// bit, and the recipe's KL is below the format search's without the shift.
+TEST_F(PtqMethodsTest, LlmFp4ShiftsOutlierChannelsIntoTheWeightsJointlyWithTheFormat) {
+  model::Llama outlier = fp();
+  for (model::LlamaLayer& l : outlier.weights().layers)
+    for (int c : {3, 10}) {
+      l.attn_norm[size_t(c)] *= 16;
+      for (model::Linear* lin : {&l.wq, &l.wk, &l.wv}) {
+        std::vector<float> w = lin->weight();
+        for (int r = 0; r < lin->out_features(); ++r) w[size_t(r * lin->in_features() + c)] /= 16;
+        lin->set_weight(std::move(w));
+      }
+    }
+  const Scheme wf = parse_scheme("e2m1fn:channel"), af = parse_scheme("e4m3fn:tensor");
+  std::map<std::string, Scheme> chosen;
+  const std::unique_ptr<model::Runtime> shifted = ptq::llm_fp4_model(
+      outlier, [&](const std::string&) -> ptq::MaybeScheme { return wf; },
+      [&](const std::string&) -> ptq::MaybeScheme { return af; }, calib_, chosen);
+  const model::Llama& m = dynamic_cast<const model::Llama&>(*shifted);
+  const std::vector<float> want = logits(outlier), got = logits(m);
+  EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * 4));
+  EXPECT_NE(m.weights().layers[0].attn_norm, outlier.weights().layers[0].attn_norm)
+      << "a shift was chosen for the outlier channels";
+  EXPECT_EQ(chosen.size(), 14u);
+  ptq::Recipe search;
+  search.weights = wf;
+  search.activations = af;
+  ptq::Recipe joint = search;
+  search.methods.push_back(ptq::parse_method("search"));
+  joint.methods.push_back(ptq::parse_method("llmfp4"));
+  const auto kl = [&](const ptq::Recipe& r) {
+    eval::PerplexityOptions opt;
+    opt.n_ctx = 32;
+    opt.record = true;
+    opt.baseline_top_k = 260;
+    const std::vector<int32_t> tokens = model_.tokenizer->encode(eval_text_);
+    const eval::PerplexityResult base = eval::perplexity(outlier, tokens, -1, "tiny", opt);
+    opt.record = false;
+    opt.compare_to = &base.recorded;
+    return eval::perplexity(ptq::apply_recipe(r, outlier, nullptr, &calib_), tokens, -1, "q", opt)
+        .kld.mean;
+  };
+  EXPECT_LT(kl(joint), kl(search));
 }
 
 }  // namespace

@@ -15,6 +15,7 @@ MethodInfo equalization_method();      // equalization.cpp
 MethodInfo lorc_method();              // lorc.cpp
 MethodInfo kv_reorder_method();        // kv_reorder.cpp
 MethodInfo learned_rounding_method();  // learned_rounding.cpp
+MethodInfo llm_fp4_method();           // llm_fp4.cpp
 
 // Throws for a method that corrects the quantized weights (biascorrect, lorc) when a method that
 // chooses them (gptq, search) comes after it in the recipe: the correction would be for other

@@ -12,16 +12,10 @@ namespace lowbit::ptq {
 
 const std::vector<MethodInfo>& method_registry() {
   // One line per method; its row and run function live in the method's file.
-  static const std::vector<MethodInfo> rows = {hadamard_method(),
-                                               smoothquant_method(),
-                                               gptq_method(),
-                                               learned_rounding_method(),
-                                               search_method(),
-                                               equalization_method(),
-                                               bias_correction_method(),
-                                               lorc_method(),
-                                               kv_reorder_method(),
-                                               lmul_method()};
+  static const std::vector<MethodInfo> rows = {
+      hadamard_method(), smoothquant_method(), gptq_method(),         learned_rounding_method(),
+      search_method(),   llm_fp4_method(),     equalization_method(), bias_correction_method(),
+      lorc_method(),     kv_reorder_method(),  lmul_method()};
   return rows;
 }
 
@@ -30,7 +24,8 @@ void require_after_weight_methods(const MethodRun& run) {
   for (const Method& m : run.recipe.methods) {
     if (&m == &run.method) {
       after = true;
-    } else if (after && (m.name == "gptq" || m.name == "search" || m.name == "learnround")) {
+    } else if (after && (m.name == "gptq" || m.name == "search" || m.name == "learnround" ||
+                         m.name == "llmfp4")) {
       throw Error(run.method.name + " corrects the quantized weights, so it comes after " + m.name +
                   " in the recipe's methods");
     }

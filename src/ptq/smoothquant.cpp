@@ -26,7 +26,8 @@ class AbsMaxProbe : public model::LinearProbe {
   std::map<std::string, std::vector<float>> absmax;
 };
 
-// s_j for the Linears sharing one input.
+}  // namespace
+
 std::vector<float> smoothing_scales(const std::vector<float>& act,
                                     const std::vector<const model::Linear*>& linears, double alpha,
                                     bool pow2) {
@@ -50,7 +51,26 @@ void scale_columns(model::Linear& lin, const std::vector<float>& s) {
   lin.set_weight(std::move(w));
 }
 
-}  // namespace
+void fold_input_scales(const model::InputSite& in, const std::vector<float>& s) {
+  if (in.fold.norm_weight) {
+    for (size_t j = 0; j < s.size(); ++j) (*in.fold.norm_weight)[j] /= s[j];
+    if (in.fold.norm_bias)
+      for (size_t j = 0; j < s.size(); ++j) (*in.fold.norm_bias)[j] /= s[j];
+  } else if (in.fold.rows) {  // the producer's output rows (and bias) are divided
+    model::Linear& producer = *in.fold.rows;
+    std::vector<float> w = producer.weight();
+    const size_t cols = size_t(producer.in_features());
+    for (size_t r = 0; r < s.size(); ++r)
+      for (size_t c = 0; c < cols; ++c) w[r * cols + c] /= s[r];
+    std::vector<float> bias = producer.bias();
+    for (size_t r = 0; r < bias.size(); ++r) bias[r] /= s[r];
+    producer.set_weight(std::move(w));
+    producer.set_bias(std::move(bias));
+  } else {
+    throw Error("internal: " + in.id + " has no place to fold per-channel factors into");
+  }
+  for (model::Linear* lin : in.readers) scale_columns(*lin, s);
+}
 
 std::unique_ptr<model::Runtime> smooth_model(const model::Runtime& base,
                                              const Calibration& calibration,
@@ -78,22 +98,7 @@ std::unique_ptr<model::Runtime> smooth_model(const model::Runtime& base,
     const std::vector<const model::Linear*> readers(in->readers.begin(), in->readers.end());
     const std::vector<float> s =
         smoothing_scales(probe.absmax.at(first->name()), readers, o.alpha, o.pow2);
-    if (in->fold.norm_weight) {
-      for (size_t j = 0; j < s.size(); ++j) (*in->fold.norm_weight)[j] /= s[j];
-      if (in->fold.norm_bias)
-        for (size_t j = 0; j < s.size(); ++j) (*in->fold.norm_bias)[j] /= s[j];
-    } else {  // the producer's output rows (and bias) are divided
-      model::Linear& producer = *in->fold.rows;
-      std::vector<float> w = producer.weight();
-      const size_t cols = size_t(producer.in_features());
-      for (size_t r = 0; r < s.size(); ++r)
-        for (size_t c = 0; c < cols; ++c) w[r * cols + c] /= s[r];
-      std::vector<float> bias = producer.bias();
-      for (size_t r = 0; r < bias.size(); ++r) bias[r] /= s[r];
-      producer.set_weight(std::move(w));
-      producer.set_bias(std::move(bias));
-    }
-    for (model::Linear* lin : in->readers) scale_columns(*lin, s);
+    fold_input_scales(*in, s);
   }
   return m;
 }

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,5 +35,17 @@ Scheme search_scheme(const Scheme& base, const std::vector<float>& w, int out, i
 std::map<std::string, Scheme> search_model(
     const model::Runtime& base, const std::function<MaybeScheme(const std::string&)>& scheme_of,
     const Calibration& calibration, const std::function<void(int, int)>& progress = {});
+
+// LLM-FP4 in full (the `llmfp4` method, src/ptq/llm_fp4.cpp): `base` with a power-of-two factor
+// per input channel moved from the activations into the weights where the input can be folded —
+// none, or SmoothQuant's power-of-two rule at α = 0.25 … 1, whichever leaves the readers the
+// smallest tr(ΔW'·H'·ΔW'ᵀ) + tr(W'·Σ'·W'ᵀ) (Σ' the covariance of the activations' quantization
+// error under `activations_of`) — and each reader's format and clipping searched on the shifted
+// weight (into `chosen`). The returned model computes the same function (the factors are exact).
+std::unique_ptr<model::Runtime> llm_fp4_model(
+    const model::Runtime& base, const std::function<MaybeScheme(const std::string&)>& scheme_of,
+    const std::function<MaybeScheme(const std::string&)>& activations_of,
+    const Calibration& calibration, std::map<std::string, Scheme>& chosen,
+    const std::function<void(int, int)>& progress = {});
 
 }  // namespace lowbit::ptq

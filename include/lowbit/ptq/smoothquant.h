@@ -6,6 +6,8 @@
 // multiplied by it, so the model computes the same function in exact arithmetic.
 #pragma once
 
+#include <vector>
+
 #include "lowbit/model/llama.h"
 #include "lowbit/model/sites.h"
 #include "lowbit/ptq/calibration.h"
@@ -26,6 +28,17 @@ struct SmoothQuantOptions {
 std::unique_ptr<model::Runtime> smooth_model(const model::Runtime& base,
                                              const Calibration& calibration,
                                              const SmoothQuantOptions& options);
+// s_j = max|x_j|^α / max|W_:,j|^(1−α) over the Linears sharing one input, `act` the channels'
+// largest calibration magnitudes; rounded to powers of two with `pow2`.
+std::vector<float> smoothing_scales(const std::vector<float>& act,
+                                    const std::vector<const model::Linear*>& linears, double alpha,
+                                    bool pow2);
+// Divides input channel j by s_j where `in` is produced (its fold) and multiplies column j of
+// every reader by it: the function stays the same.
+void fold_input_scales(const model::InputSite& in, const std::vector<float>& s);
+// Multiplies column j of the weight by s_j.
+void scale_columns(model::Linear& lin, const std::vector<float>& s);
+
 inline model::Llama smooth_model(const model::Llama& base, const Calibration& calibration,
                                  const SmoothQuantOptions& options) {
   return model::runtime_as<model::Llama>(
