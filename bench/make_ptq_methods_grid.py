@@ -25,20 +25,20 @@ def recipes():
         if block:
             rows.append((f"H{block}+GPTQ", w, [f"hadamard:block={block}", "gptq"]))
         scale = "sweep" if block else "mse"
-        rows += [(scale, w_sweep, []), (f"{scale}+GPTQ", w_sweep, ["gptq"])]
-        if block:
-            rows.append((f"{scale}+H{block}+GPTQ", w_sweep, [f"hadamard:block={block}", "gptq"]))
-        rows += [(f"{scale}+GPTQ+biascorrect", w_sweep, ["gptq", "biascorrect"]),
-                 (f"{scale}+GPTQ+lorc16", w_sweep, ["gptq", "lorc:rank=16"]),
-                 ("learnround", w, ["learnround"])]
+        if block:  # the block-scale choice and its combinations (FP4 formats)
+            rows += [(scale, w_sweep, []), (f"{scale}+GPTQ", w_sweep, ["gptq"]),
+                     (f"{scale}+H{block}+GPTQ", w_sweep, [f"hadamard:block={block}", "gptq"]),
+                     (f"{scale}+GPTQ+biascorrect", w_sweep, ["gptq", "biascorrect"]),
+                     (f"{scale}+GPTQ+lorc16", w_sweep, ["gptq", "lorc:rank=16"])]
+        rows.append(("learnround", w, ["learnround"]))
         rotation = [f"hadamard:block={block}"] if block else ["hadamard"]
-        rows.append((f"{scale}+H{block or ''}+GPTQ+lorc16", w_sweep,
-                     rotation + ["gptq", "lorc:rank=16"]))
+        best = (f"{scale}+H{block}+GPTQ+lorc16", w_sweep) if block else ("H+GPTQ+lorc16", w)
+        rows.append((best[0], best[1], rotation + ["gptq", "lorc:rank=16"]))
         if block:  # the W4A4 candidate for the best combination
             rows.append((f"{scale}+H{block}+learnround+lorc16", w_sweep,
                          rotation + ["learnround", "lorc:rank=16"]))
         # W4A8 only for the baselines and the best combination (the weights are W4A16's).
-        a8_rows = {"RTN", "GPTQ", "H+GPTQ", f"{scale}+H{block or ''}+GPTQ+lorc16"}
+        a8_rows = {"RTN", "GPTQ", "H+GPTQ", best[0]} if block else {"RTN", "GPTQ", "H+GPTQ"}
         for acts, a, a_sweep in (("A16", "fp", "fp"), ("A8", a8, a8), ("A4", a4, a4_sweep)):
             for label, weights, methods in rows:
                 if acts == "A8" and label not in a8_rows:
