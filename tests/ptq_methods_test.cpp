@@ -50,16 +50,18 @@ class PtqMethodsTest : public TempDirTest {
     }
     return worst / scale;
   }
-  double kl_of(const ptq::Recipe& r) const {
+  // The mean KL of `r` applied to `base` (the fixture's model unless given) against `base`.
+  double kl_of(const ptq::Recipe& r, const model::Llama* base = nullptr) const {
+    const model::Llama& m = base ? *base : fp();
     eval::PerplexityOptions opt;
     opt.n_ctx = 32;
     opt.record = true;
     opt.baseline_top_k = 260;
     const std::vector<int32_t> tokens = model_.tokenizer->encode(eval_text_);
-    const eval::PerplexityResult base = eval::perplexity(fp(), tokens, -1, "tiny", opt);
+    const eval::PerplexityResult reference = eval::perplexity(m, tokens, -1, "tiny", opt);
     opt.record = false;
-    opt.compare_to = &base.recorded;
-    return eval::perplexity(ptq::apply_recipe(r, fp(), nullptr, &calib_), tokens, -1, "q", opt)
+    opt.compare_to = &reference.recorded;
+    return eval::perplexity(ptq::apply_recipe(r, m, nullptr, &calib_), tokens, -1, "q", opt)
         .kld.mean;
   }
   model::Model model_;
@@ -113,6 +115,10 @@ TEST(MethodRegistry, ParsingHelpAndErrorsComeFromTheTable) {
   EXPECT_TRUE(ptq::find_method("gptq").needs_calibration);
   EXPECT_FALSE(ptq::find_method("hadamard").needs_calibration);
   EXPECT_TRUE(ptq::find_method("hadamard").transforms);
+  for (const char* name : {"gptq", "learnround", "search", "llmfp4"})
+    EXPECT_TRUE(ptq::find_method(name).chooses_weights) << name;
+  for (const char* name : {"hadamard", "biascorrect", "lorc", "kvreorder"})
+    EXPECT_FALSE(ptq::find_method(name).chooses_weights) << name;
 }
 
 TEST_F(PtqMethodsTest, CalibrationSequencesComeFromTheText) {
@@ -490,19 +496,7 @@ TEST_F(PtqMethodsTest, LlmFp4ShiftsOutlierChannelsIntoTheWeightsJointlyWithTheFo
   ptq::Recipe joint = search;
   search.methods.push_back(ptq::parse_method("search"));
   joint.methods.push_back(ptq::parse_method("llmfp4"));
-  const auto kl = [&](const ptq::Recipe& r) {
-    eval::PerplexityOptions opt;
-    opt.n_ctx = 32;
-    opt.record = true;
-    opt.baseline_top_k = 260;
-    const std::vector<int32_t> tokens = model_.tokenizer->encode(eval_text_);
-    const eval::PerplexityResult base = eval::perplexity(outlier, tokens, -1, "tiny", opt);
-    opt.record = false;
-    opt.compare_to = &base.recorded;
-    return eval::perplexity(ptq::apply_recipe(r, outlier, nullptr, &calib_), tokens, -1, "q", opt)
-        .kld.mean;
-  };
-  EXPECT_LT(kl(joint), kl(search));
+  EXPECT_LT(kl_of(joint, &outlier), kl_of(search, &outlier));
 }
 
 }  // namespace

@@ -126,15 +126,14 @@ void Linear::forward_quantized_activations(const float* x, int n, float* y) cons
           y[size_t(r) * size_t(out_) + size_t(c)] *= a.row_scales[size_t(r)];
       break;
   }
+  std::vector<float> xq;  // what was multiplied, for the low-rank term and the probe
   if (probe_ || low_rank_) {
-    std::vector<float> xq(size_t(n) * size_t(in_));
+    xq.resize(size_t(n) * size_t(in_));
     dequantize(q, xq.data());
     add_low_rank(xq.data(), n, y);
-    add_bias(n, y);
-    if (probe_) probe_->observe(*this, x, xq.data(), n, y);
-    return;
   }
   add_bias(n, y);
+  if (probe_) probe_->observe(*this, x, xq.data(), n, y);
 }
 
 void Linear::set_low_rank(std::shared_ptr<const LowRank> l) {

@@ -54,18 +54,23 @@ double output_error(const std::vector<float>& w, const std::vector<float>& q, in
   return e;
 }
 
-Scheme search_scheme(const Scheme& base, const std::vector<float>& w, int out, int in,
-                     const std::vector<float>& h) {
+SearchedWeight search_weight(const Scheme& base, const std::vector<float>& w, int out, int in,
+                             const std::vector<float>& h) {
   double best = std::numeric_limits<double>::infinity();
-  Scheme chosen = base;
+  SearchedWeight chosen{base, {}};
   std::vector<float> q(w.size());
   for (const Scheme& s : search_candidates(base)) {
     fake_quant(s, w.data(), {size_t(out), size_t(in)}, q.data());
     const double e = output_error(w, q, out, in, h);
     if (e < best) {
       best = e;
-      chosen = s;
+      chosen.scheme = s;
+      chosen.values = q;
     }
+  }
+  if (chosen.values.empty()) {  // no candidate: the scheme as it is
+    chosen.values.resize(w.size());
+    fake_quant(base, w.data(), {size_t(out), size_t(in)}, chosen.values.data());
   }
   return chosen;
 }
@@ -92,13 +97,10 @@ std::map<std::string, Scheme> search_model(
         if (!s) continue;
         const std::vector<double> hd = hessians.of(site.input).matrix();
         const std::vector<float> h(hd.begin(), hd.end());
-        const Scheme pick =
-            search_scheme(*s, lin->weight(), lin->out_features(), lin->in_features(), h);
-        std::vector<float> w(lin->weight().size());
-        fake_quant(pick, lin->weight().data(),
-                   {size_t(lin->out_features()), size_t(lin->in_features())}, w.data());
-        lin->set_weight(std::move(w));  // later blocks see this one quantized
-        chosen[lin->name()] = pick;
+        SearchedWeight pick =
+            search_weight(*s, lin->weight(), lin->out_features(), lin->in_features(), h);
+        lin->set_weight(std::move(pick.values));  // later blocks see this one quantized
+        chosen[lin->name()] = pick.scheme;
       }
     }
     runner.run_layer(l, true);
@@ -115,6 +117,7 @@ MethodInfo search_method() {
   m.params = {{"bits", MethodParam::Kind::Integer, 0, 0, 16, false,
                "the width searched (0: the scheme's own)"}};
   m.needs_calibration = true;
+  m.chooses_weights = true;
   m.run = [](MethodRun& r) {
     const int bits = r.integer("bits");
     const auto of = [&](const std::string& site) -> MaybeScheme {

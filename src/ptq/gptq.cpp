@@ -315,6 +315,7 @@ MethodInfo gptq_method() {
               {"act_order", MethodParam::Kind::Flag, 0, 0, 0, false,
                "columns in order of decreasing Hessian diagonal"}};
   m.needs_calibration = true;
+  m.chooses_weights = true;
   m.run = [](MethodRun& r) {
     GptqOptions o;
     o.damp = r.number("damp");

@@ -34,7 +34,6 @@ class ChannelPermutation : public model::RowTransform {
       std::copy(row.begin(), row.end(), v);
     }
   }
-  const std::vector<int>& order() const { return order_; }
 
  private:
   std::vector<int> order_;

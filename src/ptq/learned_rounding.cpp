@@ -39,21 +39,6 @@ std::vector<float> symmetric_grid(const Scheme& s) {
   return g;
 }
 
-double objective_of(const std::vector<double>& e, const std::vector<double>& h, int rows,
-                    int cols) {
-  double f = 0;
-  for (int r = 0; r < rows; ++r)
-    for (int i = 0; i < cols; ++i) {
-      const double ei = e[size_t(r) * size_t(cols) + size_t(i)];
-      if (ei == 0) continue;
-      double t = 0;
-      for (int j = 0; j < cols; ++j)
-        t += h[size_t(i) * size_t(cols) + size_t(j)] * e[size_t(r) * size_t(cols) + size_t(j)];
-      f += ei * t;
-    }
-  return f;
-}
-
 }  // namespace
 
 LearnedRounding learned_rounding(const Scheme& scheme, const std::vector<float>& w, int rows,
@@ -109,7 +94,13 @@ LearnedRounding learned_rounding(const Scheme& scheme, const std::vector<float>&
         g[size_t(r) * size_t(cols) + size_t(j)] += ei * h[size_t(i) * size_t(cols) + size_t(j)];
     }
   LearnedRounding out;
-  out.objective_nearest = objective_of(e, h, rows, cols);
+  // The objective is tr(E·H·Eᵀ) = Σ E ∘ G; G is kept up to date below, so it stays one sum.
+  const auto objective = [&] {
+    double f = 0;
+    for (size_t k = 0; k < e.size(); ++k) f += e[k] * g[k];
+    return f;
+  };
+  out.objective_nearest = objective();
   std::vector<bool> moved(w.size(), false);
   for (int pass = 0; pass < max_passes; ++pass) {
     size_t changes = 0;
@@ -133,7 +124,7 @@ LearnedRounding learned_rounding(const Scheme& scheme, const std::vector<float>&
     if (changes == 0) break;
     out.passes = pass + 1;
   }
-  out.objective = objective_of(e, h, rows, cols);
+  out.objective = objective();
   out.flipped = size_t(std::count(moved.begin(), moved.end(), true));
   out.codes = std::make_shared<QTensor>(qtensor_on_grid(scheme, q.data(), shape, nearest.scales,
                                                         nearest.zero_points, nearest.global_scale));
@@ -150,6 +141,7 @@ MethodInfo learned_rounding_method() {
   m.params = {{"passes", MethodParam::Kind::Integer, 8, 1, 1000, false,
                "coordinate-descent passes over the weights at most"}};
   m.needs_calibration = true;
+  m.chooses_weights = true;
   m.run = [](MethodRun& r) {
     if (r.cache && r.cache->restore(r)) return;
     const int passes = r.integer("passes");

@@ -155,9 +155,9 @@ std::unique_ptr<model::Runtime> llm_fp4_model(
         const MaybeScheme ws = scheme_of(lin.name());
         std::vector<float> q = lin.weight();
         if (ws) {
-          const Scheme pick = search_scheme(*ws, lin.weight(), lin.out_features(), int(width), h);
-          fake_quant(pick, lin.weight().data(), {size_t(lin.out_features()), width}, q.data());
-          chosen[lin.name()] = pick;
+          SearchedWeight pick = search_weight(*ws, lin.weight(), lin.out_features(), int(width), h);
+          q = std::move(pick.values);
+          chosen[lin.name()] = pick.scheme;
         }
         in_work.readers[r]->set_weight(std::move(q));  // later sites see these quantized
       }
@@ -189,6 +189,7 @@ MethodInfo llm_fp4_method() {
       "LLM-FP4: pre-shifted exponent biases (power-of-two activation factors in the weights) "
       "searched jointly with each Linear's format and clipping";
   m.needs_calibration = true;
+  m.chooses_weights = true;
   m.transforms = true;
   m.run = [](MethodRun& r) {
     r.model = llm_fp4_model(

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "lowbit/model/lmul.h"
+#include "lowbit/kernels/convert.h"
 #include "lowbit/ptq/lorc.h"
 #include "lowbit/quant/qtensor.h"
 #include "lowbit/util/error.h"
@@ -26,7 +26,8 @@ namespace {
 // [rows, rank] factor.
 double round_factor(std::vector<float>& f, size_t rows, int rank, int bits) {
   if (bits == 16) {  // BF16: float32's exponent range, 7 mantissa bits
-    for (float& v : f) v = model::lmul_operand(v, 7);
+    const std::vector<float> raw = f;
+    fake_quant(formats::bf16, raw.data(), raw.size(), f.data());
     return 16.0 * double(rows) * rank;
   }
   // FP8 E4M3 with one float32 scale per rank component: transpose to [rank, rows] so that each

@@ -18,8 +18,8 @@ MethodInfo learned_rounding_method();  // learned_rounding.cpp
 MethodInfo llm_fp4_method();           // llm_fp4.cpp
 
 // Throws for a method that corrects the quantized weights (biascorrect, lorc) when a method that
-// chooses them (gptq, search) comes after it in the recipe: the correction would be for other
-// weights than the model ends up with.
+// chooses them (MethodInfo::chooses_weights) comes after it in the recipe: the correction would
+// be for other weights than the model ends up with.
 void require_after_weight_methods(const MethodRun& run);
 
 }  // namespace lowbit::ptq

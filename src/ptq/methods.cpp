@@ -24,8 +24,7 @@ void require_after_weight_methods(const MethodRun& run) {
   for (const Method& m : run.recipe.methods) {
     if (&m == &run.method) {
       after = true;
-    } else if (after && (m.name == "gptq" || m.name == "search" || m.name == "learnround" ||
-                         m.name == "llmfp4")) {
+    } else if (after && find_method(m.name).chooses_weights) {
       throw Error(run.method.name + " corrects the quantized weights, so it comes after " + m.name +
                   " in the recipe's methods");
     }

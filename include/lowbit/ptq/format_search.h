@@ -26,9 +26,17 @@ std::vector<Scheme> search_candidates(const Scheme& base);
 double output_error(const std::vector<float>& w, const std::vector<float>& q, int out, int in,
                     const std::vector<float>& h);
 
-// The candidate with the smallest output error for one weight.
-Scheme search_scheme(const Scheme& base, const std::vector<float>& w, int out, int in,
-                     const std::vector<float>& h);
+// The candidate with the smallest output error for one weight, and the weight rounded by it.
+struct SearchedWeight {
+  Scheme scheme;
+  std::vector<float> values;
+};
+SearchedWeight search_weight(const Scheme& base, const std::vector<float>& w, int out, int in,
+                             const std::vector<float>& h);
+inline Scheme search_scheme(const Scheme& base, const std::vector<float>& w, int out, int in,
+                            const std::vector<float>& h) {
+  return search_weight(base, w, out, in, h).scheme;
+}
 
 // The chosen scheme of every layer Linear whose weights `scheme_of` quantizes, block by block on
 // the calibration data (inputs from the blocks before, quantized with their chosen schemes).

@@ -71,6 +71,9 @@ struct MethodInfo {
   std::vector<MethodParam> params;
   bool needs_calibration = false;
   bool transforms = false;  // changes the full-precision model (rotations, smoothing)
+  // Chooses the weights' values or schemes (gptq, learnround, search, llmfp4): a method that
+  // corrects the quantized weights (biascorrect, lorc) must come after it.
+  bool chooses_weights = false;
   std::function<void(MethodRun&)> run;
 
   const MethodParam* param(const std::string& name) const;
