@@ -4,9 +4,10 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/model/llama.h"  // rope_inv_freq
+
 namespace lowbit::model {
 
-std::vector<float> rope_inv_freq(int head_dim, double theta);
 // Linear ("position interpolation"): every frequency divided by factor.
 void rope_scale_linear(std::vector<float>& inv_freq, double factor);
 // LLaMA-3.1: long wavelengths divided by factor, short ones kept, a smooth blend in between.

@@ -64,6 +64,9 @@ struct LlamaConfig {
   std::string summary() const;
 };
 
+// RoPE's inverse frequencies theta^(-2i/d), i < head_dim / 2, without scaling.
+std::vector<float> rope_inv_freq(int head_dim, double theta);
+
 // Linears are named by site: layers.<l>.q_proj ... down_proj, and output (lowbit/recipe.h).
 struct LlamaLayer {
   std::vector<float> attn_norm;                      // [dim]
