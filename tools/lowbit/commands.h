@@ -80,5 +80,6 @@ void add_bench_command(CLI::App& app);
 void add_recipe_command(CLI::App& app);
 void add_sweep_commands(CLI::App& app);
 void add_export_command(CLI::App& app);
+void add_train_command(CLI::App& app);
 
 }  // namespace lowbit::cli

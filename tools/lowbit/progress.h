@@ -27,14 +27,17 @@ class ProgressBar {
     const double eta = done > 0 ? elapsed / double(done) * double(total - done) : 0;
     constexpr int kWidth = 30;
     const int filled = int(kWidth * done / total);
-    std::fprintf(stderr, "\r%s [%s%s] %lld/%lld %s, %s elapsed, ETA %s ", label_.c_str(),
+    std::fprintf(stderr, "\r%s [%s%s] %lld/%lld %s, %s elapsed, ETA %s %s", label_.c_str(),
                  std::string(size_t(filled), '#').c_str(),
                  std::string(size_t(kWidth - filled), '.').c_str(), static_cast<long long>(done),
                  static_cast<long long>(total), unit_.c_str(), clock(elapsed).c_str(),
-                 clock(eta).c_str());
+                 clock(eta).c_str(), note_.c_str());
     if (done == total) std::fprintf(stderr, "\n");
     std::fflush(stderr);
   }
+
+  // Shown after the ETA from the next update on (e.g. "loss 3.21, 9,800 tok/s").
+  void set_note(std::string note) { note_ = std::move(note); }
 
   // A line of news (always printed, to stderr) above the bar, which is then redrawn.
   void log(const std::string& line) {
@@ -51,7 +54,7 @@ class ProgressBar {
     std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
     return buf;
   }
-  std::string label_, unit_;
+  std::string label_, unit_, note_;
   bool enabled_;
   int64_t done_ = 0, total_ = 0;
   std::chrono::steady_clock::time_point start_;
