@@ -39,9 +39,14 @@ void write_checkpoint(const std::string& dir, const TrainLlama<float>& model, Ad
   }
   model::write_safetensors(tmp + "/model.safetensors", weights, {{"format", "pt"}});
   model::write_safetensors(tmp + "/optimizer.safetensors", moments);
-  const json j = {{"step", state.step},         {"epoch", state.epoch},
-                  {"position", state.position}, {"tokens", state.tokens}, {"first_loss", state.first_loss}, {"smoothed_loss", state.smoothed_loss},
-                  {"adam_steps", optimizer.steps_taken()}, {"config_hash", state.config_hash},
+  const json j = {{"step", state.step},
+                  {"epoch", state.epoch},
+                  {"position", state.position},
+                  {"tokens", state.tokens},
+                  {"first_loss", state.first_loss},
+                  {"smoothed_loss", state.smoothed_loss},
+                  {"adam_steps", optimizer.steps_taken()},
+                  {"config_hash", state.config_hash},
                   {"extra", json::parse(state.extra)}};
   io::write_file_atomically(tmp + "/state.json",
                             [&](std::ostream& out) { out << j.dump(2) << "\n"; });

@@ -46,8 +46,8 @@ void AdamW::step(std::vector<Parameter<float>>& params, double lr) {
   ++t_;
   const double b1 = options_.beta1, b2 = options_.beta2;
   const double c1 = 1.0 - std::pow(b1, double(t_)), c2 = 1.0 - std::pow(b2, double(t_));
-  const float fb1 = float(b1), fb2 = float(b2), step = float(lr / c1),
-              inv_c2 = float(1.0 / c2), eps = float(options_.eps);
+  const float fb1 = float(b1), fb2 = float(b2), step = float(lr / c1), inv_c2 = float(1.0 / c2),
+              eps = float(options_.eps);
   for (size_t i = 0; i < params.size(); ++i) {
     Parameter<float>& p = params[i];
     std::vector<float>& m = m_[i];

@@ -20,8 +20,8 @@ namespace lowbit::train {
 using json = nlohmann::json;
 
 const char* operand_role_name(OperandRole r) {
-  static const char* names[kOperandRoles] = {"fwd_x",    "fwd_w",    "dgrad_dy",
-                                             "dgrad_w",  "wgrad_dy", "wgrad_x"};
+  static const char* names[kOperandRoles] = {"fwd_x",   "fwd_w",    "dgrad_dy",
+                                             "dgrad_w", "wgrad_dy", "wgrad_x"};
   return names[int(r)];
 }
 
@@ -115,11 +115,14 @@ std::vector<std::string> split(const std::string& s, char sep) {
 
 std::string preset_list() {
   std::string list;
-  for (const TrainingRecipeSpec& p : training_presets()) list += (list.empty() ? "" : ", ") + p.name;
+  for (const TrainingRecipeSpec& p : training_presets())
+    list += (list.empty() ? "" : ", ") + p.name;
   return list;
 }
 
-std::string scheme_or_fp(const std::optional<Scheme>& s) { return s ? scheme_name(*s) : "f32"; }
+std::string scheme_or_fp(const std::optional<Scheme>& s) {
+  return s ? scheme_name(*s) : "f32";
+}
 
 }  // namespace
 
@@ -142,18 +145,29 @@ TrainingRecipeSpec parse_training_recipe(const std::string& spelling) {
   for (size_t i = first; i < parts.size(); ++i) {
     const std::string& part = parts[i];
     const size_t eq = part.find('=');
-    const std::string key = part.substr(0, eq), value = eq == std::string::npos ? "" : part.substr(eq + 1);
+    const std::string key = part.substr(0, eq),
+                      value = eq == std::string::npos ? "" : part.substr(eq + 1);
     try {
-      if (key == "fwd") spec.forward = parse_scheme(value);
-      else if (key == "grad") spec.gradient = parse_scheme(value);
-      else if (key == "other") spec.backward_other = parse_scheme(value);
-      else if (key == "states") spec.optimizer_states = parse_scheme(value);
-      else if (key == "hadamard") spec.hadamard = std::stoi(value);
-      else if (key == "delayed" && value.empty()) spec.delayed = true;
-      else if (key == "exact_sums" && value.empty()) spec.exact_sums = true;
-      else if (key == "expand" && value.empty()) spec.range_expansion = true;
-      else if (key == "head" && value.empty()) spec.head = true;
-      else throw Error("unknown part \"" + part + "\"");
+      if (key == "fwd")
+        spec.forward = parse_scheme(value);
+      else if (key == "grad")
+        spec.gradient = parse_scheme(value);
+      else if (key == "other")
+        spec.backward_other = parse_scheme(value);
+      else if (key == "states")
+        spec.optimizer_states = parse_scheme(value);
+      else if (key == "hadamard")
+        spec.hadamard = std::stoi(value);
+      else if (key == "delayed" && value.empty())
+        spec.delayed = true;
+      else if (key == "exact_sums" && value.empty())
+        spec.exact_sums = true;
+      else if (key == "expand" && value.empty())
+        spec.range_expansion = true;
+      else if (key == "head" && value.empty())
+        spec.head = true;
+      else
+        throw Error("unknown part \"" + part + "\"");
     } catch (const std::invalid_argument&) {
       throw Error("training recipe " + spelling + ": \"" + part + "\" needs a number");
     } catch (const Error& e) {
@@ -210,8 +224,8 @@ class QuantizedProducts : public LinearProducts<float> {
   QuantizedProducts(const TrainingRecipeSpec& spec, const model::LlamaConfig& c, uint64_t seed)
       : spec_(spec), seed_(seed), head_site_(kLinearsPerLayer * c.n_layers) {
     for (int l = 0; l < c.n_layers; ++l)
-      for (const char* r : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                            "down_proj"})
+      for (const char* r :
+           {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"})
         site_names_.push_back("layers." + std::to_string(l) + "." + r);
     site_names_.push_back("output");
     site_.resize(site_names_.size());
@@ -243,8 +257,10 @@ class QuantizedProducts : public LinearProducts<float> {
 
   void backward(int site, const float* dy, const float* x, int n, const float* w, int out, int in,
                 float* dx, bool add_dx, float* dw) override {
-    if (skip(site)) return LinearProducts<float>::backward(site, dy, x, n, w, out, in, dx, add_dx, dw);
-    const std::optional<Scheme>& other = spec_.backward_other ? spec_.backward_other : spec_.forward;
+    if (skip(site))
+      return LinearProducts<float>::backward(site, dy, x, n, w, out, in, dx, add_dx, dw);
+    const std::optional<Scheme>& other =
+        spec_.backward_other ? spec_.backward_other : spec_.forward;
     // dX[n, in] = dY[n, out] · W[out, in]: reduction over out; W is taken as Wᵀ [in, out].
     const float* a = prepare(site, OperandRole::DgradDy, spec_.gradient, dy, n, out, false, a_);
     const float* b = prepare(site, OperandRole::DgradW, other, w, out, in, true, b_);
@@ -262,7 +278,9 @@ class QuantizedProducts : public LinearProducts<float> {
   std::string state() const {
     json j = json::array();
     for (const auto& [key, h] : history_)
-      j.push_back({{"site", key.first}, {"role", key.second}, {"amax", std::vector<float>(h.begin(), h.end())}});
+      j.push_back({{"site", key.first},
+                   {"role", key.second},
+                   {"amax", std::vector<float>(h.begin(), h.end())}});
     return json{{"amax_history", j}}.dump();
   }
   void restore(const std::string& text) {
@@ -403,8 +421,7 @@ void compress_group(const Scheme& element, bool expand, float* x, size_t n,
   if (hi == 0) return;
   double k = 1;
   if (expand && hi > lo) {
-    const double format_range =
-        std::log(max_finite(element.element) / min_normal(element.element));
+    const double format_range = std::log(max_finite(element.element) / min_normal(element.element));
     k = format_range / std::log(double(hi) / double(lo));
   }
   work.resize(n);
@@ -433,8 +450,12 @@ TrainingRecipe::TrainingRecipe(TrainingRecipeSpec spec, const model::LlamaConfig
 }
 TrainingRecipe::~TrainingRecipe() = default;
 
-const TrainingRecipeSpec& TrainingRecipe::spec() const { return impl_->spec; }
-LinearProducts<float>* TrainingRecipe::products() { return impl_->products.get(); }
+const TrainingRecipeSpec& TrainingRecipe::spec() const {
+  return impl_->spec;
+}
+LinearProducts<float>* TrainingRecipe::products() {
+  return impl_->products.get();
+}
 void TrainingRecipe::begin_step(int64_t step) {
   if (impl_->products) impl_->products->begin_step(step);
 }

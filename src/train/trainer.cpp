@@ -81,8 +81,7 @@ std::vector<int32_t> tokenize_files(const model::Tokenizer& tok,
 double validation_loss(TrainLlama<float>& m, const std::vector<Batch>& batches) {
   LossSum total;
   for (const Batch& b : batches) {
-    const LossSum l =
-        m.forward_backward(b.tokens.data(), b.targets.data(), b.batch, b.seq, false);
+    const LossSum l = m.forward_backward(b.tokens.data(), b.targets.data(), b.batch, b.seq, false);
     total.sum += l.sum;
     total.scored += l.scored;
   }
@@ -107,42 +106,38 @@ void truncate_log(const std::string& path, int64_t step) {
 }  // namespace
 
 std::string TrainRun::canonical() const {
-  json model_j = init.empty() ? json{{"dim", shape.dim},
-                                     {"layers", shape.n_layers},
-                                     {"heads", shape.n_heads},
-                                     {"kv_heads", shape.n_kv_heads},
-                                     {"hidden", shape.hidden_dim},
-                                     {"context", shape.context_length},
-                                     {"tied", shape.tied_output},
-                                     {"rope_theta", shape.rope_theta},
-                                     {"init_std", init_std}}
-                              : json{{"init", init}};
+  json model_j = init.empty()
+                     ? json{{"dim", shape.dim},           {"layers", shape.n_layers},
+                            {"heads", shape.n_heads},     {"kv_heads", shape.n_kv_heads},
+                            {"hidden", shape.hidden_dim}, {"context", shape.context_length},
+                            {"tied", shape.tied_output},  {"rope_theta", shape.rope_theta},
+                            {"init_std", init_std}}
+                     : json{{"init", init}};
   const AdamWOptions& o = optimizer;
-  const json j = {
-      {"model", model_j},
-      {"tokenizer", tokenizer},
-      {"data",
-       {{"train", train_files},
-        {"validation", validation_files},
-        {"validation_fraction", validation_fraction},
-        {"max_tokens", max_train_tokens},
-        {"seq_len", seq}}},
-      {"batch", batch},
-      {"accumulate", accumulate},
-      {"steps", steps},
-      {"optimizer",
-       {{"lr", o.lr},
-        {"min_lr", o.min_lr},
-        {"warmup", o.warmup},
-        {"beta1", o.beta1},
-        {"beta2", o.beta2},
-        {"eps", o.eps},
-        {"weight_decay", o.weight_decay},
-        {"clip", o.clip}}},
-      {"seed", seed},
-      {"threads", threads},
-      {"eval_batches", eval_batches},
-      {"recipe", recipe}};
+  const json j = {{"model", model_j},
+                  {"tokenizer", tokenizer},
+                  {"data",
+                   {{"train", train_files},
+                    {"validation", validation_files},
+                    {"validation_fraction", validation_fraction},
+                    {"max_tokens", max_train_tokens},
+                    {"seq_len", seq}}},
+                  {"batch", batch},
+                  {"accumulate", accumulate},
+                  {"steps", steps},
+                  {"optimizer",
+                   {{"lr", o.lr},
+                    {"min_lr", o.min_lr},
+                    {"warmup", o.warmup},
+                    {"beta1", o.beta1},
+                    {"beta2", o.beta2},
+                    {"eps", o.eps},
+                    {"weight_decay", o.weight_decay},
+                    {"clip", o.clip}}},
+                  {"seed", seed},
+                  {"threads", threads},
+                  {"eval_batches", eval_batches},
+                  {"recipe", recipe}};
   return j.dump();
 }
 
@@ -189,8 +184,9 @@ TrainRun parse_train_run(const std::string& text, const std::string& where) {
     if (c.dim <= 0 || c.n_heads <= 0 || c.dim % c.n_heads != 0 || c.n_kv_heads <= 0 ||
         c.n_heads % c.n_kv_heads != 0 || c.n_layers <= 0 || c.hidden_dim <= 0 ||
         c.context_length <= 0 || (c.dim / c.n_heads) % 2 != 0)
-      throw Error(w + ": need dim a multiple of heads with an even head size, heads a multiple "
-                      "of kv_heads, and positive layers, hidden and context");
+      throw Error(w +
+                  ": need dim a multiple of heads with an even head size, heads a multiple "
+                  "of kv_heads, and positive layers, hidden and context");
     c.head_dim = c.dim / c.n_heads;
     c.rope_inv_freq = model::rope_inv_freq(c.head_dim, c.rope_theta);
   }
@@ -234,8 +230,9 @@ TrainRun parse_train_run(const std::string& text, const std::string& where) {
   read(j, "out", r.out, where);
   if (r.seq < 2 || r.batch < 1 || r.accumulate < 1 || r.steps < 1 || r.eval_every < 1 ||
       r.eval_batches < 1 || r.checkpoint_every < 1)
-    throw Error(where + ": need seq_len >= 2 and batch, accumulate, steps, eval_every, "
-                        "eval_batches, checkpoint_every >= 1");
+    throw Error(where +
+                ": need seq_len >= 2 and batch, accumulate, steps, eval_every, "
+                "eval_batches, checkpoint_every >= 1");
   if (r.out.empty()) throw Error(where + ": \"out\" (the run's folder) is required");
   describe_training_recipe(r.recipe);  // an unknown recipe fails here, before any work
   return r;
@@ -296,8 +293,9 @@ TrainResult run_training(const TrainRun& run, const std::function<void(const Ste
   state.config_hash = run.hash();
   if (std::optional<TrainState> s = read_checkpoint(ckpt, *m, optimizer)) {
     if (s->config_hash != state.config_hash)
-      throw Error(ckpt + " was written by a different configuration; pass --fresh to start over "
-                         "or use another \"out\" folder");
+      throw Error(ckpt +
+                  " was written by a different configuration; pass --fresh to start over "
+                  "or use another \"out\" folder");
     state = *s;
     recipe.restore(state.extra);
     batches.seek(state.epoch, state.position);
@@ -329,8 +327,8 @@ TrainResult run_training(const TrainRun& run, const std::function<void(const Ste
     recipe.begin_step(state.step);
     LossSum loss;
     for (const Batch& b : micro) {
-      const LossSum l = m->forward_backward(b.tokens.data(), b.targets.data(), b.batch, b.seq,
-                                            true, 1.0f / float(scored));
+      const LossSum l = m->forward_backward(b.tokens.data(), b.targets.data(), b.batch, b.seq, true,
+                                            1.0f / float(scored));
       loss.sum += l.sum;
       loss.scored += l.scored;
     }
@@ -344,8 +342,8 @@ TrainResult run_training(const TrainRun& run, const std::function<void(const Ste
     if (state.step == 0) state.first_loss = mean;
     const double initial = state.first_loss, smoothed = state.smoothed_loss;
     if (!std::isfinite(mean) || !std::isfinite(r.grad_norm))
-      result.diverged = "the loss or the gradient norm is not finite at step " +
-                        std::to_string(state.step + 1);
+      result.diverged =
+          "the loss or the gradient norm is not finite at step " + std::to_string(state.step + 1);
     else if (initial > 0 && state.step > std::max<int64_t>(10, run.optimizer.warmup) &&
              smoothed > initial)
       result.diverged = "the smoothed loss " + std::to_string(smoothed) +
@@ -374,10 +372,10 @@ TrainResult run_training(const TrainRun& run, const std::function<void(const Ste
     r.loss = mean;
     r.tokens_per_s = double(steps_here * step_tokens) / train_seconds;
     r.elapsed_s = elapsed();
-    json line = {{"step", state.step},         {"loss", mean},
-                 {"lr", r.lr},                 {"grad_norm", r.grad_norm},
-                 {"tokens", state.tokens},     {"tokens_per_s", r.tokens_per_s},
-                 {"elapsed_s", r.elapsed_s}};
+    json line = {
+        {"step", state.step},       {"loss", mean},           {"lr", r.lr},
+        {"grad_norm", r.grad_norm}, {"tokens", state.tokens}, {"tokens_per_s", r.tokens_per_s},
+        {"elapsed_s", r.elapsed_s}};
     for (const auto& [key, value] : recipe.step_telemetry()) line[key] = value;
     if (state.step % run.eval_every == 0 || state.step == run.steps) {
       r.validation_loss = validation_loss(*m, validation);

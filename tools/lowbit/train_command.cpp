@@ -50,18 +50,19 @@ void run(const Args& a) {
       [&](const train::StepReport& s) {
         if (!s.event.empty() && s.event != "checkpoint") bar.log("lowbit: " + s.event);
         if (s.validation_loss)
-          bar.log(fmt::format("step {}/{}: loss {:.4f}, validation loss {:.4f} (ppl {:.2f}), "
-                              "{:.0f} tokens/s",
-                              s.step, s.steps, s.loss, *s.validation_loss,
-                              std::exp(*s.validation_loss), s.tokens_per_s));
+          bar.log(
+              fmt::format("step {}/{}: loss {:.4f}, validation loss {:.4f} (ppl {:.2f}), "
+                          "{:.0f} tokens/s",
+                          s.step, s.steps, s.loss, *s.validation_loss, std::exp(*s.validation_loss),
+                          s.tokens_per_s));
         bar.set_note(fmt::format("loss {:.3f}, {:.0f} tok/s", s.loss, s.tokens_per_s));
         bar.update(s.step, s.steps);
       },
       a.fresh);
-  fmt::print("steps {}, tokens {}, final training loss {:.4f}, validation loss {:.4f} (ppl {:.3f}), "
-             "{:.0f} tokens/s\n",
-             r.steps, r.tokens, r.final_train_loss, r.validation_loss, r.validation_ppl,
-             r.tokens_per_s);
+  fmt::print(
+      "steps {}, tokens {}, final training loss {:.4f}, validation loss {:.4f} (ppl {:.3f}), "
+      "{:.0f} tokens/s\n",
+      r.steps, r.tokens, r.final_train_loss, r.validation_loss, r.validation_ppl, r.tokens_per_s);
   if (!r.diverged.empty()) {
     fmt::print("diverged: {}\n", r.diverged);
     throw Error("the run diverged (" + r.diverged + "); its log is " + run.out + "/log.jsonl");
@@ -74,14 +75,16 @@ void run(const Args& a) {
 void add_train_command(CLI::App& app) {
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand(
-      "train", "Train or fine-tune a LLaMA-family model, optionally with quantized products and "
-               "states (docs/training.md)");
+      "train",
+      "Train or fine-tune a LLaMA-family model, optionally with quantized products and "
+      "states (docs/training.md)");
   cmd->add_option("--config,-c", a->config, "The run configuration (JSON; docs/training.md)");
   cmd->add_option("--out,-o", a->out, "The run's folder (overrides \"out\")");
   cmd->add_option("--recipe,-r", a->recipe,
                   "Quantized-training recipe: a preset (--list-recipes) or the long form");
   cmd->add_option("--steps", a->steps, "Optimizer steps (overrides \"steps\")");
-  cmd->add_option("--lr", a->lr, "Peak learning rate (overrides the optimizer's lr; min_lr = lr/10)");
+  cmd->add_option("--lr", a->lr,
+                  "Peak learning rate (overrides the optimizer's lr; min_lr = lr/10)");
   cmd->add_option("--seed", a->seed, "Seed of initialisation, data order and rounding");
   cmd->add_option("--threads,-t", a->threads, "Threads (overrides \"threads\"; 0: all)");
   cmd->add_flag("--fresh", a->fresh, "Start over instead of resuming the run's checkpoint");

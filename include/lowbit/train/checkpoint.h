@@ -17,12 +17,12 @@
 namespace lowbit::train {
 
 struct TrainState {
-  int64_t step = 0;                    // optimizer steps done
-  int64_t epoch = 0, position = 0;     // where the training batches continue (BatchStream)
-  int64_t tokens = 0;                  // training tokens seen
+  int64_t step = 0;                          // optimizer steps done
+  int64_t epoch = 0, position = 0;           // where the training batches continue (BatchStream)
+  int64_t tokens = 0;                        // training tokens seen
   double first_loss = 0, smoothed_loss = 0;  // what the divergence detector compares
-  std::string config_hash;             // of the run's configuration: a resume must match it
-  std::string extra = "{}";            // JSON of whatever else a recipe keeps (scaling history)
+  std::string config_hash;                   // of the run's configuration: a resume must match it
+  std::string extra = "{}";  // JSON of whatever else a recipe keeps (scaling history)
 };
 
 void write_checkpoint(const std::string& dir, const TrainLlama<float>& model, AdamW& optimizer,

@@ -10,9 +10,9 @@
 namespace lowbit::train {
 
 struct AdamWOptions {
-  double lr = 3e-3;         // peak learning rate
-  double min_lr = 3e-4;     // where the cosine ends
-  int64_t warmup = 0;       // steps of linear warm-up from lr / warmup to lr
+  double lr = 3e-3;      // peak learning rate
+  double min_lr = 3e-4;  // where the cosine ends
+  int64_t warmup = 0;    // steps of linear warm-up from lr / warmup to lr
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
   double weight_decay = 0.1;  // decoupled (AdamW), on matrices only (Parameter::is_matrix)
   double clip = 1.0;          // global gradient L2 norm bound; 0: no clipping

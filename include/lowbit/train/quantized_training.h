@@ -31,9 +31,9 @@ struct TrainingRecipeSpec {
   std::optional<Scheme> forward;         // X and W of X·Wᵀ
   std::optional<Scheme> gradient;        // dY of dY·W and of dYᵀ·X
   std::optional<Scheme> backward_other;  // W of dY·W and X of dYᵀ·X (unset: forward's scheme)
-  int hadamard = 0;          // block of the Hadamard rotation along every product's reduction
-  bool delayed = false;      // per-tensor scales from the largest |value| of the last 16 steps
-  bool exact_sums = false;   // products summed exactly (integer accumulators) instead of float32
+  int hadamard = 0;         // block of the Hadamard rotation along every product's reduction
+  bool delayed = false;     // per-tensor scales from the largest |value| of the last 16 steps
+  bool exact_sums = false;  // products summed exactly (integer accumulators) instead of float32
   std::optional<Scheme> optimizer_states;  // element format of AdamW's m and v, groups of 128
   bool range_expansion = false;            // COAT's dynamic range expansion of those groups
   bool head = false;                       // the output head's products too (default: kept)

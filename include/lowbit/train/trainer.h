@@ -60,9 +60,9 @@ struct TrainResult {
   int64_t steps = 0, tokens = 0;
   double final_train_loss = 0;  // mean of the last steps' losses
   double validation_loss = 0, validation_ppl = 0;
-  double tokens_per_s = 0;      // training throughput of this process's steps
-  std::string diverged;         // why the run stopped early ("" when it did not)
-  std::string model_dir;        // the Hugging Face folder written
+  double tokens_per_s = 0;  // training throughput of this process's steps
+  std::string diverged;     // why the run stopped early ("" when it did not)
+  std::string model_dir;    // the Hugging Face folder written
 };
 
 // Runs (or resumes, unless `fresh`) the run; calls on_step after every step.
