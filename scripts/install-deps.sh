@@ -22,10 +22,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# numpy, ml_dtypes, gguf, tokenizers: the cross-checks' oracles; nanobind: the Python module;
-# pytest: its tests.
-if ! python3 -c "import numpy, ml_dtypes, gguf, tokenizers, nanobind, pytest" 2>/dev/null; then
-  pkgs="numpy ml_dtypes gguf tokenizers nanobind pytest"
+# numpy, ml_dtypes, gguf, tokenizers, jax (CPU): the cross-checks' oracles; nanobind: the Python
+# module; pytest: its tests.
+if ! python3 -c "import numpy, ml_dtypes, gguf, tokenizers, jax, nanobind, pytest" 2>/dev/null; then
+  pkgs="numpy ml_dtypes gguf tokenizers jax nanobind pytest"
   echo "lowbit: installing $pkgs with pip (the cross-checks, the Python module and its tests)"
   python3 -m pip install --quiet $pkgs 2>/dev/null ||
     python3 -m pip install --quiet --break-system-packages $pkgs ||

@@ -3,6 +3,7 @@
 #include "lowbit/train/trainer.h"
 
 #include <chrono>
+#include <cstring>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include "lowbit/io/atomic_file.h"
 #include "lowbit/model/gguf.h"
 #include "lowbit/model/model.h"
+#include "lowbit/model/safetensors.h"
 #include "lowbit/train/checkpoint.h"
 #include "lowbit/train/data.h"
 #include "lowbit/train/quantized_training.h"
@@ -238,45 +240,102 @@ TrainRun parse_train_run(const std::string& text, const std::string& where) {
   return r;
 }
 
-TrainResult run_training(const TrainRun& run, const std::function<void(const StepReport&)>& on_step,
-                         bool fresh) {
-  model::set_num_threads(run.threads);
-  // Model and tokenizer.
+namespace {
+
+// What a run is built from: the tokenizer (and where it came from, for the output folder), the
+// model to fine-tune if any, the model's shape, and the tokenized text.
+struct Prepared {
   std::unique_ptr<model::Tokenizer> tokenizer;
   std::string tokenizer_source;
-  std::optional<TrainLlama<float>> m;
+  std::unique_ptr<model::Llama> init;
+  model::LlamaConfig config;
+  StreamSplit split;
+};
+
+Prepared prepare(const TrainRun& run) {
+  Prepared p;
   if (!run.init.empty()) {
     model::Model loaded = model::load_model(run.init);
     if (!loaded.llama) throw Error(run.init + ": training needs a decoder (LLaMA family)");
-    if (run.seq > loaded.llama->config().context_length)
-      throw Error("data: seq_len " + std::to_string(run.seq) + " exceeds the trained context of " +
-                  run.init);
-    m.emplace(TrainLlama<float>::from_runtime(*loaded.llama));
-    tokenizer = std::move(loaded.tokenizer);
-    tokenizer_source = loaded.path;
+    p.init = std::move(loaded.llama);
+    p.config = p.init->config();
+    p.tokenizer = std::move(loaded.tokenizer);
+    p.tokenizer_source = loaded.path;
   } else {
-    tokenizer_source = model::resolve_model_path(run.tokenizer);
-    tokenizer = load_tokenizer(tokenizer_source);
-    model::LlamaConfig c = run.shape;
-    c.vocab_size = tokenizer->vocab_size();
-    if (run.seq > c.context_length)
-      throw Error("data: seq_len " + std::to_string(run.seq) + " exceeds the model's context " +
-                  std::to_string(c.context_length));
-    m.emplace(c, run.seed, run.init_std);
+    p.tokenizer_source = model::resolve_model_path(run.tokenizer);
+    p.tokenizer = load_tokenizer(p.tokenizer_source);
+    p.config = run.shape;
+    p.config.vocab_size = p.tokenizer->vocab_size();
   }
-  // Data.
+  if (run.seq > p.config.context_length)
+    throw Error("data: seq_len " + std::to_string(run.seq) + " exceeds the model's context of " +
+                std::to_string(p.config.context_length) + " positions");
   const std::vector<int32_t> stream =
-      tokenize_files(*tokenizer, run.train_files, run.max_train_tokens);
-  StreamSplit split;
+      tokenize_files(*p.tokenizer, run.train_files, run.max_train_tokens);
   if (run.validation_files.empty()) {
-    split = split_stream(stream, run.validation_fraction);
+    p.split = split_stream(stream, run.validation_fraction);
   } else {
-    split.train = stream;
-    split.validation = tokenize_files(*tokenizer, run.validation_files, 0);
+    p.split.train = stream;
+    p.split.validation = tokenize_files(*p.tokenizer, run.validation_files, 0);
   }
-  BatchStream batches(std::move(split.train), run.batch, run.seq, run.seed);
+  return p;
+}
+
+template <typename T>
+TrainLlama<T> make_model(const TrainRun& run, const Prepared& p) {
+  return p.init ? TrainLlama<T>::from_runtime(*p.init) : TrainLlama<T>(p.config, run.seed, run.init_std);
+}
+
+template <typename V>
+model::RawTensor raw(const std::string& name, const std::vector<int64_t>& shape,
+                     const std::string& dtype, const std::vector<V>& values) {
+  model::RawTensor t{name, dtype, shape, {}};
+  t.bytes.resize(values.size() * sizeof(V));
+  std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
+  return t;
+}
+
+}  // namespace
+
+void write_gradient_check(const TrainRun& run, const std::string& path) {
+  model::set_num_threads(run.threads);
+  Prepared p = prepare(run);
+  TrainLlama<double> m = make_model<double>(run, p);
+  BatchStream batches(std::move(p.split.train), run.batch, run.seq, run.seed);
+  const Batch b = batches.next();
+  m.zero_grad();
+  const LossSum loss =
+      m.forward_backward(b.tokens.data(), b.targets.data(), b.batch, b.seq, true, 1.0);
+  std::vector<model::RawTensor> tensors;
+  for (const Parameter<double>& q : m.parameters()) {
+    tensors.push_back(raw(q.name, q.shape, "F64", q.value));
+    tensors.push_back(raw("grad." + q.name, q.shape, "F64", q.grad));
+  }
+  tensors.push_back(raw("tokens", {b.batch, b.seq}, "I32", b.tokens));
+  tensors.push_back(raw("targets", {b.batch, b.seq}, "I32", b.targets));
+  const model::LlamaConfig& c = m.config();
+  const json config = {{"dim", c.dim},           {"layers", c.n_layers},
+                       {"heads", c.n_heads},     {"kv_heads", c.n_kv_heads},
+                       {"head_dim", c.head_dim}, {"hidden", c.hidden_dim},
+                       {"vocab", c.vocab_size},  {"norm_eps", c.norm_eps},
+                       {"rope_inv_freq", c.rope_inv_freq},
+                       {"rope_style", c.rope_style == model::RopeStyle::HalfSplit ? "half_split"
+                                                                                : "adjacent_pairs"},
+                       {"tied", c.tied_output},  {"loss_sum", loss.sum},
+                       {"scored", loss.scored}};
+  model::write_raw_safetensors(path, tensors, {{"lowbit.gradient_check", config.dump()}});
+}
+
+TrainResult run_training(const TrainRun& run, const std::function<void(const StepReport&)>& on_step,
+                         bool fresh) {
+  model::set_num_threads(run.threads);
+  Prepared p = prepare(run);
+  std::optional<TrainLlama<float>> m;
+  m.emplace(make_model<float>(run, p));
+  const std::string& tokenizer_source = p.tokenizer_source;
+  BatchStream batches(std::move(p.split.train), run.batch, run.seq, run.seed);
   const std::vector<Batch> validation =
-      fixed_batches(split.validation, run.batch, run.seq, run.eval_batches);
+      fixed_batches(p.split.validation, run.batch, run.seq, run.eval_batches);
   if (validation.empty())
     throw Error("data: no validation window of " + std::to_string(run.seq + 1) +
                 " tokens: give validation files or a larger validation_fraction");

@@ -16,7 +16,7 @@ namespace lowbit::cli {
 namespace {
 
 struct Args {
-  std::string config, out, recipe;
+  std::string config, out, recipe, gradients_out;
   int64_t steps = 0;
   double lr = 0;
   int64_t seed = -1;
@@ -43,6 +43,11 @@ void run(const Args& a) {
   if (a.lr > 0) run.optimizer.lr = a.lr, run.optimizer.min_lr = a.lr / 10;
   if (a.seed >= 0) run.seed = uint64_t(a.seed);
   if (a.threads >= 0) run.threads = a.threads;
+  if (!a.gradients_out.empty()) {
+    train::write_gradient_check(run, a.gradients_out);
+    fmt::print("wrote the first batch's float64 loss and gradients to {}\n", a.gradients_out);
+    return;
+  }
   fmt::print(stderr, "lowbit: training recipe {}\n", train::describe_training_recipe(run.recipe));
   ProgressBar bar("train", "steps");
   const train::TrainResult r = train::run_training(
@@ -87,6 +92,10 @@ void add_train_command(CLI::App& app) {
                   "Peak learning rate (overrides the optimizer's lr; min_lr = lr/10)");
   cmd->add_option("--seed", a->seed, "Seed of initialisation, data order and rounding");
   cmd->add_option("--threads,-t", a->threads, "Threads (overrides \"threads\"; 0: all)");
+  cmd->add_option("--gradients-out", a->gradients_out,
+                  "Write the first batch's float64 loss and gradients at the initial weights (and "
+                  "the weights and batch) to this safetensors file, and exit: for checking the "
+                  "backward against another framework");
   cmd->add_flag("--fresh", a->fresh, "Start over instead of resuming the run's checkpoint");
   cmd->add_flag("--list-recipes", a->list, "List the quantized-training presets and exit");
   cmd->callback([a] { run(*a); });

@@ -65,6 +65,12 @@ struct TrainResult {
   std::string model_dir;    // the Hugging Face folder written
 };
 
+// The first training batch's loss and float64 gradients at the initial weights, written to a
+// safetensors file with the weights ("<name>", "grad.<name>", F64), the batch ("tokens",
+// "targets", I32) and the model's shape (metadata "lowbit.gradient_check"): for checking the
+// backward against another framework (tests/train_jax_crosscheck.py does, with JAX).
+void write_gradient_check(const TrainRun& run, const std::string& path);
+
 // Runs (or resumes, unless `fresh`) the run; calls on_step after every step.
 TrainResult run_training(const TrainRun& run, const std::function<void(const StepReport&)>& on_step,
                          bool fresh = false);
