@@ -5,6 +5,7 @@
 
 #include <set>
 
+#include "lowbit/model/tokenizer.h"
 #include "lowbit/util/error.h"
 #include "model/text_splitting.h"
 #include "model/tokenizer_spec.h"
@@ -170,6 +171,29 @@ TEST(Unicode, ByteMapIsAReversibleBijection) {
     EXPECT_EQ(unicode::text_to_byte(cp), b);
   }
   EXPECT_EQ(unicode::byte_to_text(' '), "\xC4\xA0");  // Ġ
+}
+
+// A BPE trained on a text: the most frequent pair is merged first, the vocabulary has the size
+// asked for, the text round-trips, and the merges shorten it (lowbit train's "bpe:<n>").
+TEST(BpeTraining, LearnsFrequentPairsAndRoundTrips) {
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "the cat and the hat sat on the mat 12 times.\n";
+  const HfTokenizerFiles files = train_byte_level_bpe(text, 270, 128);
+  const std::string path = ::testing::TempDir() + "tokenizer.json";
+  testing::write_text(path, files.tokenizer_json);
+  testing::write_text(::testing::TempDir() + "tokenizer_config.json", files.tokenizer_config_json);
+  const std::unique_ptr<Tokenizer> t = tokenizer_from_json(path);
+  EXPECT_EQ(t->vocab_size(), 270);
+  EXPECT_EQ(t->eos_id(), 256);
+  EXPECT_EQ(t->token(257), "at");  // 4 per line (cat, hat, sat, mat): the most frequent pair
+  // Asked for more than the text has pairs to merge: it stops when every word is one symbol.
+  EXPECT_LT(train_byte_level_bpe(text, 400, 128).tokenizer_json.size(), 400 * 40);
+  const std::vector<int32_t> ids = t->encode(text);
+  EXPECT_EQ(t->decode(ids), text);
+  EXPECT_LT(ids.size(), text.size() * 2 / 3);  // 13 merges: 9000 bytes -> 4800 tokens
+  EXPECT_EQ(t->encode("<|endoftext|>").size(), 1u);
+  EXPECT_EQ(train_byte_level_bpe(text, 270, 128).tokenizer_json, files.tokenizer_json);
+  EXPECT_THROW(train_byte_level_bpe(text, 200, 128), Error);
 }
 
 }  // namespace

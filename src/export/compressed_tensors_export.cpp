@@ -117,7 +117,9 @@ void write_tokenizer(const std::string& source, const std::string& folder, int c
     for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                           "generation_config.json"})
       if (files::exists(from + f)) write_text(folder + f, files::read_all(from + f));
-    const json config = files::read_json(from + "config.json");
+    // A tokenizer folder without a model (lowbit train's trained BPE) has no config.json.
+    const json config = files::exists(from + "config.json") ? files::read_json(from + "config.json")
+                                                            : json::object();
     bos = config.contains("bos_token_id") && config["bos_token_id"].is_number_integer()
               ? config["bos_token_id"].get<int>()
               : -1;

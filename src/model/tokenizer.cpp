@@ -434,6 +434,11 @@ HfTokenizerFiles hf_tokenizer_files(const GgufFile& gguf, int model_max_length) 
   TokenizerSpec spec = gguf_common_spec(gguf);
   add_gguf_byte_level_parts(
       gguf, check_unique_tokens(spec.tokens, path + ": tokenizer.ggml.tokens"), spec);
+  return hf_tokenizer_files(spec, model_max_length, path);
+}
+
+HfTokenizerFiles hf_tokenizer_files(const TokenizerSpec& spec, int model_max_length,
+                                    const std::string& path) {
   json vocab = json::object();
   for (size_t i = 0; i < spec.tokens.size(); ++i) vocab[spec.tokens[i]] = i;
   json added = json::array();

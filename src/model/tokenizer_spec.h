@@ -45,6 +45,9 @@ class SpecTokenizer : public Tokenizer {
 };
 
 std::unique_ptr<Tokenizer> make_byte_level_bpe(TokenizerSpec spec);
+// A byte-level BPE spec as Hugging Face files; `path` names its origin in errors.
+HfTokenizerFiles hf_tokenizer_files(const TokenizerSpec& spec, int model_max_length,
+                                    const std::string& path);
 std::unique_ptr<Tokenizer> make_sentencepiece_bpe(TokenizerSpec spec);
 std::unique_ptr<Tokenizer> make_wordpiece(TokenizerSpec spec);
 

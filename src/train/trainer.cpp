@@ -3,8 +3,8 @@
 #include "lowbit/train/trainer.h"
 
 #include <chrono>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -61,6 +61,29 @@ std::vector<std::string> read_files(const json& j, const char* key, const std::s
 std::unique_ptr<model::Tokenizer> load_tokenizer(const std::string& path) {
   if (files::is_dir(path)) return model::tokenizer_from_json(path + "/tokenizer.json");
   return model::tokenizer_from_gguf(model::GgufFile(path));
+}
+
+// "bpe:<entries>": a byte-level BPE trained on the training files (all of their text, before any
+// validation split), written to `folder` as tokenizer.json; a run that resumes reads it back.
+std::unique_ptr<model::Tokenizer> trained_bpe(const TrainRun& run, const std::string& folder) {
+  const std::string json_path = folder + "/tokenizer.json";
+  if (!files::exists(json_path)) {
+    int entries = 0;
+    try {
+      entries = std::stoi(run.tokenizer.substr(4));
+    } catch (const std::exception&) {
+      throw Error("tokenizer: \"" + run.tokenizer + "\" should be bpe:<vocabulary entries>");
+    }
+    std::string text;
+    for (const std::string& f : run.train_files) text += model::read_text_file(f);
+    const model::HfTokenizerFiles t =
+        model::train_byte_level_bpe(text, entries, run.shape.context_length);
+    fs::create_directories(folder);
+    io::write_file_atomically(folder + "/tokenizer_config.json",
+                              [&](std::ostream& o) { o << t.tokenizer_config_json; });
+    io::write_file_atomically(json_path, [&](std::ostream& o) { o << t.tokenizer_json; });
+  }
+  return model::tokenizer_from_json(json_path);
 }
 
 // Every file's tokens, one after another, the end-of-text token between files where there is one.
@@ -261,6 +284,11 @@ Prepared prepare(const TrainRun& run) {
     p.config = p.init->config();
     p.tokenizer = std::move(loaded.tokenizer);
     p.tokenizer_source = loaded.path;
+  } else if (run.tokenizer.rfind("bpe:", 0) == 0) {
+    p.tokenizer_source = run.out + "/tokenizer";
+    p.tokenizer = trained_bpe(run, p.tokenizer_source);
+    p.config = run.shape;
+    p.config.vocab_size = p.tokenizer->vocab_size();
   } else {
     p.tokenizer_source = model::resolve_model_path(run.tokenizer);
     p.tokenizer = load_tokenizer(p.tokenizer_source);
@@ -283,7 +311,8 @@ Prepared prepare(const TrainRun& run) {
 
 template <typename T>
 TrainLlama<T> make_model(const TrainRun& run, const Prepared& p) {
-  return p.init ? TrainLlama<T>::from_runtime(*p.init) : TrainLlama<T>(p.config, run.seed, run.init_std);
+  return p.init ? TrainLlama<T>::from_runtime(*p.init)
+                : TrainLlama<T>(p.config, run.seed, run.init_std);
 }
 
 template <typename V>
@@ -314,21 +343,31 @@ void write_gradient_check(const TrainRun& run, const std::string& path) {
   tensors.push_back(raw("tokens", {b.batch, b.seq}, "I32", b.tokens));
   tensors.push_back(raw("targets", {b.batch, b.seq}, "I32", b.targets));
   const model::LlamaConfig& c = m.config();
-  const json config = {{"dim", c.dim},           {"layers", c.n_layers},
-                       {"heads", c.n_heads},     {"kv_heads", c.n_kv_heads},
-                       {"head_dim", c.head_dim}, {"hidden", c.hidden_dim},
-                       {"vocab", c.vocab_size},  {"norm_eps", c.norm_eps},
-                       {"rope_inv_freq", c.rope_inv_freq},
-                       {"rope_style", c.rope_style == model::RopeStyle::HalfSplit ? "half_split"
-                                                                                : "adjacent_pairs"},
-                       {"tied", c.tied_output},  {"loss_sum", loss.sum},
-                       {"scored", loss.scored}};
+  const json config = {
+      {"dim", c.dim},
+      {"layers", c.n_layers},
+      {"heads", c.n_heads},
+      {"kv_heads", c.n_kv_heads},
+      {"head_dim", c.head_dim},
+      {"hidden", c.hidden_dim},
+      {"vocab", c.vocab_size},
+      {"norm_eps", c.norm_eps},
+      {"rope_inv_freq", c.rope_inv_freq},
+      {"rope_style", c.rope_style == model::RopeStyle::HalfSplit ? "half_split" : "adjacent_pairs"},
+      {"tied", c.tied_output},
+      {"loss_sum", loss.sum},
+      {"scored", loss.scored}};
   model::write_raw_safetensors(path, tensors, {{"lowbit.gradient_check", config.dump()}});
 }
 
 TrainResult run_training(const TrainRun& run, const std::function<void(const StepReport&)>& on_step,
                          bool fresh) {
   model::set_num_threads(run.threads);
+  fs::create_directories(run.out);
+  const std::string ckpt = run.out + "/checkpoint", log_path = run.out + "/log.jsonl";
+  if (fresh)
+    for (const std::string& f : {ckpt, ckpt + ".old", log_path, run.out + "/tokenizer"})
+      fs::remove_all(f);
   Prepared p = prepare(run);
   std::optional<TrainLlama<float>> m;
   m.emplace(make_model<float>(run, p));
@@ -343,11 +382,6 @@ TrainResult run_training(const TrainRun& run, const std::function<void(const Ste
   AdamW optimizer(m->parameters(), run.optimizer);
   TrainingRecipe recipe(parse_training_recipe(run.recipe), m->config(), run.seed);
   m->set_products(recipe.products());
-  fs::create_directories(run.out);
-  const std::string ckpt = run.out + "/checkpoint", log_path = run.out + "/log.jsonl";
-  if (fresh) {
-    for (const std::string& p : {ckpt, ckpt + ".old", log_path}) fs::remove_all(p);
-  }
   TrainState state;
   state.config_hash = run.hash();
   if (std::optional<TrainState> s = read_checkpoint(ckpt, *m, optimizer)) {

@@ -75,4 +75,12 @@ struct HfTokenizerFiles {
 };
 HfTokenizerFiles hf_tokenizer_files(const GgufFile& gguf, int model_max_length);
 
+// Trains a byte-level BPE of vocab_size entries on `text` (more than 257; fewer when every word
+// of the text is one symbol before that): the 256 byte symbols,
+// "<|endoftext|>" (id 256, the end-of-text token), then merges learned greedily — the most
+// frequent adjacent pair over the pre-tokenized words, ties to the pair that sorts first — on
+// SmolLM2's pre-tokenizer (digits one by one, then GPT-2's regex). Deterministic. Returns the
+// Hugging Face files that describe it (tokenizer_from_json reads them back).
+HfTokenizerFiles train_byte_level_bpe(std::string_view text, int vocab_size, int model_max_length);
+
 }  // namespace lowbit::model
