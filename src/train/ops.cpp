@@ -98,31 +98,25 @@ void Rope<T>::rotate(T* x, int n, int heads, int head_dim, int sign) const {
   }
 }
 
-template <typename T>
-static T dot(const T* a, const T* b, int n) {
-  T s = 0;
-  for (int i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
+// Attention runs per sequence and head as matrix products (OpenBLAS runs single-threaded inside
+// the OpenMP loop): the causal mask is applied to the square of scores, whose upper half is
+// computed and discarded — at these lengths cheaper than a loop over the lower half.
 template <typename T>
 void attention_forward(const AttentionShape& a, const T* q, const T* k, const T* v, T* probs,
                        T* out) {
   const int S = a.seq, hd = a.head_dim, qd = a.q_dim(), kvd = a.kv_dim();
   const int group = a.heads / a.kv_heads;
-  const T scale = T(a.scale);
 #pragma omp parallel for schedule(static)
   for (int task = 0; task < a.batch * a.heads; ++task) {
     const int b = task / a.heads, h = task % a.heads, g = h / group;
     T* P = probs + size_t(task) * S * S;
+    const T* qh = q + size_t(b) * S * qd + size_t(h) * hd;
+    const T* kg = k + size_t(b) * S * kvd + size_t(g) * hd;
+    const T* vg = v + size_t(b) * S * kvd + size_t(g) * hd;
+    gemm<T>(false, true, S, S, hd, T(a.scale), qh, qd, kg, kvd, T(0), P, S);  // scale · q kᵀ
     for (int i = 0; i < S; ++i) {
-      const T* qi = q + size_t(b * S + i) * qd + size_t(h) * hd;
       T* p = P + size_t(i) * S;
-      T top = -INFINITY;
-      for (int j = 0; j <= i; ++j) {
-        p[j] = scale * dot(qi, k + size_t(b * S + j) * kvd + size_t(g) * hd, hd);
-        top = std::max(top, p[j]);
-      }
+      const T top = *std::max_element(p, p + i + 1);
       double sum = 0;
       for (int j = 0; j <= i; ++j) {
         p[j] = T(std::exp(double(p[j] - top)));
@@ -131,58 +125,46 @@ void attention_forward(const AttentionShape& a, const T* q, const T* k, const T*
       const T inv = T(1.0 / sum);
       for (int j = 0; j <= i; ++j) p[j] *= inv;
       std::fill(p + i + 1, p + S, T(0));
-      T* o = out + size_t(b * S + i) * qd + size_t(h) * hd;
-      std::fill(o, o + hd, T(0));
-      for (int j = 0; j <= i; ++j) {
-        const T* vj = v + size_t(b * S + j) * kvd + size_t(g) * hd;
-        for (int e = 0; e < hd; ++e) o[e] += p[j] * vj[e];
-      }
     }
+    gemm<T>(false, false, S, hd, S, T(1), P, S, vg, kvd, T(0),
+            out + size_t(b) * S * qd + size_t(h) * hd, qd);
   }
 }
 
 template <typename T>
-void attention_backward(const AttentionShape& a, const T* q, const T* k, const T* v, const T* probs,
-                        const T* dout, T* dq, T* dk, T* dv) {
+void attention_backward(const AttentionShape& a, const T* q, const T* k, const T* v,
+                        const T* probs, const T* dout, T* dq, T* dk, T* dv) {
   const int S = a.seq, hd = a.head_dim, qd = a.q_dim(), kvd = a.kv_dim();
   const int group = a.heads / a.kv_heads;
-  const T scale = T(a.scale);
   // One task per sequence and key head: the query heads that share a key head add into the same
   // dk, dv rows, so they run in one task, in order.
 #pragma omp parallel for schedule(static)
   for (int task = 0; task < a.batch * a.kv_heads; ++task) {
     const int b = task / a.kv_heads, g = task % a.kv_heads;
-    for (int j = 0; j < S; ++j) {
-      std::fill_n(dk + size_t(b * S + j) * kvd + size_t(g) * hd, hd, T(0));
-      std::fill_n(dv + size_t(b * S + j) * kvd + size_t(g) * hd, hd, T(0));
-    }
-    std::vector<T> ds(static_cast<size_t>(S));
+    const T* kg = k + size_t(b) * S * kvd + size_t(g) * hd;
+    const T* vg = v + size_t(b) * S * kvd + size_t(g) * hd;
+    T* dkg = dk + size_t(b) * S * kvd + size_t(g) * hd;
+    T* dvg = dv + size_t(b) * S * kvd + size_t(g) * hd;
+    std::vector<T> ds(size_t(S) * size_t(S));
     for (int h = g * group; h < (g + 1) * group; ++h) {
       const T* P = probs + (size_t(b) * a.heads + h) * S * S;
+      const T* qh = q + size_t(b) * S * qd + size_t(h) * hd;
+      const T* doh = dout + size_t(b) * S * qd + size_t(h) * hd;
+      const T beta = h == g * group ? T(0) : T(1);  // the group's first head overwrites dk, dv
+      gemm<T>(true, false, S, hd, S, T(1), P, S, doh, qd, beta, dvg, kvd);  // dv += Pᵀ dout
+      gemm<T>(false, true, S, S, hd, T(1), doh, qd, vg, kvd, T(0), ds.data(), S);  // dP
+      // Softmax backward: dS_ij = P_ij (dP_ij − Σ_l P_il dP_il), zero above the diagonal.
       for (int i = 0; i < S; ++i) {
         const T* p = P + size_t(i) * S;
-        const T* doi = dout + size_t(b * S + i) * qd + size_t(h) * hd;
-        // dP_ij = dout_i · v_j; softmax backward: dS_ij = P_ij (dP_ij − Σ_l P_il dP_il).
+        T* d = ds.data() + size_t(i) * S;
         double row = 0;
-        for (int j = 0; j <= i; ++j) {
-          ds[j] = dot(doi, v + size_t(b * S + j) * kvd + size_t(g) * hd, hd);
-          row += double(p[j]) * double(ds[j]);
-        }
-        const T* qi = q + size_t(b * S + i) * qd + size_t(h) * hd;
-        T* dqi = dq + size_t(b * S + i) * qd + size_t(h) * hd;
-        std::fill(dqi, dqi + hd, T(0));
-        for (int j = 0; j <= i; ++j) {
-          const T s = p[j] * (ds[j] - T(row)) * scale;
-          const T* kj = k + size_t(b * S + j) * kvd + size_t(g) * hd;
-          T* dkj = dk + size_t(b * S + j) * kvd + size_t(g) * hd;
-          T* dvj = dv + size_t(b * S + j) * kvd + size_t(g) * hd;
-          for (int e = 0; e < hd; ++e) {
-            dqi[e] += s * kj[e];
-            dkj[e] += s * qi[e];
-            dvj[e] += p[j] * doi[e];
-          }
-        }
+        for (int j = 0; j <= i; ++j) row += double(p[j]) * double(d[j]);
+        for (int j = 0; j <= i; ++j) d[j] = p[j] * (d[j] - T(row));
+        std::fill(d + i + 1, d + S, T(0));
       }
+      gemm<T>(false, false, S, hd, S, T(a.scale), ds.data(), S, kg, kvd, T(0),
+              dq + size_t(b) * S * qd + size_t(h) * hd, qd);  // dq = scale · dS k
+      gemm<T>(true, false, S, hd, S, T(a.scale), ds.data(), S, qh, qd, beta, dkg, kvd);  // dk
     }
   }
 }
