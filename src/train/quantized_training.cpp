@@ -362,13 +362,17 @@ class QuantizedProducts : public LinearProducts<float> {
       scale[g] = q.group_scale(g);
       if (scale[g] > 0) t.log2_scale_sum += std::log2(double(scale[g])), ++t.scales;
     }
+    uint64_t overflow = 0, underflow = 0;
+#pragma omp parallel for schedule(static) reduction(+ : overflow, underflow)
     for (size_t r = 0; r < rows; ++r)
       for (size_t c = 0; c < width; ++c) {
         const size_t i = r * width + c;
         const float sc = scale[quant::matrix_group_of(s, r, c, rows, width)];
-        if (sc > 0 && std::abs(x[i]) / sc >= clip) ++t.overflow;
-        if (x[i] != 0 && values[i] == 0) ++t.underflow;
+        overflow += sc > 0 && std::abs(x[i]) / sc >= clip;
+        underflow += x[i] != 0 && values[i] == 0;
       }
+    t.overflow = overflow;
+    t.underflow = underflow;
     for (OperandTelemetry* into : {&step_telemetry_[int(role)], &site_[size_t(site)][int(role)]}) {
       into->elements += t.elements;
       into->overflow += t.overflow;
