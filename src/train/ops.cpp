@@ -132,8 +132,8 @@ void attention_forward(const AttentionShape& a, const T* q, const T* k, const T*
 }
 
 template <typename T>
-void attention_backward(const AttentionShape& a, const T* q, const T* k, const T* v,
-                        const T* probs, const T* dout, T* dq, T* dk, T* dv) {
+void attention_backward(const AttentionShape& a, const T* q, const T* k, const T* v, const T* probs,
+                        const T* dout, T* dq, T* dk, T* dv) {
   const int S = a.seq, hd = a.head_dim, qd = a.q_dim(), kvd = a.kv_dim();
   const int group = a.heads / a.kv_heads;
   // One task per sequence and key head: the query heads that share a key head add into the same

@@ -19,6 +19,7 @@
 #include "lowbit/train/checkpoint.h"
 #include "lowbit/train/data.h"
 #include "lowbit/train/quantized_training.h"
+#include "lowbit/train/sharpness.h"
 #include "lowbit/util/error.h"
 #include "util/files.h"
 #include "util/fnv.h"
@@ -491,6 +492,11 @@ TrainResult run_training(const TrainRun& run, const std::function<void(const Ste
   result.validation_ppl = std::exp(result.validation_loss);
   result.tokens_per_s = train_seconds > 0 ? double(steps_here * step_tokens) / train_seconds : 0;
   result.model_dir = run.out + "/model";
+  if (result.diverged.empty() && run.sharpness_iterations > 0) {
+    const Batch& b = validation.front();
+    result.sharpness =
+        loss_sharpness(*m, b.tokens, b.targets, b.batch, b.seq, run.sharpness_iterations, run.seed);
+  }
   if (result.diverged.empty()) {
     exports::CompressedTensorsOptions options;
     options.emulated_f32 = true;
@@ -505,7 +511,9 @@ TrainResult run_training(const TrainRun& run, const std::function<void(const Ste
                         {"validation_ppl", result.validation_ppl},
                         {"tokens_per_s", result.tokens_per_s},
                         {"diverged", result.diverged},
+                        {"sharpness", result.sharpness ? json(*result.sharpness) : json(nullptr)},
                         {"recipe", run.recipe},
+                        {"config_hash", run.hash()},
                         {"parameters", m->parameter_count()},
                         {"config", json::parse(run.canonical())}};
   io::write_file_atomically(run.out + "/summary.json",

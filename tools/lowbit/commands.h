@@ -81,5 +81,6 @@ void add_recipe_command(CLI::App& app);
 void add_sweep_commands(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_train_command(CLI::App& app);
+void add_train_sweep_command(CLI::App& app);
 
 }  // namespace lowbit::cli

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   lowbit::cli::add_sweep_commands(app);
   lowbit::cli::add_export_command(app);
   lowbit::cli::add_train_command(app);
+  lowbit::cli::add_train_sweep_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

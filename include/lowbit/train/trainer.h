@@ -37,6 +37,9 @@ struct TrainRun {
   int eval_batches = 8;
   std::string recipe = "f32";  // the quantized-training recipe (lowbit/train/quantized_training.h)
   std::string out;             // the run's folder
+  // Power-iteration steps of the sharpness measure at the end (lowbit/train/sharpness.h), on the
+  // first validation batch; 0: not measured. Not part of the configuration's identity.
+  int sharpness_iterations = 0;
 
   // The canonical JSON of everything that determines the numbers (not out, not threads'
   // effect on speed — threads are included: OpenBLAS sums differ with them).
@@ -60,9 +63,10 @@ struct TrainResult {
   int64_t steps = 0, tokens = 0;
   double final_train_loss = 0;  // mean of the last steps' losses
   double validation_loss = 0, validation_ppl = 0;
-  double tokens_per_s = 0;  // training throughput of this process's steps
-  std::string diverged;     // why the run stopped early ("" when it did not)
-  std::string model_dir;    // the Hugging Face folder written
+  double tokens_per_s = 0;          // training throughput of this process's steps
+  std::string diverged;             // why the run stopped early ("" when it did not)
+  std::optional<double> sharpness;  // λ_max at the end, when measured
+  std::string model_dir;            // the Hugging Face folder written
 };
 
 // The first training batch's loss and float64 gradients at the initial weights, written to a
