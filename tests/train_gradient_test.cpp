@@ -3,12 +3,15 @@
 // grouped-query attention), and its forward against the inference runtime's.
 #include <gtest/gtest.h>
 
+#include <Eigen/Dense>
+
 #include <cmath>
 #include <cstdio>
 #include <random>
 #include <vector>
 
 #include "lowbit/model/llama.h"
+#include "lowbit/train/sharpness.h"
 #include "lowbit/train/train_model.h"
 #include "lowbit/util/error.h"
 
@@ -171,6 +174,47 @@ TEST(TrainBackward, Float32GradientsAgreeWithFloat64) {
     }
     EXPECT_LT(worst / largest, 1e-4) << m32.parameters()[i].name;
   }
+}
+
+// The sharpness measure (Lanczos on finite-difference Hessian-vector products) against the
+// largest eigenvalue of the explicit Hessian of a model small enough to build it column by column.
+TEST(Sharpness, LanczosFindsTheLargestHessianEigenvalue) {
+  model::LlamaConfig c = tiny_config(false, model::RopeStyle::HalfSplit);
+  c.dim = 8, c.n_layers = 1, c.n_heads = 2, c.n_kv_heads = 1, c.hidden_dim = 8, c.vocab_size = 7;
+  TrainLlama<float> m(c, 5, 0.5);
+  const Batch b = tiny_batch(c.vocab_size);
+  int64_t scored = 0;
+  for (int32_t t : b.targets) scored += t >= 0;
+  TrainLlama<double> d = TrainLlama<double>::from_runtime(m.to_runtime());
+  const auto gradient = [&] {
+    d.zero_grad();
+    d.forward_backward(b.tokens.data(), b.targets.data(), b.batch, b.seq, true,
+                       1.0 / double(scored));
+    std::vector<double> g;
+    for (const Parameter<double>& p : d.parameters())
+      g.insert(g.end(), p.grad.begin(), p.grad.end());
+    return g;
+  };
+  std::vector<double*> values;
+  for (Parameter<double>& p : d.parameters())
+    for (double& v : p.value) values.push_back(&v);
+  const int n = int(values.size());
+  Eigen::MatrixXd H(n, n);
+  constexpr double eps = 1e-5;
+  for (int i = 0; i < n; ++i) {
+    const double keep = *values[size_t(i)];
+    *values[size_t(i)] = keep + eps;
+    const std::vector<double> up = gradient();
+    *values[size_t(i)] = keep - eps;
+    const std::vector<double> down = gradient();
+    *values[size_t(i)] = keep;
+    for (int j = 0; j < n; ++j) H(j, i) = (up[size_t(j)] - down[size_t(j)]) / (2 * eps);
+  }
+  const Eigen::MatrixXd sym = (H + H.transpose()) / 2;
+  const double want = Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(sym).eigenvalues().maxCoeff();
+  const double got = loss_sharpness(m, b.tokens, b.targets, b.batch, b.seq, 60, 1);
+  EXPECT_NEAR(got, want, 1e-4 * std::abs(want)) << n << " parameters";
+  EXPECT_GT(want, 0);
 }
 
 TEST(TrainModel, RefusesWhatTheBackwardDoesNotCover) {

@@ -13,6 +13,7 @@
 #include "lowbit/model/model.h"
 #include "lowbit/model/safetensors.h"
 #include "lowbit/train/quantized_training.h"
+#include "lowbit/train/train_sweep.h"
 #include "lowbit/train/trainer.h"
 #include "lowbit/util/error.h"
 #include "temp_dir.h"
@@ -194,6 +195,45 @@ TEST_F(TrainRunTest, ConfigurationErrorsNameTheSetting) {
   EXPECT_THROW(run(j), Error);
   EXPECT_THROW(parse_training_recipe("fwd=e4m3fn:g32;delayed"), Error);  // delayed: tensors only
   EXPECT_EQ(parse_training_recipe("fp8;head").head, true);
+}
+
+// The stability lab: two shards make up the grid, a rerun skips finished runs, a diverging
+// learning rate is counted, and the report has its plots.
+TEST_F(TrainRunTest, TrainSweepShardsResumesAndReports) {
+  json j = config("unused", 6);
+  j["eval_every"] = 3;
+  const TrainRun base = run(j);
+  TrainSweepGrid g;
+  g.recipes = {"f32", "fwd=e3m2:tensor;grad=e5m2:tensor"};
+  g.lrs = {0.01, 300.0};
+  g.seeds = {1};
+  g.shards = 2;
+  std::vector<std::string> started;
+  const auto note = [&](const std::string& what) { started.push_back(what); };
+  for (int shard : {0, 1}) {
+    g.shard = shard;
+    run_train_sweep(base, g, path("sweep"), note);
+  }
+  EXPECT_EQ(started.size(), 4u);
+  g.shard = 0;
+  started.clear();
+  const std::vector<TrainSweepRun> runs = run_train_sweep(base, g, path("sweep"), note);
+  EXPECT_TRUE(started.empty()) << "finished runs were run again";
+  ASSERT_EQ(runs.size(), 4u);
+  for (const TrainSweepRun& r : runs) {
+    EXPECT_TRUE(r.finished) << r.label;
+    EXPECT_EQ(!r.diverged.empty(), r.lr > 1) << r.label << ": " << r.diverged;
+    EXPECT_EQ(r.sharpness.has_value(), r.lr < 1) << r.label;
+    if (r.sharpness) {
+      EXPECT_GT(*r.sharpness, 0) << r.label;
+    }
+    EXPECT_FALSE(r.loss.empty());
+  }
+  const std::string html = testing::read_text(path("sweep/report.html"));
+  EXPECT_NE(html.find("Divergence rate"), std::string::npos);
+  EXPECT_GE(std::count(html.begin(), html.end(), '<'), 100);
+  const json results = json::parse(testing::read_text(path("sweep/results.json")));
+  EXPECT_EQ(results.size(), 4u);
 }
 
 // COAT's expansion keeps a group's small moments that plain E4M3 per-group scaling flushes to

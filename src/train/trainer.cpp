@@ -430,14 +430,21 @@ TrainResult run_training(const TrainRun& run, const std::function<void(const Ste
     StepReport r;
     r.grad_norm = clip_gradients(m->parameters(), run.optimizer.clip);
     r.lr = scheduled_lr(run.optimizer, state.step, run.steps);
-    // Divergence: a non-finite loss or gradient, or (after warm-up) a smoothed loss back above
-    // the first step's — training that has stopped learning and started undoing.
+    // Divergence: a non-finite loss or gradient, a loss over three times the first step's (far
+    // worse than guessing uniformly, which the first step about is), or (after warm-up) a
+    // smoothed loss back above the first step's — training that has stopped learning and started
+    // undoing.
     state.smoothed_loss = state.step == 0 ? mean : 0.9 * state.smoothed_loss + 0.1 * mean;
     if (state.step == 0) state.first_loss = mean;
     const double initial = state.first_loss, smoothed = state.smoothed_loss;
     if (!std::isfinite(mean) || !std::isfinite(r.grad_norm))
       result.diverged =
           "the loss or the gradient norm is not finite at step " + std::to_string(state.step + 1);
+    else if (initial > 0 && mean > 3 * initial)
+      result.diverged = "the loss " + std::to_string(mean) +
+                        " is more than three times the first "
+                        "step's " +
+                        std::to_string(initial) + " at step " + std::to_string(state.step + 1);
     else if (initial > 0 && state.step > std::max<int64_t>(10, run.optimizer.warmup) &&
              smoothed > initial)
       result.diverged = "the smoothed loss " + std::to_string(smoothed) +
