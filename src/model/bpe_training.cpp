@@ -1,7 +1,6 @@
 // Training a byte-level BPE on a text (lowbit/model/tokenizer.h): what `lowbit train` uses for
 // small models, whose cost SmolLM2's 49152-entry vocabulary would otherwise dominate.
 #include <algorithm>
-#include <map>
 #include <unordered_map>
 
 #include "lowbit/model/tokenizer.h"
@@ -41,39 +40,42 @@ HfTokenizerFiles train_byte_level_bpe(std::string_view text, int vocab_size, int
     for (char c : piece) w.symbols.push_back(int32_t(uint8_t(c)));
     words.push_back(std::move(w));
   }
+  // Each round recounts the adjacent pairs of every distinct word (weighted by its count); the
+  // words are few (tens of thousands for a book) next to the text, so a round is cheap.
+  std::unordered_map<uint64_t, int64_t> pairs;
+  const auto key = [](int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); };
   while (int(spec.tokens.size()) < vocab_size) {
-    std::map<std::pair<int32_t, int32_t>, int64_t> pairs;
+    pairs.clear();
     for (const Word& w : words)
       for (size_t i = 0; i + 1 < w.symbols.size(); ++i)
-        pairs[{w.symbols[i], w.symbols[i + 1]}] += w.count;
+        pairs[key(w.symbols[i], w.symbols[i + 1])] += w.count;
     if (pairs.empty()) break;  // every word is one symbol: nothing left to merge
-    auto best = pairs.end();
-    for (auto it = pairs.begin(); it != pairs.end(); ++it) {
-      if (best == pairs.end() || it->second > best->second) {
-        best = it;
-      } else if (it->second == best->second) {
-        const std::string a = spec.tokens[size_t(it->first.first)] + " " +
-                              spec.tokens[size_t(it->first.second)],
-                          b = spec.tokens[size_t(best->first.first)] + " " +
-                              spec.tokens[size_t(best->first.second)];
-        if (a < b) best = it;
-      }
+    uint64_t best_key = 0;
+    int64_t best_count = -1;
+    std::string best_text;
+    for (const auto& [k, count] : pairs) {
+      if (count < best_count) continue;
+      const std::string text =
+          spec.tokens[size_t(k >> 32)] + " " + spec.tokens[size_t(k & 0xFFFFFFFFu)];
+      if (count > best_count || text < best_text)
+        best_key = k, best_count = count, best_text = text;
     }
-    const auto [left, right] = best->first;
+    const int32_t left = int32_t(best_key >> 32), right = int32_t(best_key & 0xFFFFFFFFu);
     const int32_t merged = int32_t(spec.tokens.size());
     spec.merges.push_back(spec.tokens[size_t(left)] + " " + spec.tokens[size_t(right)]);
     spec.tokens.push_back(spec.tokens[size_t(left)] + spec.tokens[size_t(right)]);
-    for (Word& w : words) {  // left to right, as the encoder applies a rule
-      std::vector<int32_t> out;
-      for (size_t i = 0; i < w.symbols.size(); ++i) {
-        if (i + 1 < w.symbols.size() && w.symbols[i] == left && w.symbols[i + 1] == right) {
-          out.push_back(merged);
-          ++i;
+    for (Word& w : words) {  // left to right, as the encoder applies a rule; in place
+      std::vector<int32_t>& s = w.symbols;
+      size_t j = 0;
+      for (size_t i = 0; i < s.size();) {
+        if (i + 1 < s.size() && s[i] == left && s[i + 1] == right) {
+          s[j++] = merged;
+          i += 2;
         } else {
-          out.push_back(w.symbols[i]);
+          s[j++] = s[i++];
         }
       }
-      w.symbols.swap(out);
+      s.resize(j);
     }
   }
   spec.description =
