@@ -151,6 +151,17 @@ TEST_F(TrainRunTest, EveryPresetTrainsTheTinyModel) {
     std::getline(log, first);
     const json line = json::parse(first);
     EXPECT_EQ(line.contains("fwd_x_underflow"), p.name != "f32") << p.name << ": " << first;
+    // Per tensor, at validation steps: gradient norms of every parameter, every site's operands.
+    std::ifstream tele(path("preset_" + p.name + "/telemetry.jsonl"));
+    std::string last;
+    for (std::string l; std::getline(tele, l);) last = l;
+    const json t = json::parse(last);
+    EXPECT_EQ(t["step"], 12);
+    EXPECT_EQ(t["gradient_norms"].size(), 20u);  // embedding, final norm, 2 layers x 9 (tied head)
+    EXPECT_EQ(t["operands"].empty(), p.name == "f32") << p.name;
+    if (p.name == "fp8") {
+      EXPECT_EQ(t["operands"].size(), 2u * 7 * 6);  // 2 layers x 7 Linears x 6 roles
+    }
   }
 }
 

@@ -129,6 +129,28 @@ void truncate_log(const std::string& path, int64_t step) {
   io::write_file_atomically(path, [&](std::ostream& out) { out << kept; });
 }
 
+// One line per validation step: {"step", "gradient_norms": {parameter: norm}, "operands":
+// [{"site", "role", "overflow", "underflow", "log2_scale"}]} (fractions of the site's elements).
+void write_tensor_telemetry(std::ofstream& out, int64_t step, const TrainLlama<float>& m,
+                            const TrainingRecipe& recipe) {
+  json norms = json::object();
+  for (const Parameter<float>& p : m.parameters()) {
+    double ss = 0;
+    for (float g : p.grad) ss += double(g) * double(g);
+    norms[p.name] = std::sqrt(ss);
+  }
+  json operands = json::array();
+  for (const TrainingRecipe::SiteTelemetry& t : recipe.site_telemetry())
+    operands.push_back(
+        {{"site", t.site},
+         {"role", operand_role_name(t.role)},
+         {"overflow", double(t.t.overflow) / double(t.t.elements)},
+         {"underflow", double(t.t.underflow) / double(t.t.elements)},
+         {"log2_scale", t.t.scales ? t.t.log2_scale_sum / double(t.t.scales) : 0.0}});
+  out << json{{"step", step}, {"gradient_norms", norms}, {"operands", operands}}.dump() << "\n"
+      << std::flush;
+}
+
 }  // namespace
 
 std::string TrainRun::canonical() const {
@@ -365,9 +387,11 @@ TrainResult run_training(const TrainRun& run, const std::function<void(const Ste
                          bool fresh) {
   model::set_num_threads(run.threads);
   fs::create_directories(run.out);
-  const std::string ckpt = run.out + "/checkpoint", log_path = run.out + "/log.jsonl";
+  const std::string ckpt = run.out + "/checkpoint", log_path = run.out + "/log.jsonl",
+                    telemetry_path = run.out + "/telemetry.jsonl";
   if (fresh)
-    for (const std::string& f : {ckpt, ckpt + ".old", log_path, run.out + "/tokenizer"})
+    for (const std::string& f :
+         {ckpt, ckpt + ".old", log_path, telemetry_path, run.out + "/tokenizer"})
       fs::remove_all(f);
   Prepared p = prepare(run);
   std::optional<TrainLlama<float>> m;
@@ -394,6 +418,7 @@ TrainResult run_training(const TrainRun& run, const std::function<void(const Ste
     recipe.restore(state.extra);
     batches.seek(state.epoch, state.position);
     truncate_log(log_path, state.step);
+    truncate_log(telemetry_path, state.step);
     StepReport r;
     r.step = state.step;
     r.steps = run.steps;
@@ -401,6 +426,7 @@ TrainResult run_training(const TrainRun& run, const std::function<void(const Ste
     on_step(r);
   }
   std::ofstream log(log_path, std::ios::app);
+  std::ofstream telemetry(telemetry_path, std::ios::app);
   // The loop.
   TrainResult result;
   const int64_t step_tokens = int64_t(run.batch) * run.seq * run.accumulate;
@@ -427,6 +453,10 @@ TrainResult run_training(const TrainRun& run, const std::function<void(const Ste
       loss.scored += l.scored;
     }
     const double mean = loss.sum / double(loss.scored);
+    // Per-tensor telemetry at validation steps: each parameter's gradient norm (before clipping)
+    // and what each Linear's operands saw, to telemetry.jsonl.
+    const bool eval_step = (state.step + 1) % run.eval_every == 0 || state.step + 1 == run.steps;
+    if (eval_step) write_tensor_telemetry(telemetry, state.step + 1, *m, recipe);
     StepReport r;
     r.grad_norm = clip_gradients(m->parameters(), run.optimizer.clip);
     r.lr = scheduled_lr(run.optimizer, state.step, run.steps);
