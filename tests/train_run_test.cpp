@@ -79,39 +79,48 @@ class TrainRunTest : public testing::TempDirTest {
   }
 };
 
+// Recipes with state of their own resume bit-identically too: delayed scaling's amax history,
+// QFX's learned binary points and their Adam, Quartet's per-step stochastic-rounding streams.
 TEST_F(TrainRunTest, AKilledRunResumesToBitIdenticalWeights) {
   const auto quiet = [](const StepReport&) {};
-  const TrainResult straight = run_training(run(config("straight", 8)), quiet, true);
-  ASSERT_EQ(straight.steps, 8);
-  // The same run killed after step 5 (the last checkpoint is step 3; steps 4-5 are in the log).
-  struct Killed {};
-  const TrainRun killed = run(config("killed", 8));
-  EXPECT_THROW(run_training(
-                   killed,
-                   [](const StepReport& s) {
-                     if (s.step == 5) throw Killed{};
-                   },
-                   true),
-               Killed);
-  // A kill during the next checkpoint's swap leaves a temporary folder and only checkpoint.old.
-  std::filesystem::rename(path("killed/checkpoint"), path("killed/checkpoint.old"));
-  std::filesystem::create_directories(path("killed/checkpoint.tmp-999"));
-  int64_t resumed_at = -1;
-  const TrainResult resumed = run_training(killed, [&](const StepReport& s) {
-    if (s.event.rfind("resumed", 0) == 0) resumed_at = s.step;
-  });
-  EXPECT_EQ(resumed_at, 3);
-  EXPECT_EQ(resumed.steps, 8);
-  EXPECT_EQ(weights(straight.model_dir), weights(resumed.model_dir));
-  EXPECT_EQ(resumed.validation_loss, straight.validation_loss);
-  // The log has each step once.
-  std::ifstream log(path("killed/log.jsonl"));
-  std::string line;
-  std::vector<int64_t> steps;
-  while (std::getline(log, line)) steps.push_back(json::parse(line)["step"].get<int64_t>());
-  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
+  for (const std::string recipe : {"f32", "fp8_delayed", "qfx8", "quartet"}) {
+    SCOPED_TRACE(recipe);
+    json j = config("straight_" + recipe, 8);
+    j["recipe"] = recipe;
+    const TrainResult straight = run_training(run(j), quiet, true);
+    ASSERT_EQ(straight.steps, 8);
+    // The same run killed after step 5 (the last checkpoint is step 3; steps 4-5 are logged).
+    struct Killed {};
+    j["out"] = path("killed_" + recipe);
+    const TrainRun killed = run(j);
+    EXPECT_THROW(run_training(
+                     killed,
+                     [](const StepReport& s) {
+                       if (s.step == 5) throw Killed{};
+                     },
+                     true),
+                 Killed);
+    // A kill during the next checkpoint's swap leaves a temporary folder and checkpoint.old.
+    const std::string dir = path("killed_" + recipe);
+    std::filesystem::rename(dir + "/checkpoint", dir + "/checkpoint.old");
+    std::filesystem::create_directories(dir + "/checkpoint.tmp-999");
+    int64_t resumed_at = -1;
+    const TrainResult resumed = run_training(killed, [&](const StepReport& s) {
+      if (s.event.rfind("resumed", 0) == 0) resumed_at = s.step;
+    });
+    EXPECT_EQ(resumed_at, 3);
+    EXPECT_EQ(resumed.steps, 8);
+    EXPECT_EQ(weights(straight.model_dir), weights(resumed.model_dir));
+    EXPECT_EQ(resumed.validation_loss, straight.validation_loss);
+    // The log has each step once.
+    std::ifstream log(dir + "/log.jsonl");
+    std::string line;
+    std::vector<int64_t> steps;
+    while (std::getline(log, line)) steps.push_back(json::parse(line)["step"].get<int64_t>());
+    EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
+  }
   // A different configuration does not resume someone else's checkpoint.
-  json other = config("killed", 8);
+  json other = config("killed_f32", 8);
   other["optimizer"]["lr"] = 0.02;
   EXPECT_THROW(run_training(run(other), quiet), Error);
 }
@@ -150,7 +159,9 @@ TEST_F(TrainRunTest, EveryPresetTrainsTheTinyModel) {
     std::string first;
     std::getline(log, first);
     const json line = json::parse(first);
-    EXPECT_EQ(line.contains("fwd_x_underflow"), p.name != "f32") << p.name << ": " << first;
+    const bool schemes = !p.is_full_precision() && p.fixed_point_bits == 0;
+    EXPECT_EQ(line.contains("fwd_x_underflow"), schemes) << p.name << ": " << first;
+    EXPECT_EQ(line.contains("qfx_fraction_bits"), p.fixed_point_bits > 0) << p.name;
     // Per tensor, at validation steps: gradient norms of every parameter, every site's operands.
     std::ifstream tele(path("preset_" + p.name + "/telemetry.jsonl"));
     std::string last;
@@ -158,7 +169,7 @@ TEST_F(TrainRunTest, EveryPresetTrainsTheTinyModel) {
     const json t = json::parse(last);
     EXPECT_EQ(t["step"], 12);
     EXPECT_EQ(t["gradient_norms"].size(), 20u);  // embedding, final norm, 2 layers x 9 (tied head)
-    EXPECT_EQ(t["operands"].empty(), p.name == "f32") << p.name;
+    EXPECT_EQ(t["operands"].empty(), !schemes) << p.name;
     if (p.name == "fp8") {
       EXPECT_EQ(t["operands"].size(), 2u * 7 * 6);  // 2 layers x 7 Linears x 6 roles
     }

@@ -13,6 +13,7 @@
 #include "lowbit/quant/group_layout.h"
 #include "lowbit/quant/qtensor.h"
 #include "lowbit/util/error.h"
+#include "train/learned_fixed_point.h"
 #include "util/fnv.h"
 
 namespace lowbit::train {
@@ -99,6 +100,14 @@ std::vector<TrainingRecipeSpec> make_presets() {
                      "operand, products summed exactly as in integer accumulators",
                      "int16:tensor:pow2=ceil", "int16:tensor:pow2=ceil"));
   p.back().exact_sums = true;
+  p.push_back(preset("qfx8",
+                     "Dai et al. 2024, QFX: Trainable Fixed-Point Quantization for Deep Learning "
+                     "Hardware Acceleration",
+                     "the forward's activations and weights in INT8 fixed point with the binary "
+                     "point of each tensor learned (LSQ-style gradient through 2^-round(f), its "
+                     "own Adam); gradients float32",
+                     nullptr, nullptr));
+  p.back().fixed_point_bits = 8;
   return p;
 }
 
@@ -174,6 +183,12 @@ TrainingRecipeSpec parse_training_recipe(const std::string& spelling) {
       throw Error("training recipe " + spelling + ": " + e.what());
     }
   }
+  if (spec.fixed_point_bits != 0 &&
+      (spec.fixed_point_bits < 2 || spec.fixed_point_bits > 16 || spec.forward || spec.gradient ||
+       spec.backward_other || spec.hadamard || spec.delayed || spec.exact_sums))
+    throw Error("training recipe " + spelling +
+                ": qfx=<bits> (2..16) learns its own fixed-point formats and takes no schemes, "
+                "rotation, delayed scaling or exact sums");
   if (spec.hadamard < 0 || (spec.hadamard & (spec.hadamard - 1)) != 0)
     throw Error("training recipe " + spelling + ": hadamard must be a power of two (or 0)");
   if (spec.optimizer_states && spec.optimizer_states->granularity != Granularity::Tensor)
@@ -193,6 +208,9 @@ std::string describe_training_recipe(const std::string& spelling) {
   std::string d = s.name + ": forward " + scheme_or_fp(s.forward) + ", gradients " +
                   scheme_or_fp(s.gradient) + ", other backward operand " +
                   scheme_or_fp(s.backward_other ? s.backward_other : s.forward);
+  if (s.fixed_point_bits)
+    return s.name + ": forward X and W in INT" + std::to_string(s.fixed_point_bits) +
+           " fixed point with learned binary points, gradients f32 (" + s.source + ")";
   if (s.hadamard) d += ", Hadamard " + std::to_string(s.hadamard);
   if (s.delayed) d += ", delayed scaling";
   if (s.exact_sums) d += ", exact sums";
@@ -443,14 +461,19 @@ void compress_group(const Scheme& element, bool expand, float* x, size_t n,
 struct TrainingRecipe::Impl {
   TrainingRecipeSpec spec;
   std::unique_ptr<QuantizedProducts> products;
+  std::unique_ptr<LearnedFixedPoint> fixed_point;
 };
 
 TrainingRecipe::TrainingRecipe(TrainingRecipeSpec spec, const model::LlamaConfig& config,
                                uint64_t seed)
     : impl_(std::make_unique<Impl>()) {
   impl_->spec = std::move(spec);
-  if (!impl_->spec.is_full_precision() || impl_->spec.hadamard)
-    impl_->products = std::make_unique<QuantizedProducts>(impl_->spec, config, seed);
+  const TrainingRecipeSpec& s = impl_->spec;
+  if (s.fixed_point_bits)
+    impl_->fixed_point = std::make_unique<LearnedFixedPoint>(
+        s.fixed_point_bits, s.binary_point_lr, kLinearsPerLayer * config.n_layers, s.head);
+  else if (!s.is_full_precision() || s.hadamard)
+    impl_->products = std::make_unique<QuantizedProducts>(s, config, seed);
 }
 TrainingRecipe::~TrainingRecipe() = default;
 
@@ -458,6 +481,7 @@ const TrainingRecipeSpec& TrainingRecipe::spec() const {
   return impl_->spec;
 }
 LinearProducts<float>* TrainingRecipe::products() {
+  if (impl_->fixed_point) return impl_->fixed_point.get();
   return impl_->products.get();
 }
 void TrainingRecipe::begin_step(int64_t step) {
@@ -465,10 +489,13 @@ void TrainingRecipe::begin_step(int64_t step) {
 }
 void TrainingRecipe::end_step() {
   if (impl_->products) impl_->products->end_step();
+  if (impl_->fixed_point) impl_->fixed_point->end_step();
 }
 
 std::vector<std::pair<std::string, double>> TrainingRecipe::step_telemetry() const {
   std::vector<std::pair<std::string, double>> out;
+  if (impl_->fixed_point)
+    out.emplace_back("qfx_fraction_bits", impl_->fixed_point->mean_fraction_bits());
   if (!impl_->products) return out;
   for (int r = 0; r < kOperandRoles; ++r) {
     const OperandTelemetry& t = impl_->products->step_telemetry()[size_t(r)];
@@ -506,10 +533,12 @@ void TrainingRecipe::compress_optimizer_states(AdamW& optimizer) const {
 }
 
 std::string TrainingRecipe::state() const {
+  if (impl_->fixed_point) return impl_->fixed_point->state();
   return impl_->products ? impl_->products->state() : "{}";
 }
 void TrainingRecipe::restore(const std::string& text) {
   if (impl_->products) impl_->products->restore(text);
+  if (impl_->fixed_point) impl_->fixed_point->restore(text);
 }
 
 }  // namespace lowbit::train

@@ -37,14 +37,21 @@ struct TrainingRecipeSpec {
   std::optional<Scheme> optimizer_states;  // element format of AdamW's m and v, groups of 128
   bool range_expansion = false;            // COAT's dynamic range expansion of those groups
   bool head = false;                       // the output head's products too (default: kept)
-  bool is_full_precision() const { return !forward && !gradient && !backward_other; }
+  // Trainable fixed point (QFX) when > 0: the forward's X and W in signed fixed point of this many
+  // bits with a binary point learned per tensor (src/train/learned_fixed_point.h); the schemes
+  // above must then be unset.
+  int fixed_point_bits = 0;
+  double binary_point_lr = 0.01;  // Adam's step for the binary points
+  bool is_full_precision() const {
+    return !forward && !gradient && !backward_other && fixed_point_bits == 0;
+  }
 };
 
 // Every preset, in the order docs/training.md lists them.
 const std::vector<TrainingRecipeSpec>& training_presets();
 // A preset name ("fp8", "mxfp4_quartet", ...) or the long form
 //   fwd=<scheme>[;grad=<scheme>][;other=<scheme>][;hadamard=<block>][;delayed][;exact_sums]
-//     [;states=<element>[;expand]][;head]
+//     [;states=<element>[;expand]][;head]   or   qfx=<bits>[;qfx_lr=<lr>][;head]
 // (a preset may start the long form: "fp8;head"). Throws lowbit::Error listing the presets.
 TrainingRecipeSpec parse_training_recipe(const std::string& spelling);
 // One line: what the recipe quantizes and its source. Throws like parse_training_recipe.
