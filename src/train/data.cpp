@@ -4,17 +4,11 @@
 #include <string>
 
 #include "lowbit/util/error.h"
+#include "util/splitmix.h"
 
 namespace lowbit::train {
 
 namespace {
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 void copy_window(const std::vector<int32_t>& tokens, int64_t window, int seq, int row, Batch& b) {
   const size_t from = size_t(window) * size_t(seq);
   for (int i = 0; i < seq; ++i) {
@@ -52,7 +46,7 @@ void BatchStream::shuffle() {
   for (size_t i = 0; i < order_.size(); ++i) order_[i] = int64_t(i);
   uint64_t state = seed_ ^ (uint64_t(epoch_) * 0xD1B54A32D192ED03ULL);
   for (size_t i = order_.size(); i > 1; --i)  // Fisher-Yates
-    std::swap(order_[i - 1], order_[size_t(splitmix64(state) % i)]);
+    std::swap(order_[i - 1], order_[size_t(util::splitmix64(state) % i)]);
 }
 
 void BatchStream::seek(int64_t epoch, int64_t position) {

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "lowbit/util/error.h"
+#include "util/splitmix.h"
 
 namespace lowbit::train {
 
@@ -90,7 +91,7 @@ void check_trainable(const model::LlamaConfig& c) {
     throw Error("training: the model shape is incomplete or inconsistent (" + c.summary() + ")");
 }
 
-// A normal stream of its own (splitmix64 + Box-Muller), so that initial weights are the same on
+// A normal stream of its own (SplitMix64 + Box-Muller), so that initial weights are the same on
 // every standard library.
 class NormalStream {
  public:
@@ -109,12 +110,7 @@ class NormalStream {
   }
 
  private:
-  uint64_t bits() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
+  uint64_t bits() { return util::splitmix64(state_); }
   uint64_t state_;
   double spare_ = 0;
   bool have_spare_ = false;
