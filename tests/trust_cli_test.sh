@@ -97,5 +97,26 @@ assert len(r) == 6 and all(x["execution"].startswith("real:") for x in r), [x.ge
 PY
 grep -v "^baseline:" "$work/real.log" | grep -q ": cached" && fail "sweep --exec real reused emulated cache entries"
 
+# Training: bad configurations are errors naming the setting; a run writes a model folder that
+# eval loads; a diverging run is an error exit that leaves no model; train-sweep reports.
+cat > "$work/train.json" <<EOF
+{"model": {"dim": 32, "layers": 1, "heads": 2, "kv_heads": 1, "hidden": 32, "context": 64},
+ "tokenizer": "$work/tiny.gguf", "data": {"train": "$work/text.txt", "seq_len": 32},
+ "batch": 2, "steps": 4, "eval_every": 2, "eval_batches": 1, "out": "$work/run"}
+EOF
+sed 's/"batch"/"bacth"/' "$work/train.json" > "$work/typo.json"
+sed "s|$work/text.txt|$work/missing.txt|" "$work/train.json" > "$work/missing.json"
+expect_error "train config typo" 'unknown setting "bacth"' "$LOWBIT" train --config "$work/typo.json"
+expect_error "train recipe unknown" "unknown training recipe" "$LOWBIT" train --config "$work/train.json" --recipe fp7
+expect_error "train missing text" "missing.txt" "$LOWBIT" train --config "$work/missing.json"
+expect_ok "train runs" "model: .*run/model" "$LOWBIT" train --config "$work/train.json" --recipe fp8 --fresh
+expect_ok "trained model loads" "PPL: " "$LOWBIT" eval --model "$work/run/model" --text "$work/text.txt" --ctx 32
+expect_error "train diverges" "diverged" "$LOWBIT" train --config "$work/train.json" --lr 300 --steps 30 --out "$work/div" --fresh
+[ -e "$work/div/model" ] && fail "a diverged run left a model folder"
+expect_ok "train-sweep" "4 of 4 runs finished" "$LOWBIT" train-sweep --config "$work/train.json" --out "$work/ts" \
+  --recipes f32,mxfp4 --lrs 0.01 --seeds 1,2 --no-sharpness
+[ -s "$work/ts/report.html" ] || fail "train-sweep wrote no report"
+expect_error "train-sweep shard" "shard" "$LOWBIT" train-sweep --config "$work/train.json" --out "$work/ts" --shard 3/2
+
 if [ "$failures" -ne 0 ]; then echo "$failures trust CLI check(s) failed"; exit 1; fi
 echo "all trust CLI checks passed"
