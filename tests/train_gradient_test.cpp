@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "lowbit/model/llama.h"
+#include "lowbit/train/quantized_training.h"
 #include "lowbit/train/sharpness.h"
 #include "lowbit/train/train_model.h"
 #include "lowbit/util/error.h"
@@ -215,6 +216,36 @@ TEST(Sharpness, LanczosFindsTheLargestHessianEigenvalue) {
   const double got = loss_sharpness(m, b.tokens, b.targets, b.batch, b.seq, 60, 1);
   EXPECT_NEAR(got, want, 1e-4 * std::abs(want)) << n << " parameters";
   EXPECT_GT(want, 0);
+}
+
+// The quantized products' layout (each operand transposed to its reduction, rotated, rounded,
+// multiplied) is the exact products' when nothing is lost: a Hadamard rotation alone leaves every
+// gradient as it was up to float32 rounding, and a fine format (E5M10 per tensor) close to it.
+TEST(QuantizedProducts, LosslessRecipesGiveTheExactGradients) {
+  const Batch b = tiny_batch(11);
+  TrainLlama<float> exact = tiny_model<float>(false, model::RopeStyle::HalfSplit);
+  exact.zero_grad();
+  exact.forward_backward(b.tokens.data(), b.targets.data(), b.batch, b.seq, true, 1.0f);
+  for (const auto& [spelling, bound] : std::vector<std::pair<std::string, double>>{
+           {"hadamard=4", 1e-5}, {"fwd=e5m10:tensor;grad=e5m10:tensor", 1e-2}}) {
+    TrainLlama<float> m = tiny_model<float>(false, model::RopeStyle::HalfSplit);
+    TrainingRecipe recipe(parse_training_recipe(spelling + ";head"), m.config(), 1);
+    ASSERT_NE(recipe.products(), nullptr);
+    m.set_products(recipe.products());
+    m.zero_grad();
+    recipe.begin_step(0);
+    m.forward_backward(b.tokens.data(), b.targets.data(), b.batch, b.seq, true, 1.0f);
+    for (size_t i = 0; i < m.parameters().size(); ++i) {
+      const auto& want = exact.parameters()[i].grad;
+      const auto& got = m.parameters()[i].grad;
+      double largest = 0, worst = 0;
+      for (size_t j = 0; j < want.size(); ++j) {
+        largest = std::max(largest, double(std::abs(want[j])));
+        worst = std::max(worst, double(std::abs(got[j] - want[j])));
+      }
+      EXPECT_LT(worst / largest, bound) << spelling << ": " << m.parameters()[i].name;
+    }
+  }
 }
 
 TEST(TrainModel, RefusesWhatTheBackwardDoesNotCover) {
