@@ -150,7 +150,7 @@ std::string report_html(const TrainRun& base, const TrainSweepGrid& g,
   h += ". " + std::to_string(g.recipes.size()) + " recipes × " + std::to_string(g.lrs.size()) +
        " learning rates × " + std::to_string(g.seeds.size()) +
        " seeds. Sharpness: λ<sub>max</sub> of "
-       "the loss Hessian at the end (power iteration, docs/training.md).</p>";
+       "the loss Hessian at the end (Lanczos, docs/training.md).</p>";
   // The table: mean ± sd of the final validation loss, divergences.
   h += "<h2>Final validation loss (mean ± sd over seeds; diverged runs counted, not averaged)</h2>"
        "<table><tr><th>recipe</th>";
@@ -194,14 +194,19 @@ std::string report_html(const TrainRun& base, const TrainSweepGrid& g,
     div_lr.push_back(rate);
     sharp_lr.push_back(sharp);
   }
-  h += util::svg_plot({"Final validation loss against learning rate", "peak learning rate",
-                       "validation loss (nats)", true, false},
-                      loss_lr);
+  // Against the learning rate: log x labelled at the grid's rates.
+  const auto lr_axes = [&](const std::string& title, const std::string& y, bool log_y) {
+    util::PlotOptions o{title, "peak learning rate", y, true, log_y};
+    o.x_ticks = g.lrs;
+    return o;
+  };
   h += util::svg_plot(
-      {"Divergence rate", "peak learning rate", "diverged runs / runs", true, false}, div_lr);
-  h += util::svg_plot(
-      {"Sharpness at the end", "peak learning rate", "λmax of the loss Hessian", true, true},
-      sharp_lr);
+      lr_axes("Final validation loss against learning rate", "validation loss (nats)", false),
+      loss_lr);
+  util::PlotOptions rate_axes = lr_axes("Divergence rate", "diverged runs / runs", false);
+  rate_axes.y_min = -0.05, rate_axes.y_max = 1.05;
+  h += util::svg_plot(rate_axes, div_lr);
+  h += util::svg_plot(lr_axes("Sharpness at the end", "λmax of the loss Hessian", true), sharp_lr);
   h += "</div><h2>Training loss curves</h2><div class='plots'>";
   for (double lr : g.lrs) {
     std::vector<util::PlotSeries> curves;

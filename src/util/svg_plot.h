@@ -23,6 +23,8 @@ struct PlotOptions {
   std::string title, x_label, y_label;
   bool log_x = false, log_y = false;
   int width = 600, height = 360;
+  double y_min = NAN, y_max = NAN;  // a fixed y range (e.g. 0 .. 1 for rates); NaN: the data's
+  std::vector<double> x_ticks;      // where to label x (empty: 1-2-5 steps)
 };
 
 namespace svg_detail {
@@ -51,7 +53,8 @@ inline std::vector<double> ticks(double lo, double hi, bool log) {
         const double v = m * std::pow(10.0, e);
         if (v >= lo * 0.999 && v <= hi * 1.001) t.push_back(v);
       }
-    return t;
+    if (t.size() >= 2) return t;
+    t.clear();  // a range narrower than 1-2-5: linear ticks, placed on the log scale
   }
   const double raw = (hi - lo) / 6, p = std::pow(10.0, std::floor(std::log10(raw)));
   const double step = raw / p < 1.5 ? p : raw / p < 3.5 ? 2 * p : raw / p < 7.5 ? 5 * p : 10 * p;
@@ -79,6 +82,20 @@ inline std::string svg_plot(const PlotOptions& o, const std::vector<PlotSeries>&
   if (!(x0 <= x1)) return svg + "<text x='20' y='40'>no data</text></svg>";
   if (x0 == x1) x0 -= o.log_x ? x0 / 2 : 1, x1 += o.log_x ? x1 : 1;
   if (y0 == y1) y0 -= o.log_y ? y0 / 2 : 1, y1 += o.log_y ? y1 : 1;
+  // 4 % of margin on every side (in the axis's own scale), so points do not sit on the frame.
+  const auto widen = [](double& lo, double& hi, bool log) {
+    if (log) {
+      const double f = std::pow(hi / lo, 0.04);
+      lo /= f, hi *= f;
+    } else {
+      const double m = 0.04 * (hi - lo);
+      lo -= m, hi += m;
+    }
+  };
+  widen(x0, x1, o.log_x);
+  widen(y0, y1, o.log_y);
+  if (std::isfinite(o.y_min)) y0 = o.y_min;
+  if (std::isfinite(o.y_max)) y1 = o.y_max;
   const double L = 58, R = o.width - 150, T = 24, B = o.height - 40;  // plot area; legend right
   const auto tx = [&](double x) { return o.log_x ? std::log10(x) : x; };
   const auto ty = [&](double y) { return o.log_y ? std::log10(y) : y; };
@@ -86,7 +103,7 @@ inline std::string svg_plot(const PlotOptions& o, const std::vector<PlotSeries>&
   const auto py = [&](double y) { return B - (ty(y) - ty(y0)) / (ty(y1) - ty(y0)) * (B - T); };
   svg += "<rect x='" + num(L) + "' y='" + num(T) + "' width='" + num(R - L) + "' height='" +
          num(B - T) + "' fill='none' stroke='#888'/>";
-  for (double v : ticks(x0, x1, o.log_x))
+  for (double v : o.x_ticks.empty() ? ticks(x0, x1, o.log_x) : o.x_ticks)
     svg += "<line x1='" + num(px(v)) + "' x2='" + num(px(v)) + "' y1='" + num(T) + "' y2='" +
            num(B) + "' stroke='#eee'/><text x='" + num(px(v)) + "' y='" + num(B + 14) +
            "' text-anchor='middle'>" + label(v) + "</text>";
