@@ -71,7 +71,8 @@ void BM_RuntimeForward(benchmark::State& state) {
   model::LlamaRunState s(m.config(), kSeq, kSeq);
   std::vector<float> logits(size_t(kSeq) * m.config().vocab_size);
   const double want = runtime_loss(m, t, s, logits);
-  const double got = tm.forward_backward(t.tokens.data(), t.targets.data(), kBatch, kSeq, false).sum;
+  const double got =
+      tm.forward_backward(t.tokens.data(), t.targets.data(), kBatch, kSeq, false).sum;
   if (std::abs(got - want) > 1e-4 * want) {
     state.SkipWithError("the training forward disagrees with the runtime");
     return;

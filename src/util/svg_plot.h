@@ -22,8 +22,13 @@ struct PlotSeries {
 struct PlotOptions {
   PlotOptions(std::string title_, std::string x_label_, std::string y_label_, bool log_x_ = false,
               bool log_y_ = false, int width_ = 600, int height_ = 360)
-      : title(std::move(title_)), x_label(std::move(x_label_)), y_label(std::move(y_label_)),
-        log_x(log_x_), log_y(log_y_), width(width_), height(height_) {}
+      : title(std::move(title_)),
+        x_label(std::move(x_label_)),
+        y_label(std::move(y_label_)),
+        log_x(log_x_),
+        log_y(log_y_),
+        width(width_),
+        height(height_) {}
   std::string title, x_label, y_label;
   bool log_x = false, log_y = false;
   int width = 600, height = 360;
