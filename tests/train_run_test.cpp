@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -217,6 +218,9 @@ TEST_F(TrainRunTest, ConfigurationErrorsNameTheSetting) {
   EXPECT_THROW(run(j), Error);
   EXPECT_THROW(parse_training_recipe("fwd=e4m3fn:g32;delayed"), Error);  // delayed: tensors only
   EXPECT_EQ(parse_training_recipe("fp8;head").head, true);
+  EXPECT_EQ(parse_training_recipe("qfx=6;qfx_lr=0.05").fixed_point_bits, 6);
+  EXPECT_EQ(parse_training_recipe("qfx=6;qfx_lr=0.05").binary_point_lr, 0.05);
+  EXPECT_THROW(parse_training_recipe("qfx=6;fwd=e4m3fn:tensor"), Error);  // QFX takes no scheme
 }
 
 // The stability lab: two shards make up the grid, a rerun skips finished runs, a diverging
@@ -256,6 +260,30 @@ TEST_F(TrainRunTest, TrainSweepShardsResumesAndReports) {
   EXPECT_GE(std::count(html.begin(), html.end(), '<'), 100);
   const json results = json::parse(testing::read_text(path("sweep/results.json")));
   EXPECT_EQ(results.size(), 4u);
+}
+
+// Master weights on a narrower format: after every update each weight is a BF16 value (nearest or
+// stochastic rounding), and the two roundings train differently.
+TEST_F(TrainRunTest, MasterWeightsStayOnTheirFormat) {
+  std::vector<double> losses;
+  for (const std::string recipe : {"master=bf16", "master=bf16:sr"}) {
+    json j = config("master_" + std::to_string(losses.size()), 6);
+    j["recipe"] = "fp8;" + recipe;
+    const TrainResult r = run_training(
+        run(j), [](const StepReport&) {}, true);
+    losses.push_back(r.validation_loss);
+    const model::TensorStore st = model::load_safetensors(
+        path("master_" + std::to_string(losses.size() - 1)) + "/checkpoint/model.safetensors");
+    for (const auto& t : st.tensors())
+      for (float v : st.to_f32(t.name, t.shape)) {
+        uint32_t bits;
+        std::memcpy(&bits, &v, 4);
+        ASSERT_EQ(bits & 0xFFFFu, 0u) << recipe << ": " << t.name << " holds " << v;
+      }
+  }
+  EXPECT_NE(losses[0], losses[1]);
+  EXPECT_NE(describe_training_recipe("fp8;master=bf16:sr").find("master weights bf16 (stochastic)"),
+            std::string::npos);
 }
 
 // COAT's expansion keeps a group's small moments that plain E4M3 per-group scaling flushes to

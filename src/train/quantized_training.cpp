@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "lowbit/kernels/convert.h"
 #include "lowbit/ptq/hadamard.h"
 #include "lowbit/quant/group_layout.h"
 #include "lowbit/quant/qtensor.h"
@@ -149,7 +150,8 @@ TrainingRecipeSpec parse_training_recipe(const std::string& spelling) {
   if (first == 0 && parts[0].find('=') == std::string::npos)
     throw Error("unknown training recipe \"" + parts[0] + "\" (presets: " + preset_list() +
                 "; or the long form fwd=<scheme>;grad=<scheme>;other=<scheme>;hadamard=<block>;"
-                "delayed;exact_sums;states=<element>;expand;head)");
+                "delayed;exact_sums;states=<element>;expand;master=<format>[:sr];head, or "
+                "qfx=<bits>;qfx_lr=<lr>)");
   if (first == 0) spec.name = spelling, spec.source = "custom";
   for (size_t i = first; i < parts.size(); ++i) {
     const std::string& part = parts[i];
@@ -175,7 +177,15 @@ TrainingRecipeSpec parse_training_recipe(const std::string& spelling) {
         spec.range_expansion = true;
       else if (key == "head" && value.empty())
         spec.head = true;
-      else
+      else if (key == "qfx")
+        spec.fixed_point_bits = std::stoi(value);
+      else if (key == "qfx_lr")
+        spec.binary_point_lr = std::stod(value);
+      else if (key == "master") {
+        const bool sr = value.size() > 3 && value.compare(value.size() - 3, 3, ":sr") == 0;
+        spec.master = parse_format(sr ? value.substr(0, value.size() - 3) : value);
+        spec.master_stochastic = sr;
+      } else
         throw Error("unknown part \"" + part + "\"");
     } catch (const std::invalid_argument&) {
       throw Error("training recipe " + spelling + ": \"" + part + "\" needs a number");
@@ -214,6 +224,9 @@ std::string describe_training_recipe(const std::string& spelling) {
   if (s.hadamard) d += ", Hadamard " + std::to_string(s.hadamard);
   if (s.delayed) d += ", delayed scaling";
   if (s.exact_sums) d += ", exact sums";
+  if (s.master)
+    d +=
+        ", master weights " + format_name(*s.master) + (s.master_stochastic ? " (stochastic)" : "");
   if (s.optimizer_states)
     d += ", AdamW moments " + scheme_name(*s.optimizer_states) + " per 128" +
          (s.range_expansion ? " with range expansion" : "");
@@ -530,6 +543,23 @@ void TrainingRecipe::compress_optimizer_states(AdamW& optimizer) const {
       for (size_t g = 0; g < m.size(); g += kGroup)
         compress_group(*element, impl_->spec.range_expansion, m.data() + g,
                        std::min(kGroup, m.size() - g), rounder, work);
+}
+
+void TrainingRecipe::round_master_weights(std::vector<Parameter<float>>& params,
+                                          int64_t step) const {
+  const TrainingRecipeSpec& s = impl_->spec;
+  if (!s.master) return;
+  for (size_t i = 0; i < params.size(); ++i) {
+    RoundOptions opt{s.master_stochastic ? RoundMode::Stochastic : RoundMode::NearestEven,
+                     Overflow::Saturate, 0};
+    if (s.master_stochastic) {
+      util::Fnv1a h;
+      for (uint64_t v : {uint64_t(step), uint64_t(i), uint64_t(0x6d61737465)}) h.u64_bytes(v);
+      opt.seed = h.h;
+    }
+    std::vector<float>& w = params[i].value;
+    fake_quant(*s.master, w.data(), w.size(), w.data(), opt);
+  }
 }
 
 std::string TrainingRecipe::state() const {

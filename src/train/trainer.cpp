@@ -490,6 +490,7 @@ TrainResult run_training(const TrainRun& run, const std::function<void(const Ste
     }
     optimizer.step(m->parameters(), r.lr);
     recipe.compress_optimizer_states(optimizer);
+    recipe.round_master_weights(m->parameters(), state.step);
     recipe.end_step();
     ++state.step;
     state.tokens += step_tokens;

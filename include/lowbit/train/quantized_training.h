@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "lowbit/format/format.h"
 #include "lowbit/quant/scheme.h"
 #include "lowbit/train/optimizer.h"
 #include "lowbit/train/train_model.h"
@@ -37,6 +38,10 @@ struct TrainingRecipeSpec {
   std::optional<Scheme> optimizer_states;  // element format of AdamW's m and v, groups of 128
   bool range_expansion = false;            // COAT's dynamic range expansion of those groups
   bool head = false;                       // the output head's products too (default: kept)
+  // The master weights rounded onto this format after every update (BF16 master weights, ...),
+  // nearest or, with master_stochastic, stochastically (a fresh stream per step and tensor).
+  std::optional<Format> master;
+  bool master_stochastic = false;
   // Trainable fixed point (QFX) when > 0: the forward's X and W in signed fixed point of this many
   // bits with a binary point learned per tensor (src/train/learned_fixed_point.h); the schemes
   // above must then be unset.
@@ -51,7 +56,8 @@ struct TrainingRecipeSpec {
 const std::vector<TrainingRecipeSpec>& training_presets();
 // A preset name ("fp8", "mxfp4_quartet", ...) or the long form
 //   fwd=<scheme>[;grad=<scheme>][;other=<scheme>][;hadamard=<block>][;delayed][;exact_sums]
-//     [;states=<element>[;expand]][;head]   or   qfx=<bits>[;qfx_lr=<lr>][;head]
+//     [;states=<element>[;expand]][;master=<format>[:sr]][;head]
+//   or   qfx=<bits>[;qfx_lr=<lr>][;head]
 // (a preset may start the long form: "fp8;head"). Throws lowbit::Error listing the presets.
 TrainingRecipeSpec parse_training_recipe(const std::string& spelling);
 // One line: what the recipe quantizes and its source. Throws like parse_training_recipe.
@@ -85,6 +91,9 @@ class TrainingRecipe {
   std::vector<SiteTelemetry> site_telemetry() const;
   // Re-quantizes AdamW's moments after an update (no-op without optimizer_states).
   void compress_optimizer_states(AdamW& optimizer) const;
+  // Rounds the master weights onto the recipe's master format after update `step` (no-op
+  // without one).
+  void round_master_weights(std::vector<Parameter<float>>& params, int64_t step) const;
   // The delayed-scaling history as JSON, for checkpoints (bit-identical resume).
   std::string state() const;
   void restore(const std::string& json);
