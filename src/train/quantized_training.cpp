@@ -459,14 +459,16 @@ void compress_group(const Scheme& element, bool expand, float* x, size_t n,
     const double format_range = std::log(max_finite(element.element) / min_normal(element.element));
     k = format_range / std::log(double(hi) / double(lo));
   }
+  // Expanded on x / max|x| ∈ [lo/hi, 1], so that |·|^k stays within float whatever k is (a group
+  // of nearly equal values has k in the hundreds): f spans [format range⁻¹, 1] exactly.
   work.resize(n);
   for (size_t i = 0; i < n; ++i)
-    work[i] = float(std::copysign(std::pow(double(std::abs(x[i])), k), double(x[i])));
-  const float top = float(std::pow(double(hi), k));
-  std::vector<float> scales(n, float(top / element_max(element)));
+    work[i] = float(std::copysign(std::pow(double(std::abs(x[i])) / double(hi), k), double(x[i])));
+  std::vector<float> scales(n, float(1.0 / element_max(element)));
   rounder.round(work.data(), n, scales.data(), nullptr, work.data());
   for (size_t i = 0; i < n; ++i)
-    x[i] = float(std::copysign(std::pow(double(std::abs(work[i])), 1.0 / k), double(work[i])));
+    x[i] = float(double(hi) *
+                 std::copysign(std::pow(double(std::abs(work[i])), 1.0 / k), double(work[i])));
 }
 
 }  // namespace
