@@ -262,6 +262,66 @@ TEST_F(TrainRunTest, TrainSweepShardsResumesAndReports) {
   EXPECT_EQ(results.size(), 4u);
 }
 
+// Gradient accumulation: 2 micro-batches of 2 sequences make the step one batch of 4 makes (the
+// same windows in the same order), up to float32 summation order.
+TEST_F(TrainRunTest, AccumulatedMicroBatchesEqualOneBatch) {
+  json j = config("accumulated", 3);
+  j["batch"] = 2;
+  j["accumulate"] = 2;
+  const TrainResult accumulated = run_training(
+      run(j), [](const StepReport&) {}, true);
+  j["batch"] = 4;
+  j["accumulate"] = 1;
+  j["out"] = path("one_batch");
+  const TrainResult one = run_training(
+      run(j), [](const StepReport&) {}, true);
+  EXPECT_EQ(accumulated.tokens, one.tokens);
+  const std::vector<float> a = weights(accumulated.model_dir), b = weights(one.model_dir);
+  ASSERT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
+  // Adam divides by the gradient's running RMS, so rounding-level differences in near-zero
+  // gradients become differences of up to a few percent of a step (lr 0.01 here).
+  EXPECT_LT(worst, 2e-4);
+  EXPECT_GT(worst, 0.0) << "suspiciously identical: was accumulate ignored?";
+  // The first step's loss and gradient norm (which Adam would hide a wrong scale from) agree.
+  const auto first_line = [&](const std::string& run_dir) {
+    std::ifstream log(path(run_dir) + "/log.jsonl");
+    std::string line;
+    std::getline(log, line);
+    return json::parse(line);
+  };
+  const json la = first_line("accumulated"), lb = first_line("one_batch");
+  EXPECT_NEAR(la["loss"].get<double>(), lb["loss"].get<double>(), 1e-6);
+  EXPECT_NEAR(la["grad_norm"].get<double>(), lb["grad_norm"].get<double>(),
+              1e-5 * lb["grad_norm"].get<double>());
+}
+
+// One operand of one product alone: only the weight gradient's dY in MXFP4, everything else
+// float32 — only that role is quantized (and logged), and it changes the training.
+TEST_F(TrainRunTest, EachOperandRoleCanHaveItsOwnScheme) {
+  const TrainingRecipeSpec spec = parse_training_recipe("wgrad_dy=mxfp4");
+  for (int r = 0; r < kOperandRoles; ++r)
+    EXPECT_EQ(spec.scheme_for(OperandRole(r)).has_value(), OperandRole(r) == OperandRole::WgradDy);
+  EXPECT_EQ(
+      parse_training_recipe("fp8;dgrad_w=e5m2:tensor").scheme_for(OperandRole::DgradW)->element,
+      formats::e5m2);
+  json j = config("one_role", 4);
+  j["recipe"] = "wgrad_dy=mxfp4";
+  const TrainResult one = run_training(
+      run(j), [](const StepReport&) {}, true);
+  j["recipe"] = "f32";
+  j["out"] = path("one_role_f32");
+  const TrainResult f32 = run_training(
+      run(j), [](const StepReport&) {}, true);
+  EXPECT_NE(one.validation_loss, f32.validation_loss);
+  std::ifstream log(path("one_role/log.jsonl"));
+  std::string first;
+  std::getline(log, first);
+  EXPECT_NE(first.find("wgrad_dy_underflow"), std::string::npos) << first;
+  EXPECT_EQ(first.find("fwd_x_underflow"), std::string::npos) << first;
+}
+
 // Master weights on a narrower format: after every update each weight is a BF16 value (nearest or
 // stochastic rounding), and the two roundings train differently.
 TEST_F(TrainRunTest, MasterWeightsStayOnTheirFormat) {

@@ -130,11 +130,40 @@ std::string preset_list() {
   return list;
 }
 
+// The role a long-form key names ("dgrad_w"), or -1.
+int role_index(const std::string& key) {
+  for (int r = 0; r < kOperandRoles; ++r)
+    if (key == operand_role_name(OperandRole(r))) return r;
+  return -1;
+}
+
 std::string scheme_or_fp(const std::optional<Scheme>& s) {
   return s ? scheme_name(*s) : "f32";
 }
 
 }  // namespace
+
+std::optional<Scheme> TrainingRecipeSpec::scheme_for(OperandRole r) const {
+  if (roles[size_t(r)]) return roles[size_t(r)];
+  switch (r) {
+    case OperandRole::ForwardX:
+    case OperandRole::ForwardW:
+      return forward;
+    case OperandRole::DgradDy:
+    case OperandRole::WgradDy:
+      return gradient;
+    case OperandRole::DgradW:
+    case OperandRole::WgradX:
+      return backward_other ? backward_other : forward;
+  }
+  return std::nullopt;
+}
+
+bool TrainingRecipeSpec::is_full_precision() const {
+  for (int r = 0; r < kOperandRoles; ++r)
+    if (scheme_for(OperandRole(r))) return false;
+  return fixed_point_bits == 0;
+}
 
 const std::vector<TrainingRecipeSpec>& training_presets() {
   static const std::vector<TrainingRecipeSpec> presets = make_presets();
@@ -177,6 +206,8 @@ TrainingRecipeSpec parse_training_recipe(const std::string& spelling) {
         spec.range_expansion = true;
       else if (key == "head" && value.empty())
         spec.head = true;
+      else if (role_index(key) >= 0)
+        spec.roles[size_t(role_index(key))] = parse_scheme(value);
       else if (key == "qfx")
         spec.fixed_point_bits = std::stoi(value);
       else if (key == "qfx_lr")
@@ -195,7 +226,8 @@ TrainingRecipeSpec parse_training_recipe(const std::string& spelling) {
   }
   if (spec.fixed_point_bits != 0 &&
       (spec.fixed_point_bits < 2 || spec.fixed_point_bits > 16 || spec.forward || spec.gradient ||
-       spec.backward_other || spec.hadamard || spec.delayed || spec.exact_sums))
+       spec.backward_other || spec.hadamard || spec.delayed || spec.exact_sums ||
+       std::any_of(spec.roles.begin(), spec.roles.end(), [](const auto& r) { return bool(r); })))
     throw Error("training recipe " + spelling +
                 ": qfx=<bits> (2..16) learns its own fixed-point formats and takes no schemes, "
                 "rotation, delayed scaling or exact sums");
@@ -206,8 +238,9 @@ TrainingRecipeSpec parse_training_recipe(const std::string& spelling) {
                 ": states=<element> takes an element format with one scale per group of 128 "
                 "(e.g. states=e4m3fn:tensor, applied to each group)");
   if (spec.delayed)
-    for (const std::optional<Scheme>* s : {&spec.forward, &spec.gradient, &spec.backward_other})
-      if (*s && (*s)->granularity != Granularity::Tensor)
+    for (int r = 0; r < kOperandRoles; ++r)
+      if (const std::optional<Scheme> s = spec.scheme_for(OperandRole(r));
+          s && s->granularity != Granularity::Tensor)
         throw Error("training recipe " + spelling +
                     ": delayed scaling applies to per-tensor schemes only");
   return spec;
@@ -221,6 +254,10 @@ std::string describe_training_recipe(const std::string& spelling) {
   if (s.fixed_point_bits)
     return s.name + ": forward X and W in INT" + std::to_string(s.fixed_point_bits) +
            " fixed point with learned binary points, gradients f32 (" + s.source + ")";
+  for (int r = 0; r < kOperandRoles; ++r)
+    if (s.roles[size_t(r)])
+      d += std::string(", ") + operand_role_name(OperandRole(r)) + " " +
+           scheme_name(*s.roles[size_t(r)]);
   if (s.hadamard) d += ", Hadamard " + std::to_string(s.hadamard);
   if (s.delayed) d += ", delayed scaling";
   if (s.exact_sums) d += ", exact sums";
@@ -254,6 +291,7 @@ class QuantizedProducts : public LinearProducts<float> {
  public:
   QuantizedProducts(const TrainingRecipeSpec& spec, const model::LlamaConfig& c, uint64_t seed)
       : spec_(spec), seed_(seed), head_site_(kLinearsPerLayer * c.n_layers) {
+    for (int r = 0; r < kOperandRoles; ++r) schemes_[size_t(r)] = spec.scheme_for(OperandRole(r));
     for (int l = 0; l < c.n_layers; ++l)
       for (const char* r :
            {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"})
@@ -281,8 +319,8 @@ class QuantizedProducts : public LinearProducts<float> {
                float* y) override {
     if (skip(site)) return LinearProducts<float>::forward(site, x, n, w, out, in, y);
     // Y[n, out] = X[n, in] · W[out, in]ᵀ, reduction over in.
-    const float* a = prepare(site, OperandRole::ForwardX, spec_.forward, x, n, in, false, a_);
-    const float* b = prepare(site, OperandRole::ForwardW, spec_.forward, w, out, in, false, b_);
+    const float* a = prepare(site, OperandRole::ForwardX, x, n, in, false, a_);
+    const float* b = prepare(site, OperandRole::ForwardW, w, out, in, false, b_);
     multiply(n, out, in, a, b, 0.0f, y);
   }
 
@@ -290,15 +328,13 @@ class QuantizedProducts : public LinearProducts<float> {
                 float* dx, bool add_dx, float* dw) override {
     if (skip(site))
       return LinearProducts<float>::backward(site, dy, x, n, w, out, in, dx, add_dx, dw);
-    const std::optional<Scheme>& other =
-        spec_.backward_other ? spec_.backward_other : spec_.forward;
     // dX[n, in] = dY[n, out] · W[out, in]: reduction over out; W is taken as Wᵀ [in, out].
-    const float* a = prepare(site, OperandRole::DgradDy, spec_.gradient, dy, n, out, false, a_);
-    const float* b = prepare(site, OperandRole::DgradW, other, w, out, in, true, b_);
+    const float* a = prepare(site, OperandRole::DgradDy, dy, n, out, false, a_);
+    const float* b = prepare(site, OperandRole::DgradW, w, out, in, true, b_);
     multiply(n, in, out, a, b, add_dx ? 1.0f : 0.0f, dx);
     // dW[out, in] += dYᵀ[out, n] · X[n, in]: reduction over the tokens.
-    a = prepare(site, OperandRole::WgradDy, spec_.gradient, dy, n, out, true, a_);
-    b = prepare(site, OperandRole::WgradX, other, x, n, in, true, b_);
+    a = prepare(site, OperandRole::WgradDy, dy, n, out, true, a_);
+    b = prepare(site, OperandRole::WgradX, x, n, in, true, b_);
     multiply(out, in, n, a, b, 1.0f, dw);
   }
 
@@ -333,9 +369,9 @@ class QuantizedProducts : public LinearProducts<float> {
   // The operand as a [rows', k] matrix with the reduction dimension k last — `src` is
   // [rows, cols], and `transposed` says the reduction runs down its columns (k = rows) — rotated
   // and quantized as the recipe says, in `buffer`.
-  const float* prepare(int site, OperandRole role, const std::optional<Scheme>& scheme,
-                       const float* src, int rows, int cols, bool transposed,
-                       std::vector<float>& buffer) {
+  const float* prepare(int site, OperandRole role, const float* src, int rows, int cols,
+                       bool transposed, std::vector<float>& buffer) {
+    const std::optional<Scheme>& scheme = schemes_[int(role)];
     const int m = transposed ? cols : rows, k = transposed ? rows : cols;
     buffer.resize(size_t(m) * size_t(k));
     if (transposed)
@@ -432,6 +468,7 @@ class QuantizedProducts : public LinearProducts<float> {
   }
 
   TrainingRecipeSpec spec_;
+  std::array<std::optional<Scheme>, kOperandRoles> schemes_;  // spec_.scheme_for each role
   uint64_t seed_;
   int head_site_;
   int64_t step_ = 0;

@@ -8,6 +8,7 @@
 // source and where lowbit's emulation departs from it.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -47,16 +48,19 @@ struct TrainingRecipeSpec {
   // above must then be unset.
   int fixed_point_bits = 0;
   double binary_point_lr = 0.01;  // Adam's step for the binary points
-  bool is_full_precision() const {
-    return !forward && !gradient && !backward_other && fixed_point_bits == 0;
-  }
+  // Per-role schemes (long form fwd_x=, fwd_w=, dgrad_dy=, dgrad_w=, wgrad_dy=, wgrad_x=): each
+  // replaces what forward / gradient / backward_other give that one operand.
+  std::array<std::optional<Scheme>, kOperandRoles> roles;
+  // The scheme of one operand role after the per-role overrides (nullopt: float32).
+  std::optional<Scheme> scheme_for(OperandRole r) const;
+  bool is_full_precision() const;
 };
 
 // Every preset, in the order docs/training.md lists them.
 const std::vector<TrainingRecipeSpec>& training_presets();
 // A preset name ("fp8", "mxfp4_quartet", ...) or the long form
 //   fwd=<scheme>[;grad=<scheme>][;other=<scheme>][;hadamard=<block>][;delayed][;exact_sums]
-//     [;states=<element>[;expand]][;master=<format>[:sr]][;head]
+//     [;states=<element>[;expand]][;master=<format>[:sr]][;head][;<role>=<scheme>]...
 //   or   qfx=<bits>[;qfx_lr=<lr>][;head]
 // (a preset may start the long form: "fp8;head"). Throws lowbit::Error listing the presets.
 TrainingRecipeSpec parse_training_recipe(const std::string& spelling);
