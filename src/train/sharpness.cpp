@@ -1,4 +1,4 @@
-// λ_max of the loss Hessian by power iteration on finite-difference Hessian-vector products
+// λ_max of the loss Hessian by Lanczos on finite-difference Hessian-vector products
 // (lowbit/train/sharpness.h).
 #include "lowbit/train/sharpness.h"
 
