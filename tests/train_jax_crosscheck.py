@@ -130,7 +130,9 @@ def main():
                 model={"dim": 32, "layers": 2, "heads": 4, "kv_heads": 2, "hidden": 48,
                        "context": 32, "tied": False, "init_std": 0.3},
             ),
-            "tiny GGUF, tied, adjacent-pair RoPE": dict(base, model={"init": tiny}),
+            # fine-tuning uses the model's own tokenizer (naming one besides is refused)
+            "tiny GGUF, tied, adjacent-pair RoPE": dict(
+                {k: v for k, v in base.items() if k != "tokenizer"}, model={"init": tiny}),
         }
         ok = True
         for i, (name, cfg) in enumerate(runs.items()):

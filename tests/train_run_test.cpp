@@ -124,6 +124,9 @@ TEST_F(TrainRunTest, AKilledRunResumesToBitIdenticalWeights) {
   json other = config("killed_f32", 8);
   other["optimizer"]["lr"] = 0.02;
   EXPECT_THROW(run_training(run(other), quiet), Error);
+  // Nor does the same configuration over a text that changed under the same name.
+  testing::write_text(path("corpus.txt"), tiny_corpus() + "a changed ending.\n");
+  EXPECT_THROW(run_training(run(config("killed_f32", 8)), quiet), Error);
 }
 
 TEST_F(TrainRunTest, TheTrainedFolderLoadsAsAModel) {
@@ -217,6 +220,14 @@ TEST_F(TrainRunTest, ConfigurationErrorsNameTheSetting) {
   j["recipe"] = "fp7";
   EXPECT_THROW(run(j), Error);
   EXPECT_THROW(parse_training_recipe("fwd=e4m3fn:g32;delayed"), Error);  // delayed: tensors only
+  // Fine-tuning takes the model's own shape and tokenizer: setting either is refused, not ignored.
+  j = config("bad", 2);
+  j["model"]["init"] = path("tiny.gguf");
+  EXPECT_THROW(run(j), Error);
+  j["model"] = {{"init", path("tiny.gguf")}};
+  EXPECT_THROW(run(j), Error);  // "tokenizer" is still set
+  j.erase("tokenizer");
+  EXPECT_NO_THROW(run(j));
   EXPECT_EQ(parse_training_recipe("fp8;head").head, true);
   EXPECT_EQ(parse_training_recipe("qfx=6;qfx_lr=0.05").fixed_point_bits, 6);
   EXPECT_EQ(parse_training_recipe("qfx=6;qfx_lr=0.05").binary_point_lr, 0.05);

@@ -373,6 +373,7 @@ class QuantizedProducts : public LinearProducts<float> {
                        bool transposed, std::vector<float>& buffer) {
     const std::optional<Scheme>& scheme = schemes_[int(role)];
     const int m = transposed ? cols : rows, k = transposed ? rows : cols;
+    if (!scheme && !spec_.hadamard && !transposed) return src;  // already [m, k], as it is
     buffer.resize(size_t(m) * size_t(k));
     if (transposed)
       transpose(src, rows, cols, buffer.data());
@@ -514,12 +515,14 @@ struct TrainingRecipe::Impl {
   TrainingRecipeSpec spec;
   std::unique_ptr<QuantizedProducts> products;
   std::unique_ptr<LearnedFixedPoint> fixed_point;
+  uint64_t seed = 0;  // the run's: stochastic rounding of the master weights draws from it
 };
 
 TrainingRecipe::TrainingRecipe(TrainingRecipeSpec spec, const model::LlamaConfig& config,
                                uint64_t seed)
     : impl_(std::make_unique<Impl>()) {
   impl_->spec = std::move(spec);
+  impl_->seed = seed;
   const TrainingRecipeSpec& s = impl_->spec;
   if (s.fixed_point_bits)
     impl_->fixed_point = std::make_unique<LearnedFixedPoint>(
@@ -593,7 +596,8 @@ void TrainingRecipe::round_master_weights(std::vector<Parameter<float>>& params,
                      Overflow::Saturate, 0};
     if (s.master_stochastic) {
       util::Fnv1a h;
-      for (uint64_t v : {uint64_t(step), uint64_t(i), uint64_t(0x6d61737465)}) h.u64_bytes(v);
+      for (uint64_t v : {impl_->seed, uint64_t(step), uint64_t(i), uint64_t(0x6d61737465)})
+        h.u64_bytes(v);
       opt.seed = h.h;
     }
     std::vector<float>& w = params[i].value;

@@ -84,13 +84,6 @@ void read_run(const TrainRun& t, TrainSweepRun& r) {
 const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
                          "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"};
 
-std::string html_escape(const std::string& s) {
-  std::string o;
-  for (char c : s)
-    o += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
-  return o;
-}
-
 struct Cell {  // one recipe at one learning rate, over seeds
   int runs = 0, finished = 0, diverged = 0;
   double mean = NAN, stdev = NAN, sharpness = NAN;
@@ -139,14 +132,14 @@ std::string report_html(const TrainRun& base, const TrainSweepGrid& g,
            ? "Model: " + std::to_string(c.n_layers) + " layers, dim " + std::to_string(c.dim) +
                  ", " + std::to_string(c.n_heads) + "/" + std::to_string(c.n_kv_heads) +
                  " heads, SwiGLU " + std::to_string(c.hidden_dim) + ", tokenizer " +
-                 html_escape(base.tokenizer)
-           : "Fine-tuning " + html_escape(base.init);
+                 util::html_escape(base.tokenizer)
+           : "Fine-tuning " + util::html_escape(base.init);
   h += ". " + std::to_string(base.steps) + " steps of " +
        std::to_string(base.batch * base.accumulate) + " × " + std::to_string(base.seq) +
        " tokens; warm-up " + std::to_string(base.optimizer.warmup) + ", cosine to lr/" +
        number(base.optimizer.lr / std::max(1e-30, base.optimizer.min_lr)) + "; text: ";
   for (const std::string& f : base.train_files)
-    h += html_escape(fs::path(f).filename().string()) + " ";
+    h += util::html_escape(fs::path(f).filename().string()) + " ";
   h += ". " + std::to_string(g.recipes.size()) + " recipes × " + std::to_string(g.lrs.size()) +
        " learning rates × " + std::to_string(g.seeds.size()) +
        " seeds. Sharpness: λ<sub>max</sub> of "
@@ -157,7 +150,7 @@ std::string report_html(const TrainRun& base, const TrainSweepGrid& g,
   for (double lr : g.lrs) h += "<th>lr " + number(lr) + "</th>";
   h += "<th>diverged</th></tr>";
   for (const std::string& recipe : g.recipes) {
-    h += "<tr><td>" + html_escape(recipe) + "</td>";
+    h += "<tr><td>" + util::html_escape(recipe) + "</td>";
     int div = 0, fin = 0;
     for (double lr : g.lrs) {
       const Cell k = cell(runs, recipe, lr);
@@ -231,12 +224,12 @@ std::string report_html(const TrainRun& base, const TrainSweepGrid& g,
     char b[256];
     std::snprintf(b, sizeof b,
                   "<tr><td>%s</td><td>%lld</td><td>%.4f</td><td>%.4f</td><td>%s</td><td>%.0f</td>",
-                  html_escape(r.label).c_str(), static_cast<long long>(r.steps), r.final_train_loss,
-                  r.validation_loss, r.sharpness ? number(*r.sharpness).c_str() : "—",
-                  r.tokens_per_s);
-    h += r.finished
-             ? std::string(b) + "<td>" + html_escape(r.diverged) + "</td></tr>"
-             : "<tr><td>" + html_escape(r.label) + "</td><td colspan='6'>not run yet</td></tr>";
+                  util::html_escape(r.label).c_str(), static_cast<long long>(r.steps),
+                  r.final_train_loss, r.validation_loss,
+                  r.sharpness ? number(*r.sharpness).c_str() : "—", r.tokens_per_s);
+    h += r.finished ? std::string(b) + "<td>" + util::html_escape(r.diverged) + "</td></tr>"
+                    : "<tr><td>" + util::html_escape(r.label) +
+                          "</td><td colspan='6'>not run yet</td></tr>";
   }
   return h + "</table></body></html>\n";
 }

@@ -2,6 +2,7 @@
 // and the trained model's folder.
 #include "lowbit/train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -21,8 +22,8 @@
 #include "lowbit/train/quantized_training.h"
 #include "lowbit/train/sharpness.h"
 #include "lowbit/util/error.h"
+#include "util/content_hash.h"
 #include "util/files.h"
-#include "util/fnv.h"
 
 namespace lowbit::train {
 
@@ -189,10 +190,34 @@ std::string TrainRun::canonical() const {
   return j.dump();
 }
 
+namespace {
+// The bytes of a file, or of every regular file under a folder in name order (a Hugging Face
+// model), into h: what a run's numbers depend on, whatever the paths are called.
+void hash_contents(const std::string& path, util::ContentHash& h) {
+  std::vector<std::string> files_in;
+  if (files::is_dir(path)) {
+    for (const auto& e : fs::recursive_directory_iterator(path))
+      if (e.is_regular_file()) files_in.push_back(e.path().string());
+    std::sort(files_in.begin(), files_in.end());
+  } else {
+    files_in.push_back(path);
+  }
+  for (const std::string& f : files_in) h.text(files::read_all(f));
+}
+}  // namespace
+
 std::string TrainRun::hash() const {
-  util::Fnv1a h;
-  h.bytes(canonical());
-  return util::hex64(h.h);
+  // The configuration and the contents of what it names (texts, the model to fine-tune, a
+  // tokenizer file): a checkpoint or a finished sweep run is reused only for the same inputs.
+  util::ContentHash h;
+  h.text(canonical());
+  for (const std::vector<std::string>* list : {&train_files, &validation_files})
+    for (const std::string& f : *list) hash_contents(f, h);
+  if (!init.empty())
+    hash_contents(model::resolve_model_path(init), h);
+  else if (tokenizer.rfind("bpe:", 0) != 0)
+    hash_contents(model::resolve_model_path(tokenizer), h);
+  return h.hex();
 }
 
 TrainRun parse_train_run(const std::string& text, const std::string& where) {
@@ -215,6 +240,12 @@ TrainRun parse_train_run(const std::string& text, const std::string& where) {
                 "rope_theta", "init_std"},
                w);
     read(m, "init", r.init, w);
+    if (!r.init.empty())  // the model to fine-tune has its own shape: a given one would be ignored
+      for (const char* k : {"dim", "layers", "heads", "kv_heads", "hidden", "context", "tied",
+                            "rope_theta", "init_std"})
+        if (m.contains(k))
+          throw Error(w + ": \"" + std::string(k) + "\" cannot be set with \"init\" (the model " +
+                      r.init + " has its own shape and weights)");
     model::LlamaConfig& c = r.shape;
     c.arch = "llama";
     c.dim = 128, c.n_layers = 4, c.n_heads = 4, c.n_kv_heads = 2, c.hidden_dim = 384;
@@ -239,6 +270,9 @@ TrainRun parse_train_run(const std::string& text, const std::string& where) {
     c.rope_inv_freq = model::rope_inv_freq(c.head_dim, c.rope_theta);
   }
   read(j, "tokenizer", r.tokenizer, where);
+  if (!r.init.empty() && j.contains("tokenizer"))
+    throw Error(where + ": \"tokenizer\" cannot be set with model.init (fine-tuning uses the " +
+                "model's own tokenizer)");
   if (!j.contains("data")) throw Error(where + ": \"data\" (the training text) is required");
   {
     const json& d = j["data"];

@@ -36,6 +36,14 @@ struct PlotOptions {
   std::vector<double> x_ticks;      // where to label x (empty: 1-2-5 steps)
 };
 
+// Text for HTML / SVG content: &, < and > escaped.
+inline std::string html_escape(const std::string& s) {
+  std::string o;
+  for (char c : s)
+    o += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+  return o;
+}
+
 namespace svg_detail {
 inline std::string num(double v) {
   char b[32];
@@ -46,12 +54,6 @@ inline std::string label(double v) {
   char b[32];
   std::snprintf(b, sizeof b, "%g", v);
   return b;
-}
-inline std::string escape(const std::string& s) {
-  std::string o;
-  for (char c : s)
-    o += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
-  return o;
 }
 // Tick values over [lo, hi]: 1-2-5 steps (linear) or 1, 2, 5 × powers of ten (log).
 inline std::vector<double> ticks(double lo, double hi, bool log) {
@@ -87,7 +89,7 @@ inline std::string svg_plot(const PlotOptions& o, const std::vector<PlotSeries>&
                     "' height='" + std::to_string(o.height) +
                     "' font-family='sans-serif' font-size='11'>";
   svg += "<text x='" + std::to_string(o.width / 2) +
-         "' y='14' text-anchor='middle' font-size='13'>" + escape(o.title) + "</text>";
+         "' y='14' text-anchor='middle' font-size='13'>" + html_escape(o.title) + "</text>";
   if (!(x0 <= x1)) return svg + "<text x='20' y='40'>no data</text></svg>";
   if (x0 == x1) x0 -= o.log_x ? x0 / 2 : 1, x1 += o.log_x ? x1 : 1;
   if (y0 == y1) y0 -= o.log_y ? y0 / 2 : 1, y1 += o.log_y ? y1 : 1;
@@ -121,9 +123,9 @@ inline std::string svg_plot(const PlotOptions& o, const std::vector<PlotSeries>&
            num(py(v)) + "' stroke='#eee'/><text x='" + num(L - 4) + "' y='" + num(py(v) + 4) +
            "' text-anchor='end'>" + label(v) + "</text>";
   svg += "<text x='" + num((L + R) / 2) + "' y='" + std::to_string(o.height - 8) +
-         "' text-anchor='middle'>" + escape(o.x_label) + "</text>";
+         "' text-anchor='middle'>" + html_escape(o.x_label) + "</text>";
   svg += "<text transform='translate(12," + num((T + B) / 2) +
-         ") rotate(-90)' text-anchor='middle'>" + escape(o.y_label) + "</text>";
+         ") rotate(-90)' text-anchor='middle'>" + html_escape(o.y_label) + "</text>";
   int legend = 0;
   for (const PlotSeries& s : series) {
     std::string path;
@@ -141,8 +143,8 @@ inline std::string svg_plot(const PlotOptions& o, const std::vector<PlotSeries>&
     if (s.in_legend && !s.label.empty()) {
       const double ly = T + 8 + 15 * legend++;
       svg += "<rect x='" + num(R + 10) + "' y='" + num(ly - 5) + "' width='12' height='3' fill='" +
-             s.color + "'/><text x='" + num(R + 26) + "' y='" + num(ly) + "'>" + escape(s.label) +
-             "</text>";
+             s.color + "'/><text x='" + num(R + 26) + "' y='" + num(ly) + "'>" +
+             html_escape(s.label) + "</text>";
     }
   }
   return svg + "</svg>";
