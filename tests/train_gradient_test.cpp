@@ -15,6 +15,7 @@
 #include "lowbit/train/sharpness.h"
 #include "lowbit/train/train_model.h"
 #include "lowbit/util/error.h"
+#include "tiny_models.h"
 
 namespace lowbit::train {
 namespace {
@@ -168,12 +169,7 @@ TEST(TrainBackward, Float32GradientsAgreeWithFloat64) {
   for (size_t i = 0; i < m32.parameters().size(); ++i) {
     const auto& g32 = m32.parameters()[i].grad;
     const auto& g64 = m64.parameters()[i].grad;
-    double largest = 0, worst = 0;
-    for (size_t j = 0; j < g32.size(); ++j) {
-      largest = std::max(largest, std::abs(g64[j]));
-      worst = std::max(worst, std::abs(double(g32[j]) - g64[j]));
-    }
-    EXPECT_LT(worst / largest, 1e-4) << m32.parameters()[i].name;
+    EXPECT_LT(testing::max_relative_error(g32, g64), 1e-4) << m32.parameters()[i].name;
   }
 }
 
@@ -238,12 +234,9 @@ TEST(QuantizedProducts, LosslessRecipesGiveTheExactGradients) {
     for (size_t i = 0; i < m.parameters().size(); ++i) {
       const auto& want = exact.parameters()[i].grad;
       const auto& got = m.parameters()[i].grad;
-      double largest = 0, worst = 0;
-      for (size_t j = 0; j < want.size(); ++j) {
-        largest = std::max(largest, double(std::abs(want[j])));
-        worst = std::max(worst, double(std::abs(got[j] - want[j])));
-      }
-      EXPECT_LT(worst / largest, bound) << spelling << ": " << m.parameters()[i].name;
+      EXPECT_LT(testing::max_relative_error(got, std::vector<double>(want.begin(), want.end())),
+                bound)
+          << spelling << ": " << m.parameters()[i].name;
     }
   }
 }
