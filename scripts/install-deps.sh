@@ -2,14 +2,14 @@
 # Installs what lowbit needs on Debian 12 (or a recent Ubuntu): the compiler, CMake and the
 # libraries from apt (OpenBLAS for the model runtimes, Eigen for GPTQ's factorisations, PCRE2 and
 # utf8proc for the tokenizers,
-# xxHash for content hashes), and from pip the Python packages the independent cross-checks use
+# xxHash for content hashes, GLPK for mixed-precision allocation), and from pip the Python packages the independent cross-checks use
 # (numpy, ml_dtypes, gguf,
 # tokenizers). Safe to re-run: it installs only what is missing.
 set -euo pipefail
 
 packages=(g++ cmake make libhwy-dev libcli11-dev nlohmann-json3-dev libfmt-dev libgtest-dev
           libbenchmark-dev python3 python3-pip pkg-config libopenblas-openmp-dev libpcre2-dev
-          libutf8proc-dev libeigen3-dev libxxhash-dev clang-format git)
+          libutf8proc-dev libeigen3-dev libxxhash-dev libglpk-dev clang-format git)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

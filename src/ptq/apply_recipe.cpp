@@ -163,7 +163,7 @@ std::unique_ptr<model::Runtime> apply_recipe(
     wr.site = site;
     wr.shape = {rows, cols};
     wr.scheme = maybe_scheme_name(scheme);
-    wr.bits_per_element = scheme ? scheme_bits_per_element(*scheme, wr.shape) : kKeptBits;
+    wr.bits_per_element = weight_bits_per_element(scheme, wr.shape);
     rep.weights.push_back(wr);
   };
   Quantized emb;
@@ -270,6 +270,10 @@ std::unique_ptr<model::Runtime> apply_recipe(
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (report) *report = std::move(rep);
   return q;
+}
+
+double weight_bits_per_element(const MaybeScheme& scheme, const std::vector<size_t>& shape) {
+  return scheme ? scheme_bits_per_element(*scheme, shape) : kKeptBits;
 }
 
 std::function<std::optional<Scheme>(const std::string&, size_t, size_t)> load_time_quantizer(

@@ -42,6 +42,10 @@ struct ApplyReport {
   std::shared_ptr<const model::Runtime> transformed;
 };
 
+// What a weight of this shape stores per element in `scheme`: its elements, scales and zero points
+// (scheme_bits_per_element); a kept weight counts as 16 (bf16, the precision models ship in).
+double weight_bits_per_element(const MaybeScheme& scheme, const std::vector<size_t>& shape);
+
 // A copy of `fp` with the recipe applied: its methods run in order (hadamard, smoothquant: the
 // model is transformed; gptq: weights are quantized with error compensation), then every weight
 // not yet quantized is rounded to nearest (measured per tensor), and the input schemes, KV-cache
