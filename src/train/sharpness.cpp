@@ -6,26 +6,11 @@
 #include <cmath>
 #include <random>
 
+#include "train/hessian_vector.h"
+
 namespace lowbit::train {
 
 namespace {
-// The mean loss's gradient at the model's current weights, flattened in parameter order.
-std::vector<double> flat_gradient(TrainLlama<double>& m, const std::vector<int32_t>& tokens,
-                                  const std::vector<int32_t>& targets, int batch, int seq,
-                                  double scale) {
-  m.zero_grad();
-  m.forward_backward(tokens.data(), targets.data(), batch, seq, true, scale);
-  std::vector<double> g;
-  for (const Parameter<double>& p : m.parameters()) g.insert(g.end(), p.grad.begin(), p.grad.end());
-  return g;
-}
-
-void add_scaled(TrainLlama<double>& m, const std::vector<double>& v, double s) {
-  size_t k = 0;
-  for (Parameter<double>& p : m.parameters())
-    for (double& x : p.value) x += s * v[k++];
-}
-
 double normalize(std::vector<double>& v) {
   double ss = 0;
   for (double x : v) ss += x * x;
@@ -39,27 +24,13 @@ double normalize(std::vector<double>& v) {
 double loss_sharpness(const TrainLlama<float>& model, const std::vector<int32_t>& tokens,
                       const std::vector<int32_t>& targets, int batch, int seq, int iterations,
                       uint64_t seed) {
-  TrainLlama<double> m = TrainLlama<double>::from_runtime(model.to_runtime());
-  int64_t scored = 0;
-  for (int32_t t : targets) scored += t >= 0;
-  const double scale = scored ? 1.0 / double(scored) : 1.0;
-  constexpr double eps = 1e-4;
-  const auto hessian_times = [&](const std::vector<double>& v) {
-    add_scaled(m, v, eps);
-    const std::vector<double> up = flat_gradient(m, tokens, targets, batch, seq, scale);
-    add_scaled(m, v, -2 * eps);
-    const std::vector<double> down = flat_gradient(m, tokens, targets, batch, seq, scale);
-    add_scaled(m, v, eps);
-    std::vector<double> hv(v.size());
-    for (size_t i = 0; i < v.size(); ++i) hv[i] = (up[i] - down[i]) / (2 * eps);
-    return hv;
-  };
+  HessianVectorProduct hessian_times(model.to_runtime(), tokens, targets, batch, seq);
   // Lanczos: k steps build the tridiagonal T = Vᵀ H V over a Krylov basis; T's extreme
   // eigenvalues approach H's from inside within a few steps, the largest and the most negative
   // alike (power iteration would find only the one of largest magnitude). The three-term
   // recurrence without reorthogonalisation can repeat converged values, which leaves the
   // extremes right.
-  std::vector<double> v(size_t(m.parameter_count())), previous(v.size(), 0.0);
+  std::vector<double> v(size_t(hessian_times.size())), previous(v.size(), 0.0);
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> normal;
   for (double& x : v) x = normal(rng);

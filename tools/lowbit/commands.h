@@ -79,6 +79,7 @@ void add_generate_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_recipe_command(CLI::App& app);
 void add_sweep_commands(CLI::App& app);
+void add_allocate_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_train_sweep_command(CLI::App& app);

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   lowbit::cli::add_bench_command(app);
   lowbit::cli::add_recipe_command(app);
   lowbit::cli::add_sweep_commands(app);
+  lowbit::cli::add_allocate_command(app);
   lowbit::cli::add_export_command(app);
   lowbit::cli::add_train_command(app);
   lowbit::cli::add_train_sweep_command(app);

@@ -5,6 +5,9 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <algorithm>
+
+#include "allocation_flags.h"
 #include "commands.h"
 #include "lowbit/eval/sweep.h"
 #include "lowbit/util/error.h"
@@ -25,6 +28,8 @@ struct SweepArgs {
   bool no_layers = false, list = false, repair_utf8 = false;
   std::string calib_text;
   int calib_count = 32, calib_length = 512;
+  std::string allocate;  // budgets: the allocated recipes join the grid
+  AllocationFlags allocation;
 };
 
 void parse_shard(const std::string& text, int& index, int& count) {
@@ -109,6 +114,25 @@ void run_sweep_command(const SweepArgs& a) {
         ptq::make_calibration(*m.tokenizer, model::read_text_file(a.calib_text), a.calib_text,
                               a.calib_count, a.calib_length));
   opt.calibration = calib.get();
+  if (!a.allocate.empty()) {
+    if (!calib)
+      throw Error("sweep --allocate: --calib TEXT is required (the sensitivity is measured on it)");
+    const std::vector<double> budgets = eval::parse_budgets(a.allocate);
+    const eval::SensitivityTable table =
+        a.allocation.table(m, a.calib_text, model::read_text_file(a.calib_text), *calib);
+    fmt::print("{}\n", eval::sensitivity_summary(table));
+    size_t added = 0;
+    for (const std::string& solver : split_list(a.allocation.solver))
+      for (ptq::Recipe& r : eval::allocated_recipes(table, a.allocation.score, budgets, solver,
+                                                    ptq::Recipe{}, a.allocation.rules()))
+        if (std::none_of(grid.begin(), grid.end(),
+                         [&](const ptq::Recipe& g) { return g.hash() == r.hash(); })) {
+          grid.push_back(std::move(r));
+          ++added;
+        }
+    fmt::print("allocated: {} recipes for {} budgets ({}, score {})\n", added, budgets.size(),
+               a.allocation.solver, a.allocation.score);
+  }
   opt.n_ctx = a.ctx;
   opt.max_tokens = a.max_tokens;
   opt.layer_stats = !a.no_layers;
@@ -163,6 +187,10 @@ void add_sweep_commands(CLI::App& app) {
   cmd->add_flag("--list", a->list, "Print the grid's recipes and exit");
   add_repair_utf8_flag(cmd, a->repair_utf8);
   RecipeFlags::add_calibration_to(cmd, a->calib_text, a->calib_count, a->calib_length);
+  cmd->add_option("--allocate", a->allocate,
+                  "Add mixed-precision recipes allocated for these budgets of bits per Linear "
+                  "weight: first:step:last (4.25:0.25:8) or a list; --solver may list several");
+  a->allocation.add_to(cmd, /*solver_list=*/true);
   cmd->callback([a, shard] {
     a->shard_given = shard->count() > 0;
     run_sweep_command(*a);
