@@ -118,5 +118,24 @@ expect_ok "train-sweep" "4 of 4 runs finished" "$LOWBIT" train-sweep --config "$
 [ -s "$work/ts/report.html" ] || fail "train-sweep wrote no report"
 expect_error "train-sweep shard" "shard" "$LOWBIT" train-sweep --config "$work/train.json" --out "$work/ts" --shard 3/2
 
+# Mixed precision: allocate writes a recipe that eval takes at the predicted bits; bad budgets,
+# candidates and rules are errors naming the flag; the sweep adds allocated recipes.
+alloc=("$LOWBIT" allocate --model "$work/tiny.gguf" --calib "$work/text.txt" --calib-seqs 2 --calib-len 32
+       --sensitivity-tokens 128 --sensitivity-ctx 64 --candidates int4:g16,e4m3fn:channel,fp)
+expect_ok "allocate" "predicted 7\.[0-9]+ bits per Linear weight" "${alloc[@]}" --score kl --budget 8 \
+  --sensitivity "$work/sens.json" --out "$work/alloc.json" --compare
+expect_ok "allocate reuses the table" "sensitivity: read" "${alloc[@]}" --budget 7 --sensitivity "$work/sens.json" --out "$work/alloc7.json"
+bits=$(python3 -c "import sys,re; print('%.3f' % float(re.search(r'predicted ([0-9.]+) bits', open(sys.argv[1]).read()).group(1)))" <("${alloc[@]}" --budget 7 --sensitivity "$work/sens.json" --out "$work/alloc7.json" 2>&1))
+expect_ok "allocated recipe evaluates at its bits" "${bits} per Linear weight" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/text.txt" --ctx 64 --recipe "$work/alloc7.json"
+expect_error "allocate budget too small" "smallest the candidates and rules allow" "${alloc[@]}" --budget 2 --sensitivity "$work/sens.json" --out "$work/x.json"
+expect_error "allocate other candidates" "measured for the candidates" "$LOWBIT" allocate --model "$work/tiny.gguf" --calib "$work/text.txt" --candidates int4:g16,fp --budget 8 --sensitivity "$work/sens.json" --out "$work/x.json"
+expect_error "allocate bad candidate" "--candidates" "$LOWBIT" allocate --model "$work/tiny.gguf" --calib "$work/text.txt" --candidates int4:g16,fp9 --budget 8 --out "$work/x.json"
+expect_error "allocate keep typo" "matches no site" "${alloc[@]}" --budget 8 --keep 'layer.0.*' --sensitivity "$work/sens.json" --out "$work/x.json"
+expect_error "allocate needs calib" "--calib TEXT is required" "$LOWBIT" allocate --model "$work/tiny.gguf" --budget 8 --out "$work/x.json"
+[ -e "$work/x.json" ] && fail "a failed allocate left a recipe"
+expect_ok "sweep --allocate" "allocated: [1-9][0-9]* recipes for 3 budgets" "$LOWBIT" sweep --model "$work/tiny.gguf" --text "$work/text.txt" \
+  --ctx 64 --max-tokens 0 --grid "$work/grid.json" --calib "$work/text.txt" --calib-seqs 2 --calib-len 32 --allocate 6:1:8 \
+  --candidates int4:g16,e4m3fn:channel,fp --sensitivity "$work/sens.json" --solver ilp,greedy --out "$work/asweep" --no-layers
+
 if [ "$failures" -ne 0 ]; then echo "$failures trust CLI check(s) failed"; exit 1; fi
 echo "all trust CLI checks passed"

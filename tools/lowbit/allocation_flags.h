@@ -35,7 +35,7 @@ struct AllocationFlags {
   std::string score = "kl", solver = "ilp", sensitivity;
   std::vector<std::string> keep, min_bits;
   int64_t sensitivity_tokens = 1024;
-  int hutchinson_samples = 8, hessian_tokens = 256;
+  int hutchinson_samples = 8, hessian_tokens = 256, sensitivity_ctx = 512;
   bool all_scores = false;
 
   // `solver_list`: --solver takes a comma-separated list (the sweep adds each one's recipes).
@@ -76,6 +76,9 @@ struct AllocationFlags {
     cmd->add_option("--sensitivity-tokens", sensitivity_tokens,
                     "Tokens of the calibration text the kl score is measured on")
         ->default_val(sensitivity_tokens);
+    cmd->add_option("--sensitivity-ctx", sensitivity_ctx, "Window length of the kl measurement")
+        ->default_val(sensitivity_ctx)
+        ->check(CLI::Range(8, 1 << 20));
     cmd->add_option("--hutchinson", hutchinson_samples, "Hutchinson samples for the hessian score")
         ->default_val(hutchinson_samples)
         ->check(CLI::Range(1, 10000));
@@ -140,6 +143,7 @@ struct AllocationFlags {
     opt.hessian = all_scores || score == "hessian";
     opt.proxy = true;  // cheap beside the others
     opt.max_tokens = sensitivity_tokens;
+    opt.n_ctx = sensitivity_ctx;
     opt.hutchinson_samples = hutchinson_samples;
     opt.hessian_tokens = hessian_tokens;
     ProgressBar bar("sensitivity", "steps");
