@@ -5,6 +5,8 @@
 #include <sstream>
 
 #include "lowbit/eval/embeddings.h"
+
+#include "eval/rank_correlation.h"
 #include "lowbit/eval/evaluate.h"
 #include "lowbit/eval/perplexity.h"
 #include "lowbit/util/error.h"
@@ -83,34 +85,6 @@ double dot(const float* a, const float* b, int n) {
   double s = 0;
   for (int k = 0; k < n; ++k) s += double(a[k]) * double(b[k]);
   return s;
-}
-
-// Ranks 1..n (ties share their mean rank), as Spearman's coefficient needs.
-std::vector<double> ranks(const std::vector<double>& v) {
-  std::vector<size_t> order(v.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
-  std::vector<double> r(v.size());
-  for (size_t i = 0; i < order.size();) {
-    size_t j = i;
-    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
-    for (size_t k = i; k <= j; ++k) r[order[k]] = 0.5 * double(i + j) + 1;
-    i = j + 1;
-  }
-  return r;
-}
-
-double pearson(const std::vector<double>& a, const std::vector<double>& b) {
-  const double n = double(a.size());
-  const double ma = std::accumulate(a.begin(), a.end(), 0.0) / n,
-               mb = std::accumulate(b.begin(), b.end(), 0.0) / n;
-  double sab = 0, saa = 0, sbb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) * (a[i] - ma);
-    sbb += (b[i] - mb) * (b[i] - mb);
-  }
-  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : (saa == sbb ? 1.0 : 0.0);
 }
 
 }  // namespace

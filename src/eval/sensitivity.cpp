@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "eval/rank_correlation.h"
 #include "lowbit/eval/perplexity.h"
 #include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/ptq/weight_error_scores.h"
@@ -26,34 +27,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Ranks from 1, ties sharing their mean rank (what Spearman's coefficient ranks by).
-std::vector<double> ranks(const std::vector<double>& v) {
-  std::vector<size_t> order(v.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
-  std::vector<double> r(v.size());
-  for (size_t i = 0; i < order.size();) {
-    size_t j = i;
-    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
-    for (size_t k = i; k <= j; ++k) r[order[k]] = double(i + j) / 2 + 1;
-    i = j + 1;
-  }
-  return r;
-}
-
-double spearman(const std::vector<double>& a, const std::vector<double>& b) {
-  if (a.size() < 2 || a.size() != b.size()) return kNotMeasured;
-  const std::vector<double> ra = ranks(a), rb = ranks(b);
-  const double mean = (double(a.size()) + 1) / 2;
-  double sab = 0, saa = 0, sbb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    sab += (ra[i] - mean) * (rb[i] - mean);
-    saa += (ra[i] - mean) * (ra[i] - mean);
-    sbb += (rb[i] - mean) * (rb[i] - mean);
-  }
-  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : kNotMeasured;
 }
 
 const std::vector<double>& score_of(const SiteSensitivity& s, const std::string& score) {
@@ -97,7 +70,7 @@ double SensitivityTable::rank_correlation(const std::string& score, size_t candi
     a.push_back(v[candidate]);
     b.push_back(s.kl[candidate]);
   }
-  return spearman(a, b);
+  return a.size() < 2 ? kNotMeasured : spearman(a, b);
 }
 
 double SensitivityTable::rank_correlation(const std::string& score) const {
@@ -111,7 +84,7 @@ double SensitivityTable::rank_correlation(const std::string& score) const {
       a.push_back(v[c]);
       b.push_back(s.kl[c]);
     }
-  return spearman(a, b);
+  return a.size() < 2 ? kNotMeasured : spearman(a, b);
 }
 
 SensitivityTable measure_sensitivity(const model::Model& m, const std::string& text,
