@@ -195,6 +195,29 @@ TEST_F(SensitivityTest, TableScoresRulesAndAMixedRecipe) {
     ptq::apply_recipe(r, *model_.llama, &report);
     EXPECT_LE(report.bits_per_linear_weight, std::stod(r.name.substr(7)) + 1e-12) << r.name;
   }
+  // Latencies: timed per shape and candidate, carried into the problem, kept by the solver.
+  eval::SensitivityTable timed = t;
+  eval::measure_site_latencies(timed, *model_.llama, 4, 3);
+  for (const eval::SiteSensitivity& s : timed.sites) {
+    ASSERT_EQ(s.latency.size(), 3u);
+    for (double l : s.latency) EXPECT_GT(l, 0) << s.site;
+    if (s.shape == timed.sites[0].shape) {
+      EXPECT_EQ(s.latency, timed.sites[0].latency);
+    }
+  }
+  ptq::AllocationProblem lp = eval::allocation_problem(timed, "kl", 0);
+  double slowest = 0, fastest = 0;
+  for (const ptq::AllocationSite& s : lp.sites) {
+    slowest += *std::max_element(s.latency.begin(), s.latency.end());
+    fastest += *std::min_element(s.latency.begin(), s.latency.end());
+  }
+  lp.max_latency = (slowest + fastest) / 2;
+  const ptq::Allocation fast = ptq::allocate_ilp(lp);
+  EXPECT_LE(fast.latency, lp.max_latency);
+  const eval::SensitivityTable timed_back =
+      eval::sensitivity_from_json(eval::sensitivity_json(timed), "t.json");
+  EXPECT_EQ(timed_back.sites[3].latency, timed.sites[3].latency);
+
   EXPECT_EQ(eval::parse_budgets("4.25:0.25:5"), (std::vector<double>{4.25, 4.5, 4.75, 5}));
   EXPECT_EQ(eval::parse_budgets("4.5,6"), (std::vector<double>{4.5, 6}));
   EXPECT_THROW(eval::parse_budgets("4.5:8"), Error);

@@ -127,6 +127,8 @@ expect_ok "allocate" "predicted 7\.[0-9]+ bits per Linear weight" "${alloc[@]}" 
 expect_ok "allocate reuses the table" "sensitivity: read" "${alloc[@]}" --budget 7 --sensitivity "$work/sens.json" --out "$work/alloc7.json"
 bits=$(python3 -c "import sys,re; print('%.3f' % float(re.search(r'predicted ([0-9.]+) bits', open(sys.argv[1]).read()).group(1)))" <("${alloc[@]}" --budget 7 --sensitivity "$work/sens.json" --out "$work/alloc7.json" 2>&1))
 expect_ok "allocated recipe evaluates at its bits" "${bits} per Linear weight" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/text.txt" --ctx 64 --recipe "$work/alloc7.json"
+expect_ok "allocate latency" "ms of Linears" "${alloc[@]}" --max-latency-ms 1000 --sensitivity "$work/sens.json" --out "$work/alloc-l.json"
+expect_ok "latencies saved" "sensitivity: read" "${alloc[@]}" --max-latency-ms 1000 --sensitivity "$work/sens.json" --out "$work/alloc-l.json"
 expect_error "allocate budget too small" "smallest the candidates and rules allow" "${alloc[@]}" --budget 2 --sensitivity "$work/sens.json" --out "$work/x.json"
 expect_error "allocate other candidates" "measured for the candidates" "$LOWBIT" allocate --model "$work/tiny.gguf" --calib "$work/text.txt" --candidates int4:g16,fp --budget 8 --sensitivity "$work/sens.json" --out "$work/x.json"
 expect_error "allocate bad candidate" "--candidates" "$LOWBIT" allocate --model "$work/tiny.gguf" --calib "$work/text.txt" --candidates int4:g16,fp9 --budget 8 --out "$work/x.json"

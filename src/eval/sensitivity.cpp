@@ -14,6 +14,7 @@
 
 #include "eval/rank_correlation.h"
 #include "lowbit/eval/perplexity.h"
+#include "lowbit/model/execution.h"
 #include "lowbit/ptq/apply_recipe.h"
 #include "lowbit/ptq/weight_error_scores.h"
 #include "lowbit/train/hessian_trace.h"
@@ -85,6 +86,47 @@ double SensitivityTable::rank_correlation(const std::string& score) const {
       b.push_back(s.kl[c]);
     }
   return a.size() < 2 ? kNotMeasured : spearman(a, b);
+}
+
+void measure_site_latencies(SensitivityTable& t, const model::Runtime& fp, int tokens,
+                            int repeats) {
+  if (tokens < 1 || repeats < 1) throw Error("latency: need at least one token and one repeat");
+  std::map<std::pair<std::vector<size_t>, size_t>, double> by_shape;  // (shape, candidate) → s
+  for (SiteSensitivity& s : t.sites) {
+    s.latency.assign(t.candidates.size(), 0);
+    for (size_t c = 0; c < t.candidates.size(); ++c) {
+      const auto key = std::make_pair(s.shape, c);
+      if (const auto it = by_shape.find(key); it != by_shape.end()) {
+        s.latency[c] = it->second;
+        continue;
+      }
+      ptq::Recipe one;
+      ptq::RecipeOverride o;
+      o.match = s.site;
+      o.weights = t.candidates[c];
+      one.overrides.push_back(o);
+      const std::unique_ptr<model::Runtime> q = ptq::apply_recipe(one, fp);
+      model::prepare_execution(*q, model::Execution::Auto);
+      const model::Sites sites = q->sites();
+      const model::Linear* lin = nullptr;
+      for (const model::LinearSite& ls : sites.linears)
+        if (ls.linear->name() == s.site) lin = ls.linear;
+      if (!lin) throw Error("internal: no Linear " + s.site);
+      std::vector<float> x(size_t(tokens) * s.shape[1]), y(size_t(tokens) * s.shape[0]);
+      for (size_t i = 0; i < x.size(); ++i) x[i] = float(std::sin(0.37 * double(i)));
+      lin->forward(x.data(), tokens, y.data());  // warm: caches, pages, thread pool
+      std::vector<double> runs;
+      for (int r = 0; r < repeats; ++r) {
+        const auto t0 = Clock::now();
+        lin->forward(x.data(), tokens, y.data());
+        runs.push_back(seconds_since(t0));
+      }
+      std::nth_element(runs.begin(), runs.begin() + long(runs.size() / 2), runs.end());
+      s.latency[c] = by_shape[key] = runs[runs.size() / 2];
+    }
+  }
+  t.latency_tokens = tokens;
+  t.latency_execution = "auto (packed kernels where one exists, else float32 on fake-quantized)";
 }
 
 SensitivityTable measure_sensitivity(const model::Model& m, const std::string& text,
@@ -212,6 +254,8 @@ std::string sensitivity_json(const SensitivityTable& t) {
   j["hessian_tokens"] = t.hessian_tokens;
   j["seconds"] = {{"kl", t.kl_seconds}, {"hessian", t.hessian_seconds}, {"proxy", t.proxy_seconds}};
   j["fixed_bits"] = t.fixed_bits;
+  j["latency_tokens"] = t.latency_tokens;
+  j["latency_execution"] = t.latency_execution;
   json corr;
   for (const char* score : {"hessian", "proxy"}) corr[score] = number(t.rank_correlation(score));
   j["rank_correlation_with_kl"] = corr;
@@ -228,7 +272,8 @@ std::string sensitivity_json(const SensitivityTable& t) {
                      {"hessian_trace", number(s.hessian_trace)},
                      {"hessian_trace_stderr", number(s.hessian_trace_stderr)},
                      {"hawq", numbers(s.hawq)},
-                     {"proxy", numbers(s.proxy)}});
+                     {"proxy", numbers(s.proxy)},
+                     {"latency", numbers(s.latency)}});
   j["sites"] = sites;
   return j.dump(1);
 }
@@ -250,6 +295,8 @@ SensitivityTable sensitivity_from_json(const std::string& json_text, const std::
     t.hessian_seconds = j.at("seconds").at("hessian").get<double>();
     t.proxy_seconds = j.at("seconds").at("proxy").get<double>();
     t.fixed_bits = j.at("fixed_bits").get<double>();
+    t.latency_tokens = j.value("latency_tokens", 0);  // optional: measured on demand
+    t.latency_execution = j.value("latency_execution", std::string());
     for (const json& e : j.at("sites")) {
       SiteSensitivity s;
       s.site = e.at("site").get<std::string>();
@@ -264,6 +311,9 @@ SensitivityTable sensitivity_from_json(const std::string& json_text, const std::
       s.hessian_trace_stderr = number_from(e.at("hessian_trace_stderr"));
       s.hawq = numbers_from(e.at("hawq"));
       s.proxy = numbers_from(e.at("proxy"));
+      if (e.contains("latency")) s.latency = numbers_from(e.at("latency"));
+      if (!s.latency.empty() && s.latency.size() != t.candidates.size())
+        throw Error("site " + s.site + " does not list every candidate's latency");
       if (s.shape.size() != 2) throw Error("site " + s.site + ": shape is not [out, in]");
       for (const std::vector<double>* v :
            {&s.bits, &s.kl, &s.ln_ppl, &s.squared_error, &s.hawq, &s.proxy})
@@ -296,6 +346,15 @@ std::string sensitivity_summary(const SensitivityTable& t) {
         "{:<22} {:>8.3f} {:>12.5g} {:>12.5g} {:>12.5g}   hessian {:+.3f}  proxy {:+.3f}\n",
         ptq::maybe_scheme_name(t.candidates[c]), bits / n, kl / sites, hawq / sites, proxy / sites,
         t.rank_correlation("hessian", c), t.rank_correlation("proxy", c));
+  }
+  if (t.latency_tokens > 0) {
+    double fastest = 0, slowest = 0;
+    for (const SiteSensitivity& s : t.sites) {
+      fastest += *std::min_element(s.latency.begin(), s.latency.end());
+      slowest += *std::max_element(s.latency.begin(), s.latency.end());
+    }
+    out += fmt::format("latency of the Linears ({} tokens, {}): {:.3f} to {:.3f} ms\n",
+                       t.latency_tokens, t.latency_execution, fastest * 1e3, slowest * 1e3);
   }
   out += fmt::format(
       "rank correlation with the measured kl over every (site, scheme): hessian {:+.3f}, proxy "
@@ -344,6 +403,7 @@ ptq::AllocationProblem allocation_problem(const SensitivityTable& t, const std::
         }
       site.allowed.push_back(allowed);
     }
+    site.latency = s.latency;
     p.sites.push_back(std::move(site));
   }
   for (size_t r = 0; r < rules.keep.size(); ++r)

@@ -18,7 +18,7 @@ namespace {
 
 struct AllocateArgs {
   std::string model, out;
-  double budget = 0, max_bytes = 0;
+  double budget = 0, max_bytes = 0, max_latency_ms = 0;
   bool compare = false;
   int threads = 0;
   AllocationFlags allocation;
@@ -28,8 +28,10 @@ struct AllocateArgs {
 void print_allocation(const ptq::AllocationProblem& p, const ptq::Allocation& a) {
   fmt::print(
       "{:<7} predicted loss {:.6g}, {:.4f} bits per Linear weight, {:.1f} MiB of weights, "
-      "{} ({:.2f} s)\n",
-      a.solver, a.score, a.bits_per_weight, a.bytes / (1 << 20), a.status, a.seconds);
+      "{}{} ({:.2f} s)\n",
+      a.solver, a.score, a.bits_per_weight, a.bytes / (1 << 20),
+      p.max_latency > 0 ? fmt::format("{:.3f} ms of Linears, ", a.latency * 1e3) : "", a.status,
+      a.seconds);
   std::vector<int> uses(p.candidates.size(), 0);
   for (int c : a.choice) ++uses[size_t(c)];
   std::string line = "        sites:";
@@ -43,8 +45,9 @@ void run_allocate(const AllocateArgs& a) {
     throw Error(
         "allocate: --calib TEXT is required (the sensitivity is measured on it; evaluate "
         "the result on another text)");
-  if (a.budget <= 0 && a.max_bytes <= 0)
-    throw Error("allocate: give --budget (bits per Linear weight) or --max-bytes");
+  if (a.budget <= 0 && a.max_bytes <= 0 && a.max_latency_ms <= 0)
+    throw Error(
+        "allocate: give --budget (bits per Linear weight), --max-bytes or --max-latency-ms");
   model::set_num_threads(a.threads);
   const model::Model m = model::load_model(a.model);
   print_model_warnings(m);
@@ -52,12 +55,13 @@ void run_allocate(const AllocateArgs& a) {
   const ptq::Calibration calibration = ptq::make_calibration(
       *m.tokenizer, calib_text, a.recipe.calib_text, a.recipe.calib_count, a.recipe.calib_length);
   const eval::SensitivityTable table =
-      a.allocation.table(m, a.recipe.calib_text, calib_text, calibration);
+      a.allocation.table(m, a.recipe.calib_text, calib_text, calibration, a.max_latency_ms > 0);
   fmt::print("\n{}\n", eval::sensitivity_summary(table));
 
   ptq::AllocationProblem p =
       eval::allocation_problem(table, a.allocation.score, a.budget, a.allocation.rules());
   p.max_bytes = a.max_bytes;
+  p.max_latency = a.max_latency_ms * 1e-3;
   const ptq::Allocation chosen = ptq::allocate(p, a.allocation.solver);
   print_allocation(p, chosen);
   if (a.compare)
@@ -89,6 +93,9 @@ void add_allocate_command(CLI::App& app) {
   cmd->add_option("--budget", a->budget, "Average bits per Linear weight (e.g. 4.5)");
   cmd->add_option("--max-bytes", a->max_bytes,
                   "Bytes of all stored weights (the embedding and head as the recipe keeps them)");
+  cmd->add_option("--max-latency-ms", a->max_latency_ms,
+                  "Summed forward time of the Linears, each timed in each candidate as real "
+                  "execution runs it (--latency-tokens rows)");
   cmd->add_option("--out,-o", a->out, "Recipe JSON to write")->required();
   cmd->add_flag("--compare", a->compare, "Also solve with the other solvers and print theirs");
   add_threads_option(cmd, a->threads);

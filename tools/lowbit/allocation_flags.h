@@ -36,6 +36,7 @@ struct AllocationFlags {
   std::vector<std::string> keep, min_bits;
   int64_t sensitivity_tokens = 1024;
   int hutchinson_samples = 8, hessian_tokens = 256, sensitivity_ctx = 512;
+  int latency_tokens = 1;  // rows of the timed forwards when a latency budget is given
   bool all_scores = false;
 
   // `solver_list`: --solver takes a comma-separated list (the sweep adds each one's recipes).
@@ -79,6 +80,10 @@ struct AllocationFlags {
     cmd->add_option("--sensitivity-ctx", sensitivity_ctx, "Window length of the kl measurement")
         ->default_val(sensitivity_ctx)
         ->check(CLI::Range(8, 1 << 20));
+    cmd->add_option("--latency-tokens", latency_tokens,
+                    "Rows of the timed forward per Linear for --max-latency-ms (1: decoding)")
+        ->default_val(latency_tokens)
+        ->check(CLI::Range(1, 1 << 16));
     cmd->add_option("--hutchinson", hutchinson_samples, "Hutchinson samples for the hessian score")
         ->default_val(hutchinson_samples)
         ->check(CLI::Range(1, 10000));
@@ -119,9 +124,31 @@ struct AllocationFlags {
 
   // The table: from --sensitivity when it fits this model and these candidates, else measured on
   // the calibration text (and saved there).
+  // With `latency`, the table also holds every site's measured forward times (measured now and
+  // saved when a read table lacks them).
   eval::SensitivityTable table(const model::Model& m, const std::string& calib_path,
-                               const std::string& calib_text,
-                               const ptq::Calibration& calibration) const {
+                               const std::string& calib_text, const ptq::Calibration& calibration,
+                               bool latency = false) const {
+    eval::SensitivityTable t = table_without_latency(m, calib_path, calib_text, calibration);
+    if (latency && t.latency_tokens != latency_tokens) {
+      fmt::print("latency: timing every Linear shape in every candidate ({} tokens)\n",
+                 latency_tokens);
+      eval::measure_site_latencies(t, m.runtime(), latency_tokens, 9);
+      save(t);
+    }
+    return t;
+  }
+
+  void save(const eval::SensitivityTable& t) const {
+    if (sensitivity.empty()) return;
+    io::write_file_atomically(sensitivity,
+                              [&](std::ostream& out) { out << eval::sensitivity_json(t); });
+    fmt::print("sensitivity: written to {}\n", sensitivity);
+  }
+
+  eval::SensitivityTable table_without_latency(const model::Model& m, const std::string& calib_path,
+                                               const std::string& calib_text,
+                                               const ptq::Calibration& calibration) const {
     const std::vector<ptq::MaybeScheme> cands = candidate_schemes();
     if (!sensitivity.empty() && files::exists(sensitivity)) {
       eval::SensitivityTable t =
@@ -159,11 +186,7 @@ struct AllocationFlags {
     eval::SensitivityTable t =
         eval::measure_sensitivity(m, calib_text, calib_path, &calibration, opt);
     bar.log(current + ": done");
-    if (!sensitivity.empty()) {
-      io::write_file_atomically(sensitivity,
-                                [&](std::ostream& out) { out << eval::sensitivity_json(t); });
-      fmt::print("sensitivity: written to {}\n", sensitivity);
-    }
+    save(t);
     return t;
   }
 };

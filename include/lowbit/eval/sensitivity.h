@@ -33,8 +33,9 @@ struct SiteSensitivity {
   std::vector<double> kl, ln_ppl;     // measured (NaN when not measured)
   std::vector<double> squared_error;  // ‖Q(W) − W‖²
   double hessian_trace = kNotMeasured, hessian_trace_stderr = kNotMeasured;  // tr(H_s)
-  std::vector<double> hawq;   // tr(H_s)/n_s · ‖Q(W) − W‖² (NaN without traces)
-  std::vector<double> proxy;  // tr(ΔW H_x ΔWᵀ) (NaN without calibration)
+  std::vector<double> hawq;     // tr(H_s)/n_s · ‖Q(W) − W‖² (NaN without traces)
+  std::vector<double> proxy;    // tr(ΔW H_x ΔWᵀ) (NaN without calibration)
+  std::vector<double> latency;  // seconds of one forward per candidate (empty: not measured)
   int64_t weights() const { return int64_t(shape[0] * shape[1]); }
 };
 
@@ -46,6 +47,8 @@ struct SensitivityTable {
   std::vector<SiteSensitivity> sites;  // forward order
   int hutchinson_samples = 0, hessian_tokens = 0;
   double kl_seconds = 0, hessian_seconds = 0, proxy_seconds = 0;
+  int latency_tokens = 0;         // rows of the timed forwards (0: no latencies)
+  std::string latency_execution;  // what ran them: "real where a kernel exists (auto)" ...
   double fixed_bits = 0;  // the embedding's (and an untied head's) stored bits, all kept (16 bits)
 
   std::vector<std::string> candidate_names() const;
@@ -67,6 +70,12 @@ struct SensitivityOptions {
   // (what, done, total) as work advances.
   std::function<void(const std::string&, int64_t, int64_t)> progress;
 };
+
+// Times one forward of `tokens` rows through each Linear in each candidate, as real execution runs
+// it (model::Execution::Auto: the packed kernels where one exists, else float32 products on the
+// fake-quantized weight, as in `eval --exec auto`); sites of one shape share one measurement (the
+// median of `repeats`). Fills every site's `latency`.
+void measure_site_latencies(SensitivityTable& t, const model::Runtime& fp, int tokens, int repeats);
 
 // Measures a decoder's sensitivity table: kl on `text` (named `text_name`), hessian and proxy on
 // `calibration` (required for them). Throws lowbit::Error for an encoder, or for hessian on a
@@ -90,8 +99,8 @@ struct AllocationRules {
 };
 
 // The problem for ptq::allocate with `score` "kl", "hessian" or "proxy" (lowbit::Error when the
-// table lacks it) and the average-bits budget (0: none); bytes and latency budgets are set by the
-// caller on the result.
+// table lacks it) and the average-bits budget (0: none); the sites' latencies when the table has
+// them. Bytes and latency budgets are set by the caller on the result.
 ptq::AllocationProblem allocation_problem(const SensitivityTable& t, const std::string& score,
                                           double max_bits_per_weight,
                                           const AllocationRules& rules = {});
