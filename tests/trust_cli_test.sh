@@ -138,6 +138,7 @@ expect_error "allocate needs calib" "--calib TEXT is required" "$LOWBIT" allocat
 expect_ok "sweep --allocate" "allocated: [1-9][0-9]* recipes for 3 budgets" "$LOWBIT" sweep --model "$work/tiny.gguf" --text "$work/text.txt" \
   --ctx 64 --max-tokens 0 --grid "$work/grid.json" --calib "$work/text.txt" --calib-seqs 2 --calib-len 32 --allocate 6:1:8 \
   --candidates int4:g16,e4m3fn:channel,fp --sensitivity "$work/sens.json" --solver ilp,greedy --out "$work/asweep" --no-layers
+grep -q 'class="front mixed-front"' "$work/asweep/report.html" || fail "sweep --allocate: the report draws no mixed front"
 
 if [ "$failures" -ne 0 ]; then echo "$failures trust CLI check(s) failed"; exit 1; fi
 echo "all trust CLI checks passed"

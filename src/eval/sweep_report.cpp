@@ -147,6 +147,12 @@ double tick_step(double range) {
 }
 
 // One scatter plot: x linear, y = error (log10), the front as a polyline.
+// A recipe that gives some sites other weights than the rest (an allocated one).
+bool is_mixed(const RecipeResult& r) {
+  return std::any_of(r.recipe.overrides.begin(), r.recipe.overrides.end(),
+                     [](const ptq::RecipeOverride& o) { return o.weights.has_value(); });
+}
+
 std::string pareto_svg(const std::string& id, const std::string& title, const std::string& y_label,
                        const std::vector<const RecipeResult*>& rs,
                        const std::vector<double>& errors, const XValues& xv) {
@@ -209,14 +215,29 @@ std::string pareto_svg(const std::string& id, const std::string& title, const st
 
   std::vector<std::pair<double, double>> pts;
   for (size_t i = 0; i < rs.size(); ++i) pts.emplace_back(xv.values[i], errors[i]);
-  std::vector<size_t> front = pareto_front(pts);
-  std::sort(front.begin(), front.end(),
-            [&](size_t a, size_t b) { return pts[a].first < pts[b].first; });
-  std::string d;
-  for (size_t k = 0; k < front.size(); ++k)
-    d += fmt::format("{}{:.1f},{:.1f} ", k == 0 ? "M" : "L", x.map(pts[front[k]].first),
-                     y_of(pts[front[k]].second));
-  if (!d.empty()) svg += "<path class=\"front\" d=\"" + d + "\"/>\n";
+  // Mixed-precision recipes (per-site weight overrides, as `allocate` writes them) get a front of
+  // their own beside the uniform recipes' one, so the two can be compared budget by budget.
+  std::vector<size_t> uniform, mixed;
+  for (size_t i = 0; i < rs.size(); ++i) (is_mixed(*rs[i]) ? mixed : uniform).push_back(i);
+  const auto front_of = [&](const std::vector<size_t>& members) {
+    std::vector<std::pair<double, double>> sub;
+    for (size_t i : members) sub.push_back(pts[i]);
+    std::vector<size_t> f;
+    for (size_t k : pareto_front(sub)) f.push_back(members[k]);
+    std::sort(f.begin(), f.end(), [&](size_t a, size_t b) { return pts[a].first < pts[b].first; });
+    return f;
+  };
+  const std::vector<size_t> front = front_of(uniform.empty() ? mixed : uniform);
+  const std::vector<size_t> mixed_front = uniform.empty() ? std::vector<size_t>{} : front_of(mixed);
+  const auto path = [&](const std::vector<size_t>& f, const char* cls) {
+    std::string d;
+    for (size_t k = 0; k < f.size(); ++k)
+      d += fmt::format("{}{:.1f},{:.1f} ", k == 0 ? "M" : "L", x.map(pts[f[k]].first),
+                       y_of(pts[f[k]].second));
+    return d.empty() ? std::string()
+                     : std::string("<path class=\"") + cls + "\" d=\"" + d + "\"/>\n";
+  };
+  svg += path(front, "front") + path(mixed_front, "front mixed-front");
   // Front labels left to right; one that would overprint the previous label moves down a line.
   std::map<size_t, double> label_y;
   double last_x = -1e9, last_y = -1e9;
@@ -230,14 +251,18 @@ std::string pareto_svg(const std::string& id, const std::string& title, const st
   }
   for (size_t i = 0; i < rs.size(); ++i) {
     const bool on_front = std::find(front.begin(), front.end(), i) != front.end();
+    const bool on_mixed_front =
+        std::find(mixed_front.begin(), mixed_front.end(), i) != mixed_front.end();
     const bool at_floor = errors[i] <= std::pow(10.0, floor_exp);
     const double px = x.map(pts[i].first), py = y_of(pts[i].second);
     svg += fmt::format(
         "<circle class=\"point {}{}\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"5\"><title>{}: {:.4g} "
         "{}, {} = {:.4g}</title></circle>\n",
-        on_front ? "front-point" : "dominated", at_floor ? " at-floor" : "", px, py,
-        html_escape(rs[i]->recipe.label()), pts[i].first, html_escape(xv.unit),
-        html_escape(y_label), errors[i]);
+        on_front         ? "front-point"
+        : on_mixed_front ? "mixed-point"
+                         : "dominated",
+        at_floor ? " at-floor" : "", px, py, html_escape(rs[i]->recipe.label()), pts[i].first,
+        html_escape(xv.unit), html_escape(y_label), errors[i]);
     if (on_front)
       // Labels near the right edge go to the left of their point.
       svg += fmt::format("<text class=\"point-label\" x=\"{:.1f}\" y=\"{:.1f}\"{}>{}</text>\n",
@@ -397,6 +422,7 @@ std::string sweep_html(const SweepReport& report) {
       ".point-label{font-size:10px;fill:#1f4e9c}\n"
       ".grid{stroke:#e4e4e4}.axis{stroke:#333}\n"
       ".front{fill:none;stroke:#1f4e9c;stroke-width:2}\n"
+      ".mixed-front{stroke:#d9730d;stroke-dasharray:6 3}.point.mixed-point{fill:#d9730d}\n"
       ".point.front-point{fill:#1f4e9c}.point.dominated{fill:#aaa}.point.at-floor{fill:#fff;stroke:"
       "#555}\n"
       "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px}"
@@ -409,7 +435,9 @@ std::string sweep_html(const SweepReport& report) {
        "averaged over all weight matrices (embedding, every Linear, output head; kept matrices "
        "count 16 bits).</p>\n";
   h += "<h2>Accuracy against storage</h2>\n<p>Blue: the Pareto front (no other recipe has fewer "
-       "bits and less error). "
+       "bits and less error); when the grid has mixed-precision recipes (per-site weight "
+       "overrides, as lowbit allocate writes them), blue is the uniform recipes' front and orange "
+       "(dashed) the mixed ones'. "
        "Hollow points lie at or below the plot's floor (for ΔPPL: no increase). Hover a point for "
        "its figures.</p>\n";
   XValues bits{{}, "bits per weight (model average)", "bits/weight"};
