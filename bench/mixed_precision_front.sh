@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The allocated front against the uniform front on SmolLM2-135M: sensitivity measured on one text
 # (Emma), every recipe evaluated on another (Persuasion); allocations by the integer program for
-# each score (kl, hessian, proxy) and by greedy (kl) at 4.25 ... 8 bits per Linear weight; then the
+# kl and by greedy at 4.25, 4.5 ... 8 bits per Linear weight, for hessian and proxy at 4.5, 5 ... 8; then the
 # bit-switching widths against direct quantization. Writes the sweeps under $OUT and the table
 # (bench/mixed_precision_table.py) to $OUT/front.md. Reuses $OUT/sens.json when it exists.
 #   bench/mixed_precision_front.sh [OUT]     (≈ 1 h 20 min on 2 cores, most of it the kl table)
@@ -24,7 +24,7 @@ PY
 "$lowbit" sweep "${common[@]}" --grid "$out/uniform.json" --allocate 4.25:0.25:8 --score kl \
   --solver ilp,greedy --out "$out/kl"
 for score in hessian proxy; do
-  "$lowbit" sweep "${common[@]}" --grid "$out/uniform.json" --allocate 4.25:0.25:8 \
+  "$lowbit" sweep "${common[@]}" --grid "$out/uniform.json" --allocate 4.5:0.5:8 \
     --score "$score" --solver ilp --out "$out/$score"
 done
 
