@@ -30,9 +30,7 @@ NestedIntWeights nest_weights(const float* w, size_t rows, size_t cols, int stor
                 " (int8 storage holds 2 to 8 bits)");
   if (anchor_bits < 2 || anchor_bits > stored_bits)
     throw Error("bit switching: the anchor width must lie in 2.." + std::to_string(stored_bits));
-  if (group < 1 || cols % size_t(group) != 0)
-    throw Error("bit switching: groups of " + std::to_string(group) + " do not divide rows of " +
-                std::to_string(cols));
+  if (group < 1) throw Error("bit switching: groups need at least one element");
   NestedIntWeights n;
   n.stored_bits = stored_bits;
   n.anchor_bits = anchor_bits;
@@ -46,8 +44,9 @@ NestedIntWeights nest_weights(const float* w, size_t rows, size_t cols, int stor
   for (size_t r = 0; r < rows; ++r)
     for (size_t g = 0; g < n.groups_per_row(); ++g) {
       const float* x = w + r * cols + g * size_t(group);
+      const int extent = n.group_extent(g);
       float amax = 0;
-      for (int i = 0; i < group; ++i) {
+      for (int i = 0; i < extent; ++i) {
         if (!std::isfinite(x[i])) throw Error("bit switching: a weight is not finite");
         amax = std::max(amax, std::fabs(x[i]));
       }
@@ -55,7 +54,7 @@ NestedIntWeights nest_weights(const float* w, size_t rows, size_t cols, int stor
       const float anchor_scale = amax > 0 ? amax / float(max_code(anchor_bits)) : 1.0f;
       const float s = std::ldexp(anchor_scale, -(stored_bits - anchor_bits));
       n.scales[r * n.groups_per_row() + g] = s;
-      for (int i = 0; i < group; ++i) {
+      for (int i = 0; i < extent; ++i) {
         const float q = std::nearbyint(x[i] / s);  // nearest, ties to even (default mode)
         n.codes[r * cols + g * size_t(group) + size_t(i)] =
             int8_t(std::clamp(q, float(-limit), float(limit)));
@@ -78,7 +77,7 @@ std::vector<float> derive_weights(const NestedIntWeights& n, int bits, QTensor* 
       const float s =
           std::ldexp(n.scales[r * n.groups_per_row() + g], shift);  // s_k = s_B · 2^shift
       stored_scales[r * n.groups_per_row() + g] = float_bits(s);
-      for (int i = 0; i < n.group; ++i) {
+      for (int i = 0; i < n.group_extent(g); ++i) {
         const size_t e = r * n.cols + g * size_t(n.group) + size_t(i);
         // q_B / 2^shift is exact in float32; nearbyint rounds it half to even.
         const float q = std::clamp(std::nearbyint(float(n.codes[e]) / step), float(-m), float(m));
@@ -108,7 +107,6 @@ int nested_group_of(const Scheme& s, size_t rows, size_t cols) {
     return refuse("has another scale or zero point");
   if (s.granularity == Granularity::Channel && (s.axis == 0 || s.axis == -2)) return int(cols);
   if (s.granularity == Granularity::Group && (s.axis == 1 || s.axis == -1)) {
-    if (cols % size_t(s.group) != 0) return refuse("has groups that do not divide the rows");
     return s.group;
   }
   (void)rows;

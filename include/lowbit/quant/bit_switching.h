@@ -15,9 +15,11 @@
 // 4).
 //
 // Storage layout: codes as int8 (B ≤ 8), row-major [out, in]; scales float32, row-major
-// [out, in / G] (G = in for one scale per output channel). A derived width needs nothing else.
+// [out, ceil(in / G)] (G = in for one scale per output channel). A derived width needs nothing
+// else.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -32,11 +34,16 @@ struct NestedIntWeights {
   size_t rows = 0, cols = 0;
   std::vector<int8_t> codes;  // [rows, cols]
   std::vector<float> scales;  // [rows, cols / group]: s_B
-  size_t groups_per_row() const { return cols / size_t(group); }
+  // Groups run along the row; the last one is shorter when G does not divide the row (as in
+  // direct group quantization).
+  size_t groups_per_row() const { return (cols + size_t(group) - 1) / size_t(group); }
+  int group_extent(size_t g) const {
+    return int(std::min(size_t(group), cols - g * size_t(group)));
+  }
 };
 
-// Stores w [rows, cols] at `stored_bits` (2..8) with groups of `group` along the row (cols must be
-// a multiple), its scale anchored at `anchor_bits` (2..stored_bits). Throws lowbit::Error.
+// Stores w [rows, cols] at `stored_bits` (2..8) with groups of `group` along the row, its scale
+// anchored at `anchor_bits` (2..stored_bits). Throws lowbit::Error.
 NestedIntWeights nest_weights(const float* w, size_t rows, size_t cols, int stored_bits,
                               int anchor_bits, int group);
 
