@@ -30,6 +30,16 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// The recipe that quantizes one site's weights and leaves everything else in full precision.
+ptq::Recipe only_site(const std::string& site, const ptq::MaybeScheme& weights) {
+  ptq::Recipe r;
+  ptq::RecipeOverride o;
+  o.match = site;
+  o.weights = weights;
+  r.overrides.push_back(o);
+  return r;
+}
+
 const std::vector<double>& score_of(const SiteSensitivity& s, const std::string& score) {
   if (score == "kl") return s.kl;
   if (score == "hessian") return s.hawq;
@@ -100,12 +110,8 @@ void measure_site_latencies(SensitivityTable& t, const model::Runtime& fp, int t
         s.latency[c] = it->second;
         continue;
       }
-      ptq::Recipe one;
-      ptq::RecipeOverride o;
-      o.match = s.site;
-      o.weights = t.candidates[c];
-      one.overrides.push_back(o);
-      const std::unique_ptr<model::Runtime> q = ptq::apply_recipe(one, fp);
+      const std::unique_ptr<model::Runtime> q =
+          ptq::apply_recipe(only_site(s.site, t.candidates[c]), fp);
       model::prepare_execution(*q, model::Execution::Auto);
       const model::Sites sites = q->sites();
       const model::Linear* lin = nullptr;
@@ -227,12 +233,7 @@ SensitivityTable measure_sensitivity(const model::Model& m, const std::string& t
           s.ln_ppl[c] = 0;
           continue;
         }
-        ptq::Recipe one;
-        ptq::RecipeOverride o;
-        o.match = s.site;
-        o.weights = opt.candidates[c];
-        one.overrides.push_back(o);
-        const model::Llama q = ptq::apply_recipe(one, fp);
+        const model::Llama q = ptq::apply_recipe(only_site(s.site, opt.candidates[c]), fp);
         const PerplexityResult r = perplexity(q, windows, "", popt);
         s.kl[c] = r.kld.mean;
         s.ln_ppl[c] = r.ln_ppl_ratio;
