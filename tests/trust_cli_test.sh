@@ -131,13 +131,14 @@ expect_ok "allocate latency" "ms of Linears" "${alloc[@]}" --max-latency-ms 1000
 expect_ok "latencies saved" "sensitivity: read" "${alloc[@]}" --max-latency-ms 1000 --sensitivity "$work/sens.json" --out "$work/alloc-l.json"
 expect_error "allocate budget too small" "smallest the candidates and rules allow" "${alloc[@]}" --budget 2 --sensitivity "$work/sens.json" --out "$work/x.json"
 expect_error "allocate other candidates" "measured for the candidates" "$LOWBIT" allocate --model "$work/tiny.gguf" --calib "$work/text.txt" --candidates int4:g16,fp --budget 8 --sensitivity "$work/sens.json" --out "$work/x.json"
+expect_error "allocate other settings" "measured with other data or settings" "$LOWBIT" allocate --model "$work/tiny.gguf" --calib "$work/text.txt" --calib-seqs 3 --calib-len 32 --sensitivity-ctx 64 --candidates int4:g16,e4m3fn:channel,fp --budget 8 --sensitivity "$work/sens.json" --out "$work/x.json"
 expect_error "allocate bad candidate" "--candidates" "$LOWBIT" allocate --model "$work/tiny.gguf" --calib "$work/text.txt" --candidates int4:g16,fp9 --budget 8 --out "$work/x.json"
 expect_error "allocate keep typo" "matches no site" "${alloc[@]}" --budget 8 --keep 'layer.0.*' --sensitivity "$work/sens.json" --out "$work/x.json"
 expect_error "allocate needs calib" "--calib TEXT is required" "$LOWBIT" allocate --model "$work/tiny.gguf" --budget 8 --out "$work/x.json"
 [ -e "$work/x.json" ] && fail "a failed allocate left a recipe"
 expect_ok "sweep --allocate" "allocated: [1-9][0-9]* recipes for 3 budgets" "$LOWBIT" sweep --model "$work/tiny.gguf" --text "$work/text.txt" \
   --ctx 64 --max-tokens 0 --grid "$work/grid.json" --calib "$work/text.txt" --calib-seqs 2 --calib-len 32 --allocate 6:1:8 \
-  --candidates int4:g16,e4m3fn:channel,fp --sensitivity "$work/sens.json" --solver ilp,greedy --out "$work/asweep" --no-layers
+  --sensitivity-tokens 128 --sensitivity-ctx 64 --candidates int4:g16,e4m3fn:channel,fp --sensitivity "$work/sens.json" --solver ilp,greedy --out "$work/asweep" --no-layers
 grep -q 'class="front mixed-front"' "$work/asweep/report.html" || fail "sweep --allocate: the report draws no mixed front"
 
 if [ "$failures" -ne 0 ]; then echo "$failures trust CLI check(s) failed"; exit 1; fi

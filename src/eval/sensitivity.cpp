@@ -135,6 +135,14 @@ void measure_site_latencies(SensitivityTable& t, const model::Runtime& fp, int t
   t.latency_execution = "auto (packed kernels where one exists, else float32 on fake-quantized)";
 }
 
+std::string sensitivity_setup(const ptq::Calibration* calibration, const SensitivityOptions& o) {
+  return fmt::format(
+      "calibration {}; kl windows of {} over {} tokens; {} Hutchinson samples of {} "
+      "tokens, seed {}",
+      calibration ? calibration->id : "none", o.n_ctx, o.max_tokens, o.hutchinson_samples,
+      o.hessian_tokens, o.seed);
+}
+
 SensitivityTable measure_sensitivity(const model::Model& m, const std::string& text,
                                      const std::string& text_name,
                                      const ptq::Calibration* calibration,
@@ -152,6 +160,7 @@ SensitivityTable measure_sensitivity(const model::Model& m, const std::string& t
   t.model_hash = m.content_hash;
   t.candidates = opt.candidates;
   if (calibration) t.calibration = calibration->description;
+  t.setup = sensitivity_setup(calibration, opt);
   model::Llama probe = fp;
   const model::Sites sites = probe.sites();
   t.fixed_bits = double(sites.embedding.rows * sites.embedding.cols) * 16;
@@ -250,6 +259,7 @@ std::string sensitivity_json(const SensitivityTable& t) {
   j["model_hash"] = t.model_hash;
   j["text"] = t.text;
   j["calibration"] = t.calibration;
+  j["setup"] = t.setup;
   j["candidates"] = t.candidate_names();
   j["hutchinson_samples"] = t.hutchinson_samples;
   j["hessian_tokens"] = t.hessian_tokens;
@@ -288,6 +298,7 @@ SensitivityTable sensitivity_from_json(const std::string& json_text, const std::
     t.model_hash = j.at("model_hash").get<std::string>();
     t.text = j.at("text").get<std::string>();
     t.calibration = j.at("calibration").get<std::string>();
+    t.setup = j.at("setup").get<std::string>();
     for (const json& c : j.at("candidates"))
       t.candidates.push_back(ptq::parse_maybe_scheme(c.get<std::string>()));
     t.hutchinson_samples = j.at("hutchinson_samples").get<int>();

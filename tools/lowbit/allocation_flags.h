@@ -103,6 +103,19 @@ struct AllocationFlags {
     return out;
   }
 
+  eval::SensitivityOptions options(const std::vector<ptq::MaybeScheme>& cands) const {
+    eval::SensitivityOptions opt;
+    opt.candidates = cands;
+    opt.kl = all_scores || score == "kl";
+    opt.hessian = all_scores || score == "hessian";
+    opt.proxy = true;  // cheap beside the others
+    opt.max_tokens = sensitivity_tokens;
+    opt.n_ctx = sensitivity_ctx;
+    opt.hutchinson_samples = hutchinson_samples;
+    opt.hessian_tokens = hessian_tokens;
+    return opt;
+  }
+
   eval::AllocationRules rules() const {
     eval::AllocationRules r;
     r.keep = keep;
@@ -161,18 +174,14 @@ struct AllocationFlags {
         throw Error(sensitivity + ": measured for the candidates " +
                     fmt::format("{}", fmt::join(t.candidate_names(), ",")) +
                     ", not these; delete it or give another file");
+      if (const std::string want = eval::sensitivity_setup(&calibration, options(cands));
+          t.setup != want)
+        throw Error(sensitivity + ": measured with other data or settings (" + t.setup + "; now " +
+                    want + "); delete it or give another file");
       fmt::print("sensitivity: read {}\n", sensitivity);
       return t;
     }
-    eval::SensitivityOptions opt;
-    opt.candidates = cands;
-    opt.kl = all_scores || score == "kl";
-    opt.hessian = all_scores || score == "hessian";
-    opt.proxy = true;  // cheap beside the others
-    opt.max_tokens = sensitivity_tokens;
-    opt.n_ctx = sensitivity_ctx;
-    opt.hutchinson_samples = hutchinson_samples;
-    opt.hessian_tokens = hessian_tokens;
+    eval::SensitivityOptions opt = options(cands);
     ProgressBar bar("sensitivity", "steps");
     std::string current;
     opt.progress = [&](const std::string& what, int64_t done, int64_t total) {

@@ -43,6 +43,9 @@ struct SensitivityTable {
   std::string model_hash;   // model::Model::content_hash
   std::string text;         // what kl was measured on: "<path>: 2 windows of 512 tokens"
   std::string calibration;  // the proxy's and the traces' data description
+  // What the scores depend on besides the model and candidates (sensitivity_setup): a table is
+  // reused only for the same setup.
+  std::string setup;
   std::vector<ptq::MaybeScheme> candidates;
   std::vector<SiteSensitivity> sites;  // forward order
   int hutchinson_samples = 0, hessian_tokens = 0;
@@ -76,6 +79,10 @@ struct SensitivityOptions {
 // fake-quantized weight, as in `eval --exec auto`); sites of one shape share one measurement (the
 // median of `repeats`). Fills every site's `latency`.
 void measure_site_latencies(SensitivityTable& t, const model::Runtime& fp, int tokens, int repeats);
+
+// The calibration data's id (its text's content hash, count, length) and every option the scores
+// depend on (kl windows and token budget, Hutchinson samples, trace tokens, seed).
+std::string sensitivity_setup(const ptq::Calibration* calibration, const SensitivityOptions& o);
 
 // Measures a decoder's sensitivity table: kl on `text` (named `text_name`), hessian and proxy on
 // `calibration` (required for them). Throws lowbit::Error for an encoder, or for hessian on a
