@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "error_message.h"
+#include "lowbit/eval/perplexity.h"
 #include "lowbit/eval/sensitivity.h"
 #include "lowbit/model/model.h"
 #include "lowbit/ptq/apply_recipe.h"
@@ -159,6 +160,25 @@ TEST_F(SensitivityTest, TableScoresRulesAndAMixedRecipe) {
     EXPECT_GT(s.proxy[0], s.proxy[1]);
   }
   EXPECT_EQ(coarser_hurts_more, 14);
+  // Each single-site evaluation resumes at the site's layer from recorded inputs: exactly what the
+  // whole forward of the recipe that quantizes only that site gives.
+  const eval::TextWindows windows = eval::make_windows(*model_.tokenizer, text_, "text", 32, 96);
+  eval::PerplexityOptions popt;
+  popt.record = true;
+  const eval::PerplexityResult base = eval::perplexity(*model_.llama, windows, "", popt);
+  popt.record = false;
+  popt.compare_to = &base.recorded;
+  for (size_t i : {size_t(0), size_t(9), t.sites.size() - 1}) {
+    ptq::Recipe only;
+    ptq::RecipeOverride o;
+    o.match = t.sites[i].site;
+    o.weights = opt.candidates[0];
+    only.overrides.push_back(o);
+    const model::Llama q = ptq::apply_recipe(only, *model_.llama);
+    const eval::PerplexityResult whole = eval::perplexity(q, windows, "", popt);
+    EXPECT_EQ(t.sites[i].kl[0], whole.kld.mean) << t.sites[i].site;
+    EXPECT_EQ(t.sites[i].ln_ppl[0], whole.ln_ppl_ratio) << t.sites[i].site;
+  }
   EXPECT_GT(t.rank_correlation("proxy"), 0.3);  // the proxy ranks sites much as the KL does
   EXPECT_TRUE(std::isfinite(t.rank_correlation("hessian")));
 

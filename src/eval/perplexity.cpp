@@ -103,6 +103,13 @@ PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int
 
 PerplexityResult perplexity(const model::Decoder& decoder, const TextWindows& windows,
                             const std::string& description, const PerplexityOptions& opt) {
+  const std::unique_ptr<model::Decoder::Pass> pass = decoder.pass(windows.n_ctx);
+  return perplexity(decoder, *pass, windows, description, opt);
+}
+
+PerplexityResult perplexity(const model::Decoder& decoder, model::Decoder::Pass& pass,
+                            const TextWindows& windows, const std::string& description,
+                            const PerplexityOptions& opt) {
   const int n_ctx = windows.n_ctx;
   const int n_vocab = decoder.vocab_size();
   const std::vector<int32_t>& tokens = windows.tokens;
@@ -142,7 +149,6 @@ PerplexityResult perplexity(const model::Decoder& decoder, const TextWindows& wi
     b.model = description;
   }
 
-  const std::unique_ptr<model::Decoder::Pass> pass = decoder.pass(n_ctx);
   std::vector<float> logits(size_t(kLogitRows) * size_t(n_vocab));
   std::vector<int32_t> order(static_cast<size_t>(n_vocab));
   std::vector<double> kld;
@@ -152,10 +158,10 @@ PerplexityResult perplexity(const model::Decoder& decoder, const TextWindows& wi
   for (int64_t w = 0; w < res.n_windows; ++w) {
     const size_t start = size_t(w) * size_t(n_ctx);
     const std::vector<int32_t> window = windows.window(w);
-    pass->forward(window.data(), n_ctx);
+    pass.forward(window.data(), n_ctx);
     for (int row0 = first; row0 < first + per_window; row0 += kLogitRows) {
       const int rows = std::min(kLogitRows, first + per_window - row0);
-      pass->logits(row0, rows, logits.data());
+      pass.logits(row0, rows, logits.data());
       for (int r = 0; r < rows; ++r) {
         const float* row = logits.data() + size_t(r) * size_t(n_vocab);
         const int pos = row0 + r;

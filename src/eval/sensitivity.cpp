@@ -13,6 +13,7 @@
 #include <numeric>
 
 #include "eval/rank_correlation.h"
+#include "eval/resumed_pass.h"
 #include "lowbit/eval/perplexity.h"
 #include "lowbit/model/execution.h"
 #include "lowbit/ptq/apply_recipe.h"
@@ -232,6 +233,9 @@ SensitivityTable measure_sensitivity(const model::Model& m, const std::string& t
     const PerplexityResult base = perplexity(fp, windows, m.path, popt);
     popt.record = false;
     popt.compare_to = &base.recorded;
+    // Only one layer differs from the full-precision model in each evaluation: every one starts
+    // at that layer from the recorded inputs (about half the layers on average are skipped).
+    const LayerInputs inputs(fp, windows);
     int64_t quantized = 0, done = 0;
     for (const ptq::MaybeScheme& c : opt.candidates) quantized += c ? 1 : 0;
     const int64_t total = quantized * int64_t(t.sites.size());
@@ -243,7 +247,8 @@ SensitivityTable measure_sensitivity(const model::Model& m, const std::string& t
           continue;
         }
         const model::Llama q = ptq::apply_recipe(only_site(s.site, opt.candidates[c]), fp);
-        const PerplexityResult r = perplexity(q, windows, "", popt);
+        ResumedPass pass(q, inputs, s.layer);
+        const PerplexityResult r = perplexity(q, pass, windows, "", popt);
         s.kl[c] = r.kld.mean;
         s.ln_ppl[c] = r.ln_ppl_ratio;
         progress("KL per site and candidate", ++done, total);

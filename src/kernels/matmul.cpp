@@ -118,14 +118,11 @@ bool takes_int8_activations(const PackedMatrix& m) {
          m.groups_per_row == 1 && m.offsets.empty();
 }
 
-void matmul_w8a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_scale, size_t n,
-                 float* y, const MatmulBackend& backend) {
+void matmul_i8_sums(const PackedMatrix& m, const int8_t* x_codes, size_t n, int32_t* out,
+                    const MatmulBackend& backend) {
   if (!takes_int8_activations(m))
     throw Error("W8A8: the packed weight (" + m.scheme +
                 ") is not int8 with one scale per output row");
-  thread_local std::vector<int32_t> acc;
-  acc.resize(n * m.rows);
-  int32_t* out = acc.data();
   if (n > kMaxGemvRows && backend.gemm_i8) {
     // Biased codes once per call; tiles of kGemmRows weight rows split between the threads, all
     // input rows inside each (the tile's weights stay in L1 while every input passes).
@@ -150,6 +147,14 @@ void matmul_w8a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_sc
       backend.gemv_i8(m, r0, r1, x + j0 * m.padded_cols, rows, out + j0 * m.rows, m.rows);
     });
   }
+}
+
+void matmul_w8a8(const PackedMatrix& m, const int8_t* x_codes, const float* x_scale, size_t n,
+                 float* y, const MatmulBackend& backend) {
+  thread_local std::vector<int32_t> acc;
+  acc.resize(n * m.rows);
+  int32_t* out = acc.data();
+  matmul_i8_sums(m, x_codes, n, out, backend);
   thread_local std::vector<float> row_scales;
   row_scales.resize(m.rows);
   for (size_t r = 0; r < m.rows; ++r) row_scales[r] = m.scale(r, 0);

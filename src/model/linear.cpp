@@ -57,6 +57,14 @@ void Linear::forward(const float* x, int n, float* y) const {
     input_transform_->apply(rotated_input.data(), size_t(n));
     x = rotated_input.data();
   }
+  if (integer_) {
+    if (integer_emulated_)
+      integer_->emulate(x, n, y);
+    else
+      integer_->forward(x, n, y);
+    if (probe_) probe_->observe(*this, x, x, n, y);
+    return;
+  }
   // Quantized activations on the kernels that take them (W8A8, W4A8, W4A4, FP8) for decode
   // batches, and W8A8 int8 prefill where the CPU has VNNI (kernels::MatmulBackend::gemm_i8: exact
   // integer sums). Other prefill (more rows) runs the decoded-tile sgemm on the fake-quantized

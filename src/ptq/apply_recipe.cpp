@@ -116,6 +116,36 @@ std::unique_ptr<model::Runtime> run_methods(
   return base;
 }
 
+// The methods' after_quantization steps, on the quantized model, in the recipe's order.
+void run_after_quantization(const Recipe& recipe, std::unique_ptr<model::Runtime>& q,
+                            const Calibration* calibration, PrequantizedWeights& prequantized,
+                            std::map<std::string, Scheme>& chosen, ApplyReport& rep,
+                            const std::function<void(const std::string&, int, int)>& progress) {
+  const auto scheme_of = [&](const std::string& site) -> MaybeScheme {
+    const auto it = chosen.find(site);
+    return it != chosen.end() ? MaybeScheme(it->second) : recipe.resolve(site).weights;
+  };
+  for (const Method& m : recipe.methods) {
+    const MethodInfo& info = find_method(m.name);
+    if (!info.after_quantization) continue;
+    const auto t0 = std::chrono::steady_clock::now();
+    MethodRun run{m,
+                  recipe,
+                  q,
+                  calibration,
+                  prequantized,
+                  chosen,
+                  scheme_of,
+                  "",
+                  nullptr,
+                  [&](int done, int total) {
+                    if (progress) progress(m.name, done, total);
+                  }};
+    info.after_quantization(run);
+    rep.method_seconds.emplace_back(m.spelling() + " (on the quantized model)", seconds_since(t0));
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<model::Runtime> apply_recipe(
@@ -254,6 +284,8 @@ std::unique_ptr<model::Runtime> apply_recipe(
       throw Error("recipe: " + kv.name + ": " + e.what());
     }
   }
+
+  run_after_quantization(recipe, q, calibration, prequantized, chosen, rep, progress);
 
   double bits = 0, count = 0, linear_bits = 0, linear_count = 0;
   for (const WeightReport& r : rep.weights) {

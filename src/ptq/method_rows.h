@@ -17,6 +17,7 @@ MethodInfo kv_reorder_method();        // kv_reorder.cpp
 MethodInfo learned_rounding_method();  // learned_rounding.cpp
 MethodInfo llm_fp4_method();           // llm_fp4.cpp
 MethodInfo bit_switch_method();        // bit_switch_method.cpp
+MethodInfo dyadic_method();            // dyadic_method.cpp
 
 // Throws for a method that corrects the quantized weights (biascorrect, lorc) when a method that
 // chooses them (MethodInfo::chooses_weights) comes after it in the recipe: the correction would

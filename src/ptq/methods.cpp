@@ -15,7 +15,8 @@ const std::vector<MethodInfo>& method_registry() {
   static const std::vector<MethodInfo> rows = {
       hadamard_method(), smoothquant_method(), gptq_method(),         learned_rounding_method(),
       search_method(),   llm_fp4_method(),     equalization_method(), bias_correction_method(),
-      lorc_method(),     kv_reorder_method(),  lmul_method(),         bit_switch_method()};
+      lorc_method(),     kv_reorder_method(),  lmul_method(),         bit_switch_method(),
+      dyadic_method()};
   return rows;
 }
 

@@ -43,8 +43,8 @@ struct RecipeFlags {
         "--override", overrides,
         "<pattern>:w=..,a=..,kv=.. for matching sites, e.g. '*.down_proj:w=fp' (repeatable)");
     cmd->add_option("--method", methods,
-                    "PTQ methods run in order before quantization (comma-separated or repeated; "
-                    "docs/ptq.md): " +
+                    "PTQ methods run in order before quantization (dyadic: after it, on the "
+                    "quantized model; comma-separated or repeated; docs/ptq.md): " +
                         ptq::methods_help())
         ->delimiter(',');
     cmd->add_option("--name", name, "A label for the recipe in reports");

@@ -88,5 +88,10 @@ PerplexityResult perplexity(const model::Decoder& decoder, const std::vector<int
 // The same over windows already set up (their n_ctx and budget replace the options').
 PerplexityResult perplexity(const model::Decoder& decoder, const TextWindows& windows,
                             const std::string& description, const PerplexityOptions& options);
+// The same through a pass the caller made (one that resumes from cached activations, say): it
+// must compute what decoder.pass(windows.n_ctx) would, window after window in order.
+PerplexityResult perplexity(const model::Decoder& decoder, model::Decoder::Pass& pass,
+                            const TextWindows& windows, const std::string& description,
+                            const PerplexityOptions& options);
 
 }  // namespace lowbit::eval

@@ -184,6 +184,12 @@ void matmul(const PackedMatrix& m, const float* x, size_t n, float* y,
 // Whether matmul_w8a8 takes this matrix: int8 codes (ByteDecode::Signed), one scale per row.
 bool takes_int8_activations(const PackedMatrix& m);
 
+// acc[j * rows + r] = sum_c x_codes[j, c] * code(r, c), exact in int32 (cols up to 65536), for a
+// matrix matmul_w8a8 takes: the integer products alone, for integer-only execution that
+// requantizes the sums itself (lowbit/model/integer_linear.h).
+void matmul_i8_sums(const PackedMatrix& m, const int8_t* x_codes, size_t n, int32_t* acc,
+                    const MatmulBackend& backend = default_matmul_backend());
+
 // W8A8 int8: y[n, rows] = (x_scale[j] * scale(r)) * sum_c x_codes[j, c] * code(r, c), the sums
 // exact in int32 (what the tests hold them to), the two scales applied in float32 after them.
 // x_codes: n rows of cols int8 activation codes; x_scale: one per row. More than kMaxGemvRows

@@ -10,6 +10,7 @@
 
 #include "lowbit/format/format.h"
 #include "lowbit/kernels/matmul.h"
+#include "lowbit/model/integer_linear.h"
 #include "lowbit/model/lmul.h"
 #include "lowbit/quant/qtensor.h"
 #include "lowbit/quant/scheme.h"
@@ -87,6 +88,17 @@ class Linear {
   void set_low_rank(std::shared_ptr<const LowRank> l);
   const std::shared_ptr<const LowRank>& low_rank() const { return low_rank_; }
   // Not owned; nullptr detaches.
+  // Integer-only execution (HAWQ-V3, lowbit/model/integer_linear.h): forward() runs `l` on the
+  // (transformed) input instead of the float product, its float emulation when `emulated`; the
+  // input scheme, bias and weight above are then only what the report shows. nullptr: back to the
+  // float product.
+  void set_integer_only(std::shared_ptr<const IntegerLinear> l, bool emulated = false) {
+    integer_ = std::move(l);
+    integer_emulated_ = emulated;
+  }
+  const std::shared_ptr<const IntegerLinear>& integer_only() const { return integer_; }
+  bool integer_only_emulated() const { return integer_emulated_; }
+
   void set_probe(LinearProbe* probe) { probe_ = probe; }
 
   const std::string& name() const { return name_; }
@@ -140,6 +152,8 @@ class Linear {
   float weight_global_scale_ = 1.0f;
   std::shared_ptr<const QTensor> weight_codes_;
   std::shared_ptr<const kernels::PackedMatrix> packed_;
+  std::shared_ptr<const IntegerLinear> integer_;
+  bool integer_emulated_ = false;
   LinearProbe* probe_ = nullptr;
 
   void multiply_accumulating(const float* x, int n, float* y) const;

@@ -75,6 +75,9 @@ struct MethodInfo {
   // corrects the quantized weights (biascorrect, lorc) must come after it.
   bool chooses_weights = false;
   std::function<void(MethodRun&)> run;
+  // Runs once more after round to nearest has set every weight, with run.model the quantized model
+  // (integer-only execution builds on the final codes); empty for most methods.
+  std::function<void(MethodRun&)> after_quantization;
 
   const MethodParam* param(const std::string& name) const;
   std::string usage() const;  // "gptq[:damp=D][:block=B][:act_order]"
