@@ -37,7 +37,7 @@ def best(rs, budget, key):
 
 
 labels = [l for l in ("ilp kl", "greedy kl", "ilp hessian", "ilp proxy") if l in series]
-budgets = [4.25 + 0.25 * i for i in range(16)]
+budgets = [4.25, 4.5, 5, 5.5, 6, 6.5, 7, 7.5, 8]  # the kl allocations' (the script's)
 kl = lambda r: r["kld"]["mean"]
 for metric, key, fmt in (("mean KL divergence", kl, "{:.4f}"),
                          ("ΔPPL", lambda r: r["delta_ppl"], "{:+.3f}")):

@@ -50,6 +50,8 @@ printf '\xff\xfeh\x00i\x00' > "$work/utf16.txt"
 # The library's errors name what is wrong; the CLI adds the flag that changes it.
 expect_error "repair flag named" "on the command line: UTF-8 repair: --repair-utf8" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/latin1.txt"
 expect_error "calib flag named" "calibration data: --calib TEXT" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/text.txt" --ctx 64 --w mxfp4 --method gptq
+expect_ok "dyadic integer-only" "PPL: " "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/text.txt" --ctx 64 --w int8:channel --a int8:tensor --method dyadic:out=16 --calib "$work/text.txt" --calib-seqs 2 --calib-len 32
+expect_error "dyadic names the site" "layers.0.q_proj cannot run integer-only" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/text.txt" --ctx 64 --w int4:g16 --a int8:tensor --method dyadic --calib "$work/text.txt" --calib-seqs 2 --calib-len 32
 expect_error "ctx flag named" "context length: --ctx" "$LOWBIT" eval --model "$work/tiny.gguf" --text "$work/text.txt" --ctx 1000000
 expect_error "utf-16 text" "UTF-16" "$LOWBIT" tokenize --model "$work/tiny.gguf" --lines "$work/utf16.txt"
 expect_ok "repair" "EF BF BD|65533|\\[" "$LOWBIT" tokenize --model "$work/tiny.gguf" --lines "$work/latin1.txt" --repair-utf8
