@@ -577,8 +577,13 @@ HWY_INLINE void PrepareW4A8(const PackedMatrix& m, const int8_t* x, size_t n, in
 // kernels' ranges (no int16 pair saturates): pmaddubsw + pmaddwd, or one VNNI vpdpbusd.
 HWY_INLINE __m256i UnsignedSignedQuads(__m256i u, __m256i x, __m256i ones16) {
 #if HWY_TARGET == HWY_AVX3_DL
+  // Through the 512-bit instruction: Highway's AVX3_DL target string names AVX-VNNI, so the
+  // compiler gives the 256-bit vpdpbusd its VEX encoding, which AVX-512 VNNI CPUs without AVX-VNNI
+  // (AMD Zen 4) do not decode (SIGILL). The zmm form is EVEX-encoded; the lanes are independent,
+  // so the undefined upper half of the widened operands never reaches the low half.
   (void)ones16;
-  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, x);
+  return _mm512_castsi512_si256(_mm512_dpbusd_epi32(
+      _mm512_setzero_si512(), _mm512_castsi256_si512(u), _mm512_castsi256_si512(x)));
 #else
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), ones16);
 #endif
