@@ -161,8 +161,8 @@ TEST(IntegerLinear, SumsAreExactAndCodesWithinTheDyadicRounding) {
       }
     RecordProperty("differ_" + std::to_string(n) + "_" + std::to_string(output_bits) + "_" +
                        std::to_string(bias),
-                   std::to_string(differ) + " of " + std::to_string(out * size_t(n)) + ", expected " +
-                       std::to_string(near_midpoint));
+                   std::to_string(differ) + " of " + std::to_string(out * size_t(n)) +
+                       ", expected " + std::to_string(near_midpoint));
     // Rare where the error bands are narrow (no bias: the dyadic error alone is ~1e-9 codes).
     EXPECT_LE(differ, 3 * near_midpoint + 3) << "n " << n << ", bias " << bias;
     if (output_bits == 8) {
