@@ -20,15 +20,28 @@ def is_mixed(r):
     return any(o.get("weights") is not None for o in r["recipe"]["overrides"])
 
 
-series = {}  # label -> list of results
+series = {}  # label -> {budget: result}
 uniform = []
 for folder in ("kl", "hessian", "proxy"):
     for r in results(folder):
         if is_mixed(r):
-            solver, score, _ = r["name"].split(" ")
-            series.setdefault(f"{solver} {score}", []).append(r)
+            solver, score, budget = r["name"].split(" ")
+            series.setdefault(f"{solver} {score}", {})[float(budget)] = r
         elif not any(u["hash"] == r["hash"] for u in uniform):
             uniform.append(r)
+
+
+def allocation(label, budget):
+    """The allocation of `label` at `budget`, and whether the sweep kept it under another solver's
+    name (it evaluates a recipe two solvers agree on once, named after the first)."""
+    own = series.get(label, {}).get(budget)
+    if own:
+        return own, False
+    score = label.split(" ")[1]
+    for other, rs in series.items():
+        if other.split(" ")[1] == score and budget in rs:
+            return rs[budget], True
+    return None, False
 
 
 def best(rs, budget, key):
@@ -48,8 +61,8 @@ for metric, key, fmt in (("mean KL divergence", kl, "{:.4f}"),
         u = best(uniform, b, key)
         cells = [f"{fmt.format(key(u))} ({u['short'].split()[0][2:]})" if u else "—"]
         for l in labels:
-            r = best(series[l], b, key)
-            cells.append(fmt.format(key(r)) if r else "—")
+            r, shared = allocation(l, b)
+            cells.append((fmt.format(key(r)) + (" (same recipe)" if shared else "")) if r else "—")
         print(f"| {b:.2f} | " + " | ".join(cells) + " |")
 
 sens_path = os.path.join(out, "sens.json")
@@ -66,7 +79,7 @@ if os.path.exists(sens_path):
     by_site = {s["site"]: s for s in sens["sites"]}
     print("\n| allocation | predicted KL (Σ sites, sensitivity text) | measured KL (evaluation text) |")
     print("| --- | ---: | ---: |")
-    for r in sorted(series.get("ilp kl", []), key=lambda r: r["bits_per_linear_weight"]):
+    for r in sorted(series.get("ilp kl", {}).values(), key=lambda r: r["bits_per_linear_weight"]):
         rec = r["recipe"]
         chosen = {o["match"]: o["weights"] for o in rec["overrides"] if o.get("weights") is not None}
         total = 0.0
